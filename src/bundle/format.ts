@@ -1,0 +1,78 @@
+// Bundle format v1, the thing that crosses the air gap (docs/bundle-format.md is the prose version).
+//
+// A bundle is one tar stream, optionally split into volumes ("NAME.001", "NAME.002", … whose
+// concatenation is the tar). The tar is at the same time an OCI image layout, so skopeo reads it as
+// `oci-archive:`. Entry order is fixed: pin-preload.json (this BundleManifest), oci-layout, index.json,
+// the directories blobs/ and blobs/sha256/, then blobs/sha256/<hex> sorted by role (manifests, configs,
+// layers) and then by digest; every mtime, uid and gid is 0, so the same plan gives the same bytes.
+//
+// The volumes' sizes and sha256 cannot be inside the tar they hash, so they live in the seal, a small
+// JSON file next to the volumes ("NAME.seal.json") that also pins the manifest by digest; the detached
+// signature ("NAME.sig") is over the seal's exact bytes, and so covers the manifest and every blob.
+
+import type { Digest } from '../oci/digest.js';
+
+export const BUNDLE_FORMAT = 'pin-preload.bundle';
+export const BUNDLE_FORMAT_VERSION = 1;
+export const MANIFEST_ENTRY = 'pin-preload.json';
+export const SEAL_SUFFIX = '.seal.json';
+export const SIGNATURE_SUFFIX = '.sig';
+
+export interface BundleImage {
+  /** Source reference by digest: "quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:…". */
+  readonly name: string;
+  /** "quay.io/openshift-release-dev/ocp-v4.0-art-dev" */
+  readonly repository: string;
+  readonly digest: Digest;
+  readonly mediaType: string;
+  /** The tag it was resolved from, served by the mirror under that tag. */
+  readonly tag?: string;
+  readonly origin: 'release' | 'component' | 'extra';
+  readonly component?: string;
+  /** "linux/amd64", … */
+  readonly platforms: readonly string[];
+  /** Every manifest of the image, top first. */
+  readonly manifests: readonly Digest[];
+  /** Every config and layer blob of the image. */
+  readonly blobs: readonly Digest[];
+}
+
+export interface BundleBlob {
+  readonly digest: Digest;
+  readonly size: number;
+  readonly mediaType: string;
+  readonly role: 'manifest' | 'config' | 'layer';
+  readonly uncompressedSize: number;
+  readonly uncompressedEstimated: boolean;
+}
+
+export interface BundleManifest {
+  readonly format: typeof BUNDLE_FORMAT;
+  readonly formatVersion: typeof BUNDLE_FORMAT_VERSION;
+  readonly tool: { readonly name: 'pin-preload'; readonly version: string };
+  /** RFC 3339; from SOURCE_DATE_EPOCH when set, so that rebuilds are byte-identical. */
+  readonly created: string;
+  readonly release?: { readonly name: string; readonly digest: Digest; readonly version: string };
+  readonly platforms: readonly string[];
+  readonly images: readonly BundleImage[];
+  /** Sorted by digest; each stored once in the tar. */
+  readonly blobs: readonly BundleBlob[];
+  /** Size of every volume but possibly the last; undefined when not split. */
+  readonly splitSize?: number;
+}
+
+export interface SealVolume {
+  /** File name only (no directory): volumes are found next to the seal. */
+  readonly name: string;
+  readonly size: number;
+  readonly sha256: string;
+}
+
+export interface BundleSeal {
+  readonly format: typeof BUNDLE_FORMAT;
+  readonly formatVersion: typeof BUNDLE_FORMAT_VERSION;
+  /** sha256 of the exact bytes of the pin-preload.json entry. */
+  readonly manifestDigest: Digest;
+  readonly totalSize: number;
+  readonly volumes: readonly SealVolume[];
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+// The pin-preload command line: wiring only. Each command lives in its own file and registers itself here.
+
+import { Command, CommanderError } from 'commander';
+import { TOOL_VERSION } from '../version.js';
+import { reportAndExit } from './run-command.js';
+
+export function buildProgram(): Command {
+  const program = new Command('pin-preload')
+    .description('Pre-load and pin container images on the nodes of disconnected OpenShift/Kubernetes clusters')
+    .version(TOOL_VERSION, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  const bundle = program.command('bundle').description('make, check and look into offline bundles (bastion side)');
+  void bundle;
+  // Command registrations (one line each, keep sorted):
+  return program;
+}
+
+async function main(): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
+    reportAndExit(err);
+  }
+}
+
+process.on('unhandledRejection', (err) => reportAndExit(err));
+await main();

@@ -1,0 +1,68 @@
+// A bundle plan: every image of a selection resolved to digests, with every blob it needs, deduplicated.
+// `bundle plan` prints it; `bundle create` downloads exactly it. Built by resolve.ts.
+
+import type { Digest } from '../oci/digest.js';
+import type { DigestReference } from '../oci/reference.js';
+import type { Platform } from '../oci/platform.js';
+
+export type ImageOrigin = 'release' | 'component' | 'extra';
+
+export interface PlannedImage {
+  /** The source reference by digest, e.g. quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:… */
+  readonly reference: DigestReference;
+  /** How the user (or the release) named it, e.g. "quay.io/…/ocp-release:4.16.3-x86_64" or the digest form. */
+  readonly requestedAs: string;
+  /** The tag the image was resolved from, if any; bundles keep it so the mirror can serve it by tag. */
+  readonly tag?: string;
+  readonly origin: ImageOrigin;
+  /** The release component (image-references tag name), for origin "component". */
+  readonly component?: string;
+  /** Media type of the top manifest (an index for multi-arch images). */
+  readonly mediaType: string;
+  /** Platforms whose manifests are included (for an index: the selected children only). */
+  readonly platforms: readonly Platform[];
+  /** Digests of every manifest of this image: the top one first, then the selected children. */
+  readonly manifests: readonly Digest[];
+  /** Digests of every config and layer blob of this image, in manifest order, repeats removed. */
+  readonly blobs: readonly Digest[];
+}
+
+export type BlobRole = 'manifest' | 'config' | 'layer';
+
+export interface PlannedBlob {
+  readonly digest: Digest;
+  readonly size: number;
+  readonly mediaType: string;
+  readonly role: BlobRole;
+  /** Repositories (domain/path) that reference it; it is fetched from the first one. */
+  readonly repositories: readonly string[];
+  /** For manifests only: the exact bytes already fetched at plan time (small; never layer data). */
+  readonly bytes?: Buffer;
+  /** Uncompressed size: exact for uncompressed layers and JSON, otherwise an estimate (see `estimated`). */
+  readonly uncompressedSize: number;
+  readonly uncompressedEstimated: boolean;
+}
+
+export interface PlannedRelease {
+  readonly reference: DigestReference;
+  readonly requestedAs: string;
+  readonly version: string;
+  readonly previous?: readonly string[];
+  readonly componentCount: number;
+}
+
+export interface BundlePlan {
+  readonly release?: PlannedRelease;
+  readonly platforms: readonly Platform[];
+  readonly images: readonly PlannedImage[];
+  /** Unique blobs (manifests, configs, layers) sorted by digest. */
+  readonly blobs: readonly PlannedBlob[];
+  readonly totals: {
+    readonly images: number;
+    readonly uniqueBlobs: number;
+    readonly uniqueBytes: number;
+    /** Bytes if every image were stored on its own (blobs counted once per image that uses them). */
+    readonly bytesWithRepeats: number;
+    readonly uncompressedBytes: number;
+  };
+}
