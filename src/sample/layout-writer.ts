@@ -1,0 +1,70 @@
+// Writes an OCI image layout directory (oci-layout, index.json, blobs/sha256/<hex>) from generated parts.
+// Blobs are content-addressed, so rewriting one is harmless; index.json is written last, atomically.
+
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { sha256Of, type Digest } from '../oci/digest.js';
+import { MediaType } from '../oci/media-types.js';
+import type { Platform } from '../oci/platform.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
+
+export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
+
+/** JSON with object keys sorted at every level: one text per value, so digests are reproducible. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return v;
+    const sorted: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
+    return sorted;
+  });
+}
+
+export interface BlobDescriptor {
+  readonly mediaType: string;
+  readonly digest: Digest;
+  readonly size: number;
+  readonly platform?: Platform;
+  readonly annotations?: Record<string, string>;
+}
+
+export class LayoutWriter {
+  readonly blobsDir: string;
+  private readonly entries: BlobDescriptor[] = [];
+
+  constructor(readonly dir: string) {
+    this.blobsDir = path.join(dir, 'blobs', 'sha256');
+  }
+
+  async open(): Promise<void> {
+    await fs.mkdir(this.blobsDir, { recursive: true });
+  }
+
+  /**
+   * Stores small JSON (configs, manifests) under its digest. No fsync per blob: a fixture is rebuilt
+   * from its parameters, and a layout without index.json/sample.json is never taken as complete.
+   */
+  async writeJson(mediaType: string, value: unknown): Promise<BlobDescriptor> {
+    const bytes = Buffer.from(canonicalJson(value), 'utf8');
+    const digest = sha256Of(bytes);
+    const file = path.join(this.blobsDir, digest.slice('sha256:'.length));
+    const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+    await fs.writeFile(tmp, bytes);
+    await fs.rename(tmp, file);
+    return { mediaType, digest, size: bytes.length };
+  }
+
+  /** Names a top-level image in index.json by its full source reference. */
+  addIndexEntry(descriptor: BlobDescriptor, refName: string): void {
+    this.entries.push({ mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size, annotations: { [REF_NAME_ANNOTATION]: refName } });
+  }
+
+  async finish(): Promise<void> {
+    await writeFileAtomic(path.join(this.dir, 'oci-layout'), canonicalJson({ imageLayoutVersion: '1.0.0' }));
+    await writeFileAtomic(
+      path.join(this.dir, 'index.json'),
+      canonicalJson({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: this.entries }),
+    );
+  }
+}
