@@ -1,0 +1,126 @@
+// Bundle specs: a TOML file that says what a bundle holds and how it is written (bundles/README.md lists
+// every key). Parsed strictly: an unknown key or a bad value is an error naming the file and the key.
+
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import TOML from '@iarna/toml';
+import { errnoCode, UserError } from '../util/errors.js';
+import { parseSize } from '../util/size.js';
+import { parsePlatformChoice, requestImage, type PlatformChoice, type RequestedImage } from './selection.js';
+
+export interface BundleSpec {
+  readonly file: string;
+  readonly description?: string;
+  readonly release?: RequestedImage;
+  readonly images: readonly RequestedImage[];
+  /** Image-list files, made absolute (relative paths in a spec are relative to the spec's directory). */
+  readonly imagesFrom: readonly string[];
+  readonly platforms?: PlatformChoice;
+  /** Bytes per volume. */
+  readonly splitSize?: number;
+  /** Bundle path (absolute). */
+  readonly output?: string;
+  /** Signing key path (absolute). */
+  readonly signKey?: string;
+}
+
+export const BUNDLE_SPEC_KEYS = ['description', 'release', 'images', 'images-from', 'platforms', 'split-size', 'output', 'sign-key'] as const;
+
+function specError(file: string, key: string | undefined, message: string, line?: number): UserError {
+  const where = line !== undefined ? `${file}:${line}` : file;
+  return new UserError('BUNDLE_SPEC_INVALID', `${where}: ${key !== undefined ? `key "${key}": ` : ''}${message}`, {
+    hint: 'see bundles/README.md for the keys a bundle spec may have',
+    exitCode: 2,
+  });
+}
+
+/** The 1-based line where `key = ` is set, for messages (TOML parsers do not keep positions). */
+function lineOfKey(text: string, key: string): number | undefined {
+  const i = text.split('\n').findIndex((l) => new RegExp(`^\\s*["']?${key.replace(/[-]/g, '\\-')}["']?\\s*=`).test(l));
+  return i === -1 ? undefined : i + 1;
+}
+
+/** The 1-based line of the first quoted occurrence of `value` at or after `fromLine`. */
+function lineOfValue(text: string, value: string, fromLine = 1): number | undefined {
+  const lines = text.split('\n');
+  for (let i = fromLine - 1; i < lines.length; i++) {
+    if (lines[i]!.includes(`"${value}"`) || lines[i]!.includes(`'${value}'`)) return i + 1;
+  }
+  return undefined;
+}
+
+export async function readBundleSpec(file: string): Promise<BundleSpec> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UserError('BUNDLE_SPEC_UNREADABLE', `cannot read bundle spec ${file}: ${errnoCode(err) === 'ENOENT' ? 'no such file' : (err as Error).message}`, { exitCode: 2 });
+  }
+  return parseBundleSpec(text, file);
+}
+
+export function parseBundleSpec(text: string, file: string): BundleSpec {
+  let doc: Record<string, unknown>;
+  try {
+    doc = TOML.parse(text) as Record<string, unknown>;
+  } catch (err) {
+    const e = err as { line?: number; message: string };
+    throw specError(file, undefined, `not valid TOML: ${e.message.split('\n')[0]}`, typeof e.line === 'number' ? e.line + 1 : undefined);
+  }
+  for (const key of Object.keys(doc)) {
+    if (!(BUNDLE_SPEC_KEYS as readonly string[]).includes(key)) {
+      throw specError(file, key, `unknown key (known keys: ${BUNDLE_SPEC_KEYS.join(', ')})`, lineOfKey(text, key));
+    }
+  }
+  const dir = path.dirname(path.resolve(file));
+  const str = (key: string): string | undefined => {
+    const v = doc[key];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string' || v.trim() === '') throw specError(file, key, 'must be a non-empty string', lineOfKey(text, key));
+    return v;
+  };
+  const strings = (key: string): string[] => {
+    const v = doc[key];
+    if (v === undefined) return [];
+    if (typeof v === 'string') return [v];
+    if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) throw specError(file, key, 'must be a string or a list of strings', lineOfKey(text, key));
+    return v as string[];
+  };
+  const at = (key: string, fn: () => unknown): unknown => {
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof UserError && err.code !== 'BUNDLE_SPEC_INVALID') throw specError(file, key, err.message, lineOfKey(text, key));
+      throw err;
+    }
+  };
+
+  const releaseText = str('release');
+  const keyLine = lineOfKey(text, 'images');
+  const images = strings('images').map((s) => requestImage(s, `${file}:${lineOfValue(text, s, keyLine) ?? keyLine ?? 1}`));
+  const platformsValue = doc.platforms;
+  let platforms: PlatformChoice | undefined;
+  if (platformsValue !== undefined) platforms = at('platforms', () => parsePlatformChoice(strings('platforms'))) as PlatformChoice;
+  const split = doc['split-size'];
+  let splitSize: number | undefined;
+  if (split !== undefined) {
+    if (typeof split === 'number' && Number.isSafeInteger(split) && split > 0) splitSize = split;
+    else if (typeof split === 'string') splitSize = at('split-size', () => parseSize(split, 'split-size')) as number;
+    else throw specError(file, 'split-size', 'must be a size such as "4GiB" or a positive number of bytes', lineOfKey(text, 'split-size'));
+    if (splitSize === 0) throw specError(file, 'split-size', 'must be more than 0', lineOfKey(text, 'split-size'));
+  }
+  const output = str('output');
+  const signKey = str('sign-key');
+  const description = str('description');
+  return {
+    file,
+    ...(description !== undefined ? { description } : {}),
+    ...(releaseText !== undefined ? { release: requestImage(releaseText, `${file}:${lineOfKey(text, 'release') ?? 1}`) } : {}),
+    images,
+    imagesFrom: strings('images-from').map((f) => path.resolve(dir, f)),
+    ...(platforms !== undefined ? { platforms } : {}),
+    ...(splitSize !== undefined ? { splitSize } : {}),
+    ...(output !== undefined ? { output: path.resolve(dir, output) } : {}),
+    ...(signKey !== undefined ? { signKey: path.resolve(dir, signKey) } : {}),
+  };
+}

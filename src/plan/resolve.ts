@@ -1,0 +1,215 @@
+// Builds a BundlePlan from a Selection: the release and its components, the extra images, tags resolved
+// to digests, index children chosen per platform, and every blob listed once. Only manifests are fetched.
+
+import type { Digest } from '../oci/digest.js';
+import { ManifestError, parseManifest, type Descriptor, type ImageManifest } from '../oci/manifest.js';
+import { layerCompression } from '../oci/media-types.js';
+import { DEFAULT_PLATFORM, formatPlatform, type Platform } from '../oci/platform.js';
+import { digestReference, formatReference, repositoryName, withDefaultTag, type DigestReference, type Reference } from '../oci/reference.js';
+import type { ImageSource } from '../registry/source.js';
+import { resolveRelease, runnableChildren, selectChild, type ResolvedRelease } from '../release/resolve-release.js';
+import { UserError } from '../util/errors.js';
+import { mapBounded } from './concurrency.js';
+import { ManifestCache } from './manifest-cache.js';
+import type { BlobRole, BundlePlan, ImageOrigin, PlannedBlob, PlannedImage, PlannedRelease } from './plan.js';
+import type { PlatformChoice, Selection } from './selection.js';
+
+export const DEFAULT_CONCURRENCY = 16;
+
+/**
+ * Compressed layers' uncompressed size is estimated as 3 × their size. Container layers of binaries and
+ * RPM content typically inflate 2–4× under gzip or zstd; we take the high side on purpose, since the
+ * estimate feeds free-space checks where running out is worse than over-asking (the MCO uses 2×
+ * compressed size for the same purpose). Uncompressed tar layers and JSON blobs are exact.
+ */
+export const COMPRESSED_LAYER_RATIO = 3;
+
+export interface PlanOptions {
+  /** Manifest fetches in flight at once (default 16). */
+  readonly concurrency?: number;
+}
+
+interface ImageRequest {
+  readonly ref: Reference;
+  readonly requestedAs: string;
+  readonly origin: ImageOrigin;
+  readonly component?: string;
+  /** Names the image in error messages. */
+  readonly where: string;
+}
+
+interface BlobUse {
+  readonly descriptor: Descriptor;
+  readonly role: BlobRole;
+  readonly bytes?: Buffer;
+}
+
+interface ResolvedImage {
+  readonly image: PlannedImage;
+  readonly uses: readonly BlobUse[];
+}
+
+export async function planBundle(source: ImageSource, selection: Selection, options: PlanOptions = {}): Promise<BundlePlan> {
+  const cache = new ManifestCache(source);
+  const requests: ImageRequest[] = [];
+  let release: ResolvedRelease | undefined;
+  if (selection.release) {
+    const ref = withDefaultTag(selection.release.reference);
+    release = await resolveRelease(cache, ref, { platform: await readingPlatform(cache, ref, selection.platforms) });
+    requests.push({ ref: { ...ref, digest: release.reference.digest }, requestedAs: selection.release.requestedAs, origin: 'release', where: `release image ${release.requestedAs}` });
+    for (const c of release.components) {
+      requests.push({ ref: c.reference, requestedAs: formatReference(c.reference), origin: 'component', component: c.name, where: `release component "${c.name}" (${formatReference(c.reference)})` });
+    }
+  }
+  for (const extra of selection.images) {
+    requests.push({ ref: withDefaultTag(extra.reference), requestedAs: extra.requestedAs, origin: 'extra', where: `image ${extra.requestedAs} (from ${extra.origin})` });
+  }
+  const resolved = await mapBounded(requests, options.concurrency ?? DEFAULT_CONCURRENCY, (r) => resolveImage(cache, r, selection.platforms));
+  return assemble(resolved, release, selection);
+}
+
+/** Which child of a multi-arch release to read image-references from: the first wanted platform. */
+async function readingPlatform(source: ImageSource, ref: Reference, choice: PlatformChoice): Promise<Platform> {
+  if (choice !== 'all') return choice[0] ?? DEFAULT_PLATFORM;
+  const top = await source.getManifest(ref);
+  const parsed = parseManifest(top.bytes, top.mediaType, `release image ${formatReference(ref)}`);
+  if (parsed.kind !== 'index') return DEFAULT_PLATFORM;
+  const children = runnableChildren(parsed);
+  const preferred = children.find((c) => c.platform && formatPlatform(c.platform) === formatPlatform(DEFAULT_PLATFORM));
+  return (preferred ?? children[0])?.platform ?? DEFAULT_PLATFORM;
+}
+
+async function resolveImage(source: ImageSource, request: ImageRequest, platforms: PlatformChoice): Promise<ResolvedImage> {
+  try {
+    return await resolveImageUnwrapped(source, request, platforms);
+  } catch (err) {
+    if (err instanceof ManifestError) throw new UserError('MANIFEST_INVALID', `${request.where}: ${err.message}`);
+    if (err instanceof UserError && !err.message.includes(request.where)) {
+      throw new UserError(err.code, `${request.where}: ${err.message}`, { exitCode: err.exitCode, ...(err.hint ? { hint: err.hint } : {}), cause: err });
+    }
+    throw err;
+  }
+}
+
+async function resolveImageUnwrapped(source: ImageSource, request: ImageRequest, platforms: PlatformChoice): Promise<ResolvedImage> {
+  const top = await source.getManifest(request.ref);
+  const reference: DigestReference = digestReference(request.ref, top.digest);
+  const topManifest = parseManifest(top.bytes, top.mediaType, request.where);
+  const uses: BlobUse[] = [{ descriptor: { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length }, role: 'manifest', bytes: top.bytes }];
+  const manifests: Digest[] = [top.digest];
+  const chosenPlatforms: Platform[] = [];
+  if (topManifest.kind === 'image') {
+    uses.push(...imageBlobUses(topManifest));
+  } else {
+    const children = platforms === 'all' ? runnableChildren(topManifest) : platforms.map((p) => selectChild(topManifest, p, request.where));
+    for (const child of children) {
+      if (manifests.includes(child.digest)) continue; // a single-entry index serves every wanted platform
+      const fetched = await source.getManifest(digestReference(request.ref, child.digest));
+      const childManifest = parseManifest(fetched.bytes, fetched.mediaType, `${request.where} (${child.digest})`);
+      if (childManifest.kind !== 'image') throw new UserError('NESTED_INDEX', `${request.where}: index entry ${child.digest} is itself an index, which is not supported`);
+      manifests.push(child.digest);
+      if (child.platform) chosenPlatforms.push(child.platform);
+      uses.push({ descriptor: { mediaType: fetched.mediaType, digest: fetched.digest, size: fetched.bytes.length }, role: 'manifest', bytes: fetched.bytes });
+      uses.push(...imageBlobUses(childManifest));
+    }
+  }
+  const blobs = unique(uses.filter((u) => u.role !== 'manifest').map((u) => u.descriptor.digest));
+  const image: PlannedImage = {
+    reference,
+    requestedAs: request.requestedAs,
+    ...(request.ref.tag !== undefined ? { tag: request.ref.tag } : {}),
+    origin: request.origin,
+    ...(request.component !== undefined ? { component: request.component } : {}),
+    mediaType: top.mediaType,
+    platforms: chosenPlatforms,
+    manifests,
+    blobs,
+  };
+  return { image, uses };
+}
+
+function imageBlobUses(manifest: ImageManifest): BlobUse[] {
+  return [{ descriptor: manifest.config, role: 'config' as const }, ...manifest.layers.map((l) => ({ descriptor: l, role: 'layer' as const }))];
+}
+
+function unique<T>(items: readonly T[]): T[] {
+  return [...new Set(items)];
+}
+
+/** Exact for JSON and uncompressed tar; COMPRESSED_LAYER_RATIO × size for compressed layers. */
+export function uncompressedSizeOf(role: BlobRole, descriptor: Descriptor): { size: number; estimated: boolean } {
+  if (role !== 'layer') return { size: descriptor.size, estimated: false };
+  if (layerCompression(descriptor.mediaType) === 'none') return { size: descriptor.size, estimated: false };
+  return { size: descriptor.size * COMPRESSED_LAYER_RATIO, estimated: true };
+}
+
+function assemble(resolved: readonly ResolvedImage[], release: ResolvedRelease | undefined, selection: Selection): BundlePlan {
+  const images: PlannedImage[] = [];
+  const seenImages = new Set<string>();
+  const blobs = new Map<Digest, { blob: PlannedBlob; repositories: string[] }>();
+  let bytesWithRepeats = 0;
+  for (const { image, uses } of resolved) {
+    const key = `${repositoryName(image.reference)}@${image.reference.digest}`;
+    // The same image asked for twice (an extra that is also a component) is planned once, first origin wins.
+    if (seenImages.has(key)) continue;
+    seenImages.add(key);
+    images.push(image);
+    const repo = repositoryName(image.reference);
+    const counted = new Set<Digest>();
+    for (const use of uses) {
+      const d = use.descriptor;
+      if (!counted.has(d.digest)) {
+        counted.add(d.digest);
+        bytesWithRepeats += d.size;
+      }
+      const known = blobs.get(d.digest);
+      if (known) {
+        if (!known.repositories.includes(repo)) known.repositories.push(repo);
+        continue;
+      }
+      const uncompressed = uncompressedSizeOf(use.role, d);
+      const repositories = [repo];
+      blobs.set(d.digest, {
+        repositories,
+        blob: {
+          digest: d.digest,
+          size: d.size,
+          mediaType: d.mediaType,
+          role: use.role,
+          repositories,
+          ...(use.bytes ? { bytes: use.bytes } : {}),
+          uncompressedSize: uncompressed.size,
+          uncompressedEstimated: uncompressed.estimated,
+        },
+      });
+    }
+  }
+  const sortedBlobs = [...blobs.values()].map((b) => b.blob).sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
+  const plannedRelease: PlannedRelease | undefined = release && {
+    reference: release.reference,
+    requestedAs: release.requestedAs,
+    version: release.version,
+    ...(release.previous.length > 0 ? { previous: release.previous } : {}),
+    componentCount: release.components.length,
+  };
+  const platforms: Platform[] = selection.platforms === 'all' ? allPlatforms(images) : [...selection.platforms];
+  return {
+    ...(plannedRelease ? { release: plannedRelease } : {}),
+    platforms,
+    images,
+    blobs: sortedBlobs,
+    totals: {
+      images: images.length,
+      uniqueBlobs: sortedBlobs.length,
+      uniqueBytes: sortedBlobs.reduce((n, b) => n + b.size, 0),
+      bytesWithRepeats,
+      uncompressedBytes: sortedBlobs.reduce((n, b) => n + b.uncompressedSize, 0),
+    },
+  };
+}
+
+function allPlatforms(images: readonly PlannedImage[]): Platform[] {
+  const out = new Map<string, Platform>();
+  for (const image of images) for (const p of image.platforms) out.set(formatPlatform(p), p);
+  return [...out.values()].sort((a, b) => formatPlatform(a).localeCompare(formatPlatform(b)));
+}

@@ -1,0 +1,180 @@
+// What the user asked to bundle: a release, extra images and platforms, gathered from flags, bundle specs
+// and image-list files (PinnedImageSet YAML, bundle spec TOML or one reference per line), checked once here.
+
+import { readFile } from 'node:fs/promises';
+import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node as YamlNode } from 'yaml';
+import { parsePlatform, type Platform } from '../oci/platform.js';
+import { formatReference, parseReference, type Reference } from '../oci/reference.js';
+import { errnoCode, UserError } from '../util/errors.js';
+import { parseBundleSpec, type BundleSpec } from './bundle-spec.js';
+
+export interface RequestedImage {
+  readonly reference: Reference;
+  /** The canonical text of what was asked for, e.g. "quay.io/acme/tool:1.2". */
+  readonly requestedAs: string;
+  /** Where the request came from, for messages: "--image", "images.txt:3", "ocp.toml: images". */
+  readonly origin: string;
+}
+
+/** Every platform of each index ('all'), or the listed ones. */
+export type PlatformChoice = readonly Platform[] | 'all';
+
+export interface Selection {
+  readonly release?: RequestedImage;
+  readonly images: readonly RequestedImage[];
+  readonly platforms: PlatformChoice;
+}
+
+export interface SelectionInput {
+  /** A bundle spec the flags add to (images) or override (release, platforms). */
+  readonly spec?: BundleSpec;
+  readonly release?: string;
+  readonly images?: readonly string[];
+  readonly imagesFrom?: readonly string[];
+  readonly platforms?: readonly string[];
+}
+
+export const PINNED_IMAGE_SET_API_VERSIONS = ['machineconfiguration.openshift.io/v1', 'machineconfiguration.openshift.io/v1alpha1'];
+
+/** Parses one reference, turning a bad one into a UserError that says where it was written. */
+export function requestImage(text: string, origin: string): RequestedImage {
+  try {
+    const reference = parseReference(text);
+    return { reference, requestedAs: formatReference(reference), origin };
+  } catch (err) {
+    if (err instanceof UserError) throw new UserError(err.code, `${origin}: ${err.message}`, { exitCode: 2, ...(err.hint ? { hint: err.hint } : {}) });
+    throw err;
+  }
+}
+
+/** `--platform` values: OS/ARCH[/VARIANT], or "all"; none means linux/amd64. */
+export function parsePlatformChoice(values: readonly string[]): PlatformChoice {
+  if (values.length === 0) return [{ os: 'linux', architecture: 'amd64' }];
+  if (values.some((v) => v.trim() === 'all')) return 'all';
+  const out: Platform[] = [];
+  for (const v of values) {
+    const p = parsePlatform(v);
+    if (!out.some((o) => o.os === p.os && o.architecture === p.architecture && o.variant === p.variant)) out.push(p);
+  }
+  return out;
+}
+
+export async function buildSelection(input: SelectionInput): Promise<Selection> {
+  const spec = input.spec;
+  const release = input.release !== undefined ? requestImage(input.release, '--release') : spec?.release;
+  const images: RequestedImage[] = [...(spec?.images ?? [])];
+  for (const file of spec?.imagesFrom ?? []) images.push(...(await readImageList(file)));
+  for (const text of input.images ?? []) images.push(requestImage(text, '--image'));
+  for (const file of input.imagesFrom ?? []) images.push(...(await readImageList(file)));
+  const platforms = input.platforms && input.platforms.length > 0 ? parsePlatformChoice(input.platforms) : (spec?.platforms ?? parsePlatformChoice([]));
+  if (!release && images.length === 0) {
+    throw new UserError('SELECTION_EMPTY', 'nothing to bundle: no release and no images were given', {
+      hint: 'give --release REF, --image REF, --images-from FILE or --spec FILE',
+      exitCode: 2,
+    });
+  }
+  return { ...(release ? { release } : {}), images: uniqueImages(images), platforms };
+}
+
+function uniqueImages(images: readonly RequestedImage[]): RequestedImage[] {
+  const seen = new Set<string>();
+  return images.filter((i) => !seen.has(i.requestedAs) && seen.add(i.requestedAs));
+}
+
+export type ImageListFormat = 'pinned-image-set' | 'bundle-spec' | 'plain';
+
+/**
+ * Which kind of image list `text` is. By extension first (.yaml/.yml/.json, .toml); otherwise by content:
+ * a `key = value` line or a `[table]` header means TOML, `apiVersion:`/`kind:`/`---`/`{` means YAML (or
+ * JSON), anything else is a plain list. References never contain "=", ": " or start with "[" or "{".
+ */
+export function detectImageListFormat(file: string, text: string): ImageListFormat {
+  const lower = file.toLowerCase();
+  if (/\.(ya?ml|json)$/.test(lower)) return 'pinned-image-set';
+  if (lower.endsWith('.toml')) return 'bundle-spec';
+  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  if (lines.some((l) => /^[A-Za-z0-9_"'-]+\s*=/.test(l) || /^\[/.test(l))) return 'bundle-spec';
+  if (lines.some((l) => l === '---' || l.startsWith('{') || /^(apiVersion|kind|items|spec|metadata)\s*:/.test(l))) return 'pinned-image-set';
+  return 'plain';
+}
+
+export async function readImageList(file: string): Promise<RequestedImage[]> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UserError('IMAGE_LIST_UNREADABLE', `cannot read image list ${file}: ${errnoCode(err) === 'ENOENT' ? 'no such file' : (err as Error).message}`, { exitCode: 2 });
+  }
+  return parseImageList(text, file);
+}
+
+export function parseImageList(text: string, file: string): RequestedImage[] {
+  switch (detectImageListFormat(file, text)) {
+    case 'pinned-image-set':
+      return parsePinnedImageSets(text, file);
+    case 'bundle-spec':
+      // Only the images of a spec given as a list count; its release and platforms are for --spec.
+      return [...parseBundleSpec(text, file).images];
+    case 'plain':
+      return parsePlainList(text, file);
+  }
+}
+
+/** One reference per line; `#` starts a comment; blank lines are ignored. */
+export function parsePlainList(text: string, file: string): RequestedImage[] {
+  const out: RequestedImage[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/#.*$/, '').trim();
+    if (line !== '') out.push(requestImage(line, `${file}:${i + 1}`));
+  });
+  return out;
+}
+
+function yamlError(file: string, line: number, message: string): UserError {
+  return new UserError('IMAGE_LIST_INVALID', `${file}:${line}: ${message}`, { exitCode: 2 });
+}
+
+/**
+ * PinnedImageSet documents (apiVersion machineconfiguration.openshift.io/v1 or v1alpha1): each
+ * `spec.pinnedImages[].name`, from one document, several (`---`) or a `kind: List` of them.
+ */
+export function parsePinnedImageSets(text: string, file: string): RequestedImage[] {
+  const lines = new LineCounter();
+  const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false });
+  const lineOf = (node: YamlNode | null | undefined): number => (node?.range ? lines.linePos(node.range[0]).line : 1);
+  if (!Array.isArray(docs)) throw yamlError(file, 1, 'not YAML');
+  const out: RequestedImage[] = [];
+  for (const doc of docs as Document.Parsed[]) {
+    const firstError = doc.errors[0];
+    if (firstError) throw yamlError(file, firstError.linePos?.[0]?.line ?? 1, `not valid YAML: ${firstError.message.split('\n')[0]}`);
+    if (doc.contents === null) continue; // an empty document, e.g. after a trailing "---"
+    collectFromObject(doc.contents, file, lineOf, out);
+  }
+  return out;
+}
+
+function collectFromObject(node: unknown, file: string, lineOf: (n: YamlNode | null | undefined) => number, out: RequestedImage[]): void {
+  if (!isMap(node)) throw yamlError(file, lineOf(node as YamlNode), 'expected a PinnedImageSet object');
+  const kind = node.get('kind');
+  if (typeof kind === 'string' && kind.endsWith('List')) {
+    const items = node.get('items', true);
+    if (!isSeq(items)) throw yamlError(file, lineOf(node), `a ${kind} without an items list`);
+    for (const item of items.items) collectFromObject(item, file, lineOf, out);
+    return;
+  }
+  if (kind !== 'PinnedImageSet') {
+    throw yamlError(file, lineOf(node.get('kind', true) as YamlNode ?? node), `kind ${JSON.stringify(kind ?? '')} is not PinnedImageSet (or a List of them)`);
+  }
+  const apiVersion = node.get('apiVersion');
+  if (typeof apiVersion !== 'string' || !PINNED_IMAGE_SET_API_VERSIONS.includes(apiVersion)) {
+    throw yamlError(file, lineOf((node.get('apiVersion', true) as YamlNode | undefined) ?? node), `apiVersion ${JSON.stringify(apiVersion ?? '')} is not one of ${PINNED_IMAGE_SET_API_VERSIONS.join(', ')}`);
+  }
+  const pinned = node.getIn(['spec', 'pinnedImages'], true);
+  if (pinned === undefined || pinned === null) return;
+  if (!isSeq(pinned)) throw yamlError(file, lineOf(pinned as YamlNode), 'spec.pinnedImages is not a list');
+  for (const entry of pinned.items) {
+    const name = isMap(entry) ? entry.get('name', true) : undefined;
+    if (!isScalar(name) || typeof name.value !== 'string') throw yamlError(file, lineOf(entry as YamlNode), 'a pinnedImages entry without a name');
+    out.push(requestImage(name.value, `${file}:${lineOf(name)}`));
+  }
+}
