@@ -1,0 +1,132 @@
+// The bundle manifest (pin-preload.json, the tar's first entry): built from a plan, serialised into a
+// fixed reserved size so later-learned uncompressed sizes never move a byte offset, and parsed back.
+
+import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, type BundleBlob, type BundleImage, type BundleManifest } from './format.js';
+import type { BundlePlan } from '../plan/plan.js';
+import { formatPlatform } from '../oci/platform.js';
+import { formatReference, repositoryName } from '../oci/reference.js';
+import { isDigest, type Digest } from '../oci/digest.js';
+import { TOOL_VERSION } from '../version.js';
+import { UserError } from '../util/errors.js';
+
+/** Bundle manifests larger than this are refused when reading (a 200-image release is ~1 MiB). */
+export const MAX_MANIFEST_SIZE = 64 * 1024 * 1024;
+
+export interface UncompressedSize {
+  readonly size: number;
+  readonly estimated: boolean;
+}
+
+/** The manifest for `plan`; `uncompressed` overrides the plan's per-blob figures (learned while downloading). */
+export function buildBundleManifest(
+  plan: BundlePlan,
+  options: { created: string; splitSize?: number; uncompressed?: ReadonlyMap<Digest, UncompressedSize> },
+): BundleManifest {
+  const images: BundleImage[] = plan.images.map((image) => ({
+    name: formatReference({ domain: image.reference.domain, path: image.reference.path, digest: image.reference.digest }),
+    repository: repositoryName(image.reference),
+    digest: image.reference.digest,
+    mediaType: image.mediaType,
+    ...(image.tag !== undefined ? { tag: image.tag } : {}),
+    origin: image.origin,
+    ...(image.component !== undefined ? { component: image.component } : {}),
+    platforms: image.platforms.map(formatPlatform),
+    manifests: [...image.manifests],
+    blobs: [...image.blobs],
+  }));
+  const blobs: BundleBlob[] = [...plan.blobs]
+    .sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0))
+    .map((blob) => {
+      const learned = options.uncompressed?.get(blob.digest);
+      return {
+        digest: blob.digest,
+        size: blob.size,
+        mediaType: blob.mediaType,
+        role: blob.role,
+        uncompressedSize: learned?.size ?? blob.uncompressedSize,
+        uncompressedEstimated: learned?.estimated ?? blob.uncompressedEstimated,
+      };
+    });
+  return {
+    format: BUNDLE_FORMAT,
+    formatVersion: BUNDLE_FORMAT_VERSION,
+    tool: { name: 'pin-preload', version: TOOL_VERSION },
+    created: options.created,
+    ...(plan.release
+      ? { release: { name: formatReference(plan.release.reference), digest: plan.release.reference.digest, version: plan.release.version } }
+      : {}),
+    platforms: plan.platforms.map(formatPlatform),
+    images,
+    blobs,
+    ...(options.splitSize !== undefined ? { splitSize: options.splitSize } : {}),
+  };
+}
+
+function serialize(manifest: BundleManifest): string {
+  return `${JSON.stringify(manifest, null, 2)}\n`;
+}
+
+/**
+ * Bytes the manifest entry gets in the tar: its size with every uncompressed size at its widest (16 digits,
+ * `false`), so any figure learned later still fits and the layout is fixed by the plan alone.
+ */
+export function reservedManifestSize(manifest: BundleManifest): number {
+  const widest: BundleManifest = {
+    ...manifest,
+    blobs: manifest.blobs.map((b) => ({ ...b, uncompressedSize: Number.MAX_SAFE_INTEGER, uncompressedEstimated: false })),
+  };
+  return Buffer.byteLength(serialize(widest), 'utf8');
+}
+
+/** The manifest's bytes padded with trailing spaces (valid JSON whitespace) to exactly `reservedSize`. */
+export function serializeManifest(manifest: BundleManifest, reservedSize: number): Buffer {
+  const text = serialize(manifest);
+  const length = Buffer.byteLength(text, 'utf8');
+  if (length > reservedSize) throw new Error(`bundle manifest (${length} bytes) exceeds its reserved ${reservedSize} bytes`);
+  return Buffer.from(text + ' '.repeat(reservedSize - length), 'utf8');
+}
+
+function invalid(where: string, why: string): UserError {
+  return new UserError('BUNDLE_MANIFEST_INVALID', `${where}: invalid bundle manifest (pin-preload.json): ${why}`, {
+    hint: 'the bundle is damaged or was not made by pin-preload; run "pin-preload bundle verify" on it',
+  });
+}
+
+function digestList(v: unknown, where: string, what: string): Digest[] {
+  if (!Array.isArray(v) || !v.every((d) => typeof d === 'string' && isDigest(d))) throw invalid(where, `${what} must be a list of digests`);
+  return v as Digest[];
+}
+
+/** Parses pin-preload.json, checking the format version and the shape of every image and blob. */
+export function parseBundleManifest(bytes: Buffer, where: string): BundleManifest {
+  let doc: Record<string, unknown>;
+  try {
+    doc = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw invalid(where, `not JSON (${(err as Error).message})`);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw invalid(where, 'not a JSON object');
+  if (doc.format !== BUNDLE_FORMAT) throw invalid(where, `format is ${JSON.stringify(doc.format)}, expected "${BUNDLE_FORMAT}"`);
+  if (doc.formatVersion !== BUNDLE_FORMAT_VERSION) {
+    throw new UserError('BUNDLE_FORMAT_UNSUPPORTED', `${where}: bundle format version ${String(doc.formatVersion)} is not supported (this pin-preload reads version ${BUNDLE_FORMAT_VERSION})`, {
+      hint: 'use the pin-preload version that created the bundle, or a newer one',
+    });
+  }
+  if (!Array.isArray(doc.images)) throw invalid(where, 'images must be a list');
+  if (!Array.isArray(doc.blobs)) throw invalid(where, 'blobs must be a list');
+  doc.blobs.forEach((b: unknown, i) => {
+    const blob = (b ?? {}) as Record<string, unknown>;
+    if (typeof blob.digest !== 'string' || !isDigest(blob.digest)) throw invalid(where, `blob ${i + 1} has a bad digest`);
+    if (typeof blob.size !== 'number' || !Number.isSafeInteger(blob.size) || blob.size < 0) throw invalid(where, `blob ${blob.digest} has a bad size`);
+    if (blob.role !== 'manifest' && blob.role !== 'config' && blob.role !== 'layer') throw invalid(where, `blob ${blob.digest} has a bad role`);
+  });
+  doc.images.forEach((im: unknown, i) => {
+    const image = (im ?? {}) as Record<string, unknown>;
+    if (typeof image.name !== 'string' || typeof image.repository !== 'string') throw invalid(where, `image ${i + 1} has no name or repository`);
+    if (typeof image.digest !== 'string' || !isDigest(image.digest)) throw invalid(where, `image ${image.name} has a bad digest`);
+    digestList(image.manifests, where, `image ${image.name}: manifests`);
+    digestList(image.blobs, where, `image ${image.name}: blobs`);
+  });
+  if (typeof doc.created !== 'string') throw invalid(where, 'created must be a string');
+  return doc as unknown as BundleManifest;
+}
