@@ -4,6 +4,7 @@ import http from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
 import { CriError, CriImageService } from '../../src/cri/image-service.js';
@@ -40,9 +41,9 @@ async function pushBlob(registryUrl: string, bytes: Buffer): Promise<Digest> {
   return digest;
 }
 
-/** Pushes a one-layer Docker schema2 image and returns its manifest digest. */
-async function pushTinyImage(registryUrl: string): Promise<Digest> {
-  const layerTar = await tarOf({ 'etc/pin-preload-test': 'pulled through CRI\n' });
+/** Pushes a one-layer Docker schema2 image holding `files` and returns its manifest digest. */
+async function pushImage(registryUrl: string, files: Record<string, string>): Promise<Digest> {
+  const layerTar = await tarOf(files);
   const layer = gzipSync(layerTar);
   const config = Buffer.from(
     JSON.stringify({
@@ -106,7 +107,7 @@ async function startRecordingProxy(targetUrl: string): Promise<{ url: string; re
 test('containerd pulls a quay.io image by digest through a hosts.toml mirror, via the CRI ImageService', async (t) => {
   const registry = await startDockerRegistry();
   t.after(() => registry.stop());
-  const digest = await pushTinyImage(registry.url);
+  const digest = await pushImage(registry.url, { 'etc/pin-preload-test': 'pulled through CRI\n' });
   const proxy = await startRecordingProxy(registry.url);
   t.after(() => proxy.stop());
 
@@ -137,7 +138,8 @@ test('containerd pulls a quay.io image by digest through a hosts.toml mirror, vi
     assert.match(imageRef, /^sha256:[0-9a-f]{64}$/);
   });
 
-  await t.test('asked the mirror for the manifest by digest with ?ns=quay.io', () => {
+  await t.test('asked the mirror for the manifest by digest with ?ns=quay.io', (st) => {
+    st.diagnostic(`mirror requests: ${proxy.requests.join(' | ')}`);
     assert.ok(
       proxy.requests.includes(`GET /v2/${REPOSITORY}/manifests/${digest}?ns=quay.io`) ||
         proxy.requests.includes(`HEAD /v2/${REPOSITORY}/manifests/${digest}?ns=quay.io`),
@@ -213,6 +215,30 @@ test('containerd pulls a quay.io image by digest through a hosts.toml mirror, vi
       assert.equal(err.code, 'CANCELLED');
       return true;
     });
+  });
+});
+
+test('a pull that fills the runtime storage fails with isNoSpace set', async (t) => {
+  const registry = await startDockerRegistry();
+  t.after(() => registry.stop());
+  // Random bytes do not compress: a 4 MiB layer cannot fit a 2 MiB image store.
+  const digest = await pushImage(registry.url, { 'var/big': randomBytes(4 * 1024 * 1024).toString('base64') });
+  const hostsDir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-certs.d-'));
+  t.after(() => rm(hostsDir, { recursive: true, force: true }));
+  await writeHostsToml(hostsDir, 'quay.io', registry.url, { mirrorOnly: true });
+  const containerd = await startContainerd({ registryHostsDir: hostsDir, rootSizeBytes: 2 * 1024 * 1024 });
+  t.after(() => containerd.stop());
+  const cri = await CriImageService.connect(containerd.endpoint, { timeoutMs: 5_000 });
+  t.after(() => cri.close());
+
+  const ref = `${SOURCE}@${digest}`;
+  await assert.rejects(cri.pullImage(ref, { timeoutMs: 20_000 }), (err: unknown) => {
+    assert.ok(err instanceof CriError, String(err));
+    t.diagnostic(`${err.code}: ${err.message}`);
+    assert.ok(err.isNoSpace, err.message);
+    assert.equal(err.image, ref);
+    assert.match(err.hint ?? '', /storage is full/);
+    return true;
   });
 });
 

@@ -1,9 +1,8 @@
 // Debian's containerd started as a private instance (own root, state, sockets, temp dirs) whose CRI plugin
 // serves the runtime.v1 ImageService, for tests of pulling through CRI. It never touches the system containerd.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { execFile } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -24,6 +23,8 @@ export interface RunningContainerd {
 export interface ContainerdOptions {
   /** A certs.d-style directory (<host>/hosts.toml) for the CRI plugin's registry.config_path. */
   readonly registryHostsDir?: string;
+  /** Puts `root` on a tmpfs of this size, so a test can fill the image store (ENOSPC). */
+  readonly rootSizeBytes?: number;
 }
 
 /** Snapshotters and services the test machine lacks; disabling them keeps the log quiet and start-up quick. */
@@ -36,6 +37,7 @@ const DISABLED_PLUGINS = [
 ];
 
 const STOP_GRACE_MS = 5_000;
+const run = promisify(execFile);
 
 function tomlString(value: string): string {
   return JSON.stringify(value);
@@ -97,6 +99,14 @@ export async function startContainerd(options: ContainerdOptions = {}): Promise<
   for (const dir of [dirs.root, dirs.state, dirs.opt, dirs.cniConf, dirs.cniBin, dirs.hosts]) {
     await mkdir(dir, { recursive: true });
   }
+  if (options.rootSizeBytes !== undefined) {
+    try {
+      await run('mount', ['-t', 'tmpfs', '-o', `size=${options.rootSizeBytes}`, 'tmpfs', dirs.root]);
+    } catch (err) {
+      await rm(work, { recursive: true, force: true });
+      throw err;
+    }
+  }
   const configFile = path.join(work, 'config.toml');
   await writeFile(configFile, containerdConfig(dirs));
 
@@ -144,7 +154,7 @@ export async function startContainerd(options: ContainerdOptions = {}): Promise<
   return { endpoint, socketPath: dirs.socket, root: dirs.root, state: dirs.state, log: () => log, stop };
 }
 
-/** The native snapshotter mounts nothing, but a crashed run can leave bind mounts under state; undo them. */
+/** The tmpfs root, and anything a crashed run left mounted under root or state (the native snapshotter mounts nothing). */
 async function unmountUnder(dir: string): Promise<void> {
   const mounts = await readFile('/proc/self/mounts', 'utf8').catch(() => '');
   const targets = mounts
@@ -154,7 +164,7 @@ async function unmountUnder(dir: string): Promise<void> {
     .filter((target) => target.startsWith(`${dir}/`))
     .sort((a, b) => b.length - a.length);
   for (const target of targets) {
-    await promisify(execFile)('umount', ['-l', target]).catch(() => undefined);
+    await run('umount', ['-l', target]).catch(() => undefined);
   }
 }
 
