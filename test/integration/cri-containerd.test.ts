@@ -74,12 +74,19 @@ async function pushImage(registryUrl: string, files: Record<string, string>): Pr
   return digest;
 }
 
-/** A pass-through proxy in front of the registry that records what containerd asks the mirror for. */
-async function startRecordingProxy(targetUrl: string): Promise<{ url: string; requests: string[]; stop(): Promise<void> }> {
+/**
+ * A pass-through proxy in front of the registry that records what containerd asks the mirror for;
+ * with `stallBlobs` it never answers blob requests (a hung mirror).
+ */
+async function startRecordingProxy(
+  targetUrl: string,
+  options: { stallBlobs?: boolean } = {},
+): Promise<{ url: string; requests: string[]; stop(): Promise<void> }> {
   const target = new URL(targetUrl);
   const requests: string[] = [];
   const server = http.createServer((req, res) => {
     requests.push(`${req.method} ${req.url}`);
+    if (options.stallBlobs && req.url?.includes('/blobs/')) return;
     const upstream = http.request(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
       (answer) => {
@@ -239,6 +246,47 @@ test('a pull that fills the runtime storage fails with isNoSpace set', async (t)
     assert.equal(err.image, ref);
     assert.match(err.hint ?? '', /storage is full/);
     return true;
+  });
+});
+
+test('a pull from a hung mirror ends at its deadline or when its signal aborts', async (t) => {
+  const registry = await startDockerRegistry();
+  t.after(() => registry.stop());
+  const digest = await pushImage(registry.url, { 'etc/hung': 'never arrives\n' });
+  const proxy = await startRecordingProxy(registry.url, { stallBlobs: true });
+  t.after(() => proxy.stop());
+  const hostsDir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-certs.d-'));
+  t.after(() => rm(hostsDir, { recursive: true, force: true }));
+  await writeHostsToml(hostsDir, 'quay.io', proxy.url, { mirrorOnly: true });
+  const containerd = await startContainerd({ registryHostsDir: hostsDir });
+  t.after(() => containerd.stop());
+  const cri = await CriImageService.connect(containerd.endpoint, { timeoutMs: 5_000 });
+  t.after(() => cri.close());
+  const ref = `${SOURCE}@${digest}`;
+
+  await t.test('DEADLINE_EXCEEDED after timeoutMs', async () => {
+    const started = Date.now();
+    await assert.rejects(cri.pullImage(ref, { timeoutMs: 500 }), (err: unknown) => {
+      assert.ok(err instanceof CriError, String(err));
+      assert.equal(err.code, 'DEADLINE_EXCEEDED');
+      assert.equal(err.image, ref);
+      return true;
+    });
+    assert.ok(Date.now() - started < 5_000);
+  });
+
+  await t.test('CANCELLED when the signal aborts mid-pull', async () => {
+    const controller = new AbortController();
+    const pull = cri.pullImage(ref, { timeoutMs: 20_000, signal: controller.signal });
+    setTimeout(() => controller.abort(), 300);
+    const started = Date.now();
+    await assert.rejects(pull, (err: unknown) => {
+      assert.ok(err instanceof CriError, String(err));
+      assert.equal(err.code, 'CANCELLED');
+      return true;
+    });
+    assert.ok(Date.now() - started < 5_000);
+    assert.ok(proxy.requests.some((line) => line.includes('/blobs/')), 'the pull had reached the blobs');
   });
 });
 
