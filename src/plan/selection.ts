@@ -147,7 +147,8 @@ export function parsePinnedImageSets(text: string, file: string): RequestedImage
   for (const doc of docs as Document.Parsed[]) {
     const firstError = doc.errors[0];
     if (firstError) throw yamlError(file, firstError.linePos?.[0]?.line ?? 1, `not valid YAML: ${firstError.message.split('\n')[0]}`);
-    if (doc.contents === null) continue; // an empty document, e.g. after a trailing "---"
+    // An empty document, e.g. after a trailing "---".
+    if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) continue;
     collectFromObject(doc.contents, file, lineOf, out);
   }
   return out;
