@@ -1,0 +1,152 @@
+// A loopback HTTP proxy put in front of a registry in tests: it records every request (method, path,
+// status, Range) and can inject faults (error statuses, resets and truncations mid-body, corrupt bytes).
+
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** A fault to inject into one response. */
+export type Fault =
+  /** Answer with this status (and headers, e.g. Retry-After) without asking upstream. */
+  | { readonly kind: 'status'; readonly status: number; readonly headers?: Readonly<Record<string, string>>; readonly body?: string }
+  /** Forward the headers and this many body bytes, then destroy the connection (a reset mid-body). */
+  | { readonly kind: 'reset-after-bytes'; readonly bytes: number }
+  /** Forward this many body bytes and end the response cleanly, without Content-Length (a silent short body). */
+  | { readonly kind: 'truncate'; readonly bytes: number }
+  /** Forward the whole body with the byte at this offset of the body flipped. */
+  | { readonly kind: 'corrupt-byte'; readonly offset: number };
+
+export interface ProxiedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: IncomingMessage['headers'];
+  readonly range?: string;
+}
+
+export interface RecordedRequest {
+  readonly method: string;
+  readonly path: string;
+  /** The status the client got (0 when the connection was cut before headers). */
+  status: number;
+  readonly range?: string;
+  readonly fault?: Fault['kind'];
+}
+
+export interface ProxyOptions {
+  /** Called for every request before it is forwarded. */
+  readonly onRequest?: (req: ProxiedRequest) => void;
+  /** Decides a fault per request; undefined forwards it untouched. */
+  readonly fault?: (req: ProxiedRequest) => Fault | undefined;
+}
+
+export interface RunningProxy {
+  /** "http://127.0.0.1:PORT" */
+  readonly url: string;
+  /** "127.0.0.1:PORT" */
+  readonly host: string;
+  readonly requests: RecordedRequest[];
+  /** GETs of /v2/…/blobs/<digest>, whatever their outcome. */
+  countBlobGets(digest: string): number;
+  /** Replaces the fault hook (e.g. between tests sharing one proxy). */
+  setFault(fault: ProxyOptions['fault']): void;
+  stop(): Promise<void>;
+}
+
+/** A fault hook that fires `fault` for the first `times` requests matching `match`. */
+export function faultTimes(match: (req: ProxiedRequest) => boolean, fault: Fault, times = 1): (req: ProxiedRequest) => Fault | undefined {
+  let left = times;
+  return (req) => {
+    if (left > 0 && match(req)) {
+      left--;
+      return fault;
+    }
+    return undefined;
+  };
+}
+
+export async function startRegistryProxy(upstreamUrl: string, options: ProxyOptions = {}): Promise<RunningProxy> {
+  const upstream = new URL(upstreamUrl);
+  const requests: RecordedRequest[] = [];
+  let faultHook = options.fault;
+
+  const forward = (req: IncomingMessage, res: ServerResponse, record: RecordedRequest, fault: Fault | undefined): void => {
+    const headers = { ...req.headers, host: upstream.host };
+    const outgoing = http.request(
+      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers },
+      (up) => {
+        record.status = up.statusCode ?? 0;
+        const responseHeaders = { ...up.headers };
+        if (fault?.kind === 'truncate') delete responseHeaders['content-length'];
+        res.writeHead(up.statusCode ?? 502, responseHeaders);
+        let sent = 0;
+        up.on('data', (chunk: Buffer) => {
+          let piece = chunk;
+          if (fault?.kind === 'corrupt-byte' && fault.offset >= sent && fault.offset < sent + piece.length) {
+            piece = Buffer.from(piece);
+            piece[fault.offset - sent] = piece[fault.offset - sent]! ^ 0xff;
+          }
+          if ((fault?.kind === 'reset-after-bytes' || fault?.kind === 'truncate') && sent + piece.length >= fault.bytes) {
+            const keep = piece.subarray(0, fault.bytes - sent);
+            sent += keep.length;
+            up.destroy();
+            if (fault.kind === 'truncate') {
+              res.end(keep);
+            } else {
+              // Flush what we promised, then cut the connection under the client.
+              res.write(keep, () => res.socket?.destroy());
+            }
+            return;
+          }
+          sent += piece.length;
+          if (!res.write(piece)) {
+            up.pause();
+            res.once('drain', () => up.resume());
+          }
+        });
+        up.on('end', () => res.end());
+        up.on('error', () => res.destroy());
+      },
+    );
+    outgoing.on('error', () => {
+      record.status = 502;
+      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
+      res.end('upstream unreachable');
+    });
+    req.pipe(outgoing);
+  };
+
+  const server = http.createServer((req, res) => {
+    const range = typeof req.headers.range === 'string' ? req.headers.range : undefined;
+    const proxied: ProxiedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers, ...(range ? { range } : {}) };
+    options.onRequest?.(proxied);
+    const fault = faultHook?.(proxied);
+    const record: RecordedRequest = { method: proxied.method, path: proxied.path, status: 0, ...(range ? { range } : {}), ...(fault ? { fault: fault.kind } : {}) };
+    requests.push(record);
+    if (fault?.kind === 'status') {
+      record.status = fault.status;
+      req.resume();
+      res.writeHead(fault.status, { 'content-type': 'application/json', ...fault.headers });
+      res.end(fault.body ?? JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: `injected ${fault.status}` }] }));
+      return;
+    }
+    forward(req, res, record, fault);
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    host: `127.0.0.1:${port}`,
+    requests,
+    countBlobGets: (digest) => requests.filter((r) => r.method === 'GET' && r.path.split('?')[0]!.endsWith(`/blobs/${digest}`)).length,
+    setFault(fault) {
+      faultHook = fault;
+    },
+    async stop() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
