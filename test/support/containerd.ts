@@ -115,13 +115,18 @@ export async function startContainerd(options: ContainerdOptions = {}): Promise<
   child.stderr?.on('data', (chunk: Buffer) => {
     log = (log + chunk.toString()).slice(-200_000);
   });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.once('error', (err) => {
-    log += `\nspawn failed: ${err.message}`;
+  let spawnError: Error | undefined;
+  // A failed spawn (no containerd binary) emits 'error' and no 'exit'.
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.once('error', (err) => {
+      spawnError = err;
+      resolve();
+    });
   });
 
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
+    if (spawnError === undefined && child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
       await exited;
@@ -132,11 +137,15 @@ export async function startContainerd(options: ContainerdOptions = {}): Promise<
   };
 
   const endpoint = `unix://${dirs.socket}`;
+  // waitFor keeps polling through failed checks, so a containerd that dies must end the wait itself.
+  const died = exited.then(() => {
+    throw new Error(spawnError ? `cannot run containerd: ${spawnError.message}` : `containerd exited (${child.exitCode ?? child.signalCode})`);
+  });
+  died.catch(() => undefined);
   try {
-    await waitFor(
+    const serving = waitFor(
       `containerd CRI on ${endpoint}`,
       async () => {
-        if (child.exitCode !== null || child.signalCode !== null) throw new Error('containerd exited');
         const cri = await CriImageService.connect(endpoint, { timeoutMs: 1_000 });
         try {
           const version = await cri.version();
@@ -147,6 +156,8 @@ export async function startContainerd(options: ContainerdOptions = {}): Promise<
       },
       20_000,
     );
+    serving.catch(() => undefined);
+    await Promise.race([serving, died]);
   } catch (err) {
     await stop();
     throw new Error(`containerd did not serve CRI on ${endpoint}: ${(err as Error).message}\n${log.slice(-4000)}`);
