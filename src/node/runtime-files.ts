@@ -1,0 +1,257 @@
+// The files through which the container runtime learns about us: CRI-O's registries.conf.d mirror drop-in and
+// pinned_images drop-in, containerd's certs.d hosts.toml files; each written atomically, only when its bytes change.
+
+import { execFile } from 'node:child_process';
+import { readFile, readdir, rmdir } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  parseRegistriesConf,
+  prefixMatchLength,
+  registryFor,
+  apiHost,
+  type MirrorConf,
+  type RegistriesConf,
+  type RegistryConf,
+} from '../registry/registries-conf.js';
+import { repositoryName, type Repository } from '../oci/reference.js';
+import { removeFileDurably, writeFileAtomic } from '../util/atomic-file.js';
+import { UserError, errnoCode } from '../util/errors.js';
+import type { NodeConfig } from './config.js';
+
+/** First line of every file we own that has room for a comment (CRI-O's pinned file stays byte-exact MCO). */
+export const OWNER_MARKER = '# Written by pin-preload. Do not edit: it is rewritten on every preload.';
+
+function tomlString(value: string): string {
+  // JSON's escapes (\" \\ \n \uXXXX) are all valid in TOML basic strings.
+  return JSON.stringify(value);
+}
+
+function isLoopback(listen: string): boolean {
+  const host = listen.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+/** The mirror as the runtime should reach it. */
+export interface MirrorEndpoint {
+  /** "127.0.0.1:5000" */
+  readonly listen: string;
+  readonly tls: boolean;
+  /** CA/cert file for a TLS mirror (containerd `ca`). */
+  readonly tlsCert?: string;
+}
+
+export function mirrorEndpoint(config: NodeConfig): MirrorEndpoint {
+  return {
+    listen: config.mirror.listen,
+    tls: config.mirror.tlsCert !== undefined,
+    ...(config.mirror.tlsCert !== undefined ? { tlsCert: config.mirror.tlsCert } : {}),
+  };
+}
+
+// ---------------------------------------------------------------- CRI-O: pinned_images
+
+/**
+ * CRI-O's pinned_images drop-in exactly as the MCO writes it (2-space indent per table level, one-line array,
+ * every image by digest, deduplicated and sorted byte-wise like Go's sort.Strings).
+ */
+export function renderPinnedImages(names: readonly string[]): string {
+  const sorted = [...new Set(names)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return `[crio]\n  [crio.image]\n    pinned_images = [${sorted.map(tomlString).join(', ')}]\n`;
+}
+
+/** Writes (or, for an empty set, removes) the pinned-images file; returns whether it changed. */
+export async function applyPinnedImages(file: string, names: readonly string[]): Promise<boolean> {
+  if (file === '') return false;
+  if (names.length === 0) return removeFileDurably(file);
+  return writeFileAtomic(file, renderPinnedImages(names), 0o644);
+}
+
+// ---------------------------------------------------------------- CRI-O: registries.conf.d
+
+/**
+ * The registries configuration CRI-O sees without our drop-in: the main registries.conf (where the MCO renders
+ * ImageDigestMirrorSets), then every drop-in that sorts before ours, a later [[registry]] with the same prefix
+ * replacing an earlier one whole (as containers/image does).
+ */
+export async function loadEffectiveRegistries(mainFile: string, ourDropin: string): Promise<RegistriesConf> {
+  const files = [mainFile];
+  const dir = path.dirname(ourDropin);
+  const entries = await readdir(dir).catch((err: unknown) => {
+    if (errnoCode(err) === 'ENOENT') return [] as string[];
+    throw err;
+  });
+  for (const name of entries.filter((n) => n.endsWith('.conf')).sort()) {
+    const file = path.join(dir, name);
+    if (file !== ourDropin && name < path.basename(ourDropin)) files.push(file);
+  }
+  const byPrefix = new Map<string, RegistryConf>();
+  for (const file of files) {
+    let source: string;
+    try {
+      source = await readFile(file, 'utf8');
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') continue;
+      throw err;
+    }
+    for (const registry of parseRegistriesConf(source, file).registries) byPrefix.set(registry.prefix, registry);
+  }
+  return { file: mainFile, registries: [...byPrefix.values()] };
+}
+
+/** `location` + what is left of `repo` after the matched prefix (containers/image's rewrite). */
+function rewriteLocation(repo: Repository, registry: RegistryConf, location: string): string {
+  const name = repositoryName(repo);
+  if (registry.prefix.startsWith('*.')) return name; // wildcard entries keep the name
+  return location + name.slice(Math.max(prefixMatchLength(name, registry.prefix), 0));
+}
+
+function mirrorLines(location: string, insecure: boolean, pullFromMirror: string | undefined): string[] {
+  const lines = ['[[registry.mirror]]', `location = ${tomlString(location)}`];
+  if (insecure) lines.push('insecure = true');
+  if (pullFromMirror !== undefined) lines.push(`pull-from-mirror = ${tomlString(pullFromMirror)}`);
+  return lines;
+}
+
+/**
+ * Our drop-in: one [[registry]] per source repository with our mirror first. A drop-in [[registry]] with the
+ * prefix of an existing entry replaces that entry whole, and a longer prefix shadows a shorter one, so for
+ * every repository an existing entry covers we carry its settings over: its mirrors after ours (rewritten to
+ * this repository), and its location, `insecure`, `blocked` and `mirror-by-digest-only`. Without that, our
+ * file would silently drop the cluster's ImageDigestMirrorSet mirrors and NeverContactSource blocks.
+ */
+export function renderRegistriesDropin(repositories: readonly Repository[], mirror: MirrorEndpoint, existing: RegistriesConf): string {
+  const unique = [...new Map(repositories.map((r) => [repositoryName(r), r])).values()].sort((a, b) =>
+    repositoryName(a) < repositoryName(b) ? -1 : 1,
+  );
+  const insecure = !mirror.tls || isLoopback(mirror.listen);
+  const blocks = unique.map((repo) => {
+    const name = repositoryName(repo);
+    const inherited = registryFor(existing, repo);
+    const digestOnlyRegistry = inherited?.mirrorByDigestOnly ?? false;
+    const lines = [
+      '[[registry]]',
+      `prefix = ${tomlString(name)}`,
+      `location = ${tomlString(inherited && inherited.location !== '' ? rewriteLocation(repo, inherited, inherited.location) : name)}`,
+    ];
+    if (inherited?.insecure) lines.push('insecure = true');
+    if (inherited?.blocked) lines.push('blocked = true');
+    // With mirror-by-digest-only on the registry, containers/image rejects per-mirror pull-from-mirror.
+    if (digestOnlyRegistry) lines.push('mirror-by-digest-only = true');
+    lines.push('', ...mirrorLines(`${mirror.listen}/${repo.path}`, insecure, digestOnlyRegistry ? undefined : 'digest-only'));
+    for (const carried of inherited?.mirrors ?? []) {
+      lines.push('', ...mirrorLines(rewriteLocation(repo, inherited!, carried.location), carried.insecure, digestOnlyRegistry ? undefined : pullFromMirrorText(carried)));
+    }
+    return lines.join('\n');
+  });
+  const header = [
+    OWNER_MARKER,
+    '# Sends pulls by digest of the bundled repositories to the local pin-preload mirror first; mirrors and',
+    '# settings from registries.conf for the same repositories are carried over after it.',
+  ];
+  return `${[header.join('\n'), ...blocks].join('\n\n')}\n`;
+}
+
+function pullFromMirrorText(mirror: MirrorConf): string | undefined {
+  return mirror.pullFromMirror === 'all' ? undefined : mirror.pullFromMirror;
+}
+
+// ---------------------------------------------------------------- containerd: certs.d/<host>/hosts.toml
+
+/** containerd's hosts.toml for one source registry host, sending pulls and resolves to our mirror first. */
+export function renderHostsToml(sourceHost: string, mirror: MirrorEndpoint): string {
+  const lines = [
+    OWNER_MARKER,
+    `server = ${tomlString(`https://${apiHost(sourceHost)}`)}`,
+    '',
+    `[host.${tomlString(`${mirror.tls ? 'https' : 'http'}://${mirror.listen}`)}]`,
+    '  capabilities = ["pull", "resolve"]',
+  ];
+  if (mirror.tls && mirror.tlsCert !== undefined) lines.push(`  ca = ${tomlString(mirror.tlsCert)}`);
+  return `${lines.join('\n')}\n`;
+}
+
+async function isOurs(file: string): Promise<boolean | undefined> {
+  try {
+    return (await readFile(file, 'utf8')).startsWith(OWNER_MARKER);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** Writes one hosts.toml per source host and removes ours for hosts no longer bundled; returns changed files. */
+export async function applyHostsTomls(hostsDir: string, sourceHosts: readonly string[], mirror: MirrorEndpoint): Promise<string[]> {
+  const changed: string[] = [];
+  const wanted = new Set(sourceHosts);
+  for (const host of [...wanted].sort()) {
+    const file = path.join(hostsDir, host, 'hosts.toml');
+    if ((await isOurs(file)) === false) {
+      throw new UserError('HOSTS_TOML_FOREIGN', `${file} exists and was not written by pin-preload; refusing to overwrite it`, {
+        hint: `merge a [host."http://${mirror.listen}"] entry with capabilities ["pull", "resolve"] into it yourself, or move it away and run preload again`,
+      });
+    }
+    if (await writeFileAtomic(file, renderHostsToml(host, mirror), 0o644)) changed.push(file);
+  }
+  const present = await readdir(hostsDir).catch((err: unknown) => (errnoCode(err) === 'ENOENT' ? ([] as string[]) : Promise.reject(err)));
+  for (const host of present) {
+    if (wanted.has(host)) continue;
+    const file = path.join(hostsDir, host, 'hosts.toml');
+    if ((await isOurs(file)) !== true) continue;
+    await removeFileDurably(file);
+    await rmdir(path.dirname(file)).catch(() => undefined); // only if now empty
+    changed.push(file);
+  }
+  return changed;
+}
+
+// ---------------------------------------------------------------- both runtimes
+
+/**
+ * Points the runtime at the mirror for every bundled repository: the CRI-O drop-in when configured, and for
+ * containerd the hosts.toml files. An empty set removes our files. Returns the files that changed.
+ */
+export async function applyMirrorConfig(config: NodeConfig, repositories: readonly Repository[]): Promise<string[]> {
+  const mirror = mirrorEndpoint(config);
+  const changed: string[] = [];
+  const dropin = config.runtime.registriesDropin;
+  if (dropin !== '') {
+    if (repositories.length === 0) {
+      if ((await isOurs(dropin)) === true && (await removeFileDurably(dropin))) changed.push(dropin);
+    } else {
+      const existing = await loadEffectiveRegistries(config.runtime.registriesConf, dropin);
+      if ((await isOurs(dropin)) === false) {
+        throw new UserError('REGISTRIES_DROPIN_FOREIGN', `${dropin} exists and was not written by pin-preload; refusing to overwrite it`, {
+          hint: 'set [runtime] registries_dropin to a file name of our own',
+        });
+      }
+      if (await writeFileAtomic(dropin, renderRegistriesDropin(repositories, mirror, existing), 0o644)) changed.push(dropin);
+    }
+  }
+  if (config.runtime.kind === 'containerd') {
+    changed.push(...(await applyHostsTomls(config.runtime.hostsDir, repositories.map((r) => r.domain), mirror)));
+  }
+  return changed;
+}
+
+const RELOAD_TIMEOUT_MS = 120_000;
+
+/** Runs the configured reload command (argv, no shell); nothing configured → nothing run. */
+export async function reloadRuntime(argv: readonly string[]): Promise<boolean> {
+  if (argv.length === 0) return false;
+  const [command, ...args] = argv as [string, ...string[]];
+  await new Promise<void>((resolve, reject) => {
+    execFile(command, args, { timeout: RELOAD_TIMEOUT_MS, maxBuffer: 1024 * 1024 }, (err, _stdout, stderr) => {
+      if (!err) {
+        resolve();
+        return;
+      }
+      const how = errnoCode(err) === 'ENOENT' ? 'command not found' : err.killed ? `timed out after ${RELOAD_TIMEOUT_MS / 1000} s` : `exit code ${String((err as { code?: unknown }).code)}`;
+      reject(
+        new UserError('RUNTIME_RELOAD_FAILED', `reload command ${JSON.stringify(argv)} failed (${how})${stderr.trim() ? `: ${stderr.trim()}` : ''}`, {
+          hint: 'check [runtime] reload in the configuration and that the runtime service is running',
+        }),
+      );
+    });
+  });
+  return true;
+}
