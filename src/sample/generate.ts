@@ -60,7 +60,7 @@ export interface SampleRelease {
   readonly extraImages: SampleExtraImage[];
   /** Every top-level image, in index.json order. */
   readonly images: SampleImage[];
-  /** Number of files in blobs/sha256 and their total size. */
+  /** Number of blobs the release uses (configs, manifests, layers) and their total size. */
   readonly blobs: number;
   readonly totalBytes: number;
 }
@@ -86,14 +86,18 @@ function chooseShare(names: readonly string[], share: number, seed: string, purp
 }
 
 class ReleaseBuilder {
+  /** Shared by every image; set once they are written. */
+  baseLayers: readonly WrittenLayer[] = [];
+
   constructor(
     private readonly layout: LayoutWriter,
     private readonly p: SampleParams,
-    private readonly baseLayers: readonly WrittenLayer[],
   ) {}
 
-  layer(entries: TarEntry[]): Promise<WrittenLayer> {
-    return writeLayerBlob(this.layout.blobsDir, entries, this.p.compressionLevel);
+  async layer(entries: TarEntry[]): Promise<WrittenLayer> {
+    const layer = await writeLayerBlob(this.layout.blobsDir, entries, this.p.compressionLevel);
+    this.layout.recordBlob(layer.digest, layer.size);
+    return layer;
   }
 
   /** Config + manifest of one single-platform image over the base layers and `own` layers. */
@@ -161,18 +165,6 @@ export async function loadSampleRelease(dir: string): Promise<SampleRelease> {
   return { ...(JSON.parse(text) as SampleRelease), dir };
 }
 
-/** Size of every blob file: what a bundle of the whole layout must carry. */
-async function countBlobs(blobsDir: string): Promise<{ blobs: number; totalBytes: number }> {
-  let blobs = 0;
-  let totalBytes = 0;
-  for (const name of await fs.readdir(blobsDir)) {
-    if (!/^[a-f0-9]{64}$/.test(name)) continue;
-    blobs++;
-    totalBytes += (await fs.stat(path.join(blobsDir, name))).size;
-  }
-  return { blobs, totalBytes };
-}
-
 /**
  * Writes the sample release described by `params` (see SampleParams) as an OCI image layout at `dir`
  * and returns (and stores as dir/sample.json) what it contains. When `dir` already holds a complete
@@ -188,10 +180,10 @@ export async function generateSampleRelease(dir: string, params: Partial<SampleP
   // A previous generation's blobs may stay (content-addressed, harmless) but its description must not.
   await fs.rm(path.join(dir, SAMPLE_FILE), { force: true });
 
-  const baseLayers = await mapConcurrent(Array.from({ length: p.baseLayers }, (_, k) => k), LAYER_CONCURRENCY, (k) =>
-    writeLayerBlob(layout.blobsDir, baseLayerEntries(`${p.seed}:base:${k}`, k, p.baseLayerSize), p.compressionLevel),
+  const builder = new ReleaseBuilder(layout, p);
+  builder.baseLayers = await mapConcurrent(Array.from({ length: p.baseLayers }, (_, k) => k), LAYER_CONCURRENCY, (k) =>
+    builder.layer(baseLayerEntries(`${p.seed}:base:${k}`, k, p.baseLayerSize)),
   );
-  const builder = new ReleaseBuilder(layout, p, baseLayers);
 
   const names = componentNames(p.components);
   const multiArch = chooseShare(names, p.multiArchShare, p.seed, 'multi-arch');
@@ -251,7 +243,7 @@ export async function generateSampleRelease(dir: string, params: Partial<SampleP
     images.push({ reference: e.reference, repository: `${EXTRA_REPOSITORY_PREFIX}/${name}`, tag, digest: e.digest, mediaType: e.mediaType });
   });
   for (const image of images) {
-    layout.addIndexEntry({ mediaType: image.mediaType, digest: image.digest, size: await blobSize(layout, image.digest) }, image.reference);
+    layout.addIndexEntry({ mediaType: image.mediaType, digest: image.digest, size: layout.written.get(image.digest) as number }, image.reference);
   }
   await layout.finish();
 
@@ -264,12 +256,8 @@ export async function generateSampleRelease(dir: string, params: Partial<SampleP
     components,
     extraImages,
     images,
-    ...(await countBlobs(layout.blobsDir)),
+    ...layout.totals(),
   };
   await writeFileAtomic(path.join(dir, SAMPLE_FILE), `${JSON.stringify(release, null, 2)}\n`);
   return release;
-}
-
-async function blobSize(layout: LayoutWriter, digest: Digest): Promise<number> {
-  return (await fs.stat(path.join(layout.blobsDir, digest.slice('sha256:'.length)))).size;
 }

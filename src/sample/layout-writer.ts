@@ -1,10 +1,9 @@
 // Writes an OCI image layout directory (oci-layout, index.json, blobs/sha256/<hex>) from generated parts.
 // Blobs are content-addressed, so rewriting one is harmless; index.json is written last, atomically.
 
-import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { sha256Of, type Digest } from '../oci/digest.js';
+import { digestHex, sha256Of, type Digest } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
 import type { Platform } from '../oci/platform.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
@@ -41,18 +40,32 @@ export class LayoutWriter {
     await fs.mkdir(this.blobsDir, { recursive: true });
   }
 
+  /** Every blob this generation wrote, with its size: what the layout's totals count. */
+  readonly written = new Map<Digest, number>();
+
   /**
-   * Stores small JSON (configs, manifests) under its digest. No fsync per blob: a fixture is rebuilt
-   * from its parameters, and a layout without index.json/sample.json is never taken as complete.
+   * Stores small JSON (configs, manifests) under its digest, written in place: no temp file and no fsync
+   * per blob, because a generation rewrites every blob it needs and only a finished generation writes
+   * sample.json, so a torn blob from a crash is either rewritten or never referenced.
    */
   async writeJson(mediaType: string, value: unknown): Promise<BlobDescriptor> {
     const bytes = Buffer.from(canonicalJson(value), 'utf8');
     const digest = sha256Of(bytes);
-    const file = path.join(this.blobsDir, digest.slice('sha256:'.length));
-    const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-    await fs.writeFile(tmp, bytes);
-    await fs.rename(tmp, file);
+    await fs.writeFile(path.join(this.blobsDir, digestHex(digest)), bytes);
+    this.written.set(digest, bytes.length);
     return { mediaType, digest, size: bytes.length };
+  }
+
+  /** Records a blob written by a stream (layers), for the totals. */
+  recordBlob(digest: Digest, size: number): void {
+    this.written.set(digest, size);
+  }
+
+  /** Number and total size of the blobs this generation wrote (a reused directory may hold others). */
+  totals(): { blobs: number; totalBytes: number } {
+    let totalBytes = 0;
+    for (const size of this.written.values()) totalBytes += size;
+    return { blobs: this.written.size, totalBytes };
   }
 
   /** Names a top-level image in index.json by its full source reference. */
