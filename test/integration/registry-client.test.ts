@@ -1,0 +1,496 @@
+// RegistryClient against a real docker-registry: manifests by tag and digest (Docker schema2, OCI, index),
+// verified and resumed blob streams, error codes, registries.conf mirrors, and the bearer token flow.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash, createPrivateKey, randomBytes, sign, X509Certificate } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import { DigestMismatchError, sha256Of, type Digest } from '../../src/oci/digest.js';
+import { MediaType } from '../../src/oci/media-types.js';
+import { parseReference } from '../../src/oci/reference.js';
+import { RegistryClient, type RegistryClientOptions } from '../../src/registry/client.js';
+import { loadCredentials } from '../../src/registry/credentials.js';
+import { createImageSource } from '../../src/registry/index.js';
+import { parseRegistriesConf } from '../../src/registry/registries-conf.js';
+import { UserError } from '../../src/util/errors.js';
+import { startDockerRegistry, type RunningRegistry } from '../support/docker-registry.js';
+import { freePort } from '../support/ports.js';
+import { faultTimes, startRegistryProxy, type RunningProxy } from '../support/registry-proxy.js';
+
+const run = promisify(execFile);
+const FAST_RETRIES: RegistryClientOptions['retries'] = { attempts: 3, baseDelayMs: 1, maxDelayMs: 5, maxRetryAfterMs: 50 };
+
+// ---- pushing a small image with raw HTTP ----
+
+interface Blob {
+  readonly digest: Digest;
+  readonly size: number;
+  readonly bytes: Buffer;
+}
+
+function blobOf(bytes: Buffer): Blob {
+  return { digest: sha256Of(bytes), size: bytes.length, bytes };
+}
+
+async function pushBlob(registryUrl: string, repo: string, blob: Blob, authorization?: string): Promise<void> {
+  const auth: Record<string, string> = authorization ? { authorization } : {};
+  const start = await fetch(`${registryUrl}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers: auth });
+  assert.equal(start.status, 202, `upload start: ${await start.text()}`);
+  const location = new URL(start.headers.get('location')!, registryUrl);
+  location.searchParams.set('digest', blob.digest);
+  const put = await fetch(location, { method: 'PUT', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: blob.bytes });
+  assert.equal(put.status, 201, `upload finish: ${await put.text()}`);
+}
+
+async function pushManifest(registryUrl: string, repo: string, tag: string, mediaType: string, bytes: Buffer, authorization?: string): Promise<Digest> {
+  const res = await fetch(`${registryUrl}/v2/${repo}/manifests/${tag}`, {
+    method: 'PUT',
+    headers: { 'content-type': mediaType, ...(authorization ? { authorization } : {}) },
+    body: bytes,
+  });
+  assert.equal(res.status, 201, `manifest push: ${await res.text()}`);
+  return sha256Of(bytes);
+}
+
+interface PushedImage {
+  readonly config: Blob;
+  readonly layer: Blob;
+  readonly docker: { bytes: Buffer; digest: Digest };
+  readonly oci: { bytes: Buffer; digest: Digest };
+  readonly index: { bytes: Buffer; digest: Digest };
+}
+
+/** A config, one ~1.5 MiB layer, a Docker schema2 manifest, an OCI manifest and an OCI index over both. */
+async function pushTestImage(registryUrl: string, repo: string, authorization?: string): Promise<PushedImage> {
+  const config = blobOf(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, config: {} })));
+  const layer = blobOf(randomBytes(1536 * 1024));
+  await pushBlob(registryUrl, repo, config, authorization);
+  await pushBlob(registryUrl, repo, layer, authorization);
+  const dockerBytes = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaType.dockerManifest,
+      config: { mediaType: MediaType.dockerConfig, digest: config.digest, size: config.size },
+      layers: [{ mediaType: MediaType.dockerLayerGzip, digest: layer.digest, size: layer.size }],
+    }),
+  );
+  const ociBytes = Buffer.from(
+    JSON.stringify(
+      {
+        schemaVersion: 2,
+        mediaType: MediaType.ociManifest,
+        config: { mediaType: MediaType.ociConfig, digest: config.digest, size: config.size },
+        layers: [{ mediaType: MediaType.ociLayerGzip, digest: layer.digest, size: layer.size }],
+      },
+      null,
+      2, // pretty-printed on purpose: digests are over the exact bytes
+    ),
+  );
+  const docker = { bytes: dockerBytes, digest: await pushManifest(registryUrl, repo, 'docker', MediaType.dockerManifest, dockerBytes, authorization) };
+  const oci = { bytes: ociBytes, digest: await pushManifest(registryUrl, repo, 'oci', MediaType.ociManifest, ociBytes, authorization) };
+  const indexBytes = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaType.ociIndex,
+      manifests: [
+        { mediaType: MediaType.ociManifest, digest: oci.digest, size: oci.bytes.length, platform: { os: 'linux', architecture: 'amd64' } },
+        { mediaType: MediaType.dockerManifest, digest: docker.digest, size: docker.bytes.length, platform: { os: 'linux', architecture: 'arm64' } },
+      ],
+    }),
+  );
+  const index = { bytes: indexBytes, digest: await pushManifest(registryUrl, repo, 'index', MediaType.ociIndex, indexBytes, authorization) };
+  return { config, layer, docker, oci, index };
+}
+
+async function collect(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function isUserErrorWith(code: string, ...mentions: string[]): (err: unknown) => boolean {
+  return (err: unknown) => {
+    assert.ok(err instanceof UserError, `expected a UserError, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    for (const m of mentions) assert.ok(err.message.includes(m), `"${err.message}" should mention "${m}"`);
+    return true;
+  };
+}
+
+// ---- an open registry behind the recording proxy ----
+
+describe('RegistryClient against docker-registry', () => {
+  const REPO = 'pin-preload/app';
+  let registry: RunningRegistry;
+  let proxy: RunningProxy;
+  let image: PushedImage;
+  let client: RegistryClient;
+
+  before(async () => {
+    registry = await startDockerRegistry();
+    image = await pushTestImage(registry.url, REPO);
+    proxy = await startRegistryProxy(registry.url);
+    client = new RegistryClient({ retries: FAST_RETRIES });
+  });
+  after(async () => {
+    await client?.close();
+    await proxy?.stop();
+    await registry?.stop();
+  });
+
+  const ref = (suffix: string) => parseReference(`${proxy.host}/${REPO}${suffix}`);
+
+  test('fetches a Docker schema2 manifest by tag: exact bytes, media type and digest', async () => {
+    const m = await client.getManifest(ref(':docker'));
+    assert.deepEqual(m.bytes, image.docker.bytes);
+    assert.equal(m.mediaType, MediaType.dockerManifest);
+    assert.equal(m.digest, image.docker.digest);
+  });
+
+  test('fetches an OCI manifest and an OCI index by tag with their own media types', async () => {
+    const oci = await client.getManifest(ref(':oci'));
+    assert.deepEqual(oci.bytes, image.oci.bytes);
+    assert.equal(oci.mediaType, MediaType.ociManifest);
+    const index = await client.getManifest(ref(':index'));
+    assert.equal(index.mediaType, MediaType.ociIndex);
+    assert.equal(index.digest, image.index.digest);
+  });
+
+  test('fetches a manifest by digest and checks the bytes against it', async () => {
+    const m = await client.getManifest(ref(`@${image.oci.digest}`));
+    assert.deepEqual(m.bytes, image.oci.bytes);
+    assert.equal(m.digest, image.oci.digest);
+  });
+
+  test('HEAD of a manifest and a blob report digest and size', async () => {
+    const head = await client.headManifest(ref(':docker'));
+    assert.equal(head.digest, image.docker.digest);
+    assert.equal(head.size, image.docker.bytes.length);
+    assert.deepEqual(await client.headBlob(ref(''), image.layer.digest), { size: image.layer.size });
+  });
+
+  test('streams a blob whose bytes hash to its digest', async () => {
+    const bytes = await collect(client.blobStream(ref(''), image.layer));
+    assert.ok(bytes.equals(image.layer.bytes));
+  });
+
+  test('streams a blob from an offset with the caller\'s prefix hash', async () => {
+    const offset = 100_000;
+    const prefixHash = createHash('sha256').update(image.layer.bytes.subarray(0, offset));
+    const rest = await collect(client.blobStream(ref(''), image.layer, { offset, prefixHash }));
+    assert.ok(rest.equals(image.layer.bytes.subarray(offset)));
+    const last = proxy.requests.filter((r) => r.path.endsWith(image.layer.digest)).at(-1);
+    assert.equal(last?.range, `bytes=${offset}-`);
+  });
+
+  test('resumes a blob with a Range request after the connection is reset mid-body', async () => {
+    const before = proxy.countBlobGets(image.layer.digest);
+    proxy.setFault(faultTimes((r) => r.method === 'GET' && r.path.endsWith(image.layer.digest), { kind: 'reset-after-bytes', bytes: 300_000 }));
+    try {
+      const bytes = await collect(client.blobStream(ref(''), image.layer));
+      assert.ok(bytes.equals(image.layer.bytes));
+    } finally {
+      proxy.setFault(undefined);
+    }
+    const gets = proxy.requests.filter((r) => r.method === 'GET' && r.path.endsWith(image.layer.digest)).slice(-2);
+    assert.equal(proxy.countBlobGets(image.layer.digest) - before, 2);
+    assert.equal(gets[0]?.fault, 'reset-after-bytes');
+    const resumedAt = Number(/^bytes=(\d+)-$/.exec(gets[1]?.range ?? '')?.[1]);
+    assert.ok(resumedAt >= 300_000 && resumedAt < image.layer.size, `resumed at ${gets[1]?.range}`);
+  });
+
+  test('resumes a body that ends cleanly but short', async () => {
+    proxy.setFault(faultTimes((r) => r.method === 'GET' && r.path.endsWith(image.layer.digest), { kind: 'truncate', bytes: 500_000 }));
+    try {
+      const bytes = await collect(client.blobStream(ref(''), image.layer));
+      assert.ok(bytes.equals(image.layer.bytes));
+    } finally {
+      proxy.setFault(undefined);
+    }
+    assert.equal(proxy.requests.at(-1)?.range, 'bytes=500000-');
+  });
+
+  test('a corrupted byte makes the stream fail with DigestMismatchError, never end', async () => {
+    proxy.setFault(faultTimes((r) => r.method === 'GET' && r.path.endsWith(image.layer.digest), { kind: 'corrupt-byte', offset: 12345 }));
+    try {
+      await assert.rejects(collect(client.blobStream(ref(''), image.layer)), DigestMismatchError);
+    } finally {
+      proxy.setFault(undefined);
+    }
+  });
+
+  test('retries a 503 with Retry-After and then succeeds', async () => {
+    const before = proxy.requests.length;
+    proxy.setFault(faultTimes((r) => r.path.includes('/manifests/'), { kind: 'status', status: 503, headers: { 'retry-after': '0' } }, 2));
+    try {
+      const m = await client.getManifest(ref(':docker'));
+      assert.equal(m.digest, image.docker.digest);
+    } finally {
+      proxy.setFault(undefined);
+    }
+    assert.deepEqual(proxy.requests.slice(before).map((r) => r.status), [503, 503, 200]);
+  });
+
+  test('a status that stays 503 becomes REGISTRY_ERROR with the registry\'s error code', async () => {
+    proxy.setFault((r) => (r.path.includes('/manifests/') ? { kind: 'status', status: 503, body: '{"errors":[{"code":"UNAVAILABLE","message":"try later"}]}' } : undefined));
+    try {
+      await assert.rejects(client.getManifest(ref(':docker')), isUserErrorWith('REGISTRY_ERROR', '503', 'UNAVAILABLE', 'try later'));
+    } finally {
+      proxy.setFault(undefined);
+    }
+  });
+
+  test('a manifest that does not exist is MANIFEST_UNKNOWN naming the reference', async () => {
+    await assert.rejects(client.getManifest(ref(':no-such-tag')), isUserErrorWith('MANIFEST_UNKNOWN', `${proxy.host}/${REPO}:no-such-tag`));
+  });
+
+  test('a blob that does not exist is BLOB_UNKNOWN', async () => {
+    const missing = blobOf(Buffer.from('not pushed'));
+    await assert.rejects(collect(client.blobStream(ref(''), missing)), isUserErrorWith('BLOB_UNKNOWN', missing.digest));
+  });
+
+  test('a refused connection is REGISTRY_UNREACHABLE naming the host and ECONNREFUSED', async () => {
+    const dead = `127.0.0.1:${await freePort()}`;
+    await assert.rejects(client.getManifest(parseReference(`${dead}/${REPO}:docker`)), isUserErrorWith('REGISTRY_UNREACHABLE', dead, 'ECONNREFUSED'));
+  });
+
+  test('registries.conf mirrors are tried in order: a dead mirror, then the live one; the primary is not contacted', async () => {
+    const dead = `127.0.0.1:${await freePort()}`;
+    const deadPrimary = `127.0.0.1:${await freePort()}`;
+    const conf = parseRegistriesConf(
+      [
+        '[[registry]]',
+        'prefix = "registry.example.com/team"',
+        `location = "${deadPrimary}/team"`,
+        '[[registry.mirror]]',
+        `location = "${dead}/pin-preload"`,
+        'insecure = true',
+        '[[registry.mirror]]',
+        `location = "${proxy.host}/pin-preload"`,
+        'insecure = true',
+        'pull-from-mirror = "digest-only"',
+      ].join('\n'),
+      'test-registries.conf',
+    );
+    const mirrored = new RegistryClient({ registriesConf: conf, retries: FAST_RETRIES, loopbackIsInsecure: false });
+    try {
+      const before = proxy.requests.length;
+      const m = await mirrored.getManifest(parseReference(`registry.example.com/team/app@${image.docker.digest}`));
+      assert.deepEqual(m.bytes, image.docker.bytes);
+      assert.ok(proxy.requests.slice(before).some((r) => r.path === `/v2/${REPO}/manifests/${image.docker.digest}` && r.status === 200));
+      const layer = await collect(mirrored.blobStream(parseReference('registry.example.com/team/app'), image.layer));
+      assert.ok(layer.equals(image.layer.bytes));
+      // By tag the digest-only mirror is skipped: only the dead mirror and the dead primary are left.
+      await assert.rejects(mirrored.getManifest(parseReference('registry.example.com/team/app:docker')), isUserErrorWith('REGISTRY_UNREACHABLE', dead, deadPrimary));
+    } finally {
+      await mirrored.close();
+    }
+  });
+
+  test('a blocked registry is not contacted and without a usable mirror is REGISTRY_BLOCKED', async () => {
+    const conf = parseRegistriesConf(
+      ['[[registry]]', `location = "${proxy.host}/pin-preload"`, 'blocked = true'].join('\n'),
+      'blocked.conf',
+    );
+    const blocked = new RegistryClient({ registriesConf: conf, retries: FAST_RETRIES });
+    try {
+      const before = proxy.requests.length;
+      await assert.rejects(blocked.getManifest(ref(':docker')), isUserErrorWith('REGISTRY_BLOCKED', `${proxy.host}/${REPO}`));
+      assert.equal(proxy.requests.length, before);
+    } finally {
+      await blocked.close();
+    }
+  });
+
+  test('createImageSource reads --registries-conf and --authfile', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-source-'));
+    try {
+      await writeFile(path.join(dir, 'r.conf'), `[[registry]]\nprefix = "mirror.test/x"\nlocation = "${proxy.host}/pin-preload"\ninsecure = true\n`);
+      await writeFile(path.join(dir, 'auth.json'), '{"auths":{}}');
+      const source = await createImageSource({ registriesConfFile: path.join(dir, 'r.conf'), authfile: path.join(dir, 'auth.json'), retries: FAST_RETRIES });
+      try {
+        const m = await source.getManifest(parseReference('mirror.test/x/app:oci'));
+        assert.equal(m.digest, image.oci.digest);
+      } finally {
+        await source.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+// ---- bearer tokens: docker-registry with `auth: token` checking JWTs signed by our token server ----
+
+interface TokenServer {
+  readonly url: string;
+  hits: number;
+  /** Seconds from now to the JWT's `exp` claim (the registry's view); expires_in stays 300. */
+  jwtLifetimeS: number;
+  mint(scope: { name: string; actions: string[] }[]): string;
+  stop(): Promise<void>;
+}
+
+const SERVICE = 'pin-preload-test-registry';
+const ISSUER = 'pin-preload-test-issuer';
+const USER = 'alice';
+const PASSWORD = 'correct horse';
+
+function base64url(data: Buffer | string): string {
+  return Buffer.from(data).toString('base64url');
+}
+
+async function startTokenServer(keyPem: string, certPem: string): Promise<TokenServer> {
+  const key = createPrivateKey(keyPem);
+  const certDer = new X509Certificate(certPem).raw;
+  const state = { hits: 0, jwtLifetimeS: 300 };
+  const mint = (access: { name: string; actions: string[] }[]): string => {
+    const now = Math.floor(Date.now() / 1000);
+    const headerPart = base64url(JSON.stringify({ typ: 'JWT', alg: 'RS256', x5c: [certDer.toString('base64')] }));
+    const claims = { iss: ISSUER, sub: USER, aud: SERVICE, iat: now, nbf: now - 5, exp: now + state.jwtLifetimeS, jti: randomBytes(8).toString('hex'), access: access.map((a) => ({ type: 'repository', ...a })) };
+    const payload = base64url(JSON.stringify(claims));
+    const signature = sign('sha256', Buffer.from(`${headerPart}.${payload}`), key);
+    return `${headerPart}.${payload}.${base64url(signature)}`;
+  };
+  const server = http.createServer((req, res) => {
+    state.hits++;
+    const url = new URL(req.url ?? '/', 'http://x');
+    const auth = req.headers.authorization;
+    let access: { name: string; actions: string[] }[] = [];
+    if (auth !== undefined) {
+      if (auth !== `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}` || url.searchParams.get('account') !== USER) {
+        res.writeHead(401, { 'content-type': 'application/json' });
+        res.end('{"details":"wrong credentials"}');
+        return;
+      }
+      const scope = /^repository:([^:]+):(.+)$/.exec(url.searchParams.get('scope') ?? '');
+      if (scope && url.searchParams.get('service') === SERVICE) access = [{ name: scope[1]!, actions: scope[2]!.split(',').filter((a) => a === 'pull') }];
+    }
+    // Anonymous users get a token with no access, as public token servers do.
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ token: mint(access), expires_in: 300 }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    get hits() {
+      return state.hits;
+    },
+    set hits(v: number) {
+      state.hits = v;
+    },
+    get jwtLifetimeS() {
+      return state.jwtLifetimeS;
+    },
+    set jwtLifetimeS(v: number) {
+      state.jwtLifetimeS = v;
+    },
+    mint,
+    async stop() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe('RegistryClient with bearer token auth (docker-registry auth: token)', () => {
+  const REPO = 'secure/app';
+  let dir: string;
+  let tokens: TokenServer;
+  let registry: RunningRegistry;
+  let image: PushedImage;
+  let authfile: string;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-token-'));
+    await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=pin-preload test token issuer']);
+    tokens = await startTokenServer(await readFile(path.join(dir, 'key.pem'), 'utf8'), await readFile(path.join(dir, 'cert.pem'), 'utf8'));
+    registry = await startDockerRegistry({
+      authYaml: ['auth:', '  token:', `    realm: ${tokens.url}/token`, `    service: ${SERVICE}`, `    issuer: ${ISSUER}`, `    rootcertbundle: ${path.join(dir, 'cert.pem')}`].join('\n'),
+    });
+    const pushToken = `Bearer ${tokens.mint([{ name: REPO, actions: ['pull', 'push'] }])}`;
+    image = await pushTestImage(registry.url, REPO, pushToken);
+    authfile = path.join(dir, 'auth.json');
+    await writeFile(authfile, JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64') } } }));
+  });
+  after(async () => {
+    await registry?.stop();
+    await tokens?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('the registry itself refuses requests without a token (the setup really checks tokens)', async () => {
+    const res = await fetch(`${registry.url}/v2/${REPO}/manifests/docker`);
+    assert.equal(res.status, 401);
+    assert.match(res.headers.get('www-authenticate') ?? '', /^Bearer realm=/);
+  });
+
+  test('without credentials: REGISTRY_UNAUTHORIZED naming registry and repository, with the --authfile hint', async () => {
+    const client = new RegistryClient({ retries: FAST_RETRIES });
+    try {
+      await assert.rejects(client.getManifest(parseReference(`${registry.host}/${REPO}:docker`)), (err: unknown) => {
+        isUserErrorWith('REGISTRY_UNAUTHORIZED', registry.host, REPO)(err);
+        assert.match((err as UserError).hint ?? '', /--authfile FILE \(containers-auth.json format\) or REGISTRY_AUTH_FILE/);
+        return true;
+      });
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('with an authfile: manifests and blobs come through, and one token serves many requests', async () => {
+    const client = new RegistryClient({ credentials: await loadCredentials({ authfile, env: {} }), retries: FAST_RETRIES });
+    try {
+      tokens.hits = 0;
+      const results = await Promise.all([
+        client.getManifest(parseReference(`${registry.host}/${REPO}:docker`)),
+        client.getManifest(parseReference(`${registry.host}/${REPO}:oci`)),
+        client.getManifest(parseReference(`${registry.host}/${REPO}@${image.index.digest}`)),
+      ]);
+      assert.deepEqual(results.map((m) => m.digest), [image.docker.digest, image.oci.digest, image.index.digest]);
+      for (let i = 0; i < 5; i++) {
+        const layer = await collect(client.blobStream(parseReference(`${registry.host}/${REPO}`), image.layer));
+        assert.ok(layer.equals(image.layer.bytes));
+      }
+      assert.equal(tokens.hits, 1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('a cached token the registry refuses is dropped and replaced once', async () => {
+    const client = new RegistryClient({ credentials: await loadCredentials({ authfile, env: {} }), retries: FAST_RETRIES });
+    // distribution allows 60 s of clock skew past `exp`: this token is good for the registry for about
+    // two more seconds, while our cache trusts expires_in (300 s).
+    tokens.jwtLifetimeS = -58;
+    try {
+      tokens.hits = 0;
+      await client.getManifest(parseReference(`${registry.host}/${REPO}:docker`));
+      await new Promise((r) => setTimeout(r, 3100));
+      const m = await client.getManifest(parseReference(`${registry.host}/${REPO}:oci`));
+      assert.equal(m.digest, image.oci.digest);
+      assert.equal(tokens.hits, 2);
+    } finally {
+      tokens.jwtLifetimeS = 300;
+      await client.close();
+    }
+  });
+
+  test('a wrong password is REGISTRY_UNAUTHORIZED naming the credentials file', async () => {
+    const wrong = path.join(dir, 'wrong-auth.json');
+    await writeFile(wrong, JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from(`${USER}:nope`).toString('base64') } } }));
+    const client = new RegistryClient({ credentials: await loadCredentials({ authfile: wrong, env: {} }), retries: FAST_RETRIES });
+    try {
+      await assert.rejects(client.getManifest(parseReference(`${registry.host}/${REPO}:docker`)), isUserErrorWith('REGISTRY_UNAUTHORIZED', registry.host, wrong));
+    } finally {
+      await client.close();
+    }
+  });
+});
