@@ -73,7 +73,16 @@ export class LayoutWriter {
     this.entries.push({ mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size, annotations: { [REF_NAME_ANNOTATION]: refName } });
   }
 
+  /** Removes blobs (and temp files) an earlier generation with other parameters left behind. */
+  async pruneUnwritten(): Promise<void> {
+    for (const name of await fs.readdir(this.blobsDir)) {
+      const stale = /^[a-f0-9]{64}$/.test(name) ? !this.written.has(`sha256:${name}` as Digest) : /^\.layer-[a-f0-9]+\.tmp$/.test(name);
+      if (stale) await fs.rm(path.join(this.blobsDir, name), { force: true });
+    }
+  }
+
   async finish(): Promise<void> {
+    await this.pruneUnwritten();
     await writeFileAtomic(path.join(this.dir, 'oci-layout'), canonicalJson({ imageLayoutVersion: '1.0.0' }));
     await writeFileAtomic(
       path.join(this.dir, 'index.json'),

@@ -236,7 +236,7 @@ test('generates the default release in under a second and 190 components with ti
   assert.equal(big.components.filter((c) => c.platforms.length === 2).length, Math.round(190 * 0.25));
 });
 
-test('returns an existing generation with the same parameters without rewriting it', async () => {
+test('returns an existing generation with the same parameters without rewriting it, and replaces one with other parameters', async () => {
   const dir = path.join(work, 'reuse');
   const first = await generateSampleRelease(dir, { components: 3 });
   const marker = path.join(dir, 'blobs', 'sha256', first.releaseDigest.slice(7));
@@ -244,8 +244,9 @@ test('returns an existing generation with the same parameters without rewriting 
   const again = await generateSampleRelease(dir, { components: 3 });
   assert.deepEqual(again, first);
   assert.equal((await fs.stat(marker)).mtimeMs, before);
-  const changed = await generateSampleRelease(dir, { components: 4 });
+  const changed = await generateSampleRelease(dir, { components: 4, seed: 'other' });
   assert.equal(changed.components.length, 4);
+  assert.deepEqual((await fs.readdir(path.join(dir, 'blobs', 'sha256'))).length, changed.blobs, 'blobs of the older generation are gone');
 });
 
 test('rejects impossible parameters with a message naming the parameter', async () => {
