@@ -46,16 +46,14 @@ mkdir -p "$app/dist" "$app/docs" "$top/systemd"
 cp -a dist/src "$app/dist/src"
 cp package.json package-lock.json "$app/"
 
-# Production dependencies: copy the installed tree, then let npm drop the dev dependencies using the
-# lockfile. --offline and --ignore-scripts: nothing is fetched or rebuilt, the compiled addon is kept.
-cp -a node_modules "$app/node_modules"
-(cd "$app" && npm prune --omit=dev --offline --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
-# better-sqlite3 loads only build/Release/better_sqlite3.node; its sources and build leftovers are ~25 MB.
-sqlite="$app/node_modules/better-sqlite3"
-rm -rf "$sqlite/deps" "$sqlite/src" "$sqlite/build/Release/obj" "$sqlite/build/Release/obj.target" \
-  "$sqlite/build/Release/test_extension.node" "$sqlite/build/Release/.deps" "$sqlite/build/deps"
-find "$sqlite/build" -mindepth 1 -maxdepth 1 ! -name Release -exec rm -rf {} +
-find "$sqlite/build/Release" -mindepth 1 -maxdepth 1 ! -name better_sqlite3.node -exec rm -rf {} +
+# Production dependencies: a copy of the installed tree without the dev dependencies the lockfile marks,
+# so nothing is fetched or rebuilt and the compiled better-sqlite3 addon for this node is kept.
+node scripts/copy-production-modules.mjs "$repo" "$app/node_modules"
+# Same answer from npm itself: every production dependency present (fails on a missing one).
+(cd "$app" && npm ls --omit=dev --all --offline --loglevel=error >/dev/null) || {
+  echo "package.sh: the production dependency tree is incomplete (npm ls above); run \`npm ci\` and retry" >&2
+  exit 1
+}
 
 if [ "$include_node" = 1 ]; then
   mkdir -p "$app/node/bin"
