@@ -3,6 +3,7 @@
 
 import { Command, CommanderError } from 'commander';
 import { TOOL_VERSION } from '../version.js';
+import { registerBundlePlan } from './bundle-plan.js';
 import { reportAndExit } from './run-command.js';
 
 export function buildProgram(): Command {
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
   const bundle = program.command('bundle').description('make, check and look into offline bundles (bastion side)');
   void bundle;
   // Command registrations (one line each, keep sorted):
+  registerBundlePlan(bundle);
   return program;
 }
 

@@ -1,0 +1,78 @@
+// `pin-preload bundle plan`: resolve a selection to digests and show what a bundle would hold and weigh,
+// fetching manifests only (no layer is downloaded, apart from the release payload's top layer).
+
+import type { Command } from 'commander';
+import { MediaType } from '../oci/media-types.js';
+import { formatPlatform } from '../oci/platform.js';
+import { formatReference } from '../oci/reference.js';
+import type { BundlePlan, PlannedImage } from '../plan/plan.js';
+import { dedupRatio, planToJson } from '../plan/plan-json.js';
+import { COMPRESSED_LAYER_RATIO, planBundle } from '../plan/resolve.js';
+import { formatBytes } from '../util/size.js';
+import { action } from './run-command.js';
+import { addSelectionOptions, selectionFromOptions, type SelectionOptionValues } from './selection-options.js';
+
+export function registerBundlePlan(bundle: Command): void {
+  const command = bundle
+    .command('plan')
+    .description('resolve a release and images to digests and show what a bundle of them would hold (fetches manifests only)')
+    .option('--json', 'print the plan as JSON (schemaVersion 1, see docs/plan-json.md)');
+  addSelectionOptions(command).action(
+    action(async (options: SelectionOptionValues & { json?: boolean }) => {
+      const { selection, source, concurrency } = await selectionFromOptions(options);
+      try {
+        const plan = await planBundle(source, selection, { concurrency });
+        process.stdout.write(options.json ? `${JSON.stringify(planToJson(plan), null, 2)}\n` : formatPlan(plan));
+      } finally {
+        await source.close();
+      }
+    }),
+  );
+}
+
+const SHORT_TYPES: Record<string, string> = {
+  [MediaType.ociManifest]: 'oci-manifest',
+  [MediaType.ociIndex]: 'oci-index',
+  [MediaType.dockerManifest]: 'docker-manifest',
+  [MediaType.dockerManifestList]: 'docker-list',
+};
+
+function imageLine(image: PlannedImage): string[] {
+  const name = image.origin === 'component' ? `${image.component} ` : `${image.requestedAs} `;
+  return [
+    image.origin,
+    name,
+    formatReference(image.reference),
+    SHORT_TYPES[image.mediaType] ?? image.mediaType,
+    image.platforms.length > 0 ? image.platforms.map(formatPlatform).join(',') : '-',
+  ];
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => `  ${r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ')}`.trimEnd()).join('\n');
+}
+
+export function formatPlan(plan: BundlePlan): string {
+  const out: string[] = [];
+  if (plan.release) {
+    const r = plan.release;
+    out.push(`Release:    ${r.requestedAs}`);
+    out.push(`            ${formatReference(r.reference)}`);
+    out.push(`            version ${r.version || '(unknown)'}, ${r.componentCount} components${r.previous?.length ? `, updates from ${r.previous.join(', ')}` : ''}`);
+  }
+  out.push(`Platforms:  ${plan.platforms.map(formatPlatform).join(', ') || '-'}`);
+  out.push('');
+  out.push(`Images (${plan.images.length}):`);
+  out.push(table([['ORIGIN', 'NAME', 'SOURCE BY DIGEST', 'TYPE', 'PLATFORMS'], ...plan.images.map(imageLine)]));
+  out.push('');
+  const byRole = (role: string) => plan.blobs.filter((b) => b.role === role).length;
+  const t = plan.totals;
+  const estimated = plan.blobs.some((b) => b.uncompressedEstimated);
+  out.push(`Unique blobs:        ${t.uniqueBlobs} (${byRole('manifest')} manifests, ${byRole('config')} configs, ${byRole('layer')} layers)`);
+  out.push(`Unique bytes:        ${formatBytes(t.uniqueBytes)} (${t.uniqueBytes} bytes, after deduplication)`);
+  out.push(`Bytes with repeats:  ${formatBytes(t.bytesWithRepeats)} (each image counted on its own)`);
+  out.push(`Dedup ratio:         ${dedupRatio(plan).toFixed(2)}x`);
+  out.push(`Uncompressed:        ${estimated ? '~' : ''}${formatBytes(t.uncompressedBytes)}${estimated ? ` (estimated: compressed layers counted ${COMPRESSED_LAYER_RATIO}x their size)` : ''}`);
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,61 @@
+// The stable JSON form of a BundlePlan (`bundle plan --json`, docs/plan-json.md): schemaVersion 1.
+// Fields are only ever added; a change in meaning gets a new schemaVersion.
+
+import { formatPlatform } from '../oci/platform.js';
+import { formatReference, repositoryName } from '../oci/reference.js';
+import { COMPRESSED_LAYER_RATIO } from './resolve.js';
+import type { BundlePlan } from './plan.js';
+
+export const PLAN_JSON_SCHEMA_VERSION = 1;
+
+/** Unique bytes over bytes with repeats: how much deduplication saves (1 = nothing shared). */
+export function dedupRatio(plan: BundlePlan): number {
+  return plan.totals.uniqueBytes === 0 ? 1 : plan.totals.bytesWithRepeats / plan.totals.uniqueBytes;
+}
+
+export function planToJson(plan: BundlePlan): object {
+  const release = plan.release;
+  return {
+    schemaVersion: PLAN_JSON_SCHEMA_VERSION,
+    release: release
+      ? {
+          requestedAs: release.requestedAs,
+          name: formatReference(release.reference),
+          repository: repositoryName(release.reference),
+          digest: release.reference.digest,
+          version: release.version,
+          previous: release.previous ?? [],
+          componentCount: release.componentCount,
+        }
+      : null,
+    platforms: plan.platforms.map(formatPlatform),
+    images: plan.images.map((i) => ({
+      name: formatReference(i.reference),
+      repository: repositoryName(i.reference),
+      digest: i.reference.digest,
+      requestedAs: i.requestedAs,
+      tag: i.tag ?? null,
+      origin: i.origin,
+      component: i.component ?? null,
+      mediaType: i.mediaType,
+      platforms: i.platforms.map(formatPlatform),
+      manifests: i.manifests,
+      blobs: i.blobs,
+    })),
+    blobs: plan.blobs.map((b) => ({
+      digest: b.digest,
+      size: b.size,
+      mediaType: b.mediaType,
+      role: b.role,
+      repositories: b.repositories,
+      uncompressedSize: b.uncompressedSize,
+      uncompressedEstimated: b.uncompressedEstimated,
+    })),
+    totals: {
+      ...plan.totals,
+      dedupRatio: Math.round(dedupRatio(plan) * 1000) / 1000,
+      uncompressedEstimated: plan.blobs.some((b) => b.uncompressedEstimated),
+      compressedLayerRatio: COMPRESSED_LAYER_RATIO,
+    },
+  };
+}
