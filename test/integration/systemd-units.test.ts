@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, rmSync, chmodSync 
 import os from 'node:os';
 import path from 'node:path';
 import TOML from '@iarna/toml';
+import { loadNodeConfig, resolveConfig } from '../../src/node/config.js';
 
 const repo = new URL('../../../', import.meta.url).pathname;
 const unitsDir = path.join(repo, 'systemd');
@@ -152,4 +153,13 @@ test('the example config has every key with the documented defaults', () => {
     storage: { reserve: '10GiB' },
     pull: { concurrency: 5, retries: 5, timeout: '10m' },
   });
+});
+
+test('the example config loads with the node\'s config parser to the same values as no config at all', async () => {
+  const fromExample = await loadNodeConfig({ configFile: path.join(unitsDir, 'config.toml.example') });
+  const defaults = resolveConfig(new Map(), new Map(), undefined);
+  assert.equal(fromExample.runtime.kind, 'crio');
+  assert.equal(fromExample.storage.reserveBytes, 10 * 2 ** 30);
+  assert.equal(fromExample.pull.timeoutMs, 10 * 60_000);
+  assert.deepEqual({ ...fromExample, file: undefined }, { ...defaults, file: undefined });
 });
