@@ -57,7 +57,10 @@ export interface BundleManifest {
   readonly images: readonly BundleImage[];
   /** Sorted by digest; each stored once in the tar. */
   readonly blobs: readonly BundleBlob[];
-  /** Size of every volume but possibly the last; undefined when not split. */
+  /**
+   * Reserved. pin-preload writes leave it out, so that a split bundle's volumes concatenate to exactly the
+   * unsplit tar; the volumes and their sizes are in the seal.
+   */
   readonly splitSize?: number;
 }
 

@@ -81,7 +81,8 @@ export interface PlannedBundle {
 
 /** The whole bundle layout for a plan: a pure function of (plan, created, split size, name). */
 export function planLayout(plan: BundlePlan, options: { name: string; created: string; splitSize?: number }): PlannedBundle {
-  const manifest = buildBundleManifest(plan, { created: options.created, ...(options.splitSize !== undefined ? { splitSize: options.splitSize } : {}) });
+  // The manifest leaves splitSize out so that the tar's bytes do not depend on how it is cut into volumes.
+  const manifest = buildBundleManifest(plan, { created: options.created });
   const manifestReservedSize = reservedManifestSize(manifest);
   const layout = placeEntries(bundleFiles(manifest, manifestReservedSize), {
     name: options.name,

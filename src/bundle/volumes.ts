@@ -11,6 +11,7 @@ const pwrite = promisify(fs.write);
 const openFd = promisify(fs.open);
 const closeFd = promisify(fs.close);
 const fsyncFd = promisify(fs.fsync);
+const fdatasyncFd = promisify(fs.fdatasync);
 
 export interface Volume {
   readonly path: string;
@@ -140,6 +141,11 @@ export class VolumeSet {
     for (let i = 0; i < this.volumes.length; i++) {
       if (this.fds[i] || all) await fsyncFd(await this.fd(i));
     }
+  }
+
+  /** fdatasync one volume (a blob's bytes are durable before the journal says it is done). */
+  async syncVolume(index: number): Promise<void> {
+    await fdatasyncFd(await this.fd(index));
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,32 @@
+// Pre-flight free-space check for `bundle create`: refuse before any download when the output's
+// filesystem cannot hold the bytes still to be written, with the numbers and what to do.
+
+import { promises as fs } from 'node:fs';
+import { formatBytes } from '../util/size.js';
+import { UserError } from '../util/errors.js';
+
+/** Room kept for the journal, the seal and the signature, plus filesystem metadata. */
+export const DISK_MARGIN = 16 * 1024 * 1024;
+
+export interface DiskSpace {
+  readonly available: number;
+}
+
+export async function availableSpace(dir: string): Promise<DiskSpace> {
+  const st = await fs.statfs(dir);
+  return { available: st.bavail * st.bsize };
+}
+
+/** Throws DISK_SPACE (exit 1) when `stillToWrite` + margin does not fit in `dir`'s filesystem. */
+export async function checkDiskSpace(dir: string, stillToWrite: number): Promise<{ needed: number; available: number }> {
+  const { available } = await availableSpace(dir);
+  const needed = stillToWrite + DISK_MARGIN;
+  if (needed > available) {
+    throw new UserError(
+      'DISK_SPACE',
+      `not enough free space in ${dir}: the bundle needs ${formatBytes(needed)} more (${needed} bytes), the filesystem has ${formatBytes(available)} (${available} bytes) available`,
+      { hint: 'free space there, choose another --output directory, or bundle fewer images; nothing was downloaded' },
+    );
+  }
+  return { needed, available };
+}

@@ -1,0 +1,140 @@
+// Hashes many byte ranges of a bundle (whole volumes, single blobs) in one sequential read: the main
+// thread reads each byte once into shared memory and worker threads hash it, one core per worker.
+
+import { Worker } from 'node:worker_threads';
+import fs from 'node:fs';
+import { promisify } from 'node:util';
+import type { Volume } from './volumes.js';
+
+const pread = promisify(fs.read);
+
+export interface HashRange {
+  readonly id: number;
+  readonly offset: number;
+  readonly size: number;
+}
+
+export type HashWorkerMessage =
+  | { readonly type: 'chunk'; readonly slot: number; readonly slotOffset: number; readonly offset: number; readonly length: number }
+  | { readonly type: 'skip'; readonly offset: number; readonly length: number; readonly reason: string }
+  | { readonly type: 'end' };
+
+export type HashWorkerReply =
+  | { readonly type: 'free'; readonly slot: number }
+  | { readonly type: 'result'; readonly id: number; readonly sha256: string }
+  | { readonly type: 'failed'; readonly id: number; readonly reason: string }
+  | { readonly type: 'done' };
+
+export type RangeHash = { readonly sha256: string } | { readonly error: string };
+
+export interface HashOptions {
+  /** Called with the bytes read so far (for progress lines). */
+  readonly onBytes?: (bytes: number) => void;
+  readonly chunkSize?: number;
+  readonly slots?: number;
+}
+
+/** A volume as laid out (global offset, expected size) and what is really on disk (size, or missing). */
+export interface VolumeOnDisk extends Volume {
+  readonly offset: number;
+  /** Bytes actually in the file; undefined when it is missing. */
+  readonly actualSize: number | undefined;
+}
+
+/**
+ * The sha256 of every range, each group hashed by its own worker thread. Ranges in one group must not
+ * overlap. Bytes missing on disk (a missing or short volume) make the ranges over them fail with a reason.
+ */
+export async function hashRanges(volumes: readonly VolumeOnDisk[], groups: readonly (readonly HashRange[])[], options: HashOptions = {}): Promise<Map<number, RangeHash>> {
+  const chunkSize = options.chunkSize ?? 4 * 1024 * 1024;
+  const slotCount = options.slots ?? 6;
+  const shared = new SharedArrayBuffer(chunkSize * slotCount);
+  const results = new Map<number, RangeHash>();
+  const sorted = groups.map((g) => [...g].sort((a, b) => a.offset - b.offset)).filter((g) => g.length > 0);
+  if (sorted.length === 0) return results;
+  const workers = sorted.map((ranges) => new Worker(new URL('./hash-worker.js', import.meta.url), { workerData: { shared, ranges } }));
+  const pending = new Array<number>(slotCount).fill(0);
+  const freeSlots: number[] = Array.from({ length: slotCount }, (_, i) => i);
+  let wakeReader: (() => void) | undefined;
+  let workerError: Error | undefined;
+  let done = 0;
+  let allDone!: () => void;
+  const finished = new Promise<void>((resolve) => (allDone = resolve));
+
+  for (const worker of workers) {
+    worker.on('message', (reply: HashWorkerReply) => {
+      if (reply.type === 'free') {
+        if (--pending[reply.slot]! === 0) {
+          freeSlots.push(reply.slot);
+          wakeReader?.();
+        }
+      } else if (reply.type === 'result') results.set(reply.id, { sha256: reply.sha256 });
+      else if (reply.type === 'failed') results.set(reply.id, { error: reply.reason });
+      else if (++done === workers.length) allDone();
+    });
+    worker.on('error', (err) => {
+      workerError = err;
+      wakeReader?.();
+      allDone();
+    });
+  }
+
+  const wanted = (offset: number, length: number) =>
+    sorted.map((g, i) => (g.some((r) => r.offset < offset + length && r.offset + r.size > offset) ? i : -1)).filter((i) => i >= 0);
+
+  const takeSlot = async (): Promise<number> => {
+    while (freeSlots.length === 0) {
+      if (workerError) throw workerError;
+      await new Promise<void>((resolve) => (wakeReader = resolve));
+      wakeReader = undefined;
+    }
+    return freeSlots.pop()!;
+  };
+
+  let read = 0;
+  try {
+    for (const volume of volumes) {
+      const targets = wanted(volume.offset, volume.size);
+      if (targets.length === 0) continue;
+      const present = Math.min(volume.actualSize ?? 0, volume.size);
+      if (present < volume.size) {
+        const reason = volume.actualSize === undefined ? `volume ${volume.path} is missing` : `volume ${volume.path} is truncated at byte ${volume.actualSize} of ${volume.size}`;
+        for (const i of targets) workers[i]!.postMessage({ type: 'skip', offset: volume.offset + present, length: volume.size - present, reason } satisfies HashWorkerMessage);
+      }
+      if (present === 0) continue;
+      const fd = fs.openSync(volume.path, 'r');
+      try {
+        for (let local = 0; local < present; ) {
+          const length = Math.min(chunkSize, present - local);
+          const offset = volume.offset + local;
+          const chunkTargets = wanted(offset, length);
+          if (chunkTargets.length === 0) {
+            local += length;
+            continue;
+          }
+          const slot = await takeSlot();
+          const view = Buffer.from(shared, slot * chunkSize, length);
+          let got = 0;
+          while (got < length) {
+            const { bytesRead } = await pread(fd, view, got, length - got, local + got);
+            if (bytesRead === 0) throw new Error(`volume ${volume.path} shrank while being read`);
+            got += bytesRead;
+          }
+          pending[slot] = chunkTargets.length;
+          for (const i of chunkTargets) workers[i]!.postMessage({ type: 'chunk', slot, slotOffset: slot * chunkSize, offset, length } satisfies HashWorkerMessage);
+          local += length;
+          read += length;
+          options.onBytes?.(read);
+        }
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    for (const worker of workers) worker.postMessage({ type: 'end' } satisfies HashWorkerMessage);
+    await finished;
+    if (workerError) throw workerError;
+    return results;
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+}

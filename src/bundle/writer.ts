@@ -1,0 +1,459 @@
+// `bundle create`: writes a plan's bundle straight into preallocated volume files (no second copy),
+// resumable after kill -9 from a journal, sealed and renamed into place only when complete and verified.
+
+import fs from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { createHash, type Hash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { BundlePlan, PlannedBlob } from '../plan/plan.js';
+import type { ImageSource } from '../registry/source.js';
+import { DigestMismatchError, sha256Of, type Digest } from '../oci/digest.js';
+import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleSeal } from './format.js';
+import { buildBundleManifest, serializeManifest, type UncompressedSize } from './bundle-manifest.js';
+import { ociIndexBytes, ociLayoutBytes } from './oci-layout.js';
+import { planLayout, type BundleLayout, type LayoutEntry } from './layout.js';
+import { encodeHeader } from './tar-header.js';
+import { VolumeSet } from './volumes.js';
+import { Journal, readJournal } from './journal.js';
+import { checkDiskSpace } from './disk-space.js';
+import { hasGzipTrailer, sizeFromGzipTrailer } from './uncompressed.js';
+import { hashRanges, type HashRange, type VolumeOnDisk } from './hash-pipeline.js';
+import { serializeSeal } from './seal.js';
+import { signSeal } from './signing.js';
+import { fsyncDir, writeFileAtomic } from '../util/atomic-file.js';
+import { errnoCode, UserError } from '../util/errors.js';
+
+export const DEFAULT_CREATE_CONCURRENCY = 8;
+/** Placeholder with the fixed length of every `created` value, for the layout key. */
+const CREATED_SHAPE = '1970-01-01T00:00:00Z';
+
+export interface CreateProgress {
+  readonly bytesDone: number;
+  readonly bytesTotal: number;
+  readonly blobsDone: number;
+  readonly blobsTotal: number;
+  readonly imagesDone: number;
+  readonly imagesTotal: number;
+  readonly phase: 'download' | 'seal';
+}
+
+export type CreateEvent =
+  | { readonly kind: 'resume'; readonly blobsDone: number; readonly bytesDone: number }
+  | { readonly kind: 'plan-changed'; readonly workDir: string }
+  | { readonly kind: 'disk'; readonly needed: number; readonly available: number; readonly dir: string }
+  | { readonly kind: 'blob-retry'; readonly digest: Digest; readonly reason: string };
+
+export interface CreateOptions {
+  readonly plan: BundlePlan;
+  readonly source: ImageSource;
+  /** The bundle's path: the tar when unsplit, the volumes' common name when split. */
+  readonly output: string;
+  readonly splitSize?: number;
+  readonly concurrency?: number;
+  /** PEM Ed25519 private key file: writes OUTPUT.sig over the seal. */
+  readonly signKey?: string;
+  /** Fixed creation time (RFC 3339, seconds); defaults to SOURCE_DATE_EPOCH, else the first run's time. */
+  readonly created?: string;
+  readonly onProgress?: (progress: CreateProgress) => void;
+  readonly onEvent?: (event: CreateEvent) => void;
+  readonly signal?: AbortSignal;
+}
+
+export interface CreateResult {
+  readonly output: string;
+  readonly sealPath: string;
+  readonly signaturePath?: string;
+  readonly volumes: ReadonlyArray<{ readonly path: string; readonly size: number; readonly sha256: string }>;
+  readonly totalSize: number;
+  readonly images: number;
+  readonly blobs: number;
+  /** Bytes fetched by this run (resumed work excluded). */
+  readonly bytesFetched: number;
+  readonly resumed: boolean;
+}
+
+/** RFC 3339 in whole seconds (fixed length), from SOURCE_DATE_EPOCH when set. */
+export function creationTime(env: NodeJS.ProcessEnv = process.env, now = Date.now()): { created: string; fromEnv: boolean } {
+  const epoch = env.SOURCE_DATE_EPOCH;
+  if (epoch !== undefined && epoch !== '') {
+    if (!/^\d+$/.test(epoch)) throw new UserError('SOURCE_DATE_EPOCH_INVALID', `SOURCE_DATE_EPOCH="${epoch}" is not a number of seconds`, { exitCode: 2 });
+    return { created: isoSeconds(Number(epoch) * 1000), fromEnv: true };
+  }
+  return { created: isoSeconds(now), fromEnv: false };
+}
+
+function isoSeconds(ms: number): string {
+  return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** A key over everything that fixes byte positions: a journal with another key belongs to another plan. */
+function layoutKey(plan: BundlePlan, layout: BundleLayout): string {
+  const manifest = buildBundleManifest(plan, { created: CREATED_SHAPE });
+  return createHash('sha256')
+    .update(JSON.stringify({ v: BUNDLE_FORMAT_VERSION, manifest, entries: layout.entries, volumes: layout.volumes }))
+    .digest('hex');
+}
+
+function repositoryOf(blob: PlannedBlob): { domain: string; path: string } {
+  const name = blob.repositories[0];
+  const slash = name ? name.indexOf('/') : -1;
+  if (!name || slash <= 0) throw new Error(`blob ${blob.digest} has no repository to fetch it from`);
+  return { domain: name.slice(0, slash), path: name.slice(slash + 1) };
+}
+
+/** Yields whatever the stream has buffered, up to `max` bytes at a time, as soon as it is there. */
+async function* batches(stream: Readable, max: number): AsyncGenerator<Buffer> {
+  let error: Error | undefined;
+  let ended = false;
+  let wake: (() => void) | undefined;
+  const onReadable = () => wake?.();
+  const onEnd = () => {
+    ended = true;
+    wake?.();
+  };
+  const onError = (err: Error) => {
+    error = err;
+    wake?.();
+  };
+  stream.on('readable', onReadable).on('end', onEnd).on('error', onError);
+  try {
+    for (;;) {
+      const parts: Buffer[] = [];
+      let n = 0;
+      let chunk: Buffer | null;
+      while (n < max && (chunk = stream.read() as Buffer | null) !== null) {
+        parts.push(chunk);
+        n += chunk.length;
+      }
+      if (n > 0) {
+        yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, n);
+        continue;
+      }
+      if (error) throw error;
+      if (ended) return;
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+    }
+  } finally {
+    stream.off('readable', onReadable).off('end', onEnd).off('error', onError);
+    if (!ended) stream.destroy();
+  }
+}
+
+interface BlobTask {
+  readonly index: number;
+  readonly blob: PlannedBlob;
+  readonly entry: LayoutEntry;
+}
+
+class BundleWriter {
+  bytesDone = 0;
+  bytesFetched = 0;
+  readonly done = new Map<Digest, UncompressedSize>();
+  readonly failures = new Map<Digest, string>();
+
+  constructor(
+    private readonly options: CreateOptions,
+    private readonly volumes: VolumeSet,
+    private readonly journal: Journal,
+    private readonly report: () => void,
+  ) {}
+
+  /** Downloads (or resumes) one blob into its data range; records it done only when verified and fsynced. */
+  async writeBlob(task: BlobTask, resumeFrom: number): Promise<void> {
+    const { blob, entry, index } = task;
+    let from = resumeFrom;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        if (blob.bytes) await this.writeKnownBytes(task, blob.bytes);
+        else if (blob.role === 'manifest' && from === 0) await this.writeKnownBytes(task, await this.fetchManifest(blob));
+        else await this.stream(task, from);
+        await this.syncBlob(entry);
+        const uncompressed = await this.uncompressedSize(task);
+        await this.journal.recordDone({ digest: blob.digest, uncompressed });
+        this.done.set(blob.digest, uncompressed);
+        return;
+      } catch (err) {
+        // A resumed blob whose whole does not verify is fetched again from byte 0, once.
+        if (err instanceof DigestMismatchError && from > 0 && attempt === 0) {
+          this.bytesDone -= from;
+          this.options.onEvent?.({ kind: 'blob-retry', digest: blob.digest, reason: `${err.message}; fetching it again from the start` });
+          from = 0;
+          await this.journal.recordProgress(index, 0);
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  private async fetchManifest(blob: PlannedBlob): Promise<Buffer> {
+    const repo = repositoryOf(blob);
+    const fetched = await this.options.source.getManifest({ ...repo, digest: blob.digest }, this.options.signal ? { signal: this.options.signal } : {});
+    return fetched.bytes;
+  }
+
+  private async writeKnownBytes(task: BlobTask, bytes: Buffer): Promise<void> {
+    const actual = sha256Of(bytes);
+    if (actual !== task.blob.digest || bytes.length !== task.blob.size) throw new DigestMismatchError(task.blob.digest, actual, `manifest ${task.blob.digest}`);
+    await this.volumes.write(bytes, task.entry.dataOffset);
+    this.bytesDone += bytes.length;
+    this.bytesFetched += bytes.length;
+    await this.journal.recordProgress(task.index, bytes.length);
+  }
+
+  /** Streams the blob from `from` into place; bytes before `from` are re-hashed from the volume first. */
+  private async stream(task: BlobTask, from: number): Promise<void> {
+    const { blob, entry, index } = task;
+    let prefixHash: Hash | undefined;
+    if (from > 0) prefixHash = await this.hashWritten(entry, from);
+    const source = this.options.source.blobStream(repositoryOf(blob), { digest: blob.digest, size: blob.size }, {
+      ...(from > 0 ? { offset: from, prefixHash: prefixHash! } : {}),
+      ...(this.options.signal ? { signal: this.options.signal } : {}),
+    });
+    let position = from;
+    for await (const chunk of batches(source, 1024 * 1024)) {
+      if (position + chunk.length > blob.size) throw new DigestMismatchError(blob.digest, `(more than ${blob.size} bytes)`, `blob ${blob.digest}`);
+      await this.volumes.write(chunk, entry.dataOffset + position);
+      position += chunk.length;
+      this.bytesDone += chunk.length;
+      this.bytesFetched += chunk.length;
+      await this.journal.recordProgress(index, position);
+      this.report();
+    }
+  }
+
+  private async hashWritten(entry: LayoutEntry, length: number): Promise<Hash> {
+    const hash = createHash('sha256');
+    for await (const chunk of this.volumes.createReadStream(entry.dataOffset, length)) hash.update(chunk as Buffer);
+    return hash;
+  }
+
+  private async syncBlob(entry: LayoutEntry): Promise<void> {
+    for (const piece of this.volumes.pieces(entry.dataOffset, entry.size)) await this.volumes.syncVolume(piece.volume);
+  }
+
+  private async uncompressedSize(task: BlobTask): Promise<UncompressedSize> {
+    const { blob, entry } = task;
+    if (blob.role !== 'layer' || !blob.uncompressedEstimated || !hasGzipTrailer(blob.mediaType, blob.size)) {
+      return { size: blob.uncompressedSize, estimated: blob.uncompressedEstimated };
+    }
+    const trailer = Buffer.alloc(4);
+    await this.volumes.read(trailer, entry.dataOffset + blob.size - 4, 4);
+    return sizeFromGzipTrailer(trailer.readUInt32LE(0), blob.size, blob.uncompressedSize);
+  }
+}
+
+function describeError(err: unknown): string {
+  if (err instanceof UserError) return err.message;
+  if (err instanceof Error) return errnoCode(err) ? `${err.message}` : err.message;
+  return String(err);
+}
+
+async function createVolumeFiles(workDir: string, layout: BundleLayout): Promise<VolumeSet> {
+  const volumes = layout.volumes.map((v) => ({ path: path.join(workDir, v.name), size: v.size }));
+  for (const v of volumes) {
+    // Sparse preallocation: ftruncate to the final size; unwritten ranges (padding, end blocks) read as zeros.
+    const fd = fs.openSync(v.path, fs.existsSync(v.path) ? 'r+' : 'w+', 0o644);
+    try {
+      if (fs.fstatSync(fd).size !== v.size) fs.ftruncateSync(fd, v.size);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  return new VolumeSet(volumes, true);
+}
+
+/** Headers of every entry and the data of oci-layout and index.json: cheap, rewritten on every run. */
+async function writeSkeleton(volumes: VolumeSet, layout: BundleLayout, indexBytes: Buffer): Promise<void> {
+  for (const entry of layout.entries) {
+    await volumes.write(encodeHeader(entry.name, entry.size, entry.type), entry.headerOffset);
+    if (entry.kind === 'oci-layout') await volumes.write(ociLayoutBytes(), entry.dataOffset);
+    if (entry.kind === 'index') await volumes.write(indexBytes, entry.dataOffset);
+  }
+}
+
+/** Runs `work` on every task with at most `limit` in flight; never stops early (failures are collected). */
+async function forEachBounded<T>(tasks: readonly T[], limit: number, work: (task: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < tasks.length) await work(tasks[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, tasks.length)) }, worker));
+}
+
+/** Old files at the output that a new bundle replaces: NAME, NAME.NNN, the seal and the signature. */
+async function staleOutputs(dir: string, name: string): Promise<string[]> {
+  const entries = await fsp.readdir(dir);
+  return entries.filter((e) => e === name || e === name + SEAL_SUFFIX || e === name + SIGNATURE_SUFFIX || (e.startsWith(`${name}.`) && /^\d{3}$/.test(e.slice(name.length + 1))));
+}
+
+export async function createBundle(options: CreateOptions): Promise<CreateResult> {
+  const output = path.resolve(options.output);
+  const dir = path.dirname(output);
+  const name = path.basename(output);
+  const workDir = `${output}.partial`;
+  const { plan } = options;
+  await fsp.mkdir(dir, { recursive: true });
+
+  const planned = planLayout(plan, { name, created: CREATED_SHAPE, ...(options.splitSize !== undefined ? { splitSize: options.splitSize } : {}) });
+  const { layout } = planned;
+  const key = layoutKey(plan, layout);
+  const plannedBlobs = new Map(plan.blobs.map((b) => [b.digest, b]));
+  const tasks: BlobTask[] = layout.entries
+    .filter((e) => e.kind === 'blob')
+    .map((entry, index) => ({ index, entry, blob: plannedBlobs.get(entry.digest!)! }));
+
+  let state = await readJournal(workDir, key);
+  if (state.kind === 'different-plan') {
+    options.onEvent?.({ kind: 'plan-changed', workDir });
+    await fsp.rm(workDir, { recursive: true, force: true });
+    state = { kind: 'absent' };
+  }
+  const time = options.created ? { created: options.created, fromEnv: true } : creationTime();
+  const created = state.kind === 'resumable' && !time.fromEnv ? state.header.created : time.created;
+
+  // What is already on disk from an earlier run, and what remains to be written.
+  const resumeFrom = tasks.map((t) => (state.kind === 'resumable' ? (state.done.has(t.blob.digest) ? t.blob.size : Math.min(state.progress[t.index] ?? 0, t.blob.size)) : 0));
+  const written = resumeFrom.reduce((sum, n) => sum + n, 0);
+  const disk = await checkDiskSpace(dir, layout.totalSize - written);
+  options.onEvent?.({ kind: 'disk', ...disk, dir });
+
+  const journal = await Journal.open(workDir, { journalVersion: 1, layoutKey: key, created, blobCount: tasks.length }, state.kind === 'absent');
+  const volumes = await createVolumeFiles(workDir, layout);
+  const blobsTotal = tasks.length;
+  const imageBlobs = plan.images.map((im) => [...im.manifests, ...im.blobs]);
+  let lastReport = 0;
+  const progress = (phase: CreateProgress['phase'], force = false) => {
+    const now = Date.now();
+    if (!options.onProgress || (!force && now - lastReport < 200)) return;
+    lastReport = now;
+    options.onProgress({
+      bytesDone: writer.bytesDone,
+      bytesTotal: plan.blobs.reduce((s, b) => s + b.size, 0),
+      blobsDone: writer.done.size,
+      blobsTotal,
+      imagesDone: imageBlobs.filter((blobs) => blobs.every((d) => writer.done.has(d))).length,
+      imagesTotal: plan.images.length,
+      phase,
+    });
+  };
+  const writer = new BundleWriter(options, volumes, journal, () => progress('download'));
+  try {
+    if (state.kind === 'resumable') {
+      for (const [digest, size] of state.done) if (plannedBlobs.has(digest)) writer.done.set(digest, size);
+      writer.bytesDone = written;
+      options.onEvent?.({ kind: 'resume', blobsDone: writer.done.size, bytesDone: written });
+    }
+    const indexBytes = ociIndexBytes(planned.manifest);
+    await writeSkeleton(volumes, layout, indexBytes);
+
+    const todo = tasks.filter((t) => !writer.done.has(t.blob.digest));
+    await forEachBounded(todo, options.concurrency ?? DEFAULT_CREATE_CONCURRENCY, async (task) => {
+      if (options.signal?.aborted) {
+        writer.failures.set(task.blob.digest, 'cancelled');
+        return;
+      }
+      try {
+        await writer.writeBlob(task, resumeFrom[task.index]!);
+      } catch (err) {
+        writer.failures.set(task.blob.digest, describeError(err));
+      }
+      progress('download');
+    });
+    progress('download', true);
+    if (writer.failures.size > 0) throw failureReport(plan, writer.failures, workDir);
+
+    // Every blob is in place: the manifest with what downloading taught us, then seal and publish.
+    const manifest = buildBundleManifest(plan, { created, uncompressed: writer.done });
+    const manifestBytes = serializeManifest(manifest, planned.manifestReservedSize);
+    await volumes.write(manifestBytes, layout.entries[0]!.dataOffset);
+    await volumes.sync(true);
+    progress('seal', true);
+    const sha256s = await hashVolumes(volumes, layout);
+    const seal: BundleSeal = {
+      format: BUNDLE_FORMAT,
+      formatVersion: BUNDLE_FORMAT_VERSION,
+      manifestDigest: sha256Of(manifestBytes),
+      totalSize: layout.totalSize,
+      volumes: layout.volumes.map((v, i) => ({ name: v.name, size: v.size, sha256: sha256s[i]! })),
+    };
+    await volumes.close();
+    journal.close();
+    const published = await publish({ dir, name, workDir, layout, seal, ...(options.signKey ? { signKey: options.signKey } : {}) });
+    return {
+      output,
+      sealPath: published.sealPath,
+      ...(published.signaturePath ? { signaturePath: published.signaturePath } : {}),
+      volumes: seal.volumes.map((v) => ({ path: path.join(dir, v.name), size: v.size, sha256: v.sha256 })),
+      totalSize: layout.totalSize,
+      images: plan.images.length,
+      blobs: tasks.length,
+      bytesFetched: writer.bytesFetched,
+      resumed: state.kind === 'resumable',
+    };
+  } finally {
+    await volumes.close();
+    try {
+      journal.close();
+    } catch {
+      // already closed after a successful seal
+    }
+  }
+}
+
+/** Hashes the volumes, read back from disk, on two worker threads (even and odd volumes) at once. */
+async function hashVolumes(volumes: VolumeSet, layout: BundleLayout): Promise<string[]> {
+  const onDisk: VolumeOnDisk[] = layout.volumes.map((v, i) => ({ path: volumes.volumes[i]!.path, size: v.size, offset: v.offset, actualSize: v.size }));
+  const ranges: HashRange[] = layout.volumes.map((v, i) => ({ id: i, offset: v.offset, size: v.size }));
+  const halves = [ranges.filter((_, i) => i % 2 === 0), ranges.filter((_, i) => i % 2 === 1)];
+  const results = await Promise.all(halves.map((half) => hashRanges(onDisk.filter((_, i) => half.some((r) => r.id === i)), [half])));
+  return ranges.map((r) => {
+    const result = results.map((m) => m.get(r.id)).find((x) => x !== undefined);
+    if (!result || !('sha256' in result)) throw new Error(`could not hash volume ${layout.volumes[r.id]!.name}: ${result && 'error' in result ? result.error : 'no result'}`);
+    return result.sha256;
+  });
+}
+
+/**
+ * Puts the finished volumes in place so that nothing at the output looks complete unless it is: old seal
+ * and signature first, then stale volumes, the new volumes, the signature, and the seal last.
+ */
+async function publish(args: { dir: string; name: string; workDir: string; layout: BundleLayout; seal: BundleSeal; signKey?: string }): Promise<{ sealPath: string; signaturePath?: string }> {
+  const { dir, name, workDir, layout, seal } = args;
+  const sealPath = path.join(dir, name + SEAL_SUFFIX);
+  const signaturePath = path.join(dir, name + SIGNATURE_SUFFIX);
+  const sealBytes = serializeSeal(seal);
+  const signature = args.signKey ? await signSeal(sealBytes, args.signKey) : undefined;
+  await fsp.rm(sealPath, { force: true });
+  await fsp.rm(signaturePath, { force: true });
+  await fsyncDir(dir);
+  const keep = new Set(layout.volumes.map((v) => v.name));
+  for (const stale of await staleOutputs(dir, name)) if (!keep.has(stale)) await fsp.rm(path.join(dir, stale), { force: true });
+  for (const v of layout.volumes) await fsp.rename(path.join(workDir, v.name), path.join(dir, v.name));
+  await fsyncDir(dir);
+  if (signature) await writeFileAtomic(signaturePath, signature);
+  await writeFileAtomic(sealPath, sealBytes);
+  await fsp.rm(workDir, { recursive: true, force: true });
+  await fsyncDir(dir);
+  return { sealPath, ...(signature ? { signaturePath } : {}) };
+}
+
+/** One UserError naming every blob that failed, why, and the images that need it. */
+function failureReport(plan: BundlePlan, failures: ReadonlyMap<Digest, string>, workDir: string): UserError {
+  const lines: string[] = [];
+  const affected = plan.images.filter((im) => [...im.manifests, ...im.blobs].some((d) => failures.has(d)));
+  for (const image of affected) {
+    lines.push(`  image ${image.requestedAs} (${image.reference.domain}/${image.reference.path}@${image.reference.digest}):`);
+    for (const digest of [...image.manifests, ...image.blobs]) {
+      const why = failures.get(digest);
+      if (why) lines.push(`    blob ${digest}: ${why}`);
+    }
+  }
+  return new UserError(
+    'BUNDLE_BLOBS_FAILED',
+    `${failures.size} of ${plan.blobs.length} blobs could not be written; ${affected.length} image(s) incomplete:\n${lines.join('\n')}`,
+    { hint: `fix the cause and run the same command again: finished blobs are kept in ${workDir} and not fetched again` },
+  );
+}

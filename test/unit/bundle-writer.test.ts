@@ -1,0 +1,102 @@
+// The bundle writer against an in-memory source: byte layout, split volumes, determinism, failures that
+// leave a resumable work dir, and resume without fetching a byte twice.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { buffer } from 'node:stream/consumers';
+import { createBundle } from '../../src/bundle/writer.js';
+import { openBundle } from '../../src/bundle/reader.js';
+import { sha256Of } from '../../src/oci/digest.js';
+import { UserError } from '../../src/util/errors.js';
+import { blobContents, MemorySource, testImage, testPlan } from '../support/bundle-plans.js';
+
+const repo = { domain: 'quay.io', path: 'example/app' };
+const images = [
+  testImage(repo, 'one', [Buffer.alloc(3000, 1), randomBytes(200_000)], { tag: 'v1' }),
+  testImage({ domain: 'registry.example.com', path: 'team/tool' }, 'two', [Buffer.alloc(3000, 1), randomBytes(90_000)]),
+];
+const plan = testPlan(images);
+const contents = blobContents(images);
+const created = '2024-01-02T03:04:05Z';
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-writer-'));
+  try {
+    await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+test('writes a bundle the reader opens, every blob with its digest, and no work dir left behind', async () => {
+  await withDir(async (dir) => {
+    const output = path.join(dir, 'b.tar');
+    const result = await createBundle({ plan, source: new MemorySource(contents), output, created });
+    assert.equal(result.volumes.length, 1);
+    assert.deepEqual((await readdir(dir)).sort(), ['b.tar', 'b.tar.seal.json']);
+    const bundle = await openBundle(output);
+    try {
+      assert.equal(bundle.manifest.created, created);
+      for (const [digest, at] of await bundle.locateBlobs()) {
+        assert.equal(sha256Of(await buffer(bundle.createReadStream(at.offset, at.size))), digest);
+      }
+      assert.equal(bundle.seal!.volumes[0]!.sha256, sha256Of(await readFile(output)).slice(7));
+    } finally {
+      await bundle.close();
+    }
+  });
+});
+
+test('split volumes are each at most the split size and concatenate to the unsplit tar', async () => {
+  await withDir(async (dir) => {
+    await createBundle({ plan, source: new MemorySource(contents), output: path.join(dir, 'one.tar'), created });
+    const split = await createBundle({ plan, source: new MemorySource(contents), output: path.join(dir, 'split.tar'), created, splitSize: 50_000 });
+    assert.ok(split.volumes.length > 3);
+    for (const v of split.volumes) assert.ok(v.size <= 50_000);
+    assert.deepEqual(split.volumes.map((v) => path.basename(v.path)).slice(0, 2), ['split.tar.001', 'split.tar.002']);
+    const joined = Buffer.concat(await Promise.all(split.volumes.map((v) => readFile(v.path))));
+    const whole = await readFile(path.join(dir, 'one.tar'));
+    assert.ok(joined.equals(whole));
+  });
+});
+
+test('the same plan and creation time give byte-identical bundles', async () => {
+  await withDir(async (dir) => {
+    await createBundle({ plan, source: new MemorySource(contents), output: path.join(dir, 'a.tar'), created });
+    await createBundle({ plan, source: new MemorySource(contents), output: path.join(dir, 'b.tar'), created, concurrency: 1 });
+    assert.ok((await readFile(path.join(dir, 'a.tar'))).equals(await readFile(path.join(dir, 'b.tar'))));
+  });
+});
+
+test('a failed blob fails the run naming image and blob, keeps the work dir, and a re-run fetches only the rest', async () => {
+  await withDir(async (dir) => {
+    const output = path.join(dir, 'b.tar');
+    const big = images[0]!.blobs.find((b) => b.size > 100_000)!;
+    const source = new MemorySource(contents);
+    source.failAfter.set(big.digest, 70_000);
+    await assert.rejects(createBundle({ plan, source, output, created, concurrency: 2 }), (err: unknown) => {
+      assert.ok(err instanceof UserError);
+      assert.equal(err.code, 'BUNDLE_BLOBS_FAILED');
+      assert.match(err.message, new RegExp(`blob ${big.digest}: .*connection reset`));
+      assert.match(err.message, /quay\.io\/example\/app/);
+      return true;
+    });
+    await assert.rejects(stat(output));
+    await stat(`${output}.partial`);
+    const firstServed = new Map(source.served);
+    source.failAfter.clear();
+    source.served.clear();
+    const result = await createBundle({ plan, source, output, created });
+    assert.equal(result.resumed, true);
+    // Only the missing tail of the failed blob was fetched again, and nothing else.
+    assert.deepEqual([...source.served.keys()], [big.digest]);
+    assert.equal(firstServed.get(big.digest)! + source.served.get(big.digest)!, big.size);
+    await rm(`${output}.ref`, { force: true });
+    await createBundle({ plan, source: new MemorySource(contents), output: `${output}.ref`, created });
+    assert.ok((await readFile(output)).equals(await readFile(`${output}.ref`)));
+  });
+});
