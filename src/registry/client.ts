@@ -44,6 +44,8 @@ export interface RegistryClientOptions {
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024; // containers/image's limit
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const MAX_REDIRECTS = 5;
+const PROBE_TIMEOUT_MS = 10_000;
+const CLOSE_GRACE_MS = 2_000;
 const AUTH_HINT = 'give credentials with --authfile FILE (containers-auth.json format) or REGISTRY_AUTH_FILE';
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EPROTO', 'EADDRNOTAVAIL']);
 
@@ -55,10 +57,16 @@ interface Request {
   readonly path: string;
   readonly headers: Record<string, string>;
   readonly signal?: AbortSignal | undefined;
-  readonly followRedirects?: boolean;
 }
 
 type Response = Dispatcher.ResponseData;
+
+/** A response and how it was asked for (redirects need both). */
+interface Sent {
+  readonly res: Response;
+  readonly origin: string;
+  readonly authorization: string | undefined;
+}
 
 function header(res: Response, name: string): string | undefined {
   const v = res.headers[name];
@@ -118,6 +126,10 @@ function endpointName(endpoint: Endpoint): string {
 
 function waitForDrain(stream: Writable): Promise<void> {
   return new Promise((resolve, reject) => {
+    if (stream.destroyed) {
+      reject(new Error('the blob stream was closed'));
+      return;
+    }
     const onDrain = (): void => {
       stream.off('close', onClose);
       resolve();
@@ -225,7 +237,7 @@ export class RegistryClient implements ImageSource {
     return this.acrossEndpoints(endpointsFor(this.conf, repo, true), `${repositoryName(repo)}@${digest}`, async (endpoint) => {
       const res = await this.exchange(
         endpoint,
-        { method: 'HEAD', path: `/v2/${endpoint.path}/blobs/${digest}`, headers: {}, signal: options.signal, followRedirects: true },
+        { method: 'HEAD', path: `/v2/${endpoint.path}/blobs/${digest}`, headers: {}, signal: options.signal },
         { kind: 'blob', digest, repository: repositoryName(repo) },
       );
       await res.body.dump();
@@ -238,7 +250,18 @@ export class RegistryClient implements ImageSource {
     this.closed = true;
     const pools = [...this.pools.values()];
     this.pools.clear();
-    await Promise.all(pools.map((p) => p.close().catch(() => p.destroy())));
+    // Streams a reader abandoned without destroying them would hold close() forever: destroy after a grace.
+    await Promise.all(
+      pools.map(async (p) => {
+        let timer: NodeJS.Timeout | undefined;
+        const grace = new Promise<'late'>((resolve) => {
+          timer = setTimeout(() => resolve('late'), CLOSE_GRACE_MS);
+        });
+        const outcome = await Promise.race([p.close().catch(() => 'late' as const), grace]);
+        clearTimeout(timer);
+        if (outcome === 'late') await p.destroy().catch(() => undefined);
+      }),
+    );
   }
 
   // ---- endpoints ----
@@ -276,7 +299,7 @@ export class RegistryClient implements ImageSource {
         try {
           res = await this.exchange(
             endpoint,
-            { method: 'GET', path: `/v2/${endpoint.path}/blobs/${blob.digest}`, headers: position > 0 ? { range: `bytes=${position}-` } : {}, signal, followRedirects: true },
+            { method: 'GET', path: `/v2/${endpoint.path}/blobs/${blob.digest}`, headers: position > 0 ? { range: `bytes=${position}-` } : {}, signal },
             resource,
           );
         } catch (error) {
@@ -341,6 +364,7 @@ export class RegistryClient implements ImageSource {
           chunk = chunk.subarray(dropped);
           if (chunk.length === 0) continue;
         }
+        if (out.destroyed) throw new Error('the blob stream was closed');
         copied += chunk.length;
         if (!out.write(chunk)) await waitForDrain(out);
       }
@@ -359,8 +383,9 @@ export class RegistryClient implements ImageSource {
       return await withRetries(
         this.retry,
         async () => {
-          const { res, origin } = await this.authorized(endpoint, request, resource);
-          const final = request.followRedirects ? await this.followRedirects(endpoint, request, res, origin) : res;
+          const sent = await this.authorized(endpoint, request, resource);
+          // Blob GETs are redirected to storage backends; follow any redirect, never carrying Authorization elsewhere.
+          const final = await this.followRedirects(endpoint, request, sent);
           if (final.statusCode >= 200 && final.statusCode < 300) return final;
           const body = request.method === 'HEAD' ? '' : (await readLimited(final, MAX_ERROR_BODY_BYTES, 'error body').catch(() => Buffer.alloc(0))).toString('utf8');
           if (request.method === 'HEAD') await final.body.dump();
@@ -437,7 +462,7 @@ export class RegistryClient implements ImageSource {
    * Sends with the best Authorization we have; on a 401, takes the new challenge (dropping a refused
    * cached token) and tries once more. A second 401 is left to the caller to report.
    */
-  private async authorized(endpoint: Endpoint, request: Request, resource: Resource): Promise<{ res: Response; origin: string }> {
+  private async authorized(endpoint: Endpoint, request: Request, resource: Resource): Promise<Sent> {
     const credential = this.credentialFor(endpoint);
     const scope = pullScope(endpoint.path);
     const before = await this.upfrontAuthorization(endpoint, credential);
@@ -506,7 +531,14 @@ export class RegistryClient implements ImageSource {
 
   private async probeScheme(host: string, signal: AbortSignal | undefined): Promise<'https' | 'http'> {
     const ping = async (scheme: 'https' | 'http'): Promise<void> => {
-      const res = await this.pool(`${scheme}://${host}`, false).request({ method: 'GET', path: '/v2/', headers: { 'user-agent': this.userAgent }, signal });
+      const res = await this.pool(`${scheme}://${host}`, false).request({
+        method: 'GET',
+        path: '/v2/',
+        headers: { 'user-agent': this.userAgent },
+        // A plain-HTTP server may sit silent on a TLS hello: do not wait the full header timeout for it.
+        headersTimeout: Math.min(this.timeouts.headersMs, PROBE_TIMEOUT_MS),
+        ...(signal ? { signal } : {}),
+      });
       await res.body.dump();
     };
     try {
@@ -519,7 +551,7 @@ export class RegistryClient implements ImageSource {
     }
   }
 
-  private async send(endpoint: Endpoint, request: Request, authorization: string | undefined): Promise<{ res: Response; origin: string }> {
+  private async send(endpoint: Endpoint, request: Request, authorization: string | undefined): Promise<Sent> {
     const scheme = await this.scheme(endpoint, request.signal);
     const origin = `${scheme}://${endpoint.host}`;
     const headers: Record<string, string> = { 'user-agent': this.userAgent, ...request.headers };
@@ -530,14 +562,14 @@ export class RegistryClient implements ImageSource {
       headers,
       ...(request.signal ? { signal: request.signal } : {}),
     });
-    return { res, origin };
+    return { res, origin, authorization };
   }
 
   /** Follows blob redirects (storage backends); Authorization never goes to another origin. */
-  private async followRedirects(endpoint: Endpoint, request: Request, first: Response, firstOrigin: string): Promise<Response> {
-    let res = first;
-    let current = new URL(request.path, firstOrigin);
-    let authorization: string | undefined = await this.upfrontAuthorization(endpoint, this.credentialFor(endpoint));
+  private async followRedirects(endpoint: Endpoint, request: Request, sent: Sent): Promise<Response> {
+    let res = sent.res;
+    let current = new URL(request.path, sent.origin);
+    let authorization = sent.authorization;
     for (let hop = 0; hop < MAX_REDIRECTS && [301, 302, 303, 307, 308].includes(res.statusCode); hop++) {
       const location = header(res, 'location');
       await res.body.dump();

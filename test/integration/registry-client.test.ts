@@ -309,6 +309,58 @@ describe('RegistryClient against docker-registry', () => {
     }
   });
 
+  test('a reader that aborts or destroys a blob stream stops the download and frees the connection', async () => {
+    const controller = new AbortController();
+    const stream = client.blobStream(ref(''), image.layer, { signal: controller.signal });
+    const aborted = new Error('stop now');
+    await assert.rejects(
+      (async () => {
+        for await (const _chunk of stream) controller.abort(aborted);
+      })(),
+      (err: unknown) => err === aborted,
+    );
+    const destroyed = client.blobStream(ref(''), image.layer);
+    await new Promise<void>((resolve) => destroyed.once('data', () => resolve()));
+    destroyed.destroy();
+    const m = await client.getManifest(ref(':docker'));
+    assert.equal(m.digest, image.docker.digest);
+  });
+
+  test('TLS is verified: a self-signed registry is REGISTRY_UNREACHABLE unless insecure, then https is used', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-tls-'));
+    let tlsProxy: RunningProxy | undefined;
+    try {
+      const key = path.join(dir, 'key.pem');
+      const cert = path.join(dir, 'cert.pem');
+      await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1']);
+      tlsProxy = await startRegistryProxy(registry.url, { tls: { key: await readFile(key, 'utf8'), cert: await readFile(cert, 'utf8') } });
+      const strict = new RegistryClient({ retries: FAST_RETRIES, loopbackIsInsecure: false });
+      try {
+        await assert.rejects(strict.getManifest(parseReference(`${tlsProxy.host}/${REPO}:docker`)), (err: unknown) => {
+          isUserErrorWith('REGISTRY_UNREACHABLE', tlsProxy!.host)(err);
+          assert.match((err as UserError).message, /CERT|SELF_SIGNED|TLS/);
+          assert.match((err as UserError).hint ?? '', /insecure = true/);
+          return true;
+        });
+      } finally {
+        await strict.close();
+      }
+      assert.equal(tlsProxy.requests.length, 0);
+      const conf = parseRegistriesConf(`[[registry]]\nlocation = "${tlsProxy.host}"\ninsecure = true\n`, 'tls.conf');
+      const lenient = new RegistryClient({ registriesConf: conf, retries: FAST_RETRIES, loopbackIsInsecure: false });
+      try {
+        const m = await lenient.getManifest(parseReference(`${tlsProxy.host}/${REPO}:docker`));
+        assert.equal(m.digest, image.docker.digest);
+        assert.ok(tlsProxy.requests.some((r) => r.path === `/v2/${REPO}/manifests/docker` && r.status === 200));
+      } finally {
+        await lenient.close();
+      }
+    } finally {
+      await tlsProxy?.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('createImageSource reads --registries-conf and --authfile', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-source-'));
     try {
@@ -480,6 +532,38 @@ describe('RegistryClient with bearer token auth (docker-registry auth: token)', 
     } finally {
       tokens.jwtLifetimeS = 300;
       await client.close();
+    }
+  });
+
+  test('a blob redirected to another host is fetched there without the Authorization header', async () => {
+    const seen: Array<string | undefined> = [];
+    const storage = http.createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      res.writeHead(200, { 'content-length': String(image.layer.size), 'content-type': 'application/octet-stream' });
+      res.end(image.layer.bytes);
+    });
+    await new Promise<void>((resolve) => storage.listen(0, '127.0.0.1', () => resolve()));
+    const storageUrl = `http://127.0.0.1:${(storage.address() as AddressInfo).port}/bucket/blob?signature=abc`;
+    const front = await startRegistryProxy(registry.url, {
+      fault: (r) => (r.method === 'GET' && r.path.includes('/blobs/') && r.headers.authorization !== undefined ? { kind: 'redirect', location: storageUrl } : undefined),
+    });
+    try {
+      // Credentials are looked up by the endpoint's host: give the proxy's host the same entry.
+      const creds = path.join(dir, 'front-auth.json');
+      await writeFile(creds, JSON.stringify({ auths: { [front.host]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64') } } }));
+      const viaFront = new RegistryClient({ credentials: await loadCredentials({ authfile: creds, env: {} }), retries: FAST_RETRIES });
+      try {
+        const bytes = await collect(viaFront.blobStream(parseReference(`${front.host}/${REPO}`), image.layer));
+        assert.ok(bytes.equals(image.layer.bytes));
+      } finally {
+        await viaFront.close();
+      }
+      assert.deepEqual(seen, [undefined]);
+      assert.ok(front.requests.some((r) => r.status === 307), 'the registry side answered with a redirect');
+    } finally {
+      await front.stop();
+      storage.closeAllConnections();
+      await new Promise<void>((resolve) => storage.close(() => resolve()));
     }
   });
 

@@ -2,6 +2,7 @@
 // status, Range) and can inject faults (error statuses, resets and truncations mid-body, corrupt bytes).
 
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 /** A fault to inject into one response. */
@@ -13,7 +14,9 @@ export type Fault =
   /** Forward this many body bytes and end the response cleanly, without Content-Length (a silent short body). */
   | { readonly kind: 'truncate'; readonly bytes: number }
   /** Forward the whole body with the byte at this offset of the body flipped. */
-  | { readonly kind: 'corrupt-byte'; readonly offset: number };
+  | { readonly kind: 'corrupt-byte'; readonly offset: number }
+  /** Redirect (307 by default) to another URL, as registries do to their storage backends. */
+  | { readonly kind: 'redirect'; readonly location: string; readonly status?: number };
 
 export interface ProxiedRequest {
   readonly method: string;
@@ -36,10 +39,12 @@ export interface ProxyOptions {
   readonly onRequest?: (req: ProxiedRequest) => void;
   /** Decides a fault per request; undefined forwards it untouched. */
   readonly fault?: (req: ProxiedRequest) => Fault | undefined;
+  /** Serve HTTPS with this key and certificate (PEM) instead of plain HTTP. */
+  readonly tls?: { readonly key: string; readonly cert: string };
 }
 
 export interface RunningProxy {
-  /** "http://127.0.0.1:PORT" */
+  /** "http://127.0.0.1:PORT" (https with the tls option) */
   readonly url: string;
   /** "127.0.0.1:PORT" */
   readonly host: string;
@@ -114,7 +119,7 @@ export async function startRegistryProxy(upstreamUrl: string, options: ProxyOpti
     req.pipe(outgoing);
   };
 
-  const server = http.createServer((req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const range = typeof req.headers.range === 'string' ? req.headers.range : undefined;
     const proxied: ProxiedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers, ...(range ? { range } : {}) };
     options.onRequest?.(proxied);
@@ -128,8 +133,16 @@ export async function startRegistryProxy(upstreamUrl: string, options: ProxyOpti
       res.end(fault.body ?? JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: `injected ${fault.status}` }] }));
       return;
     }
+    if (fault?.kind === 'redirect') {
+      record.status = fault.status ?? 307;
+      req.resume();
+      res.writeHead(record.status, { location: fault.location, 'content-length': '0' });
+      res.end();
+      return;
+    }
     forward(req, res, record, fault);
-  });
+  };
+  const server = options.tls ? https.createServer({ key: options.tls.key, cert: options.tls.cert }, handle) : http.createServer(handle);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -137,7 +150,7 @@ export async function startRegistryProxy(upstreamUrl: string, options: ProxyOpti
   });
   const port = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     host: `127.0.0.1:${port}`,
     requests,
     countBlobGets: (digest) => requests.filter((r) => r.method === 'GET' && r.path.split('?')[0]!.endsWith(`/blobs/${digest}`)).length,
