@@ -93,6 +93,13 @@ test('generates the same layout and digests from the same parameters, and other 
   assert.deepEqual(await fs.readdir(path.join(a.dir, 'blobs', 'sha256')), await fs.readdir(path.join(b.dir, 'blobs', 'sha256')));
   assert.notEqual(c.releaseDigest, a.releaseDigest);
   assert.notDeepEqual(c.components.map((x) => x.digest), a.components.map((x) => x.digest));
+
+  // Stored (level 0) deflate blocks follow zlib's buffer sizes: multi-MiB layers must still be stable.
+  const stored = { components: 2, componentLayerSize: 3 * 1024 * 1024 + 17, compressionLevel: 0 };
+  const s1 = await generateSampleRelease(path.join(work, 'stored-a'), stored);
+  const s2 = await generateSampleRelease(path.join(work, 'stored-b'), stored);
+  assert.deepEqual(s1.images, s2.images);
+  assert.ok(s1.totalBytes > 2 * 3 * 1024 * 1024, 'stored layers are at least as big as their content');
 });
 
 test('names every index.json entry by its full source reference and describes it in sample.json', async () => {
