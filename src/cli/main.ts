@@ -4,6 +4,10 @@
 import { Command, CommanderError } from 'commander';
 import { TOOL_VERSION } from '../version.js';
 import { registerBundlePlan } from './bundle-plan.js';
+import { registerImport } from './import.js';
+import { registerPreload } from './preload.js';
+import { registerRun } from './run.js';
+import { registerStatus } from './status.js';
 import { reportAndExit } from './run-command.js';
 
 export function buildProgram(): Command {
@@ -16,6 +20,10 @@ export function buildProgram(): Command {
   void bundle;
   // Command registrations (one line each, keep sorted):
   registerBundlePlan(bundle);
+  registerImport(program);
+  registerPreload(program);
+  registerRun(program);
+  registerStatus(program);
   return program;
 }
 

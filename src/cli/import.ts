@@ -1,0 +1,35 @@
+// `pin-preload import PATH`: copy a bundle from media into the bundle dir, verifying it on the way; a running
+// `pin-preload run` notices it and pre-loads it.
+
+import type { Command } from 'commander';
+import { addNodeConfigOptions, nodeConfigFromOptions, type ConfigFlags } from '../node/config.js';
+import { importBundle } from '../node/import.js';
+import { describeBytes } from '../node/storage-check.js';
+import { action } from './run-command.js';
+
+export function registerImport(program: Command): void {
+  const command = program
+    .command('import')
+    .description('copy a bundle (all volumes, seal and signature) into the bundle dir, verifying every byte; rejects a bad one leaving nothing behind')
+    .argument('<path>', 'the bundle: its tar, any of its volumes, or its .seal.json');
+  addNodeConfigOptions(command).action(
+    action(async (source: string, options: ConfigFlags & { config?: string }) => {
+      const config = await nodeConfigFromOptions(options);
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        const result = await importBundle(config, source, { signal: stop.signal, log: (line) => process.stderr.write(`pin-preload: ${line}\n`) });
+        process.stdout.write(
+          result.alreadyImported
+            ? `${result.bundlePath}: already imported\n`
+            : `${result.bundlePath}: imported and verified (${describeBytes(result.bytesCopied)})\n`,
+        );
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    }),
+  );
+}

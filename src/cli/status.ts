@@ -1,0 +1,28 @@
+// `pin-preload status`: the node's preload status, MachineConfigNode-like (generations, conditions) plus a row
+// per image; --json prints the shape documented in docs/status-json.md.
+
+import type { Command } from 'commander';
+import { addNodeConfigOptions, nodeConfigFromOptions, type ConfigFlags } from '../node/config.js';
+import { formatStatus, statusJson } from '../node/status.js';
+import { openStateDatabase } from '../state/database.js';
+import { NodeState } from '../state/node-state.js';
+import { action } from './run-command.js';
+
+export function registerStatus(program: Command): void {
+  const command = program
+    .command('status')
+    .description("show this node's preload status: generations, conditions, bundles and every image's state")
+    .option('--json', 'print JSON (schemaVersion 1, see docs/status-json.md)');
+  addNodeConfigOptions(command).action(
+    action(async (options: ConfigFlags & { config?: string; json?: boolean }) => {
+      const config = await nodeConfigFromOptions(options);
+      const db = openStateDatabase(config.paths.state);
+      try {
+        const json = statusJson(config, new NodeState(db));
+        process.stdout.write(options.json ? `${JSON.stringify(json, null, 2)}\n` : formatStatus(json));
+      } finally {
+        db.close();
+      }
+    }),
+  );
+}

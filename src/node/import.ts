@@ -1,0 +1,214 @@
+// Brings a bundle from removable media into the bundle dir: every volume copied and hashed in one pass and
+// compared with the seal, blobs verified, then renamed into place (seal last); a bad bundle leaves nothing.
+
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { SEAL_SUFFIX, SIGNATURE_SUFFIX } from '../bundle/format.js';
+import { locateBundle, type BundleFiles } from '../bundle/reader.js';
+import { fsyncDir } from '../util/atomic-file.js';
+import { UserError, errnoCode } from '../util/errors.js';
+import { bundleFingerprint, readNodeBundle } from './bundle-dir.js';
+import type { NodeConfig } from './config.js';
+import { openNodeServices } from './preload.js';
+import { availableBytes, describeBytes } from './storage-check.js';
+import { verifyNodeBundle } from './verify.js';
+
+/** Room kept free beyond the bundle itself: filesystem metadata, the state database's growth. */
+const IMPORT_MARGIN = 64 * 2 ** 20;
+const TEMP_PREFIX = '.import-';
+
+export interface ImportResult {
+  /** dir/name in the bundle dir. */
+  readonly bundlePath: string;
+  readonly sealPath: string;
+  readonly bytesCopied: number;
+  /** The same bundle (same seal, volumes intact) was already there: nothing copied. */
+  readonly alreadyImported: boolean;
+}
+
+/** Counts and hashes what flows through, so the copy and its checksum are one read of the media. */
+class HashingCounter extends Transform {
+  readonly hash = createHash('sha256');
+  bytes = 0;
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    done(null, chunk);
+  }
+}
+
+async function copyHashed(from: string, to: string, signal: AbortSignal | undefined): Promise<{ sha256: string; size: number }> {
+  const counter = new HashingCounter();
+  await pipeline(createReadStream(from, { highWaterMark: 1 << 20 }), counter, createWriteStream(to, { flags: 'wx', mode: 0o644 }), signal ? { signal } : {});
+  const handle = await open(to, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  return { sha256: counter.hash.digest('hex'), size: counter.bytes };
+}
+
+function rejected(source: string, why: string, hint?: string): UserError {
+  return new UserError('IMPORT_REJECTED', `bundle ${source} rejected: ${why}; nothing was imported`, { hint: hint ?? 'copy the bundle again from the bastion' });
+}
+
+/** Removes leftovers of imports whose process died (kill -9, power loss); live imports are left alone. */
+async function removeStaleTemps(bundlesDir: string): Promise<void> {
+  for (const name of await readdir(bundlesDir).catch(() => [] as string[])) {
+    const m = new RegExp(`^${TEMP_PREFIX.replace('.', '\\.')}(\\d+)-`).exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    let alive = pid === process.pid;
+    if (!alive) {
+      try {
+        process.kill(pid, 0);
+        alive = true;
+      } catch (err) {
+        alive = errnoCode(err) === 'EPERM';
+      }
+    }
+    if (!alive) await rm(path.join(bundlesDir, name), { recursive: true, force: true });
+  }
+}
+
+async function sameBytes(a: string, b: Buffer): Promise<boolean | undefined> {
+  try {
+    return (await readFile(a)).equals(b);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+async function volumesIntact(files: BundleFiles, dir: string): Promise<boolean> {
+  for (const volume of files.seal!.volumes) {
+    const st = await stat(path.join(dir, volume.name)).catch(() => undefined);
+    if (!st || st.size !== volume.size) return false;
+  }
+  return true;
+}
+
+/**
+ * Imports the bundle that `source` (its tar, any volume, or its seal) belongs to into [paths] bundles,
+ * and registers it in the state database and the mirror's bundle index.
+ */
+export async function importBundle(
+  config: NodeConfig,
+  source: string,
+  options: { signal?: AbortSignal; log?: (line: string) => void } = {},
+): Promise<ImportResult> {
+  const log = options.log ?? (() => undefined);
+  const files = await locateBundle(source);
+  if (!files.seal || !files.sealBytes) {
+    throw rejected(source, `it has no seal (${files.sealPath})`, 'copy the .seal.json file (and .sig) that came with the bundle next to its volumes');
+  }
+  const bundlesDir = path.resolve(config.paths.bundles);
+  const targetSeal = path.join(bundlesDir, files.name + SEAL_SUFFIX);
+  const bundlePath = path.join(bundlesDir, files.name);
+  if (path.resolve(files.dir) === bundlesDir) {
+    // Already in place (copied by hand, or the second half of `preload BUNDLE`): verify and register only.
+    await register(config, targetSeal, true);
+    return { bundlePath, sealPath: targetSeal, bytesCopied: 0, alreadyImported: true };
+  }
+  await mkdir(bundlesDir, { recursive: true });
+  await removeStaleTemps(bundlesDir);
+
+  const existingSeal = await sameBytes(targetSeal, files.sealBytes);
+  if (existingSeal === false) {
+    throw rejected(source, `a different bundle named ${files.name} is already in ${bundlesDir}`, `remove ${targetSeal} and its volumes first, or rename the bundle on the bastion`);
+  }
+  if (existingSeal === true && (await volumesIntact(files, bundlesDir))) {
+    log(`${files.name} is already in ${bundlesDir}`);
+    await register(config, targetSeal, true); // verifies unless verified with these very files
+    return { bundlePath, sealPath: targetSeal, bytesCopied: 0, alreadyImported: true };
+  }
+
+  const signatureBytes = files.signaturePath ? (await stat(files.signaturePath)).size : 0;
+  const needed = files.seal.totalSize + files.sealBytes.length + signatureBytes + IMPORT_MARGIN;
+  const available = await availableBytes(bundlesDir);
+  if (needed > available) {
+    throw new UserError(
+      'IMPORT_NO_SPACE',
+      `not enough space in ${bundlesDir} for bundle ${files.name}: needs ${describeBytes(needed)}, available ${describeBytes(available)}`,
+      { hint: 'free space there or set [paths] bundles to a larger filesystem; nothing was copied' },
+    );
+  }
+
+  const temp = await mkdtemp(path.join(bundlesDir, `${TEMP_PREFIX}${process.pid}-`));
+  try {
+    let bytesCopied = 0;
+    for (const volume of files.seal.volumes) {
+      const from = path.join(files.dir, volume.name);
+      log(`copying ${from} (${describeBytes(volume.size)})`);
+      let copied: { sha256: string; size: number };
+      try {
+        copied = await copyHashed(from, path.join(temp, volume.name), options.signal);
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') throw rejected(source, `volume ${from} is missing`, `copy every volume listed in ${files.sealPath}`);
+        throw err;
+      }
+      if (copied.size !== volume.size) throw rejected(source, `volume ${volume.name} has ${copied.size} bytes, the seal says ${volume.size}`);
+      if (copied.sha256 !== volume.sha256) throw rejected(source, `volume ${volume.name} has sha256 ${copied.sha256}, the seal says ${volume.sha256}`);
+      bytesCopied += copied.size;
+    }
+    const sealName = files.name + SEAL_SUFFIX;
+    const signatureName = files.name + SIGNATURE_SUFFIX;
+    await writeSmall(path.join(temp, sealName), files.sealBytes);
+    if (files.signaturePath) await writeSmall(path.join(temp, signatureName), await readFile(files.signaturePath));
+
+    // Volumes match the seal; now every blob against its digest (the copy is what we check, not the media).
+    try {
+      await verifyNodeBundle(path.join(temp, sealName), options.signal);
+    } catch (err) {
+      throw rejected(source, err instanceof Error ? err.message : String(err));
+    }
+
+    // Into place: volumes and signature first, the seal last, so a seal in the bundle dir means "complete".
+    for (const volume of files.seal.volumes) await rename(path.join(temp, volume.name), path.join(bundlesDir, volume.name));
+    if (files.signaturePath) await rename(path.join(temp, signatureName), path.join(bundlesDir, signatureName));
+    await fsyncDir(bundlesDir);
+    await rename(path.join(temp, sealName), targetSeal);
+    await fsyncDir(bundlesDir);
+    log(`imported ${files.name} into ${bundlesDir} (${describeBytes(bytesCopied)})`);
+    await register(config, targetSeal, false);
+    return { bundlePath, sealPath: targetSeal, bytesCopied, alreadyImported: false };
+  } finally {
+    await rm(temp, { recursive: true, force: true });
+  }
+}
+
+async function writeSmall(file: string, bytes: Buffer): Promise<void> {
+  const handle = await open(file, 'wx', 0o644);
+  try {
+    await handle.writeFile(bytes);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Records the bundle as verified (with its in-place fingerprint) and indexes it for the mirror. */
+async function register(config: NodeConfig, sealPath: string, verifyFirst: boolean): Promise<void> {
+  const services = await openNodeServices(config);
+  try {
+    const bundle = await readNodeBundle(sealPath);
+    services.state.upsertBundle({
+      path: bundle.path,
+      manifestDigest: bundle.manifestDigest,
+      ...(bundle.manifest.release ? { release: bundle.manifest.release.version } : {}),
+      imageCount: bundle.manifest.images.length,
+      fingerprint: bundle.fingerprint,
+    });
+    if (verifyFirst && !services.state.isBundleVerified(bundle.path, bundle.fingerprint)) await verifyNodeBundle(sealPath);
+    // The renames kept sizes and mtimes, so the fingerprint of the verified copy is the one in place.
+    services.state.markBundleVerified(bundle.path, await bundleFingerprint(sealPath));
+    await services.store.registerBundle(sealPath);
+  } finally {
+    services.close();
+  }
+}

@@ -1,0 +1,309 @@
+// One preload sync, in the MCO's order: Progressing → verify bundles → storage check → mirror config →
+// pull everything through CRI from the in-process mirror → ImageStatus again → pinned file + reload → record.
+
+import { readFile } from 'node:fs/promises';
+import { CriImageService, type CriImage } from '../cri/image-service.js';
+import { BundleStore } from '../mirror/bundle-store.js';
+import { startMirror, type RunningMirror } from '../mirror/server.js';
+import { openStateDatabase, type StateDatabase } from '../state/database.js';
+import { NodeState, type FailureReason } from '../state/node-state.js';
+import { UserError } from '../util/errors.js';
+import { bundleSetKey, desiredImages, listSealFiles, readNodeBundle, type DesiredImage, type NodeBundle } from './bundle-dir.js';
+import type { NodeConfig } from './config.js';
+import { pullImages, type PullOptions } from './pull.js';
+import { applyMirrorConfig, applyPinnedImages, reloadRuntime } from './runtime-files.js';
+import { checkStorage, StorageInsufficientError } from './storage-check.js';
+import { verifyNodeBundle } from './verify.js';
+
+/** ImageStatus calls at once: cheap local lookups, but a node may have hundreds of images. */
+const STATUS_CONCURRENCY = 16;
+/** How long to wait for CRI-O to report `pinned` after a reload (SIGHUP is handled asynchronously). */
+const PINNED_REPORT_WAIT_MS = 10_000;
+
+export interface PreloadResult {
+  readonly generation: number;
+  readonly images: number;
+  readonly pulled: readonly string[];
+  readonly pinned: readonly string[];
+  /** Present but not protected from GC by the runtime (containerd 1.x). */
+  readonly unpinned: readonly string[];
+  readonly changedFiles: readonly string[];
+  readonly reloads: number;
+}
+
+/** Everything a sync uses; `run` keeps these open across syncs, `preload` opens them for one. */
+export interface PreloadContext {
+  readonly config: NodeConfig;
+  readonly state: NodeState;
+  readonly store: BundleStore;
+  readonly cri: CriImageService;
+  readonly signal?: AbortSignal;
+  readonly log: (line: string) => void;
+  /** Overrides for tests (backoff). */
+  readonly pull?: Partial<Pick<PullOptions, 'backoffMs'>>;
+}
+
+/** A failed sync, already recorded in the state as Degraded with `reason`. */
+export class PreloadFailedError extends UserError {
+  constructor(readonly reason: FailureReason, message: string, options: { hint?: string; cause?: unknown } = {}) {
+    super(reason === 'StorageInsufficient' ? 'STORAGE_INSUFFICIENT' : 'PREFETCH_FAILED', message, options);
+    this.name = 'PreloadFailedError';
+  }
+}
+
+function describeError(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+async function imageStatuses(cri: CriImageService, images: readonly DesiredImage[]): Promise<Map<string, CriImage | undefined>> {
+  const statuses = await mapBounded(images, STATUS_CONCURRENCY, (image) => cri.imageStatus(image.name));
+  return new Map(images.map((image, i) => [image.name, statuses[i]]));
+}
+
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new UserError('PRELOAD_CANCELLED', 'preload was cancelled', { hint: 'it resumes where it stopped on the next run' });
+}
+
+/** Reads every bundle in the bundle dir and verifies those not verified with their current files. */
+async function loadBundles(ctx: PreloadContext): Promise<NodeBundle[]> {
+  const bundles: NodeBundle[] = [];
+  for (const sealPath of await listSealFiles(ctx.config.paths.bundles)) bundles.push(await readNodeBundle(sealPath));
+  for (const bundle of bundles) {
+    ctx.state.upsertBundle({
+      path: bundle.path,
+      manifestDigest: bundle.manifestDigest,
+      ...(bundle.manifest.release ? { release: bundle.manifest.release.version } : {}),
+      imageCount: bundle.manifest.images.length,
+      fingerprint: bundle.fingerprint,
+    });
+  }
+  ctx.state.retainBundles(bundles.map((b) => b.path));
+  return bundles;
+}
+
+async function verifyBundles(ctx: PreloadContext, bundles: readonly NodeBundle[]): Promise<void> {
+  for (const bundle of bundles) {
+    if (ctx.state.isBundleVerified(bundle.path, bundle.fingerprint)) continue;
+    checkAborted(ctx.signal);
+    ctx.log(`verifying bundle ${bundle.path}`);
+    await verifyNodeBundle(bundle.sealPath, ctx.signal);
+    ctx.state.markBundleVerified(bundle.path, bundle.fingerprint);
+  }
+}
+
+/** The mirror must serve every bundle before the runtime is told to use it. */
+async function registerWithMirror(ctx: PreloadContext, bundles: readonly NodeBundle[]): Promise<void> {
+  const wanted = new Set(bundles.map((b) => b.path));
+  for (const bundle of bundles) await ctx.store.registerBundle(bundle.sealPath);
+  for (const registered of ctx.store.listBundles()) if (!wanted.has(registered.path)) await ctx.store.unregisterBundle(registered.path);
+}
+
+async function applyAndReload(ctx: PreloadContext, files: readonly string[], what: string): Promise<number> {
+  if (files.length === 0) return 0;
+  ctx.log(`${what} changed (${files.join(', ')})${ctx.config.runtime.reload.length ? `: running ${ctx.config.runtime.reload.join(' ')}` : ''}`);
+  return (await reloadRuntime(ctx.config.runtime.reload)) ? 1 : 0;
+}
+
+function pinningDescription(config: NodeConfig, unpinned: number): string {
+  if (unpinned === 0) return `pinned by ${config.runtime.kind === 'crio' ? 'CRI-O pinned_images' : 'the runtime'}`;
+  if (config.runtime.kind === 'containerd') {
+    return `not pinned: containerd 1.x has no pinned_images, so the kubelet's image garbage collection may remove ${unpinned} unused image(s) under disk pressure; they are pulled again from the local mirror by the next preload`;
+  }
+  return `${unpinned} image(s) present but not reported pinned by the runtime (is ${config.runtime.pinnedImagesFile || 'the pinned images file'} read by CRI-O?)`;
+}
+
+/**
+ * Waits (bounded) for the runtime to report `pinned` on the images after a reload; returns the final
+ * ImageStatus of each. Only CRI-O pins; for containerd one pass is enough.
+ */
+async function finalStatuses(ctx: PreloadContext, images: readonly DesiredImage[]): Promise<Map<string, CriImage | undefined>> {
+  const deadline = Date.now() + (ctx.config.runtime.kind === 'crio' && ctx.config.runtime.pinnedImagesFile !== '' ? PINNED_REPORT_WAIT_MS : 0);
+  for (;;) {
+    const statuses = await imageStatuses(ctx.cri, images);
+    const waiting = [...statuses.values()].some((s) => s !== undefined && !s.pinned);
+    if (!waiting || Date.now() >= deadline || ctx.signal?.aborted) return statuses;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** Runs one sync over the bundles in the bundle dir. Throws PreloadFailedError (recorded) on failure. */
+export async function preloadOnce(ctx: PreloadContext): Promise<PreloadResult> {
+  const { config, state, cri, log } = ctx;
+  const bundles = await loadBundles(ctx);
+  const images = desiredImages(bundles);
+  const generation = state.setDesired(bundleSetKey(bundles), images.map((i) => ({ name: i.name, bundle: i.bundle })));
+  state.startProgressing(`generation ${generation}: ${images.length} image(s) from ${bundles.length} bundle(s)`);
+  const fail = (reason: FailureReason, err: unknown, storage?: { requiredBytes: number; availableBytes: number }): never => {
+    const message = describeError(err);
+    state.recordFailure(reason, message, storage);
+    if (err instanceof PreloadFailedError) throw err;
+    throw new PreloadFailedError(reason, message, { hint: err instanceof UserError ? err.hint : undefined, cause: err });
+  };
+  const changedFiles: string[] = [];
+  let reloads = 0;
+  try {
+    await verifyBundles(ctx, bundles);
+    checkAborted(ctx.signal);
+
+    const before = await imageStatuses(cri, images);
+    const present = images.filter((i) => before.get(i.name) !== undefined).map((i) => i.name);
+    state.markPresent(present);
+    state.markMissing(images.filter((i) => before.get(i.name) === undefined).map((i) => i.name));
+    const missing = images.filter((i) => before.get(i.name) === undefined);
+
+    try {
+      const report = await checkStorage({
+        cri,
+        imageFs: config.runtime.imageFs,
+        images,
+        present: new Set(present),
+        reserveBytes: config.storage.reserveBytes,
+        runtime: config.runtime.kind,
+      });
+      if (missing.length > 0) log(`storage: ${report.mountpoint} has ${report.availableBytes} bytes available, ${report.requiredBytes} required`);
+    } catch (err) {
+      if (err instanceof StorageInsufficientError) fail('StorageInsufficient', err, err.report);
+      throw err;
+    }
+
+    await registerWithMirror(ctx, bundles);
+    const mirrorFiles = await applyMirrorConfig(config, images.map((i) => i.repository));
+    changedFiles.push(...mirrorFiles);
+    reloads += await applyAndReload(ctx, mirrorFiles, 'mirror configuration');
+
+    let pulled: string[] = [];
+    if (missing.length > 0) {
+      log(`pulling ${missing.length} of ${images.length} image(s), ${config.pull.concurrency} at a time`);
+      const outcome = await pullImages(cri, missing.map((i) => ({ name: i.name, bytes: i.bytes })), {
+        concurrency: config.pull.concurrency,
+        retries: config.pull.retries,
+        baseTimeoutMs: config.pull.timeoutMs,
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+        ...(ctx.pull?.backoffMs ? { backoffMs: ctx.pull.backoffMs } : {}),
+        onAttempt: (name, attempt, error) => {
+          state.recordAttempt(name, error?.message);
+          if (error) log(`pull ${name} attempt ${attempt} failed: ${error.message}`);
+          else state.markPresent([name]);
+        },
+      });
+      pulled = outcome.pulled;
+      checkAborted(ctx.signal);
+      if (outcome.noSpace) {
+        for (const [name, error] of outcome.failed) state.markFailed(name, error.message);
+        fail('StorageInsufficient', new UserError('STORAGE_INSUFFICIENT', `the image filesystem filled up while pulling: ${outcome.noSpace.message}; all remaining pulls were stopped`));
+      }
+      if (outcome.failed.size > 0) {
+        for (const [name, error] of outcome.failed) state.markFailed(name, error.message);
+        const first = [...outcome.failed][0]!;
+        fail('PrefetchFailed', new UserError('PREFETCH_FAILED', `${outcome.failed.size} of ${missing.length} image(s) could not be pulled after ${config.pull.retries} attempt(s); first: ${first[0]}: ${first[1].message}`));
+      }
+    }
+
+    // The MCO re-checks every image before pinning: a vanished one (GC, manual removal) fails the sync.
+    const after = await imageStatuses(cri, images);
+    const vanished = images.filter((i) => after.get(i.name) === undefined).map((i) => i.name);
+    if (vanished.length > 0) {
+      state.markMissing(vanished);
+      fail('PrefetchFailed', new UserError('PREFETCH_FAILED', `${vanished.length} image(s) are not in the runtime after pulling: ${vanished.slice(0, 5).join(', ')}`));
+    }
+
+    // Only now, with every image present, the pinned file: last, like the MCO, leaving GC a window before.
+    const names = images.map((i) => i.name);
+    const pinnedChanged = (await applyPinnedImages(config.runtime.pinnedImagesFile, names)) ? [config.runtime.pinnedImagesFile] : [];
+    changedFiles.push(...pinnedChanged);
+    reloads += await applyAndReload(ctx, pinnedChanged, 'pinned images');
+
+    const final = await finalStatuses(ctx, images);
+    const gone = images.filter((i) => final.get(i.name) === undefined).map((i) => i.name);
+    if (gone.length > 0) {
+      state.markMissing(gone);
+      fail('PrefetchFailed', new UserError('PREFETCH_FAILED', `${gone.length} image(s) vanished from the runtime while pinning: ${gone.slice(0, 5).join(', ')}`));
+    }
+    const pinned = names.filter((n) => final.get(n)?.pinned === true);
+    const unpinned = names.filter((n) => final.get(n)?.pinned !== true);
+    state.unpinAll();
+    state.markPresent(names);
+    state.markPinned(pinned);
+    state.recordSuccess(pinningDescription(config, unpinned.length));
+    return { generation, images: images.length, pulled, pinned, unpinned, changedFiles, reloads };
+  } catch (err) {
+    if (err instanceof PreloadFailedError) throw err;
+    if (err instanceof UserError && err.code === 'PRELOAD_CANCELLED') {
+      throw err; // not a failure of the generation: the next run resumes it
+    }
+    return fail('PrefetchFailed', err);
+  }
+}
+
+/** The state database, node state and mirror bundle store, opened together. */
+export interface NodeServices {
+  readonly db: StateDatabase;
+  readonly state: NodeState;
+  readonly store: BundleStore;
+  close(): void;
+}
+
+export async function openNodeServices(config: NodeConfig): Promise<NodeServices> {
+  const db = openStateDatabase(config.paths.state);
+  try {
+    const state = new NodeState(db);
+    const store = await BundleStore.open(db);
+    return { db, state, store, close: () => db.close() };
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+/** Starts the mirror on [mirror] listen with the configured TLS files. */
+export async function startNodeMirror(config: NodeConfig, store: BundleStore): Promise<RunningMirror> {
+  const tls =
+    config.mirror.tlsCert !== undefined && config.mirror.tlsKey !== undefined
+      ? { cert: await readFile(config.mirror.tlsCert), key: await readFile(config.mirror.tlsKey) }
+      : undefined;
+  return startMirror({ store, listen: config.mirror.listen, ...(tls ? { tls } : {}), accessLog: false });
+}
+
+/**
+ * `pin-preload preload`: opens everything, serves the mirror for the duration of the sync, runs it, and
+ * closes everything again.
+ */
+export async function preload(config: NodeConfig, options: { signal?: AbortSignal; log?: (line: string) => void; pull?: PreloadContext['pull'] } = {}): Promise<PreloadResult> {
+  const services = await openNodeServices(config);
+  try {
+    const cri = await CriImageService.connect(config.runtime.endpoint);
+    try {
+      const mirror = await startNodeMirror(config, services.store);
+      try {
+        return await preloadOnce({
+          config,
+          state: services.state,
+          store: services.store,
+          cri,
+          log: options.log ?? (() => undefined),
+          ...(options.signal ? { signal: options.signal } : {}),
+          ...(options.pull ? { pull: options.pull } : {}),
+        });
+      } finally {
+        await mirror.close();
+      }
+    } finally {
+      cri.close();
+    }
+  } finally {
+    services.close();
+  }
+}

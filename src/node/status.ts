@@ -1,0 +1,121 @@
+// The node's status as `pin-preload status` shows it: MachineConfigNode-like generations and conditions, the
+// bundles, and a row per image. The JSON shape (schemaVersion 1) is documented in docs/status-json.md.
+
+import type { BundleRecord, ImageRecord, NodeState, NodeStatus } from '../state/node-state.js';
+import type { NodeConfig } from './config.js';
+import { describeBytes } from './storage-check.js';
+
+export interface StatusJson {
+  readonly schemaVersion: 1;
+  readonly runtime: { readonly kind: string; readonly endpoint: string; readonly pinning: string };
+  readonly desiredGeneration: number;
+  readonly currentGeneration: number;
+  readonly lastFailedGeneration: number;
+  readonly lastFailedGenerationError: string;
+  readonly conditions: NodeStatus['conditions'];
+  readonly storage: { readonly requiredBytes: number; readonly availableBytes: number } | null;
+  readonly bundles: ReadonlyArray<{
+    readonly path: string;
+    readonly manifestDigest: string;
+    readonly release: string | null;
+    readonly images: number;
+    readonly verified: boolean;
+    readonly verifiedAt: string | null;
+    readonly importedAt: string;
+  }>;
+  readonly summary: Readonly<Record<ImageRecord['state'], number>>;
+  readonly images: ReadonlyArray<{
+    readonly name: string;
+    readonly state: ImageRecord['state'];
+    readonly attempts: number;
+    readonly lastError: string | null;
+    readonly bundle: string;
+    readonly updatedAt: string;
+  }>;
+  readonly updatedAt: string;
+}
+
+function bundleJson(b: BundleRecord): StatusJson['bundles'][number] {
+  return {
+    path: b.path,
+    manifestDigest: b.manifestDigest,
+    release: b.release ?? null,
+    images: b.imageCount,
+    verified: b.verified,
+    verifiedAt: b.verifiedAt ?? null,
+    importedAt: b.importedAt,
+  };
+}
+
+/** A status nobody has written yet says so instead of "not pinned". */
+function pinningText(config: NodeConfig, status: NodeStatus): string {
+  if (status.pinning !== '') return status.pinning;
+  return config.runtime.kind === 'containerd'
+    ? 'not pinned: containerd 1.x has no pinned_images (see docs/node.md)'
+    : 'no preload has completed yet';
+}
+
+export function statusJson(config: NodeConfig, state: NodeState): StatusJson {
+  const status = state.status();
+  const images = state.images();
+  const summary = { pending: 0, present: 0, pinned: 0, failed: 0 };
+  for (const image of images) summary[image.state]++;
+  return {
+    schemaVersion: 1,
+    runtime: { kind: config.runtime.kind, endpoint: config.runtime.endpoint, pinning: pinningText(config, status) },
+    desiredGeneration: status.desiredGeneration,
+    currentGeneration: status.currentGeneration,
+    lastFailedGeneration: status.lastFailedGeneration,
+    lastFailedGenerationError: status.lastFailedGenerationError,
+    conditions: status.conditions,
+    storage: status.storage ?? null,
+    bundles: state.bundles().map(bundleJson),
+    summary,
+    images: images.map((i) => ({ name: i.name, state: i.state, attempts: i.attempts, lastError: i.lastError ?? null, bundle: i.bundle, updatedAt: i.updatedAt })),
+    updatedAt: status.updatedAt,
+  };
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => `  ${r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ')}`.trimEnd());
+}
+
+function oneLine(text: string, max = 120): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length <= max ? flat : `${flat.slice(0, max - 1)}…`;
+}
+
+export function formatStatus(json: StatusJson): string {
+  const out: string[] = [];
+  out.push(`Runtime:             ${json.runtime.kind} (${json.runtime.endpoint})`);
+  out.push(`GC protection:       ${json.runtime.pinning}`);
+  out.push(`Desired generation:  ${json.desiredGeneration}`);
+  out.push(`Current generation:  ${json.currentGeneration}`);
+  if (json.lastFailedGeneration > 0) {
+    out.push(`Last failed generation: ${json.lastFailedGeneration}`);
+    out.push(`  error: ${oneLine(json.lastFailedGenerationError, 400)}`);
+  }
+  if (json.storage) out.push(`Storage:             required ${describeBytes(json.storage.requiredBytes)}, available ${describeBytes(json.storage.availableBytes)}`);
+  out.push('', 'Conditions:');
+  out.push(...table([
+    ['TYPE', 'STATUS', 'REASON', 'SINCE', 'MESSAGE'],
+    ...json.conditions.map((c) => [c.type, c.status, c.reason, c.lastTransitionTime || '-', oneLine(c.message) || '-']),
+  ]));
+  out.push('', `Bundles (${json.bundles.length}):`);
+  if (json.bundles.length > 0) {
+    out.push(...table([
+      ['PATH', 'RELEASE', 'IMAGES', 'VERIFIED'],
+      ...json.bundles.map((b) => [b.path, b.release ?? '-', String(b.images), b.verified ? 'yes' : 'no']),
+    ]));
+  }
+  const s = json.summary;
+  out.push('', `Images (${json.images.length}: ${s.pinned} pinned, ${s.present} present, ${s.pending} pending, ${s.failed} failed):`);
+  if (json.images.length > 0) {
+    out.push(...table([
+      ['NAME', 'STATE', 'ATTEMPTS', 'LAST ERROR'],
+      ...json.images.map((i) => [i.name, i.state, String(i.attempts), i.lastError ? oneLine(i.lastError) : '-']),
+    ]));
+  }
+  return `${out.join('\n')}\n`;
+}
