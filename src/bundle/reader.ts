@@ -142,7 +142,7 @@ function damaged(files: BundleFiles, why: string): UserError {
   });
 }
 
-async function* scan(files: BundleFiles, volumes: VolumeSet): AsyncGenerator<TarEntry> {
+export async function* scanTar(files: BundleFiles, volumes: VolumeSet): AsyncGenerator<TarEntry> {
   const block = Buffer.alloc(BLOCK);
   let offset = 0;
   while (offset + BLOCK <= volumes.totalSize) {
@@ -167,7 +167,7 @@ async function* scan(files: BundleFiles, volumes: VolumeSet): AsyncGenerator<Tar
 
 async function locateBlobs(files: BundleFiles, manifest: BundleManifest, volumes: VolumeSet): Promise<Map<Digest, BlobLocation>> {
   const found = new Map<Digest, BlobLocation>();
-  for await (const entry of scan(files, volumes)) {
+  for await (const entry of scanTar(files, volumes)) {
     if (entry.type !== 'file' || !entry.name.startsWith(BLOB_ENTRY_PREFIX)) continue;
     const digest = `sha256:${entry.name.slice(BLOB_ENTRY_PREFIX.length)}`;
     if (!isDigest(digest)) throw damaged(files, `tar entry ${entry.name} is not named after a sha256 digest`);
@@ -187,9 +187,9 @@ async function locateBlobs(files: BundleFiles, manifest: BundleManifest, volumes
 }
 
 /** Reads the first tar entry, which must be pin-preload.json, and checks it against the seal's digest. */
-async function readManifest(files: BundleFiles, volumes: VolumeSet): Promise<{ manifest: BundleManifest; manifestBytes: Buffer }> {
+export async function readBundleManifest(files: BundleFiles, volumes: VolumeSet): Promise<{ manifest: BundleManifest; manifestBytes: Buffer }> {
   if (volumes.totalSize < BLOCK) throw damaged(files, `too short to be a bundle (${volumes.totalSize} bytes)`);
-  const first = await scan(files, volumes).next();
+  const first = await scanTar(files, volumes).next();
   if (first.done || first.value.name !== MANIFEST_ENTRY || first.value.type !== 'file') {
     throw damaged(files, `the first tar entry is ${first.done ? 'missing' : `"${first.value.name}"`}, expected ${MANIFEST_ENTRY}: not a pin-preload bundle`);
   }
@@ -211,13 +211,13 @@ export async function openBundle(file: string): Promise<OpenedBundle> {
   await checkVolumesPresent(files);
   const volumes = new VolumeSet(files.volumes);
   try {
-    const { manifest, manifestBytes } = await readManifest(files, volumes);
+    const { manifest, manifestBytes } = await readBundleManifest(files, volumes);
     return {
       ...files,
       manifest,
       manifestBytes,
       totalSize: volumes.totalSize,
-      scanEntries: () => scan(files, volumes),
+      scanEntries: () => scanTar(files, volumes),
       locateBlobs: () => locateBlobs(files, manifest, volumes),
       createReadStream: (offset, length) => volumes.createReadStream(offset, length),
       close: () => volumes.close(),

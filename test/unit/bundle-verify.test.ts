@@ -1,0 +1,133 @@
+// bundle verify: a good bundle passes; each kind of damage is named precisely (volume or blob, expected
+// vs found) and fails; signatures are checked against a trusted key.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { appendFile, mkdtemp, open, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { createBundle } from '../../src/bundle/writer.js';
+import { openBundle } from '../../src/bundle/reader.js';
+import { verifyBundle, type VerifyReport } from '../../src/bundle/verify.js';
+import { generateSigningKey } from '../../src/bundle/signing.js';
+import { blobContents, MemorySource, testImage, testPlan } from '../support/bundle-plans.js';
+
+const repo = { domain: 'quay.io', path: 'example/app' };
+const images = [
+  testImage(repo, 'one', [randomBytes(120_000), randomBytes(5000)], { tag: 'v1' }),
+  testImage(repo, 'two', [randomBytes(80_000)]),
+];
+const plan = testPlan(images);
+const contents = blobContents(images);
+const created = '2024-01-02T03:04:05Z';
+const bigLayer = images[0]!.blobs.find((b) => b.size > 100_000)!;
+
+async function withBundle(options: { splitSize?: number; sign?: boolean }, fn: (dir: string, output: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-verify-'));
+  try {
+    const output = path.join(dir, 'b.tar');
+    const key = options.sign ? (await generateSigningKey(path.join(dir, 'key'))).keyPath : undefined;
+    await createBundle({ plan, source: new MemorySource(contents), output, created, ...(options.splitSize ? { splitSize: options.splitSize } : {}), ...(key ? { signKey: key } : {}) });
+    await fn(dir, output);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function kinds(report: VerifyReport): string[] {
+  return [...new Set(report.problems.map((p) => p.kind))].sort();
+}
+
+test('a freshly created bundle verifies, split or not', async () => {
+  for (const splitSize of [undefined, 40_000]) {
+    await withBundle(splitSize ? { splitSize } : {}, async (_dir, output) => {
+      const report = await verifyBundle(splitSize ? `${output}.002` : output);
+      assert.deepEqual(report.problems, []);
+      assert.equal(report.ok, true);
+      assert.equal(report.blobsChecked, plan.blobs.length);
+      assert.equal(report.signature, 'unsigned');
+    });
+  }
+});
+
+test('one flipped byte in a blob names the blob with expected and found digests, and its volume', async () => {
+  await withBundle({}, async (_dir, output) => {
+    const bundle = await openBundle(output);
+    const at = (await bundle.locateBlobs()).get(bigLayer.digest)!;
+    await bundle.close();
+    const handle = await open(output, 'r+');
+    const byte = Buffer.alloc(1);
+    await handle.read(byte, 0, 1, at.offset + 1000);
+    byte[0] = byte[0]! ^ 0x01;
+    await handle.write(byte, 0, 1, at.offset + 1000);
+    await handle.close();
+    const report = await verifyBundle(output);
+    assert.equal(report.ok, false);
+    assert.deepEqual(kinds(report), ['blob-digest', 'volume-sha256']);
+    const blob = report.problems.find((p) => p.kind === 'blob-digest')!;
+    assert.equal(blob.subject, bigLayer.digest);
+    assert.equal(blob.expected, bigLayer.digest);
+    assert.notEqual(blob.found, bigLayer.digest);
+    assert.equal(report.problems.find((p) => p.kind === 'volume-sha256')!.subject, output);
+  });
+});
+
+test('a truncated volume and a missing volume are named, with sizes', async () => {
+  await withBundle({ splitSize: 40_000 }, async (_dir, output) => {
+    await truncate(`${output}.002`, 12_345);
+    await rm(`${output}.004`);
+    const report = await verifyBundle(`${output}.seal.json`);
+    assert.equal(report.ok, false);
+    const size = report.problems.find((p) => p.kind === 'volume-size')!;
+    assert.equal(size.subject, `${output}.002`);
+    assert.equal(size.expected, '40000 bytes');
+    assert.equal(size.found, '12345 bytes');
+    const missing = report.problems.find((p) => p.kind === 'volume-missing')!;
+    assert.equal(missing.subject, `${output}.004`);
+    assert.ok(report.problems.some((p) => p.kind === 'blob-unreadable' || p.kind === 'blob-missing'));
+  });
+});
+
+test('a stale extra volume from an earlier bundle is reported', async () => {
+  await withBundle({ splitSize: 40_000 }, async (_dir, output) => {
+    const report0 = await verifyBundle(output + '.001');
+    const extra = `${output}.${String(report0.volumes.length + 1).padStart(3, '0')}`;
+    await writeFile(extra, 'old bytes');
+    const report = await verifyBundle(`${output}.001`);
+    assert.deepEqual(kinds(report), ['volume-stale']);
+    assert.equal(report.problems[0]!.subject, extra);
+  });
+});
+
+test('a signed bundle verifies with its key; a tampered seal or another key fails; unsigned with --trusted-key fails', async () => {
+  await withBundle({ sign: true }, async (dir, output) => {
+    const good = await verifyBundle(output, { trustedKey: path.join(dir, 'key.pub') });
+    assert.equal(good.signature, 'valid');
+    assert.equal(good.ok, true);
+    const other = await generateSigningKey(path.join(dir, 'other'));
+    const wrongKey = await verifyBundle(output, { trustedKey: other.publicKeyPath });
+    assert.equal(wrongKey.signature, 'invalid');
+    assert.match(wrongKey.problems[0]!.message, /not by the trusted key/);
+    // A seal changed by one byte of whitespace no longer matches the signature.
+    await appendFile(`${output}.seal.json`, ' ');
+    const tampered = await verifyBundle(output, { trustedKey: path.join(dir, 'key.pub') });
+    assert.deepEqual(kinds(tampered), ['signature']);
+    assert.match(tampered.problems[0]!.message, /does not match the seal/);
+    await rm(`${output}.sig`);
+    const unsigned = await verifyBundle(output, { trustedKey: path.join(dir, 'key.pub') });
+    assert.equal(unsigned.signature, 'unsigned');
+    assert.deepEqual(kinds(unsigned), ['signature']);
+  });
+});
+
+test('a bundle without its seal is reported as incomplete', async () => {
+  await withBundle({}, async (_dir, output) => {
+    const seal = await readFile(`${output}.seal.json`);
+    assert.ok(seal.length > 0);
+    await rm(`${output}.seal.json`);
+    const report = await verifyBundle(output);
+    assert.deepEqual(kinds(report), ['seal']);
+    assert.equal(report.blobsChecked, plan.blobs.length);
+  });
+});
