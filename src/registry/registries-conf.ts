@@ -60,17 +60,22 @@ function isTable(v: unknown): v is Table {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
 }
 
+/** A TOML value for messages; JSON.stringify throws on the BigInt @iarna/toml returns for integers past 2^53. */
+function shown(v: unknown): string {
+  return typeof v === 'bigint' ? String(v) : JSON.stringify(v);
+}
+
 function optionalBoolean(table: Table, key: string, file: string, where: string): boolean {
   const v = table[key];
   if (v === undefined) return false;
-  if (typeof v !== 'boolean') throw badValue(file, `${where}.${key}`, `must be true or false, not ${JSON.stringify(v)}`);
+  if (typeof v !== 'boolean') throw badValue(file, `${where}.${key}`, `must be true or false, not ${shown(v)}`);
   return v;
 }
 
 function optionalString(table: Table, key: string, file: string, where: string): string {
   const v = table[key];
   if (v === undefined) return '';
-  if (typeof v !== 'string') throw badValue(file, `${where}.${key}`, `must be a string, not ${JSON.stringify(v)}`);
+  if (typeof v !== 'string') throw badValue(file, `${where}.${key}`, `must be a string, not ${shown(v)}`);
   return v;
 }
 
