@@ -166,9 +166,13 @@ export class TokenCache {
     return undefined;
   }
 
-  /** Forget a token the registry refused (a 401 despite it). */
-  drop(challenge: Challenge, scope: string): void {
-    this.tokens.delete(TokenCache.key(challenge, scope));
+  /**
+   * Forget a token the registry refused (a 401 despite it). Given the refused token, only that one is
+   * dropped: a parallel request may already have cached a fresh one.
+   */
+  drop(challenge: Challenge, scope: string, refused?: string): void {
+    const key = TokenCache.key(challenge, scope);
+    if (refused === undefined || this.tokens.get(key)?.token === refused) this.tokens.delete(key);
   }
 
   async get(challenge: Challenge, scope: string, credential: Credential | undefined, registry: string): Promise<string> {

@@ -474,7 +474,9 @@ export class RegistryClient implements ImageSource {
     this.challenges.set(endpoint.host, challenge);
     let authorization: string;
     if (challenge.scheme === 'bearer') {
-      this.tokens.drop(challenge, scope);
+      // Only a token we sent and the registry refused is dropped; a request sent without one
+      // (the first, or parallel first ones) just takes the shared, possibly fresh, cached token.
+      if (before?.startsWith('Bearer ')) this.tokens.drop(challenge, scope, before.slice('Bearer '.length));
       authorization = `Bearer ${await this.tokens.get(challenge, scope, credential, endpoint.host)}`;
     } else {
       if (!credential || before === basicAuthorization(credential)) throw this.statusError(endpoint, 401, '', resource);

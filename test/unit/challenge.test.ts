@@ -132,6 +132,17 @@ test('a dropped token is fetched anew', async () => {
   assert.equal(await cache.get(bearer, 's', undefined, 'r'), 'token-2');
 });
 
+test('dropping a refused token keeps a fresher one that a parallel request cached', async () => {
+  const fake = fakeTransport();
+  const cache = new TokenCache(fake.transport);
+  const first = await cache.get(bearer, 's', undefined, 'r');
+  cache.drop(bearer, 's', first);
+  const second = await cache.get(bearer, 's', undefined, 'r');
+  cache.drop(bearer, 's', first); // a late 401 for the old token
+  assert.equal(await cache.get(bearer, 's', undefined, 'r'), second);
+  assert.equal(fake.hits(), 2);
+});
+
 test('a token server refusing the credentials gives REGISTRY_UNAUTHORIZED naming the credential source', async () => {
   const fake = fakeTransport();
   fake.status.value = 401;
