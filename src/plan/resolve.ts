@@ -55,7 +55,7 @@ export async function planBundle(source: ImageSource, selection: Selection, opti
   let release: ResolvedRelease | undefined;
   if (selection.release) {
     const ref = withDefaultTag(selection.release.reference);
-    release = await resolveRelease(cache, ref, { platform: await readingPlatform(cache, ref, selection.platforms) });
+    release = await resolveReleaseNamed(cache, ref, selection.platforms);
     requests.push({ ref: { ...ref, digest: release.reference.digest }, requestedAs: selection.release.requestedAs, origin: 'release', where: `release image ${release.requestedAs}` });
     for (const c of release.components) {
       requests.push({ ref: c.reference, requestedAs: formatReference(c.reference), origin: 'component', component: c.name, where: `release component "${c.name}" (${formatReference(c.reference)})` });
@@ -66,6 +66,21 @@ export async function planBundle(source: ImageSource, selection: Selection, opti
   }
   const resolved = await mapBounded(requests, options.concurrency ?? DEFAULT_CONCURRENCY, (r) => resolveImage(cache, r, selection.platforms));
   return assemble(resolved, release, selection);
+}
+
+async function resolveReleaseNamed(source: ImageSource, ref: Reference, platforms: PlatformChoice): Promise<ResolvedRelease> {
+  try {
+    return await resolveRelease(source, ref, { platform: await readingPlatform(source, ref, platforms) });
+  } catch (err) {
+    if (err instanceof ManifestError) throw new UserError('MANIFEST_INVALID', `release image ${formatReference(ref)}: ${err.message}`);
+    if (err instanceof UserError && err.code === 'MANIFEST_UNKNOWN') {
+      throw new UserError(err.code, `release image ${formatReference(ref)}: ${err.message}`, {
+        hint: 'check the version and architecture suffix of the tag (e.g. ocp-release:4.16.3-x86_64 or :4.16.3-multi)',
+        cause: err,
+      });
+    }
+    throw err;
+  }
 }
 
 /** Which child of a multi-arch release to read image-references from: the first wanted platform. */
