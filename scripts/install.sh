@@ -60,6 +60,18 @@ if [ "$node_major" = 20 ] && { [ "$node_minor" -lt 18 ] || { [ "$node_minor" = 1
   fail "$node_source is v$node_version; pin-preload needs Node.js >= 20.18.1"
 fi
 
+# The real test: load the native module with that node before touching anything. This catches what the
+# version check cannot: a C library older than the build machine's (GLIBC_2.xx not found), a damaged copy.
+load_error="$(cd "$here/app" && "$node_bin" -e "new (require('better-sqlite3'))(':memory:').close()" 2>&1)" \
+  && load_status=0 || load_status=$?
+if [ "$load_status" != 0 ]; then
+  load_error="$(printf '%s\n' "$load_error" | grep -v -e '^ *at ' -e '^ *$' | head -n 5)"
+  fail "$node_source cannot load this package's native module (better-sqlite3):
+  ${load_error:-node exited with status $load_status}
+  Build the package on a machine with the same or an older C library (glibc) than this node, e.g. on
+  RHEL/UBI 9 for RHCOS 9 nodes; see docs/install.md."
+fi
+
 # --- the app ---------------------------------------------------------------------------------------------
 lib="$root$prefix/lib/pin-preload"
 bin="$root$prefix/bin"

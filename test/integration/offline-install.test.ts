@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, existsSync, appendFileSync, writeFileSync,
-  mkdirSync, symlinkSync, copyFileSync } from 'node:fs';
+  mkdirSync, symlinkSync, copyFileSync, truncateSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -108,6 +108,14 @@ test('the package installs into a root, runs, and a second install keeps the edi
   assert.doesNotMatch(optUnit, /\/usr\/local\//);
   assert.equal(mode(path.join(optRoot, 'etc/systemd/system/pin-preload.service.d/10-containerd.conf')), '644');
   assert.ok(statSync(path.join(optRoot, 'etc/containerd/certs.d')).isDirectory());
+
+  // A native module this node cannot load (here: a damaged copy) is refused before anything is installed.
+  truncateSync(path.join(app, 'node_modules/better-sqlite3/build/Release/better_sqlite3.node'), 1024);
+  const cleanRoot = tempDir(t, 'root-refused');
+  const refused = run(path.join(unpacked, 'install.sh'), ['--root', cleanRoot]);
+  assert.equal(refused.status, 1);
+  assert.match(refused.stderr, /cannot load this package's native module \(better-sqlite3\)/);
+  assert.deepEqual(readdirSync(cleanRoot), []);
 });
 
 test('install.sh refuses a node whose major version differs from the native module\'s, installing nothing', (t) => {
