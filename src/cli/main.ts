@@ -3,8 +3,12 @@
 
 import { Command, CommanderError } from 'commander';
 import { TOOL_VERSION } from '../version.js';
+import { registerBundleCreate } from './bundle-create.js';
+import { registerBundleInspect } from './bundle-inspect.js';
 import { registerBundlePlan } from './bundle-plan.js';
+import { registerBundleVerify } from './bundle-verify.js';
 import { registerImport } from './import.js';
+import { registerKeygen } from './keygen.js';
 import { registerPreload } from './preload.js';
 import { registerRun } from './run.js';
 import { registerStatus } from './status.js';
@@ -19,8 +23,12 @@ export function buildProgram(): Command {
   const bundle = program.command('bundle').description('make, check and look into offline bundles (bastion side)');
   void bundle;
   // Command registrations (one line each, keep sorted):
+  registerBundleCreate(bundle);
+  registerBundleInspect(bundle);
   registerBundlePlan(bundle);
+  registerBundleVerify(bundle);
   registerImport(program);
+  registerKeygen(program);
   registerPreload(program);
   registerRun(program);
   registerStatus(program);

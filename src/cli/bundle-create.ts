@@ -1,0 +1,101 @@
+// `pin-preload bundle create`: resolve a selection and write its offline bundle (resumable, optionally split
+// and signed). Wiring and output only; the work is in src/plan/resolve.ts and src/bundle/writer.ts.
+
+import type { Command } from 'commander';
+import path from 'node:path';
+import { planBundle } from '../plan/resolve.js';
+import { createBundle, DEFAULT_CREATE_CONCURRENCY, type CreateEvent } from '../bundle/writer.js';
+import { createProgress } from '../util/progress.js';
+import { formatBytes, parseSize } from '../util/size.js';
+import { UserError } from '../util/errors.js';
+import { action } from './run-command.js';
+import { addSelectionOptions, selectionFromOptions, type SelectionOptionValues } from './selection-options.js';
+
+interface CreateOptionValues extends SelectionOptionValues {
+  readonly output?: string;
+  readonly splitSize?: string;
+  readonly signKey?: string;
+  readonly quiet?: boolean;
+}
+
+function note(quiet: boolean | undefined, text: string): void {
+  if (!quiet) process.stderr.write(`${text}\n`);
+}
+
+function describeEvent(event: CreateEvent): string | undefined {
+  switch (event.kind) {
+    case 'plan-changed':
+      return `note: ${event.workDir} holds an unfinished bundle of a different plan (or split size); starting over`;
+    case 'resume':
+      return `resuming: ${event.blobsDone} blobs and ${formatBytes(event.bytesDone)} already written are kept`;
+    case 'blob-retry':
+      return `note: blob ${event.digest}: ${event.reason}`;
+    case 'disk':
+      return undefined;
+  }
+}
+
+export function registerBundleCreate(bundle: Command): void {
+  const command = bundle
+    .command('create')
+    .description('download a release and images into an offline bundle (an OCI layout tar, resumable, optionally split and signed)')
+    .option('--output <file>', 'bundle path: the tar, or the volumes\' common name with --split-size (NAME.001, NAME.002, …)')
+    .option('--split-size <size>', 'cut the bundle into volumes of at most this size, e.g. 4GiB, 700MB, 25GB')
+    .option('--sign-key <file>', 'Ed25519 private key (from "pin-preload keygen") to sign the bundle with: writes OUTPUT.sig')
+    .option('--quiet', 'no progress output');
+  addSelectionOptions(command).action(
+    action(async (options: CreateOptionValues) => {
+      const { selection, source, spec, concurrency } = await selectionFromOptions(options);
+      const controller = new AbortController();
+      const onSignal = () => controller.abort();
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        const output = options.output ?? spec?.output;
+        if (!output) throw new UserError('USAGE', 'bundle create needs --output FILE (or "output" in the --spec file)', { exitCode: 2 });
+        const splitSize = options.splitSize !== undefined ? parseSize(options.splitSize, '--split-size') : spec?.splitSize;
+        if (splitSize !== undefined && splitSize < 1024 * 1024) {
+          throw new UserError('USAGE', `--split-size ${formatBytes(splitSize)} is too small; use at least 1MiB`, { exitCode: 2 });
+        }
+        const signKey = options.signKey ?? spec?.signKey;
+        note(options.quiet, 'resolving images…');
+        const plan = await planBundle(source, selection, { concurrency });
+        note(options.quiet, `${plan.images.length} images, ${plan.blobs.length} unique blobs, ${formatBytes(plan.totals.uniqueBytes)} to bundle`);
+        const progress = createProgress({ title: 'downloading', ...(options.quiet ? { quiet: true } : {}) });
+        const result = await createBundle({
+          plan,
+          source,
+          output,
+          ...(splitSize !== undefined ? { splitSize } : {}),
+          ...(signKey !== undefined ? { signKey } : {}),
+          concurrency: options.concurrency === undefined ? DEFAULT_CREATE_CONCURRENCY : concurrency,
+          signal: controller.signal,
+          onProgress: (p) => {
+            if (p.phase === 'seal') progress.setTitle('sealing (hashing volumes)');
+            progress.update({ bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, detail: `images ${p.imagesDone}/${p.imagesTotal}` });
+          },
+          onEvent: (event) => {
+            const text = describeEvent(event);
+            if (text) {
+              progress.finish();
+              note(options.quiet, text);
+            }
+          },
+        });
+        progress.finish();
+        const lines = [
+          `bundle written: ${result.output}${result.volumes.length > 1 ? `.001 … .${String(result.volumes.length).padStart(3, '0')}` : ''}`,
+          `  ${result.images} images, ${result.blobs} blobs, ${formatBytes(result.totalSize)} in ${result.volumes.length} volume(s); fetched ${formatBytes(result.bytesFetched)}${result.resumed ? ' (resumed run)' : ''}`,
+          ...result.volumes.map((v) => `  ${path.basename(v.path)}  ${formatBytes(v.size)}  sha256:${v.sha256}`),
+          `  seal: ${result.sealPath}`,
+          ...(result.signaturePath ? [`  signature: ${result.signaturePath}`] : []),
+        ];
+        process.stdout.write(`${lines.join('\n')}\n`);
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        await source.close();
+      }
+    }),
+  );
+}

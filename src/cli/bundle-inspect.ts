@@ -1,0 +1,36 @@
+// `pin-preload bundle inspect`: what a bundle holds, from its seal and manifest only (no blob is read).
+
+import type { Command } from 'commander';
+import { inspectBundle, type BundleInspection } from '../bundle/inspect.js';
+import { formatBytes } from '../util/size.js';
+import { action } from './run-command.js';
+
+function formatInspection(b: BundleInspection): string {
+  const out: string[] = [`Bundle:     ${b.bundle}`, `Created:    ${b.created} by ${b.tool}`];
+  if (b.release) out.push(`Release:    ${b.release.version} (${b.release.name})`);
+  out.push(`Platforms:  ${b.platforms.join(', ') || '-'}`);
+  out.push(`Size:       ${formatBytes(b.totalSize)} (${b.blobs} unique blobs, ${formatBytes(b.uniqueBytes)}; uncompressed ${b.uncompressedEstimated ? '~' : ''}${formatBytes(b.uncompressedBytes)})`);
+  out.push(`Seal:       ${b.sealed ? 'present' : 'MISSING (incomplete bundle or seal not copied)'}`);
+  out.push(`Signature:  ${b.signature.present ? `present, key ${b.signature.keyId ?? '?'} (check it with: bundle verify --trusted-key KEY.pub)` : 'none'}`);
+  out.push('', `Volumes (${b.volumes.length}):`);
+  for (const v of b.volumes) out.push(`  ${v.name}  ${formatBytes(v.size)}  ${!v.present ? 'MISSING' : v.sizeMatches ? 'present' : 'WRONG SIZE'}`);
+  out.push('', `Images (${b.images.length}):`);
+  for (const im of b.images) {
+    const label = im.component ? `${im.origin}:${im.component}` : im.tag ? `${im.origin}:${im.tag}` : im.origin;
+    out.push(`  ${im.name}  ${label}  ${im.platforms.join(',') || '-'}  ${formatBytes(im.size)}`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+export function registerBundleInspect(bundle: Command): void {
+  bundle
+    .command('inspect <path>')
+    .description('show the release, images, sizes, volumes and signature state of a bundle (reads no blob)')
+    .option('--json', 'print as JSON')
+    .action(
+      action(async (file: string, options: { json?: boolean }) => {
+        const inspection = await inspectBundle(file);
+        process.stdout.write(options.json ? `${JSON.stringify(inspection, null, 2)}\n` : formatInspection(inspection));
+      }),
+    );
+}
