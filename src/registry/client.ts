@@ -181,12 +181,12 @@ export class RegistryClient implements ImageSource {
     const selector = ref.digest ?? ref.tag ?? 'latest';
     const reference = formatReference(ref);
     return this.acrossEndpoints(endpointsFor(this.conf, ref, byDigest), reference, async (endpoint) => {
-      const res = await this.exchange(
+      const { res, bytes } = await this.exchange(
         endpoint,
         { method: 'GET', path: `/v2/${endpoint.path}/manifests/${selector}`, headers: { accept: MANIFEST_ACCEPT }, signal: options.signal },
         { kind: 'manifest', reference },
+        async (res) => ({ res, bytes: await readLimited(res, MAX_MANIFEST_BYTES, `manifest ${reference} from ${endpoint.host}`) }),
       );
-      const bytes = await readLimited(res, MAX_MANIFEST_BYTES, `manifest ${reference} from ${endpoint.host}`);
       const digest = verifyManifestDigest(bytes, ref.digest, header(res, 'docker-content-digest'), `manifest ${reference} from ${endpointName(endpoint)}`);
       return { bytes, mediaType: manifestMediaType(header(res, 'content-type'), bytes), digest };
     });
@@ -377,16 +377,22 @@ export class RegistryClient implements ImageSource {
 
   // ---- one logical request: retries, auth, redirects, status mapping ----
 
-  private async exchange(endpoint: Endpoint, request: Request, resource: Resource): Promise<Response> {
+  /**
+   * One logical request with retries. `consume` runs inside each try on a 2xx response, so a small body
+   * (a manifest) that breaks mid-way is fetched again; blob bodies are returned unread and resumed instead.
+   */
+  private async exchange(endpoint: Endpoint, request: Request, resource: Resource): Promise<Response>;
+  private async exchange<T>(endpoint: Endpoint, request: Request, resource: Resource, consume: (res: Response) => Promise<T>): Promise<T>;
+  private async exchange<T>(endpoint: Endpoint, request: Request, resource: Resource, consume?: (res: Response) => Promise<T>): Promise<T | Response> {
     if (this.closed) throw new Error('RegistryClient is closed');
     try {
-      return await withRetries(
+      return await withRetries<T | Response>(
         this.retry,
         async () => {
           const sent = await this.authorized(endpoint, request, resource);
           // Blob GETs are redirected to storage backends; follow any redirect, never carrying Authorization elsewhere.
           const final = await this.followRedirects(endpoint, request, sent);
-          if (final.statusCode >= 200 && final.statusCode < 300) return final;
+          if (final.statusCode >= 200 && final.statusCode < 300) return consume ? await consume(final) : final;
           const body = request.method === 'HEAD' ? '' : (await readLimited(final, MAX_ERROR_BODY_BYTES, 'error body').catch(() => Buffer.alloc(0))).toString('utf8');
           if (request.method === 'HEAD') await final.body.dump();
           if (isRetryableStatus(final.statusCode)) {

@@ -238,6 +238,18 @@ describe('RegistryClient against docker-registry', () => {
     assert.deepEqual(proxy.requests.slice(before).map((r) => r.status), [503, 503, 200]);
   });
 
+  test('fetches a manifest again when the connection breaks mid-body', async () => {
+    const before = proxy.requests.length;
+    proxy.setFault(faultTimes((r) => r.path.includes('/manifests/'), { kind: 'reset-after-bytes', bytes: 40 }));
+    try {
+      const m = await client.getManifest(ref(':oci'));
+      assert.deepEqual(m.bytes, image.oci.bytes);
+    } finally {
+      proxy.setFault(undefined);
+    }
+    assert.deepEqual(proxy.requests.slice(before).map((r) => r.fault ?? 'none'), ['reset-after-bytes', 'none']);
+  });
+
   test('a status that stays 503 becomes REGISTRY_ERROR with the registry\'s error code', async () => {
     proxy.setFault((r) => (r.path.includes('/manifests/') ? { kind: 'status', status: 503, body: '{"errors":[{"code":"UNAVAILABLE","message":"try later"}]}' } : undefined));
     try {
