@@ -46,8 +46,13 @@ interface KeySpec {
 
 class BadValue extends Error {}
 
+/** A value for messages; JSON.stringify throws on the BigInt @iarna/toml returns for integers past 2^53. */
+function shown(value: unknown): string {
+  return typeof value === 'bigint' ? String(value) : JSON.stringify(value);
+}
+
 function text(value: unknown): string {
-  if (typeof value !== 'string') throw new BadValue(`must be a string, not ${JSON.stringify(value)}`);
+  if (typeof value !== 'string') throw new BadValue(`must be a string, not ${shown(value)}`);
   return value;
 }
 
@@ -108,7 +113,7 @@ function argvFlag(value: unknown): string[] {
 /** An argv array: the command and its arguments, run without a shell. */
 function argv(value: unknown): string[] {
   if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
-    throw new BadValue(`must be an array of strings (the command and its arguments), not ${JSON.stringify(value)}`);
+    throw new BadValue(`must be an array of strings (the command and its arguments), not ${shown(value)}`);
   }
   if (value.length > 0 && value[0] === '') throw new BadValue('the command (first element) must not be empty');
   return value as string[];
@@ -127,7 +132,7 @@ function positiveInteger(max: number) {
   return (value: unknown): number => {
     const n = typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : value;
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > max) {
-      throw new BadValue(`must be a whole number from 1 to ${max}, not ${JSON.stringify(value)}`);
+      throw new BadValue(`must be a whole number from 1 to ${max}, not ${shown(value)}`);
     }
     return n;
   };

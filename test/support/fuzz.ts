@@ -53,7 +53,7 @@ export function trickyText(maxLength = 60): fc.Arbitrary<string> {
   return fc.oneof(
     fc.string({ maxLength }),
     fc.string({ unit: 'binary', maxLength }),
-    fc.array(pieces, { maxLength: maxLength / 3 }).map((a) => a.join('')),
+    fc.array(pieces, { maxLength: Math.floor(maxLength / 3) }).map((a) => a.join('')),
   );
 }
 
