@@ -380,8 +380,12 @@ describe('RegistryClient against docker-registry', () => {
       await writeFile(path.join(dir, 'auth.json'), '{"auths":{}}');
       const source = await createImageSource({ registriesConfFile: path.join(dir, 'r.conf'), authfile: path.join(dir, 'auth.json'), retries: FAST_RETRIES });
       try {
+        const before = proxy.requests.length;
         const m = await source.getManifest(parseReference('mirror.test/x/app:oci'));
         assert.equal(m.digest, image.oci.digest);
+        await source.getManifest(parseReference('mirror.test/x/app:docker'));
+        // https was tried first (a TLS hello the plain-HTTP proxy cannot parse), then http was probed once and remembered.
+        assert.deepEqual(proxy.requests.slice(before).map((r) => r.path), ['/v2/', `/v2/${REPO}/manifests/oci`, `/v2/${REPO}/manifests/docker`]);
       } finally {
         await source.close();
       }
