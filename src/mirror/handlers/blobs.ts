@@ -1,0 +1,52 @@
+// GET|HEAD /v2/<name>/blobs/<digest>: the blob's bytes straight from the store's file range, whole or one
+// Range, with backpressure; the file read stops when the client goes away.
+
+import { pipeline } from 'node:stream';
+import type { Digest } from '../../oci/digest.js';
+import { RegistryError } from '../errors.js';
+import type { RequestedName } from '../names.js';
+import { parseRangeHeader } from '../range.js';
+import { found, type Exchange, type HandlerContext } from './base.js';
+
+export async function getBlob(ex: Exchange, ctx: HandlerContext, name: RequestedName, digest: Digest): Promise<void> {
+  const blob = found(ctx.store.statBlob(name, digest));
+  const { res } = ex;
+  res.setHeader('Docker-Content-Digest', blob.digest);
+  res.setHeader('ETag', `"${blob.digest}"`);
+  res.setHeader('Accept-Ranges', 'bytes');
+  res.setHeader('Cache-Control', 'max-age=31536000'); // content-addressed: it never changes
+  const range = parseRangeHeader(ex.req.headers.range, blob.size);
+  if (range.kind === 'unsatisfiable') {
+    res.statusCode = 416;
+    res.setHeader('Content-Range', `bytes */${blob.size}`);
+    res.setHeader('Content-Length', 0);
+    res.end();
+    return;
+  }
+  res.setHeader('Content-Type', 'application/octet-stream');
+  if (range.kind === 'range') {
+    res.statusCode = 206;
+    res.setHeader('Content-Range', `bytes ${range.range.start}-${range.range.end}/${blob.size}`);
+    res.setHeader('Content-Length', range.range.end - range.range.start + 1);
+  } else {
+    res.statusCode = 200;
+    res.setHeader('Content-Length', blob.size);
+  }
+  if (ex.req.method === 'HEAD' || blob.size === 0) {
+    res.end();
+    return;
+  }
+  const release = ctx.admitBlobStream();
+  if (!release) throw new RegistryError('TOOMANYREQUESTS', 'too many blob downloads at once; retry shortly', null, { 'Retry-After': '1' });
+  const source = ctx.store.openBlob(blob, range.kind === 'range' ? range.range : undefined);
+  source.on('data', (chunk: Buffer) => {
+    ex.bodyBytes += chunk.length;
+  });
+  await new Promise<void>((resolve) => {
+    // pipeline destroys the file stream when the client disconnects, and the response on a read error.
+    pipeline(source, res, () => {
+      release();
+      resolve();
+    });
+  });
+}

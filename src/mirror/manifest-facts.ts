@@ -1,0 +1,38 @@
+// What the mirror needs to know about a stored manifest beyond its bytes, computed once at indexing:
+// the referrer descriptor (when it has a subject) and, for Docker manifest lists, the linux/amd64 child.
+
+import type { Digest } from '../oci/digest.js';
+import { parseManifest, type Descriptor } from '../oci/manifest.js';
+import { DEFAULT_PLATFORM, platformMatches } from '../oci/platform.js';
+import type { ReferrerRecord } from './store.js';
+
+export interface ManifestFacts {
+  readonly referrer?: ReferrerRecord;
+  /** For an index: the child for linux/amd64 (what a client that does not accept lists gets). */
+  readonly defaultChild?: Digest;
+  /** Every manifest an index names (children belong to the same repository). */
+  readonly children: readonly Digest[];
+}
+
+export function manifestFacts(bytes: Buffer, digest: Digest, mediaType: string, where: string): ManifestFacts {
+  const manifest = parseManifest(bytes, mediaType, where);
+  let referrer: ReferrerRecord | undefined;
+  if (manifest.subject) {
+    const artifactType = manifest.artifactType ?? (manifest.kind === 'image' ? manifest.config.mediaType : undefined);
+    const descriptor: Descriptor = {
+      mediaType,
+      digest,
+      size: bytes.length,
+      ...(artifactType !== undefined ? { artifactType } : {}),
+      ...(manifest.annotations !== undefined ? { annotations: manifest.annotations } : {}),
+    };
+    referrer = { subject: manifest.subject.digest, descriptor };
+  }
+  if (manifest.kind === 'image') return referrer ? { referrer, children: [] } : { children: [] };
+  const child = manifest.manifests.find((m) => m.platform && platformMatches(DEFAULT_PLATFORM, m.platform));
+  return {
+    ...(referrer ? { referrer } : {}),
+    ...(child ? { defaultChild: child.digest } : {}),
+    children: manifest.manifests.map((m) => m.digest),
+  };
+}

@@ -1,0 +1,102 @@
+// Parses the raw request target of a /v2/ request into a typed, validated route. The path is never
+// percent-decoded (so "%2e%2e" can never become ".."): names must match the spec grammar as sent.
+
+import { digestProblem, type Digest } from '../oci/digest.js';
+import { isValidTag } from '../oci/reference.js';
+import { RegistryError } from './errors.js';
+import { namespaceProblem, requestNameProblem, type RequestedName } from './names.js';
+import type { ManifestReference } from './store.js';
+
+export type RouteKind = 'base' | 'catalog' | 'manifest' | 'blob' | 'tags' | 'referrers';
+
+export type Route =
+  | { readonly kind: 'base' }
+  | { readonly kind: 'catalog' }
+  | { readonly kind: 'manifest'; readonly name: RequestedName; readonly reference: ManifestReference }
+  | { readonly kind: 'blob'; readonly name: RequestedName; readonly digest: Digest }
+  | { readonly kind: 'tags'; readonly name: RequestedName }
+  | { readonly kind: 'referrers'; readonly name: RequestedName; readonly digest: Digest };
+
+/** A request target split into path and decoded query, before validation. */
+export interface RequestTarget {
+  readonly path: string;
+  readonly query: URLSearchParams;
+}
+
+/** Origin-form targets only ("/v2/…"): an absolute URL would be normalised by URL(), undoing our checks. */
+export function splitTarget(rawUrl: string): RequestTarget | undefined {
+  if (!rawUrl.startsWith('/')) return undefined;
+  const q = rawUrl.indexOf('?');
+  return q === -1 ? { path: rawUrl, query: new URLSearchParams() } : { path: rawUrl.slice(0, q), query: new URLSearchParams(rawUrl.slice(q + 1)) };
+}
+
+export function isV2Path(path: string): boolean {
+  return path === '/v2' || path.startsWith('/v2/');
+}
+
+const RESOURCE = /^(.+)\/(manifests|blobs|referrers)\/([^/]+)$/;
+const TAGS = /^(.+)\/tags\/list$/;
+
+/** Which kind of route a /v2 path is, from its shape alone (for metrics labels, and before validation). */
+export function routeKind(path: string): RouteKind | undefined {
+  const rest = path.slice('/v2'.length).replace(/^\//, '');
+  if (rest === '') return 'base';
+  if (rest === '_catalog') return 'catalog';
+  if (TAGS.test(rest)) return 'tags';
+  const m = RESOURCE.exec(rest);
+  if (!m) return undefined;
+  return m[2] === 'manifests' ? 'manifest' : m[2] === 'blobs' ? 'blob' : 'referrers';
+}
+
+function requestedName(text: string, query: URLSearchParams): RequestedName {
+  // "%" is never part of a valid name, so rejecting it here also rejects every encoded "." or "/".
+  const problem = requestNameProblem(text);
+  if (problem) throw new RegistryError('NAME_INVALID', `invalid repository name "${text.slice(0, 300)}": ${problem}`);
+  const ns = query.get('ns');
+  if (ns === null || ns === '') return { name: text };
+  const nsProblem = namespaceProblem(ns);
+  if (nsProblem) throw new RegistryError('NAME_INVALID', nsProblem);
+  return { name: text, ns };
+}
+
+/** Clients may escape the ":" of a digest; nothing else in a reference needs escaping. */
+function referenceText(segment: string): string {
+  return segment.replace(/%3a/gi, ':');
+}
+
+function digest(text: string): Digest {
+  const problem = digestProblem(text);
+  if (problem) throw new RegistryError('DIGEST_INVALID', `invalid digest "${text.slice(0, 200)}": ${problem}`);
+  return text as Digest;
+}
+
+function manifestReference(text: string): ManifestReference {
+  if (text.includes(':')) return { digest: digest(text) };
+  if (!isValidTag(text)) throw new RegistryError('TAG_INVALID', `invalid tag "${text.slice(0, 200)}": up to 128 of [A-Za-z0-9_.-], not starting with . or -`);
+  return { tag: text };
+}
+
+/** The validated route of a /v2 path; RegistryError for a bad name/digest/tag, NOT_FOUND for no route. */
+export function parseRoute(target: RequestTarget): Route {
+  const rest = target.path.slice('/v2'.length).replace(/^\//, '');
+  const kind = routeKind(target.path);
+  switch (kind) {
+    case 'base':
+      return { kind };
+    case 'catalog':
+      return { kind };
+    case 'tags':
+      return { kind, name: requestedName(TAGS.exec(rest)![1]!, target.query) };
+    case 'manifest':
+    case 'blob':
+    case 'referrers': {
+      const [, nameText, , refText] = RESOURCE.exec(rest)! as unknown as [string, string, string, string];
+      const name = requestedName(nameText, target.query);
+      const ref = referenceText(refText);
+      if (kind === 'manifest') return { kind, name, reference: manifestReference(ref) };
+      return { kind, name, digest: digest(ref) };
+    }
+    default:
+      throw new RegistryError('NOT_FOUND', `no such route: ${target.path.slice(0, 300)}`);
+  }
+}

@@ -1,0 +1,188 @@
+// Starts the read-only registry mirror over a MirrorStore: HTTP or HTTPS on a loopback address unless
+// configured otherwise, /v2/ routes, /healthz, /metrics, a JSON access log, bounded connections, graceful close.
+
+import express from 'express';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Writable } from 'node:stream';
+import { UserError } from '../util/errors.js';
+import { accessLogTo, type AccessLog } from './access-log.js';
+import { API_VERSION_HEADER, RegistryError, sendRegistryError } from './errors.js';
+import type { Exchange, HandlerContext } from './handlers/base.js';
+import { MirrorMetrics } from './metrics.js';
+import { handleV2 } from './router.js';
+import { isV2Path, routeKind, splitTarget } from './routes.js';
+import type { MirrorStore } from './store.js';
+
+export const DEFAULT_LISTEN = '127.0.0.1:5000';
+
+export interface MirrorOptions {
+  readonly store: MirrorStore;
+  /** "HOST:PORT", "[IPv6]:PORT" or "PORT" (loopback). Another address only when written here explicitly. */
+  readonly listen?: string;
+  /** PEM contents (not file names) of the certificate chain and key; serves HTTPS when given. */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
+  readonly maxConnections?: number;
+  /** Blob downloads at once; more get 429 TOOMANYREQUESTS with Retry-After (bounds open files). */
+  readonly maxBlobStreams?: number;
+  readonly requestTimeoutMs?: number;
+  readonly headersTimeoutMs?: number;
+  readonly keepAliveTimeoutMs?: number;
+  /** A connection with no progress for this long is closed (a stalled client must not hold a file forever). */
+  readonly idleTimeoutMs?: number;
+  /** How long close() waits for downloads in progress before cutting them. */
+  readonly closeGraceMs?: number;
+  /** true → stdout; a stream → there; false → none. */
+  readonly accessLog?: boolean | Writable;
+  /** Where unexpected errors (bugs) are reported; stderr by default. */
+  readonly onError?: (err: unknown) => void;
+}
+
+export interface RunningMirror {
+  /** "http://127.0.0.1:5000" */
+  readonly url: string;
+  readonly address: string;
+  readonly port: number;
+  readonly metrics: MirrorMetrics;
+  close(): Promise<void>;
+}
+
+/** Parses a listen address; throws a UserError naming it when it is not HOST:PORT. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const text = listen.trim();
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text) ?? (/^(\d{1,5})$/.exec(text) ? [text, undefined, '127.0.0.1', text] : null);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !(port >= 0 && port <= 65535)) {
+    throw new UserError('LISTEN_INVALID', `invalid listen address "${listen}"`, {
+      hint: 'write HOST:PORT, e.g. 127.0.0.1:5000 (0.0.0.0:5000 to serve every interface)',
+      exitCode: 2,
+    });
+  }
+  const host = m[1] ?? (m[2] === '' || m[2] === undefined ? '0.0.0.0' : m[2]);
+  return { host, port };
+}
+
+function routeLabel(path: string): string {
+  if (isV2Path(path)) return routeKind(path) ?? 'unknown';
+  if (path === '/healthz' || path === '/metrics') return path.slice(1);
+  return 'other';
+}
+
+function blobAdmission(limit: number, metrics: MirrorMetrics): HandlerContext['admitBlobStream'] {
+  let active = 0;
+  return () => {
+    if (active >= limit) return undefined;
+    active++;
+    metrics.blobStreams.inc();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      active--;
+      metrics.blobStreams.dec();
+    };
+  };
+}
+
+function buildApp(options: MirrorOptions, metrics: MirrorMetrics, log: AccessLog | undefined): express.Express {
+  const onBug = options.onError ?? ((err: unknown) => process.stderr.write(`pin-preload mirror: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`));
+  const ctx: HandlerContext = { store: options.store, admitBlobStream: blobAdmission(options.maxBlobStreams ?? 256, metrics) };
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+
+  app.use((req, res) => {
+    const started = process.hrtime.bigint();
+    const rawUrl = req.url;
+    const target = splitTarget(rawUrl);
+    const ex: Exchange = { req, res, query: target?.query ?? new URLSearchParams(), bodyBytes: 0 };
+    const label = target ? routeLabel(target.path) : 'other';
+    res.setHeader(API_VERSION_HEADER, 'registry/2.0');
+    res.once('close', () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      metrics.observe(label, req.method, res.statusCode, ex.bodyBytes, seconds);
+      log?.({
+        time: new Date().toISOString(),
+        method: req.method,
+        path: rawUrl,
+        status: res.statusCode,
+        bytes: ex.bodyBytes,
+        durationMs: Math.round(seconds * 1e6) / 1e3,
+        remote: req.socket.remoteAddress ?? '',
+        ...(res.writableFinished ? {} : { aborted: true }),
+      });
+    });
+    void answer(ex, target, ctx, metrics, onBug);
+  });
+  return app;
+}
+
+async function answer(ex: Exchange, target: ReturnType<typeof splitTarget>, ctx: HandlerContext, metrics: MirrorMetrics, onBug: (err: unknown) => void): Promise<void> {
+  const method = ex.req.method ?? 'GET';
+  if (target && isV2Path(target.path)) return handleV2(ex, ctx, target, onBug);
+  if (target && (method === 'GET' || method === 'HEAD') && target.path === '/healthz') {
+    ex.res.setHeader('Content-Type', 'text/plain');
+    ex.res.end(method === 'HEAD' ? undefined : 'ok\n');
+    return;
+  }
+  if (target && (method === 'GET' || method === 'HEAD') && target.path === '/metrics') {
+    try {
+      const { contentType, body } = await metrics.text();
+      ex.res.setHeader('Content-Type', contentType);
+      ex.res.end(method === 'HEAD' ? undefined : body);
+    } catch (err) {
+      onBug(err);
+      sendRegistryError(ex.res, new RegistryError('UNKNOWN'), method);
+    }
+    return;
+  }
+  sendRegistryError(ex.res, new RegistryError('NOT_FOUND', 'not found: this server answers /v2/, /healthz and /metrics'), method);
+}
+
+/** Starts serving; resolves once listening. close() stops accepting, lets downloads finish (bounded), then cuts. */
+export async function startMirror(options: MirrorOptions): Promise<RunningMirror> {
+  const { host, port } = parseListen(options.listen ?? DEFAULT_LISTEN);
+  const metrics = new MirrorMetrics();
+  const log = options.accessLog === false || options.accessLog === undefined ? undefined : accessLogTo(options.accessLog === true ? process.stdout : options.accessLog);
+  const app = buildApp(options, metrics, log);
+  const server: http.Server = options.tls ? https.createServer({ cert: options.tls.cert, key: options.tls.key }, app) : http.createServer(app);
+  server.maxConnections = options.maxConnections ?? 512;
+  server.requestTimeout = options.requestTimeoutMs ?? 60_000;
+  server.headersTimeout = Math.min(options.headersTimeoutMs ?? 30_000, server.requestTimeout || Infinity);
+  server.keepAliveTimeout = options.keepAliveTimeoutMs ?? 5_000;
+  server.timeout = options.idleTimeoutMs ?? 120_000;
+  server.on('timeout', (socket: Socket) => socket.destroy());
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      reject(
+        new UserError('LISTEN_FAILED', `cannot listen on ${host}:${port}: ${err.code ?? err.message}`, {
+          hint: err.code === 'EADDRINUSE' ? 'another process uses the port: stop it or choose --listen HOST:PORT' : 'check the address and your permissions',
+          cause: err,
+        }),
+      );
+    });
+    server.listen(port, host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `${options.tls ? 'https' : 'http'}://${urlHost}:${address.port}`,
+    address: address.address,
+    port: address.port,
+    metrics,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        const cut = setTimeout(() => server.closeAllConnections(), options.closeGraceMs ?? 10_000);
+        server.close(() => {
+          clearTimeout(cut);
+          resolve();
+        });
+        server.closeIdleConnections();
+      });
+      return closing;
+    },
+  };
+}
