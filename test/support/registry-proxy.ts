@@ -16,7 +16,9 @@ export type Fault =
   /** Forward the whole body with the byte at this offset of the body flipped. */
   | { readonly kind: 'corrupt-byte'; readonly offset: number }
   /** Redirect (307 by default) to another URL, as registries do to their storage backends. */
-  | { readonly kind: 'redirect'; readonly location: string; readonly status?: number };
+  | { readonly kind: 'redirect'; readonly location: string; readonly status?: number }
+  /** Forward this many body bytes, then send nothing more and keep the connection open (a hung download). */
+  | { readonly kind: 'stall-after-bytes'; readonly bytes: number };
 
 export interface ProxiedRequest {
   readonly method: string;
@@ -32,6 +34,8 @@ export interface RecordedRequest {
   status: number;
   readonly range?: string;
   readonly fault?: Fault['kind'];
+  /** Response body bytes forwarded to the client so far. */
+  bytesSent: number;
 }
 
 export interface ProxyOptions {
@@ -89,9 +93,18 @@ export async function startRegistryProxy(upstreamUrl: string, options: ProxyOpti
             piece = Buffer.from(piece);
             piece[fault.offset - sent] = piece[fault.offset - sent]! ^ 0xff;
           }
+          if (fault?.kind === 'stall-after-bytes' && sent + piece.length >= fault.bytes) {
+            const keep = piece.subarray(0, fault.bytes - sent);
+            sent += keep.length;
+            record.bytesSent = sent;
+            up.destroy();
+            res.write(keep); // and nothing more: the response stays open until the client or stop() ends it
+            return;
+          }
           if ((fault?.kind === 'reset-after-bytes' || fault?.kind === 'truncate') && sent + piece.length >= fault.bytes) {
             const keep = piece.subarray(0, fault.bytes - sent);
             sent += keep.length;
+            record.bytesSent = sent;
             up.destroy();
             if (fault.kind === 'truncate') {
               res.end(keep);
@@ -102,12 +115,15 @@ export async function startRegistryProxy(upstreamUrl: string, options: ProxyOpti
             return;
           }
           sent += piece.length;
+          record.bytesSent = sent;
           if (!res.write(piece)) {
             up.pause();
             res.once('drain', () => up.resume());
           }
         });
-        up.on('end', () => res.end());
+        up.on('end', () => {
+          if (fault?.kind !== 'stall-after-bytes' || sent < fault.bytes) res.end();
+        });
         up.on('error', () => res.destroy());
       },
     );
@@ -124,7 +140,7 @@ export async function startRegistryProxy(upstreamUrl: string, options: ProxyOpti
     const proxied: ProxiedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers, ...(range ? { range } : {}) };
     options.onRequest?.(proxied);
     const fault = faultHook?.(proxied);
-    const record: RecordedRequest = { method: proxied.method, path: proxied.path, status: 0, ...(range ? { range } : {}), ...(fault ? { fault: fault.kind } : {}) };
+    const record: RecordedRequest = { method: proxied.method, path: proxied.path, status: 0, bytesSent: 0, ...(range ? { range } : {}), ...(fault ? { fault: fault.kind } : {}) };
     requests.push(record);
     if (fault?.kind === 'status') {
       record.status = fault.status;
