@@ -11,10 +11,10 @@ import { UserError } from '../util/errors.js';
 /** What commander hands the action for the options added by addSelectionOptions. */
 export interface SelectionOptionValues {
   readonly release?: string;
-  readonly image: string[];
-  readonly imagesFrom: string[];
+  readonly image?: string[];
+  readonly imagesFrom?: string[];
   readonly spec?: string;
-  readonly platform: string[];
+  readonly platform?: string[];
   readonly registriesConf?: string;
   readonly authfile?: string;
   readonly concurrency?: string;
@@ -29,15 +29,16 @@ export interface SelectionContext {
   readonly concurrency: number;
 }
 
-const collect = (value: string, previous: string[]): string[] => [...previous, value];
+/** Repeatable options; no commander default, so help does not print "(default: [])". */
+const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
 export function addSelectionOptions(command: Command): Command {
   return command
     .option('--release <ref>', 'OpenShift release image (tag or digest); its component images are included')
-    .option('--image <ref>', 'an extra image by tag or digest (repeatable)', collect, [])
-    .option('--images-from <file>', 'extra images from a PinnedImageSet YAML, a bundle spec or a list with one reference per line (repeatable)', collect, [])
+    .option('--image <ref>', 'an extra image by tag or digest (repeatable)', collect)
+    .option('--images-from <file>', 'extra images from a PinnedImageSet YAML, a bundle spec or a list with one reference per line (repeatable)', collect)
     .option('--spec <file>', 'a bundle spec (TOML, see bundles/README.md); flags add images to it and override its release and platforms')
-    .option('--platform <os/arch>', 'platform of multi-arch images to include, OS/ARCH[/VARIANT] or "all" (repeatable; default linux/amd64)', collect, [])
+    .option('--platform <os/arch>', 'platform of multi-arch images to include, OS/ARCH[/VARIANT] or "all" (repeatable; default linux/amd64)', collect)
     .option('--registries-conf <file>', 'containers-registries.conf(5) file with mirrors and insecure registries')
     .option('--authfile <file>', 'containers-auth.json(5) credentials (default: REGISTRY_AUTH_FILE, then the usual auth.json locations)')
     .option('--concurrency <n>', `manifest fetches in flight at once (default ${DEFAULT_CONCURRENCY})`);
@@ -59,9 +60,9 @@ export async function selectionFromOptions(options: SelectionOptionValues): Prom
   const selection = await buildSelection({
     ...(spec ? { spec } : {}),
     ...(options.release !== undefined ? { release: options.release } : {}),
-    images: options.image,
-    imagesFrom: options.imagesFrom,
-    platforms: options.platform,
+    images: options.image ?? [],
+    imagesFrom: options.imagesFrom ?? [],
+    platforms: options.platform ?? [],
   });
   const source = await createImageSource({
     ...(options.registriesConf !== undefined ? { registriesConfFile: options.registriesConf } : {}),
