@@ -36,7 +36,9 @@ function specError(file: string, key: string | undefined, message: string, line?
 
 /** The 1-based line where `key = ` is set, for messages (TOML parsers do not keep positions). */
 function lineOfKey(text: string, key: string): number | undefined {
-  const i = text.split('\n').findIndex((l) => new RegExp(`^\\s*["']?${key.replace(/[-]/g, '\\-')}["']?\\s*=`).test(l));
+  // Escape every regex metacharacter: an unknown key such as "a(" must still give a clean error.
+  const literal = key.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&');
+  const i = text.split('\n').findIndex((l) => new RegExp(`^\\s*["']?${literal}["']?\\s*=`).test(l));
   return i === -1 ? undefined : i + 1;
 }
 
