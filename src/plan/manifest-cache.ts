@@ -8,8 +8,6 @@ import type { BlobStreamOptions, FetchedManifest, ImageSource } from '../registr
 
 export class ManifestCache implements ImageSource {
   private readonly byReference = new Map<string, Promise<FetchedManifest>>();
-  /** How many manifests were really fetched (for tests and the summary). */
-  fetched = 0;
 
   constructor(private readonly source: ImageSource) {}
 
@@ -18,7 +16,6 @@ export class ManifestCache implements ImageSource {
     const key = ref.digest ? `${repositoryName(ref)}@${ref.digest}` : formatReference(ref);
     let pending = this.byReference.get(key);
     if (!pending) {
-      this.fetched++;
       pending = this.source.getManifest(ref, options).then((m) => {
         this.byReference.set(`${repositoryName(ref)}@${m.digest}`, Promise.resolve(m));
         return m;

@@ -119,7 +119,8 @@ function layerError(err: unknown, layer: Descriptor, releaseName: string): unkno
   if (typeof code === 'string' && code.startsWith('Z_')) {
     return new UserError('RELEASE_LAYER_UNREADABLE', `release image ${releaseName}: layer ${layer.digest} is not valid gzip: ${(err as Error).message}`);
   }
-  if (err instanceof Error && /tar|header/i.test(err.message) && !('code' in err)) {
+  // tar-stream's own errors carry no code: "Invalid tar header…", "Unexpected end of data".
+  if (err instanceof Error && !('code' in err) && /tar header|end of data/i.test(err.message)) {
     return new UserError('RELEASE_LAYER_UNREADABLE', `release image ${releaseName}: layer ${layer.digest} is not a valid tar: ${err.message}`);
   }
   return err;

@@ -114,3 +114,10 @@ test('a layer that is not gzip although it says so is reported, naming the layer
   await assert.rejects(readPayloadFiles(source, repo, manifestOf([bad]), 'rel'), (err: unknown) =>
     err instanceof UserError && err.code === 'RELEASE_LAYER_UNREADABLE' && err.message.includes(bad.digest));
 });
+
+test('a gzip layer that does not hold a tar is reported, naming the layer', async () => {
+  const source = new CountingBlobs();
+  const bad = source.add(gzipSync(Buffer.alloc(1024, 7)));
+  await assert.rejects(readPayloadFiles(source, repo, manifestOf([bad]), 'rel'), (err: unknown) =>
+    err instanceof UserError && err.code === 'RELEASE_LAYER_UNREADABLE' && /not a valid tar/.test(err.message) && err.message.includes(bad.digest));
+});
