@@ -163,3 +163,18 @@ test('the example config loads with the node\'s config parser to the same values
   assert.equal(fromExample.pull.timeoutMs, 10 * 60_000);
   assert.deepEqual({ ...fromExample, file: undefined }, { ...defaults, file: undefined });
 });
+
+test('the units\' command lines name commands and options the CLI has', () => {
+  const cli = path.join(repo, 'dist/src/cli/main.js');
+  for (const unit of ['pin-preload.service', 'pin-preload-import@.service']) {
+    const execStart = section(readFileSync(path.join(unitsDir, unit), 'utf8'), 'Service').get('ExecStart')![0]!;
+    const [binary, command, ...rest] = execStart.split(' ');
+    assert.equal(binary, installedBinary);
+    const usage = spawnSync(process.execPath, [cli, command!, '--help'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(usage.status, 0, `${unit}: pin-preload ${command} --help failed: ${usage.stderr}`);
+    assert.match(usage.stdout, new RegExp(`^Usage: pin-preload ${command} \\[options\\]${rest.includes('%f') ? ' <path>' : ''}$`, 'm'));
+    for (const option of rest.filter((word) => word.startsWith('--'))) {
+      assert.match(usage.stdout, new RegExp(`^\\s+${option} <`, 'm'), `${unit}: pin-preload ${command} has no ${option}`);
+    }
+  }
+});
