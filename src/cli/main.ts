@@ -6,11 +6,13 @@ import { TOOL_VERSION } from '../version.js';
 import { registerBundleCreate } from './bundle-create.js';
 import { registerBundleInspect } from './bundle-inspect.js';
 import { registerBundlePlan } from './bundle-plan.js';
+import { registerDemo } from './demo.js';
 import { registerBundleVerify } from './bundle-verify.js';
 import { registerImport } from './import.js';
 import { registerKeygen } from './keygen.js';
 import { registerPreload } from './preload.js';
 import { registerRun } from './run.js';
+import { registerServe } from './serve.js';
 import { registerStatus } from './status.js';
 import { reportAndExit } from './run-command.js';
 
@@ -27,10 +29,12 @@ export function buildProgram(): Command {
   registerBundleInspect(bundle);
   registerBundlePlan(bundle);
   registerBundleVerify(bundle);
+  registerDemo(program);
   registerImport(program);
   registerKeygen(program);
   registerPreload(program);
   registerRun(program);
+  registerServe(program);
   registerStatus(program);
   return program;
 }

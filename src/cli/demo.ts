@@ -1,0 +1,18 @@
+// `pin-preload demo`: the whole flow on the built-in sample release (README quickstart). Wiring only.
+
+import type { Command } from 'commander';
+import { runDemo } from '../demo/demo.js';
+import { action } from './run-command.js';
+
+export function registerDemo(program: Command): void {
+  program
+    .command('demo')
+    .description('run the whole flow on a built-in sample release: upstream, bundle plan/create/verify, import, serve, pull, status')
+    .option('--work-dir <dir>', 'keep everything in this directory (default: a temp dir, removed at the end)')
+    .option('--keep', 'keep the temp dir')
+    .option('--cri-endpoint <socket>', 'pre-load into this CRI runtime (e.g. unix:///run/containerd/containerd.sock) instead of pulling with our own client')
+    .option('--runtime <kind>', 'kind of that runtime: containerd or crio', 'containerd')
+    .action(action(async (opts: { workDir?: string; keep?: boolean; criEndpoint?: string; runtime: 'crio' | 'containerd' }) => {
+      await runDemo({ workDir: opts.workDir, keep: opts.keep, criEndpoint: opts.criEndpoint, runtimeKind: opts.runtime });
+    }));
+}

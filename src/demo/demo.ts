@@ -1,0 +1,204 @@
+// The whole pin-preload flow on the built-in sample release, on one machine, in under a minute:
+// upstream registry → bundle plan/create/verify (bastion) → import, serve, pull, status (node).
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { parseReference } from '../oci/reference.js';
+import { parseManifest } from '../oci/manifest.js';
+import { LayoutStore } from '../mirror/layout-store.js';
+import { startMirror, type RunningMirror } from '../mirror/server.js';
+import { RegistryClient, parseRegistriesConf } from '../registry/index.js';
+import { generateSampleRelease, type SampleRelease } from '../sample/index.js';
+import { openBundle } from '../bundle/reader.js';
+import { freePort, waitFor } from '../util/net.js';
+import { formatBytes } from '../util/size.js';
+import { cliPath, DemoNarrator } from './steps.js';
+
+export interface DemoOptions {
+  /** Where everything goes; a fresh temp dir (removed at the end unless keep) by default. */
+  readonly workDir?: string;
+  readonly keep?: boolean;
+  /** A CRI socket (containerd or CRI-O) to pre-load into for real; without it the demo pulls with our own client. */
+  readonly criEndpoint?: string;
+  readonly runtimeKind?: 'crio' | 'containerd';
+  readonly out?: NodeJS.WritableStream;
+}
+
+interface DemoPaths {
+  readonly work: string;
+  readonly upstream: string;
+  readonly keys: string;
+  readonly media: string;
+  readonly node: string;
+}
+
+function demoPaths(work: string): DemoPaths {
+  return {
+    work,
+    upstream: path.join(work, 'upstream'),
+    keys: path.join(work, 'keys'),
+    media: path.join(work, 'media'),
+    node: path.join(work, 'node'),
+  };
+}
+
+/** registries.conf for the bastion: the sample's source hosts are served by the local upstream. */
+function upstreamRegistriesConf(upstreamHost: string): string {
+  return ['quay.io', 'registry.example.com']
+    .map((source) => `[[registry]]\nprefix = "${source}"\nlocation = "${upstreamHost}"\ninsecure = true\n`)
+    .join('\n');
+}
+
+/** registries.conf for a client on the node: the source hosts are blocked, only the mirror serves them. */
+function mirrorOnlyRegistriesConf(mirrorHost: string): string {
+  return ['quay.io', 'registry.example.com']
+    .map((source) => `[[registry]]\nprefix = "${source}"\nlocation = "${source}"\nblocked = true\n\n[[registry.mirror]]\nlocation = "${mirrorHost}"\ninsecure = true\n`)
+    .join('\n');
+}
+
+function nodeConfigToml(paths: DemoPaths, listen: string, options: DemoOptions): string {
+  const etc = path.join(paths.node, 'etc');
+  const kind = options.runtimeKind ?? 'containerd';
+  return [
+    '# Demo node configuration: like /etc/pin-preload/config.toml, with every path inside the demo directory.',
+    '[paths]',
+    `bundles = ${JSON.stringify(path.join(paths.node, 'bundles'))}`,
+    `state = ${JSON.stringify(path.join(paths.node, 'state.db'))}`,
+    '[mirror]',
+    `listen = ${JSON.stringify(listen)}`,
+    '[runtime]',
+    `kind = "${kind}"`,
+    `endpoint = ${JSON.stringify(options.criEndpoint ?? 'unix:///run/containerd/containerd.sock')}`,
+    'reload = []',
+    `pinned_images_file = ${JSON.stringify(path.join(etc, 'crio/crio.conf.d/50-pinned-images'))}`,
+    `registries_dropin = ${JSON.stringify(path.join(etc, 'containers/registries.conf.d/50-pin-preload.conf'))}`,
+    `hosts_dir = ${JSON.stringify(path.join(etc, 'containerd/certs.d'))}`,
+    '[storage]',
+    'reserve = "64MiB"',
+    '',
+  ].join('\n');
+}
+
+/** Pulls every image of the bundle through the mirror with our registry client, verifying every digest. */
+async function pullThroughMirror(bundleSeal: string, mirrorHost: string): Promise<{ images: number; blobs: number; bytes: number }> {
+  const bundle = await openBundle(bundleSeal);
+  const client = new RegistryClient({ registriesConf: parseRegistriesConf(mirrorOnlyRegistriesConf(mirrorHost), 'demo registries.conf') });
+  const pulled = new Set<string>();
+  let bytes = 0;
+  try {
+    for (const image of bundle.manifest.images) {
+      const ref = parseReference(image.name);
+      for (const digest of image.manifests) {
+        const manifest = await client.getManifest({ domain: ref.domain, path: ref.path, digest });
+        parseManifest(manifest.bytes, manifest.mediaType, image.name); // a client must be able to read what it got
+      }
+      for (const digest of image.blobs) {
+        if (pulled.has(digest)) continue;
+        const blob = bundle.manifest.blobs.find((b) => b.digest === digest);
+        if (!blob) continue;
+        await pipeline(client.blobStream(ref, { digest, size: blob.size }), new Writable({ write: (chunk: Buffer, _e, done) => { bytes += chunk.length; done(); } }));
+        pulled.add(digest);
+      }
+    }
+  } finally {
+    await client.close();
+  }
+  return { images: bundle.manifest.images.length, blobs: pulled.size, bytes };
+}
+
+async function startNodeMirror(args: string[], url: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [cliPath(), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+  await waitFor('the node mirror', async () => {
+    if (child.exitCode !== null) throw new Error(`pin-preload serve exited: ${stderr}`);
+    return (await fetch(`${url}/v2/`)).status === 200;
+  }, 20_000);
+  return child;
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+export async function runDemo(options: DemoOptions = {}): Promise<void> {
+  const out = options.out ?? process.stdout;
+  const work = options.workDir ? path.resolve(options.workDir) : await import('node:fs/promises').then((fs) => fs.mkdtemp(path.join(os.tmpdir(), 'pin-preload-demo-')));
+  const paths = demoPaths(work);
+  const say = new DemoNarrator(9, out);
+  let upstream: RunningMirror | undefined;
+  let nodeMirror: ChildProcess | undefined;
+  out.write(`pin-preload demo: the whole flow on a built-in sample release, in ${work}\n`);
+  try {
+    await Promise.all([paths.keys, paths.media, paths.node].map((d) => mkdir(d, { recursive: true })));
+
+    say.heading('Bastion: generate the built-in sample OpenShift release (an OCI layout on disk)');
+    const sample: SampleRelease = await generateSampleRelease(paths.upstream, {});
+    say.say(`${sample.releaseReference}: ${sample.components.length} components (OCI and Docker schema2, some multi-arch), ${sample.extraImages.length} extra images, ${sample.blobs} blobs, ${formatBytes(sample.totalBytes)}`);
+
+    say.heading('Bastion: serve it as the "upstream" registry (stands in for quay.io and registry.example.com)');
+    upstream = await startMirror({ store: await LayoutStore.open(paths.upstream), listen: '127.0.0.1:0', accessLog: false });
+    const registriesConf = path.join(work, 'bastion-registries.conf');
+    await writeFile(registriesConf, upstreamRegistriesConf(`127.0.0.1:${upstream.port}`));
+    say.say(`upstream at ${upstream.url}; ${registriesConf} maps quay.io and registry.example.com to it`);
+    const selection = ['--release', sample.releaseReference, ...sample.extraImages.flatMap((i) => ['--image', i.reference]), '--registries-conf', registriesConf];
+
+    say.heading('Bastion: make a signing key');
+    const key = path.join(paths.keys, 'bundle-key');
+    await rm(key, { force: true });
+    await rm(`${key}.pub`, { force: true });
+    await say.run(['keygen', '--output', key]);
+
+    say.heading('Bastion: plan the bundle (manifests only: what it will hold, after deduplication)');
+    await say.run(['bundle', 'plan', ...selection]);
+
+    say.heading('Bastion: create the signed bundle (every blob downloaded once, verified while streaming)');
+    const bundleFile = path.join(paths.media, `sample-${sample.params.version}.tar`);
+    await say.run(['bundle', 'create', ...selection, '--output', bundleFile, '--sign-key', key, '--quiet'], { env: { SOURCE_DATE_EPOCH: '1700000000' } });
+
+    say.heading('Media: prove the bundle arrived whole and is signed by our key');
+    await say.run(['bundle', 'verify', bundleFile, '--trusted-key', `${key}.pub`, '--quiet']);
+
+    say.heading('Node: import the bundle from the media (copy + verify in one pass, registered in SQLite)');
+    const listenPort = await freePort();
+    const listen = `127.0.0.1:${listenPort}`;
+    const config = path.join(paths.node, 'config.toml');
+    await writeFile(config, nodeConfigToml(paths, listen, options));
+    await say.run(['import', bundleFile, '--config', config]);
+
+    if (options.criEndpoint) {
+      say.heading(`Node: pre-load and pin through the CRI runtime at ${options.criEndpoint} (mirror served in-process)`);
+      await say.run(['preload', '--config', config]);
+    } else {
+      say.heading('Node: serve the bundle as a local mirror and pull every image through it');
+      const state = path.join(paths.node, 'state.db');
+      const args = ['serve', '--bundle-dir', path.join(paths.node, 'bundles'), '--listen', listen, '--state', state, '--no-access-log'];
+      out.write(`    $ pin-preload ${args.join(' ')} &\n`);
+      nodeMirror = await startNodeMirror(args, `http://${listen}`);
+      const seal = path.join(paths.node, 'bundles', `${path.basename(bundleFile)}.seal.json`);
+      const pulled = await pullThroughMirror(seal, listen);
+      say.say(`pulled ${pulled.images} images (${pulled.blobs} blobs, ${formatBytes(pulled.bytes)}) through ${listen} with quay.io and registry.example.com blocked: every digest verified`);
+      say.say('(no CRI socket given: run `pin-preload demo --cri-endpoint unix:///run/containerd/containerd.sock` as root to pre-load into a real runtime)');
+      await stopChild(nodeMirror);
+      nodeMirror = undefined;
+    }
+
+    say.heading('Node: status, as MachineConfigNode shows it');
+    await say.run(['status', '--config', config]);
+    out.write(`\ndemo finished in ${say.elapsedSeconds().toFixed(1)} s${options.keep || options.workDir ? `; files kept in ${work}` : ''}\n`);
+  } finally {
+    if (nodeMirror) await stopChild(nodeMirror);
+    if (upstream) await upstream.close();
+    if (!options.keep && !options.workDir) await rm(work, { recursive: true, force: true });
+  }
+}
+
