@@ -3,8 +3,6 @@
 
 import type { Command } from 'commander';
 import { addNodeConfigOptions, nodeConfigFromOptions, type ConfigFlags } from '../node/config.js';
-import { importBundle } from '../node/import.js';
-import { describeBytes } from '../node/storage-check.js';
 import { action } from './run-command.js';
 
 export function registerImport(program: Command): void {
@@ -15,6 +13,7 @@ export function registerImport(program: Command): void {
   addNodeConfigOptions(command).action(
     action(async (source: string, options: ConfigFlags & { config?: string }) => {
       const config = await nodeConfigFromOptions(options);
+      const [{ importBundle }, { describeBytes }] = await Promise.all([import('../node/import.js'), import('../node/storage-check.js')]);
       const stop = new AbortController();
       const onSignal = () => stop.abort();
       process.once('SIGINT', onSignal);

@@ -3,7 +3,6 @@
 
 import type { Command } from 'commander';
 import { addNodeConfigOptions, nodeConfigFromOptions, type ConfigFlags } from '../node/config.js';
-import { runService } from '../node/service.js';
 import { action } from './run-command.js';
 
 export function registerRun(program: Command): void {
@@ -13,6 +12,7 @@ export function registerRun(program: Command): void {
   addNodeConfigOptions(command).action(
     action(async (options: ConfigFlags & { config?: string }) => {
       const config = await nodeConfigFromOptions(options);
+      const { runService } = await import('../node/service.js'); // loaded on use, like every node command
       const stop = new AbortController();
       const onSignal = (name: string) => {
         process.stderr.write(`pin-preload: ${name}: stopping\n`);

@@ -3,9 +3,6 @@
 
 import type { Command } from 'commander';
 import { addNodeConfigOptions, nodeConfigFromOptions, type ConfigFlags } from '../node/config.js';
-import { formatStatus, statusJson } from '../node/status.js';
-import { openStateDatabase } from '../state/database.js';
-import { NodeState } from '../state/node-state.js';
 import { action } from './run-command.js';
 
 export function registerStatus(program: Command): void {
@@ -16,6 +13,11 @@ export function registerStatus(program: Command): void {
   addNodeConfigOptions(command).action(
     action(async (options: ConfigFlags & { config?: string; json?: boolean }) => {
       const config = await nodeConfigFromOptions(options);
+      const [{ formatStatus, statusJson }, { openStateDatabase }, { NodeState }] = await Promise.all([
+        import('../node/status.js'),
+        import('../state/database.js'),
+        import('../state/node-state.js'),
+      ]);
       const db = openStateDatabase(config.paths.state);
       try {
         const json = statusJson(config, new NodeState(db));

@@ -1,0 +1,242 @@
+// The node side end to end: a bundle made by `bundle create` from the generated sample release, imported and
+// pre-loaded into a real containerd through CRI from the in-process mirror, with the registry gone (offline).
+
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import TOML from '@iarna/toml';
+import { openBundle } from '../../src/bundle/reader.js';
+import { CriImageService } from '../../src/cri/image-service.js';
+import { renderPinnedImages } from '../../src/node/runtime-files.js';
+import type { StatusJson } from '../../src/node/status.js';
+import { generateSampleRelease, pushLayout } from '../../src/sample/index.js';
+import { startContainerd, type RunningContainerd } from '../support/containerd.js';
+import { startDockerRegistry } from '../support/docker-registry.js';
+import { freePort, waitFor } from '../support/ports.js';
+
+const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const RELEASE = 'quay.io/openshift-release-dev/ocp-release:4.16.0-sample-x86_64';
+const EXTRA_IMAGES = ['registry.example.com/sample/tools:1.0', 'registry.example.com/sample/debug:2.1'];
+
+interface CliResult {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly ms: number;
+}
+
+function startCli(args: readonly string[]): { child: ChildProcess; done: Promise<CliResult> } {
+  const started = Date.now();
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  const done = new Promise<CliResult>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, ms: Date.now() - started });
+    });
+  });
+  return { child, done };
+}
+
+const runCli = (args: readonly string[]) => startCli(args).done;
+
+let work: string;
+let containerd: RunningContainerd;
+let cri: CriImageService;
+let configFile: string;
+let bundleSeal: string;
+let desired: string[];
+const dirs = { bundles: '', certs: '', crio: '', registriesD: '', reloadLog: '', state: '' };
+
+before(async () => {
+  work = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-node-'));
+  // Bastion side: the sample release in a real registry, bundled by the CLI.
+  const registry = await startDockerRegistry();
+  try {
+    const sample = await generateSampleRelease(path.join(work, 'sample'));
+    await pushLayout(sample.dir, registry.url, { concurrency: 8 });
+    const registriesConf = path.join(work, 'bastion-registries.conf');
+    await writeFile(registriesConf, ['quay.io', 'registry.example.com'].map((p) => `[[registry]]\nprefix = "${p}"\nlocation = "${registry.host}"\ninsecure = true\n`).join('\n'));
+    const authfile = path.join(work, 'auth.json');
+    await writeFile(authfile, '{"auths":{}}');
+    await mkdir(path.join(work, 'media'));
+    const created = await runCli([
+      'bundle', 'create', '--release', RELEASE, ...EXTRA_IMAGES.flatMap((i) => ['--image', i]), '--platform', 'linux/amd64',
+      '--registries-conf', registriesConf, '--authfile', authfile, '--output', path.join(work, 'media', 'sample.tar'),
+    ]);
+    assert.equal(created.code, 0, `bundle create failed:\n${created.stdout}${created.stderr}`);
+  } finally {
+    await registry.stop(); // from here on, no registry exists: the node is offline
+  }
+  bundleSeal = path.join(work, 'media', 'sample.tar.seal.json');
+  const opened = await openBundle(bundleSeal);
+  desired = opened.manifest.images.map((i) => i.name).sort();
+  await opened.close();
+
+  // Node side: a private containerd whose CRI reads hosts.toml from our certs.d.
+  Object.assign(dirs, {
+    bundles: path.join(work, 'node', 'bundles'),
+    certs: path.join(work, 'node', 'certs.d'),
+    crio: path.join(work, 'node', 'crio.conf.d'),
+    registriesD: path.join(work, 'node', 'registries.conf.d'),
+    reloadLog: path.join(work, 'node', 'reloads.log'),
+    state: path.join(work, 'node', 'state.db'),
+  });
+  await mkdir(dirs.certs, { recursive: true });
+  containerd = await startContainerd({ registryHostsDir: dirs.certs });
+  cri = await CriImageService.connect(containerd.endpoint);
+  const reloadScript = path.join(work, 'node', 'reload.sh');
+  await writeFile(reloadScript, `#!/bin/sh\necho reload >> ${JSON.stringify(dirs.reloadLog)}\n`, { mode: 0o755 });
+  configFile = path.join(work, 'node', 'config.toml');
+  await writeFile(
+    configFile,
+    TOML.stringify({
+      paths: { bundles: dirs.bundles, state: dirs.state },
+      mirror: { listen: `127.0.0.1:${await freePort()}` },
+      runtime: {
+        kind: 'containerd',
+        endpoint: containerd.endpoint,
+        reload: [reloadScript],
+        hosts_dir: dirs.certs,
+        pinned_images_file: path.join(dirs.crio, '50-pinned-images'),
+        registries_dropin: path.join(dirs.registriesD, '50-pin-preload.conf'),
+        registries_conf: path.join(work, 'node', 'registries.conf'),
+      },
+      storage: { reserve: '1MiB' },
+      pull: { concurrency: 2, retries: 2, timeout: '60s' },
+    } as TOML.JsonMap),
+  );
+});
+
+after(async () => {
+  cri?.close();
+  await containerd?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+async function imagesInRuntime(): Promise<Set<string>> {
+  const names = new Set<string>();
+  for (const image of await cri.listImages()) for (const d of image.repoDigests) names.add(d);
+  return names;
+}
+
+/** ListImages in a stable order (containerd lists in no particular order). */
+async function listImages(): Promise<string[]> {
+  return (await cri.listImages()).map((i) => `${i.id} ${[...i.repoDigests].sort().join(',')}`).sort();
+}
+
+async function presentOfDesired(): Promise<string[]> {
+  const names = await imagesInRuntime();
+  return desired.filter((d) => names.has(d));
+}
+
+async function reloads(): Promise<number> {
+  return existsSync(dirs.reloadLog) ? (await readFile(dirs.reloadLog, 'utf8')).split('\n').filter(Boolean).length : 0;
+}
+
+async function status(): Promise<StatusJson> {
+  const result = await runCli(['status', '--config', configFile, '--json']);
+  assert.equal(result.code, 0, result.stderr);
+  return JSON.parse(result.stdout) as StatusJson;
+}
+
+const pinnedFile = () => path.join(dirs.crio, '50-pinned-images');
+
+describe('preload on a containerd node from a bundle', { concurrency: false }, () => {
+  test('refuses before any pull when the reserve exceeds the free space, recording StorageInsufficient', async () => {
+    const before = await listImages();
+    const result = await runCli(['preload', '--config', configFile, '--reserve', '1000TiB', bundleSeal]);
+    assert.equal(result.code, 1, `${result.stdout}${result.stderr}`);
+    assert.match(result.stderr, /not enough space on .* required .*\(\d+ bytes\).* available .*\(\d+ bytes\)/);
+    assert.deepEqual(await listImages(), before, 'ListImages unchanged: nothing was pulled');
+    assert.equal(await reloads(), 0, 'no runtime file changed, so no reload');
+    assert.equal(existsSync(pinnedFile()), false);
+    const s = await status();
+    const degraded = s.conditions.find((c) => c.type === 'PinnedImageSetsDegraded')!;
+    assert.deepEqual([degraded.status, degraded.reason], ['True', 'StorageInsufficient']);
+    assert.ok(s.storage && s.storage.requiredBytes > s.storage.availableBytes, 'required and available bytes recorded');
+    assert.equal(s.lastFailedGeneration, 1);
+    assert.equal(s.currentGeneration, 0);
+    assert.ok((await readdir(dirs.bundles)).includes('sample.tar.seal.json'), 'the bundle was imported before the check');
+  });
+
+  test('a preload killed with SIGKILL mid-pull is completed by the next run; the pinned file comes last', async () => {
+    const { child, done } = startCli(['preload', '--config', configFile, '--pull-concurrency', '1']);
+    let atKill: string[] = [];
+    await waitFor('the first image pulled', async () => (atKill = await presentOfDesired()).length > 0, 30_000);
+    child.kill('SIGKILL');
+    const killed = await done;
+    assert.equal(killed.signal, 'SIGKILL', `the preload was still running when killed:\n${killed.stderr}`);
+    assert.ok(atKill.length < desired.length, 'killed before every image was present');
+    assert.equal(existsSync(pinnedFile()), false, 'no pinned file while images are missing');
+    assert.equal(await reloads(), 1, 'the mirror configuration was written and the runtime reloaded once');
+    assert.ok(existsSync(path.join(dirs.certs, 'quay.io', 'hosts.toml')));
+
+    // The re-run: whenever the pinned file exists, every image must already be in the runtime.
+    const rerun = startCli(['preload', '--config', configFile]);
+    let sawPinnedEarly = false;
+    let finished = false;
+    void rerun.done.then(() => (finished = true));
+    while (!finished) {
+      if (existsSync(pinnedFile()) && (await presentOfDesired()).length < desired.length) sawPinnedEarly = true;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const result = await rerun.done;
+    assert.equal(result.code, 0, `${result.stdout}${result.stderr}`);
+    assert.equal(sawPinnedEarly, false, 'the pinned file appeared before every image was present');
+    assert.deepEqual(await presentOfDesired(), desired, 'every image of the bundle is in containerd');
+    assert.equal(await readFile(pinnedFile(), 'utf8'), renderPinnedImages(desired));
+    assert.equal(await reloads(), 2, 'one more reload, for the pinned file only');
+
+    const s = await status();
+    assert.equal(s.currentGeneration, s.desiredGeneration);
+    assert.deepEqual(s.conditions.map((c) => [c.status, c.reason]), [['False', 'AsExpected'], ['False', 'AsExpected']]);
+    assert.deepEqual(s.images.map((i) => i.name), desired);
+    assert.ok(s.images.every((i) => i.state === 'present'), 'containerd 1.x does not pin: recorded as present');
+    assert.match(s.runtime.pinning, /containerd 1\.x has no pinned_images/);
+    assert.equal(s.bundles.length, 1);
+    assert.equal(s.bundles[0]!.verified, true);
+  });
+
+  // The sync is timed by the command itself (config, state, CRI, mirror, checks): process start-up is module
+  // loading shared by every command and depends on the machine's load, so it is bounded separately.
+  test('a second run pulls nothing, reloads nothing and its sync finishes in under 2 s', async () => {
+    const before = await listImages();
+    const attemptsBefore = (await status()).images.map((i) => i.attempts);
+    const result = await runCli(['preload', '--config', configFile]);
+    assert.equal(result.code, 0, result.stderr);
+    const seconds = Number(/ in (\d+\.\d+) s$/m.exec(result.stdout)?.[1]);
+    assert.ok(seconds < 2, `the sync took ${seconds} s (the process ${result.ms} ms)`);
+    assert.ok(result.ms < 15_000, `the process took ${result.ms} ms`);
+    assert.match(result.stdout, /, 0 pulled,/);
+    assert.deepEqual(await listImages(), before);
+    assert.deepEqual((await status()).images.map((i) => i.attempts), attemptsBefore, 'no pull attempted');
+    assert.equal(await reloads(), 2, 'nothing changed, so no reload');
+  });
+
+  test('run serves the mirror, syncs at start, and stops cleanly on SIGTERM', async () => {
+    const { child, done } = startCli(['run', '--config', configFile]);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    await waitFor('the first sync of run', async () => /generation \d+: \d+ image\(s\) in place/.test(stderr), 20_000);
+    const config = TOML.parse(await readFile(configFile, 'utf8')) as { mirror: { listen: string } };
+    const res = await fetch(`http://${config.mirror.listen}/v2/`);
+    assert.equal(res.status, 200, 'the mirror answers while the service runs');
+    child.kill('SIGTERM');
+    const result = await done;
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /stopped/);
+    assert.equal(await reloads(), 2);
+  });
+});
