@@ -5,8 +5,10 @@ import { promises as fs } from 'node:fs';
 import { formatBytes } from '../util/size.js';
 import { UserError } from '../util/errors.js';
 
-/** Room kept for the journal, the seal and the signature, plus filesystem metadata. */
-export const DISK_MARGIN = 16 * 1024 * 1024;
+/** Room kept for the seal, the signature and filesystem metadata. */
+export const DISK_MARGIN = 1024 * 1024;
+/** Journal bytes per blob: an 8-byte progress slot and a ~90-byte done line, rounded up. */
+export const JOURNAL_BYTES_PER_BLOB = 256;
 
 export interface DiskSpace {
   readonly available: number;
@@ -17,10 +19,10 @@ export async function availableSpace(dir: string): Promise<DiskSpace> {
   return { available: st.bavail * st.bsize };
 }
 
-/** Throws DISK_SPACE (exit 1) when `stillToWrite` + margin does not fit in `dir`'s filesystem. */
-export async function checkDiskSpace(dir: string, stillToWrite: number): Promise<{ needed: number; available: number }> {
+/** Throws DISK_SPACE (exit 1) when `stillToWrite` + journal + margin does not fit in `dir`'s filesystem. */
+export async function checkDiskSpace(dir: string, stillToWrite: number, blobCount: number): Promise<{ needed: number; available: number }> {
   const { available } = await availableSpace(dir);
-  const needed = stillToWrite + DISK_MARGIN;
+  const needed = stillToWrite + blobCount * JOURNAL_BYTES_PER_BLOB + DISK_MARGIN;
   if (needed > available) {
     throw new UserError(
       'DISK_SPACE',

@@ -317,7 +317,7 @@ export async function createBundle(options: CreateOptions): Promise<CreateResult
   // What is already on disk from an earlier run, and what remains to be written.
   const resumeFrom = tasks.map((t) => (state.kind === 'resumable' ? (state.done.has(t.blob.digest) ? t.blob.size : Math.min(state.progress[t.index] ?? 0, t.blob.size)) : 0));
   const written = resumeFrom.reduce((sum, n) => sum + n, 0);
-  const disk = await checkDiskSpace(dir, layout.totalSize - written);
+  const disk = await checkDiskSpace(dir, layout.totalSize - written, tasks.length);
   options.onEvent?.({ kind: 'disk', ...disk, dir });
 
   const journal = await Journal.open(workDir, { journalVersion: 1, layoutKey: key, created, blobCount: tasks.length }, state.kind === 'absent');
