@@ -21,7 +21,7 @@ export function parseRangeHeader(header: string | undefined, size: number): Rang
     return { kind: 'range', range: { start: Math.max(0, size - suffix), end: size - 1 } };
   }
   const start = Number(first);
-  const end = last === '' ? size - 1 : Number(last);
+  const end = last === '' ? Math.max(start, size - 1) : Number(last);
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || end < start) return { kind: 'whole' };
   if (start >= size) return { kind: 'unsatisfiable' };
   return { kind: 'range', range: { start, end: Math.min(end, size - 1) } };
