@@ -1,0 +1,168 @@
+// `pin-preload import`: a bundle from "media" into the node's bundle dir, hashed while copied, verified, renamed
+// into place seal last; bad bundles rejected with the reason and nothing left behind.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile, open } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createBundle } from '../../src/bundle/writer.js';
+import { generateSigningKey } from '../../src/bundle/signing.js';
+import { serializeSeal } from '../../src/bundle/seal.js';
+import type { BundleSeal } from '../../src/bundle/format.js';
+import { createHash, randomBytes } from 'node:crypto';
+import { openBundle } from '../../src/bundle/reader.js';
+import { resolveConfig, type NodeConfig } from '../../src/node/config.js';
+import { importBundle } from '../../src/node/import.js';
+import { openStateDatabase } from '../../src/state/database.js';
+import { NodeState } from '../../src/state/node-state.js';
+import { BundleStore } from '../../src/mirror/bundle-store.js';
+import { isUserError } from '../../src/util/errors.js';
+import { blobContents, MemorySource, testImage, testPlan } from '../support/bundle-plans.js';
+
+const REPO = { domain: 'quay.io', path: 'openshift-release-dev/ocp-v4.0-art-dev' };
+const CREATED = '2026-01-01T00:00:00Z';
+
+async function tempDir(t: { after(fn: () => Promise<void>): void }, label: string): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), `pin-preload-${label}-`));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A signed bundle of three small images, split into 3+ volumes, on "media". */
+async function makeBundle(dir: string): Promise<{ seal: string; volumes: string[] }> {
+  // Random layer bytes do not compress, so the bundle really spans several 64 KiB volumes.
+  const images = [0, 1, 2].map((i) => testImage(REPO, `img${i}`, [randomBytes(40_000 + i), randomBytes(30_000)]));
+  const key = path.join(dir, 'key');
+  await generateSigningKey(key);
+  const result = await createBundle({
+    plan: testPlan(images),
+    source: new MemorySource(blobContents(images)),
+    output: path.join(dir, 'media', 'ocp.tar'),
+    splitSize: 64 * 1024,
+    signKey: key,
+    created: CREATED,
+  });
+  return { seal: result.sealPath, volumes: result.volumes.map((v) => v.path) };
+}
+
+function nodeConfig(root: string): NodeConfig {
+  return resolveConfig(
+    new Map<string, unknown>([
+      ['paths.bundles', path.join(root, 'bundles')],
+      ['paths.state', path.join(root, 'state.db')],
+    ]),
+    new Map(),
+    undefined,
+  );
+}
+
+async function flipByte(file: string, offset: number): Promise<void> {
+  const handle = await open(file, 'r+');
+  try {
+    const byte = Buffer.alloc(1);
+    await handle.read(byte, 0, 1, offset);
+    byte[0] = byte[0]! ^ 0xff;
+    await handle.write(byte, 0, 1, offset);
+  } finally {
+    await handle.close();
+  }
+}
+
+test('imports every volume, the seal and the signature, verified, and registers the bundle for state and mirror', async (t) => {
+  const dir = await tempDir(t, 'import');
+  const { seal, volumes } = await makeBundle(dir);
+  assert.ok(volumes.length >= 3, 'a split bundle');
+  const config = nodeConfig(path.join(dir, 'node'));
+  const result = await importBundle(config, volumes[1]!); // any volume names the bundle
+  assert.equal(result.alreadyImported, false);
+  assert.equal(result.bundlePath, path.join(config.paths.bundles, 'ocp.tar'));
+  const expected = [...volumes.map((v) => path.basename(v)), 'ocp.tar.seal.json', 'ocp.tar.sig'].sort();
+  assert.deepEqual((await readdir(config.paths.bundles)).sort(), expected, 'the whole bundle and nothing else (no temp dir)');
+  for (const v of volumes) assert.ok((await readFile(v)).equals(await readFile(path.join(config.paths.bundles, path.basename(v)))));
+  assert.ok((await readFile(seal)).equals(await readFile(result.sealPath)));
+
+  const db = openStateDatabase(config.paths.state);
+  try {
+    const bundles = new NodeState(db).bundles();
+    assert.deepEqual(bundles.map((b) => [b.path, b.verified, b.imageCount]), [[result.bundlePath, true, 3]]);
+    const store = await BundleStore.open(db);
+    assert.deepEqual(store.listBundles().map((b) => b.path), [result.bundlePath], 'the mirror serves it');
+  } finally {
+    db.close();
+  }
+
+  const again = await importBundle(config, seal);
+  assert.equal(again.alreadyImported, true);
+  assert.equal(again.bytesCopied, 0);
+});
+
+test('a volume damaged on the media is rejected naming it and its checksum, leaving nothing behind', async (t) => {
+  const dir = await tempDir(t, 'import-bad');
+  const { seal, volumes } = await makeBundle(dir);
+  await flipByte(volumes[1]!, 1000);
+  const config = nodeConfig(path.join(dir, 'node'));
+  await assert.rejects(importBundle(config, seal), (err: unknown) => {
+    assert.ok(isUserError(err));
+    assert.equal(err.code, 'IMPORT_REJECTED');
+    assert.match(err.message, new RegExp(`volume ${path.basename(volumes[1]!).replace('.', '\\.')} has sha256 [0-9a-f]{64}, the seal says`));
+    return true;
+  });
+  assert.deepEqual(await readdir(config.paths.bundles), [], 'no volume, seal or temp dir left');
+});
+
+test('a bundle whose blob is damaged (sealed that way) is rejected by blob verification, leaving nothing behind', async (t) => {
+  const dir = await tempDir(t, 'import-blob');
+  const { seal, volumes } = await makeBundle(dir);
+  // Damage a byte in the middle of a layer, then re-seal, as if it was corrupted before sealing: the volume
+  // checksums now match, only the blob digests can tell.
+  const opened = await openBundle(seal);
+  const layer = opened.manifest.blobs.find((b) => b.role === 'layer')!;
+  const at = (await opened.locateBlobs()).get(layer.digest)!;
+  await opened.close();
+  let offset = at.offset + Math.floor(at.size / 2);
+  let volume = 0;
+  for (const sizes = await Promise.all(volumes.map(async (v) => (await readFile(v)).length)); offset >= sizes[volume]!; volume++) offset -= sizes[volume]!;
+  await flipByte(volumes[volume]!, offset);
+  const sealDoc = JSON.parse(await readFile(seal, 'utf8')) as BundleSeal;
+  const resealed: BundleSeal = {
+    ...sealDoc,
+    volumes: await Promise.all(sealDoc.volumes.map(async (v) => ({ ...v, sha256: createHash('sha256').update(await readFile(path.join(path.dirname(seal), v.name))).digest('hex') }))),
+  };
+  await writeFile(seal, serializeSeal(resealed));
+  await rm(seal.replace(/\.seal\.json$/, '.sig'));
+  const config = nodeConfig(path.join(dir, 'node'));
+  await assert.rejects(importBundle(config, seal), (err: unknown) => {
+    assert.ok(isUserError(err));
+    assert.equal(err.code, 'IMPORT_REJECTED');
+    assert.match(err.message, new RegExp(`failed verification: blob ${layer.digest} is damaged`));
+    return true;
+  });
+  assert.deepEqual(await readdir(config.paths.bundles), []);
+});
+
+test('a bundle dir without room for the bundle is refused before copying, with the numbers', async (t) => {
+  const dir = await tempDir(t, 'import-full');
+  const { seal } = await makeBundle(dir);
+  const small = path.join(dir, 'small');
+  await mkdir(small);
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', small], { stdio: 'ignore' });
+  } catch {
+    t.skip('cannot mount a small tmpfs here (needs CAP_SYS_ADMIN)');
+    return;
+  }
+  try {
+    const config = nodeConfig(small);
+    await assert.rejects(importBundle(config, seal), (err: unknown) => {
+      assert.ok(isUserError(err));
+      assert.equal(err.code, 'IMPORT_NO_SPACE');
+      assert.match(err.message, /needs .* \(\d+ bytes\), available .* \(\d+ bytes\)/);
+      return true;
+    });
+    assert.deepEqual(await readdir(config.paths.bundles), []);
+  } finally {
+    execFileSync('umount', [small]);
+  }
+});
