@@ -56,7 +56,18 @@ let containerd: RunningContainerd;
 let cri: CriImageService;
 let configFile: string;
 let bundleSeal: string;
+let laterSeal: string;
 let desired: string[];
+let laterImages: string[];
+
+async function imageNames(seal: string): Promise<string[]> {
+  const opened = await openBundle(seal);
+  try {
+    return opened.manifest.images.map((i) => i.name).sort();
+  } finally {
+    await opened.close();
+  }
+}
 const dirs = { bundles: '', certs: '', crio: '', registriesD: '', reloadLog: '', state: '' };
 
 before(async () => {
@@ -71,18 +82,21 @@ before(async () => {
     const authfile = path.join(work, 'auth.json');
     await writeFile(authfile, '{"auths":{}}');
     await mkdir(path.join(work, 'media'));
-    const created = await runCli([
-      'bundle', 'create', '--release', RELEASE, ...EXTRA_IMAGES.flatMap((i) => ['--image', i]), '--platform', 'linux/amd64',
-      '--registries-conf', registriesConf, '--authfile', authfile, '--output', path.join(work, 'media', 'sample.tar'),
+    // Two bundles: the release with one extra image first, a multi-arch extra image later (for `run`).
+    const create = (output: string, ...selection: string[]) =>
+      runCli(['bundle', 'create', ...selection, '--platform', 'linux/amd64', '--registries-conf', registriesConf, '--authfile', authfile, '--output', output]);
+    const [first, later] = await Promise.all([
+      create(path.join(work, 'media', 'sample.tar'), '--release', RELEASE, '--image', EXTRA_IMAGES[0]!),
+      create(path.join(work, 'media', 'later.tar'), '--image', EXTRA_IMAGES[1]!),
     ]);
-    assert.equal(created.code, 0, `bundle create failed:\n${created.stdout}${created.stderr}`);
+    for (const created of [first, later]) assert.equal(created.code, 0, `bundle create failed:\n${created.stdout}${created.stderr}`);
   } finally {
     await registry.stop(); // from here on, no registry exists: the node is offline
   }
   bundleSeal = path.join(work, 'media', 'sample.tar.seal.json');
-  const opened = await openBundle(bundleSeal);
-  desired = opened.manifest.images.map((i) => i.name).sort();
-  await opened.close();
+  laterSeal = path.join(work, 'media', 'later.tar.seal.json');
+  desired = await imageNames(bundleSeal);
+  laterImages = await imageNames(laterSeal);
 
   // Node side: a private containerd whose CRI reads hosts.toml from our certs.d.
   Object.assign(dirs, {
@@ -225,18 +239,35 @@ describe('preload on a containerd node from a bundle', { concurrency: false }, (
     assert.equal(await reloads(), 2, 'nothing changed, so no reload');
   });
 
-  test('run serves the mirror, syncs at start, and stops cleanly on SIGTERM', async () => {
+  test('run serves the mirror, syncs at start, pre-loads a bundle imported while it runs, and stops on SIGTERM', async () => {
     const { child, done } = startCli(['run', '--config', configFile]);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    await waitFor('the first sync of run', async () => /generation \d+: \d+ image\(s\) in place/.test(stderr), 20_000);
-    const config = TOML.parse(await readFile(configFile, 'utf8')) as { mirror: { listen: string } };
-    const res = await fetch(`http://${config.mirror.listen}/v2/`);
-    assert.equal(res.status, 200, 'the mirror answers while the service runs');
-    child.kill('SIGTERM');
+    try {
+      await waitFor('the first sync of run', async () => /generation \d+: \d+ image\(s\) in place, 0 pulled/.test(stderr), 20_000);
+      const generation = (await status()).desiredGeneration;
+      const config = TOML.parse(await readFile(configFile, 'utf8')) as { mirror: { listen: string } };
+      const res = await fetch(`http://${config.mirror.listen}/v2/`);
+      assert.equal(res.status, 200, 'the mirror answers while the service runs');
+
+      const imported = await runCli(['import', '--config', configFile, laterSeal]);
+      assert.equal(imported.code, 0, imported.stderr);
+      await waitFor('the sync of the new bundle', async () => new RegExp(`generation ${generation + 1}: ${desired.length + laterImages.length} image\\(s\\) in place, ${laterImages.length} pulled`).test(stderr), 30_000);
+      const all = [...desired, ...laterImages].sort();
+      assert.equal(await readFile(pinnedFile(), 'utf8'), renderPinnedImages(all));
+      const inRuntime = await imagesInRuntime();
+      assert.ok(all.every((name) => inRuntime.has(name)), 'the new bundle\'s images are in containerd too');
+      const s = await status();
+      assert.equal(s.currentGeneration, generation + 1);
+      assert.equal(s.bundles.length, 2);
+      // The new repository changed the registries drop-in (its host's hosts.toml already existed): one reload
+      // for the mirror configuration, one for the pinned file.
+      assert.equal(await reloads(), 4);
+    } finally {
+      child.kill('SIGTERM');
+    }
     const result = await done;
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stderr, /stopped/);
-    assert.equal(await reloads(), 2);
   });
 });
