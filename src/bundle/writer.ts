@@ -289,7 +289,22 @@ async function staleOutputs(dir: string, name: string): Promise<string[]> {
   return entries.filter((e) => e === name || e === name + SEAL_SUFFIX || e === name + SIGNATURE_SUFFIX || (e.startsWith(`${name}.`) && /^\d{3}$/.test(e.slice(name.length + 1))));
 }
 
+/** Writes the bundle; a disk that fills up after the pre-flight check (another writer, a quota) is a UserError. */
 export async function createBundle(options: CreateOptions): Promise<CreateResult> {
+  try {
+    return await writeBundle(options);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code !== 'ENOSPC' && code !== 'EDQUOT') throw err;
+    const output = path.resolve(options.output);
+    throw new UserError('DISK_FULL', `the disk holding ${path.dirname(output)} filled up while writing the bundle (${code}); ${path.basename(output)} was not published`, {
+      hint: `free space there and run the same command again: finished blobs are kept in ${output}.partial and not fetched again`,
+      cause: err,
+    });
+  }
+}
+
+async function writeBundle(options: CreateOptions): Promise<CreateResult> {
   const output = path.resolve(options.output);
   const dir = path.dirname(output);
   const name = path.basename(output);
@@ -363,6 +378,12 @@ export async function createBundle(options: CreateOptions): Promise<CreateResult
       progress('download');
     });
     progress('download', true);
+    if (options.signal?.aborted) {
+      throw new UserError('INTERRUPTED', `interrupted: ${writer.done.size} of ${blobsTotal} blobs are written and kept in ${workDir}`, {
+        hint: 'run the same command again to resume: finished blobs are not fetched again, a partial one continues where it stopped',
+        exitCode: 130,
+      });
+    }
     if (writer.failures.size > 0) throw failureReport(plan, writer.failures, workDir);
 
     // Every blob is in place: the manifest with what downloading taught us, then seal and publish.

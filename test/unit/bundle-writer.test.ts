@@ -100,3 +100,19 @@ test('a failed blob fails the run naming image and blob, keeps the work dir, and
     assert.ok((await readFile(output)).equals(await readFile(`${output}.ref`)));
   });
 });
+
+test('an interrupted run (aborted) says so, exits 130 and keeps the work dir for the re-run', async () => {
+  await withDir(async (dir) => {
+    const output = path.join(dir, 'b.tar');
+    const controller = new AbortController();
+    controller.abort();
+    await assert.rejects(createBundle({ plan, source: new MemorySource(contents), output, created, signal: controller.signal }), (err: unknown) => {
+      assert.ok(err instanceof UserError);
+      assert.equal(err.code, 'INTERRUPTED');
+      assert.equal(err.exitCode, 130);
+      return true;
+    });
+    await stat(`${output}.partial`);
+    await assert.rejects(stat(output));
+  });
+});
