@@ -1,0 +1,190 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createBundle } from '../../../src/bundle/writer.js';
+import { CriError, type CriImage, type CriImageService } from '../../../src/cri/image-service.js';
+import { BundleStore } from '../../../src/mirror/bundle-store.js';
+import { resolveConfig, type NodeConfig } from '../../../src/node/config.js';
+import { preloadOnce, PreloadFailedError } from '../../../src/node/preload.js';
+import { renderPinnedImages } from '../../../src/node/runtime-files.js';
+import { openStateDatabase } from '../../../src/state/database.js';
+import { NodeState } from '../../../src/state/node-state.js';
+import { blobContents, MemorySource, testImage, testPlan } from '../../support/bundle-plans.js';
+
+const REPO = { domain: 'quay.io', path: 'openshift-release-dev/ocp-v4.0-art-dev' };
+
+/** A fake runtime: a set of images, pulls that can be made to fail, pinned when listed in the pinned file. */
+class FakeRuntime {
+  readonly images = new Set<string>();
+  readonly pulls: string[] = [];
+  /** Checked on every ImageStatus: what the "pinned file" says right now. */
+  pinnedNow: () => Set<string> = () => new Set();
+  failPull: (ref: string, attempt: number) => Error | undefined = () => undefined;
+  events: string[] = [];
+
+  constructor(private readonly mountpoint: string) {}
+
+  async imageStatus(ref: string): Promise<CriImage | undefined> {
+    if (!this.images.has(ref)) return undefined;
+    return { id: ref, repoTags: [], repoDigests: [ref], size: 1, pinned: this.pinnedNow().has(ref) };
+  }
+
+  async pullImage(ref: string): Promise<string> {
+    this.pulls.push(ref);
+    const error = this.failPull(ref, this.pulls.filter((p) => p === ref).length);
+    if (error) throw error;
+    this.images.add(ref);
+    this.events.push(`pulled ${ref}`);
+    return ref;
+  }
+
+  async imageFsInfo() {
+    return [{ mountpoint: this.mountpoint }];
+  }
+}
+
+interface Fixture {
+  dir: string;
+  config: NodeConfig;
+  state: NodeState;
+  store: BundleStore;
+  runtime: FakeRuntime;
+  names: string[];
+  run(): ReturnType<typeof preloadOnce>;
+}
+
+async function fixture(t: { after(fn: () => Promise<void> | void): void }, kind: 'crio' | 'containerd' = 'crio'): Promise<Fixture> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-preload-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const images = [0, 1, 2, 3].map((i) => testImage(REPO, `img${i}`, [randomBytes(2000), randomBytes(1000)]));
+  await createBundle({ plan: testPlan(images), source: new MemorySource(blobContents(images)), output: path.join(dir, 'bundles', 'b.tar'), created: '2026-01-01T00:00:00Z' });
+  const config = resolveConfig(
+    new Map<string, unknown>([
+      ['runtime.kind', kind],
+      ['paths.bundles', path.join(dir, 'bundles')],
+      ['paths.state', path.join(dir, 'state.db')],
+      ['runtime.reload', ['sh', '-c', `echo reload >> ${path.join(dir, 'reloads')}`]],
+      ['runtime.pinned_images_file', path.join(dir, 'crio.conf.d', '50-pinned-images')],
+      ['runtime.registries_dropin', path.join(dir, 'registries.conf.d', '50-pin-preload.conf')],
+      ['runtime.registries_conf', path.join(dir, 'registries.conf')],
+      ['runtime.hosts_dir', path.join(dir, 'certs.d')],
+      ['storage.reserve', 0],
+      ['pull.retries', 2],
+    ]),
+    new Map(),
+    undefined,
+  );
+  const db = openStateDatabase(':memory:');
+  t.after(() => {
+    db.close();
+  });
+  const state = new NodeState(db);
+  const store = await BundleStore.open(db);
+  const runtime = new FakeRuntime(dir);
+  const pinnedFile = config.runtime.pinnedImagesFile;
+  // CRI-O reports pinned what its pinned_images file lists (after the reload; the fake has no delay).
+  runtime.pinnedNow = () => {
+    if (!existsSync(pinnedFile)) return new Set();
+    return new Set(images.map((i) => `quay.io/${REPO.path}@${i.image.reference.digest}`));
+  };
+  const names = images.map((i) => `quay.io/${REPO.path}@${i.image.reference.digest}`).sort();
+  return {
+    dir, config, state, store, runtime, names,
+    run: () => preloadOnce({ config, state, store, cri: runtime as unknown as CriImageService, log: () => undefined, pull: { backoffMs: () => 1 } }),
+  };
+}
+
+async function reloads(dir: string): Promise<number> {
+  return existsSync(path.join(dir, 'reloads')) ? (await readFile(path.join(dir, 'reloads'), 'utf8')).split('\n').filter(Boolean).length : 0;
+}
+
+test('CRI-O: pulls what is missing, then writes the pinned file and records pinned what the runtime reports pinned', async (t) => {
+  const f = await fixture(t);
+  f.runtime.images.add(f.names[0]!);
+  const result = await f.run();
+  assert.deepEqual([...f.runtime.pulls].sort(), f.names.slice(1), 'the present image was not pulled');
+  assert.deepEqual([...result.pinned].sort(), f.names);
+  assert.equal(await readFile(f.config.runtime.pinnedImagesFile, 'utf8'), renderPinnedImages(f.names));
+  assert.equal(await reloads(f.dir), 2, 'after the registries drop-in, after the pinned file');
+  assert.ok(f.state.images().every((i) => i.state === 'pinned'));
+  assert.equal(f.state.status().currentGeneration, 1);
+  assert.match(f.state.status().pinning, /CRI-O pinned_images/);
+
+  const again = await f.run();
+  assert.deepEqual(again.pulled, []);
+  assert.deepEqual(again.changedFiles, []);
+  assert.equal(await reloads(f.dir), 2, 'nothing changed, no reload');
+  assert.equal(f.state.status().desiredGeneration, 1, 'same bundles, same generation');
+});
+
+test('ENOSPC while pulling stops everything, records StorageInsufficient, and writes no pinned file', async (t) => {
+  const f = await fixture(t);
+  f.runtime.failPull = (ref) => new CriError({ grpcCode: grpc.status.UNKNOWN, operation: 'pull', image: ref, details: 'write /var/lib/containers/storage/overlay: no space left on device' });
+  await assert.rejects(f.run(), (err: unknown) => err instanceof PreloadFailedError && err.reason === 'StorageInsufficient');
+  assert.ok(f.runtime.pulls.length <= f.config.pull.concurrency, 'no pull started after ENOSPC');
+  assert.equal(existsSync(f.config.runtime.pinnedImagesFile), false);
+  const status = f.state.status();
+  assert.deepEqual([status.conditions[1].status, status.conditions[1].reason], ['True', 'StorageInsufficient']);
+  assert.equal(status.lastFailedGeneration, 1);
+  assert.equal(status.currentGeneration, 0);
+});
+
+test('an image that cannot be pulled fails the sync (PrefetchFailed) with its error, and nothing is pinned', async (t) => {
+  const f = await fixture(t);
+  const bad = f.names[2]!;
+  f.runtime.failPull = (ref) => (ref === bad ? new CriError({ grpcCode: grpc.status.NOT_FOUND, operation: 'pull', image: ref, details: 'manifest unknown' }) : undefined);
+  await assert.rejects(f.run(), (err: unknown) => err instanceof PreloadFailedError && err.reason === 'PrefetchFailed' && err.message.includes(bad));
+  assert.equal(existsSync(f.config.runtime.pinnedImagesFile), false);
+  const record = f.state.image(bad)!;
+  assert.deepEqual([record.state, record.attempts], ['failed', 2]);
+  assert.match(record.lastError!, /manifest unknown/);
+  assert.ok(f.state.images().filter((i) => i.name !== bad).every((i) => i.state === 'present'));
+  assert.equal(f.state.status().conditions[1].reason, 'PrefetchFailed');
+
+  // Fixed (e.g. the right bundle arrived): the next sync completes and clears Degraded.
+  f.runtime.failPull = () => undefined;
+  await f.run();
+  assert.deepEqual(f.state.status().conditions.map((c) => [c.status, c.reason]), [['False', 'AsExpected'], ['False', 'AsExpected']]);
+  assert.equal(f.state.status().lastFailedGeneration, 1, 'the failure stays on record');
+});
+
+test('an image that vanishes between the pull and the re-check fails the sync before the pinned file is written', async (t) => {
+  const f = await fixture(t);
+  const vanishing = f.names[1]!;
+  const original = f.runtime.imageStatus.bind(f.runtime);
+  f.runtime.imageStatus = async (ref: string) => {
+    if (ref === vanishing && f.runtime.images.has(ref)) f.runtime.images.delete(ref); // GC'd right after its pull
+    return original(ref);
+  };
+  await assert.rejects(f.run(), (err: unknown) => err instanceof PreloadFailedError && err.message.includes(vanishing));
+  assert.equal(existsSync(f.config.runtime.pinnedImagesFile), false);
+  assert.equal(f.state.image(vanishing)!.state, 'pending');
+});
+
+test('containerd: images recorded present (not pinned) and the status says they are not protected', async (t) => {
+  const f = await fixture(t, 'containerd');
+  f.runtime.pinnedNow = () => new Set(); // containerd 1.x never reports pinned
+  const result = await f.run();
+  assert.deepEqual(result.pinned, []);
+  assert.ok(f.state.images().every((i) => i.state === 'present'));
+  assert.match(f.state.status().pinning, /containerd 1\.x has no pinned_images/);
+  assert.ok(existsSync(path.join(f.dir, 'certs.d', 'quay.io', 'hosts.toml')));
+});
+
+test('an empty bundle dir is a set with no images: our files are removed (and the runtime reloaded)', async (t) => {
+  const f = await fixture(t);
+  await f.run();
+  await rm(path.join(f.dir, 'bundles'), { recursive: true });
+  const result = await f.run();
+  assert.equal(result.images, 0);
+  assert.equal(existsSync(f.config.runtime.pinnedImagesFile), false);
+  assert.equal(existsSync(f.config.runtime.registriesDropin), false);
+  assert.equal(f.state.status().desiredGeneration, 2, 'a new set, a new generation');
+  assert.deepEqual(f.state.images(), []);
+  assert.equal(await reloads(f.dir), 4);
+});
