@@ -47,7 +47,7 @@ export function createProgress(options: ProgressOptions): ProgressReporter {
   const plainEvery = (options.plainIntervalSeconds ?? 5) * 1000;
   let title = options.title;
   const samples: Array<{ t: number; bytes: number }> = [];
-  let lastDraw = 0;
+  let lastDraw = Number.NEGATIVE_INFINITY;
   let drawn = false;
 
   const line = (state: ProgressState): string => {
@@ -73,7 +73,7 @@ export function createProgress(options: ProgressOptions): ProgressReporter {
         stream.write(`\r\x1b[2K${line(state)}`);
         drawn = true;
       } else {
-        if (lastDraw !== 0 && t - lastDraw < plainEvery) {
+        if (t - lastDraw < plainEvery) {
           samples.push({ t, bytes: state.bytesDone });
           return;
         }

@@ -144,3 +144,17 @@ test('refuses a split bundle with a missing volume, naming the volume', async ()
     await assert.rejects(openBundle(path.join(dir, 'b.tar.seal.json')), /b\.tar\.003 is missing/);
   });
 });
+
+test('refuses split volumes without their seal, but opens a lone tar without one', async () => {
+  await withDir(async (dir) => {
+    await writeTinyBundle(dir, 's.tar', 10_000);
+    await rm(path.join(dir, 's.tar.seal.json'));
+    await assert.rejects(openBundle(path.join(dir, 's.tar.001')), (err: Error & { code?: string }) => err.code === 'BUNDLE_UNSEALED');
+    await writeTinyBundle(dir, 'b.tar');
+    await rm(path.join(dir, 'b.tar.seal.json'));
+    const bundle = await openBundle(path.join(dir, 'b.tar'));
+    assert.equal(bundle.seal, undefined);
+    assert.equal((await bundle.locateBlobs()).size, plan.blobs.length);
+    await bundle.close();
+  });
+});
