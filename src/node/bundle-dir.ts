@@ -4,8 +4,10 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { SEAL_SUFFIX, type BundleImage, type BundleManifest } from '../bundle/format.js';
-import { locateBundle, openBundle } from '../bundle/reader.js';
-import { sha256Of } from '../oci/digest.js';
+import { locateBundle, openBundle, type OpenedBundle } from '../bundle/reader.js';
+import { parseManifest } from '../oci/manifest.js';
+import { platformMatches, type Platform } from '../oci/platform.js';
+import { sha256Of, type Digest } from '../oci/digest.js';
 import { parseReference, type Repository } from '../oci/reference.js';
 import { errnoCode } from '../util/errors.js';
 import type { ImageLayers } from './storage-check.js';
@@ -63,15 +65,17 @@ export interface DesiredImage {
   readonly name: string;
   readonly repository: Repository;
   readonly bundle: string;
+  readonly sealPath: string;
+  /** Every manifest of the image, top first (an index, then its children). */
+  readonly manifests: readonly string[];
   /** Compressed bytes of its config and layers: what a pull transfers. */
   readonly bytes: number;
   readonly layers: ImageLayers['layers'];
 }
 
 /**
- * Every image of every bundle, once (the first bundle naming it wins). A bundle made for one platform lists
- * exactly that platform's layers; for a multi-platform bundle every platform's layers count, which can only
- * over-estimate the space needed.
+ * Every image of every bundle, once (the first bundle naming it wins), with the layers of all the platforms
+ * the bundle holds; `layersForPlatform` narrows multi-platform images to what the node will pull.
  */
 export function desiredImages(bundles: readonly NodeBundle[]): DesiredImage[] {
   const byName = new Map<string, DesiredImage>();
@@ -79,13 +83,13 @@ export function desiredImages(bundles: readonly NodeBundle[]): DesiredImage[] {
     const blobs = new Map(bundle.manifest.blobs.map((b) => [b.digest as string, b]));
     for (const image of bundle.manifest.images) {
       if (byName.has(image.name)) continue;
-      byName.set(image.name, toDesired(image, bundle.path, blobs));
+      byName.set(image.name, toDesired(image, bundle, blobs));
     }
   }
   return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
 }
 
-function toDesired(image: BundleImage, bundle: string, blobs: Map<string, BundleManifest['blobs'][number]>): DesiredImage {
+function toDesired(image: BundleImage, bundle: NodeBundle, blobs: Map<string, BundleManifest['blobs'][number]>): DesiredImage {
   const ref = parseReference(image.name);
   let bytes = 0;
   const layers: Array<ImageLayers['layers'][number]> = [];
@@ -95,10 +99,66 @@ function toDesired(image: BundleImage, bundle: string, blobs: Map<string, Bundle
     bytes += blob.size;
     if (blob.role === 'layer') layers.push({ digest, size: blob.size, uncompressedSize: blob.uncompressedSize });
   }
-  return { name: image.name, repository: { domain: ref.domain, path: ref.path }, bundle, bytes, layers };
+  return { name: image.name, repository: { domain: ref.domain, path: ref.path }, bundle: bundle.path, sealPath: bundle.sealPath, manifests: image.manifests, bytes, layers };
 }
 
 /** The key of a set of bundles: a new key means a new generation. */
 export function bundleSetKey(bundles: readonly NodeBundle[]): string {
   return bundles.map((b) => b.manifestDigest).sort().join(',');
+}
+
+const NODE_ARCHITECTURES: Record<string, string> = { x64: 'amd64', arm64: 'arm64', ppc64: 'ppc64le', s390x: 's390x', arm: 'arm' };
+
+/** The platform the runtime on this node pulls (the runtime runs on the same machine). */
+export function nodePlatform(): Platform {
+  return { os: 'linux', architecture: NODE_ARCHITECTURES[process.arch] ?? process.arch };
+}
+
+async function readRange(opened: OpenedBundle, at: { offset: number; size: number }): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of opened.createReadStream(at.offset, at.size)) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Narrows images stored as an index with several children to the layers of the child the runtime will pick
+ * for `platform`, reading the (small) manifests from the bundle. Anything unexpected keeps the union of every
+ * platform's layers: an over-estimate, never an under-estimate.
+ */
+export async function layersForPlatform(images: readonly DesiredImage[], bundles: readonly NodeBundle[], platform: Platform): Promise<DesiredImage[]> {
+  const multi = images.filter((i) => i.manifests.length > 2);
+  if (multi.length === 0) return [...images];
+  const narrowed = new Map<string, DesiredImage>();
+  for (const bundle of bundles) {
+    const mine = multi.filter((i) => i.sealPath === bundle.sealPath);
+    if (mine.length === 0) continue;
+    const sizes = new Map(bundle.manifest.blobs.map((b) => [b.digest as string, b]));
+    const opened = await openBundle(bundle.sealPath);
+    try {
+      const located = await opened.locateBlobs();
+      const manifestAt = async (digest: string) => {
+        const at = located.get(digest as Digest);
+        return at ? parseManifest(await readRange(opened, at), undefined, `${bundle.path}: manifest ${digest}`) : undefined;
+      };
+      for (const image of mine) {
+        try {
+          const top = await manifestAt(image.manifests[0]!);
+          if (top?.kind !== 'index') continue;
+          const child = top.manifests.find((m) => m.platform !== undefined && platformMatches(platform, m.platform) && image.manifests.includes(m.digest));
+          const manifest = child ? await manifestAt(child.digest) : undefined;
+          if (manifest?.kind !== 'image') continue;
+          const layers = manifest.layers.flatMap((l) => {
+            const blob = sizes.get(l.digest);
+            return blob ? [{ digest: l.digest as string, size: blob.size, uncompressedSize: blob.uncompressedSize }] : [];
+          });
+          narrowed.set(image.name, { ...image, layers });
+        } catch {
+          // keep the over-estimate for this image
+        }
+      }
+    } finally {
+      await opened.close();
+    }
+  }
+  return images.map((i) => narrowed.get(i.name) ?? i);
 }

@@ -8,7 +8,7 @@ import { startMirror, type RunningMirror } from '../mirror/server.js';
 import { openStateDatabase, type StateDatabase } from '../state/database.js';
 import { NodeState, type FailureReason } from '../state/node-state.js';
 import { UserError } from '../util/errors.js';
-import { bundleSetKey, desiredImages, listSealFiles, readNodeBundle, type DesiredImage, type NodeBundle } from './bundle-dir.js';
+import { bundleSetKey, desiredImages, layersForPlatform, listSealFiles, nodePlatform, readNodeBundle, type DesiredImage, type NodeBundle } from './bundle-dir.js';
 import type { NodeConfig } from './config.js';
 import { pullImages, type PullOptions } from './pull.js';
 import { applyMirrorConfig, applyPinnedImages, reloadRuntime } from './runtime-files.js';
@@ -168,7 +168,7 @@ export async function preloadOnce(ctx: PreloadContext): Promise<PreloadResult> {
       const report = await checkStorage({
         cri,
         imageFs: config.runtime.imageFs,
-        images,
+        images: await layersForPlatform(missing, bundles, nodePlatform()),
         present: new Set(present),
         reserveBytes: config.storage.reserveBytes,
         runtime: config.runtime.kind,
