@@ -51,7 +51,11 @@ export class BundleStore implements MirrorStore, RepositoryDirectory {
   private directoryVersion = -1;
   private readonly volumeSets = new Map<number, VolumeSet>();
 
-  private constructor(private readonly db: StateDatabase) {
+  private constructor(
+    private readonly db: StateDatabase,
+    /** Whether close() closes the database (only when the store opened it itself). */
+    private readonly ownsDatabase: boolean,
+  ) {
     prepareMirrorTables(db);
     this.statements = {
       repositories: db.prepare(`SELECT DISTINCT r.domain, r.path FROM mirror_repository_manifests r JOIN mirror_bundles b ON b.id = r.bundle_id WHERE ${READY}`),
@@ -80,9 +84,16 @@ export class BundleStore implements MirrorStore, RepositoryDirectory {
 
   /** Opens the store on a state database (a file path or an open database) and checks every bundle's files. */
   static async open(database: string | StateDatabase): Promise<BundleStore> {
-    const store = new BundleStore(typeof database === 'string' ? openStateDatabase(database) : database);
-    await store.refresh();
-    return store;
+    const owns = typeof database === 'string';
+    const db = typeof database === 'string' ? openStateDatabase(database) : database;
+    try {
+      const store = new BundleStore(db, owns);
+      await store.refresh();
+      return store;
+    } catch (err) {
+      if (owns) db.close();
+      throw err;
+    }
   }
 
   /**
@@ -113,9 +124,10 @@ export class BundleStore implements MirrorStore, RepositoryDirectory {
     const bundlePath = bundlePathOf(await locateBundle(file));
     const existing = this.listBundles().find((b) => b.path === bundlePath);
     if (existing && (await indexIsCurrent(existing))) {
-      if (existing.problem !== undefined) setBundleProblem(this.db, existing.id, null);
+      if (existing.problem === undefined) return existing;
+      setBundleProblem(this.db, existing.id, null);
       this.forgetCaches();
-      return { ...existing, problem: undefined } as RegisteredBundle;
+      return this.listBundles().find((b) => b.id === existing.id) ?? existing;
     }
     const registered = await indexBundle(this.db, bundlePath);
     this.forgetCaches();
@@ -141,8 +153,9 @@ export class BundleStore implements MirrorStore, RepositoryDirectory {
     return listIndexedBundles(this.db);
   }
 
+  /** Closes the database if the store opened it (a database passed to open() stays the caller's). */
   close(): void {
-    this.db.close();
+    if (this.ownsDatabase) this.db.close();
   }
 
   private forgetCaches(): void {
