@@ -40,7 +40,7 @@ export interface CreateProgress {
 
 export type CreateEvent =
   | { readonly kind: 'resume'; readonly blobsDone: number; readonly bytesDone: number }
-  | { readonly kind: 'plan-changed'; readonly workDir: string }
+  | { readonly kind: 'start-over'; readonly workDir: string; readonly reason: string }
   | { readonly kind: 'disk'; readonly needed: number; readonly available: number; readonly dir: string }
   | { readonly kind: 'blob-retry'; readonly digest: Digest; readonly reason: string };
 
@@ -160,13 +160,25 @@ class BundleWriter {
     private readonly report: () => void,
   ) {}
 
+  /** Bytes of each blob on disk so far, by task index: the sum is bytesDone. */
+  private readonly positions = new Map<number, number>();
+
+  /** Sets how far blob `index` is written, keeping bytesDone and the journal in step. */
+  private async setPosition(index: number, position: number): Promise<void> {
+    this.bytesDone += position - (this.positions.get(index) ?? 0);
+    this.positions.set(index, position);
+    await this.journal.recordProgress(index, position);
+  }
+
   /** Downloads (or resumes) one blob into its data range; records it done only when verified and fsynced. */
   async writeBlob(task: BlobTask, resumeFrom: number): Promise<void> {
     const { blob, entry, index } = task;
+    this.positions.set(index, resumeFrom);
     let from = resumeFrom;
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         if (blob.bytes) await this.writeKnownBytes(task, blob.bytes);
+        else if (from >= blob.size) await this.checkWritten(task);
         else if (blob.role === 'manifest' && from === 0) await this.writeKnownBytes(task, await this.fetchManifest(blob));
         else await this.stream(task, from);
         await this.syncBlob(entry);
@@ -175,17 +187,20 @@ class BundleWriter {
         this.done.set(blob.digest, uncompressed);
         return;
       } catch (err) {
-        // A resumed blob whose whole does not verify is fetched again from byte 0, once.
-        if (err instanceof DigestMismatchError && from > 0 && attempt === 0) {
-          this.bytesDone -= from;
-          this.options.onEvent?.({ kind: 'blob-retry', digest: blob.digest, reason: `${err.message}; fetching it again from the start` });
-          from = 0;
-          await this.journal.recordProgress(index, 0);
-          continue;
-        }
-        throw err;
+        if (!(err instanceof DigestMismatchError)) throw err;
+        // Bytes that do not verify are never trusted by a later run; a resumed blob is fetched again from 0, once.
+        await this.setPosition(index, 0);
+        if (from === 0 || attempt > 0) throw err;
+        this.options.onEvent?.({ kind: 'blob-retry', digest: blob.digest, reason: `${err.message}; fetching it again from the start` });
+        from = 0;
       }
     }
+  }
+
+  /** A blob written to its end by an earlier run that stopped before recording it done: check it in place. */
+  private async checkWritten(task: BlobTask): Promise<void> {
+    const actual = `sha256:${(await this.hashWritten(task.entry, task.blob.size)).digest('hex')}`;
+    if (actual !== task.blob.digest) throw new DigestMismatchError(task.blob.digest, actual, `blob ${task.blob.digest} (on disk)`);
   }
 
   private async fetchManifest(blob: PlannedBlob): Promise<Buffer> {
@@ -198,14 +213,12 @@ class BundleWriter {
     const actual = sha256Of(bytes);
     if (actual !== task.blob.digest || bytes.length !== task.blob.size) throw new DigestMismatchError(task.blob.digest, actual, `manifest ${task.blob.digest}`);
     await this.volumes.write(bytes, task.entry.dataOffset);
-    this.bytesDone += bytes.length;
-    this.bytesFetched += bytes.length;
-    await this.journal.recordProgress(task.index, bytes.length);
+    await this.setPosition(task.index, bytes.length);
   }
 
   /** Streams the blob from `from` into place; bytes before `from` are re-hashed from the volume first. */
   private async stream(task: BlobTask, from: number): Promise<void> {
-    const { blob, entry, index } = task;
+    const { blob, entry } = task;
     let prefixHash: Hash | undefined;
     if (from > 0) prefixHash = await this.hashWritten(entry, from);
     const source = this.options.source.blobStream(repositoryOf(blob), { digest: blob.digest, size: blob.size }, {
@@ -217,9 +230,8 @@ class BundleWriter {
       if (position + chunk.length > blob.size) throw new DigestMismatchError(blob.digest, `(more than ${blob.size} bytes)`, `blob ${blob.digest}`);
       await this.volumes.write(chunk, entry.dataOffset + position);
       position += chunk.length;
-      this.bytesDone += chunk.length;
       this.bytesFetched += chunk.length;
-      await this.journal.recordProgress(index, position);
+      await this.setPosition(index, position);
       this.report();
     }
   }
@@ -249,6 +261,15 @@ function describeError(err: unknown): string {
   if (err instanceof UserError) return err.message;
   if (err instanceof Error) return errnoCode(err) ? `${err.message}` : err.message;
   return String(err);
+}
+
+/** Why the volume files of an unfinished run cannot be trusted (missing or resized), or undefined. */
+async function missingVolumeFile(workDir: string, layout: BundleLayout): Promise<string | undefined> {
+  for (const v of layout.volumes) {
+    const size = await fsp.stat(path.join(workDir, v.name)).then((st) => st.size, () => undefined);
+    if (size !== v.size) return `its volume file ${v.name} is ${size === undefined ? 'missing' : `${size} bytes, not ${v.size}`}`;
+  }
+  return undefined;
 }
 
 async function createVolumeFiles(workDir: string, layout: BundleLayout): Promise<VolumeSet> {
@@ -321,8 +342,10 @@ async function writeBundle(options: CreateOptions): Promise<CreateResult> {
     .map((entry, index) => ({ index, entry, blob: plannedBlobs.get(entry.digest!)! }));
 
   let state = await readJournal(workDir, key);
-  if (state.kind === 'different-plan') {
-    options.onEvent?.({ kind: 'plan-changed', workDir });
+  const damage = state.kind === 'resumable' ? await missingVolumeFile(workDir, layout) : undefined;
+  if (state.kind === 'different-plan' || damage) {
+    const reason = damage ?? 'it holds an unfinished bundle of a different plan (other images or split size)';
+    options.onEvent?.({ kind: 'start-over', workDir, reason });
     await fsp.rm(workDir, { recursive: true, force: true });
     state = { kind: 'absent' };
   }
@@ -358,7 +381,8 @@ async function writeBundle(options: CreateOptions): Promise<CreateResult> {
   try {
     if (state.kind === 'resumable') {
       for (const [digest, size] of state.done) if (plannedBlobs.has(digest)) writer.done.set(digest, size);
-      writer.bytesDone = written;
+      // Partly written blobs are counted when their task starts; finished ones now.
+      writer.bytesDone = tasks.filter((t) => writer.done.has(t.blob.digest)).reduce((s, t) => s + t.blob.size, 0);
       options.onEvent?.({ kind: 'resume', blobsDone: writer.done.size, bytesDone: written });
     }
     const indexBytes = ociIndexBytes(planned.manifest);

@@ -1,0 +1,286 @@
+// Fault suite for `bundle create`: a real docker-registry holding a generated release behind a loopback
+// proxy that injects 429/500, resets, short and corrupt bodies, expired tokens, a full disk and kill -9.
+// The rule each time: success with a bundle byte-identical to a clean run, or a clear error naming the
+// blob and a non-zero exit; then a clean re-run completes with the identical bundle. Never an internal error.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { generateSampleRelease, pushLayout, type SampleRelease } from '../../src/sample/index.js';
+import { assertNoInternalError, faultSeed, killRounds, runCli, seededRandom, sha256File, startCli, type CliResult } from '../support/cli.js';
+import { startDockerRegistry, type RunningRegistry } from '../support/docker-registry.js';
+import { startRegistryProxy, type Fault, type ProxiedRequest, type RunningProxy } from '../support/registry-proxy.js';
+
+const run = promisify(execFile);
+
+let work: string;
+let registry: RunningRegistry;
+let proxy: RunningProxy;
+let sample: SampleRelease;
+let conf: string;
+let authfile: string;
+/** sha256 of the clean run's tar and seal: every successful or re-run bundle must match them. */
+let clean: { tar: string; seal: string; ms: number };
+/** Blob digests with their sizes as the proxy saw them in the clean run, largest first. */
+let blobs: Array<{ digest: string; size: number }>;
+
+const selection = () => ['--release', sample.releaseReference, '--image', sample.extraImages[0]!.reference];
+const createArgs = (output: string, extra: readonly string[] = []) => ['bundle', 'create', '--registries-conf', conf, '--authfile', authfile, ...selection(), '--output', output, '--quiet', ...extra];
+
+const isBlobGet = (digest: string) => (req: ProxiedRequest) => req.method === 'GET' && req.path.split('?')[0]!.endsWith(`/blobs/${digest}`);
+const isManifestGet = (req: ProxiedRequest) => req.method === 'GET' && req.path.includes('/manifests/');
+
+before(async () => {
+  work = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-faults-'));
+  registry = await startDockerRegistry();
+  // Big enough that downloads take a while (kill points, a disk filling up), small enough to be quick.
+  sample = await generateSampleRelease(path.join(work, 'sample'), { baseLayerSize: 1024 * 1024, componentLayerSize: 96 * 1024, compressionLevel: 0 });
+  await pushLayout(sample.dir, registry.url, { concurrency: 8 });
+  proxy = await startRegistryProxy(registry.url);
+  conf = path.join(work, 'registries.conf');
+  await writeFile(conf, ['quay.io', 'registry.example.com'].map((p) => `[[registry]]\nprefix = "${p}"\nlocation = "${proxy.host}"\ninsecure = true\n`).join('\n'));
+  authfile = path.join(work, 'auth.json');
+  await writeFile(authfile, '{"auths":{}}');
+
+  const output = path.join(work, 'clean', 'bundle.tar');
+  const made = await runCli(createArgs(output));
+  assert.equal(made.code, 0, made.stderr);
+  const verified = await runCli(['bundle', 'verify', output]);
+  assert.equal(verified.code, 0, `the clean bundle does not verify:\n${verified.stdout}${verified.stderr}`);
+  clean = { tar: await sha256File(output), seal: await sha256File(`${output}.seal.json`), ms: made.ms };
+  const sizes = new Map<string, number>();
+  for (const r of proxy.requests) {
+    const m = /\/blobs\/(sha256:[a-f0-9]{64})/.exec(r.path);
+    if (r.method === 'GET' && m && r.status === 200) sizes.set(m[1]!, Math.max(sizes.get(m[1]!) ?? 0, r.bytesSent));
+  }
+  blobs = [...sizes].map(([digest, size]) => ({ digest, size })).sort((a, b) => b.size - a.size);
+  assert.ok(blobs.length > 10 && blobs[0]!.size >= 1024 * 1024, 'the clean run fetched the blobs through the proxy');
+});
+
+after(async () => {
+  await proxy?.stop();
+  await registry?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+async function exists(file: string): Promise<boolean> {
+  return stat(file).then(() => true, () => false);
+}
+
+/** The bundle at `output` is byte-identical to the clean run's (which `bundle verify` passed in before()). */
+async function assertIdenticalToClean(output: string, what: string): Promise<void> {
+  assert.equal(await sha256File(output), clean.tar, `${what}: the tar differs from a clean run`);
+  assert.equal(await sha256File(`${output}.seal.json`), clean.seal, `${what}: the seal differs from a clean run`);
+}
+
+/** After a failed run nothing looks complete: no tar, no seal (a .partial work dir for resuming is fine). */
+async function assertNothingComplete(output: string, what: string): Promise<void> {
+  assert.equal(await exists(output), false, `${what}: ${output} exists after a failure`);
+  assert.equal(await exists(`${output}.seal.json`), false, `${what}: a seal exists after a failure`);
+}
+
+/** One faulty run, judged by the rule, then (if it failed) a clean re-run that must match the clean bundle. */
+async function createUnderFault(name: string, fault: (req: ProxiedRequest) => Fault | undefined, blob?: string): Promise<CliResult> {
+  const output = path.join(work, name, 'bundle.tar');
+  proxy.setFault(fault);
+  let result: CliResult;
+  try {
+    result = await runCli(createArgs(output));
+  } finally {
+    proxy.setFault(undefined);
+  }
+  assertNoInternalError(result, name);
+  if (result.code === 0) {
+    await assertIdenticalToClean(output, name);
+  } else {
+    assert.ok(result.code !== null && result.code > 0, `${name}: non-zero exit`);
+    assert.match(result.stderr, /^pin-preload: error: /m, `${name}: one clear error line`);
+    if (blob !== undefined) assert.ok(result.stderr.includes(blob), `${name}: the error names the blob ${blob}:\n${result.stderr}`);
+    await assertNothingComplete(output, name);
+    const rerun = await runCli(createArgs(output));
+    assert.equal(rerun.code, 0, `${name}: the clean re-run failed:\n${rerun.stderr}`);
+    await assertIdenticalToClean(output, `${name} re-run`);
+  }
+  await rm(path.dirname(output), { recursive: true, force: true });
+  return result;
+}
+
+/** Fires `fault` for the first `times` requests matching `match`. */
+function times(match: (req: ProxiedRequest) => boolean, fault: Fault, n = 1): (req: ProxiedRequest) => Fault | undefined {
+  let left = n;
+  return (req) => (left > 0 && match(req) ? (left--, fault) : undefined);
+}
+
+test('transient faults are retried and the bundle is identical: 429 with Retry-After, 500, reset mid-blob, short body, 503 on a manifest', async () => {
+  const big = blobs[0]!.digest;
+  const mid = blobs[Math.floor(blobs.length / 2)]!.digest;
+  const cases: Array<[string, (req: ProxiedRequest) => Fault | undefined, string | undefined]> = [
+    ['429-retry-after', times(isBlobGet(big), { kind: 'status', status: 429, headers: { 'retry-after': '1' }, body: JSON.stringify({ errors: [{ code: 'TOOMANYREQUESTS', message: 'slow down' }] }) }), big],
+    ['500', times(isBlobGet(mid), { kind: 'status', status: 500 }, 2), mid],
+    ['reset-mid-blob', times(isBlobGet(big), { kind: 'reset-after-bytes', bytes: 300_000 }), big],
+    ['truncated-body', times(isBlobGet(big), { kind: 'truncate', bytes: 400_000 }), big],
+    ['503-manifest', times(isManifestGet, { kind: 'status', status: 503, headers: { 'retry-after': '0' } }, 3), undefined],
+  ];
+  const failed: string[] = [];
+  for (const [name, fault, blob] of cases) {
+    const result = await createUnderFault(name, fault, blob);
+    if (result.code !== 0) failed.push(`${name}: ${result.stderr}`);
+  }
+  // Overload statuses and broken connections that happen once must not fail the run: they are retried.
+  // (A corrupt byte may fail the run instead; see the next test: the rule then is a clear error and a clean re-run.)
+  assert.deepEqual(failed, [], failed.join('\n'));
+});
+
+test('a blob corrupted once in transit is refetched, or the run fails naming it and a re-run is identical', async () => {
+  const big = blobs[0]!.digest;
+  await createUnderFault('corrupt-byte', times(isBlobGet(big), { kind: 'corrupt-byte', offset: 700_000 }), big);
+});
+
+test('a blob that stays broken (500 every time, or corrupt every time) fails naming the blob, and a clean re-run is identical', async () => {
+  const victim = blobs[1]!.digest;
+  for (const [name, fault] of [
+    ['always-500', { kind: 'status', status: 500 }],
+    ['always-corrupt', { kind: 'corrupt-byte', offset: 10 }],
+  ] as const) {
+    const started = Date.now();
+    const result = await createUnderFault(name, (req) => (isBlobGet(victim)(req) ? fault : undefined), victim);
+    assert.notEqual(result.code, 0, `${name}: a blob that never arrives intact cannot make a bundle`);
+    assert.ok(Date.now() - started < 60_000, `${name}: gave up within bounded retries`);
+  }
+});
+
+test('a token that expires mid-run is renewed and the bundle is identical', async () => {
+  // The registry's own token harness lives inside registry-client.test.ts; here the proxy plays the
+  // registry's part: a 401 Bearer challenge first, then a 401 again on a request that carries the token
+  // (as distribution answers an expired JWT), which the client must answer with a fresh token.
+  let issued = 0;
+  const tokenServer = http.createServer((req, res) => {
+    issued++;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ token: `t${issued}`, expires_in: 300 }));
+  });
+  await new Promise<void>((resolve) => tokenServer.listen(0, '127.0.0.1', resolve));
+  try {
+    const realm = `http://127.0.0.1:${(tokenServer.address() as AddressInfo).port}/token`;
+    const challenge = (scope: string): Fault => ({
+      kind: 'status',
+      status: 401,
+      headers: { 'www-authenticate': `Bearer realm="${realm}",service="faults",scope="${scope}"` },
+      body: JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] }),
+    });
+    let expiredOnce = false;
+    let blobGets = 0;
+    const result = await createUnderFault('expiring-token', (req) => {
+      if (!req.path.startsWith('/v2/') || req.path === '/v2/') return undefined;
+      const repo = /^\/v2\/(.+?)\/(manifests|blobs)\//.exec(req.path)?.[1] ?? '';
+      const scope = `repository:${repo}:pull`;
+      if (!req.headers.authorization) return challenge(scope);
+      if (/\/blobs\//.test(req.path)) blobGets++;
+      if (!expiredOnce && blobGets === 5) {
+        expiredOnce = true;
+        return challenge(scope);
+      }
+      return undefined;
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(expiredOnce, 'the expiry was injected');
+    assert.ok(issued >= 2, `a fresh token was fetched after the expiry (${issued} issued)`);
+  } finally {
+    await new Promise<void>((resolve) => tokenServer.close(() => resolve()));
+  }
+});
+
+test('kill -9 at random points of bundle create: every re-run completes with a byte-identical bundle', async () => {
+  const seed = faultSeed();
+  const random = seededRandom(seed);
+  const rounds = killRounds();
+  const dir = path.join(work, 'kill');
+  const output = path.join(dir, 'bundle.tar');
+  const points: string[] = [];
+  for (let round = 0; round < rounds; round++) {
+    // Kill anywhere from process start-up to the end of a clean run (planning, downloads, sealing, rename).
+    const killAfterMs = Math.floor(random() * clean.ms * 1.1);
+    const first = startCli(createArgs(output, ['--concurrency', String(1 + Math.floor(random() * 8))]));
+    const timer = setTimeout(() => first.child.kill('SIGKILL'), killAfterMs);
+    const killed = await first.done;
+    clearTimeout(timer);
+    assertNoInternalError(killed, `round ${round} (seed ${seed})`);
+    points.push(`${killAfterMs}ms:${killed.signal ?? `exit ${killed.code}`}`);
+    if (killed.signal === 'SIGKILL') await assertNothingCompleteOrComplete(output, `round ${round} (seed ${seed}), killed at ${killAfterMs} ms`);
+    const rerun = await runCli(createArgs(output));
+    assertNoInternalError(rerun, `round ${round} re-run (seed ${seed})`);
+    assert.equal(rerun.code, 0, `round ${round} (seed ${seed}, kill at ${killAfterMs} ms): the re-run failed:\n${rerun.stderr}`);
+    await assertIdenticalToClean(output, `round ${round} (seed ${seed}, kill at ${killAfterMs} ms)`);
+    await rm(dir, { recursive: true, force: true });
+  }
+  process.stderr.write(`# kill -9 rounds (seed ${seed}): ${points.join(' ')}\n`);
+});
+
+/** Killed mid-run, the output is either absent or already whole (killed after the final rename). */
+async function assertNothingCompleteOrComplete(output: string, what: string): Promise<void> {
+  if (!(await exists(output))) return;
+  if (await exists(`${output}.seal.json`)) await assertIdenticalToClean(output, `${what} (killed after publishing)`);
+  else assert.fail(`${what}: the tar exists without its seal`);
+}
+
+test('the disk filling up during bundle create fails with a clear error, leaves nothing that looks complete, and a re-run with room is identical', async (t) => {
+  const mount = path.join(work, 'small-disk');
+  await mkdir(mount);
+  // Room for the bundle and its pre-flight margin, so the run starts; then a filler takes the rest mid-download.
+  await run('mount', ['-t', 'tmpfs', '-o', `size=${Math.ceil((blobs.reduce((n, b) => n + b.size, 0) + 8 * 1024 * 1024) / 4096) * 4096}`, 'tmpfs', mount]);
+  t.after(async () => {
+    await run('umount', [mount]).catch(() => run('umount', ['-l', mount]));
+    await rm(mount, { recursive: true, force: true });
+  });
+  const output = path.join(mount, 'bundle.tar');
+  // Slow the largest blob down (reset once, so it is fetched again) to leave time to fill the disk.
+  proxy.setFault(times(isBlobGet(blobs[0]!.digest), { kind: 'reset-after-bytes', bytes: 200_000 }));
+  const creating = startCli(createArgs(output, ['--concurrency', '2']));
+  const filler = path.join(mount, 'filler');
+  try {
+    for (let i = 0; i < 400 && !(await exists(`${output}.partial`)); i++) await new Promise((r) => setTimeout(r, 5));
+    await fillDisk(filler);
+  } finally {
+    proxy.setFault(undefined);
+  }
+  const result = await creating.done;
+  assertNoInternalError(result, 'disk full');
+  assert.notEqual(result.code, 0, `bundle create succeeded on a full disk:\n${result.stdout}`);
+  assert.match(result.stderr, /space|ENOSPC/i, result.stderr);
+  process.stderr.write(`# disk full: ${result.stderr.split('\n')[0]}\n`);
+  await assertNothingComplete(output, 'disk full');
+  await rm(filler);
+  const rerun = await runCli(createArgs(output));
+  assert.equal(rerun.code, 0, rerun.stderr);
+  await assertIdenticalToClean(output, 'disk full re-run');
+  assert.deepEqual((await readdir(mount)).sort(), ['bundle.tar', 'bundle.tar.seal.json']);
+});
+
+/** Writes zeros into `file` until the filesystem is full (ENOSPC), bounded by the filesystem's size. */
+async function fillDisk(file: string): Promise<void> {
+  const { bavail, bsize } = await statfs(path.dirname(file));
+  const out = createWriteStream(file);
+  const chunk = Buffer.alloc(1024 * 1024);
+  const ended = new Promise<void>((resolve) => {
+    out.on('error', () => resolve());
+    out.on('close', () => resolve());
+  });
+  for (let written = 0; written <= bavail * bsize && !out.destroyed; written += chunk.length) {
+    if (!out.write(chunk)) await new Promise<void>((resolve) => {
+      const done = () => {
+        out.off('drain', done).off('error', done);
+        resolve();
+      };
+      out.on('drain', done).on('error', done);
+    });
+  }
+  out.end();
+  await ended;
+}
