@@ -126,11 +126,12 @@ function pinningDescription(config: NodeConfig, unpinned: number): string {
 }
 
 /**
- * Waits (bounded) for the runtime to report `pinned` on the images after a reload; returns the final
- * ImageStatus of each. Only CRI-O pins; for containerd one pass is enough.
+ * The final ImageStatus of each image. Right after the pinned file changed, CRI-O may still be handling the
+ * SIGHUP, so we wait (bounded) for it to report `pinned`; otherwise, and for containerd, one pass.
  */
-async function finalStatuses(ctx: PreloadContext, images: readonly DesiredImage[]): Promise<Map<string, CriImage | undefined>> {
-  const deadline = Date.now() + (ctx.config.runtime.kind === 'crio' && ctx.config.runtime.pinnedImagesFile !== '' ? PINNED_REPORT_WAIT_MS : 0);
+async function finalStatuses(ctx: PreloadContext, images: readonly DesiredImage[], pinnedFileChanged: boolean): Promise<Map<string, CriImage | undefined>> {
+  const waitForPins = pinnedFileChanged && ctx.config.runtime.kind === 'crio';
+  const deadline = Date.now() + (waitForPins ? PINNED_REPORT_WAIT_MS : 0);
   for (;;) {
     const statuses = await imageStatuses(ctx.cri, images);
     const waiting = [...statuses.values()].some((s) => s !== undefined && !s.pinned);
@@ -226,7 +227,7 @@ export async function preloadOnce(ctx: PreloadContext): Promise<PreloadResult> {
     changedFiles.push(...pinnedChanged);
     reloads += await applyAndReload(ctx, pinnedChanged, 'pinned images');
 
-    const final = await finalStatuses(ctx, images);
+    const final = await finalStatuses(ctx, images, pinnedChanged.length > 0);
     const gone = images.filter((i) => final.get(i.name) === undefined).map((i) => i.name);
     if (gone.length > 0) {
       state.markMissing(gone);
