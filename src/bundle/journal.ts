@@ -104,7 +104,12 @@ export class Journal {
     await promisify(fs.fdatasync)(this.doneFd);
   }
 
+  private closed = false;
+
+  /** Idempotent: closing a number twice could close a file opened meanwhile under the same fd. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     fs.closeSync(this.progressFd);
     fs.closeSync(this.doneFd);
   }

@@ -231,7 +231,7 @@ class BundleWriter {
       await this.volumes.write(chunk, entry.dataOffset + position);
       position += chunk.length;
       this.bytesFetched += chunk.length;
-      await this.setPosition(index, position);
+      await this.setPosition(task.index, position);
       this.report();
     }
   }

@@ -24,8 +24,8 @@ function note(quiet: boolean | undefined, text: string): void {
 
 function describeEvent(event: CreateEvent): string | undefined {
   switch (event.kind) {
-    case 'plan-changed':
-      return `note: ${event.workDir} holds an unfinished bundle of a different plan (or split size); starting over`;
+    case 'start-over':
+      return `note: not resuming from ${event.workDir}: ${event.reason}; starting over`;
     case 'resume':
       return `resuming: ${event.blobsDone} blobs and ${formatBytes(event.bytesDone)} already written are kept`;
     case 'blob-retry':

@@ -116,3 +116,38 @@ test('an interrupted run (aborted) says so, exits 130 and keeps the work dir for
     await assert.rejects(stat(output));
   });
 });
+
+test('a blob written to its end but not recorded done is checked on disk, not fetched again; bad bytes are refetched', async () => {
+  await withDir(async (dir) => {
+    const output = path.join(dir, 'b.tar');
+    const big = images[0]!.blobs.find((b) => b.size > 100_000)!;
+    const source = new MemorySource(contents);
+    // The source serves the whole blob but then breaks: bytes on disk, blob not done.
+    source.failAfter.set(big.digest, big.size);
+    await assert.rejects(createBundle({ plan, source, output, created }));
+    source.failAfter.clear();
+    source.served.clear();
+    await createBundle({ plan, source, output, created });
+    assert.equal(source.served.size, 0);
+    const bundle = await openBundle(output);
+    const at = (await bundle.locateBlobs()).get(big.digest)!;
+    assert.equal(sha256Of(await buffer(bundle.createReadStream(at.offset, at.size))), big.digest);
+    await bundle.close();
+  });
+});
+
+test('a work dir whose volume file vanished is not trusted: the run starts over and says why', async () => {
+  await withDir(async (dir) => {
+    const output = path.join(dir, 'b.tar');
+    const big = images[0]!.blobs.find((b) => b.size > 100_000)!;
+    const source = new MemorySource(contents);
+    source.failAfter.set(big.digest, 1000);
+    await assert.rejects(createBundle({ plan, source, output, created }));
+    await rm(path.join(`${output}.partial`, 'b.tar'));
+    source.failAfter.clear();
+    const events: string[] = [];
+    const result = await createBundle({ plan, source, output, created, onEvent: (e) => events.push(e.kind === 'start-over' ? e.reason : e.kind) });
+    assert.equal(result.resumed, false);
+    assert.ok(events.includes('its volume file b.tar is missing'), events.join('; '));
+  });
+});
