@@ -212,3 +212,17 @@ test('the mirror opens no file but the registered volumes, whatever the request 
   assert.ok(opened.length >= 1, 'the blob read went through fs.createReadStream');
   assert.deepEqual([...new Set(opened)], [path.join(dir, 'a.tar')], 'only the bundle volume was opened');
 });
+
+test('a bundle registered by another process in the same database is served on the next request', async (t) => {
+  const dir = await withWork(t);
+  const seal = await buildTinyBundle(path.join(dir, 'a.tar'), [testImage(tool, 'one', [randomBytes(3000)], { tag: 'v1' })]);
+  const db = path.join(dir, 'state.db');
+  const serving = await BundleStore.open(db);
+  t.after(() => serving.close());
+  const mirror = await serve(t, serving);
+  assert.equal((await get(mirror, '/v2/team/tool/manifests/v1')).status, 404);
+  const importer = await BundleStore.open(db);
+  await importer.registerBundle(seal);
+  importer.close();
+  assert.equal((await get(mirror, '/v2/team/tool/manifests/v1')).status, 200);
+});

@@ -400,3 +400,23 @@ test('too many blob downloads at once get 429 TOOMANYREQUESTS with Retry-After; 
   assert.equal(again.status, 206, 'the slot is free again');
   assert.equal(again.body.length, 1024);
 });
+
+test('serves HTTPS with the given certificate and key', async (t) => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const { readFile } = await import('node:fs/promises');
+  const https = await import('node:https');
+  const cert = path.join(work, 'tls.crt');
+  const key = path.join(work, 'tls.key');
+  await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-keyout', key, '-out', cert]);
+  const secure = await startMirror({ store, listen: '127.0.0.1:0', tls: { cert: await readFile(cert), key: await readFile(key) } });
+  t.after(() => secure.close());
+  assert.match(secure.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+  const status = await new Promise<number>((resolve, reject) => {
+    https.get({ host: '127.0.0.1', port: secure.port, path: `/v2/${RELEASE}/tags/list`, ca: [], rejectUnauthorized: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    }).on('error', reject);
+  });
+  assert.equal(status, 200);
+});

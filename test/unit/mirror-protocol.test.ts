@@ -66,3 +66,13 @@ test('pagination is lexical with last exclusive, n=0 empty, and a next page only
   assert.equal(parsePageSize(undefined), null);
   assert.equal(nextLink('/v2/a/tags/list', 2, 'v 1'), '</v2/a/tags/list?n=2&last=v+1>; rel="next"');
 });
+
+test('the listen address is loopback unless another address is written out', async () => {
+  const { parseListen, DEFAULT_LISTEN } = await import('../../src/mirror/server.js');
+  assert.equal(DEFAULT_LISTEN, '127.0.0.1:5000');
+  assert.deepEqual(parseListen('5000'), { host: '127.0.0.1', port: 5000 });
+  assert.deepEqual(parseListen('0.0.0.0:5000'), { host: '0.0.0.0', port: 5000 });
+  assert.deepEqual(parseListen('[::1]:5001'), { host: '::1', port: 5001 });
+  assert.deepEqual(parseListen('10.0.0.5:5000'), { host: '10.0.0.5', port: 5000 });
+  for (const bad of ['', 'localhost', '1.2.3.4:99999', 'a:b', '[::1]']) assert.throws(() => parseListen(bad), /invalid listen address/, bad);
+});
