@@ -235,10 +235,7 @@ export async function preloadOnce(ctx: PreloadContext): Promise<PreloadResult> {
     }
     const pinned = names.filter((n) => final.get(n)?.pinned === true);
     const unpinned = names.filter((n) => final.get(n)?.pinned !== true);
-    state.unpinAll();
-    state.markPresent(names);
-    state.markPinned(pinned);
-    state.recordSuccess(pinningDescription(config, unpinned.length));
+    state.recordSynced(names, pinned, pinningDescription(config, unpinned.length));
     return { generation, images: images.length, pulled, pinned, unpinned, changedFiles, reloads };
   } catch (err) {
     if (err instanceof PreloadFailedError) throw err;

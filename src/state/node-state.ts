@@ -278,6 +278,19 @@ export class NodeState {
     this.db.prepare(`UPDATE node_images SET state = 'present', updated_at = ? WHERE state = 'pinned'`).run(now());
   }
 
+  /**
+   * The end of a successful sync, in one transaction: every desired image present (the final ImageStatus saw
+   * it), `pinned` exactly those the runtime reports pinned, current generation = desired.
+   */
+  recordSynced(present: readonly string[], pinned: readonly string[], pinning: string): void {
+    this.db.transaction(() => {
+      this.unpinAll();
+      this.markPresent(present);
+      this.markPinned(pinned);
+      this.recordSuccess(pinning);
+    })();
+  }
+
   // ---- status ----
 
   private statusRow(): StatusRow {

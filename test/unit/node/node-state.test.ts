@@ -126,3 +126,18 @@ test('state survives closing and reopening the database file', async (t) => {
     reopened.close();
   }
 });
+
+test('recording a completed sync is one transaction: a refused pin leaves the previous state whole', () => {
+  const state = memoryState();
+  state.setDesired('s', [{ name: A, bundle: '/b' }, { name: B, bundle: '/b' }]);
+  state.markPresent([A, B]);
+  state.markPinned([A, B]);
+  state.recordSuccess('before');
+  state.markMissing([B]); // B vanished from the runtime
+  assert.throws(() => state.recordSynced([A], [A, B], 'after'), /not recorded as present/);
+  assert.deepEqual(state.images().map((i) => i.state), ['pinned', 'pending'], 'A was not unpinned, B not pinned');
+  assert.equal(state.status().pinning, 'before');
+  state.recordSynced([A, B], [A], 'after');
+  assert.deepEqual(state.images().map((i) => i.state), ['pinned', 'present']);
+  assert.equal(state.status().pinning, 'after');
+});
