@@ -131,3 +131,17 @@ test('a bundle without its seal is reported as incomplete', async () => {
     assert.equal(report.blobsChecked, plan.blobs.length);
   });
 });
+
+test('inspect reads only the seal and the manifest: it works with every volume but the first gone', async () => {
+  const { inspectBundle } = await import('../../src/bundle/inspect.js');
+  await withBundle({ splitSize: 40_000 }, async (_dir, output) => {
+    const full = await inspectBundle(output);
+    for (const v of full.volumes.slice(1)) await rm(path.join(path.dirname(output), v.name));
+    const partial = await inspectBundle(`${output}.seal.json`);
+    assert.equal(partial.images.length, 2);
+    assert.equal(partial.sealed, true);
+    assert.equal(partial.blobs, plan.blobs.length);
+    assert.deepEqual(partial.volumes.map((v) => v.present), full.volumes.map((_, i) => i === 0));
+    assert.equal(partial.images[0]!.tag, 'v1');
+  });
+});

@@ -151,3 +151,19 @@ test('a work dir whose volume file vanished is not trusted: the run starts over 
     assert.ok(events.includes('its volume file b.tar is missing'), events.join('; '));
   });
 });
+
+test('a re-run with a different plan (here another split size) says so and starts over', async () => {
+  await withDir(async (dir) => {
+    const output = path.join(dir, 'b.tar');
+    const big = images[0]!.blobs.find((b) => b.size > 100_000)!;
+    const source = new MemorySource(contents);
+    source.failAfter.set(big.digest, 1000);
+    await assert.rejects(createBundle({ plan, source, output, created }));
+    source.failAfter.clear();
+    const events: string[] = [];
+    const result = await createBundle({ plan, source, output, created, splitSize: 100_000, onEvent: (e) => events.push(e.kind === 'start-over' ? e.reason : e.kind) });
+    assert.equal(result.resumed, false);
+    assert.ok(events.some((e) => /different plan/.test(e)), events.join('; '));
+    assert.ok(result.volumes.length > 1);
+  });
+});
