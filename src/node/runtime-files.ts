@@ -14,7 +14,7 @@ import {
   type RegistryConf,
 } from '../registry/registries-conf.js';
 import { repositoryName, type Repository } from '../oci/reference.js';
-import { removeFileDurably, writeFileAtomic } from '../util/atomic-file.js';
+import { removeFileDurably as removeFile, writeFileAtomic } from '../util/atomic-file.js';
 import { UserError, errnoCode } from '../util/errors.js';
 import type { NodeConfig } from './config.js';
 
@@ -24,6 +24,34 @@ export const OWNER_MARKER = '# Written by pin-preload. Do not edit: it is rewrit
 function tomlString(value: string): string {
   // JSON's escapes (\" \\ \n \uXXXX) are all valid in TOML basic strings.
   return JSON.stringify(value);
+}
+
+/** A runtime file could not be written or removed: name it, its configuration key, and the usual cause. */
+function fileError(file: string, key: string, err: unknown): UserError {
+  const code = errnoCode(err);
+  return new UserError('RUNTIME_FILE_FAILED', `cannot write ${file} ([runtime] ${key}): ${code ?? (err as Error).message}`, {
+    hint: code === 'EROFS' || code === 'EACCES' || code === 'EPERM'
+      ? `set [runtime] ${key} = "" if this runtime does not use it, or let the service write there (systemctl edit pin-preload: ReadWritePaths=${path.dirname(file)})`
+      : undefined,
+    cause: err,
+  });
+}
+
+/** writeFileAtomic (0644, only when the bytes differ) with errors that name the file and its key. */
+async function writeOwned(file: string, content: string, key: string): Promise<boolean> {
+  try {
+    return await writeFileAtomic(file, content, 0o644);
+  } catch (err) {
+    throw fileError(file, key, err);
+  }
+}
+
+async function removeOwned(file: string, key: string): Promise<boolean> {
+  try {
+    return await removeFile(file);
+  } catch (err) {
+    throw fileError(file, key, err);
+  }
 }
 
 function isLoopback(listen: string): boolean {
@@ -62,8 +90,8 @@ export function renderPinnedImages(names: readonly string[]): string {
 /** Writes (or, for an empty set, removes) the pinned-images file; returns whether it changed. */
 export async function applyPinnedImages(file: string, names: readonly string[]): Promise<boolean> {
   if (file === '') return false;
-  if (names.length === 0) return removeFileDurably(file);
-  return writeFileAtomic(file, renderPinnedImages(names), 0o644);
+  if (names.length === 0) return removeOwned(file, 'pinned_images_file');
+  return writeOwned(file, renderPinnedImages(names), 'pinned_images_file');
 }
 
 // ---------------------------------------------------------------- CRI-O: registries.conf.d
@@ -190,14 +218,14 @@ export async function applyHostsTomls(hostsDir: string, sourceHosts: readonly st
         hint: `merge a [host."http://${mirror.listen}"] entry with capabilities ["pull", "resolve"] into it yourself, or move it away and run preload again`,
       });
     }
-    if (await writeFileAtomic(file, renderHostsToml(host, mirror), 0o644)) changed.push(file);
+    if (await writeOwned(file, renderHostsToml(host, mirror), 'hosts_dir')) changed.push(file);
   }
   const present = await readdir(hostsDir).catch((err: unknown) => (errnoCode(err) === 'ENOENT' ? ([] as string[]) : Promise.reject(err)));
   for (const host of present) {
     if (wanted.has(host)) continue;
     const file = path.join(hostsDir, host, 'hosts.toml');
     if ((await isOurs(file)) !== true) continue;
-    await removeFileDurably(file);
+    await removeOwned(file, 'hosts_dir');
     await rmdir(path.dirname(file)).catch(() => undefined); // only if now empty
     changed.push(file);
   }
@@ -216,7 +244,7 @@ export async function applyMirrorConfig(config: NodeConfig, repositories: readon
   const dropin = config.runtime.registriesDropin;
   if (dropin !== '') {
     if (repositories.length === 0) {
-      if ((await isOurs(dropin)) === true && (await removeFileDurably(dropin))) changed.push(dropin);
+      if ((await isOurs(dropin)) === true && (await removeOwned(dropin, 'registries_dropin'))) changed.push(dropin);
     } else {
       const existing = await loadEffectiveRegistries(config.runtime.registriesConf, dropin);
       if ((await isOurs(dropin)) === false) {
@@ -224,7 +252,7 @@ export async function applyMirrorConfig(config: NodeConfig, repositories: readon
           hint: 'set [runtime] registries_dropin to a file name of our own',
         });
       }
-      if (await writeFileAtomic(dropin, renderRegistriesDropin(repositories, mirror, existing), 0o644)) changed.push(dropin);
+      if (await writeOwned(dropin, renderRegistriesDropin(repositories, mirror, existing), 'registries_dropin')) changed.push(dropin);
     }
   }
   if (config.runtime.kind === 'containerd') {

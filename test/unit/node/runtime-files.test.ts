@@ -233,3 +233,15 @@ test('reload runs the argv without a shell; a failure names the command and its 
   });
   await assert.rejects(reloadRuntime(['/nonexistent/reload']), /command not found/);
 });
+
+test('a runtime file that cannot be written is a user error naming the file and its configuration key', async (t) => {
+  const dir = await tempDir(t);
+  const blocker = path.join(dir, 'not-a-dir');
+  await writeFile(blocker, 'a file where a directory should be');
+  await assert.rejects(applyPinnedImages(path.join(blocker, '50-pinned-images'), [A]), (err: unknown) => {
+    assert.ok(isUserError(err));
+    assert.equal(err.code, 'RUNTIME_FILE_FAILED');
+    assert.match(err.message, /not-a-dir\/50-pinned-images \(\[runtime\] pinned_images_file\)/);
+    return true;
+  });
+});
