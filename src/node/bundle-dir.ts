@@ -107,6 +107,7 @@ export function bundleSetKey(bundles: readonly NodeBundle[]): string {
   return bundles.map((b) => b.manifestDigest).sort().join(',');
 }
 
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const NODE_ARCHITECTURES: Record<string, string> = { x64: 'amd64', arm64: 'arm64', ppc64: 'ppc64le', s390x: 's390x', arm: 'arm' };
 
 /** The platform the runtime on this node pulls (the runtime runs on the same machine). */
@@ -138,7 +139,8 @@ export async function layersForPlatform(images: readonly DesiredImage[], bundles
       const located = await opened.locateBlobs();
       const manifestAt = async (digest: string) => {
         const at = located.get(digest as Digest);
-        return at ? parseManifest(await readRange(opened, at), undefined, `${bundle.path}: manifest ${digest}`) : undefined;
+        // Manifests are small; anything bigger is not read into memory (the estimate then stays).
+        return at && at.size <= MAX_MANIFEST_BYTES ? parseManifest(await readRange(opened, at), undefined, `${bundle.path}: manifest ${digest}`) : undefined;
       };
       for (const image of mine) {
         try {
