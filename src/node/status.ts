@@ -88,15 +88,16 @@ function oneLine(text: string, max = 120): string {
 
 export function formatStatus(json: StatusJson): string {
   const out: string[] = [];
-  out.push(`Runtime:             ${json.runtime.kind} (${json.runtime.endpoint})`);
-  out.push(`GC protection:       ${json.runtime.pinning}`);
-  out.push(`Desired generation:  ${json.desiredGeneration}`);
-  out.push(`Current generation:  ${json.currentGeneration}`);
+  const field = (label: string, value: string) => out.push(`${`${label}:`.padEnd(25)}${value}`);
+  field('Runtime', `${json.runtime.kind} (${json.runtime.endpoint})`);
+  field('GC protection', json.runtime.pinning);
+  field('Desired generation', String(json.desiredGeneration));
+  field('Current generation', String(json.currentGeneration));
   if (json.lastFailedGeneration > 0) {
-    out.push(`Last failed generation: ${json.lastFailedGeneration}`);
-    out.push(`  error: ${oneLine(json.lastFailedGenerationError, 400)}`);
+    field('Last failed generation', String(json.lastFailedGeneration));
+    field('Last failure', oneLine(json.lastFailedGenerationError, 400));
   }
-  if (json.storage) out.push(`Storage:             required ${describeBytes(json.storage.requiredBytes)}, available ${describeBytes(json.storage.availableBytes)}`);
+  if (json.storage) field('Storage', `required ${describeBytes(json.storage.requiredBytes)}, available ${describeBytes(json.storage.availableBytes)}`);
   out.push('', 'Conditions:');
   out.push(...table([
     ['TYPE', 'STATUS', 'REASON', 'SINCE', 'MESSAGE'],
