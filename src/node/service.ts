@@ -45,6 +45,7 @@ export async function runService(config: NodeConfig, options: ServiceOptions): P
   let mirror: RunningMirror | undefined;
   let watcher: FSWatcher | undefined;
   const timers = new Set<NodeJS.Timeout>();
+  let debounce: NodeJS.Timeout | undefined;
   try {
     cri = await CriImageService.connect(config.runtime.endpoint);
     mirror = await startNodeMirror(config, services.store);
@@ -62,7 +63,6 @@ export async function runService(config: NodeConfig, options: ServiceOptions): P
       }, ms);
       timers.add(timer);
     };
-    let debounce: NodeJS.Timeout | undefined;
 
     /** A change was seen: after the quiet time, compare snapshots; a different set cancels a running sync. */
     const onChange = () => {
@@ -129,8 +129,8 @@ export async function runService(config: NodeConfig, options: ServiceOptions): P
         running = undefined;
       }
     }
-    if (debounce) clearTimeout(debounce);
   } finally {
+    if (debounce) clearTimeout(debounce);
     for (const timer of timers) clearTimeout(timer);
     watcher?.close();
     await mirror?.close();
