@@ -50,6 +50,9 @@ export class BundleStore implements MirrorStore, RepositoryDirectory {
   private directory = new Map<string, Repository[]>();
   private directoryVersion = -1;
   private readonly volumeSets = new Map<number, VolumeSet>();
+  /** Lookups already answered (manifest requests repeat a lot: every node pulls the same images). */
+  private readonly lookups = new BoundedCache<string, StoredManifest | Digest | null>(8192);
+  private readonly bytes = new BoundedCache<Digest, Buffer>(2048);
 
   private constructor(
     private readonly db: StateDatabase,
@@ -79,6 +82,8 @@ export class BundleStore implements MirrorStore, RepositoryDirectory {
          WHERE m.subject = ? AND r.path = ? AND r.domain = ? AND ${READY}`,
       ),
       volumes: db.prepare('SELECT volumes FROM mirror_bundles WHERE id = ?'),
+      // Changes when another connection commits: the cheap per-request check that our caches are current.
+      dataVersion: db.prepare('PRAGMA data_version').pluck(),
     };
   }
 
@@ -161,26 +166,45 @@ export class BundleStore implements MirrorStore, RepositoryDirectory {
   private forgetCaches(): void {
     this.directoryVersion = -1;
     this.volumeSets.clear();
+    this.lookups.clear();
+    this.bytes.clear();
   }
 
   repositoriesAtPath(repoPath: string): readonly Repository[] {
-    const version = this.db.pragma('data_version', { simple: true }) as number;
+    const version = this.statements.dataVersion.get() as number;
     if (version !== this.directoryVersion) {
       const directory = new Map<string, Repository[]>();
       for (const row of this.statements.repositories.all() as Repository[]) {
         directory.set(row.path, [...(directory.get(row.path) ?? []), { domain: row.domain, path: row.path }]);
       }
       for (const repos of directory.values()) repos.sort((a, b) => (a.domain < b.domain ? -1 : a.domain > b.domain ? 1 : 0));
+      this.forgetCaches();
       this.directory = directory;
       this.directoryVersion = version;
-      this.volumeSets.clear();
     }
     return this.directory.get(repoPath) ?? [];
   }
 
   private manifestIn(repository: Repository, digest: Digest): StoredManifest | undefined {
+    const key = `${repository.domain}/${repository.path}@${digest}`;
+    const cached = this.lookups.get(key);
+    if (cached !== undefined) return cached === null ? undefined : (cached as StoredManifest);
     const row = this.statements.manifestInRepository.get(repository.path, repository.domain, digest) as ManifestRow | undefined;
-    if (!row) return undefined;
+    const manifest = row ? this.toManifest(repository, row) : undefined;
+    this.lookups.set(key, manifest ?? null);
+    return manifest;
+  }
+
+  private taggedDigest(repository: Repository, tag: string): Digest | undefined {
+    const key = `${repository.domain}/${repository.path}:${tag}`;
+    const cached = this.lookups.get(key);
+    if (cached !== undefined) return cached === null ? undefined : (cached as Digest);
+    const row = this.statements.tag.get(repository.path, repository.domain, tag) as { digest: Digest } | undefined;
+    this.lookups.set(key, row?.digest ?? null);
+    return row?.digest;
+  }
+
+  private toManifest(repository: Repository, row: ManifestRow): StoredManifest {
     return {
       repository,
       digest: row.digest as Digest,
@@ -201,14 +225,17 @@ export class BundleStore implements MirrorStore, RepositoryDirectory {
     const resolved = resolveRepository(this, name);
     if ('miss' in resolved) return resolved;
     const repo = resolved.repository;
-    const tagged = this.statements.tag.get(repo.path, repo.domain, reference.tag) as { digest: Digest } | undefined;
-    const manifest = tagged && this.manifestIn(repo, tagged.digest);
+    const tagged = this.taggedDigest(repo, reference.tag);
+    const manifest = tagged && this.manifestIn(repo, tagged);
     return manifest ?? { miss: 'MANIFEST_UNKNOWN', message: `tag ${reference.tag} is not in repository ${repositoryName(repo)}` };
   }
 
   async manifestBytes(manifest: StoredManifest): Promise<Buffer> {
+    const cached = this.bytes.get(manifest.digest);
+    if (cached) return cached;
     const row = this.statements.manifestBytes.get(manifest.digest) as { bytes: Buffer } | undefined;
     if (!row) throw new Error(`manifest ${manifest.digest} vanished from the bundle index`);
+    this.bytes.set(manifest.digest, row.bytes);
     return row.bytes;
   }
 
@@ -267,5 +294,24 @@ export class BundleStore implements MirrorStore, RepositoryDirectory {
       if (artifactType === undefined || descriptor.artifactType === artifactType) manifests.push(descriptor);
     }
     return { manifests };
+  }
+}
+
+/** A Map that forgets its oldest entries past `limit` (lookups are cheap to redo; memory must stay bounded). */
+class BoundedCache<K, V> {
+  private readonly entries = new Map<K, V>();
+  constructor(private readonly limit: number) {}
+
+  get(key: K): V | undefined {
+    return this.entries.get(key);
+  }
+
+  set(key: K, value: V): void {
+    if (this.entries.size >= this.limit) this.entries.delete(this.entries.keys().next().value as K);
+    this.entries.set(key, value);
+  }
+
+  clear(): void {
+    this.entries.clear();
   }
 }
