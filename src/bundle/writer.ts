@@ -258,9 +258,7 @@ class BundleWriter {
 }
 
 function describeError(err: unknown): string {
-  if (err instanceof UserError) return err.message;
-  if (err instanceof Error) return errnoCode(err) ? `${err.message}` : err.message;
-  return String(err);
+  return err instanceof Error ? err.message : String(err);
 }
 
 /** Why the volume files of an unfinished run cannot be trusted (missing or resized), or undefined. */
@@ -362,6 +360,7 @@ async function writeBundle(options: CreateOptions): Promise<CreateResult> {
   const volumes = await createVolumeFiles(workDir, layout);
   const blobsTotal = tasks.length;
   const imageBlobs = plan.images.map((im) => [...im.manifests, ...im.blobs]);
+  const bytesTotal = plan.blobs.reduce((s, b) => s + b.size, 0);
   let lastReport = 0;
   const progress = (phase: CreateProgress['phase'], force = false) => {
     const now = Date.now();
@@ -369,7 +368,7 @@ async function writeBundle(options: CreateOptions): Promise<CreateResult> {
     lastReport = now;
     options.onProgress({
       bytesDone: writer.bytesDone,
-      bytesTotal: plan.blobs.reduce((s, b) => s + b.size, 0),
+      bytesTotal,
       blobsDone: writer.done.size,
       blobsTotal,
       imagesDone: imageBlobs.filter((blobs) => blobs.every((d) => writer.done.has(d))).length,
@@ -388,7 +387,11 @@ async function writeBundle(options: CreateOptions): Promise<CreateResult> {
     const indexBytes = ociIndexBytes(planned.manifest);
     await writeSkeleton(volumes, layout, indexBytes);
 
-    const todo = tasks.filter((t) => !writer.done.has(t.blob.digest));
+    // Small manifests and configs first (they complete images early), then layers largest first, so the
+    // biggest download never starts last and leaves the other connections idle.
+    const todo = tasks
+      .filter((t) => !writer.done.has(t.blob.digest))
+      .sort((a, b) => Number(a.blob.role === 'layer') - Number(b.blob.role === 'layer') || (a.blob.role === 'layer' ? b.blob.size - a.blob.size : a.index - b.index));
     await forEachBounded(todo, options.concurrency ?? DEFAULT_CREATE_CONCURRENCY, async (task) => {
       if (options.signal?.aborted) {
         writer.failures.set(task.blob.digest, 'cancelled');
