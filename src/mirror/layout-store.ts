@@ -4,9 +4,10 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { digestHex, isDigest, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/manifest.js';
-import { isManifestMediaType, isIndexMediaType } from '../oci/media-types.js';
+import { isManifestMediaType } from '../oci/media-types.js';
 import { parseManifest } from '../oci/manifest.js';
 import { parseReference, repositoryName, type Repository } from '../oci/reference.js';
 import { UserError } from '../util/errors.js';
@@ -99,18 +100,17 @@ export class LayoutStore implements MirrorStore, RepositoryDirectory {
       this.manifests.set(digest, stored);
       this.blobs.set(digest, { size: bytes.length, file });
     }
+    // Children of an index belong to the same repository; an image's config and layers are its blobs.
     const manifest = parseManifest(stored.bytes, mediaType, digest);
-    if (manifest.kind === 'index' || isIndexMediaType(mediaType)) {
-      if (manifest.kind === 'index') for (const child of manifest.manifests) await this.addManifest(repo, child.digest, child.mediaType, depth + 1);
+    if (manifest.kind === 'index') {
+      for (const child of manifest.manifests) await this.addManifest(repo, child.digest, child.mediaType, depth + 1);
       return;
     }
-    if (manifest.kind === 'image') {
-      for (const blob of [manifest.config, ...manifest.layers]) {
-        if (this.blobs.has(blob.digest)) continue;
-        const file = this.blobFile(blob.digest);
-        const stat = await fs.promises.stat(file).catch(() => undefined);
-        if (stat?.isFile()) this.blobs.set(blob.digest, { size: stat.size, file }); // a missing layer is simply not served
-      }
+    for (const blob of [manifest.config, ...manifest.layers]) {
+      if (this.blobs.has(blob.digest)) continue;
+      const file = this.blobFile(blob.digest);
+      const stat = await fs.promises.stat(file).catch(() => undefined);
+      if (stat?.isFile()) this.blobs.set(blob.digest, { size: stat.size, file }); // a missing layer is simply not served
     }
   }
 
@@ -153,7 +153,7 @@ export class LayoutStore implements MirrorStore, RepositoryDirectory {
     return { digest, size: blob.size };
   }
 
-  openBlob(blob: StoredBlob, range?: ByteRange): ReturnType<MirrorStore['openBlob']> {
+  openBlob(blob: StoredBlob, range?: ByteRange): Readable {
     const stored = this.blobs.get(blob.digest);
     if (!stored) throw new Error(`blob ${blob.digest} vanished from the layout index`);
     const start = range?.start ?? 0;

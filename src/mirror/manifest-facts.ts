@@ -10,8 +10,6 @@ export interface ManifestFacts {
   readonly referrer?: ReferrerRecord;
   /** For an index: the child for linux/amd64 (what a client that does not accept lists gets). */
   readonly defaultChild?: Digest;
-  /** Every manifest an index names (children belong to the same repository). */
-  readonly children: readonly Digest[];
 }
 
 export function manifestFacts(bytes: Buffer, digest: Digest, mediaType: string, where: string): ManifestFacts {
@@ -28,11 +26,6 @@ export function manifestFacts(bytes: Buffer, digest: Digest, mediaType: string, 
     };
     referrer = { subject: manifest.subject.digest, descriptor };
   }
-  if (manifest.kind === 'image') return referrer ? { referrer, children: [] } : { children: [] };
-  const child = manifest.manifests.find((m) => m.platform && platformMatches(DEFAULT_PLATFORM, m.platform));
-  return {
-    ...(referrer ? { referrer } : {}),
-    ...(child ? { defaultChild: child.digest } : {}),
-    children: manifest.manifests.map((m) => m.digest),
-  };
+  const child = manifest.kind === 'index' ? manifest.manifests.find((m) => m.platform && platformMatches(DEFAULT_PLATFORM, m.platform)) : undefined;
+  return { ...(referrer ? { referrer } : {}), ...(child ? { defaultChild: child.digest } : {}) };
 }

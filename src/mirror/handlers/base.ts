@@ -15,7 +15,7 @@ export interface Exchange {
 
 export interface HandlerContext {
   readonly store: MirrorStore;
-  /** Admission for blob streams: false when too many are open (the handler answers 429). */
+  /** Admission for a blob stream: a release function, or undefined when too many are open (then 429). */
   readonly admitBlobStream: () => (() => void) | undefined;
 }
 
