@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -197,6 +197,30 @@ test('the read-only checks of the distribution-spec conformance suite pass', asy
       await c.check?.(res, body);
     });
   }
+});
+
+test('serve takes listen, bundle dir and state from --config, and stops cleanly on SIGINT', async (t) => {
+  const port = await freePort();
+  const config = path.join(work, 'config.toml');
+  await writeFile(config, [
+    '[paths]',
+    `bundles = ${JSON.stringify(path.dirname(bundle.sealPath))}`,
+    `state = ${JSON.stringify(path.join(work, 'config-state.db'))}`,
+    '[mirror]',
+    `listen = "127.0.0.1:${port}"`,
+    '',
+  ].join('\n'));
+  const child = spawn(process.execPath, [CLI, 'serve', '--config', config, '--no-access-log'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  t.after(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  await waitFor('serve --config', async () => (await fetch(`http://127.0.0.1:${port}/v2/${RELEASE}/tags/list`)).status === 200);
+  child.kill('SIGINT');
+  assert.equal(await exited, 0);
+  assert.equal(out, '', '--no-access-log writes nothing to stdout');
 });
 
 test('serve stops cleanly on SIGTERM', async () => {
