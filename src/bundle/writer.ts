@@ -17,6 +17,7 @@ import { encodeHeader } from './tar-header.js';
 import { VolumeSet } from './volumes.js';
 import { Journal, readJournal } from './journal.js';
 import { checkDiskSpace } from './disk-space.js';
+import { clearWorkDir, lockWorkDir } from './work-lock.js';
 import { hasGzipTrailer, sizeFromGzipTrailer } from './uncompressed.js';
 import { hashRanges, type HashRange, type VolumeOnDisk } from './hash-pipeline.js';
 import { serializeSeal } from './seal.js';
@@ -325,11 +326,21 @@ export async function createBundle(options: CreateOptions): Promise<CreateResult
 
 async function writeBundle(options: CreateOptions): Promise<CreateResult> {
   const output = path.resolve(options.output);
+  await fsp.mkdir(path.dirname(output), { recursive: true });
+  const lock = await lockWorkDir(`${output}.partial`, output);
+  try {
+    return await writeBundleLocked(options);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function writeBundleLocked(options: CreateOptions): Promise<CreateResult> {
+  const output = path.resolve(options.output);
   const dir = path.dirname(output);
   const name = path.basename(output);
   const workDir = `${output}.partial`;
   const { plan } = options;
-  await fsp.mkdir(dir, { recursive: true });
 
   const planned = planLayout(plan, { name, created: CREATED_SHAPE, ...(options.splitSize !== undefined ? { splitSize: options.splitSize } : {}) });
   const { layout } = planned;
@@ -344,9 +355,11 @@ async function writeBundle(options: CreateOptions): Promise<CreateResult> {
   if (state.kind === 'different-plan' || damage) {
     const reason = damage ?? 'it holds an unfinished bundle of a different plan (other images or split size)';
     options.onEvent?.({ kind: 'start-over', workDir, reason });
-    await fsp.rm(workDir, { recursive: true, force: true });
     state = { kind: 'absent' };
   }
+  // Without a journal nothing in the work dir is known to be ours (e.g. volumes of a run cut off before
+  // its journal was written): start from empty files, so stale bytes cannot end up in padding.
+  if (state.kind === 'absent') await clearWorkDir(workDir);
   const time = options.created ? { created: options.created, fromEnv: true } : creationTime();
   const created = state.kind === 'resumable' && !time.fromEnv ? state.header.created : time.created;
 

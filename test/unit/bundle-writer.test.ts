@@ -167,3 +167,29 @@ test('a re-run with a different plan (here another split size) says so and start
     assert.ok(result.volumes.length > 1);
   });
 });
+
+test('a second create for the same output is refused while the first runs; a dead writer\'s lock is taken over', async () => {
+  const { spawn } = await import('node:child_process');
+  const { mkdir, writeFile } = await import('node:fs/promises');
+  await withDir(async (dir) => {
+    const output = path.join(dir, 'b.tar');
+    const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      await mkdir(`${output}.partial`);
+      await writeFile(path.join(`${output}.partial`, 'lock'), `${sleeper.pid}\n`);
+      await assert.rejects(createBundle({ plan, source: new MemorySource(contents), output, created }), (err: unknown) => {
+        assert.ok(err instanceof UserError);
+        assert.equal(err.code, 'BUNDLE_BUSY');
+        assert.match(err.message, new RegExp(`pid ${sleeper.pid}`));
+        return true;
+      });
+    } finally {
+      sleeper.kill('SIGKILL');
+      await new Promise((r) => sleeper.once('exit', r));
+    }
+    // The holder is gone now: its lock is stale and the next run proceeds.
+    const result = await createBundle({ plan, source: new MemorySource(contents), output, created });
+    assert.equal(result.images, 2);
+    await assert.rejects(stat(`${output}.partial`));
+  });
+});
