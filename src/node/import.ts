@@ -177,9 +177,33 @@ export async function importBundle(
     log(`imported ${files.name} into ${bundlesDir} (${describeBytes(bytesCopied)})`);
     await register(config, targetSeal, false);
     return { bundlePath, sealPath: targetSeal, bytesCopied, alreadyImported: false };
+  } catch (err) {
+    throw err instanceof UserError ? err : importFailure(err, files.name, bundlesDir);
   } finally {
     await rm(temp, { recursive: true, force: true });
   }
+}
+
+/**
+ * A system error of the import as a user error: the pre-flight check passed but something else filled the
+ * disk meanwhile (another writer, a quota), the media could not be read, or the import was cancelled.
+ */
+function importFailure(err: unknown, name: string, bundlesDir: string): unknown {
+  const code = errnoCode(err);
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new UserError('IMPORT_NO_SPACE', `${bundlesDir} filled up while importing bundle ${name} (${code}); the import did not complete`, {
+      hint: 'free space there (or set [paths] bundles to a larger filesystem) and import again',
+      cause: err,
+    });
+  }
+  if (code === 'ABORT_ERR') return new UserError('IMPORT_CANCELLED', `the import of bundle ${name} was cancelled; nothing was imported`, { cause: err });
+  if (code !== undefined && /^E[A-Z]+$/.test(code)) {
+    return new UserError('IMPORT_FAILED', `importing bundle ${name} into ${bundlesDir} failed: ${(err as Error).message}; the import did not complete`, {
+      hint: 'a read error (EIO) means damaged media or a bad copy; check the device and the bundle dir, then import again',
+      cause: err,
+    });
+  }
+  return err; // not a system error: a bug, reported with its stack
 }
 
 async function writeSmall(file: string, bytes: Buffer): Promise<void> {
