@@ -1,8 +1,8 @@
 // GET|HEAD /v2/<name>/blobs/<digest>: the blob's bytes straight from the store's file range, whole or one
 // Range, with backpressure; the file read stops when the client goes away.
 
-import { pipeline } from 'node:stream';
 import type { Digest } from '../../oci/digest.js';
+import { errnoCode } from '../../util/errors.js';
 import { RegistryError } from '../errors.js';
 import type { RequestedName } from '../names.js';
 import { parseRangeHeader } from '../range.js';
@@ -39,14 +39,33 @@ export async function getBlob(ex: Exchange, ctx: HandlerContext, name: Requested
   const release = ctx.admitBlobStream();
   if (!release) throw new RegistryError('TOOMANYREQUESTS', 'too many blob downloads at once; retry shortly', null, { 'Retry-After': '1' });
   const source = ctx.store.openBlob(blob, range.kind === 'range' ? range.range : undefined);
-  source.on('data', (chunk: Buffer) => {
-    ex.bodyBytes += chunk.length;
-  });
-  await new Promise<void>((resolve) => {
-    // pipeline destroys the file stream when the client disconnects, and the response on a read error.
-    pipeline(source, res, () => {
+  await new Promise<void>((resolve, reject) => {
+    let done = false;
+    const settle = (err?: RegistryError) => {
+      if (done) return;
+      done = true;
       release();
-      resolve();
+      if (err) reject(err);
+      else resolve();
+    };
+    source.on('data', (chunk: Buffer) => {
+      ex.bodyBytes += chunk.length;
     });
+    source.once('error', (err) => {
+      // Before the first byte the client can still get a proper answer (the bundle file vanished, or I/O failed).
+      if (!res.headersSent) {
+        const code = errnoCode(err);
+        settle(new RegistryError(code === 'ENOENT' ? 'BLOB_UNKNOWN' : 'UNKNOWN', `blob ${blob.digest} could not be read from its bundle (${code ?? err.message})`));
+        return;
+      }
+      res.destroy(err);
+      settle();
+    });
+    // The client went away (or the response ended): stop reading the file.
+    res.once('close', () => {
+      source.destroy();
+      settle();
+    });
+    source.pipe(res);
   });
 }
