@@ -1,0 +1,359 @@
+// Fault suite for the node side: a full disk during `import`, kill -9 at random points of `preload` into a
+// real containerd, and many registry clients hammering `serve` while a new bundle is imported and registered.
+// The rule: a clear error (or the pre-flight refusal) and nothing that looks complete; re-runs converge to
+// the same pinned file and status; the mirror answers every request with success or a spec error.
+
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { watch } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import TOML from '@iarna/toml';
+import { openBundle } from '../../src/bundle/reader.js';
+import { CriImageService } from '../../src/cri/image-service.js';
+import type { StatusJson } from '../../src/node/status.js';
+import { generateSampleRelease, pushLayout, type SampleRelease } from '../../src/sample/index.js';
+import { assertNoInternalError, faultSeed, killRounds, runCli, seededRandom, startCli } from '../support/cli.js';
+import { startContainerd, type RunningContainerd } from '../support/containerd.js';
+import { startDockerRegistry } from '../support/docker-registry.js';
+import { freePort, waitFor } from '../support/ports.js';
+
+const run = promisify(execFile);
+
+let work: string;
+let sample: SampleRelease;
+/**
+ * Bundle A: a release with big (8 MiB) base layers and an extra image, so copies take long enough to
+ * fill a disk under them; B: another extra image (imported later); C: a small release for preload rounds.
+ */
+const media = { a: '', b: '', c: '' };
+let containerd: RunningContainerd;
+let cri: CriImageService;
+let configFile: string;
+const node = { bundles: '', state: '', pinned: '', certs: '', listen: '' };
+
+before(async () => {
+  work = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-node-faults-'));
+  const registry = await startDockerRegistry();
+  try {
+    sample = await generateSampleRelease(path.join(work, 'sample'), { baseLayerSize: 8 * 1024 * 1024, compressionLevel: 0 });
+    await pushLayout(sample.dir, registry.url, { concurrency: 8 });
+    const conf = path.join(work, 'registries.conf');
+    await writeFile(conf, ['quay.io', 'registry.example.com'].map((p) => `[[registry]]\nprefix = "${p}"\nlocation = "${registry.host}"\ninsecure = true\n`).join('\n'));
+    const authfile = path.join(work, 'auth.json');
+    await writeFile(authfile, '{"auths":{}}');
+    media.a = path.join(work, 'media', 'a', 'release.tar');
+    media.b = path.join(work, 'media', 'b', 'extras.tar');
+    const source = ['--registries-conf', conf, '--authfile', authfile, '--quiet'];
+    const [a, b] = await Promise.all([
+      runCli(['bundle', 'create', ...source, '--release', sample.releaseReference, '--image', sample.extraImages[0]!.reference, '--output', media.a]),
+      runCli(['bundle', 'create', ...source, '--image', sample.extraImages[1]!.reference, '--output', media.b]),
+    ]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    // A small release of its own (another version) for the preload rounds: pulls of seconds, not tens.
+    const small = await generateSampleRelease(path.join(work, 'small'), { version: '4.16.1-small', extraImages: 0 });
+    await pushLayout(small.dir, registry.url, { concurrency: 8 });
+    media.c = path.join(work, 'media', 'c', 'small.tar');
+    const c = await runCli(['bundle', 'create', ...source, '--release', small.releaseReference, '--output', media.c]);
+    assert.equal(c.code, 0, c.stderr);
+  } finally {
+    await registry.stop(); // the node is offline from here on
+  }
+
+  Object.assign(node, {
+    bundles: path.join(work, 'node', 'bundles'),
+    state: path.join(work, 'node', 'state.db'),
+    pinned: path.join(work, 'node', 'crio.conf.d', '50-pinned-images'),
+    certs: path.join(work, 'node', 'certs.d'),
+    listen: `127.0.0.1:${await freePort()}`,
+  });
+  await mkdir(node.certs, { recursive: true });
+  containerd = await startContainerd({ registryHostsDir: node.certs });
+  cri = await CriImageService.connect(containerd.endpoint);
+  configFile = path.join(work, 'node', 'config.toml');
+  await writeFile(
+    configFile,
+    TOML.stringify({
+      paths: { bundles: node.bundles, state: node.state },
+      mirror: { listen: node.listen },
+      runtime: {
+        kind: 'containerd',
+        endpoint: containerd.endpoint,
+        reload: [],
+        hosts_dir: node.certs,
+        pinned_images_file: node.pinned,
+        registries_dropin: path.join(work, 'node', 'registries.conf.d', '50-pin-preload.conf'),
+        registries_conf: path.join(work, 'node', 'registries.conf'),
+      },
+      storage: { reserve: '1MiB' },
+      pull: { concurrency: 3, retries: 3, timeout: '60s' },
+    } as TOML.JsonMap),
+  );
+});
+
+after(async () => {
+  cri?.close();
+  await containerd?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+/** A tmpfs at a fresh directory, unmounted (lazily if busy) and removed by the test's cleanup. */
+async function tmpfs(t: { after: (fn: () => Promise<void>) => void }, name: string, bytes: number): Promise<string> {
+  const dir = path.join(work, name);
+  await mkdir(dir, { recursive: true });
+  await run('mount', ['-t', 'tmpfs', '-o', `size=${Math.ceil(bytes / 4096) * 4096}`, 'tmpfs', dir]);
+  t.after(async () => {
+    await run('umount', [dir]).catch(() => run('umount', ['-l', dir]));
+    await rm(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+async function bundleBytes(tar: string): Promise<number> {
+  const opened = await openBundle(tar);
+  try {
+    return opened.seal?.totalSize ?? 0;
+  } finally {
+    await opened.close();
+  }
+}
+
+/** What may stay in a bundles dir after a failed import: nothing that names a bundle, no temp dirs. */
+async function assertNoBundleLeft(dir: string, what: string): Promise<void> {
+  const left = (await readdir(dir)).filter((n) => n !== 'lost+found' && n !== 'filler');
+  assert.deepEqual(left, [], `${what}: left behind in ${dir}`);
+}
+
+describe('node faults', { concurrency: false }, () => {
+  test('import into a filesystem too small for the bundle is refused up front and copies nothing', async (t) => {
+    const dir = await tmpfs(t, 'tiny-bundles', 1024 * 1024);
+    const result = await runCli(['import', '--config', configFile, '--bundles', dir, '--state', path.join(work, 'tiny.db'), media.a]);
+    assertNoInternalError(result, 'import on a tiny disk');
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, /not enough space in .* for bundle release\.tar: needs .* available/);
+    await assertNoBundleLeft(dir, 'refused import');
+  });
+
+  test('the disk filling up during import fails with a clear error, leaves no bundle behind, and a retry with room imports it', async (t) => {
+    const size = await bundleBytes(media.a);
+    // Room for the pre-flight (bundle + 64 MiB margin); a filler takes the rest as soon as the copy starts.
+    const dir = await tmpfs(t, 'filling-bundles', size + 80 * 1024 * 1024);
+    const state = path.join(work, 'filling.db');
+    const filler = path.join(dir, 'filler');
+    let filled: Promise<void> | undefined;
+    let fillMs: number[] = [];
+    const t0 = Date.now();
+    const watcher = watch(dir, (_event, name) => {
+      if (!filled && typeof name === 'string' && name.startsWith('.import-')) {
+        const at = Date.now() - t0;
+        filled = fillDisk(filler).then(() => void (fillMs = [at, Date.now() - t0]));
+      }
+    });
+    let result;
+    try {
+      result = await runCli(['import', '--config', configFile, '--bundles', dir, '--state', state, media.a]);
+    } finally {
+      watcher.close();
+    }
+    await filled;
+    assertNoInternalError(result, 'import on a filling disk');
+    assert.ok(filled, 'the copy started (a temp dir appeared)');
+    const outcome = result.code === 0 ? 'won the race' : /space|ENOSPC/i.test(result.stderr) ? 'failed: disk full' : 'failed otherwise';
+    process.stderr.write(`# import on a filling disk (filled ${fillMs.join('-')} ms, import ${result.ms} ms): ${outcome}: ${result.stderr.split('\n').find((l) => l.includes('error')) ?? ''}\n`);
+    if (result.code !== 0) {
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, /^pin-preload: error: .*(space|ENOSPC)/im);
+      await assertNoBundleLeft(dir, 'import on a full disk');
+    }
+    await rm(filler, { force: true });
+    const retry = await runCli(['import', '--config', configFile, '--bundles', dir, '--state', state, media.a]);
+    assert.equal(retry.code, 0, retry.stderr);
+    assert.deepEqual((await readdir(dir)).sort(), ['release.tar', 'release.tar.seal.json']);
+  });
+
+  test('serve answers 16 concurrent clients with success or spec errors, never a 5xx or a hang, while a new bundle is imported and registered', async () => {
+    const first = await runCli(['import', '--config', configFile, media.a]);
+    assert.equal(first.code, 0, first.stderr);
+    const port = await freePort();
+    const serving = startCli(['serve', '--config', configFile, '--listen', `127.0.0.1:${port}`, '--no-access-log'], { timeoutMs: 120_000 });
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      await waitFor('the mirror', async () => (await fetch(`${base}/v2/`)).status === 200);
+      const extraB = sample.extraImages[1]!;
+      const targets = [...sample.components.map((c) => c.reference), ...sample.extraImages.map((e) => e.reference)];
+      const stats: ClientStats = { requests: 0, byStatus: new Map<number, number>(), bad: [] };
+      let importing = true;
+      const client = async (id: number) => {
+        const random = seededRandom(id + 1);
+        while (importing || stats.requests < 400) {
+          const ref = targets[Math.floor(random() * targets.length)]!;
+          await oneClientRound(base, ref, random, stats);
+        }
+      };
+      const clients = Array.from({ length: 16 }, (_, i) => client(i));
+      const imported = await runCli(['import', '--config', configFile, media.b]);
+      await new Promise((r) => setTimeout(r, 500)); // keep hammering a little after registration
+      importing = false;
+      await Promise.all(clients);
+      assert.equal(imported.code, 0, imported.stderr);
+      assert.deepEqual(stats.bad, [], `bad answers:\n${stats.bad.slice(0, 20).join('\n')}`);
+      assert.ok(stats.requests >= 400, `${stats.requests} requests`);
+      // The newly registered bundle is served by the running mirror without a restart.
+      const b = await fetchManifest(base, extraB.reference);
+      assert.equal(b.status, 200, `bundle B's image ${extraB.reference} after its import`);
+      process.stderr.write(`# mirror under import: ${stats.requests} requests, statuses ${JSON.stringify(Object.fromEntries(stats.byStatus))}\n`);
+    } finally {
+      serving.child.kill('SIGTERM');
+      const stopped = await serving.done;
+      assertNoInternalError(stopped, 'serve');
+    }
+  });
+
+  test('kill -9 at random points of preload: every re-run completes with the same pinned file and status', async () => {
+    // Its own bundle dir and state, holding the small release C only.
+    const small = ['--bundles', path.join(work, 'node', 'small-bundles'), '--state', path.join(work, 'node', 'small.db')];
+    const imported = await runCli(['import', '--config', configFile, ...small, media.c]);
+    assert.equal(imported.code, 0, imported.stderr);
+    const desired = await desiredImages(small[1]!);
+    const preloadArgs = ['preload', '--config', configFile, ...small];
+    const cleanRun = await runCli(preloadArgs);
+    assert.equal(cleanRun.code, 0, cleanRun.stderr);
+    const cleanPinned = await readFile(node.pinned, 'utf8');
+    const cleanStatus = stableStatus(await status(small));
+    assert.deepEqual(cleanStatus.images.map((i) => i.name), desired);
+    const seed = faultSeed();
+    const random = seededRandom(seed);
+    const points: string[] = [];
+    for (let round = 0; round < killRounds(); round++) {
+      // Remove the images so that the run has real pulls to be killed in; the bundles stay imported.
+      for (const name of desired) await cri.removeImage(name).catch(() => undefined);
+      const killAfterMs = Math.floor(random() * cleanRun.ms * 1.2);
+      const first = startCli([...preloadArgs, '--pull-concurrency', String(1 + Math.floor(random() * 4))]);
+      const timer = setTimeout(() => first.child.kill('SIGKILL'), killAfterMs);
+      const killed = await first.done;
+      clearTimeout(timer);
+      assertNoInternalError(killed, `preload round ${round} (seed ${seed})`);
+      const rerun = await runCli(preloadArgs);
+      points.push(`${killAfterMs}ms:${killed.signal ?? `exit ${killed.code}`}+rerun ${rerun.ms}ms`);
+      assertNoInternalError(rerun, `preload re-run ${round} (seed ${seed})`);
+      assert.equal(rerun.code, 0, `round ${round} (seed ${seed}, kill at ${killAfterMs} ms): the re-run failed:\n${rerun.stderr}`);
+      assert.equal(await readFile(node.pinned, 'utf8'), cleanPinned, `round ${round}: pinned file`);
+      assert.deepEqual(stableStatus(await status(small)), cleanStatus, `round ${round} (seed ${seed}): status`);
+      const present = new Set((await cri.listImages()).flatMap((i) => i.repoDigests));
+      assert.deepEqual(desired.filter((d) => !present.has(d)), [], `round ${round}: images missing from containerd`);
+    }
+    process.stderr.write(`# preload kill -9 rounds (seed ${seed}, clean run ${cleanRun.ms} ms): ${points.join(' ')}\n`);
+  });
+});
+
+async function desiredImages(bundles: string): Promise<string[]> {
+  const names: string[] = [];
+  for (const seal of (await readdir(bundles)).filter((n) => n.endsWith('.seal.json'))) {
+    const opened = await openBundle(path.join(bundles, seal));
+    names.push(...opened.manifest.images.map((i) => i.name));
+    await opened.close();
+  }
+  return [...new Set(names)].sort();
+}
+
+async function status(flags: readonly string[]): Promise<StatusJson> {
+  const result = await runCli(['status', '--config', configFile, ...flags, '--json']);
+  assert.equal(result.code, 0, result.stderr);
+  return JSON.parse(result.stdout) as StatusJson;
+}
+
+/** The parts of the status that must not depend on how often the sync was interrupted. */
+function stableStatus(s: StatusJson) {
+  return {
+    converged: s.currentGeneration === s.desiredGeneration,
+    conditions: s.conditions.map((c) => ({ type: c.type, status: c.status, reason: c.reason })),
+    bundles: s.bundles.map((b) => ({ path: b.path, manifestDigest: b.manifestDigest, verified: b.verified })),
+    images: s.images.map((i) => ({ name: i.name, state: i.state, bundle: i.bundle })),
+    summary: s.summary,
+  };
+}
+
+/** Longer than any answer takes on a loaded 2-core machine; reaching it means the mirror hung. */
+const REQUEST_TIMEOUT_MS = 20_000;
+
+const ACCEPT = [
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+].join(', ');
+
+function mirrorPath(reference: string, kind: 'manifests' | 'blobs', ref: string): string {
+  const slash = reference.indexOf('/');
+  const domain = reference.slice(0, slash);
+  const repo = reference.slice(slash + 1).replace(/[@:].*$/, '');
+  return `/v2/${repo}/${kind}/${ref}?ns=${domain}`;
+}
+
+async function fetchManifest(base: string, reference: string): Promise<{ status: number; body: Buffer; type: string }> {
+  const digest = reference.slice(reference.indexOf('@') + 1);
+  const tag = reference.includes('@') ? digest : reference.slice(reference.lastIndexOf(':') + 1);
+  const res = await fetch(base + mirrorPath(reference, 'manifests', tag), { headers: { accept: ACCEPT }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  return { status: res.status, body: Buffer.from(await res.arrayBuffer()), type: res.headers.get('content-type') ?? '' };
+}
+
+interface ClientStats {
+  requests: number;
+  byStatus: Map<number, number>;
+  bad: string[];
+}
+
+/** One client step: a manifest (by digest or tag), then one of its blobs, whole or a range, checked. */
+async function oneClientRound(base: string, reference: string, random: () => number, stats: ClientStats): Promise<void> {
+  const note = (what: string, status: number, ok: boolean, detail = '') => {
+    stats.requests++;
+    stats.byStatus.set(status, (stats.byStatus.get(status) ?? 0) + 1);
+    if (!ok) stats.bad.push(`${what} → ${status} ${detail}`);
+  };
+  try {
+    const m = await fetchManifest(base, reference);
+    note(`GET manifest ${reference}`, m.status, m.status === 200 || m.status === 404);
+    if (m.status !== 200) return;
+    let doc = JSON.parse(m.body.toString()) as { manifests?: Array<{ digest: string; platform?: { architecture: string } }>; config?: { digest: string; size: number }; layers?: Array<{ digest: string; size: number }> };
+    if (doc.manifests) {
+      // The bundle holds the node's platform (linux/amd64) only; other children are rightly unknown.
+      const child = doc.manifests.find((d) => d.platform?.architecture === 'amd64')!;
+      const c = await fetchManifest(base, `${reference.replace(/@.*$/, '')}@${child.digest}`);
+      note(`GET child manifest ${child.digest}`, c.status, c.status === 200);
+      if (c.status !== 200) return;
+      doc = JSON.parse(c.body.toString()) as typeof doc;
+    }
+    const blobs = [doc.config!, ...(doc.layers ?? [])];
+    const blob = blobs[Math.floor(random() * blobs.length)]!;
+    const url = base + mirrorPath(reference, 'blobs', blob.digest);
+    // Whole blobs up to 1 MiB (hashed); bigger ones by ranges, so 16 clients stay within the test's budget.
+    if ((random() < 0.3 || blob.size > 1024 * 1024) && blob.size > 2) {
+      const start = Math.floor(random() * (blob.size - 1));
+      const res = await fetch(url, { headers: { range: `bytes=${start}-${start + 99}` }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      const body = Buffer.from(await res.arrayBuffer());
+      note(`GET blob range ${blob.digest}`, res.status, res.status === 206 && body.length === Math.min(100, blob.size - start));
+    } else if (random() < 0.2) {
+      const res = await fetch(url, { method: 'HEAD', signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      note(`HEAD blob ${blob.digest}`, res.status, res.status === 200 && Number(res.headers.get('content-length')) === blob.size);
+    } else {
+      const res = await fetch(url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      const body = Buffer.from(await res.arrayBuffer());
+      const actual = `sha256:${createHash('sha256').update(body).digest('hex')}`;
+      note(`GET blob ${blob.digest}`, res.status, res.status === 200 && actual === blob.digest, actual);
+    }
+  } catch (err) {
+    note(`request for ${reference}`, 0, false, (err as Error).message);
+  }
+}
+
+/** Takes every free byte of the filesystem at once (fallocate; tmpfs allocates the pages immediately). */
+async function fillDisk(file: string): Promise<void> {
+  const { bavail, bsize } = await statfs(path.dirname(file));
+  await run('fallocate', ['-l', String(bavail * bsize), file]).catch(() => undefined);
+}
+
