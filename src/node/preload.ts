@@ -7,7 +7,7 @@ import { BundleStore } from '../mirror/bundle-store.js';
 import { startMirror, type RunningMirror } from '../mirror/server.js';
 import { openStateDatabase, type StateDatabase } from '../state/database.js';
 import { NodeState, type FailureReason } from '../state/node-state.js';
-import { UserError } from '../util/errors.js';
+import { UserError, errnoCode } from '../util/errors.js';
 import { bundleSetKey, desiredImages, layersForPlatform, listSealFiles, nodePlatform, readNodeBundle, type DesiredImage, type NodeBundle } from './bundle-dir.js';
 import type { NodeConfig } from './config.js';
 import { pullImages, type PullOptions } from './pull.js';
@@ -241,6 +241,10 @@ export async function preloadOnce(ctx: PreloadContext): Promise<PreloadResult> {
     if (err instanceof PreloadFailedError) throw err;
     if (err instanceof UserError && err.code === 'PRELOAD_CANCELLED') {
       throw err; // not a failure of the generation: the next run resumes it
+    }
+    if (!(err instanceof UserError) && errnoCode(err) === undefined) {
+      state.recordFailure('PrefetchFailed', describeError(err));
+      throw err; // a bug: recorded, and reported with its stack
     }
     return fail('PrefetchFailed', err);
   }
