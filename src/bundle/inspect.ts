@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { BundleManifest } from './format.js';
 import { locateBundle, readBundleManifest } from './reader.js';
 import { VolumeSet } from './volumes.js';
-import { errnoCode } from '../util/errors.js';
+import { errnoCode, UserError } from '../util/errors.js';
 
 export interface InspectedImage {
   readonly name: string;
@@ -66,6 +66,12 @@ async function signatureKeyId(file: string | undefined): Promise<string | undefi
 
 export async function inspectBundle(file: string): Promise<BundleInspection> {
   const files = await locateBundle(file);
+  const first = files.volumes[0]!;
+  if (!(await fs.stat(first.path).then(() => true, () => false))) {
+    throw new UserError('BUNDLE_VOLUME_MISSING', `bundle volume ${first.path} is missing; the bundle manifest is at its start`, {
+      hint: 'copy the first volume next to the seal',
+    });
+  }
   const volumes = new VolumeSet(files.volumes);
   let manifest: BundleManifest;
   try {

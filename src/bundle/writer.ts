@@ -21,7 +21,7 @@ import { clearWorkDir, lockWorkDir } from './work-lock.js';
 import { hasGzipTrailer, sizeFromGzipTrailer } from './uncompressed.js';
 import { hashRanges, type HashRange, type VolumeOnDisk } from './hash-pipeline.js';
 import { serializeSeal } from './seal.js';
-import { signSeal } from './signing.js';
+import { loadPrivateKey, signSeal } from './signing.js';
 import { fsyncDir, writeFileAtomic } from '../util/atomic-file.js';
 import { errnoCode, UserError } from '../util/errors.js';
 
@@ -326,6 +326,8 @@ export async function createBundle(options: CreateOptions): Promise<CreateResult
 
 async function writeBundle(options: CreateOptions): Promise<CreateResult> {
   const output = path.resolve(options.output);
+  // A bad signing key is found now, not after hours of downloading.
+  if (options.signKey) await loadPrivateKey(options.signKey);
   await fsp.mkdir(path.dirname(output), { recursive: true });
   const lock = await lockWorkDir(`${output}.partial`, output);
   try {

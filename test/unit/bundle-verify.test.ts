@@ -145,3 +145,15 @@ test('inspect reads only the seal and the manifest: it works with every volume b
     assert.equal(partial.images[0]!.tag, 'v1');
   });
 });
+
+test('create with an unreadable signing key fails before downloading anything', async () => {
+  const { mkdtemp: mk } = await import('node:fs/promises');
+  const dir = await mk(path.join(os.tmpdir(), 'pin-preload-verify-'));
+  try {
+    const source = new MemorySource(contents);
+    await assert.rejects(createBundle({ plan, source, output: path.join(dir, 'b.tar'), created, signKey: path.join(dir, 'nope.key') }), /cannot read signing key/);
+    assert.equal(source.served.size, 0);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
