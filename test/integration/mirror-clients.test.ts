@@ -101,6 +101,30 @@ test('skopeo copies a multi-arch OCI index by digest under the host-qualified na
   assert.equal(manifest.kind, 'image', 'skopeo picked the linux/amd64 image of the index');
 });
 
+test('skopeo pulls quay.io names by digest through a registries.conf mirror, as CRI-O does, with quay.io blocked', async () => {
+  const conf = path.join(work, 'registries-mirror.conf');
+  await writeFile(conf, [RELEASE, COMPONENTS].map((repo) => [
+    '[[registry]]',
+    `prefix = "quay.io/${repo}"`,
+    `location = "quay.io/${repo}"`,
+    'blocked = true',
+    '[[registry.mirror]]',
+    `location = "${host}/${repo}"`,
+    'insecure = true',
+    'pull-from-mirror = "digest-only"',
+    '',
+  ].join('\n')).join('\n'));
+  const single = componentOf('single');
+  const out = path.join(work, 'copy-via-registries-conf');
+  await run('skopeo', ['copy', '--registries-conf', conf, `docker://quay.io/${COMPONENTS}@${single.digest}`, `dir:${out}`]);
+  assert.equal(sha256Of(await readFile(path.join(out, 'manifest.json'))), single.digest);
+  await assert.rejects(
+    run('skopeo', ['inspect', '--registries-conf', conf, `docker://quay.io/${RELEASE}:${RELEASE_TAG}`]),
+    /blocked/,
+    'a tag is not pulled from a digest-only mirror, and the blocked source is never contacted',
+  );
+});
+
 test('containerd pulls quay.io images by digest through the mirror via the CRI ImageService', async (t) => {
   const hostsDir = path.join(work, 'certs.d');
   await writeHostsToml(hostsDir, 'quay.io', url);
