@@ -51,7 +51,7 @@ export async function getBlob(ex: Exchange, ctx: HandlerContext, name: Requested
     source.on('data', (chunk: Buffer) => {
       ex.bodyBytes += chunk.length;
     });
-    source.once('error', (err) => {
+    source.on('error', (err) => {
       // Before the first byte the client can still get a proper answer (the bundle file vanished, or I/O failed).
       if (!res.headersSent) {
         const code = errnoCode(err);
