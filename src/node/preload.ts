@@ -288,7 +288,15 @@ export async function preload(config: NodeConfig, options: { signal?: AbortSigna
   try {
     const cri = await CriImageService.connect(config.runtime.endpoint);
     try {
-      const mirror = await startNodeMirror(config, services.store);
+      const mirror = await startNodeMirror(config, services.store).catch((err: unknown) => {
+        if (err instanceof UserError && err.code === 'LISTEN_FAILED' && errnoCode(err.cause) === 'EADDRINUSE') {
+          throw new UserError('LISTEN_FAILED', `${err.message}: is pin-preload.service (pin-preload run) serving there?`, {
+            hint: 'with the service running, just `pin-preload import BUNDLE`: the service pre-loads it; or stop the service first',
+            cause: err,
+          });
+        }
+        throw err;
+      });
       try {
         return await preloadOnce({
           config,
