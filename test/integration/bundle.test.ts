@@ -253,4 +253,9 @@ test('a filesystem too small for the bundle is refused before any blob is fetche
   assert.match(refused.stderr, /hint: .*nothing was downloaded/);
   assert.equal(blobBytesSent().size, 0);
   assert.deepEqual(await readdir(dir), []);
+  // With room for the bundle, the same command goes through: the check asks for what is needed, no more.
+  await run('mount', ['-o', 'remount,size=8m', dir]);
+  const fits = await cli(['bundle', 'create', ...source(), ...extrasOnly(), '--output', path.join(dir, 'b.tar'), '--quiet']);
+  assert.equal(fits.code, 0, fits.stderr);
+  assert.deepEqual((await readdir(dir)).sort(), ['b.tar', 'b.tar.seal.json']);
 });
