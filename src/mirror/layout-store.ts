@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import { digestHex, isDigest, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/manifest.js';
 import { isManifestMediaType } from '../oci/media-types.js';
-import { parseManifest } from '../oci/manifest.js';
+import { ManifestError, parseManifest } from '../oci/manifest.js';
 import { parseReference, repositoryName, type Repository } from '../oci/reference.js';
 import { UserError } from '../util/errors.js';
 import { fileSegmentsStream } from './blob-stream.js';
@@ -101,7 +101,13 @@ export class LayoutStore implements MirrorStore, RepositoryDirectory {
       this.blobs.set(digest, { size: bytes.length, file });
     }
     // Children of an index belong to the same repository; an image's config and layers are its blobs.
-    const manifest = parseManifest(stored.bytes, mediaType, digest);
+    let manifest;
+    try {
+      manifest = parseManifest(stored.bytes, mediaType, digest);
+    } catch (err) {
+      if (err instanceof ManifestError) return; // served as stored; it just names no blobs we know of
+      throw err;
+    }
     if (manifest.kind === 'index') {
       for (const child of manifest.manifests) await this.addManifest(repo, child.digest, child.mediaType, depth + 1);
       return;

@@ -2,7 +2,7 @@
 // the referrer descriptor (when it has a subject) and, for Docker manifest lists, the linux/amd64 child.
 
 import type { Digest } from '../oci/digest.js';
-import { parseManifest, type Descriptor } from '../oci/manifest.js';
+import { ManifestError, parseManifest, type Descriptor } from '../oci/manifest.js';
 import { DEFAULT_PLATFORM, platformMatches } from '../oci/platform.js';
 import type { ReferrerRecord } from './store.js';
 
@@ -12,8 +12,15 @@ export interface ManifestFacts {
   readonly defaultChild?: Digest;
 }
 
+/** The facts of a manifest; one we cannot parse (an unusual artifact) has none and is still served as stored. */
 export function manifestFacts(bytes: Buffer, digest: Digest, mediaType: string, where: string): ManifestFacts {
-  const manifest = parseManifest(bytes, mediaType, where);
+  let manifest;
+  try {
+    manifest = parseManifest(bytes, mediaType, where);
+  } catch (err) {
+    if (err instanceof ManifestError) return {};
+    throw err;
+  }
   let referrer: ReferrerRecord | undefined;
   if (manifest.subject) {
     const artifactType = manifest.artifactType ?? (manifest.kind === 'image' ? manifest.config.mediaType : undefined);
