@@ -4,12 +4,13 @@
 import fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, createPublicKey, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { BundlePlan, PlannedBlob } from '../plan/plan.js';
 import type { ImageSource } from '../registry/source.js';
 import { DigestMismatchError, sha256Of, type Digest } from '../oci/digest.js';
-import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleSeal } from './format.js';
+import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleManifest, type BundleSeal } from './format.js';
+import { openBundle, type OpenedBundle } from './reader.js';
 import { buildBundleManifest, serializeManifest, type UncompressedSize } from './bundle-manifest.js';
 import { ociIndexBytes, ociLayoutBytes } from './oci-layout.js';
 import { planLayout, type BundleLayout, type LayoutEntry } from './layout.js';
@@ -21,7 +22,7 @@ import { clearWorkDir, lockWorkDir } from './work-lock.js';
 import { hasGzipTrailer, sizeFromGzipTrailer } from './uncompressed.js';
 import { hashRanges, type HashRange, type VolumeOnDisk } from './hash-pipeline.js';
 import { serializeSeal } from './seal.js';
-import { loadPrivateKey, signSeal } from './signing.js';
+import { keyIdOf, loadPrivateKey, signSeal } from './signing.js';
 import { fsyncDir, writeFileAtomic } from '../util/atomic-file.js';
 import { errnoCode, UserError } from '../util/errors.js';
 
@@ -72,6 +73,8 @@ export interface CreateResult {
   /** Bytes fetched by this run (resumed work excluded). */
   readonly bytesFetched: number;
   readonly resumed: boolean;
+  /** The output already held this exact plan, sealed (and signed if asked): nothing was written. */
+  readonly alreadyComplete?: boolean;
 }
 
 /** RFC 3339 in whole seconds (fixed length), from SOURCE_DATE_EPOCH when set. */
@@ -262,6 +265,54 @@ function describeError(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/**
+ * The result for a sealed bundle already at `output` holding exactly this plan (same images, blobs and
+ * volumes; same `created` when one is fixed; signed when a key is given), so that a repeated create is a
+ * no-op. Its content is not re-hashed here: that is `bundle verify`'s job.
+ */
+async function existingBundleOfPlan(output: string, planned: BundleManifest, layout: BundleLayout, options: CreateOptions): Promise<CreateResult | undefined> {
+  let bundle: OpenedBundle;
+  try {
+    bundle = await openBundle(output);
+  } catch {
+    return undefined; // absent or damaged: write it
+  }
+  try {
+    const { manifest, seal } = bundle;
+    const blobKey = (m: BundleManifest) => JSON.stringify(m.blobs.map((b) => [b.digest, b.size, b.role, b.mediaType]));
+    const fixedTime = options.created ?? (process.env.SOURCE_DATE_EPOCH ? creationTime().created : undefined);
+    const same =
+      seal !== undefined &&
+      JSON.stringify(seal.volumes.map((v) => [v.name, v.size])) === JSON.stringify(layout.volumes.map((v) => [v.name, v.size])) &&
+      JSON.stringify(manifest.images) === JSON.stringify(planned.images) &&
+      blobKey(manifest) === blobKey(planned) &&
+      (fixedTime === undefined || manifest.created === fixedTime) &&
+      (!options.signKey || (await signedBy(bundle.signaturePath, options.signKey)));
+    if (!same) return undefined;
+    return {
+      output,
+      sealPath: bundle.sealPath,
+      ...(bundle.signaturePath ? { signaturePath: bundle.signaturePath } : {}),
+      volumes: seal.volumes.map((v) => ({ path: path.join(bundle.dir, v.name), size: v.size, sha256: v.sha256 })),
+      totalSize: bundle.totalSize,
+      images: manifest.images.length,
+      blobs: manifest.blobs.length,
+      bytesFetched: 0,
+      resumed: false,
+      alreadyComplete: true,
+    };
+  } finally {
+    await bundle.close();
+  }
+}
+
+/** Whether the signature file exists and names the key id of `keyFile`'s key (the seal is then re-signed otherwise). */
+async function signedBy(signaturePath: string | undefined, keyFile: string): Promise<boolean> {
+  if (!signaturePath) return false;
+  const doc = JSON.parse(await fsp.readFile(signaturePath, 'utf8').catch(() => '{}')) as { keyId?: unknown };
+  return doc.keyId === keyIdOf(createPublicKey(await loadPrivateKey(keyFile)));
+}
+
 /** Why the volume files of an unfinished run cannot be trusted (missing or resized), or undefined. */
 async function missingVolumeFile(workDir: string, layout: BundleLayout): Promise<string | undefined> {
   for (const v of layout.volumes) {
@@ -353,6 +404,10 @@ async function writeBundleLocked(options: CreateOptions): Promise<CreateResult> 
     .map((entry, index) => ({ index, entry, blob: plannedBlobs.get(entry.digest!)! }));
 
   let state = await readJournal(workDir, key);
+  if (state.kind === 'absent') {
+    const existing = await existingBundleOfPlan(output, planned.manifest, layout, options);
+    if (existing) return existing;
+  }
   const damage = state.kind === 'resumable' ? await missingVolumeFile(workDir, layout) : undefined;
   if (state.kind === 'different-plan' || damage) {
     const reason = damage ?? 'it holds an unfinished bundle of a different plan (other images or split size)';

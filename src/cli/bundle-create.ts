@@ -83,6 +83,10 @@ export function registerBundleCreate(bundle: Command): void {
           },
         });
         progress.finish();
+        if (result.alreadyComplete) {
+          process.stdout.write(`bundle already complete: ${result.output} holds exactly these ${result.images} images, sealed${result.signaturePath ? ' and signed' : ''}; nothing to do (check its content with "pin-preload bundle verify")\n`);
+          return;
+        }
         const lines = [
           `bundle written: ${result.output}${result.volumes.length > 1 ? `.001 … .${String(result.volumes.length).padStart(3, '0')}` : ''}`,
           `  ${result.images} images, ${result.blobs} blobs, ${formatBytes(result.totalSize)} in ${result.volumes.length} volume(s); fetched ${formatBytes(result.bytesFetched)}${result.resumed ? ' (resumed run)' : ''}`,

@@ -193,3 +193,19 @@ test('a second create for the same output is refused while the first runs; a dea
     await assert.rejects(stat(`${output}.partial`));
   });
 });
+
+test('creating the same plan again at a complete output is a no-op that fetches nothing', async () => {
+  await withDir(async (dir) => {
+    const output = path.join(dir, 'b.tar');
+    await createBundle({ plan, source: new MemorySource(contents), output, created });
+    const before = await stat(output);
+    const source = new MemorySource(contents);
+    const again = await createBundle({ plan, source, output, created });
+    assert.equal(again.alreadyComplete, true);
+    assert.equal(source.served.size, 0);
+    assert.equal((await stat(output)).mtimeMs, before.mtimeMs);
+    // Another creation time or another plan is written anew.
+    const other = await createBundle({ plan, source, output, created: '2025-01-01T00:00:00Z' });
+    assert.equal(other.alreadyComplete, undefined);
+  });
+});
