@@ -1,0 +1,48 @@
+// Runs a benchmarked command as a child under /usr/bin/time -v: wall time, peak RSS (maximum resident
+// set size) and exit status, with output captured; and reads a live process's peak RSS from /proc.
+
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+
+export interface TimedRun {
+  readonly command: string;
+  readonly wallMs: number;
+  /** Peak resident set size in bytes, from /usr/bin/time -v. */
+  readonly peakRssBytes: number;
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export async function timed(argv: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<TimedRun> {
+  const started = process.hrtime.bigint();
+  const child = spawn('/usr/bin/time', ['-v', ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env }, ...(options.cwd ? { cwd: options.cwd } : {}) });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-200_000)));
+  const code = await new Promise<number>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (c) => resolve(c ?? -1));
+  });
+  const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
+  const rssKb = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(stderr)?.[1] ?? 0);
+  return { command: argv.join(' '), wallMs, peakRssBytes: rssKb * 1024, code, stdout, stderr };
+}
+
+/** Fails with the command's output when it did not exit 0. */
+export function mustSucceed(run: TimedRun): TimedRun {
+  if (run.code !== 0) throw new Error(`benchmark step failed (exit ${run.code}): ${run.command}\n${run.stdout.slice(-2000)}\n${run.stderr.slice(-4000)}`);
+  return run;
+}
+
+/** VmHWM (peak RSS) of a running process, in bytes. */
+export async function peakRssOf(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024;
+}
+
+export async function sh(argv: readonly string[]): Promise<string> {
+  const run = await timed(argv);
+  return run.code === 0 ? run.stdout.trim() : '';
+}

@@ -1,0 +1,268 @@
+// `npm run bench`: pin-preload against its peers on one machine, side by side — bundle create vs skopeo sync,
+// the mirror vs docker-registry, bundle verify vs openssl, CRI pulls via each — printed as ratios, saved as JSON.
+//
+// Flags: --scale (the ~10 GB / ~190-image run), --components N, --base-layer-mib N, --component-layer-mib N,
+// --component-layers N, --compression 0-9, --cri-images N, --work DIR (kept between runs: the fixture is reused),
+// --skip create,skopeo,verify,serve,cri.
+
+import { spawn } from 'node:child_process';
+import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { SampleParams } from '../src/sample/index.js';
+import { freePort, waitFor } from '../test/support/ports.js';
+import { pullThroughCri, type CriPullResult } from './cri-pull.js';
+import { MANIFEST_ACCEPT, prepareFixture, registryPath, type Fixture } from './fixture.js';
+import { blobThroughput, manifestLatency, type Latency, type Throughput } from './http-load.js';
+import { mustSucceed, peakRssOf, sh, timed } from './proc.js';
+
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+const EPOCH = '1700000000';
+const MB = 1e6;
+const MiB = 1024 * 1024;
+
+const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      scale: { type: 'boolean', default: false },
+      components: { type: 'string' },
+      'base-layer-mib': { type: 'string' },
+      'component-layer-mib': { type: 'string' },
+      'component-layers': { type: 'string' },
+      compression: { type: 'string' },
+      'cri-images': { type: 'string', default: '8' },
+      work: { type: 'string' },
+      skip: { type: 'string', default: '' },
+    },
+  });
+  // Default: 60 components on 3 shared base layers, ~1 GB; --scale: 190 components, ~10 GB, ~2,000 blobs.
+  const base: Partial<SampleParams> = values.scale
+    ? { components: 190, baseLayers: 3, baseLayerSize: 200 * MiB, componentLayers: 5, componentLayerSize: 9 * MiB, compressionLevel: 0, extraImages: 4 }
+    : { components: 60, baseLayers: 3, baseLayerSize: 48 * MiB, componentLayers: 2, componentLayerSize: 6 * MiB, compressionLevel: 1, extraImages: 4 };
+  const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  const params: Partial<SampleParams> = {
+    ...base,
+    ...(values.components ? { components: num(values.components)! } : {}),
+    ...(values['base-layer-mib'] ? { baseLayerSize: num(values['base-layer-mib'])! * MiB } : {}),
+    ...(values['component-layer-mib'] ? { componentLayerSize: num(values['component-layer-mib'])! * MiB } : {}),
+    ...(values['component-layers'] ? { componentLayers: num(values['component-layers'])! } : {}),
+    ...(values.compression ? { compressionLevel: num(values.compression)! } : {}),
+  };
+  const key = `${params.components}c-${(params.baseLayerSize ?? 0) / MiB}b-${params.componentLayers}x${(params.componentLayerSize ?? 0) / MiB}-z${params.compressionLevel}`;
+  return {
+    params,
+    work: values.work ?? path.join(os.tmpdir(), `pin-preload-bench-${key}`),
+    criImages: Number(values['cri-images']),
+    skip: new Set(values.skip!.split(',').filter(Boolean)),
+    scale: values.scale!,
+  };
+}
+
+async function machine(work: string): Promise<Record<string, string>> {
+  const cpu = (await sh(['sh', '-c', "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"])).trim();
+  const mem = await sh(['sh', '-c', "grep MemTotal /proc/meminfo | awk '{printf \"%.1f GiB\", $2/1048576}'"]);
+  return {
+    nproc: String(os.cpus().length),
+    cpu,
+    memory: mem,
+    disk: await sh(['sh', '-c', `df -h --output=source,fstype,size,avail ${work} | tail -1`]),
+    kernel: os.release(),
+    node: process.version,
+    'docker-registry': await sh(['sh', '-c', 'docker-registry --version 2>&1 | head -1']),
+    skopeo: await sh(['skopeo', '--version']),
+    containerd: await sh(['sh', '-c', 'containerd --version | cut -d" " -f1-3']),
+    openssl: await sh(['openssl', 'version']),
+    load: os.loadavg().map((l) => l.toFixed(2)).join(' '),
+  };
+}
+
+async function bytesUnder(target: string): Promise<number> {
+  return Number((await sh(['du', '-sb', '--apparent-size', target])).split(/\s/)[0] ?? 0);
+}
+
+/** Everything `bundle create` left at the output: the tar (or volumes) and the seal. */
+async function bundleFiles(output: string): Promise<string[]> {
+  const dir = path.dirname(output);
+  const name = path.basename(output);
+  return (await readdir(dir)).filter((n) => n.startsWith(name)).map((n) => path.join(dir, n));
+}
+
+async function benchCreate(f: Fixture, work: string) {
+  const output = path.join(work, 'out', 'bench.tar');
+  await rm(path.dirname(output), { recursive: true, force: true });
+  await mkdir(path.dirname(output), { recursive: true });
+  const args = ['bundle', 'create', '--registries-conf', f.registriesConf, '--authfile', f.authfile, '--release', f.sample.releaseReference,
+    ...f.sample.extraImages.flatMap((e) => ['--image', e.reference]), '--platform', 'all', '--output', output, '--quiet'];
+  log('bundle create …');
+  const run = mustSucceed(await timed([process.execPath, CLI, ...args], { env: { SOURCE_DATE_EPOCH: EPOCH } }));
+  let written = 0;
+  for (const file of await bundleFiles(output)) written += (await stat(file)).size;
+  const tarSize = (await stat(output)).size;
+  log(`bundle create: ${(run.wallMs / 1000).toFixed(1)} s, ${(tarSize / MB).toFixed(0)} MB, peak RSS ${(run.peakRssBytes / MB).toFixed(0)} MB`);
+  return { output, run, written, tarSize };
+}
+
+/** skopeo sync --all of the same images (release by tag, components by digest, extras by tag) into a dir tree. */
+async function benchSkopeo(f: Fixture, work: string) {
+  const host = f.registry.host;
+  const byRepo = new Map<string, string[]>();
+  for (const image of f.sample.images) {
+    const repoPath = image.repository.slice(image.repository.indexOf('/') + 1);
+    byRepo.set(repoPath, [...(byRepo.get(repoPath) ?? []), image.tag ?? image.digest]);
+  }
+  const yaml = [`${host}:`, '  tls-verify: false', '  images:', ...[...byRepo].flatMap(([repo, refs]) => [`    ${repo}:`, ...refs.map((r) => `      - "${r}"`)])].join('\n');
+  const yamlFile = path.join(work, 'skopeo-sync.yaml');
+  await writeFile(yamlFile, `${yaml}\n`);
+  const dest = path.join(work, 'skopeo-out');
+  await rm(dest, { recursive: true, force: true });
+  await mkdir(dest, { recursive: true });
+  log('skopeo sync --all …');
+  const run = mustSucceed(await timed(['skopeo', 'sync', '--all', '--src', 'yaml', '--dest', 'dir', yamlFile, dest]));
+  const written = await bytesUnder(dest);
+  log(`skopeo sync: ${(run.wallMs / 1000).toFixed(1)} s, ${(written / MB).toFixed(0)} MB written`);
+  await rm(dest, { recursive: true, force: true });
+  return { run, written };
+}
+
+async function benchVerify(output: string) {
+  const size = (await stat(output)).size;
+  await sh(['sh', '-c', `cat ${JSON.stringify(output)} > /dev/null`]); // both read from the page cache
+  log('bundle verify and openssl dgst …');
+  const ours = mustSucceed(await timed([process.execPath, CLI, 'bundle', 'verify', output]));
+  const openssl = mustSucceed(await timed(['openssl', 'dgst', '-sha256', output]));
+  return { size, ours, openssl, oursMBps: size / MB / (ours.wallMs / 1000), opensslMBps: size / MB / (openssl.wallMs / 1000) };
+}
+
+interface ServerLoad {
+  readonly throughput: Throughput[];
+  readonly latency: Latency;
+}
+
+async function loadServer(origin: string, f: Fixture, withNs: boolean): Promise<ServerLoad> {
+  const blobs = f.blobs.map((b) => ({ path: registryPath(b.repository, 'blobs', b.digest, withNs), size: b.size }));
+  const manifests = f.manifests.map((m) => registryPath(m.repository, 'manifests', m.digest, withNs));
+  const throughput: Throughput[] = [];
+  for (const c of [1, 4, 16]) throughput.push(await blobThroughput(origin, blobs, c, Math.min(f.uniqueBlobBytes, 1500 * MB), 3));
+  const latency = await manifestLatency(origin, manifests, 16, 5000, MANIFEST_ACCEPT);
+  return { throughput, latency };
+}
+
+async function benchServe(f: Fixture, output: string, work: string) {
+  const port = await freePort();
+  const state = path.join(work, 'serve-state.db');
+  await rm(state, { force: true });
+  const child = spawn(process.execPath, [CLI, 'serve', '--bundle', output, '--state', state, '--listen', `127.0.0.1:${port}`, '--no-access-log'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const origin = `http://127.0.0.1:${port}`;
+  try {
+    await waitFor('pin-preload serve', async () => (await fetch(`${origin}/v2/`)).status === 200, 120_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n${stderr}`);
+    });
+    log('loading pin-preload serve …');
+    const mirror = await loadServer(origin, f, true);
+    const servePeakRss = await peakRssOf(child.pid!);
+    log('loading docker-registry …');
+    const registry = await loadServer(f.registry.url, f, false);
+    return { mirror, registry, servePeakRss, origin, stop: () => stopChild(child) };
+  } catch (err) {
+    await stopChild(child);
+    throw err;
+  }
+}
+
+async function stopChild(child: ReturnType<typeof spawn>): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function benchCri(f: Fixture, mirrorOrigin: string, count: number): Promise<{ mirror: CriPullResult; registry: CriPullResult }> {
+  const refs = f.sample.components.slice(0, count).map((c) => c.reference);
+  log(`CRI pulls of ${refs.length} images via the mirror …`);
+  const mirror = await pullThroughCri(refs, mirrorOrigin, 5);
+  log(`CRI pulls of ${refs.length} images via docker-registry …`);
+  const registry = await pullThroughCri(refs, f.registry.url, 5);
+  return { mirror, registry };
+}
+
+function row(label: string, ours: string, peer: string, ratio: string, target: string): string {
+  return `${label.padEnd(34)} ${ours.padStart(14)} ${peer.padStart(14)} ${ratio.padStart(8)}  ${target}`;
+}
+
+const fmtS = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+const fmtMB = (bytes: number) => `${(bytes / MB).toFixed(0)} MB`;
+
+async function main(): Promise<void> {
+  const opts = options();
+  const results: Record<string, unknown> = { startedAt: new Date().toISOString(), params: opts.params, work: opts.work };
+  results.machine = await machine(os.tmpdir());
+  log(`work dir ${opts.work}`);
+  const f = await prepareFixture(opts.work, opts.params, log);
+  const lines: string[] = [];
+  try {
+    results.fixture = { images: f.sample.images.length, components: f.sample.components.length, manifests: f.manifests.length, uniqueBlobs: f.blobs.length, uniqueBlobBytes: f.uniqueBlobBytes, generateMs: f.generateMs, pushMs: f.pushMs };
+    lines.push(`fixture: ${f.sample.components.length} components + payload + ${f.sample.extraImages.length} extras, ${f.manifests.length} manifests, ${f.blobs.length} unique blobs, ${fmtMB(f.uniqueBlobBytes)}`);
+    lines.push(row('measure', 'pin-preload', 'peer', 'ratio', 'target'));
+
+    const create = await benchCreate(f, opts.work);
+    results.create = { wallMs: create.run.wallMs, peakRssBytes: create.run.peakRssBytes, bytesWritten: create.written, tarBytes: create.tarSize, sizeRatio: create.tarSize / f.uniqueBlobBytes };
+    if (!opts.skip.has('skopeo')) {
+      const skopeo = await benchSkopeo(f, opts.work);
+      results.skopeo = { wallMs: skopeo.run.wallMs, peakRssBytes: skopeo.run.peakRssBytes, bytesWritten: skopeo.written };
+      lines.push(row('bundle create vs skopeo sync: time', fmtS(create.run.wallMs), fmtS(skopeo.run.wallMs), `${(skopeo.run.wallMs / create.run.wallMs).toFixed(2)}×`, '≥ 4× faster'));
+      lines.push(row('  bytes written', fmtMB(create.written), fmtMB(skopeo.written), `${(skopeo.written / create.written).toFixed(2)}×`, 'fewer'));
+    } else {
+      lines.push(row('bundle create: time', fmtS(create.run.wallMs), '-', '-', ''));
+    }
+    lines.push(row('bundle size / unique blob bytes', fmtMB(create.tarSize), fmtMB(f.uniqueBlobBytes), (create.tarSize / f.uniqueBlobBytes).toFixed(4), '≤ 1.02'));
+    lines.push(row('peak RSS: bundle create', fmtMB(create.run.peakRssBytes), '-', '-', '< 200 MB'));
+
+    if (!opts.skip.has('verify')) {
+      const v = await benchVerify(create.output);
+      results.verify = { bytes: v.size, oursMs: v.ours.wallMs, opensslMs: v.openssl.wallMs, oursMBps: v.oursMBps, opensslMBps: v.opensslMBps, peakRssBytes: v.ours.peakRssBytes };
+      lines.push(row('bundle verify vs openssl sha256', `${v.oursMBps.toFixed(0)} MB/s`, `${v.opensslMBps.toFixed(0)} MB/s`, `${(v.oursMBps / v.opensslMBps).toFixed(2)}×`, '≥ 1×'));
+      lines.push(row('peak RSS: bundle verify', fmtMB(v.ours.peakRssBytes), '-', '-', 'report'));
+    }
+
+    if (!opts.skip.has('serve')) {
+      const s = await benchServe(f, create.output, opts.work);
+      try {
+        results.serve = { mirror: s.mirror, registry: s.registry, servePeakRssBytes: s.servePeakRss };
+        for (let i = 0; i < s.mirror.throughput.length; i++) {
+          const m = s.mirror.throughput[i]!;
+          const r = s.registry.throughput[i]!;
+          lines.push(row(`blob GET MB/s, concurrency ${m.concurrency}`, `${m.mbPerS.toFixed(0)} MB/s`, `${r.mbPerS.toFixed(0)} MB/s`, `${(m.mbPerS / r.mbPerS).toFixed(2)}×`, '≥ 1× docker-registry'));
+        }
+        lines.push(row('manifest GET p50, 16 clients', `${s.mirror.latency.p50Ms.toFixed(2)} ms`, `${s.registry.latency.p50Ms.toFixed(2)} ms`, `${(s.registry.latency.p50Ms / s.mirror.latency.p50Ms).toFixed(2)}×`, ''));
+        lines.push(row('manifest GET p99, 16 clients', `${s.mirror.latency.p99Ms.toFixed(2)} ms`, `${s.registry.latency.p99Ms.toFixed(2)} ms`, `${(s.registry.latency.p99Ms / s.mirror.latency.p99Ms).toFixed(2)}×`, 'p99 < 5 ms'));
+        lines.push(row('peak RSS: serve (after the loads)', fmtMB(s.servePeakRss), '-', '-', '< 150 MB'));
+        if (!opts.skip.has('cri')) {
+          const cri = await benchCri(f, s.origin, opts.criImages);
+          results.cri = cri;
+          lines.push(row(`CRI pull ${cri.mirror.images} images (containerd)`, fmtS(cri.mirror.wallMs), fmtS(cri.registry.wallMs), `${(cri.registry.wallMs / cri.mirror.wallMs).toFixed(2)}×`, '≥ 1× docker-registry'));
+        }
+      } finally {
+        await s.stop();
+      }
+    }
+  } finally {
+    await f.registry.stop();
+  }
+  results.finishedAt = new Date().toISOString();
+  results.table = lines;
+  await mkdir(RESULTS_DIR, { recursive: true });
+  const file = path.join(RESULTS_DIR, `bench-${opts.scale ? 'scale' : 'default'}-${(results.startedAt as string).replace(/[:.]/g, '-')}.json`);
+  await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
+  process.stdout.write(`\n${lines.join('\n')}\n\nmachine: ${JSON.stringify(results.machine)}\nresults: ${file}\n`);
+}
+
+await main();
