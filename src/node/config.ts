@@ -14,7 +14,7 @@ export type RuntimeKind = 'crio' | 'containerd';
 export interface NodeConfig {
   /** The file the values came from; undefined when the default file was absent (pure defaults). */
   readonly file: string | undefined;
-  readonly paths: { readonly bundles: string; readonly state: string };
+  readonly paths: { readonly bundles: string; readonly state: string; readonly trustedKey?: string };
   readonly mirror: { readonly listen: string; readonly tlsCert?: string; readonly tlsKey?: string };
   readonly runtime: {
     readonly kind: RuntimeKind;
@@ -160,6 +160,7 @@ function duration(value: unknown): number {
 export const CONFIG_KEYS: readonly KeySpec[] = [
   { section: 'paths', key: 'bundles', flag: 'bundles', describe: 'bundle directory', parse: absolutePath },
   { section: 'paths', key: 'state', flag: 'state', describe: 'SQLite state database', parse: absolutePath },
+  { section: 'paths', key: 'trusted_key', flag: 'trusted-key', describe: 'Ed25519 public key every bundle must be signed by', parse: absolutePath },
   { section: 'mirror', key: 'listen', flag: 'listen', describe: 'mirror address host:port', parse: hostPort },
   { section: 'mirror', key: 'tls_cert', flag: 'tls-cert', describe: 'mirror TLS certificate (PEM)', parse: absolutePath },
   { section: 'mirror', key: 'tls_key', flag: 'tls-key', describe: 'mirror TLS key (PEM)', parse: absolutePath },
@@ -292,9 +293,10 @@ export function resolveConfig(fromFile: Values, fromFlags: Values, file: string 
     throw configError(file ?? 'command line', tlsCert === undefined ? 'mirror.tls_cert' : 'mirror.tls_key', 'tls_cert and tls_key go together: set both or neither');
   }
   const imageFs = merged.get('runtime.image_fs') as string | undefined;
+  const trustedKey = merged.get('paths.trusted_key') as string | undefined;
   return {
     file,
-    paths: { bundles: get('paths.bundles'), state: get('paths.state') },
+    paths: { bundles: get('paths.bundles'), state: get('paths.state'), ...(trustedKey !== undefined ? { trustedKey } : {}) },
     mirror: { listen: get('mirror.listen'), ...(tlsCert !== undefined ? { tlsCert, tlsKey: tlsKey! } : {}) },
     runtime: {
       kind,

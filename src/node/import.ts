@@ -15,7 +15,7 @@ import { bundleFingerprint, readNodeBundle } from './bundle-dir.js';
 import type { NodeConfig } from './config.js';
 import { openNodeServices } from './preload.js';
 import { availableBytes, describeBytes } from './storage-check.js';
-import { verifyNodeBundle } from './verify.js';
+import { checkNodeBundleSignature, verifyNodeBundle } from './verify.js';
 
 /** Room kept free beyond the bundle itself: filesystem metadata, the state database's growth. */
 const IMPORT_MARGIN = 64 * 2 ** 20;
@@ -163,7 +163,7 @@ export async function importBundle(
 
     // Volumes match the seal; now every blob against its digest (the copy is what we check, not the media).
     try {
-      await verifyNodeBundle(path.join(temp, sealName), options.signal);
+      await verifyNodeBundle(path.join(temp, sealName), { signal: options.signal, trustedKey: config.paths.trustedKey });
     } catch (err) {
       throw rejected(source, err instanceof Error ? err.message : String(err));
     }
@@ -228,7 +228,8 @@ async function register(config: NodeConfig, sealPath: string, verifyFirst: boole
       imageCount: bundle.manifest.images.length,
       fingerprint: bundle.fingerprint,
     });
-    if (verifyFirst && !services.state.isBundleVerified(bundle.path, bundle.fingerprint)) await verifyNodeBundle(sealPath);
+    if (verifyFirst && !services.state.isBundleVerified(bundle.path, bundle.fingerprint)) await verifyNodeBundle(sealPath, { trustedKey: config.paths.trustedKey });
+    if (config.paths.trustedKey) await checkNodeBundleSignature(sealPath, config.paths.trustedKey);
     // The renames kept sizes and mtimes, so the fingerprint of the verified copy is the one in place.
     services.state.markBundleVerified(bundle.path, await bundleFingerprint(sealPath));
     await services.store.registerBundle(sealPath);

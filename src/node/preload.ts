@@ -13,7 +13,7 @@ import type { NodeConfig } from './config.js';
 import { pullImages, type PullOptions } from './pull.js';
 import { applyMirrorConfig, applyPinnedImages, reloadRuntime } from './runtime-files.js';
 import { checkStorage, StorageInsufficientError } from './storage-check.js';
-import { verifyNodeBundle } from './verify.js';
+import { checkNodeBundleSignature, verifyNodeBundle } from './verify.js';
 
 /** ImageStatus calls at once: cheap local lookups, but a node may have hundreds of images. */
 const STATUS_CONCURRENCY = 16;
@@ -96,10 +96,12 @@ async function loadBundles(ctx: PreloadContext): Promise<NodeBundle[]> {
 
 async function verifyBundles(ctx: PreloadContext, bundles: readonly NodeBundle[]): Promise<void> {
   for (const bundle of bundles) {
+    const trustedKey = ctx.config.paths.trustedKey;
+    if (trustedKey) await checkNodeBundleSignature(bundle.sealPath, trustedKey);
     if (ctx.state.isBundleVerified(bundle.path, bundle.fingerprint)) continue;
     checkAborted(ctx.signal);
     ctx.log(`verifying bundle ${bundle.path}`);
-    await verifyNodeBundle(bundle.sealPath, ctx.signal);
+    await verifyNodeBundle(bundle.sealPath, { signal: ctx.signal, trustedKey });
     ctx.state.markBundleVerified(bundle.path, bundle.fingerprint);
   }
 }

@@ -1,19 +1,53 @@
 // Verification of a bundle before the node trusts it: the bundle verifier's full check (volumes against the
-// seal, every blob against its digest, the layout's structure), turned into one UserError naming every problem.
+// seal, every blob against its digest, the layout's structure, the signature when a trusted key is set),
+// turned into one UserError naming every problem.
 
+import { readFile } from 'node:fs/promises';
 import { verifyBundle } from '../bundle/verify.js';
-import { UserError } from '../util/errors.js';
+import { checkSignature, loadPublicKey } from '../bundle/signing.js';
+import { SEAL_SUFFIX, SIGNATURE_SUFFIX } from '../bundle/format.js';
+import { errnoCode, UserError } from '../util/errors.js';
 
 const PROBLEMS_SHOWN = 5;
 
+export interface NodeVerifyOptions {
+  readonly signal?: AbortSignal;
+  /** [paths] trusted_key: when set, a bundle must carry a valid signature by this Ed25519 public key. */
+  readonly trustedKey?: string;
+}
+
 /** Throws BUNDLE_VERIFY_FAILED naming the bundle and its problems; `signal` is checked between steps. */
-export async function verifyNodeBundle(sealPath: string, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) throw new UserError('PRELOAD_CANCELLED', 'cancelled before verifying the bundle');
-  const report = await verifyBundle(sealPath);
+export async function verifyNodeBundle(sealPath: string, options: NodeVerifyOptions = {}): Promise<void> {
+  if (options.signal?.aborted) throw new UserError('PRELOAD_CANCELLED', 'cancelled before verifying the bundle');
+  const report = await verifyBundle(sealPath, options.trustedKey ? { trustedKey: options.trustedKey } : {});
   if (report.ok) return;
   const shown = report.problems.slice(0, PROBLEMS_SHOWN).map((p) => p.message);
   const more = report.problems.length > PROBLEMS_SHOWN ? `; and ${report.problems.length - PROBLEMS_SHOWN} more` : '';
   throw new UserError('BUNDLE_VERIFY_FAILED', `bundle ${report.bundle} failed verification: ${shown.join('; ')}${more}`, {
-    hint: `run "pin-preload bundle verify ${sealPath}" for the full report; copy damaged volumes again or re-create the bundle`,
+    hint: `run "pin-preload bundle verify ${sealPath}${options.trustedKey ? ` --trusted-key ${options.trustedKey}` : ''}" for the full report; copy damaged volumes again or re-create the bundle`,
   });
+}
+
+/**
+ * The signature check alone (reads only the seal and the .sig, no blob), done on every sync when a trusted
+ * key is configured: the full verification is cached per bundle, but a key change must take effect at once.
+ */
+export async function checkNodeBundleSignature(sealPath: string, trustedKey: string): Promise<void> {
+  const signaturePath = `${sealPath.slice(0, -SEAL_SUFFIX.length)}${SIGNATURE_SUFFIX}`;
+  const [sealBytes, key] = await Promise.all([readFile(sealPath), loadPublicKey(trustedKey)]);
+  let signatureBytes: Buffer;
+  try {
+    signatureBytes = await readFile(signaturePath);
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw err;
+    throw new UserError('BUNDLE_SIGNATURE_INVALID', `bundle ${sealPath} is not signed (no ${signaturePath}), but [paths] trusted_key requires a signature by ${trustedKey}`, {
+      hint: 'sign the bundle on the bastion (bundle create --sign-key) and copy its .sig next to the seal, or unset trusted_key',
+    });
+  }
+  const check = checkSignature(sealBytes, signatureBytes, key);
+  if (!check.ok) {
+    throw new UserError('BUNDLE_SIGNATURE_INVALID', `bundle ${sealPath}: bad signature: ${check.reason}`, {
+      hint: `the bundle was not signed by the key ${trustedKey} trusts, or it was changed after signing: do not use it`,
+    });
+  }
 }

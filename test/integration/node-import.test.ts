@@ -166,3 +166,42 @@ test('a bundle dir without room for the bundle is refused before copying, with t
     execFileSync('umount', [small]);
   }
 });
+
+test('with [paths] trusted_key, a bundle signed by that key imports and one signed by another key is rejected, leaving nothing', async (t) => {
+  const dir = await tempDir(t, 'import-trust');
+  const { seal } = await makeBundle(dir); // signed with dir/key
+  const stranger = path.join(dir, 'stranger');
+  await generateSigningKey(stranger);
+
+  const trusting = (root: string, key: string) =>
+    resolveConfig(new Map<string, unknown>([
+      ['paths.bundles', path.join(root, 'bundles')],
+      ['paths.state', path.join(root, 'state.db')],
+      ['paths.trusted_key', key],
+    ]), new Map(), undefined);
+
+  const good = trusting(path.join(dir, 'node-good'), path.join(dir, 'key.pub'));
+  const result = await importBundle(good, seal);
+  assert.equal(result.alreadyImported, false);
+
+  const wary = trusting(path.join(dir, 'node-wary'), `${stranger}.pub`);
+  await assert.rejects(importBundle(wary, seal), (err: unknown) => {
+    assert.ok(isUserError(err));
+    assert.match(err.message, /signature|signed/);
+    return true;
+  });
+  const left = await readdir(wary.paths.bundles).catch(() => [] as string[]);
+  assert.deepEqual(left.filter((f) => !f.startsWith('.')), [], 'a rejected bundle leaves nothing in the bundle dir');
+});
+
+test('with [paths] trusted_key, an unsigned bundle is rejected by name', async (t) => {
+  const dir = await tempDir(t, 'import-unsigned');
+  const { seal } = await makeBundle(dir);
+  await rm(seal.replace(/\.seal\.json$/, '.sig'));
+  const config = resolveConfig(new Map<string, unknown>([
+    ['paths.bundles', path.join(dir, 'node', 'bundles')],
+    ['paths.state', path.join(dir, 'node', 'state.db')],
+    ['paths.trusted_key', path.join(dir, 'key.pub')],
+  ]), new Map(), undefined);
+  await assert.rejects(importBundle(config, seal), /not signed/);
+});

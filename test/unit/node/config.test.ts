@@ -22,6 +22,7 @@ const FULL = `
 [paths]
 bundles = "/srv/bundles"
 state = "/srv/state.db"
+trusted_key = "/etc/pin-preload/bundle-key.pub"
 
 [mirror]
 listen = "127.0.0.1:5555"
@@ -51,7 +52,7 @@ test('reads every key of the config file into typed values', async () => {
   await withConfig(FULL, async (file) => {
     const config = await loadNodeConfig({ configFile: file });
     assert.equal(config.file, file);
-    assert.deepEqual(config.paths, { bundles: '/srv/bundles', state: '/srv/state.db' });
+    assert.deepEqual(config.paths, { bundles: '/srv/bundles', state: '/srv/state.db', trustedKey: '/etc/pin-preload/bundle-key.pub' });
     assert.deepEqual(config.mirror, { listen: '127.0.0.1:5555', tlsCert: '/etc/pki/mirror.crt', tlsKey: '/etc/pki/mirror.key' });
     assert.deepEqual(config.runtime, {
       kind: 'containerd',
@@ -105,13 +106,13 @@ test('every key can be overridden by its flag, flags winning over the file', asy
     const config = await loadNodeConfig({
       configFile: file,
       flags: {
-        bundles: '/b', state: '/s.db', listen: '127.0.0.1:7000', tlsCert: '/c.crt', tlsKey: '/c.key',
+        bundles: '/b', state: '/s.db', trustedKey: '/k.pub', listen: '127.0.0.1:7000', tlsCert: '/c.crt', tlsKey: '/c.key',
         runtime: 'crio', runtimeEndpoint: 'unix:///x.sock', reload: '["kill", "-HUP", "1"]',
         pinnedImagesFile: '', registriesDropin: '/d.conf', registriesConf: '/r.conf', hostsDir: '/h', imageFs: '/i',
         reserve: '1MiB', pullConcurrency: '2', pullRetries: '3', pullTimeout: '1h',
       },
     });
-    assert.deepEqual(config.paths, { bundles: '/b', state: '/s.db' });
+    assert.deepEqual(config.paths, { bundles: '/b', state: '/s.db', trustedKey: '/k.pub' });
     assert.deepEqual(config.mirror, { listen: '127.0.0.1:7000', tlsCert: '/c.crt', tlsKey: '/c.key' });
     assert.deepEqual(config.runtime, {
       kind: 'crio', endpoint: 'unix:///x.sock', reload: ['kill', '-HUP', '1'], pinnedImagesFile: '',
