@@ -42,7 +42,8 @@ export function registerBundleCreate(bundle: Command): void {
     .option('--output <file>', 'bundle path: the tar, or the volumes\' common name with --split-size (NAME.001, NAME.002, …)')
     .option('--split-size <size>', 'cut the bundle into volumes of at most this size, e.g. 4GiB, 700MB, 25GB')
     .option('--sign-key <file>', 'Ed25519 private key (from "pin-preload keygen") to sign the bundle with: writes OUTPUT.sig')
-    .option('--quiet', 'no progress output');
+    .option('--quiet', 'no progress output')
+    .addHelpText('after', `\n--concurrency N also bounds blob downloads (default ${DEFAULT_CREATE_CONCURRENCY}). An interrupted or failed run resumes when run again.\nRead an OCI-typed image out of a bundle: skopeo copy oci-archive:BUNDLE:<image reference by digest> …  (see docs/bundle-format.md)`);
   addSelectionOptions(command).action(
     action(async (options: CreateOptionValues) => {
       const { selection, source, spec, concurrency } = await selectionFromOptions(options);
