@@ -13,6 +13,7 @@ import type { NodeConfig } from './config.js';
 import { pullImages, type PullOptions } from './pull.js';
 import { applyMirrorConfig, applyPinnedImages, reloadRuntime } from './runtime-files.js';
 import { checkStorage, StorageInsufficientError } from './storage-check.js';
+import { mapBounded } from '../util/concurrency.js';
 import { checkNodeBundleSignature, verifyNodeBundle } from './verify.js';
 
 /** ImageStatus calls at once: cheap local lookups, but a node may have hundreds of images. */
@@ -55,18 +56,6 @@ function describeError(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
 
 async function imageStatuses(cri: CriImageService, images: readonly DesiredImage[]): Promise<Map<string, CriImage | undefined>> {
   const statuses = await mapBounded(images, STATUS_CONCURRENCY, (image) => cri.imageStatus(image.name));

@@ -9,7 +9,7 @@ import { digestReference, formatReference, repositoryName, withDefaultTag, type 
 import type { ImageSource } from '../registry/source.js';
 import { resolveRelease, runnableChildren, selectChild, type ResolvedRelease } from '../release/resolve-release.js';
 import { UserError } from '../util/errors.js';
-import { mapBounded } from './concurrency.js';
+import { mapBounded } from '../util/concurrency.js';
 import { ManifestCache } from './manifest-cache.js';
 import type { BlobRole, BundlePlan, ImageOrigin, PlannedBlob, PlannedImage, PlannedRelease } from './plan.js';
 import type { PlatformChoice, Selection } from './selection.js';

@@ -8,7 +8,7 @@ import { MediaType } from '../oci/media-types.js';
 import { formatPlatform, type Platform } from '../oci/platform.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { UserError } from '../util/errors.js';
-import { mapConcurrent } from './concurrency.js';
+import { mapBounded } from '../util/concurrency.js';
 import { fractionOf } from './keystream.js';
 import { canonicalJson, LayoutWriter, type BlobDescriptor } from './layout-writer.js';
 import { resolveSampleParams, type SampleParams } from './params.js';
@@ -181,14 +181,14 @@ export async function generateSampleRelease(dir: string, params: Partial<SampleP
   await fs.rm(path.join(dir, SAMPLE_FILE), { force: true });
 
   const builder = new ReleaseBuilder(layout, p);
-  builder.baseLayers = await mapConcurrent(Array.from({ length: p.baseLayers }, (_, k) => k), LAYER_CONCURRENCY, (k) =>
+  builder.baseLayers = await mapBounded(Array.from({ length: p.baseLayers }, (_, k) => k), LAYER_CONCURRENCY, (k) =>
     builder.layer(baseLayerEntries(`${p.seed}:base:${k}`, k, p.baseLayerSize)),
   );
 
   const names = componentNames(p.components);
   const multiArch = chooseShare(names, p.multiArchShare, p.seed, 'multi-arch');
   const oci = chooseShare(names, p.ociShare, p.seed, 'oci');
-  const componentDescriptors = await mapConcurrent(names, LAYER_CONCURRENCY, (name) =>
+  const componentDescriptors = await mapBounded(names, LAYER_CONCURRENCY, (name) =>
     builder.appImage(name, oci.has(name) ? 'oci' : 'docker', multiArch.has(name), {
       'io.k8s.display-name': name,
       'io.openshift.build.source-location': `https://github.com/openshift/${name}`,
@@ -207,7 +207,7 @@ export async function generateSampleRelease(dir: string, params: Partial<SampleP
   });
 
   const extraNames = Array.from({ length: p.extraImages }, (_, i) => (['tools', 'debug'][i] ?? `extra-${i + 1}`));
-  const extraDescriptors = await mapConcurrent(extraNames, LAYER_CONCURRENCY, (name, i) =>
+  const extraDescriptors = await mapBounded(extraNames, LAYER_CONCURRENCY, (name, i) =>
     // The second extra image is a multi-arch OCI index by tag, a case bundle tools must handle.
     builder.appImage(`sample/${name}`, i % 2 === 1 ? 'oci' : 'docker', i === 1, { 'io.k8s.display-name': name }),
   );

@@ -8,7 +8,7 @@ import { digestHex, parseDigest, type Digest } from '../oci/digest.js';
 import { parseManifest } from '../oci/manifest.js';
 import { parseReference, type Reference } from '../oci/reference.js';
 import { UserError } from '../util/errors.js';
-import { mapConcurrent } from './concurrency.js';
+import { mapBounded } from '../util/concurrency.js';
 import { REF_NAME_ANNOTATION } from './layout-writer.js';
 
 export interface PushOptions {
@@ -198,8 +198,8 @@ export async function pushLayout(dir: string, registryUrl: string, options: Push
         if (!blobs.has(key)) blobs.set(key, { image: image.refName, repo: image.reference.path, digest: parseDigest(digest), size });
       }
     }
-    await mapConcurrent([...blobs.values()], concurrency, (b) => pusher.pushBlob(b.image, b.repo, b.digest, b.size));
-    await mapConcurrent(images, concurrency, (image) => pusher.pushManifests(image));
+    await mapBounded([...blobs.values()], concurrency, (b) => pusher.pushBlob(b.image, b.repo, b.digest, b.size));
+    await mapBounded(images, concurrency, (image) => pusher.pushManifests(image));
     return { ...pusher.stats };
   } finally {
     await pusher.pool.close();

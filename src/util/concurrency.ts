@@ -1,5 +1,5 @@
-// A bounded worker pool for many small network calls (manifest fetches): at most `limit` in flight,
-// results in input order, the first failure stops new work and is thrown.
+// A bounded worker pool: at most `limit` calls in flight, results in input order (so outputs never depend
+// on which task finished first), and the first failure stops new work and is thrown.
 
 export async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
