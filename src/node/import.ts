@@ -11,7 +11,7 @@ import { SEAL_SUFFIX, SIGNATURE_SUFFIX } from '../bundle/format.js';
 import { locateBundle, type BundleFiles } from '../bundle/reader.js';
 import { fsyncDir } from '../util/atomic-file.js';
 import { UserError, errnoCode } from '../util/errors.js';
-import { bundleFingerprint, readNodeBundle } from './bundle-dir.js';
+import { bundleFingerprint, bundleSetKey, desiredImages, listSealFiles, readNodeBundle } from './bundle-dir.js';
 import type { NodeConfig } from './config.js';
 import { openNodeServices } from './preload.js';
 import { availableBytes, describeBytes } from './storage-check.js';
@@ -233,6 +233,10 @@ async function register(config: NodeConfig, sealPath: string, verifyFirst: boole
     // The renames kept sizes and mtimes, so the fingerprint of the verified copy is the one in place.
     services.state.markBundleVerified(bundle.path, await bundleFingerprint(sealPath));
     await services.store.registerBundle(sealPath);
+    // The node's desired image set changed: a new desired generation, its images pending until a preload
+    // (the service starts one as soon as it sees the bundle), as MachineConfigNode shows a new spec.
+    const bundles = await Promise.all((await listSealFiles(config.paths.bundles)).map((seal) => readNodeBundle(seal)));
+    services.state.setDesired(bundleSetKey(bundles), desiredImages(bundles).map((i) => ({ name: i.name, bundle: i.bundle })));
   } finally {
     services.close();
   }

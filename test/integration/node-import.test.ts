@@ -85,8 +85,12 @@ test('imports every volume, the seal and the signature, verified, and registers 
 
   const db = openStateDatabase(config.paths.state);
   try {
-    const bundles = new NodeState(db).bundles();
+    const state = new NodeState(db);
+    const bundles = state.bundles();
     assert.deepEqual(bundles.map((b) => [b.path, b.verified, b.imageCount]), [[result.bundlePath, true, 3]]);
+    assert.equal(state.status().desiredGeneration, 1, 'a new bundle is a new desired generation');
+    assert.equal(state.status().currentGeneration, 0, 'not current until a preload completes');
+    assert.deepEqual(state.images().map((i) => i.state), ['pending', 'pending', 'pending'], 'its images wait for the preload');
     const store = await BundleStore.open(db);
     assert.deepEqual(store.listBundles().map((b) => b.path), [result.bundlePath], 'the mirror serves it');
   } finally {
