@@ -243,9 +243,13 @@ test('the disk filling up during bundle create fails with a clear error, leaves 
   // Slow the largest blob down (reset once, so it is fetched again) to leave time to fill the disk.
   proxy.setFault(times(isBlobGet(blobs[0]!.digest), { kind: 'reset-after-bytes', bytes: 200_000 }));
   const creating = startCli(createArgs(output, ['--concurrency', '2']));
+  let exited = false;
+  void creating.done.then(() => (exited = true));
   const filler = path.join(mount, 'filler');
   try {
-    for (let i = 0; i < 400 && !(await exists(`${output}.partial`)); i++) await new Promise((r) => setTimeout(r, 5));
+    // The journal is opened right after the pre-flight check: fill the disk then, not before.
+    const deadline = Date.now() + 30_000;
+    while (!exited && Date.now() < deadline && !(await exists(path.join(`${output}.partial`, 'progress.bin')))) await new Promise((r) => setTimeout(r, 5));
     await fillDisk(filler);
   } finally {
     proxy.setFault(undefined);
