@@ -10,9 +10,10 @@ export function registerDemo(program: Command): void {
     .description('run the whole flow on a built-in sample release: upstream, bundle plan/create/verify, import, serve, pull, status')
     .option('--work-dir <dir>', 'keep everything in this directory (default: a temp dir, removed at the end)')
     .option('--keep', 'keep the temp dir')
-    .option('--cri-endpoint <socket>', 'pre-load into this CRI runtime (e.g. unix:///run/containerd/containerd.sock) instead of pulling with our own client')
+    .option('--cri-endpoint <socket>', 'pre-load into this CRI runtime (e.g. unix:///run/containerd/containerd.sock)')
+    .option('--no-private-runtime', 'do not start a private containerd (as root, when installed): pull with our own client instead')
     .option('--runtime <kind>', 'kind of that runtime: containerd or crio', 'containerd')
-    .action(action(async (opts: { workDir?: string; keep?: boolean; criEndpoint?: string; runtime: 'crio' | 'containerd' }) => {
-      await runDemo({ workDir: opts.workDir, keep: opts.keep, criEndpoint: opts.criEndpoint, runtimeKind: opts.runtime });
+    .action(action(async (opts: { workDir?: string; keep?: boolean; criEndpoint?: string; privateRuntime: boolean; runtime: 'crio' | 'containerd' }) => {
+      await runDemo({ workDir: opts.workDir, keep: opts.keep, criEndpoint: opts.criEndpoint, runtimeKind: opts.runtime, privateRuntime: opts.privateRuntime ? 'auto' : 'none' });
     }));
 }

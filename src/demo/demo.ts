@@ -2,7 +2,7 @@
 // upstream registry → bundle plan/create/verify (bastion) → import, serve, pull, status (node).
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { access, constants, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -14,6 +14,7 @@ import { startMirror, type RunningMirror } from '../mirror/server.js';
 import { RegistryClient, parseRegistriesConf } from '../registry/index.js';
 import { generateSampleRelease, type SampleRelease } from '../sample/index.js';
 import { openBundle } from '../bundle/reader.js';
+import { startContainerd, type RunningContainerd } from '../cri/private-containerd.js';
 import { freePort, waitFor } from '../util/net.js';
 import { formatBytes } from '../util/size.js';
 import { cliPath, DemoNarrator } from './steps.js';
@@ -22,8 +23,13 @@ export interface DemoOptions {
   /** Where everything goes; a fresh temp dir (removed at the end unless keep) by default. */
   readonly workDir?: string;
   readonly keep?: boolean;
-  /** A CRI socket (containerd or CRI-O) to pre-load into for real; without it the demo pulls with our own client. */
+  /** A CRI socket (containerd or CRI-O) to pre-load into for real. */
   readonly criEndpoint?: string;
+  /**
+   * Without criEndpoint: 'auto' starts a private containerd (own root, state and socket in the demo dir) when
+   * running as root with containerd installed, else pulls with our own registry client; 'none' always does the latter.
+   */
+  readonly privateRuntime?: 'auto' | 'none';
   readonly runtimeKind?: 'crio' | 'containerd';
   readonly out?: NodeJS.WritableStream;
 }
@@ -60,6 +66,25 @@ function mirrorOnlyRegistriesConf(mirrorHost: string): string {
     .join('\n');
 }
 
+function hostsDir(paths: DemoPaths): string {
+  return path.join(paths.node, 'etc', 'containerd', 'certs.d');
+}
+
+/** Whether `program` is on PATH (the demo only starts a private containerd where one is installed). */
+async function onPath(program: string): Promise<boolean> {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
+    if (await access(path.join(dir, program), constants.X_OK).then(() => true, () => false)) return true;
+  }
+  return false;
+}
+
+async function startPrivateRuntime(paths: DemoPaths, options: DemoOptions): Promise<RunningContainerd | undefined> {
+  if (options.criEndpoint || options.privateRuntime === 'none') return undefined;
+  if (process.getuid?.() !== 0 || !(await onPath('containerd'))) return undefined;
+  await mkdir(hostsDir(paths), { recursive: true });
+  return startContainerd({ registryHostsDir: hostsDir(paths) });
+}
+
 function nodeConfigToml(paths: DemoPaths, listen: string, options: DemoOptions): string {
   const etc = path.join(paths.node, 'etc');
   const kind = options.runtimeKind ?? 'containerd';
@@ -76,7 +101,7 @@ function nodeConfigToml(paths: DemoPaths, listen: string, options: DemoOptions):
     'reload = []',
     `pinned_images_file = ${JSON.stringify(path.join(etc, 'crio/crio.conf.d/50-pinned-images'))}`,
     `registries_dropin = ${JSON.stringify(path.join(etc, 'containers/registries.conf.d/50-pin-preload.conf'))}`,
-    `hosts_dir = ${JSON.stringify(path.join(etc, 'containerd/certs.d'))}`,
+    `hosts_dir = ${JSON.stringify(hostsDir(paths))}`,
     '[storage]',
     'reserve = "64MiB"',
     '',
@@ -110,6 +135,16 @@ async function pullThroughMirror(bundleSeal: string, mirrorHost: string): Promis
   return { images: bundle.manifest.images.length, blobs: pulled.size, bytes };
 }
 
+/** Shows the first lines of a file the demo's node wrote, as an operator would `head` it. */
+async function showFile(say: DemoNarrator, file: string, what: string, lines: number): Promise<void> {
+  const text = await readFile(file, 'utf8').catch(() => undefined);
+  if (text === undefined) return;
+  const all = text.trimEnd().split('\n');
+  say.say(`${what}:`);
+  for (const line of all.slice(0, lines)) say.say(`  ${line.length > 110 ? `${line.slice(0, 109)}…` : line}`);
+  if (all.length > lines) say.say(`  … (${all.length - lines} more lines)`);
+}
+
 async function startNodeMirror(args: string[], url: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, [cliPath(), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -134,9 +169,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
   const out = options.out ?? process.stdout;
   const work = options.workDir ? path.resolve(options.workDir) : await import('node:fs/promises').then((fs) => fs.mkdtemp(path.join(os.tmpdir(), 'pin-preload-demo-')));
   const paths = demoPaths(work);
-  const say = new DemoNarrator(9, out);
+  const say = new DemoNarrator(10, out);
   let upstream: RunningMirror | undefined;
   let nodeMirror: ChildProcess | undefined;
+  let runtime: RunningContainerd | undefined;
   out.write(`pin-preload demo: the whole flow on a built-in sample release, in ${work}\n`);
   try {
     await Promise.all([paths.keys, paths.media, paths.node].map((d) => mkdir(d, { recursive: true })));
@@ -172,24 +208,29 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
     const listenPort = await freePort();
     const listen = `127.0.0.1:${listenPort}`;
     const config = path.join(paths.node, 'config.toml');
-    await writeFile(config, nodeConfigToml(paths, listen, options));
+    runtime = await startPrivateRuntime(paths, options);
+    const criEndpoint = options.criEndpoint ?? runtime?.endpoint;
+    await writeFile(config, nodeConfigToml(paths, listen, { ...options, ...(criEndpoint ? { criEndpoint } : {}) }));
     await say.run(['import', bundleFile, '--config', config]);
 
-    if (options.criEndpoint) {
-      say.heading(`Node: pre-load and pin through the CRI runtime at ${options.criEndpoint} (mirror served in-process)`);
+    say.heading('Node: serve the bundle as a local mirror and pull every image through it with our own client');
+    const state = path.join(paths.node, 'state.db');
+    const args = ['serve', '--bundle-dir', path.join(paths.node, 'bundles'), '--listen', listen, '--state', state, '--no-access-log'];
+    out.write(`    $ pin-preload ${args.join(' ')} &\n`);
+    nodeMirror = await startNodeMirror(args, `http://${listen}`);
+    const seal = path.join(paths.node, 'bundles', `${path.basename(bundleFile)}.seal.json`);
+    const pulled = await pullThroughMirror(seal, listen);
+    say.say(`pulled ${pulled.images} images (${pulled.blobs} blobs, ${formatBytes(pulled.bytes)}) through ${listen} with quay.io and registry.example.com blocked: every digest verified`);
+    await stopChild(nodeMirror); // preload serves the mirror itself, on the same address
+    nodeMirror = undefined;
+
+    if (criEndpoint) {
+      say.heading(`Node: pre-load through CRI (${runtime ? 'a private containerd started for the demo' : criEndpoint}): storage check, mirror config, pulls, pin`);
       await say.run(['preload', '--config', config]);
+      await showFile(say, path.join(paths.node, 'etc', 'crio', 'crio.conf.d', '50-pinned-images'), 'the CRI-O pinned-images drop-in it wrote (on a CRI-O node: /etc/crio/crio.conf.d/50-pinned-images)', 6);
     } else {
-      say.heading('Node: serve the bundle as a local mirror and pull every image through it');
-      const state = path.join(paths.node, 'state.db');
-      const args = ['serve', '--bundle-dir', path.join(paths.node, 'bundles'), '--listen', listen, '--state', state, '--no-access-log'];
-      out.write(`    $ pin-preload ${args.join(' ')} &\n`);
-      nodeMirror = await startNodeMirror(args, `http://${listen}`);
-      const seal = path.join(paths.node, 'bundles', `${path.basename(bundleFile)}.seal.json`);
-      const pulled = await pullThroughMirror(seal, listen);
-      say.say(`pulled ${pulled.images} images (${pulled.blobs} blobs, ${formatBytes(pulled.bytes)}) through ${listen} with quay.io and registry.example.com blocked: every digest verified`);
-      say.say('(no CRI socket given: run `pin-preload demo --cri-endpoint unix:///run/containerd/containerd.sock` as root to pre-load into a real runtime)');
-      await stopChild(nodeMirror);
-      nodeMirror = undefined;
+      say.heading('Node: pre-load through CRI: skipped');
+      say.say('no CRI runtime here: as root with containerd installed the demo starts a private one; or give --cri-endpoint SOCKET');
     }
 
     say.heading('Node: status, as MachineConfigNode shows it');
@@ -197,6 +238,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
     out.write(`\ndemo finished in ${say.elapsedSeconds().toFixed(1)} s${options.keep || options.workDir ? `; files kept in ${work}` : ''}\n`);
   } finally {
     if (nodeMirror) await stopChild(nodeMirror);
+    if (runtime) await runtime.stop();
     if (upstream) await upstream.close();
     if (!options.keep && !options.workDir) await rm(work, { recursive: true, force: true });
   }
