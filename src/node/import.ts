@@ -165,7 +165,13 @@ export async function importBundle(
     try {
       await verifyNodeBundle(path.join(temp, sealName), { signal: options.signal, trustedKey: config.paths.trustedKey });
     } catch (err) {
-      throw rejected(source, err instanceof Error ? err.message : String(err));
+      // The verifier's own hint names the temp copy, which is gone once we reject: point at the media instead.
+      const trusted = config.paths.trustedKey ? ` --trusted-key ${config.paths.trustedKey}` : '';
+      throw rejected(
+        source,
+        err instanceof Error ? err.message : String(err),
+        `run "pin-preload bundle verify ${source}${trusted}" for the full report; copy damaged files again, or for a bad signature use a bundle signed with the key [paths] trusted_key names`,
+      );
     }
 
     // Into place: volumes and signature first, the seal last, so a seal in the bundle dir means "complete".
