@@ -526,7 +526,9 @@ async function hashVolumes(volumes: VolumeSet, layout: BundleLayout): Promise<st
   const onDisk: VolumeOnDisk[] = layout.volumes.map((v, i) => ({ path: volumes.volumes[i]!.path, size: v.size, offset: v.offset, actualSize: v.size }));
   const ranges: HashRange[] = layout.volumes.map((v, i) => ({ id: i, offset: v.offset, size: v.size }));
   const halves = [ranges.filter((_, i) => i % 2 === 0), ranges.filter((_, i) => i % 2 === 1)];
-  const results = await Promise.all(halves.map((half) => hashRanges(onDisk.filter((_, i) => half.some((r) => r.id === i)), [half])));
+  // Three 4 MiB slots keep the reader ahead of the hasher; the default six would add 12 MiB to the
+  // process's peak RSS, which the seal phase sets (bench: 201 MB at 12 GB against a 200 MB target).
+  const results = await Promise.all(halves.map((half) => hashRanges(onDisk.filter((_, i) => half.some((r) => r.id === i)), [half], { slots: 3 })));
   return ranges.map((r) => {
     const result = results.map((m) => m.get(r.id)).find((x) => x !== undefined);
     if (!result || !('sha256' in result)) throw new Error(`could not hash volume ${layout.volumes[r.id]!.name}: ${result && 'error' in result ? result.error : 'no result'}`);
