@@ -178,6 +178,7 @@ describe('node faults', { concurrency: false }, () => {
 
   test('serve answers 16 concurrent clients with success or spec errors, never a 5xx or a hang, while a new bundle is imported and registered', async () => {
     const first = await runCli(['import', '--config', configFile, media.a]);
+    assertNoInternalError(first, 'import');
     assert.equal(first.code, 0, first.stderr);
     const port = await freePort();
     const serving = startCli(['serve', '--config', configFile, '--listen', `127.0.0.1:${port}`, '--no-access-log'], { timeoutMs: 120_000 });
@@ -200,6 +201,7 @@ describe('node faults', { concurrency: false }, () => {
       await new Promise((r) => setTimeout(r, 500)); // keep hammering a little after registration
       importing = false;
       await Promise.all(clients);
+      assertNoInternalError(imported, 'import during serve');
       assert.equal(imported.code, 0, imported.stderr);
       assert.deepEqual(stats.bad, [], `bad answers:\n${stats.bad.slice(0, 20).join('\n')}`);
       assert.ok(stats.requests >= 400, `${stats.requests} requests`);
