@@ -3,8 +3,7 @@
 
 import type { Command } from 'commander';
 import path from 'node:path';
-import { planBundle } from '../plan/resolve.js';
-import { createBundle, DEFAULT_CREATE_CONCURRENCY, type CreateEvent } from '../bundle/writer.js';
+import { DEFAULT_CREATE_CONCURRENCY, type CreateEvent } from '../bundle/writer.js';
 import { createProgress } from '../util/progress.js';
 import { formatBytes, parseSize } from '../util/size.js';
 import { UserError } from '../util/errors.js';
@@ -60,6 +59,7 @@ export function registerBundleCreate(bundle: Command): void {
         }
         const signKey = options.signKey ?? spec?.signKey;
         note(options.quiet, 'resolving images…');
+        const [{ planBundle }, { createBundle }] = await Promise.all([import('../plan/resolve.js'), import('../bundle/writer.js')]);
         const plan = await planBundle(source, selection, { concurrency });
         note(options.quiet, `${plan.images.length} images, ${plan.blobs.length} unique blobs, ${formatBytes(plan.totals.uniqueBytes)} to bundle`);
         const progress = createProgress({ title: 'downloading', ...(options.quiet ? { quiet: true } : {}) });

@@ -6,8 +6,7 @@ import { MediaType } from '../oci/media-types.js';
 import { formatPlatform } from '../oci/platform.js';
 import { formatReference } from '../oci/reference.js';
 import type { BundlePlan, PlannedImage } from '../plan/plan.js';
-import { dedupRatio, planToJson } from '../plan/plan-json.js';
-import { COMPRESSED_LAYER_RATIO, planBundle } from '../plan/resolve.js';
+import { COMPRESSED_LAYER_RATIO } from '../plan/plan.js';
 import { formatBytes } from '../util/size.js';
 import { action } from './run-command.js';
 import { addSelectionOptions, selectionFromOptions, type SelectionOptionValues } from './selection-options.js';
@@ -20,9 +19,10 @@ export function registerBundlePlan(bundle: Command): void {
   addSelectionOptions(command).action(
     action(async (options: SelectionOptionValues & { json?: boolean }) => {
       const { selection, source, concurrency } = await selectionFromOptions(options);
+      const [{ planBundle }, { dedupRatio, planToJson }] = await Promise.all([import('../plan/resolve.js'), import('../plan/plan-json.js')]);
       try {
         const plan = await planBundle(source, selection, { concurrency });
-        process.stdout.write(options.json ? `${JSON.stringify(planToJson(plan), null, 2)}\n` : formatPlan(plan));
+        process.stdout.write(options.json ? `${JSON.stringify(planToJson(plan), null, 2)}\n` : formatPlan(plan, dedupRatio(plan)));
       } finally {
         await source.close();
       }
@@ -53,7 +53,7 @@ function table(rows: string[][]): string {
   return rows.map((r) => `  ${r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ')}`.trimEnd()).join('\n');
 }
 
-export function formatPlan(plan: BundlePlan): string {
+export function formatPlan(plan: BundlePlan, dedup: number): string {
   const out: string[] = [];
   if (plan.release) {
     const r = plan.release;
@@ -72,7 +72,7 @@ export function formatPlan(plan: BundlePlan): string {
   out.push(`Unique blobs:        ${t.uniqueBlobs} (${byRole('manifest')} manifests, ${byRole('config')} configs, ${byRole('layer')} layers)`);
   out.push(`Unique bytes:        ${formatBytes(t.uniqueBytes)} (${t.uniqueBytes} bytes, after deduplication)`);
   out.push(`Bytes with repeats:  ${formatBytes(t.bytesWithRepeats)} (each image counted on its own)`);
-  out.push(`Dedup ratio:         ${dedupRatio(plan).toFixed(2)}x`);
+  out.push(`Dedup ratio:         ${dedup.toFixed(2)}x`);
   out.push(`Uncompressed:        ${estimated ? '~' : ''}${formatBytes(t.uncompressedBytes)}${estimated ? ` (estimated: compressed layers counted ${COMPRESSED_LAYER_RATIO}x their size)` : ''}`);
   return `${out.join('\n')}\n`;
 }

@@ -1,7 +1,6 @@
 // `pin-preload demo`: the whole flow on the built-in sample release (README quickstart). Wiring only.
 
 import type { Command } from 'commander';
-import { runDemo } from '../demo/demo.js';
 import { action } from './run-command.js';
 
 export function registerDemo(program: Command): void {
@@ -14,6 +13,7 @@ export function registerDemo(program: Command): void {
     .option('--no-private-runtime', 'do not start a private containerd (as root, when installed): pull with our own client instead')
     .option('--runtime <kind>', 'kind of that runtime: containerd or crio', 'containerd')
     .action(action(async (opts: { workDir?: string; keep?: boolean; criEndpoint?: string; privateRuntime: boolean; runtime: 'crio' | 'containerd' }) => {
+      const { runDemo } = await import('../demo/demo.js');
       await runDemo({ workDir: opts.workDir, keep: opts.keep, criEndpoint: opts.criEndpoint, runtimeKind: opts.runtime, privateRuntime: opts.privateRuntime ? 'auto' : 'none' });
     }));
 }

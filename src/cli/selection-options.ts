@@ -2,10 +2,10 @@
 // `bundle create`, and the one call that turns them into a checked Selection and an ImageSource.
 
 import type { Command } from 'commander';
-import { DEFAULT_CONCURRENCY } from '../plan/resolve.js';
-import { readBundleSpec, type BundleSpec } from '../plan/bundle-spec.js';
-import { buildSelection, type Selection } from '../plan/selection.js';
-import { createImageSource, type RegistryClient } from '../registry/index.js';
+import { DEFAULT_CONCURRENCY } from '../plan/plan.js';
+import type { BundleSpec } from '../plan/bundle-spec.js';
+import type { Selection } from '../plan/selection.js';
+import type { RegistryClient } from '../registry/index.js';
 import { UserError } from '../util/errors.js';
 
 /** What commander hands the action for the options added by addSelectionOptions. */
@@ -56,6 +56,12 @@ function parseConcurrency(text: string | undefined): number {
 /** Reads the spec and image lists, checks every reference, and sets up the registry client. */
 export async function selectionFromOptions(options: SelectionOptionValues): Promise<SelectionContext> {
   const concurrency = parseConcurrency(options.concurrency);
+  // Loaded here, not at start-up: every command's --help and --version stay fast.
+  const [{ readBundleSpec }, { buildSelection }, { createImageSource }] = await Promise.all([
+    import('../plan/bundle-spec.js'),
+    import('../plan/selection.js'),
+    import('../registry/index.js'),
+  ]);
   const spec = options.spec !== undefined ? await readBundleSpec(options.spec) : undefined;
   const selection = await buildSelection({
     ...(spec ? { spec } : {}),

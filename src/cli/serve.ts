@@ -3,8 +3,6 @@
 
 import type { Command } from 'commander';
 import path from 'node:path';
-import { loadNodeConfig } from '../node/config.js';
-import { serveBundles } from '../mirror/serve.js';
 import { action } from './run-command.js';
 
 /** The configuration wants absolute paths; on the command line a relative one means from here. */
@@ -38,6 +36,8 @@ export function registerServe(program: Command): void {
     .action(
       action(async (flags: ServeFlags) => {
         // The node configuration (file < flags) gives the defaults: /var/lib/pin-preload/{bundles,state.db}.
+        // Loaded when serving, not at start-up (express, SQLite, metrics): --help and --version stay fast.
+        const [{ loadNodeConfig }, { serveBundles }] = await Promise.all([import('../node/config.js'), import('../mirror/serve.js')]);
         const config = await loadNodeConfig({
           ...(flags.config !== undefined ? { configFile: flags.config } : {}),
           flags: { bundles: absolute(flags.bundleDir), state: absolute(flags.state), listen: flags.listen, tlsCert: absolute(flags.tlsCert), tlsKey: absolute(flags.tlsKey) },

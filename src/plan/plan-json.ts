@@ -3,7 +3,7 @@
 
 import { formatPlatform } from '../oci/platform.js';
 import { formatReference, repositoryName } from '../oci/reference.js';
-import { COMPRESSED_LAYER_RATIO } from './resolve.js';
+import { COMPRESSED_LAYER_RATIO } from './plan.js';
 import type { BundlePlan } from './plan.js';
 
 export const PLAN_JSON_SCHEMA_VERSION = 1;

@@ -5,6 +5,17 @@ import type { Digest } from '../oci/digest.js';
 import type { DigestReference } from '../oci/reference.js';
 import type { Platform } from '../oci/platform.js';
 
+/** Manifest fetches in flight at once when planning. */
+export const DEFAULT_CONCURRENCY = 16;
+
+/**
+ * Compressed layers' uncompressed size is estimated as 3 × their size. Container layers of binaries and
+ * RPM content typically inflate 2–4× under gzip or zstd; we take the high side on purpose, since the
+ * estimate feeds free-space checks where running out is worse than over-asking (the MCO uses 2×
+ * compressed size for the same purpose). Uncompressed tar layers and JSON blobs are exact.
+ */
+export const COMPRESSED_LAYER_RATIO = 3;
+
 export type ImageOrigin = 'release' | 'component' | 'extra';
 
 export interface PlannedImage {

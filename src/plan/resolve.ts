@@ -14,15 +14,9 @@ import { ManifestCache } from './manifest-cache.js';
 import type { BlobRole, BundlePlan, ImageOrigin, PlannedBlob, PlannedImage, PlannedRelease } from './plan.js';
 import type { PlatformChoice, Selection } from './selection.js';
 
-export const DEFAULT_CONCURRENCY = 16;
+import { COMPRESSED_LAYER_RATIO, DEFAULT_CONCURRENCY } from './plan.js';
 
-/**
- * Compressed layers' uncompressed size is estimated as 3 × their size. Container layers of binaries and
- * RPM content typically inflate 2–4× under gzip or zstd; we take the high side on purpose, since the
- * estimate feeds free-space checks where running out is worse than over-asking (the MCO uses 2×
- * compressed size for the same purpose). Uncompressed tar layers and JSON blobs are exact.
- */
-export const COMPRESSED_LAYER_RATIO = 3;
+export { COMPRESSED_LAYER_RATIO, DEFAULT_CONCURRENCY };
 
 export interface PlanOptions {
   /** Manifest fetches in flight at once (default 16). */
