@@ -228,15 +228,9 @@ test('a push to a registry that refuses names the image and the blob', async (t)
   });
 });
 
-test('generates the default release in under a second and 190 components with tiny layers in a few seconds', async () => {
-  let start = performance.now();
-  await generateSampleRelease(path.join(work, 'timed-default'), {});
-  assert.ok(performance.now() - start < 1000, `default generation took ${Math.round(performance.now() - start)} ms`);
-
-  start = performance.now();
+test('scales to 190 components (tiny layers), each with its own name', async () => {
+  // How fast generation is belongs to bench/, not to a timed test.
   const big = await generateSampleRelease(path.join(work, 'big'), { components: 190, baseLayerSize: 1024, componentLayerSize: 1024, compressionLevel: 0 });
-  const elapsed = performance.now() - start;
-  assert.ok(elapsed < 10_000, `190 components took ${Math.round(elapsed)} ms`);
   assert.equal(big.components.length, 190);
   assert.equal(new Set(big.components.map((c) => c.name)).size, 190);
   assert.equal(big.components[189]!.name, 'sample-component-190');
