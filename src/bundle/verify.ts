@@ -1,12 +1,14 @@
-// `bundle verify`: checks a bundle completely against its seal in one streaming pass — volumes present with
-// their size and sha256, every blob's digest, manifests and index.json consistent, and the signature.
+// `bundle verify`: proves every byte of a bundle in one streaming pass, hashing each at most once — every blob
+// against its digest, every other byte equal to what the sealed manifest's layout prescribes — and the signature.
 
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { MANIFEST_ENTRY, type BundleManifest } from './format.js';
-import { BLOB_ENTRY_PREFIX, locateBundle, readBundleManifest, scanTar, type BundleFiles, type TarEntry } from './reader.js';
+import { BLOB_ENTRY_PREFIX, locateBundle, readBundleManifest, type BundleFiles, type TarEntry } from './reader.js';
 import { VolumeSet } from './volumes.js';
-import { hashRanges, type HashRange, type VolumeOnDisk } from './hash-pipeline.js';
+import { hashRanges, type HashOptions, type HashRange, type VolumeOnDisk } from './hash-pipeline.js';
+import { bundleFiles, placeEntries, type BundleLayout, type LayoutEntry } from './layout.js';
+import { bundleSkeleton, type SkeletonPart, type SkeletonRegion } from './skeleton.js';
 import { INDEX_ENTRY, OCI_LAYOUT_ENTRY, REF_NAME_ANNOTATION } from './oci-layout.js';
 import { checkSignature, loadPublicKey } from './signing.js';
 import { isDigest, type Digest } from '../oci/digest.js';
@@ -15,12 +17,15 @@ import { errnoCode } from '../util/errors.js';
 
 export type ProblemKind =
   | 'seal' | 'volume-missing' | 'volume-size' | 'volume-sha256' | 'volume-stale' | 'tar' | 'manifest'
-  | 'blob-missing' | 'blob-size' | 'blob-digest' | 'blob-unreadable' | 'image-manifest' | 'index' | 'signature';
+  | 'blob-missing' | 'blob-size' | 'blob-digest' | 'blob-unreadable' | 'image-manifest' | 'index' | 'signature'
+  | 'tar-header' | 'oci-layout' | 'padding' | 'end-of-archive';
 
 export interface VerifyProblem {
   readonly kind: ProblemKind;
   /** The volume file, blob digest, image or file concerned. */
   readonly subject: string;
+  /** The volume file the damage is in, when it is known to be in one. */
+  readonly volume?: string;
   readonly message: string;
   readonly expected?: string;
   readonly found?: string;
@@ -32,6 +37,8 @@ export interface VerifyReport {
   readonly bundle: string;
   readonly ok: boolean;
   readonly sealed: boolean;
+  /** Whether each volume's sha256 was recomputed and compared with the seal (--volume-checksums). */
+  readonly volumeChecksums: boolean;
   readonly volumes: ReadonlyArray<{ readonly path: string; readonly size: number; readonly ok: boolean }>;
   readonly images: number;
   readonly blobsChecked: number;
@@ -43,6 +50,11 @@ export interface VerifyReport {
 export interface VerifyOptions {
   /** PEM Ed25519 public key; when given, a missing or wrong signature is a failure. */
   readonly trustedKey?: string;
+  /**
+   * Also recompute every volume's sha256 and compare it with the seal (hashes every byte a second time).
+   * Not needed to prove the bytes: a volume whose blobs and skeleton match has the sealed content.
+   */
+  readonly volumeChecksums?: boolean;
   readonly onBytes?: (bytesRead: number, totalBytes: number) => void;
 }
 
@@ -65,22 +77,6 @@ async function staleVolumes(files: BundleFiles): Promise<string[]> {
     .filter((n) => !listed.has(n) && n.startsWith(`${files.name}.`) && /^\d{3}$/.test(n.slice(files.name.length + 1)))
     .sort()
     .map((n) => path.join(files.dir, n));
-}
-
-/** Reads the tar headers as far as they can be read; a damaged or missing part ends the scan with a problem. */
-async function scanWhatIsThere(files: BundleFiles, volumes: VolumeSet, problems: VerifyProblem[]): Promise<TarEntry[]> {
-  const entries: TarEntry[] = [];
-  try {
-    for await (const entry of scanTar(files, volumes)) entries.push(entry);
-  } catch (err) {
-    const last = entries.at(-1);
-    problems.push({
-      kind: 'tar',
-      subject: path.join(files.dir, files.name),
-      message: `the tar cannot be read past ${last ? `entry ${last.name}` : 'its start'}: ${(err as Error).message}`,
-    });
-  }
-  return entries;
 }
 
 async function readSmall(volumes: VolumeSet, entry: TarEntry): Promise<Buffer | undefined> {
@@ -179,6 +175,96 @@ async function checkSignatureState(files: BundleFiles, trustedKey: string | unde
   return 'invalid';
 }
 
+/** Where a range of the tar lies on disk: "volume b.tar.002 bytes 100–612", pieces joined by " and ". */
+function whereOnDisk(volumes: VolumeSet, offset: number, length: number): { text: string; volume?: string } {
+  const pieces = volumes.pieces(offset, Math.max(length, 1));
+  const text = pieces.map((p) => `volume ${volumes.volumes[p.volume]!.path} bytes ${p.localOffset}–${p.localOffset + p.length}`).join(' and ');
+  return pieces.length === 1 ? { text, volume: volumes.volumes[pieces[0]!.volume]!.path } : { text };
+}
+
+/** Whether [offset, offset+length) lies wholly in bytes that are on disk (missing or short volumes are reported already). */
+function onDiskWhole(volumes: VolumeSet, onDisk: readonly VolumeOnDisk[], offset: number, length: number): boolean {
+  if (offset + length > volumes.totalSize) return false;
+  return volumes.pieces(offset, length).every((p) => (onDisk[p.volume]!.actualSize ?? 0) >= p.localOffset + p.length);
+}
+
+const SKELETON_PROBLEM: Record<SkeletonPart, { kind: ProblemKind; what: (entry: string) => string }> = {
+  header: { kind: 'tar-header', what: (e) => `the tar header of ${e} differs from the one ${MANIFEST_ENTRY} prescribes` },
+  'oci-layout': { kind: 'oci-layout', what: (e) => `${e} differs from the one every bundle has` },
+  index: { kind: 'index', what: (e) => `${e} differs from the one ${MANIFEST_ENTRY} implies` },
+  padding: { kind: 'padding', what: (e) => `the padding after ${e} is not zeros` },
+  'end-of-archive': { kind: 'end-of-archive', what: () => 'the end-of-archive blocks are not zeros' },
+};
+const SKELETON_PROBLEMS_SHOWN = 20;
+/** Regions read together: consecutive ones (a blob's padding and the next header) cost one read. */
+const SKELETON_READ = 1024 * 1024;
+
+function byteText(b: number): string {
+  return `0x${b.toString(16).padStart(2, '0')}`;
+}
+
+/**
+ * Compares every skeleton byte (headers, oci-layout, index.json, padding, end blocks) with what the layout
+ * prescribes: a byte comparison, no hashing. Names each differing region with its first differing byte.
+ */
+async function checkSkeleton(regions: readonly SkeletonRegion[], volumes: VolumeSet, onDisk: readonly VolumeOnDisk[], problems: VerifyProblem[]): Promise<void> {
+  let mismatched = 0;
+  const compare = (region: SkeletonRegion, found: Buffer) => {
+    if (found.equals(region.bytes)) return;
+    if (++mismatched > SKELETON_PROBLEMS_SHOWN) return;
+    let first = 0;
+    while (found[first] === region.bytes[first]) first++;
+    let differing = 0;
+    for (let i = first; i < found.length; i++) if (found[i] !== region.bytes[i]) differing++;
+    const { kind, what } = SKELETON_PROBLEM[region.part];
+    const where = whereOnDisk(volumes, region.offset + first, 1);
+    problems.push({
+      kind,
+      subject: region.entry || path.basename(where.volume ?? ''),
+      ...(where.volume ? { volume: where.volume } : {}),
+      message: `${what(region.entry)}: ${differing} of its ${region.bytes.length} bytes differ, the first at byte ${first} of it (${where.text.replace(/ bytes (\d+)–\d+$/, ' byte $1')})`,
+      expected: byteText(region.bytes[first]!),
+      found: byteText(found[first]!),
+    });
+  };
+  for (let i = 0; i < regions.length; ) {
+    // A run of back-to-back regions, read at once.
+    let j = i + 1;
+    let end = regions[i]!.offset + regions[i]!.bytes.length;
+    while (j < regions.length && regions[j]!.offset === end && end - regions[i]!.offset < SKELETON_READ) end += regions[j++]!.bytes.length;
+    const start = regions[i]!.offset;
+    if (onDiskWhole(volumes, onDisk, start, end - start)) {
+      const run = Buffer.alloc(end - start);
+      await volumes.read(run, start);
+      for (let k = i; k < j; k++) compare(regions[k]!, run.subarray(regions[k]!.offset - start, regions[k]!.offset - start + regions[k]!.bytes.length));
+    } else {
+      for (let k = i; k < j; k++) {
+        const r = regions[k]!;
+        if (!onDiskWhole(volumes, onDisk, r.offset, r.bytes.length)) continue; // in a missing or short volume: reported as such
+        const found = Buffer.alloc(r.bytes.length);
+        await volumes.read(found, r.offset);
+        compare(r, found);
+      }
+    }
+    i = j;
+  }
+  if (mismatched > SKELETON_PROBLEMS_SHOWN) {
+    problems.push({ kind: 'tar', subject: volumes.volumes[0]?.path ?? '', message: `and ${mismatched - SKELETON_PROBLEMS_SHOWN} more regions of headers, padding or layout files differ from what ${MANIFEST_ENTRY} prescribes` });
+  }
+}
+
+/** Splits the blobs into two groups of about equal bytes (largest first onto the lighter group), one per worker. */
+function balance(ranges: readonly HashRange[]): [HashRange[], HashRange[]] {
+  const groups: [HashRange[], HashRange[]] = [[], []];
+  const bytes = [0, 0];
+  for (const r of [...ranges].sort((a, b) => b.size - a.size)) {
+    const g = bytes[0]! <= bytes[1]! ? 0 : 1;
+    groups[g].push(r);
+    bytes[g]! += r.size;
+  }
+  return groups;
+}
+
 export async function verifyBundle(file: string, options: VerifyOptions = {}): Promise<VerifyReport> {
   const files = await locateBundle(file);
   const bundlePath = path.join(files.dir, files.name);
@@ -207,44 +293,65 @@ export async function verifyBundle(file: string, options: VerifyOptions = {}): P
   const volumes = new VolumeSet(files.volumes);
   try {
     let manifest: BundleManifest | undefined;
+    let manifestSize = 0;
     try {
-      manifest = (await readBundleManifest(files, volumes)).manifest;
+      // Checked against the seal's manifestDigest: this pins the layout, so the skeleton can be regenerated.
+      const read = await readBundleManifest(files, volumes);
+      manifest = read.manifest;
+      manifestSize = read.manifestBytes.length;
     } catch (err) {
       problems.push({ kind: 'manifest', subject: `${bundlePath}:${MANIFEST_ENTRY}`, message: (err as Error).message });
     }
-    const entries = manifest ? await scanWhatIsThere(files, volumes, problems) : [];
-    const located = new Map<string, TarEntry>();
-    for (const e of entries) if (e.type === 'file' && e.name.startsWith(BLOB_ENTRY_PREFIX)) located.set(`sha256:${e.name.slice(BLOB_ENTRY_PREFIX.length)}`, e);
+    let layout: BundleLayout | undefined;
+    let skeleton: SkeletonRegion[] = [];
+    if (manifest) {
+      try {
+        layout = placeEntries(bundleFiles(manifest, manifestSize), { name: files.name });
+        skeleton = bundleSkeleton(layout, manifest);
+      } catch (err) {
+        problems.push({ kind: 'manifest', subject: `${bundlePath}:${MANIFEST_ENTRY}`, message: `${MANIFEST_ENTRY} does not describe a bundle layout: ${(err as Error).message}` });
+        layout = undefined;
+      }
+    }
+    if (layout && layout.totalSize !== volumes.totalSize) {
+      problems.push({ kind: 'tar', subject: bundlePath, message: `the bundle's volumes hold ${volumes.totalSize} bytes, the layout ${MANIFEST_ENTRY} prescribes ${layout.totalSize}`, expected: `${layout.totalSize} bytes`, found: `${volumes.totalSize} bytes` });
+    }
+    const entries: TarEntry[] = layout ? [...layout.entries] : [];
 
-    // One pass: volume hashes on one worker, blob hashes on another.
-    const volumeRanges: HashRange[] = files.seal ? onDisk.map((v, i) => ({ id: i, offset: v.offset, size: v.size })) : [];
+    // Every blob at the offset the layout gives it; the rest of the tar is the skeleton, compared below.
     const blobRanges: HashRange[] = [];
-    const blobOfRange = new Map<number, Digest>();
-    for (const blob of manifest?.blobs ?? []) {
-      const entry = located.get(blob.digest);
-      if (!entry) {
-        problems.push({ kind: 'blob-missing', subject: blob.digest, message: `blob ${blob.digest} (${blob.role}, ${blob.size} bytes) has no tar entry${problems.some((p) => p.kind === 'tar') ? ' in the readable part of the bundle' : ''}` });
+    const blobOfRange = new Map<number, LayoutEntry>();
+    for (const entry of layout?.entries ?? []) {
+      if (entry.kind !== 'blob') continue;
+      const range = { id: files.volumes.length + blobRanges.length, offset: entry.dataOffset, size: entry.size };
+      if (range.offset + range.size > volumes.totalSize) {
+        problems.push({ kind: 'blob-missing', subject: entry.digest!, message: `blob ${entry.digest} (${entry.size} bytes) lies past the end of the bundle's volumes (byte ${range.offset} of ${volumes.totalSize})` });
         continue;
       }
-      if (entry.size !== blob.size) {
-        problems.push({ kind: 'blob-size', subject: blob.digest, message: `blob ${blob.digest} has the wrong size in the tar`, expected: `${blob.size} bytes`, found: `${entry.size} bytes` });
-        continue;
-      }
-      const id = volumeRanges.length + blobRanges.length;
-      blobRanges.push({ id, offset: entry.dataOffset, size: entry.size });
-      blobOfRange.set(id, blob.digest);
+      blobRanges.push(range);
+      blobOfRange.set(range.id, entry);
     }
-    for (const [digest] of located) {
-      if (manifest && !manifest.blobs.some((b) => b.digest === digest)) problems.push({ kind: 'tar', subject: digest, message: `the tar holds blob ${digest}, which ${MANIFEST_ENTRY} does not list` });
-    }
+    // Volume checksums when asked, or when without a readable manifest they are all that can be checked.
+    const volumeChecksums = files.seal !== undefined && (options.volumeChecksums === true || !layout);
+    const volumeRanges: HashRange[] = volumeChecksums ? onDisk.map((v, i) => ({ id: i, offset: v.offset, size: v.size })) : [];
     const total = onDisk.reduce((s, v) => s + Math.min(v.actualSize ?? 0, v.size), 0);
-    let bytesRead = 0;
-    const hashes = await hashRanges(onDisk, [volumeRanges, blobRanges], {
+    const readSoFar: number[] = [];
+    const reader = (slot: number): HashOptions => ({
       onBytes: (n) => {
-        bytesRead = n;
-        options.onBytes?.(n, total);
+        readSoFar[slot] = n;
+        options.onBytes?.(Math.min(total, readSoFar.reduce((a, b) => a + (b ?? 0), 0)), total);
       },
     });
+    // Without volume checksums each byte is hashed once: two independent readers, one per worker, so both
+    // cores hash even while one works through a large layer.
+    const hashing = volumeChecksums
+      ? hashRanges(onDisk, [volumeRanges, blobRanges], reader(0))
+      : Promise.all(balance(blobRanges).map((group, i) => hashRanges(onDisk, [group], reader(i)))).then((maps) => new Map(maps.flatMap((m) => [...m])));
+    const skeletonProblems: VerifyProblem[] = [];
+    const [hashes] = await Promise.all([hashing, checkSkeleton(skeleton, volumes, onDisk, skeletonProblems)]);
+    problems.push(...skeletonProblems);
+    const bytesRead = Math.min(total, readSoFar.reduce((a, b) => a + (b ?? 0), 0));
+
     const sealed = files.seal?.volumes ?? [];
     volumeRanges.forEach((r, i) => {
       const result = hashes.get(r.id);
@@ -254,19 +361,23 @@ export async function verifyBundle(file: string, options: VerifyOptions = {}): P
     });
     const goodBlobs = new Set<string>();
     for (const r of blobRanges) {
-      const digest = blobOfRange.get(r.id)!;
+      const entry = blobOfRange.get(r.id)!;
+      const digest = entry.digest!;
       const result = hashes.get(r.id);
       if (!result) problems.push({ kind: 'blob-unreadable', subject: digest, message: `blob ${digest} was not read` });
       else if ('error' in result) problems.push({ kind: 'blob-unreadable', subject: digest, message: `blob ${digest} cannot be checked: ${result.error}` });
-      else if (`sha256:${result.sha256}` !== digest) problems.push({ kind: 'blob-digest', subject: digest, message: `blob ${digest} is damaged: its content has another digest`, expected: digest, found: `sha256:${result.sha256}` });
-      else goodBlobs.add(digest);
+      else if (`sha256:${result.sha256}` !== digest) {
+        const where = whereOnDisk(volumes, r.offset, r.size);
+        problems.push({ kind: 'blob-digest', subject: digest, ...(where.volume ? { volume: where.volume } : {}), message: `blob ${digest} is damaged: its content has another digest (${entry.name}, ${where.text})`, expected: digest, found: `sha256:${result.sha256}` });
+      } else goodBlobs.add(digest);
     }
     if (manifest) await checkStructure(manifest, entries, goodBlobs, volumes, problems);
     return {
       bundle: bundlePath,
       ok: problems.length === 0,
       sealed: files.seal !== undefined,
-      volumes: onDisk.map((v) => ({ path: v.path, size: v.size, ok: !problems.some((p) => p.subject === v.path) })),
+      volumeChecksums,
+      volumes: onDisk.map((v) => ({ path: v.path, size: v.size, ok: !problems.some((p) => p.subject === v.path || p.volume === v.path) })),
       images: manifest?.images.length ?? 0,
       blobsChecked: blobRanges.length,
       bytesRead,
@@ -284,7 +395,7 @@ export function formatVerifyReport(report: VerifyReport): string[] {
   const sig = { valid: 'signature valid', invalid: 'signature INVALID', unsigned: 'unsigned', 'present-not-checked': 'signed (not checked: no --trusted-key)' }[report.signature];
   lines.push(
     report.ok
-      ? `OK ${report.bundle}: ${report.volumes.length} volume(s), ${report.images} images, ${report.blobsChecked} blobs verified, ${sig}`
+      ? `OK ${report.bundle}: ${report.volumes.length} volume(s)${report.volumeChecksums ? ' (sha256 as sealed)' : ''}, ${report.images} images, ${report.blobsChecked} blobs verified, every other byte as laid out, ${sig}`
       : `FAILED ${report.bundle}: ${report.problems.length} problem(s); ${report.volumes.length} volume(s), ${report.blobsChecked} blobs checked, ${sig}`,
   );
   return lines;

@@ -12,9 +12,8 @@ import { DigestMismatchError, sha256Of, type Digest } from '../oci/digest.js';
 import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleManifest, type BundleSeal } from './format.js';
 import { openBundle, type OpenedBundle } from './reader.js';
 import { buildBundleManifest, serializeManifest, type UncompressedSize } from './bundle-manifest.js';
-import { ociIndexBytes, ociLayoutBytes } from './oci-layout.js';
 import { planLayout, type BundleLayout, type LayoutEntry } from './layout.js';
-import { encodeHeader } from './tar-header.js';
+import { bundleSkeleton } from './skeleton.js';
 import { VolumeSet } from './volumes.js';
 import { Journal, readJournal } from './journal.js';
 import { checkDiskSpace } from './disk-space.js';
@@ -336,12 +335,13 @@ async function createVolumeFiles(workDir: string, layout: BundleLayout): Promise
   return new VolumeSet(volumes, true);
 }
 
-/** Headers of every entry and the data of oci-layout and index.json: cheap, rewritten on every run. */
-async function writeSkeleton(volumes: VolumeSet, layout: BundleLayout, indexBytes: Buffer): Promise<void> {
-  for (const entry of layout.entries) {
-    await volumes.write(encodeHeader(entry.name, entry.size, entry.type), entry.headerOffset);
-    if (entry.kind === 'oci-layout') await volumes.write(ociLayoutBytes(), entry.dataOffset);
-    if (entry.kind === 'index') await volumes.write(indexBytes, entry.dataOffset);
+/**
+ * Headers of every entry and the data of oci-layout and index.json: cheap, rewritten on every run. Padding
+ * and the end blocks are the zeros of the freshly truncated files; `bundle verify` checks all of them.
+ */
+async function writeSkeleton(volumes: VolumeSet, layout: BundleLayout, manifest: BundleManifest): Promise<void> {
+  for (const region of bundleSkeleton(layout, manifest)) {
+    if (region.part !== 'padding' && region.part !== 'end-of-archive') await volumes.write(region.bytes, region.offset);
   }
 }
 
@@ -454,8 +454,7 @@ async function writeBundleLocked(options: CreateOptions): Promise<CreateResult> 
       writer.bytesDone = tasks.filter((t) => writer.done.has(t.blob.digest)).reduce((s, t) => s + t.blob.size, 0);
       options.onEvent?.({ kind: 'resume', blobsDone: writer.done.size, bytesDone: written });
     }
-    const indexBytes = ociIndexBytes(planned.manifest);
-    await writeSkeleton(volumes, layout, indexBytes);
+    await writeSkeleton(volumes, layout, planned.manifest);
 
     // Small manifests and configs first (they complete images early), then layers largest first, so the
     // biggest download never starts last and leaves the other connections idle.

@@ -1,4 +1,4 @@
-// `pin-preload bundle verify`: check a bundle against its seal (and signature); exit 1 naming every problem.
+// `pin-preload bundle verify`: check every byte of a bundle against its seal (and signature); exit 1 naming every problem.
 
 import type { Command } from 'commander';
 import { formatVerifyReport, verifyBundle } from '../bundle/verify.js';
@@ -8,15 +8,21 @@ import { action } from './run-command.js';
 export function registerBundleVerify(bundle: Command): void {
   bundle
     .command('verify <path>')
-    .description('check every volume, blob, manifest and the signature of a bundle (PATH: the tar, any volume, or the .seal.json)')
+    .description(
+      'check every byte of a bundle (PATH: the tar, any volume, or the .seal.json): volumes present with their sealed sizes, ' +
+        'pin-preload.json against the seal, every blob against its digest, and every other byte (tar headers, oci-layout, ' +
+        'index.json, padding, end blocks) equal to what pin-preload.json prescribes; each byte is hashed once, on two cores',
+    )
     .option('--trusted-key <file>', 'Ed25519 public key (KEY.pub from "pin-preload keygen"): require a valid signature by it')
+    .option('--volume-checksums', "also recompute each volume's sha256 and compare it with the seal (hashes every byte a second time)")
     .option('--json', 'print the report as JSON')
     .option('--quiet', 'no progress output')
     .action(
-      action(async (file: string, options: { trustedKey?: string; json?: boolean; quiet?: boolean }) => {
+      action(async (file: string, options: { trustedKey?: string; volumeChecksums?: boolean; json?: boolean; quiet?: boolean }) => {
         const progress = createProgress({ title: 'verifying', ...(options.quiet || options.json ? { quiet: true } : {}) });
         const report = await verifyBundle(file, {
           ...(options.trustedKey !== undefined ? { trustedKey: options.trustedKey } : {}),
+          ...(options.volumeChecksums ? { volumeChecksums: true } : {}),
           onBytes: (done, total) => progress.update({ bytesDone: done, bytesTotal: total }),
         });
         progress.finish();

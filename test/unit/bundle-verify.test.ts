@@ -64,12 +64,114 @@ test('one flipped byte in a blob names the blob with expected and found digests,
     await handle.close();
     const report = await verifyBundle(output);
     assert.equal(report.ok, false);
-    assert.deepEqual(kinds(report), ['blob-digest', 'volume-sha256']);
+    assert.deepEqual(kinds(report), ['blob-digest']);
     const blob = report.problems.find((p) => p.kind === 'blob-digest')!;
     assert.equal(blob.subject, bigLayer.digest);
     assert.equal(blob.expected, bigLayer.digest);
     assert.notEqual(blob.found, bigLayer.digest);
-    assert.equal(report.problems.find((p) => p.kind === 'volume-sha256')!.subject, output);
+    assert.equal(blob.volume, output);
+    assert.match(blob.message, new RegExp(`volume ${output} bytes ${at.offset}–${at.offset + at.size}`));
+    assert.deepEqual(report.volumes.map((v) => v.ok), [false]);
+    // --volume-checksums also recomputes the volume's sha256, which no longer matches the seal.
+    const full = await verifyBundle(output, { volumeChecksums: true });
+    assert.deepEqual(kinds(full), ['blob-digest', 'volume-sha256']);
+    assert.equal(full.problems.find((p) => p.kind === 'volume-sha256')!.subject, output);
+  });
+});
+
+/** Flips one bit of the byte at tar offset `at` in a bundle split every `split` bytes (or unsplit). */
+async function flipByte(output: string, at: number, split?: number): Promise<{ file: string; local: number }> {
+  const file = split ? `${output}.${String(Math.floor(at / split) + 1).padStart(3, '0')}` : output;
+  const local = split ? at % split : at;
+  const handle = await open(file, 'r+');
+  try {
+    const byte = Buffer.alloc(1);
+    await handle.read(byte, 0, 1, local);
+    byte[0] = byte[0]! ^ 0x04;
+    await handle.write(byte, 0, 1, local);
+  } finally {
+    await handle.close();
+  }
+  return { file, local };
+}
+
+async function entryAt(output: string, name: string): Promise<{ headerOffset: number; dataOffset: number; size: number }> {
+  const bundle = await openBundle(output);
+  try {
+    for await (const e of bundle.scanEntries()) if (e.name === name) return e;
+  } finally {
+    await bundle.close();
+  }
+  throw new Error(`no entry ${name}`);
+}
+
+test('a flipped byte in a blob\'s tar header is named: entry, volume, byte, expected and found', async () => {
+  await withBundle({ splitSize: 40_000 }, async (_dir, output) => {
+    const name = `blobs/sha256/${bigLayer.digest.slice('sha256:'.length)}`;
+    const entry = await entryAt(output, name);
+    const { file, local } = await flipByte(output, entry.headerOffset + 130, 40_000); // inside the size field
+    const report = await verifyBundle(output);
+    assert.deepEqual(kinds(report), ['tar-header']);
+    const p = report.problems[0]!;
+    assert.equal(p.subject, name);
+    assert.equal(p.volume, file);
+    assert.match(p.message, new RegExp(`the tar header of ${name} differs .*: 1 of its 512 bytes differ, the first at byte 130 of it \\(volume ${file} byte ${local}\\)`));
+    assert.notEqual(p.expected, p.found);
+    assert.equal(report.blobsChecked, plan.blobs.length);
+    assert.deepEqual(report.volumes.map((v) => v.path === file ? !v.ok : v.ok), report.volumes.map(() => true));
+  });
+});
+
+test('a non-zero byte in the padding after a blob, and in the end-of-archive blocks, is named', async () => {
+  await withBundle({}, async (_dir, output) => {
+    const padded = images.flatMap((i) => i.blobs).find((b) => b.size % 512 !== 0 && b.size % 512 < 500)!;
+    const name = `blobs/sha256/${padded.digest.slice('sha256:'.length)}`;
+    const entry = await entryAt(output, name);
+    await flipByte(output, entry.dataOffset + padded.size + 3);
+    const total = (await verifyBundle(output)).volumes[0]!.size;
+    await flipByte(output, total - 1);
+    const report = await verifyBundle(output);
+    assert.deepEqual(kinds(report), ['end-of-archive', 'padding']);
+    const padding = report.problems.find((p) => p.kind === 'padding')!;
+    assert.equal(padding.subject, name);
+    assert.match(padding.message, new RegExp(`the padding after ${name} is not zeros: 1 of its ${512 - (padded.size % 512)} bytes differ, the first at byte 3 of it \\(volume ${output} byte ${entry.dataOffset + padded.size + 3}\\)`));
+    assert.deepEqual([padding.expected, padding.found], ['0x00', '0x04']);
+    assert.match(report.problems.find((p) => p.kind === 'end-of-archive')!.message, new RegExp(`the first at byte 1023 of it \\(volume ${output} byte ${total - 1}\\)`));
+  });
+});
+
+test('a flipped byte in index.json is named with its offset, though the file is still valid JSON', async () => {
+  await withBundle({}, async (_dir, output) => {
+    const entry = await entryAt(output, 'index.json');
+    const bytes = Buffer.alloc(entry.size);
+    const handle = await open(output, 'r');
+    await handle.read(bytes, 0, entry.size, entry.dataOffset);
+    await handle.close();
+    // A letter inside the "io.pin-preload.image.origin" annotation: JSON stays valid, the digests unchanged.
+    const at = bytes.indexOf('io.pin-preload.image.origin') + 3;
+    await flipByte(output, entry.dataOffset + at);
+    const report = await verifyBundle(output);
+    assert.deepEqual(kinds(report), ['index']);
+    const p = report.problems[0]!;
+    assert.equal(p.subject, 'index.json');
+    assert.match(p.message, new RegExp(`index.json differs from the one pin-preload.json implies: 1 of its ${entry.size} bytes differ, the first at byte ${at} of it`));
+    assert.deepEqual([p.expected, p.found], [`0x${bytes[at]!.toString(16)}`, `0x${(bytes[at]! ^ 0x04).toString(16)}`]);
+  });
+});
+
+test('a seal whose volume sha256 is wrong is caught with volume checksums', async () => {
+  await withBundle({ splitSize: 40_000 }, async (_dir, output) => {
+    const sealPath = `${output}.seal.json`;
+    const seal = JSON.parse(await readFile(sealPath, 'utf8')) as { volumes: Array<{ sha256: string }> };
+    const real = seal.volumes[1]!.sha256;
+    seal.volumes[1]!.sha256 = '0'.repeat(64);
+    await writeFile(sealPath, `${JSON.stringify(seal, null, 2)}\n`);
+    const report = await verifyBundle(output, { volumeChecksums: true });
+    assert.equal(report.volumeChecksums, true);
+    assert.deepEqual(kinds(report), ['volume-sha256']);
+    const p = report.problems[0]!;
+    assert.equal(p.subject, `${output}.002`);
+    assert.deepEqual([p.expected, p.found], ['0'.repeat(64), real]);
   });
 });
 
