@@ -4,8 +4,11 @@
 import fs from 'node:fs';
 import { PassThrough, type Readable } from 'node:stream';
 
-/** 512 KiB reads: few syscalls per blob, and at most a few MiB buffered per connection (measured on par with 1-2 MiB). */
-export const BLOB_READ_CHUNK = 512 * 1024;
+/**
+ * 128 KiB reads: throughput measured on par with 512 KiB and 1-2 MiB (the socket takes at most a few hundred
+ * KiB per write anyway), while each connection's buffers, and the garbage they leave, are a quarter the size.
+ */
+export const BLOB_READ_CHUNK = 128 * 1024;
 
 /** One contiguous file segment of a blob. */
 export interface FileSegment {

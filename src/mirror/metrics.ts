@@ -3,6 +3,9 @@
 
 import { Counter, Histogram, Registry, Gauge } from 'prom-client';
 
+/** Methods are whatever clients send: past this many bound label sets, start over rather than grow. */
+const CHILDREN_MAX = 1000;
+
 export class MirrorMetrics {
   readonly registry = new Registry();
   private readonly requests = new Counter({
@@ -30,10 +33,27 @@ export class MirrorMetrics {
     registers: [this.registry],
   });
 
+  /** Label children by label values, bound once: prom-client would otherwise hash the label set on every request. */
+  private readonly requestChildren = new Map<string, Counter.Internal>();
+  private readonly routeChildren = new Map<string, { bytes: Counter.Internal; latency: Histogram.Internal<'route'> }>();
+
   observe(route: string, method: string, status: number, bodyBytes: number, seconds: number): void {
-    this.requests.inc({ route, method, status: String(status) });
-    if (bodyBytes > 0) this.bytes.inc({ route }, bodyBytes);
-    this.latency.observe({ route }, seconds);
+    const key = `${route} ${method} ${status}`;
+    let requests = this.requestChildren.get(key);
+    if (requests === undefined) {
+      // Bounded: a handful of routes × the methods clients send × the statuses the mirror answers.
+      if (this.requestChildren.size >= CHILDREN_MAX) this.requestChildren.clear();
+      requests = this.requests.labels({ route, method, status: String(status) });
+      this.requestChildren.set(key, requests);
+    }
+    requests.inc();
+    let byRoute = this.routeChildren.get(route);
+    if (byRoute === undefined) {
+      byRoute = { bytes: this.bytes.labels({ route }), latency: this.latency.labels({ route }) };
+      this.routeChildren.set(route, byRoute);
+    }
+    if (bodyBytes > 0) byRoute.bytes.inc(bodyBytes);
+    byRoute.latency.observe(seconds);
   }
 
   async text(): Promise<{ contentType: string; body: string }> {

@@ -10,7 +10,22 @@ export interface AcceptedTypes {
   readonly types: ReadonlySet<string>;
 }
 
+/** Clients send the same few Accept headers on every request: parse each once (bounded, so odd ones cannot grow it). */
+const parsedAccept = new Map<string, AcceptedTypes>();
+const PARSED_ACCEPT_MAX = 64;
+
 export function parseAccept(header: string | readonly string[] | undefined): AcceptedTypes {
+  if (typeof header !== 'string') return parseAcceptValues(header);
+  let accepted = parsedAccept.get(header);
+  if (accepted === undefined) {
+    if (parsedAccept.size >= PARSED_ACCEPT_MAX) parsedAccept.clear();
+    accepted = parseAcceptValues(header);
+    parsedAccept.set(header, accepted);
+  }
+  return accepted;
+}
+
+function parseAcceptValues(header: string | readonly string[] | undefined): AcceptedTypes {
   if (header === undefined) return { all: true, types: new Set() };
   const values = (typeof header === 'string' ? [header] : header).flatMap((h) => h.split(','));
   const types = new Set<string>();
