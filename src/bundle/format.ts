@@ -17,6 +17,8 @@ export const BUNDLE_FORMAT_VERSION = 1;
 export const MANIFEST_ENTRY = 'pin-preload.json';
 export const SEAL_SUFFIX = '.seal.json';
 export const SIGNATURE_SUFFIX = '.sig';
+/** Volume names carry three digits (NAME.001 … NAME.999). */
+export const MAX_VOLUMES = 999;
 
 export interface BundleImage {
   /** Source reference by digest: "quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:…". */

@@ -3,6 +3,8 @@
 
 import type { Command } from 'commander';
 import { addNodeConfigOptions, nodeConfigFromOptions, type ConfigFlags } from '../node/config.js';
+import { existsSync } from 'node:fs';
+import { UserError } from '../util/errors.js';
 import { action } from './run-command.js';
 
 export function registerStatus(program: Command): void {
@@ -18,6 +20,13 @@ export function registerStatus(program: Command): void {
         import('../state/database.js'),
         import('../state/node-state.js'),
       ]);
+      // Reading status must not create a database: a wrong --state or --config would then look like a node
+      // on which nothing happened yet.
+      if (!existsSync(config.paths.state)) {
+        throw new UserError('STATE_MISSING', `no state database at ${config.paths.state}`, {
+          hint: `nothing has been imported or pre-loaded on this node yet, or the path is wrong: check [paths] state in ${config.file ?? 'the config'} or --state`,
+        });
+      }
       const db = openStateDatabase(config.paths.state);
       try {
         const json = statusJson(config, new NodeState(db));
