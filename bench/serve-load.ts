@@ -5,7 +5,7 @@
 //   [--manifests N] [--node-flags "--cpu-prof --cpu-prof-dir=/tmp/prof"] [--runs N] [--registry]
 
 import { spawn } from 'node:child_process';
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,13 @@ import { mustSucceed, peakRssOf, timed } from './proc.js';
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const MiB = 1024 * 1024;
 const log = (line: string) => process.stderr.write(`serve-load: ${line}\n`);
+
+/** CPU seconds (user + system) a process has used so far, from /proc/PID/stat (clock ticks of 10 ms). */
+async function cpuSecondsOf(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 
 const { values } = parseArgs({
   options: {
@@ -63,8 +70,10 @@ try {
     const load = async (name: string, o: string, withNs: boolean) => {
       const manifests = f.manifests.map((m) => registryPath(m.repository, 'manifests', m.digest, withNs));
       for (let i = 0; i < Number(values.runs); i++) {
+        const cpu0 = name === 'mirror' ? await cpuSecondsOf(child.pid!) : 0;
         const l = await manifestLatency(o, manifests, 16, Number(values.manifests), MANIFEST_ACCEPT);
-        log(`${name} manifest GET, 16 clients, ${l.requests} requests: p50 ${l.p50Ms.toFixed(2)} ms, p99 ${l.p99Ms.toFixed(2)} ms, max ${l.maxMs.toFixed(2)} ms (load ${os.loadavg()[0]!.toFixed(2)})`);
+        const cpu = name === 'mirror' ? `, server CPU ${(((await cpuSecondsOf(child.pid!)) - cpu0) * 1000 / l.requests).toFixed(3)} ms/request` : '';
+        log(`${name} manifest GET, 16 clients, ${l.requests} requests: p50 ${l.p50Ms.toFixed(2)} ms, p99 ${l.p99Ms.toFixed(2)} ms, max ${l.maxMs.toFixed(2)} ms${cpu} (load ${os.loadavg()[0]!.toFixed(2)})`);
       }
       if (values.blobs) {
         const blobs = f.blobs.map((b) => ({ path: registryPath(b.repository, 'blobs', b.digest, withNs), size: b.size }));
