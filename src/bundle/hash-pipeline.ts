@@ -1,5 +1,5 @@
-// Hashes many byte ranges of a bundle (whole volumes, single blobs) in one sequential read: the main
-// thread reads each byte once into shared memory and worker threads hash it, one core per worker.
+// Hashes many byte ranges of a bundle (whole volumes, single blobs) on worker threads, one core each: either
+// the main thread reads each byte once into shared memory for all workers, or each worker reads its own ranges.
 
 import { Worker } from 'node:worker_threads';
 import fs from 'node:fs';
@@ -23,6 +23,7 @@ export type HashWorkerReply =
   | { readonly type: 'free'; readonly slot: number }
   | { readonly type: 'result'; readonly id: number; readonly sha256: string }
   | { readonly type: 'failed'; readonly id: number; readonly reason: string }
+  | { readonly type: 'progress'; readonly bytes: number }
   | { readonly type: 'done' };
 
 export type RangeHash = { readonly sha256: string } | { readonly error: string };
@@ -52,7 +53,7 @@ export async function hashRanges(volumes: readonly VolumeOnDisk[], groups: reado
   const results = new Map<number, RangeHash>();
   const sorted = groups.map((g) => [...g].sort((a, b) => a.offset - b.offset)).filter((g) => g.length > 0);
   if (sorted.length === 0) return results;
-  const workers = sorted.map((ranges) => new Worker(new URL('./hash-worker.js', import.meta.url), { workerData: { shared, ranges } }));
+  const workers = sorted.map((ranges) => new Worker(new URL('./hash-worker.js', import.meta.url), { workerData: { mode: 'shared', shared, ranges } }));
   const pending = new Array<number>(slotCount).fill(0);
   const freeSlots: number[] = Array.from({ length: slotCount }, (_, i) => i);
   let wakeReader: (() => void) | undefined;
@@ -70,7 +71,7 @@ export async function hashRanges(volumes: readonly VolumeOnDisk[], groups: reado
         }
       } else if (reply.type === 'result') results.set(reply.id, { sha256: reply.sha256 });
       else if (reply.type === 'failed') results.set(reply.id, { error: reply.reason });
-      else if (++done === workers.length) allDone();
+      else if (reply.type === 'done' && ++done === workers.length) allDone();
     });
     worker.on('error', (err) => {
       workerError = err;
@@ -133,6 +134,43 @@ export async function hashRanges(volumes: readonly VolumeOnDisk[], groups: reado
     for (const worker of workers) worker.postMessage({ type: 'end' } satisfies HashWorkerMessage);
     await finished;
     if (workerError) throw workerError;
+    return results;
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+}
+
+/**
+ * The sha256 of every range, each group read and hashed by its own worker thread with its own small
+ * positional reads (no hand-off between threads, the buffer stays in the core's cache), the groups in
+ * parallel. For groups that share no bytes (blobs split across workers): a shared byte would be read twice.
+ * Bytes missing on disk make the ranges over them fail with a reason, as in hashRanges.
+ */
+export async function hashRangesDirect(volumes: readonly VolumeOnDisk[], groups: readonly (readonly HashRange[])[], options: HashOptions = {}): Promise<Map<number, RangeHash>> {
+  const chunkSize = options.chunkSize ?? 256 * 1024;
+  const results = new Map<number, RangeHash>();
+  let read = 0;
+  const workers = groups
+    .filter((g) => g.length > 0)
+    .map((group) => {
+      const ranges = [...group].sort((a, b) => a.offset - b.offset);
+      return new Worker(new URL('./hash-worker.js', import.meta.url), { workerData: { mode: 'read', volumes, ranges, chunkSize } });
+    });
+  const work = workers.map(
+    (worker) =>
+      new Promise<void>((resolve, reject) => {
+        worker.on('message', (reply: HashWorkerReply) => {
+          if (reply.type === 'result') results.set(reply.id, { sha256: reply.sha256 });
+          else if (reply.type === 'failed') results.set(reply.id, { error: reply.reason });
+          else if (reply.type === 'progress') options.onBytes?.((read += reply.bytes));
+          else if (reply.type === 'done') resolve();
+        });
+        worker.on('error', reject);
+        worker.on('exit', (code) => reject(new Error(`hash worker exited with code ${code}`)));
+      }),
+  );
+  try {
+    await Promise.all(work);
     return results;
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { MANIFEST_ENTRY, type BundleManifest } from './format.js';
 import { BLOB_ENTRY_PREFIX, locateBundle, readBundleManifest, type BundleFiles, type TarEntry } from './reader.js';
 import { VolumeSet } from './volumes.js';
-import { hashRanges, type HashOptions, type HashRange, type VolumeOnDisk } from './hash-pipeline.js';
+import { hashRanges, hashRangesDirect, type HashOptions, type HashRange, type VolumeOnDisk } from './hash-pipeline.js';
 import { bundleFiles, placeEntries, type BundleLayout, type LayoutEntry } from './layout.js';
 import { bundleSkeleton, type SkeletonPart, type SkeletonRegion } from './skeleton.js';
 import { INDEX_ENTRY, OCI_LAYOUT_ENTRY, REF_NAME_ANNOTATION } from './oci-layout.js';
@@ -335,22 +335,20 @@ export async function verifyBundle(file: string, options: VerifyOptions = {}): P
     const volumeChecksums = files.seal !== undefined && (options.volumeChecksums === true || !layout);
     const volumeRanges: HashRange[] = volumeChecksums ? onDisk.map((v, i) => ({ id: i, offset: v.offset, size: v.size })) : [];
     const total = onDisk.reduce((s, v) => s + Math.min(v.actualSize ?? 0, v.size), 0);
-    const readSoFar: number[] = [];
-    const reader = (slot: number): HashOptions => ({
+    let bytesRead = 0;
+    const progress: HashOptions = {
       onBytes: (n) => {
-        readSoFar[slot] = n;
-        options.onBytes?.(Math.min(total, readSoFar.reduce((a, b) => a + (b ?? 0), 0)), total);
+        bytesRead = n;
+        options.onBytes?.(n, total);
       },
-    });
-    // Without volume checksums each byte is hashed once: two independent readers, one per worker, so both
-    // cores hash even while one works through a large layer.
-    const hashing = volumeChecksums
-      ? hashRanges(onDisk, [volumeRanges, blobRanges], reader(0))
-      : Promise.all(balance(blobRanges).map((group, i) => hashRanges(onDisk, [group], reader(i)))).then((maps) => new Map(maps.flatMap((m) => [...m])));
+    };
+    // Without volume checksums each byte is hashed once: each worker reads and hashes its own half of the
+    // blobs (by bytes), so both cores hash even while one works through a large layer. With them, the main
+    // thread reads every byte once for two workers (volume hashes, blob hashes).
+    const hashing = volumeChecksums ? hashRanges(onDisk, [volumeRanges, blobRanges], progress) : hashRangesDirect(onDisk, balance(blobRanges), progress);
     const skeletonProblems: VerifyProblem[] = [];
     const [hashes] = await Promise.all([hashing, checkSkeleton(skeleton, volumes, onDisk, skeletonProblems)]);
     problems.push(...skeletonProblems);
-    const bytesRead = Math.min(total, readSoFar.reduce((a, b) => a + (b ?? 0), 0));
 
     const sealed = files.seal?.volumes ?? [];
     volumeRanges.forEach((r, i) => {

@@ -150,6 +150,10 @@ test('verify names a flipped blob byte, a truncated, a missing and a stale volum
   let result = await cli(['bundle', 'verify', output]);
   assert.equal(result.code, 1);
   assert.match(result.stdout, new RegExp(`FAIL blob-digest: blob ${damaged} is damaged: .*\\(expected ${damaged}, found sha256:[a-f0-9]{64}\\)`));
+  assert.match(result.stdout, new RegExp(`FAIL blob-digest: blob ${damaged} is damaged: .*volume \\S*${names[volumeIndex]} bytes \\d+`));
+  assert.doesNotMatch(result.stdout, /FAIL volume-sha256/);
+  result = await cli(['bundle', 'verify', output, '--volume-checksums']);
+  assert.equal(result.code, 1);
   assert.match(result.stdout, new RegExp(`FAIL volume-sha256: volume .*${names[volumeIndex]} does not match`));
   const last = names.at(-1)!;
   await truncate(path.join(dir, last), 100);
