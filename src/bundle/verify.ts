@@ -393,7 +393,7 @@ export function formatVerifyReport(report: VerifyReport): string[] {
   const sig = { valid: 'signature valid', invalid: 'signature INVALID', unsigned: 'unsigned', 'present-not-checked': 'signed (not checked: no --trusted-key)' }[report.signature];
   lines.push(
     report.ok
-      ? `OK ${report.bundle}: ${report.volumes.length} volume(s)${report.volumeChecksums ? ' (sha256 as sealed)' : ''}, ${report.images} images, ${report.blobsChecked} blobs verified, every other byte as laid out, ${sig}`
+      ? `OK ${report.bundle}: ${report.volumes.length} volume(s), ${report.images} images, ${report.blobsChecked} blobs verified, ${sig}`
       : `FAILED ${report.bundle}: ${report.problems.length} problem(s); ${report.volumes.length} volume(s), ${report.blobsChecked} blobs checked, ${sig}`,
   );
   return lines;
