@@ -259,3 +259,23 @@ test('create with an unreadable signing key fails before downloading anything', 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('the skeleton, the blob data and pin-preload.json cover every byte of the tar exactly once', async () => {
+  const { bundleSkeleton } = await import('../../src/bundle/skeleton.js');
+  const { bundleFiles, placeEntries } = await import('../../src/bundle/layout.js');
+  await withBundle({ splitSize: 40_000 }, async (_dir, output) => {
+    const bundle = await openBundle(output);
+    const layout = placeEntries(bundleFiles(bundle.manifest, bundle.manifestBytes.length), { name: 'b.tar' });
+    const pieces = [
+      ...bundleSkeleton(layout, bundle.manifest).map((r) => [r.offset, r.bytes.length] as const),
+      ...layout.entries.filter((e) => e.kind === 'blob' || e.kind === 'manifest').map((e) => [e.dataOffset, e.size] as const),
+    ].sort((a, b) => a[0] - b[0]);
+    let covered = 0;
+    for (const [offset, length] of pieces) {
+      assert.equal(offset, covered, `a gap or an overlap at byte ${covered}`);
+      covered += length;
+    }
+    assert.equal(covered, bundle.totalSize);
+    await bundle.close();
+  });
+});
