@@ -36,7 +36,7 @@ export function registerServe(program: Command): void {
     .action(
       action(async (flags: ServeFlags) => {
         // The node configuration (file < flags) gives the defaults: /var/lib/pin-preload/{bundles,state.db}.
-        // Loaded when serving, not at start-up (express, SQLite, metrics): --help and --version stay fast.
+        // Loaded when serving, not at start-up (HTTP server, SQLite, metrics): --help and --version stay fast.
         const [{ loadNodeConfig }, { serveBundles }] = await Promise.all([import('../node/config.js'), import('../mirror/serve.js')]);
         const config = await loadNodeConfig({
           ...(flags.config !== undefined ? { configFile: flags.config } : {}),
