@@ -3,46 +3,20 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, open, readFile, readdir, rm, stat, truncate, writeFile, mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { generateSampleRelease, pushLayout, type SampleRelease } from '../../src/sample/index.js';
 import { startDockerRegistry, type RunningRegistry } from '../support/docker-registry.js';
 import { startRegistryProxy, type RunningProxy } from '../support/registry-proxy.js';
 import { openBundle } from '../../src/bundle/reader.js';
+import { runCli, startCli } from '../support/cli.js';
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const RELEASE = 'quay.io/openshift-release-dev/ocp-release:4.16.0-sample-x86_64';
-const EPOCH = '1700000000';
 const run = promisify(execFile);
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function startCli(args: readonly string[]): { child: ChildProcess; done: Promise<CliResult> } {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SOURCE_DATE_EPOCH: EPOCH } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  const done = new Promise<CliResult>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? (signal ? -1 : 0), stdout, stderr });
-    });
-  });
-  return { child, done };
-}
-
-const cli = (args: readonly string[]) => startCli(args).done;
+const cli = (args: readonly string[]) => runCli(args);
 
 let work: string;
 let registry: RunningRegistry;

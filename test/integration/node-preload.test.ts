@@ -3,12 +3,10 @@
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import TOML from '@iarna/toml';
 import { openBundle } from '../../src/bundle/reader.js';
 import { CriImageService } from '../../src/cri/image-service.js';
@@ -18,38 +16,12 @@ import { generateSampleRelease, pushLayout } from '../../src/sample/index.js';
 import { startContainerd, type RunningContainerd } from '../support/containerd.js';
 import { startDockerRegistry } from '../support/docker-registry.js';
 import { freePort, waitFor } from '../support/ports.js';
+import { runCli, startCli } from '../support/cli.js';
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const RELEASE = 'quay.io/openshift-release-dev/ocp-release:4.16.0-sample-x86_64';
 const EXTRA_IMAGES = ['registry.example.com/sample/tools:1.0', 'registry.example.com/sample/debug:2.1'];
 
-interface CliResult {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly ms: number;
-}
 
-function startCli(args: readonly string[]): { child: ChildProcess; done: Promise<CliResult> } {
-  const started = Date.now();
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  const done = new Promise<CliResult>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, ms: Date.now() - started });
-    });
-  });
-  return { child, done };
-}
-
-const runCli = (args: readonly string[]) => startCli(args).done;
 
 let work: string;
 let containerd: RunningContainerd;
