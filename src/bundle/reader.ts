@@ -4,7 +4,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { MANIFEST_ENTRY, SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleManifest, type BundleSeal } from './format.js';
+import { MANIFEST_ENTRY, MAX_VOLUMES, SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleManifest, type BundleSeal } from './format.js';
 import { parseSeal } from './seal.js';
 import { MAX_MANIFEST_SIZE, parseBundleManifest } from './bundle-manifest.js';
 import { BLOCK, decodeHeader, isZeroBlock, paddedSize, TarHeaderError, type TarEntryType } from './tar-header.js';
@@ -105,7 +105,7 @@ export async function locateBundle(file: string): Promise<BundleFiles> {
   const whole = await fileSize(path.join(dir, name));
   if (whole !== undefined) return { dir, name, sealPath, ...signature, volumes: [{ path: path.join(dir, name), size: whole }] };
   const volumes: Volume[] = [];
-  for (let i = 1; i <= 999; i++) {
+  for (let i = 1; i <= MAX_VOLUMES; i++) {
     const volumePath = path.join(dir, `${name}.${String(i).padStart(3, '0')}`);
     const size = await fileSize(volumePath);
     if (size === undefined) break;

@@ -1,7 +1,7 @@
 // The seal (NAME.seal.json): volume names, sizes and sha256, and the manifest's digest, next to the volumes.
 // Written last and atomically by the writer, so a bundle without a seal is never mistaken for a complete one.
 
-import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, type BundleSeal, type SealVolume } from './format.js';
+import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MAX_VOLUMES, type BundleSeal, type SealVolume } from './format.js';
 import { isDigest, type Digest } from '../oci/digest.js';
 import { UserError } from '../util/errors.js';
 
@@ -35,7 +35,7 @@ export function parseSeal(bytes: Buffer, name: string, where: string): BundleSea
     });
   }
   if (typeof seal.manifestDigest !== 'string' || !isDigest(seal.manifestDigest)) throw invalid(where, 'bad manifestDigest');
-  if (!Array.isArray(seal.volumes) || seal.volumes.length === 0 || seal.volumes.length > 999) throw invalid(where, 'volumes must list 1 to 999 volumes');
+  if (!Array.isArray(seal.volumes) || seal.volumes.length === 0 || seal.volumes.length > MAX_VOLUMES) throw invalid(where, `volumes must list 1 to ${MAX_VOLUMES} volumes`);
   const volumes: SealVolume[] = seal.volumes.map((v: unknown, i: number) => {
     const vol = (typeof v === 'object' && v !== null ? v : {}) as Record<string, unknown>;
     if (typeof vol.name !== 'string' || !isVolumeNameOf(name, vol.name)) throw invalid(where, `volume ${i + 1} has name ${JSON.stringify(vol.name)}, not ${name} or ${name}.NNN`);
