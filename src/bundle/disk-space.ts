@@ -1,7 +1,7 @@
 // Pre-flight free-space check for `bundle create`: refuse before any download when the output's
 // filesystem cannot hold the bytes still to be written, with the numbers and what to do.
 
-import { promises as fs } from 'node:fs';
+import { freeBytes } from '../util/disk.js';
 import { formatBytes } from '../util/size.js';
 import { UserError } from '../util/errors.js';
 
@@ -10,18 +10,9 @@ export const DISK_MARGIN = 1024 * 1024;
 /** Journal bytes per blob: an 8-byte progress slot and a ~90-byte done line, rounded up. */
 export const JOURNAL_BYTES_PER_BLOB = 256;
 
-export interface DiskSpace {
-  readonly available: number;
-}
-
-export async function availableSpace(dir: string): Promise<DiskSpace> {
-  const st = await fs.statfs(dir);
-  return { available: st.bavail * st.bsize };
-}
-
 /** Throws DISK_SPACE (exit 1) when `stillToWrite` + journal + margin does not fit in `dir`'s filesystem. */
 export async function checkDiskSpace(dir: string, stillToWrite: number, blobCount: number): Promise<{ needed: number; available: number }> {
-  const { available } = await availableSpace(dir);
+  const available = await freeBytes(dir);
   const needed = stillToWrite + blobCount * JOURNAL_BYTES_PER_BLOB + DISK_MARGIN;
   if (needed > available) {
     throw new UserError(

@@ -1,7 +1,7 @@
 // Pre-flight storage check: will the images not yet present fit on the runtime's image filesystem with the
 // configured reserve left over? Real free space (statfs) against exact layer sizes from the bundle manifest.
 
-import { statfs } from 'node:fs/promises';
+import { freeBytes } from '../util/disk.js';
 import type { CriImageService } from '../cri/image-service.js';
 import { UserError, errnoCode } from '../util/errors.js';
 import { formatBytes } from '../util/size.js';
@@ -68,8 +68,7 @@ export async function imageFilesystem(cri: Pick<CriImageService, 'imageFsInfo'>,
 /** Bytes an unprivileged writer may still use on the filesystem holding `dir`. */
 export async function availableBytes(dir: string): Promise<number> {
   try {
-    const fs = await statfs(dir);
-    return fs.bavail * fs.bsize;
+    return await freeBytes(dir);
   } catch (err) {
     throw new UserError('IMAGE_FS_UNREADABLE', `cannot read free space of ${dir}: ${errnoCode(err) ?? (err as Error).message}`, {
       hint: 'check [runtime] image_fs (or the runtime\'s ImageFsInfo mountpoint) exists on this node',
