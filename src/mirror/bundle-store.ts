@@ -3,7 +3,6 @@
 // and a tag in several resolves to the newest bundle's (by created, then by registration).
 
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import { SEAL_SUFFIX } from '../bundle/format.js';
 import { locateBundle } from '../bundle/reader.js';
 import { VolumeSet } from '../bundle/volumes.js';
@@ -11,7 +10,7 @@ import type { Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/manifest.js';
 import { repositoryName, type Repository } from '../oci/reference.js';
 import { openStateDatabase, type StateDatabase } from '../state/database.js';
-import { fileSegmentsStream } from './blob-stream.js';
+import { fileSegmentsBody } from './blob-body.js';
 import {
   bundlePathOf,
   indexBundle,
@@ -23,7 +22,7 @@ import {
   type RegisteredBundle,
 } from './bundle-index.js';
 import { resolveByContent, resolveRepository, type RepositoryDirectory, type RequestedName } from './names.js';
-import type { ByteRange, Lookup, ManifestReference, MirrorStore, StoredBlob, StoredManifest } from './store.js';
+import type { BlobBody, ByteRange, Lookup, ManifestReference, MirrorStore, StoredBlob, StoredManifest } from './store.js';
 
 export type { RegisteredBundle } from './bundle-index.js';
 
@@ -49,6 +48,8 @@ export class BundleStore implements MirrorStore, RepositoryDirectory {
   /** path → repositories, rebuilt when the database changes (here or in another process, e.g. import). */
   private directory = new Map<string, Repository[]>();
   private directoryVersion = -1;
+  /** PRAGMA data_version as read in this event-loop turn, if it was (see dataVersion()). */
+  private turnDataVersion: number | undefined;
   private readonly volumeSets = new Map<number, VolumeSet>();
   /** Lookups already answered (manifest requests repeat a lot: every node pulls the same images). */
   private readonly lookups = new BoundedCache<string, StoredManifest | Digest | null>(8192);
@@ -170,8 +171,21 @@ export class BundleStore implements MirrorStore, RepositoryDirectory {
     this.bytes.clear();
   }
 
+  /**
+   * SQLite's data_version, which changes when another connection (an import in another process) commits.
+   * Read once per event-loop turn: the requests one turn answers all arrived before it began, and under
+   * load many are answered in one turn, so the read stops costing a statement per request.
+   */
+  private dataVersion(): number {
+    if (this.turnDataVersion === undefined) {
+      this.turnDataVersion = this.statements.dataVersion.get() as number;
+      setImmediate(() => (this.turnDataVersion = undefined));
+    }
+    return this.turnDataVersion;
+  }
+
   repositoriesAtPath(repoPath: string): readonly Repository[] {
-    const version = this.statements.dataVersion.get() as number;
+    const version = this.dataVersion();
     if (version !== this.directoryVersion) {
       const directory = new Map<string, Repository[]>();
       for (const row of this.statements.repositories.all() as Repository[]) {
@@ -259,14 +273,14 @@ export class BundleStore implements MirrorStore, RepositoryDirectory {
     return set;
   }
 
-  openBlob(blob: StoredBlob, range?: ByteRange): Readable {
+  openBlob(blob: StoredBlob, range?: ByteRange): BlobBody {
     const row = this.statements.blob.get(blob.digest) as BlobRow | undefined;
     if (!row) throw new Error(`blob ${blob.digest} vanished from the bundle index`);
     const start = range?.start ?? 0;
     const end = range?.end ?? row.size - 1;
     const volumes = this.volumeSet(row.bundle_id);
     const pieces = volumes.pieces(row.offset + start, end - start + 1);
-    return fileSegmentsStream(pieces.map((p) => ({ path: volumes.volumes[p.volume]!.path, offset: p.localOffset, length: p.length })));
+    return fileSegmentsBody(pieces.map((p) => ({ path: volumes.volumes[p.volume]!.path, offset: p.localOffset, length: p.length })));
   }
 
   tags(name: RequestedName): Lookup<{ readonly tags: readonly string[] }> {

@@ -4,17 +4,16 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import { digestHex, isDigest, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/manifest.js';
 import { isManifestMediaType } from '../oci/media-types.js';
 import { ManifestError, parseManifest } from '../oci/manifest.js';
 import { parseReference, repositoryName, type Repository } from '../oci/reference.js';
 import { UserError } from '../util/errors.js';
-import { fileSegmentsStream } from './blob-stream.js';
+import { fileSegmentsBody } from './blob-body.js';
 import { manifestFacts } from './manifest-facts.js';
 import { resolveByContent, resolveRepository, type RepositoryDirectory, type RequestedName } from './names.js';
-import { lexicalSort, type ByteRange, type Lookup, type ManifestReference, type MirrorStore, type ReferrerRecord, type StoredBlob, type StoredManifest } from './store.js';
+import { lexicalSort, type BlobBody, type ByteRange, type Lookup, type ManifestReference, type MirrorStore, type ReferrerRecord, type StoredBlob, type StoredManifest } from './store.js';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
 /** Index nesting deeper than this is not an image any client pulls; it also bounds the walk. */
@@ -159,12 +158,12 @@ export class LayoutStore implements MirrorStore, RepositoryDirectory {
     return { digest, size: blob.size };
   }
 
-  openBlob(blob: StoredBlob, range?: ByteRange): Readable {
+  openBlob(blob: StoredBlob, range?: ByteRange): BlobBody {
     const stored = this.blobs.get(blob.digest);
     if (!stored) throw new Error(`blob ${blob.digest} vanished from the layout index`);
     const start = range?.start ?? 0;
     const end = range?.end ?? stored.size - 1;
-    return fileSegmentsStream([{ path: stored.file, offset: start, length: end - start + 1 }]);
+    return fileSegmentsBody([{ path: stored.file, offset: start, length: end - start + 1 }]);
   }
 
   tags(name: RequestedName): Lookup<{ readonly tags: readonly string[] }> {

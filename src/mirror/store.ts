@@ -1,7 +1,6 @@
 // The narrow storage interface the mirror's HTTP handlers use: lookups by request name and digest, and
 // blob byte streams. Implementations (bundle-store, layout-store) know nothing of HTTP; handlers nothing of files.
 
-import type { Readable } from 'node:stream';
 import type { Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/manifest.js';
 import type { Repository } from '../oci/reference.js';
@@ -33,6 +32,24 @@ export interface ByteRange {
   readonly end: number;
 }
 
+/**
+ * Where a blob's bytes go, in the shape of a Node Writable or an http.ServerResponse. `done` is called
+ * once the chunk was handed on (its memory may then be reused), with an error if it never will be.
+ */
+export interface ByteSink {
+  write(chunk: Uint8Array, done: (err?: Error | null) => void): boolean;
+}
+
+/** A blob's bytes (or a range of them), not yet read. */
+export interface BlobBody {
+  /**
+   * Copies the bytes into the sink with a bounded amount in flight. Resolves when every byte was written,
+   * or early once `signal` (one per copy) aborts; rejects when the bytes cannot be read — before writing
+   * anything when the stored file cannot be opened.
+   */
+  copyTo(sink: ByteSink, signal: AbortSignal): Promise<void>;
+}
+
 /** A lookup that failed: the spec code to answer with and a message naming what was missing. */
 export interface StoreMiss {
   readonly miss: 'NAME_UNKNOWN' | 'MANIFEST_UNKNOWN' | 'BLOB_UNKNOWN';
@@ -52,8 +69,8 @@ export interface MirrorStore {
   manifestBytes(manifest: StoredManifest): Promise<Buffer>;
   /** A blob's size, if the name is known and any registered content holds the digest. */
   statBlob(name: RequestedName, digest: Digest): Lookup<StoredBlob>;
-  /** The blob's bytes (or a range of them), read with backpressure; destroying the stream stops the read. */
-  openBlob(blob: StoredBlob, range?: ByteRange): Readable;
+  /** The blob's bytes (or a range of them), to copy into a sink. */
+  openBlob(blob: StoredBlob, range?: ByteRange): BlobBody;
   /** The repository's tags, sorted lexically. */
   tags(name: RequestedName): Lookup<{ readonly tags: readonly string[] }>;
   /** Every served repository name (host-qualified), sorted lexically. */

@@ -4,10 +4,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
+import { fileSegmentsBody } from '../../src/mirror/blob-body.js';
 import { LayoutStore } from '../../src/mirror/layout-store.js';
 import { startMirror, type RunningMirror } from '../../src/mirror/server.js';
 import type { MirrorStore } from '../../src/mirror/store.js';
@@ -344,11 +345,16 @@ test('every request leaves one JSON access-log line with method, path, status, b
 });
 
 /**
- * A store with one large blob whose stream makes bytes on demand, so a client that stops reading leaves
- * the download open (held by backpressure), and the test can see whether the read was stopped.
+ * A store with one large blob (a sparse file, so it costs no disk) that records each copy of it, so the
+ * test can see whether a copy was stopped when its client went away.
  */
-function bigBlobStore(size: number): { store: MirrorStore; streams: Readable[] } {
-  const streams: Readable[] = [];
+async function bigBlobStore(size: number): Promise<{ store: MirrorStore; copies: Array<Promise<void>> }> {
+  const file = path.join(work, `big-${size}.blob`);
+  await truncate(file, size).catch(async () => {
+    await writeFile(file, '');
+    await truncate(file, size);
+  });
+  const copies: Array<Promise<void>> = [];
   const digest = `sha256:${'b'.repeat(64)}` as Digest;
   const known = { miss: 'BLOB_UNKNOWN', message: 'no' } as const;
   const stub: MirrorStore = {
@@ -356,26 +362,24 @@ function bigBlobStore(size: number): { store: MirrorStore; streams: Readable[] }
     manifestBytes: async () => Buffer.alloc(0),
     statBlob: (_name, d) => (d === digest ? { digest, size } : known),
     openBlob: (_blob, range) => {
-      let left = range ? range.end - range.start + 1 : size;
-      const stream = new Readable({
-        read() {
-          const n = Math.min(left, 64 * 1024);
-          left -= n;
-          this.push(n > 0 ? Buffer.alloc(n) : null);
+      const body = fileSegmentsBody([{ path: file, offset: range?.start ?? 0, length: range ? range.end - range.start + 1 : size }]);
+      return {
+        copyTo: (sink, signal) => {
+          const copy = body.copyTo(sink, signal);
+          copies.push(copy);
+          return copy;
         },
-      });
-      streams.push(stream);
-      return stream;
+      };
     },
     tags: () => ({ tags: [] }),
     repositories: () => [],
     referrers: () => ({ manifests: [] }),
   };
-  return { store: stub, streams };
+  return { store: stub, copies };
 }
 
 test('too many blob downloads at once get 429 TOOMANYREQUESTS with Retry-After; a disconnect stops the read and frees the slot', async (t) => {
-  const { store: big, streams } = bigBlobStore(256 * 1024 * 1024);
+  const { store: big, copies } = await bigBlobStore(256 * 1024 * 1024);
   const target = `/v2/any/name/blobs/sha256:${'b'.repeat(64)}`;
   const limited = await startMirror({ store: big, listen: '127.0.0.1:0', maxBlobStreams: 1 });
   t.after(() => limited.close());
@@ -392,10 +396,16 @@ test('too many blob downloads at once get 429 TOOMANYREQUESTS with Retry-After; 
   assert.equal(refused.status, 429);
   assert.equal(errorCode(refused), 'TOOMANYREQUESTS');
   assert.equal(refused.headers['retry-after'], '1');
-  assert.equal(streams.length, 1);
+  assert.equal(copies.length, 1);
+  let stopped = false;
+  // Stopped either way: resolved on the abort, or rejected by the write the reset connection failed.
+  const stop = () => (stopped = true);
+  void copies[0]!.then(stop, stop);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(stopped, false, 'the held download waits on its client');
   held.destroy();
-  for (let i = 0; i < 200 && !streams[0]!.destroyed; i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(streams[0]!.destroyed, 'the blob read was stopped when the client went away');
+  for (let i = 0; i < 200 && !stopped; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(stopped, 'the blob read was stopped when the client went away');
   const again = await raw('GET', target, { range: 'bytes=0-1023' }, limited);
   assert.equal(again.status, 206, 'the slot is free again');
   assert.equal(again.body.length, 1024);

@@ -1,5 +1,5 @@
 // GET|HEAD /v2/<name>/blobs/<digest>: the blob's bytes straight from the store's file range, whole or one
-// Range, with backpressure; the file read stops when the client goes away.
+// Range, with bounded memory in flight; the file read stops when the client goes away.
 
 import type { Digest } from '../../oci/digest.js';
 import { errnoCode } from '../../util/errors.js';
@@ -38,34 +38,28 @@ export async function getBlob(ex: Exchange, ctx: HandlerContext, name: Requested
   }
   const release = ctx.admitBlobStream();
   if (!release) throw new RegistryError('TOOMANYREQUESTS', 'too many blob downloads at once; retry shortly', null, { 'Retry-After': '1' });
-  const source = ctx.store.openBlob(blob, range.kind === 'range' ? range.range : undefined);
-  await new Promise<void>((resolve, reject) => {
-    let done = false;
-    const settle = (err?: RegistryError) => {
-      if (done) return;
-      done = true;
-      release();
-      if (err) reject(err);
-      else resolve();
-    };
-    source.on('data', (chunk: Buffer) => {
+  const body = ctx.store.openBlob(blob, range.kind === 'range' ? range.range : undefined);
+  // The client went away (or the response ended): stop reading the file.
+  const gone = new AbortController();
+  res.once('close', () => gone.abort());
+  const counted = {
+    write: (chunk: Uint8Array, done: (err?: Error | null) => void) => {
       ex.bodyBytes += chunk.length;
-    });
-    source.on('error', (err) => {
-      // Before the first byte the client can still get a proper answer (the bundle file vanished, or I/O failed).
-      if (!res.headersSent) {
-        const code = errnoCode(err);
-        settle(new RegistryError(code === 'ENOENT' ? 'BLOB_UNKNOWN' : 'UNKNOWN', `blob ${blob.digest} could not be read from its bundle (${code ?? err.message})`));
-        return;
-      }
-      res.destroy(err);
-      settle();
-    });
-    // The client went away (or the response ended): stop reading the file.
-    res.once('close', () => {
-      source.destroy();
-      settle();
-    });
-    source.pipe(res);
-  });
+      return res.write(chunk, done);
+    },
+  };
+  try {
+    await body.copyTo(counted, gone.signal);
+  } catch (err) {
+    // Before the first byte the client can still get a proper answer (the bundle file vanished, or I/O failed).
+    if (!res.headersSent) {
+      const code = errnoCode(err);
+      throw new RegistryError(code === 'ENOENT' ? 'BLOB_UNKNOWN' : 'UNKNOWN', `blob ${blob.digest} could not be read from its bundle (${code ?? (err as Error).message})`);
+    }
+    res.destroy(err as Error);
+    return;
+  } finally {
+    release();
+  }
+  if (!gone.signal.aborted) res.end();
 }
