@@ -7,6 +7,7 @@ import { digestHex, type Digest } from '../src/oci/digest.js';
 import { MANIFEST_ACCEPT } from '../src/oci/media-types.js';
 import { generateSampleRelease, pushLayout, type SampleParams, type SampleRelease } from '../src/sample/index.js';
 import { startDockerRegistry, type RunningRegistry } from '../test/support/docker-registry.js';
+import type { LoadTarget } from './server-rounds.js';
 
 export interface FixtureBlob {
   /** "quay.io/openshift-release-dev/ocp-v4.0-art-dev" */
@@ -92,6 +93,17 @@ export function splitRepository(repository: string): { domain: string; path: str
 export function registryPath(repository: string, kind: 'blobs' | 'manifests', digest: string, withNs: boolean): string {
   const { domain, path: repoPath } = splitRepository(repository);
   return `/v2/${repoPath}/${kind}/${digest}${withNs ? `?ns=${domain}` : ''}`;
+}
+
+/** The fixture's manifests and blobs as a load target on one server; `pid` when this bench started it. */
+export function fixtureTarget(name: string, origin: string, f: Fixture, options: { withNs: boolean; blobs: boolean; pid?: number }): LoadTarget {
+  return {
+    name,
+    origin,
+    manifests: f.manifests.map((m) => registryPath(m.repository, 'manifests', m.digest, options.withNs)),
+    ...(options.blobs ? { blobs: f.blobs.map((b) => ({ path: registryPath(b.repository, 'blobs', b.digest, options.withNs), size: b.size })) } : {}),
+    ...(options.pid === undefined ? {} : { pid: options.pid }),
+  };
 }
 
 export { MANIFEST_ACCEPT };

@@ -1,5 +1,5 @@
 // Runs a benchmarked command as a child under /usr/bin/time -v: wall time, peak RSS (maximum resident
-// set size) and exit status, with output captured; and reads a live process's peak RSS from /proc.
+// set size) and exit status, with output captured; and reads a live process's peak RSS and CPU from /proc.
 
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
@@ -40,6 +40,14 @@ export function mustSucceed(run: TimedRun): TimedRun {
 export async function peakRssOf(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024;
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc/PID/stat (clock ticks of 10 ms). */
+export async function cpuSecondsOf(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) may hold spaces: count fields from after its closing parenthesis.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 export async function sh(argv: readonly string[]): Promise<string> {

@@ -3,20 +3,20 @@
 //
 // Flags: --scale (the ~10 GB / ~190-image run), --components N, --base-layer-mib N, --component-layer-mib N,
 // --component-layers N, --compression 0-9, --cri-images N, --work DIR (kept between runs: the fixture is reused),
-// --skip create,skopeo,verify,serve,cri.
+// --rounds N (serve loads, alternating order, default 3), --manifest-seconds N (each measured wrk run, default 5),
+// --skip skopeo,verify,serve,floor,cri.
 
-import { spawn } from 'node:child_process';
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { SampleParams } from '../src/sample/index.js';
-import { freePort, waitFor } from '../test/support/ports.js';
 import { pullThroughCri, type CriPullResult } from './cri-pull.js';
-import { MANIFEST_ACCEPT, prepareFixture, registryPath, type Fixture } from './fixture.js';
-import { blobThroughput, manifestLatency, type Latency, type Throughput } from './http-load.js';
+import { fixtureTarget, prepareFixture, type Fixture } from './fixture.js';
 import { mustSucceed, peakRssOf, sh, timed } from './proc.js';
+import { floorTarget, fmtSpread, loadInRounds, roundPlan, summarize, type LatencySummary, type RoundsResult, type Spread, type TargetSummary } from './server-rounds.js';
+import { startFloors, startServe, type ChildServer } from './servers.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
@@ -25,6 +25,12 @@ const MB = 1e6;
 const MiB = 1024 * 1024;
 
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
+
+function positive(flag: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} wants a whole number ≥ 1, not "${text}"`);
+  return n;
+}
 
 function options() {
   const { values } = parseArgs({
@@ -38,6 +44,8 @@ function options() {
       'cri-images': { type: 'string', default: '8' },
       work: { type: 'string' },
       skip: { type: 'string', default: '' },
+      rounds: { type: 'string', default: '3' },
+      'manifest-seconds': { type: 'string', default: '5' },
     },
   });
   // Default: 60 components on 3 shared base layers, ~1 GB; --scale: 190 components, ~10 GB, ~2,000 blobs.
@@ -60,6 +68,8 @@ function options() {
     criImages: Number(values['cri-images']),
     skip: new Set(values.skip!.split(',').filter(Boolean)),
     scale: values.scale!,
+    rounds: positive('--rounds', values.rounds!),
+    manifestSeconds: positive('--manifest-seconds', values['manifest-seconds']!),
   };
 }
 
@@ -74,6 +84,7 @@ async function machine(work: string): Promise<Record<string, string>> {
     kernel: os.release(),
     node: process.version,
     'docker-registry': await sh(['sh', '-c', 'docker-registry --version 2>&1 | head -1']),
+    wrk: await sh(['sh', '-c', 'wrk -v 2>&1 | head -1']),
     skopeo: await sh(['skopeo', '--version']),
     containerd: await sh(['sh', '-c', 'containerd --version | cut -d" " -f1-3']),
     openssl: await sh(['openssl', 'version']),
@@ -138,51 +149,37 @@ async function benchVerify(output: string) {
   return { size, ours, openssl, oursMBps: size / MB / (ours.wallMs / 1000), opensslMBps: size / MB / (openssl.wallMs / 1000) };
 }
 
-interface ServerLoad {
-  readonly throughput: Throughput[];
-  readonly latency: Latency;
+interface ServeBench {
+  readonly rounds: RoundsResult;
+  readonly summary: TargetSummary[];
+  readonly servePeakRss: number;
+  readonly origin: string;
+  stop(): Promise<void>;
 }
 
-async function loadServer(origin: string, f: Fixture, withNs: boolean): Promise<ServerLoad> {
-  const blobs = f.blobs.map((b) => ({ path: registryPath(b.repository, 'blobs', b.digest, withNs), size: b.size }));
-  const manifests = f.manifests.map((m) => registryPath(m.repository, 'manifests', m.digest, withNs));
-  const throughput: Throughput[] = [];
-  for (const c of [1, 4, 16]) throughput.push(await blobThroughput(origin, blobs, c, Math.min(f.uniqueBlobBytes, 1500 * MB), 3));
-  const latency = await manifestLatency(origin, manifests, 16, 5000, MANIFEST_ACCEPT);
-  return { throughput, latency };
-}
-
-async function benchServe(f: Fixture, output: string, work: string) {
-  const port = await freePort();
+/** The mirror, docker-registry and (unless skipped) the two floor servers, loaded in alternating rounds. */
+async function benchServe(f: Fixture, output: string, work: string, opts: ReturnType<typeof options>): Promise<ServeBench> {
   const state = path.join(work, 'serve-state.db');
   await rm(state, { force: true });
-  const child = spawn(process.execPath, [CLI, 'serve', '--bundle', output, '--state', state, '--listen', `127.0.0.1:${port}`, '--no-access-log'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const origin = `http://127.0.0.1:${port}`;
+  const serve = await startServe(output, state);
+  const floors: ChildServer[] = [];
   try {
-    await waitFor('pin-preload serve', async () => (await fetch(`${origin}/v2/`)).status === 200, 120_000).catch((err: Error) => {
-      throw new Error(`${err.message}\n${stderr}`);
-    });
-    log('loading pin-preload serve …');
-    const mirror = await loadServer(origin, f, true);
-    const servePeakRss = await peakRssOf(child.pid!);
-    log('loading docker-registry …');
-    const registry = await loadServer(f.registry.url, f, false);
-    return { mirror, registry, servePeakRss, origin, stop: () => stopChild(child) };
+    const mirror = fixtureTarget('mirror', serve.origin, f, { withNs: true, blobs: true, pid: serve.pid });
+    const targets = [mirror, fixtureTarget('docker-registry', f.registry.url, f, { withNs: false, blobs: true })];
+    if (!opts.skip.has('floor')) {
+      await startFloors(floors);
+      targets.push(...floors.map((floor) => floorTarget(floor, mirror.manifests)));
+    }
+    const plan = roundPlan({ rounds: opts.rounds, blobMinBytes: Math.min(f.uniqueBlobBytes, 1500 * MB), wrkSeconds: opts.manifestSeconds, undiciRequests: 5000 });
+    log(`loading ${targets.map((t) => t.name).join(', ')} in ${plan.rounds} rounds …`);
+    const rounds = await loadInRounds(targets, plan, log);
+    return { rounds, summary: summarize(rounds), servePeakRss: await peakRssOf(serve.pid), origin: serve.origin, stop: () => serve.stop() };
   } catch (err) {
-    await stopChild(child);
+    await serve.stop();
     throw err;
+  } finally {
+    for (const floor of floors) await floor.stop();
   }
-}
-
-async function stopChild(child: ReturnType<typeof spawn>): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
 }
 
 async function benchCri(f: Fixture, mirrorOrigin: string, count: number): Promise<{ mirror: CriPullResult; registry: CriPullResult }> {
@@ -195,7 +192,46 @@ async function benchCri(f: Fixture, mirrorOrigin: string, count: number): Promis
 }
 
 function row(label: string, ours: string, peer: string, ratio: string, target: string): string {
-  return `${label.padEnd(34)} ${ours.padStart(14)} ${peer.padStart(14)} ${ratio.padStart(8)}  ${target}`;
+  return `${label.padEnd(46)} ${ours.padStart(22)} ${peer.padStart(22)} ${ratio.padStart(8)}  ${target}`;
+}
+
+const ratioOf = (a: Spread, b: Spread) => `${(a.median / b.median).toFixed(2)}×`;
+const ms = (s: Spread | undefined, digits = 2) => (s ? fmtSpread(s, digits, 'ms') : '-');
+
+/** Latency rows, ours against a peer: p50 and p99, ratio = peer / ours (how many times faster ours is). */
+function latencyRows(label: string, ours: LatencySummary, peer: LatencySummary, p99Target: string): string[] {
+  return [
+    row(`${label} p50`, ms(ours.p50Ms), ms(peer.p50Ms), ratioOf(peer.p50Ms, ours.p50Ms), ''),
+    row(`${label} p99`, ms(ours.p99Ms), ms(peer.p99Ms), ratioOf(peer.p99Ms, ours.p99Ms), p99Target),
+  ];
+}
+
+/** Medians over the rounds (range in brackets) and ratios of the medians. */
+function serveRows(summary: readonly TargetSummary[], rounds: number): string[] {
+  const by = (name: string) => summary.find((t) => t.name === name);
+  const mirror = by('mirror')!;
+  const registry = by('docker-registry')!;
+  const lines = [`serve: medians of ${rounds} round(s), alternating order, (min–max) over the rounds; ratios of medians`];
+  for (let i = 0; i < mirror.blobMBps.length; i++) {
+    const m = mirror.blobMBps[i]!;
+    const r = registry.blobMBps[i]!;
+    lines.push(row(`blob GET MB/s, concurrency ${m.concurrency}`, fmtSpread(m.mbPerS, 0, 'MB/s'), fmtSpread(r.mbPerS, 0, 'MB/s'), ratioOf(m.mbPerS, r.mbPerS), '≥ 1× docker-registry'));
+  }
+  const generator = mirror.calibrated.generator === 'wrk' ? 'wrk' : 'undici: wrk missing';
+  lines.push(...latencyRows(`manifest GET, 16 clients (${generator})`, mirror.calibrated, registry.calibrated, 'p99 < 5 ms'));
+  if (mirror.wrk) lines.push(...latencyRows('  Node undici client, bounded by the client:', mirror.undici, registry.undici, ''));
+  lines.push(row(`server CPU per manifest GET (${generator} run)`, ms(mirror.calibrated.serverCpuMsPerRequest, 3), '-', '-', ''));
+  const floorHttp = by('floor node:http');
+  const floorExpress = by('floor express');
+  if (floorHttp && floorExpress) {
+    lines.push('calibration floors, a fixed 2.5 KB manifest for any GET: node:http (pin-preload column) vs Express 5 (peer column)');
+    lines.push(...latencyRows(`  floor (${generator})`, floorHttp.calibrated, floorExpress.calibrated, ''));
+    if (floorHttp.wrk) lines.push(...latencyRows('  floor (Node undici client)', floorHttp.undici, floorExpress.undici, ''));
+    const cpuHttp = floorHttp.calibrated.serverCpuMsPerRequest;
+    const cpuExpress = floorExpress.calibrated.serverCpuMsPerRequest;
+    lines.push(row('  floor server CPU per GET', ms(cpuHttp, 3), ms(cpuExpress, 3), cpuHttp && cpuExpress ? ratioOf(cpuExpress, cpuHttp) : '-', ''));
+  }
+  return lines;
 }
 
 const fmtS = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
@@ -234,16 +270,10 @@ async function main(): Promise<void> {
     }
 
     if (!opts.skip.has('serve')) {
-      const s = await benchServe(f, create.output, opts.work);
+      const s = await benchServe(f, create.output, opts.work, opts);
       try {
-        results.serve = { mirror: s.mirror, registry: s.registry, servePeakRssBytes: s.servePeakRss };
-        for (let i = 0; i < s.mirror.throughput.length; i++) {
-          const m = s.mirror.throughput[i]!;
-          const r = s.registry.throughput[i]!;
-          lines.push(row(`blob GET MB/s, concurrency ${m.concurrency}`, `${m.mbPerS.toFixed(0)} MB/s`, `${r.mbPerS.toFixed(0)} MB/s`, `${(m.mbPerS / r.mbPerS).toFixed(2)}×`, '≥ 1× docker-registry'));
-        }
-        lines.push(row('manifest GET p50, 16 clients', `${s.mirror.latency.p50Ms.toFixed(2)} ms`, `${s.registry.latency.p50Ms.toFixed(2)} ms`, `${(s.registry.latency.p50Ms / s.mirror.latency.p50Ms).toFixed(2)}×`, ''));
-        lines.push(row('manifest GET p99, 16 clients', `${s.mirror.latency.p99Ms.toFixed(2)} ms`, `${s.registry.latency.p99Ms.toFixed(2)} ms`, `${(s.registry.latency.p99Ms / s.mirror.latency.p99Ms).toFixed(2)}×`, 'p99 < 5 ms'));
+        results.serve = { generator: s.rounds.generator, plan: s.rounds.plan, order: s.rounds.order, summary: s.summary, samples: s.rounds.samples, servePeakRssBytes: s.servePeakRss };
+        lines.push(...serveRows(s.summary, opts.rounds));
         lines.push(row('peak RSS: serve (after the loads)', fmtMB(s.servePeakRss), '-', '-', '< 150 MB'));
         if (!opts.skip.has('cri')) {
           const cri = await benchCri(f, s.origin, opts.criImages);

@@ -1,0 +1,171 @@
+// Side-by-side loads on several registry servers in rounds whose order alternates (A B, B A, A B, …), so
+// that a noisy minute on this shared machine hits every server alike; medians and ranges per measure.
+
+import os from 'node:os';
+import { MANIFEST_ACCEPT } from '../src/oci/media-types.js';
+import type { ChildServer } from './servers.js';
+import { blobThroughput, manifestLatency, manifestLatencyWrk, wrkAvailable, WRK_MISSING, type BlobTarget, type Latency, type LatencyGenerator, type Throughput } from './http-load.js';
+
+export interface LoadTarget {
+  /** "mirror", "docker-registry", "floor node:http", … */
+  readonly name: string;
+  readonly origin: string;
+  /** Manifest request paths (with ?ns= for the mirror). */
+  readonly manifests: readonly string[];
+  /** Blob loads only where given (the floor servers have no blobs). */
+  readonly blobs?: readonly BlobTarget[];
+  /** The server's process when this bench started it: its CPU per manifest GET is recorded. */
+  readonly pid?: number;
+}
+
+export interface RoundPlan {
+  readonly rounds: number;
+  readonly blobConcurrencies: readonly number[];
+  readonly blobMinBytes: number;
+  readonly blobMinSeconds: number;
+  /** Manifest clients (connections with one request in flight each). */
+  readonly clients: number;
+  readonly accept: string;
+  /** Measured seconds of each wrk run, after `wrkWarmUpSeconds` of discarded load. */
+  readonly wrkSeconds: number;
+  readonly wrkWarmUpSeconds: number;
+  /** Manifest GETs of each undici run. */
+  readonly undiciRequests: number;
+}
+
+export interface RoundSample {
+  readonly round: number;
+  readonly target: string;
+  readonly throughput: readonly Throughput[];
+  /** Absent when wrk is not installed. */
+  readonly wrk?: Latency;
+  readonly undici: Latency;
+  /** 1-minute load average when the target's round ended: context for an outlier. */
+  readonly loadAverage: number;
+}
+
+export interface RoundsResult {
+  /** The generator of the calibrated manifest latency (wrk, or undici when wrk is missing). */
+  readonly generator: LatencyGenerator;
+  readonly plan: RoundPlan;
+  /** Per round, the order the targets ran in. */
+  readonly order: readonly (readonly string[])[];
+  readonly samples: readonly RoundSample[];
+}
+
+/** A floor server as a target: it answers any GET alike, so it gets the real servers' manifest paths, and no blob loads. */
+export function floorTarget(floor: ChildServer, manifests: readonly string[]): LoadTarget {
+  return { name: floor.name, origin: floor.origin, manifests, pid: floor.pid };
+}
+
+/** The plan both benches use (concurrency 1, 4, 16; 16 manifest clients; 2 s wrk warm-up) with their sizes. */
+export function roundPlan(sizes: Pick<RoundPlan, 'rounds' | 'blobMinBytes' | 'wrkSeconds' | 'undiciRequests'>): RoundPlan {
+  return { ...sizes, blobConcurrencies: [1, 4, 16], blobMinSeconds: 3, clients: 16, accept: MANIFEST_ACCEPT, wrkWarmUpSeconds: 2 };
+}
+
+/** The targets in round `round`'s order: as given on even rounds, reversed on odd ones. */
+export function roundOrder<T>(targets: readonly T[], round: number): T[] {
+  return round % 2 === 0 ? [...targets] : [...targets].reverse();
+}
+
+const fmtLatency = (l: Latency) =>
+  `p50 ${l.p50Ms.toFixed(2)} ms, p99 ${l.p99Ms.toFixed(2)} ms, max ${l.maxMs.toFixed(2)} ms, ${l.requests} requests, ${l.requestsPerSecond.toFixed(0)}/s` +
+  (l.serverCpuMsPerRequest === undefined ? '' : `, server CPU ${l.serverCpuMsPerRequest.toFixed(3)} ms/request`);
+
+async function loadOnce(target: LoadTarget, plan: RoundPlan, round: number, useWrk: boolean, log: (line: string) => void): Promise<RoundSample> {
+  const tag = `round ${round + 1}/${plan.rounds} ${target.name}`;
+  const throughput: Throughput[] = [];
+  for (const c of target.blobs ? plan.blobConcurrencies : []) {
+    const t = await blobThroughput(target.origin, target.blobs!, c, plan.blobMinBytes, plan.blobMinSeconds);
+    log(`${tag}: blob GET, concurrency ${c}: ${t.mbPerS.toFixed(0)} MB/s (${t.requests} requests)`);
+    throughput.push(t);
+  }
+  const load = { clients: plan.clients, accept: plan.accept, ...(target.pid === undefined ? {} : { serverPid: target.pid }) };
+  let wrk: Latency | undefined;
+  if (useWrk) {
+    wrk = await manifestLatencyWrk(target.origin, target.manifests, { ...load, threads: 2, seconds: plan.wrkSeconds, warmUpSeconds: plan.wrkWarmUpSeconds });
+    log(`${tag}: manifest GET, ${plan.clients} clients, wrk: ${fmtLatency(wrk)}`);
+  }
+  const undici = await manifestLatency(target.origin, target.manifests, { ...load, requests: plan.undiciRequests });
+  log(`${tag}: manifest GET, ${plan.clients} clients, undici (bounded by the client): ${fmtLatency(undici)} (load ${os.loadavg()[0]!.toFixed(2)})`);
+  return { round, target: target.name, throughput, ...(wrk ? { wrk } : {}), undici, loadAverage: os.loadavg()[0]! };
+}
+
+/** Every target, every round, in alternating order; per round: blob loads, then wrk, then undici manifest latency. */
+export async function loadInRounds(targets: readonly LoadTarget[], plan: RoundPlan, log: (line: string) => void): Promise<RoundsResult> {
+  const useWrk = await wrkAvailable();
+  if (!useWrk) log(`${WRK_MISSING}. Manifest latency falls back to the Node undici client, which bounds what it can show.`);
+  const order: string[][] = [];
+  const samples: RoundSample[] = [];
+  for (let round = 0; round < plan.rounds; round++) {
+    const targetsNow = roundOrder(targets, round);
+    order.push(targetsNow.map((t) => t.name));
+    for (const target of targetsNow) samples.push(await loadOnce(target, plan, round, useWrk, log));
+  }
+  return { generator: useWrk ? 'wrk' : 'undici', plan, order, samples };
+}
+
+/** Median and range of one measure over the rounds. */
+export interface Spread {
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+export function spread(samples: readonly number[]): Spread {
+  if (samples.length === 0) throw new Error('no samples');
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  const median = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { median, min: sorted[0]!, max: sorted.at(-1)! };
+}
+
+export interface LatencySummary {
+  readonly generator: LatencyGenerator;
+  readonly p50Ms: Spread;
+  readonly p99Ms: Spread;
+  readonly maxMs: Spread;
+  readonly requestsPerSecond: Spread;
+  readonly serverCpuMsPerRequest?: Spread;
+}
+
+export interface TargetSummary {
+  readonly name: string;
+  readonly blobMBps: ReadonlyArray<{ readonly concurrency: number; readonly mbPerS: Spread }>;
+  readonly wrk?: LatencySummary;
+  readonly undici: LatencySummary;
+  /** wrk when it ran, else undici: the latency checked against the target. */
+  readonly calibrated: LatencySummary;
+}
+
+function summarizeLatency(latencies: readonly Latency[]): LatencySummary {
+  const cpu = latencies.flatMap((l) => (l.serverCpuMsPerRequest === undefined ? [] : [l.serverCpuMsPerRequest]));
+  return {
+    generator: latencies[0]!.generator,
+    p50Ms: spread(latencies.map((l) => l.p50Ms)),
+    p99Ms: spread(latencies.map((l) => l.p99Ms)),
+    maxMs: spread(latencies.map((l) => l.maxMs)),
+    requestsPerSecond: spread(latencies.map((l) => l.requestsPerSecond)),
+    ...(cpu.length > 0 ? { serverCpuMsPerRequest: spread(cpu) } : {}),
+  };
+}
+
+/** Per target: median and range over the rounds of every measure. */
+export function summarize(result: RoundsResult): TargetSummary[] {
+  const names = [...new Set(result.samples.map((s) => s.target))];
+  return names.map((name) => {
+    const mine = result.samples.filter((s) => s.target === name);
+    const concurrencies = mine[0]!.throughput.map((t) => t.concurrency);
+    const blobMBps = concurrencies.map((concurrency) => ({ concurrency, mbPerS: spread(mine.map((s) => s.throughput.find((t) => t.concurrency === concurrency)!.mbPerS)) }));
+    const wrk = mine.every((s) => s.wrk) ? summarizeLatency(mine.map((s) => s.wrk!)) : undefined;
+    const undici = summarizeLatency(mine.map((s) => s.undici));
+    return { name, blobMBps, ...(wrk ? { wrk } : {}), undici, calibrated: wrk ?? undici };
+  });
+}
+
+/** "2.31 (2.10–2.62)": the median, then the range over the rounds when there was more than one. */
+export function fmtSpread(s: Spread, digits: number, unit = ''): string {
+  const u = unit ? ` ${unit}` : '';
+  if (s.min === s.max) return `${s.median.toFixed(digits)}${u}`;
+  return `${s.median.toFixed(digits)}${u} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`;
+}
