@@ -10,8 +10,8 @@ import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import type { SampleParams } from '../src/sample/index.js';
+import { benchArgs } from './args.js';
 import { pullThroughCri, type CriPullResult } from './cri-pull.js';
 import { fixtureTarget, prepareFixture, type Fixture } from './fixture.js';
 import { mustSucceed, peakRssOf, sh, timed } from './proc.js';
@@ -32,21 +32,32 @@ function positive(flag: string, text: string): number {
   return n;
 }
 
+const USAGE = `usage: npm run bench -- [flags]   (or node dist/bench/run.js [flags])
+  --scale                     the ~10 GB / ~190-image fixture instead of the ~1 GB default
+  --components N              components in the generated release (default 60)
+  --base-layer-mib N          size of each of the 3 shared base layers
+  --component-layer-mib N     size of each component layer
+  --component-layers N        layers per component
+  --compression 0-9           gzip level of the generated layers
+  --cri-images N              images pulled through containerd per registry (default 8)
+  --work DIR                  work dir, kept between runs so the fixture is reused
+  --rounds N                  serve loads in N rounds, alternating the order (default 3)
+  --manifest-seconds N        length of each measured wrk run (default 5)
+  --skip LIST                 any of skopeo,verify,serve,floor,cri`;
+
 function options() {
-  const { values } = parseArgs({
-    options: {
-      scale: { type: 'boolean', default: false },
-      components: { type: 'string' },
-      'base-layer-mib': { type: 'string' },
-      'component-layer-mib': { type: 'string' },
-      'component-layers': { type: 'string' },
-      compression: { type: 'string' },
-      'cri-images': { type: 'string', default: '8' },
-      work: { type: 'string' },
-      skip: { type: 'string', default: '' },
-      rounds: { type: 'string', default: '3' },
-      'manifest-seconds': { type: 'string', default: '5' },
-    },
+  const values = benchArgs(USAGE, {
+    scale: { type: 'boolean', default: false },
+    components: { type: 'string' },
+    'base-layer-mib': { type: 'string' },
+    'component-layer-mib': { type: 'string' },
+    'component-layers': { type: 'string' },
+    compression: { type: 'string' },
+    'cri-images': { type: 'string', default: '8' },
+    work: { type: 'string' },
+    skip: { type: 'string', default: '' },
+    rounds: { type: 'string', default: '3' },
+    'manifest-seconds': { type: 'string', default: '5' },
   });
   // Default: 60 components on 3 shared base layers, ~1 GB; --scale: 190 components, ~10 GB, ~2,000 blobs.
   const base: Partial<SampleParams> = values.scale

@@ -9,7 +9,7 @@ import { mkdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { fixtureTarget, prepareFixture, type Fixture } from './fixture.js';
 import { mustSucceed, peakRssOf, timed } from './proc.js';
 import { floorTarget, fmtSpread, loadInRounds, roundPlan, summarize, type LatencySummary, type LoadTarget, type TargetSummary } from './server-rounds.js';
@@ -19,21 +19,32 @@ const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const MiB = 1024 * 1024;
 const log = (line: string) => process.stderr.write(`serve-load: ${line}\n`);
 
-const { values } = parseArgs({
-  options: {
-    work: { type: 'string' },
-    components: { type: 'string', default: '60' },
-    'base-layer-mib': { type: 'string', default: '48' },
-    'access-log': { type: 'boolean', default: false },
-    blobs: { type: 'boolean', default: false },
-    manifests: { type: 'string', default: '5000' },
-    'manifest-seconds': { type: 'string', default: '5' },
-    rounds: { type: 'string' },
-    runs: { type: 'string' },
-    'node-flags': { type: 'string', default: '' },
-    registry: { type: 'boolean', default: false },
-    floor: { type: 'boolean', default: false },
-  },
+const USAGE = `usage: node dist/bench/serve-load.js [flags]
+  --work DIR                 work dir (fixture and bundle kept and reused)
+  --components N             components in the generated release (default 60)
+  --base-layer-mib N         size of each of the 3 shared base layers (default 48)
+  --blobs                    also measure blob throughput (concurrency 1, 4, 16)
+  --registry                 the same loads against docker-registry, alternating
+  --floor                    the same manifest loads against the node:http and Express floor servers
+  --rounds N                 rounds (default 3; --runs N is the older name)
+  --manifests N              undici manifest GETs per round (default 5000)
+  --manifest-seconds N       length of each measured wrk run (default 5)
+  --access-log               serve with the JSON access log on
+  --node-flags "FLAGS"       extra node flags for serve, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"`;
+
+const values = benchArgs(USAGE, {
+  work: { type: 'string' },
+  components: { type: 'string', default: '60' },
+  'base-layer-mib': { type: 'string', default: '48' },
+  'access-log': { type: 'boolean', default: false },
+  blobs: { type: 'boolean', default: false },
+  manifests: { type: 'string', default: '5000' },
+  'manifest-seconds': { type: 'string', default: '5' },
+  rounds: { type: 'string' },
+  runs: { type: 'string' },
+  'node-flags': { type: 'string', default: '' },
+  registry: { type: 'boolean', default: false },
+  floor: { type: 'boolean', default: false },
 });
 
 /** The bundle of the fixture, created once per work dir (same parameters → same bytes) and reused. */
