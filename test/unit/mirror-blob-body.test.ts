@@ -104,6 +104,24 @@ test('a copy aborted while its writes are held stops reading and gives every poo
   assert.equal(pooledBuffersLent(), lentBefore, 'late completions of abandoned writes change nothing');
 });
 
+test('past the pool bound, downloads read smaller chunks of their own instead of waiting for a buffer', async (t) => {
+  const dir = await workDir(t);
+  const file = path.join(dir, 'blob');
+  await writeFile(file, randomBytes(4 * BLOB_READ_CHUNK));
+  const lentBefore = pooledBuffersLent();
+  const downloads = Array.from({ length: 40 }, () => ({ ...heldSink(), gone: new AbortController() }));
+  const copies = downloads.map((d) => fileSegmentsBody([{ path: file, offset: 0, length: 4 * BLOB_READ_CHUNK }]).copyTo(d.sink, d.gone.signal));
+  for (let i = 0; i < 200 && downloads.some((d) => d.held.length < 2); i++) await new Promise((r) => setTimeout(r, 5));
+  const sizes = downloads.flatMap((d) => d.held.map((h) => h.chunk.length));
+  assert.equal(sizes.length, 80, 'every download has its two chunks out, none waits for the pool');
+  assert.equal(pooledBuffersLent() - lentBefore, 64, 'the pool lends no more than its bound');
+  assert.equal(sizes.filter((n) => n === BLOB_READ_CHUNK).length, 64);
+  assert.equal(sizes.filter((n) => n === 128 * 1024).length, 16, 'the rest read 128 KiB chunks');
+  for (const d of downloads) d.gone.abort();
+  await Promise.all(copies);
+  assert.equal(pooledBuffersLent(), lentBefore);
+});
+
 test('a failed write stops the copy with its error', async (t) => {
   const dir = await workDir(t);
   const file = path.join(dir, 'blob');
