@@ -20,14 +20,17 @@ export interface Throughput {
   readonly seconds: number;
   readonly mbPerS: number;
   readonly requests: number;
+  /** The server's CPU (user + system) per GB served over the run, when its pid was given. */
+  readonly serverCpuMsPerGB?: number;
 }
 
 /**
  * `concurrency` workers fetch blobs round-robin (bodies drained, not kept) until `minBytes` have been
  * read and at least `minSeconds` passed, then report MB/s (10^6 bytes per second).
  */
-export async function blobThroughput(origin: string, blobs: readonly BlobTarget[], concurrency: number, minBytes: number, minSeconds = 2): Promise<Throughput> {
+export async function blobThroughput(origin: string, blobs: readonly BlobTarget[], concurrency: number, minBytes: number, minSeconds = 2, serverPid?: number): Promise<Throughput> {
   const agent = new Agent({ connections: concurrency, pipelining: 1 });
+  const cpu0 = serverPid === undefined ? 0 : await cpuSecondsOf(serverPid);
   let next = 0;
   let bytes = 0;
   let requests = 0;
@@ -44,8 +47,9 @@ export async function blobThroughput(origin: string, blobs: readonly BlobTarget[
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   const seconds = elapsed();
+  const cpuMs = serverPid === undefined ? undefined : ((await cpuSecondsOf(serverPid)) - cpu0) * 1000;
   await agent.close();
-  return { concurrency, bytes, seconds, mbPerS: bytes / 1e6 / seconds, requests };
+  return { concurrency, bytes, seconds, mbPerS: bytes / 1e6 / seconds, requests, ...(cpuMs === undefined ? {} : { serverCpuMsPerGB: cpuMs / (bytes / 1e9) }) };
 }
 
 /**

@@ -180,7 +180,7 @@ async function benchServe(f: Fixture, output: string, work: string, opts: Return
   const floors: ChildServer[] = [];
   try {
     const mirror = fixtureTarget('mirror', serve.origin, f, { withNs: true, blobs: true, pid: serve.pid });
-    const targets = [mirror, fixtureTarget('docker-registry', f.registry.url, f, { withNs: false, blobs: true })];
+    const targets = [mirror, fixtureTarget('docker-registry', f.registry.url, f, { withNs: false, blobs: true, pid: f.registry.pid })];
     if (!opts.skip.has('floor')) {
       await startFloors(floors);
       targets.push(...floors.map((floor) => floorTarget(floor, mirror.manifests)));
@@ -231,11 +231,16 @@ function serveRows(summary: readonly TargetSummary[], rounds: number): string[] 
     const m = mirror.blobMBps[i]!;
     const r = registry.blobMBps[i]!;
     lines.push(row(`blob GET MB/s, concurrency ${m.concurrency}`, fmtSpread(m.mbPerS, 0, 'MB/s'), fmtSpread(r.mbPerS, 0, 'MB/s'), ratioOf(m.mbPerS, r.mbPerS), '≥ 1× docker-registry'));
+    if (m.serverCpuMsPerGB && r.serverCpuMsPerGB) {
+      lines.push(row('  server CPU per GB served', fmtSpread(m.serverCpuMsPerGB, 0, 'ms'), fmtSpread(r.serverCpuMsPerGB, 0, 'ms'), ratioOf(r.serverCpuMsPerGB, m.serverCpuMsPerGB), 'less is better'));
+    }
   }
   const generator = mirror.calibrated.generator === 'wrk' ? 'wrk' : 'undici: wrk missing';
   lines.push(...latencyRows(`manifest GET, 16 clients (${generator})`, mirror.calibrated, registry.calibrated, 'p99 < 5 ms'));
   if (mirror.wrk) lines.push(...latencyRows('  Node undici client, bounded by the client:', mirror.undici, registry.undici, ''));
-  lines.push(row(`server CPU per manifest GET (${generator} run)`, ms(mirror.calibrated.serverCpuMsPerRequest, 3), '-', '-', ''));
+  const cpuMirror = mirror.calibrated.serverCpuMsPerRequest;
+  const cpuRegistry = registry.calibrated.serverCpuMsPerRequest;
+  lines.push(row(`server CPU per manifest GET (${generator} run)`, ms(cpuMirror, 3), ms(cpuRegistry, 3), cpuMirror && cpuRegistry ? ratioOf(cpuRegistry, cpuMirror) : '-', ''));
   const floorHttp = by('floor node:http');
   const floorExpress = by('floor express');
   if (floorHttp && floorExpress) {

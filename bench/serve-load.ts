@@ -70,7 +70,7 @@ function describeLatency(label: string, l: LatencySummary): string {
 function describe(t: TargetSummary): string[] {
   return [
     `${t.name}:`,
-    ...t.blobMBps.map((b) => `  blob GET, concurrency ${b.concurrency}: ${fmtSpread(b.mbPerS, 0, 'MB/s')}`),
+    ...t.blobMBps.map((b) => `  blob GET, concurrency ${b.concurrency}: ${fmtSpread(b.mbPerS, 0, 'MB/s')}${b.serverCpuMsPerGB ? `, server CPU ${fmtSpread(b.serverCpuMsPerGB, 0, 'ms')}/GB` : ''}`),
     ...(t.wrk ? [describeLatency('wrk', t.wrk)] : []),
     describeLatency('Node undici client, bounded by the client', t.undici),
   ];
@@ -95,7 +95,7 @@ try {
   try {
     const mirror = fixtureTarget('mirror', serve.origin, f, { withNs: true, blobs: values.blobs!, pid: serve.pid });
     const targets: LoadTarget[] = [mirror];
-    if (values.registry) targets.push(fixtureTarget('docker-registry', f.registry.url, f, { withNs: false, blobs: values.blobs! }));
+    if (values.registry) targets.push(fixtureTarget('docker-registry', f.registry.url, f, { withNs: false, blobs: values.blobs!, pid: f.registry.pid }));
     if (values.floor) {
       await startFloors(floors);
       targets.push(...floors.map((floor) => floorTarget(floor, mirror.manifests)));

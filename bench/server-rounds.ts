@@ -14,7 +14,7 @@ export interface LoadTarget {
   readonly manifests: readonly string[];
   /** Blob loads only where given (the floor servers have no blobs). */
   readonly blobs?: readonly BlobTarget[];
-  /** The server's process when this bench started it: its CPU per manifest GET is recorded. */
+  /** The server's process: its CPU per manifest GET and per GB of blobs served is recorded. */
   readonly pid?: number;
 }
 
@@ -76,8 +76,9 @@ async function loadOnce(target: LoadTarget, plan: RoundPlan, round: number, useW
   const tag = `round ${round + 1}/${plan.rounds} ${target.name}`;
   const throughput: Throughput[] = [];
   for (const c of target.blobs ? plan.blobConcurrencies : []) {
-    const t = await blobThroughput(target.origin, target.blobs!, c, plan.blobMinBytes, plan.blobMinSeconds);
-    log(`${tag}: blob GET, concurrency ${c}: ${t.mbPerS.toFixed(0)} MB/s (${t.requests} requests)`);
+    const t = await blobThroughput(target.origin, target.blobs!, c, plan.blobMinBytes, plan.blobMinSeconds, target.pid);
+    const cpu = t.serverCpuMsPerGB === undefined ? '' : `, server CPU ${t.serverCpuMsPerGB.toFixed(0)} ms/GB`;
+    log(`${tag}: blob GET, concurrency ${c}: ${t.mbPerS.toFixed(0)} MB/s (${t.requests} requests${cpu})`);
     throughput.push(t);
   }
   const load = { clients: plan.clients, accept: plan.accept, ...(target.pid === undefined ? {} : { serverPid: target.pid }) };
@@ -131,7 +132,7 @@ export interface LatencySummary {
 
 export interface TargetSummary {
   readonly name: string;
-  readonly blobMBps: ReadonlyArray<{ readonly concurrency: number; readonly mbPerS: Spread }>;
+  readonly blobMBps: ReadonlyArray<{ readonly concurrency: number; readonly mbPerS: Spread; readonly serverCpuMsPerGB?: Spread }>;
   readonly wrk?: LatencySummary;
   readonly undici: LatencySummary;
   /** wrk when it ran, else undici: the latency checked against the target. */
@@ -156,7 +157,11 @@ export function summarize(result: RoundsResult): TargetSummary[] {
   return names.map((name) => {
     const mine = result.samples.filter((s) => s.target === name);
     const concurrencies = mine[0]!.throughput.map((t) => t.concurrency);
-    const blobMBps = concurrencies.map((concurrency) => ({ concurrency, mbPerS: spread(mine.map((s) => s.throughput.find((t) => t.concurrency === concurrency)!.mbPerS)) }));
+    const blobMBps = concurrencies.map((concurrency) => {
+      const runs = mine.map((s) => s.throughput.find((t) => t.concurrency === concurrency)!);
+      const cpu = runs.flatMap((t) => (t.serverCpuMsPerGB === undefined ? [] : [t.serverCpuMsPerGB]));
+      return { concurrency, mbPerS: spread(runs.map((t) => t.mbPerS)), ...(cpu.length > 0 ? { serverCpuMsPerGB: spread(cpu) } : {}) };
+    });
     const wrk = mine.every((s) => s.wrk) ? summarizeLatency(mine.map((s) => s.wrk!)) : undefined;
     const undici = summarizeLatency(mine.map((s) => s.undici));
     return { name, blobMBps, ...(wrk ? { wrk } : {}), undici, calibrated: wrk ?? undici };

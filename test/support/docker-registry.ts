@@ -13,6 +13,8 @@ export interface RunningRegistry {
   /** "http://127.0.0.1:PORT" */
   readonly url: string;
   readonly rootDir: string;
+  /** The registry's process (benchmarks read its CPU time from /proc). */
+  readonly pid: number;
   stop(): Promise<void>;
 }
 
@@ -70,6 +72,7 @@ export async function startDockerRegistry(options: RegistryOptions = {}): Promis
     host: `127.0.0.1:${port}`,
     url,
     rootDir,
+    pid: child.pid!,
     async stop() {
       if (child.exitCode === null) {
         child.kill('SIGTERM');
