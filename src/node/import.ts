@@ -14,7 +14,8 @@ import { UserError, errnoCode } from '../util/errors.js';
 import { bundleFingerprint, bundleSetKey, desiredImages, listSealFiles, readNodeBundle } from './bundle-dir.js';
 import type { NodeConfig } from './config.js';
 import { openNodeServices } from './preload.js';
-import { availableBytes, describeBytes } from './storage-check.js';
+import { freeBytes } from '../util/disk.js';
+import { describeBytes } from './storage-check.js';
 import { checkNodeBundleSignature, verifyNodeBundle } from './verify.js';
 
 /** Room kept free beyond the bundle itself: filesystem metadata, the state database's growth. */
@@ -130,7 +131,11 @@ export async function importBundle(
 
   const signatureBytes = files.signaturePath ? (await stat(files.signaturePath)).size : 0;
   const needed = files.seal.totalSize + files.sealBytes.length + signatureBytes + IMPORT_MARGIN;
-  const available = await availableBytes(bundlesDir);
+  const available = await freeBytes(bundlesDir).catch((err: unknown) => {
+    throw new UserError('IMPORT_FAILED', `importing bundle ${files.name} into ${bundlesDir} failed: cannot read the free space there (${errnoCode(err) ?? (err as Error).message}); nothing was copied`, {
+      hint: 'check [paths] bundles names a directory this service may write (ReadWritePaths= in both units)',
+    });
+  });
   if (needed > available) {
     throw new UserError(
       'IMPORT_NO_SPACE',
