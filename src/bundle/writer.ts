@@ -9,7 +9,7 @@ import type { Readable } from 'node:stream';
 import type { BundlePlan, PlannedBlob } from '../plan/plan.js';
 import type { ImageSource } from '../registry/source.js';
 import { DigestMismatchError, sha256Of, type Digest } from '../oci/digest.js';
-import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleManifest, type BundleSeal } from './format.js';
+import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MAX_VOLUMES, SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleManifest, type BundleSeal } from './format.js';
 import { openBundle, type OpenedBundle } from './reader.js';
 import { buildBundleManifest, serializeManifest, type UncompressedSize } from './bundle-manifest.js';
 import { planLayout, type BundleLayout, type LayoutEntry } from './layout.js';
@@ -24,6 +24,7 @@ import { serializeSeal } from './seal.js';
 import { keyIdOf, loadPrivateKey, signSeal } from './signing.js';
 import { fsyncDir, writeFileAtomic } from '../util/atomic-file.js';
 import { errnoCode, UserError } from '../util/errors.js';
+import { formatBytes } from '../util/size.js';
 
 export const DEFAULT_CREATE_CONCURRENCY = 8;
 /** Placeholder with the fixed length of every `created` value, for the layout key. */
@@ -375,27 +376,42 @@ export async function createBundle(options: CreateOptions): Promise<CreateResult
   }
 }
 
+/** The smallest whole number of MiB (at least 1, what --split-size accepts) that cuts `totalSize` bytes into MAX_VOLUMES volumes or fewer. */
+export function smallestSplitMiB(totalSize: number): number {
+  return Math.max(1, Math.ceil(totalSize / MAX_VOLUMES / (1024 * 1024)));
+}
+
+/** Volume names have three digits: a split size that needs more volumes is refused before anything is written. */
+function refuseTooManyVolumes(layout: BundleLayout): void {
+  if (layout.volumes.length <= MAX_VOLUMES || layout.splitSize === undefined) return;
+  throw new UserError('USAGE', `a split size of ${formatBytes(layout.splitSize)} would cut the ${formatBytes(layout.totalSize)} bundle into ${layout.volumes.length} volumes, more than ${MAX_VOLUMES}`, {
+    hint: `use a split size of at least ${smallestSplitMiB(layout.totalSize)}MiB`,
+    exitCode: 2,
+  });
+}
+
 async function writeBundle(options: CreateOptions): Promise<CreateResult> {
   const output = path.resolve(options.output);
+  const planned = planLayout(options.plan, { name: path.basename(output), created: CREATED_SHAPE, ...(options.splitSize !== undefined ? { splitSize: options.splitSize } : {}) });
+  refuseTooManyVolumes(planned.layout);
   // A bad signing key is found now, not after hours of downloading.
   if (options.signKey) await loadPrivateKey(options.signKey);
   await fsp.mkdir(path.dirname(output), { recursive: true });
   const lock = await lockWorkDir(`${output}.partial`, output);
   try {
-    return await writeBundleLocked(options);
+    return await writeBundleLocked(options, planned);
   } finally {
     await lock.release();
   }
 }
 
-async function writeBundleLocked(options: CreateOptions): Promise<CreateResult> {
+async function writeBundleLocked(options: CreateOptions, planned: ReturnType<typeof planLayout>): Promise<CreateResult> {
   const output = path.resolve(options.output);
   const dir = path.dirname(output);
   const name = path.basename(output);
   const workDir = `${output}.partial`;
   const { plan } = options;
 
-  const planned = planLayout(plan, { name, created: CREATED_SHAPE, ...(options.splitSize !== undefined ? { splitSize: options.splitSize } : {}) });
   const { layout } = planned;
   const key = layoutKey(plan, layout);
   const plannedBlobs = new Map(plan.blobs.map((b) => [b.digest, b]));

@@ -4,7 +4,6 @@
 import type { Command } from 'commander';
 import path from 'node:path';
 import { DEFAULT_CREATE_CONCURRENCY, type CreateEvent } from '../bundle/writer.js';
-import { MAX_VOLUMES } from '../bundle/format.js';
 import { createProgress } from '../util/progress.js';
 import { formatBytes, parseSize } from '../util/size.js';
 import { UserError } from '../util/errors.js';
@@ -64,13 +63,6 @@ export function registerBundleCreate(bundle: Command): void {
         const [{ planBundle }, { createBundle }] = await Promise.all([import('../plan/resolve.js'), import('../bundle/writer.js')]);
         const plan = await planBundle(source, selection, { concurrency });
         note(options.quiet, `${plan.images.length} images, ${plan.blobs.length} unique blobs, ${formatBytes(plan.totals.uniqueBytes)} to bundle`);
-        // Volumes are numbered .001 to .999; refuse before downloading rather than write an unreadable bundle.
-        if (splitSize !== undefined && plan.totals.uniqueBytes / splitSize > MAX_VOLUMES - 1) {
-          throw new UserError('USAGE', `${splitFrom} ${formatBytes(splitSize)} would cut ${formatBytes(plan.totals.uniqueBytes)} into more than ${MAX_VOLUMES} volumes`, {
-            hint: `use a split size of at least ${formatBytes(Math.ceil(plan.totals.uniqueBytes / (MAX_VOLUMES - 1)))}`,
-            exitCode: 2,
-          });
-        }
         const progress = createProgress({ title: 'downloading', ...(options.quiet ? { quiet: true } : {}) });
         const result = await createBundle({
           plan,

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { buffer } from 'node:stream/consumers';
-import { createBundle } from '../../src/bundle/writer.js';
+import { createBundle, smallestSplitMiB } from '../../src/bundle/writer.js';
 import { openBundle } from '../../src/bundle/reader.js';
 import { sha256Of } from '../../src/oci/digest.js';
 import { UserError } from '../../src/util/errors.js';
@@ -150,6 +150,30 @@ test('a work dir whose volume file vanished is not trusted: the run starts over 
     assert.equal(result.resumed, false);
     assert.ok(events.includes('its volume file b.tar is missing'), events.join('; '));
   });
+});
+
+test('a split size that would need more than 999 volumes is refused before any download, naming the smallest that fits', async () => {
+  await withDir(async (dir) => {
+    const source = new MemorySource(contents);
+    const output = path.join(dir, 'out', 'tiny.tar');
+    await assert.rejects(createBundle({ plan, source, output, created, splitSize: 256 }), (err: unknown) => {
+      assert.ok(err instanceof UserError);
+      assert.match(err.message, /would cut the .* bundle into \d{4} volumes, more than 999/);
+      assert.match(err.hint ?? '', /use a split size of at least 1MiB/);
+      return true;
+    });
+    assert.equal(source.served.size, 0, 'nothing was downloaded');
+    assert.deepEqual(await readdir(dir), [], 'nothing was written');
+  });
+});
+
+test('the smallest split size the refusal names always fits the bundle in 999 volumes', () => {
+  const MiB = 1024 * 1024;
+  for (const total of [1, MiB, 999 * MiB, 999 * MiB + 1, 5e12, 12_345_678_901]) {
+    const split = smallestSplitMiB(total) * MiB;
+    assert.ok(Math.ceil(total / split) <= 999, `${total} bytes at ${split}`);
+    if (split > MiB) assert.ok(Math.ceil(total / (split - MiB)) > 999, `${total} bytes: one MiB less would not fit`);
+  }
 });
 
 test('a re-run with a different plan (here another split size) says so and starts over', async () => {
