@@ -290,7 +290,10 @@ export function resolveConfig(fromFile: Values, fromFlags: Values, file: string 
   const tlsCert = merged.get('mirror.tls_cert') as string | undefined;
   const tlsKey = merged.get('mirror.tls_key') as string | undefined;
   if ((tlsCert === undefined) !== (tlsKey === undefined)) {
-    throw configError(file ?? 'command line', tlsCert === undefined ? 'mirror.tls_cert' : 'mirror.tls_key', 'tls_cert and tls_key go together: set both or neither');
+    // Blame where the lone half was set: a flag's half is the command line's, even when a file is read too.
+    const given = tlsCert === undefined ? 'mirror.tls_key' : 'mirror.tls_cert';
+    const where = fromFlags.has(given) ? 'command line' : (file ?? 'command line');
+    throw configError(where, tlsCert === undefined ? 'mirror.tls_cert' : 'mirror.tls_key', 'tls_cert and tls_key go together: set both or neither');
   }
   const imageFs = merged.get('runtime.image_fs') as string | undefined;
   const trustedKey = merged.get('paths.trusted_key') as string | undefined;

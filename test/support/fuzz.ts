@@ -7,8 +7,17 @@ import fc from 'fast-check';
 /** Runs per property; PIN_PRELOAD_FUZZ_RUNS raises it for a longer local hunt. */
 export const FUZZ_RUNS = Number(process.env.PIN_PRELOAD_FUZZ_RUNS ?? 300);
 
+/**
+ * The seed of every property: fixed by default, so `npm test` (and CI, where a failure blocks landing)
+ * checks the same inputs on every run; PIN_PRELOAD_FUZZ_SEED=N picks another, =random a new one per
+ * property (fast-check prints it with any counterexample, to replay with PIN_PRELOAD_FUZZ_SEED=N).
+ */
+const FUZZ_SEED_SETTING = process.env.PIN_PRELOAD_FUZZ_SEED ?? '20261125';
+const FUZZ_SEED = FUZZ_SEED_SETTING === 'random' ? undefined : Number(FUZZ_SEED_SETTING);
+if (FUZZ_SEED !== undefined && !Number.isSafeInteger(FUZZ_SEED)) throw new Error(`PIN_PRELOAD_FUZZ_SEED must be an integer or "random", not "${FUZZ_SEED_SETTING}"`);
+
 /** Options for fc.assert: bounded runs (no time limit: fast-check's timer would hold the process open). */
-export const FUZZ_OPTIONS = { numRuns: FUZZ_RUNS } as const;
+export const FUZZ_OPTIONS = { numRuns: FUZZ_RUNS, ...(FUZZ_SEED === undefined ? {} : { seed: FUZZ_SEED }) } as const;
 
 // Error classes are matched by constructor, so a subclass of TypeError never passes as a UserError.
 type ErrorClass = abstract new (...args: never[]) => Error;

@@ -168,6 +168,15 @@ test('a bad flag value is refused naming the flag', async () => {
   });
 });
 
+test('a lone TLS half given as a flag is blamed on the command line, not on the config file also read', async () => {
+  await withConfig('[mirror]\nlisten = "127.0.0.1:5000"\n', async (file) => {
+    await assert.rejects(loadNodeConfig({ configFile: file, flags: { tlsCert: '/c.crt' } }), /^UserError: command line: mirror\.tls_key: tls_cert and tls_key go together/);
+  });
+  await withConfig('[mirror]\ntls_key = "/c.key"\n', async (file) => {
+    await assert.rejects(loadNodeConfig({ configFile: file, flags: {} }), (err: Error) => err.message.startsWith(`${file}: mirror.tls_cert:`));
+  });
+});
+
 test('a missing default config file means defaults; a missing --config file is an error', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-config-'));
   try {
