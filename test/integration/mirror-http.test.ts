@@ -420,6 +420,24 @@ test('too many blob downloads at once get 429 TOOMANYREQUESTS with Retry-After; 
   assert.equal(again.body.length, 1024);
 });
 
+test('a blob the store cannot open is a 500 UNKNOWN and frees its download slot', async (t) => {
+  const { store: big } = await bigBlobStore(1024);
+  const broken: MirrorStore = {
+    ...big,
+    openBlob: () => {
+      throw new Error('blob vanished from the bundle index');
+    },
+  };
+  const limited = await startMirror({ store: broken, listen: '127.0.0.1:0', maxBlobStreams: 1 });
+  t.after(() => limited.close());
+  const target = `/v2/any/name/blobs/sha256:${'b'.repeat(64)}`;
+  for (let i = 0; i < 2; i++) {
+    const res = await raw('GET', target, {}, limited);
+    assert.equal(res.status, 500, `request ${i + 1} is not refused with 429: the slot was freed`);
+    assert.equal(errorCode(res), 'UNKNOWN');
+  }
+});
+
 test('serves HTTPS with the given certificate and key', async (t) => {
   const { execFile } = await import('node:child_process');
   const { promisify } = await import('node:util');

@@ -38,7 +38,6 @@ export async function getBlob(ex: Exchange, ctx: HandlerContext, name: Requested
   }
   const release = ctx.admitBlobStream();
   if (!release) throw new RegistryError('TOOMANYREQUESTS', 'too many blob downloads at once; retry shortly', null, { 'Retry-After': '1' });
-  const body = ctx.store.openBlob(blob, range.kind === 'range' ? range.range : undefined);
   // The client went away (or the response ended): stop reading the file.
   const gone = new AbortController();
   res.once('close', () => gone.abort());
@@ -49,7 +48,7 @@ export async function getBlob(ex: Exchange, ctx: HandlerContext, name: Requested
     },
   };
   try {
-    await body.copyTo(counted, gone.signal);
+    await ctx.store.openBlob(blob, range.kind === 'range' ? range.range : undefined).copyTo(counted, gone.signal);
   } catch (err) {
     // Before the first byte the client can still get a proper answer (the bundle file vanished, or I/O failed).
     if (!res.headersSent) {
