@@ -1,8 +1,9 @@
 // The servers a benchmark starts as child processes on 127.0.0.1 (pin-preload serve, the calibration floor
 // servers), each ready when it answers HTTP and stopped by the bench that started it.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { stopChild } from '../src/util/child-process.js';
 import { freePort, waitFor } from '../test/support/ports.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -15,16 +16,6 @@ export interface ChildServer {
   readonly origin: string;
   readonly pid: number;
   stop(): Promise<void>;
-}
-
-/** SIGTERM, then SIGKILL if the child has not exited 5 s later. */
-export async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
 }
 
 /** Spawns `argv` (it must listen on `port`) and waits until GET `readyPath` answers 200; stops it if it never does. */

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { CriImageService } from './image-service.js';
+import { stopChild } from '../util/child-process.js';
 import { waitFor } from '../util/net.js';
 
 export interface RunningContainerd {
@@ -126,12 +127,7 @@ export async function startContainerd(options: ContainerdOptions = {}): Promise<
   });
 
   const stop = async () => {
-    if (spawnError === undefined && child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-      await exited;
-      clearTimeout(timer);
-    }
+    if (spawnError === undefined) await stopChild(child, STOP_GRACE_MS);
     await unmountUnder(work);
     await rm(work, { recursive: true, force: true });
   };

@@ -15,6 +15,7 @@ import { RegistryClient, parseRegistriesConf } from '../registry/index.js';
 import { generateSampleRelease, type SampleRelease } from '../sample/index.js';
 import { openBundle } from '../bundle/reader.js';
 import { startContainerd, type RunningContainerd } from '../cri/private-containerd.js';
+import { stopChild } from '../util/child-process.js';
 import { freePort, waitFor } from '../util/net.js';
 import { formatBytes } from '../util/size.js';
 import { cliPath, DemoNarrator } from './steps.js';
@@ -154,15 +155,6 @@ async function startNodeMirror(args: string[], url: string): Promise<ChildProces
     return (await fetch(`${url}/v2/`)).status === 200;
   }, 20_000);
   return child;
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
 }
 
 export async function runDemo(options: DemoOptions = {}): Promise<void> {

@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { stopChild } from '../../src/util/child-process.js';
 import { freePort, waitFor } from './ports.js';
 
 export interface RunningRegistry {
@@ -74,12 +75,7 @@ export async function startDockerRegistry(options: RegistryOptions = {}): Promis
     rootDir,
     pid: child.pid!,
     async stop() {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-        await exited;
-        clearTimeout(timer);
-      }
+      await stopChild(child, 3000);
       await rm(work, { recursive: true, force: true });
     },
   };
