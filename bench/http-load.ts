@@ -24,13 +24,20 @@ export interface Throughput {
   readonly serverCpuMsPerGB?: number;
 }
 
+/** Runs `measure`; with a server pid, also the CPU (user + system, ms) that server used over exactly that run. */
+async function serverCpuDuring<T>(pid: number | undefined, measure: () => Promise<T>): Promise<{ result: T; cpuMs?: number }> {
+  if (pid === undefined) return { result: await measure() };
+  const cpu0 = await cpuSecondsOf(pid);
+  const result = await measure();
+  return { result, cpuMs: ((await cpuSecondsOf(pid)) - cpu0) * 1000 };
+}
+
 /**
  * `concurrency` workers fetch blobs round-robin (bodies drained, not kept) until `minBytes` have been
  * read and at least `minSeconds` passed, then report MB/s (10^6 bytes per second).
  */
 export async function blobThroughput(origin: string, blobs: readonly BlobTarget[], concurrency: number, minBytes: number, minSeconds = 2, serverPid?: number): Promise<Throughput> {
   const agent = new Agent({ connections: concurrency, pipelining: 1 });
-  const cpu0 = serverPid === undefined ? 0 : await cpuSecondsOf(serverPid);
   let next = 0;
   let bytes = 0;
   let requests = 0;
@@ -45,9 +52,10 @@ export async function blobThroughput(origin: string, blobs: readonly BlobTarget[
       requests++;
     }
   };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  const seconds = elapsed();
-  const cpuMs = serverPid === undefined ? undefined : ((await cpuSecondsOf(serverPid)) - cpu0) * 1000;
+  const { result: seconds, cpuMs } = await serverCpuDuring(serverPid, async () => {
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    return elapsed();
+  });
   await agent.close();
   return { concurrency, bytes, seconds, mbPerS: bytes / 1e6 / seconds, requests, ...(cpuMs === undefined ? {} : { serverCpuMsPerGB: cpuMs / (bytes / 1e9) }) };
 }
@@ -86,11 +94,8 @@ type Measured = Omit<Latency, 'serverCpuMsPerRequest'>;
 
 /** Runs `measure` and, with a pid, adds the server's CPU per request over exactly that run. */
 async function withServerCpu(pid: number | undefined, measure: () => Promise<Measured>): Promise<Latency> {
-  if (pid === undefined) return measure();
-  const cpu0 = await cpuSecondsOf(pid);
-  const latency = await measure();
-  const cpuMs = ((await cpuSecondsOf(pid)) - cpu0) * 1000;
-  return { ...latency, serverCpuMsPerRequest: cpuMs / latency.requests };
+  const { result: latency, cpuMs } = await serverCpuDuring(pid, measure);
+  return cpuMs === undefined ? latency : { ...latency, serverCpuMsPerRequest: cpuMs / latency.requests };
 }
 
 /** `clients` undici workers GET manifests (by digest, with the Accept header) `requests` times in all; latency per request. */
