@@ -71,6 +71,8 @@ export interface DesiredImage {
   /** Compressed bytes of its config and layers: what a pull transfers. */
   readonly bytes: number;
   readonly layers: ImageLayers['layers'];
+  /** An extra image the bundle serves under the tag it was resolved from, so the runtime may pull it by that tag. */
+  readonly servedByTag: boolean;
 }
 
 /**
@@ -99,7 +101,7 @@ function toDesired(image: BundleImage, bundle: NodeBundle, blobs: Map<string, Bu
     bytes += blob.size;
     if (blob.role === 'layer') layers.push({ digest, size: blob.size, uncompressedSize: blob.uncompressedSize });
   }
-  return { name: image.name, repository: { domain: ref.domain, path: ref.path }, bundle: bundle.path, sealPath: bundle.sealPath, manifests: image.manifests, bytes, layers };
+  return { name: image.name, repository: { domain: ref.domain, path: ref.path }, bundle: bundle.path, sealPath: bundle.sealPath, manifests: image.manifests, bytes, layers, servedByTag: image.origin === 'extra' && image.tag !== undefined };
 }
 
 /** The key of a set of bundles: a new key means a new generation. */

@@ -172,7 +172,7 @@ export async function preloadOnce(ctx: PreloadContext): Promise<PreloadResult> {
     }
 
     await registerWithMirror(ctx, bundles);
-    const mirrorFiles = await applyMirrorConfig(config, images.map((i) => i.repository));
+    const mirrorFiles = await applyMirrorConfig(config, images.map((i) => i.repository), images.filter((i) => i.servedByTag).map((i) => i.repository));
     changedFiles.push(...mirrorFiles);
     reloads += await applyAndReload(ctx, mirrorFiles, 'mirror configuration');
 

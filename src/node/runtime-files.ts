@@ -141,19 +141,42 @@ function mirrorLines(location: string, insecure: boolean, pullFromMirror: string
 }
 
 /**
+ * Where our mirror serves `repo` in a registries.conf mirror location. Digest pulls use the path alone (a
+ * digest is unambiguous on any host); tag pulls use the host-qualified name, because a tag under a path two
+ * bundled hosts share is ambiguous to the mirror (docs/mirror.md). A host with a port cannot be a name
+ * component, so it keeps the path alone.
+ */
+function mirrorLocation(repo: Repository, mirror: MirrorEndpoint, byTag: boolean): string {
+  return byTag && !repo.domain.includes(':') ? `${mirror.listen}/${repo.domain}/${repo.path}` : `${mirror.listen}/${repo.path}`;
+}
+
+/**
  * Our drop-in: one [[registry]] per source repository with our mirror first. A drop-in [[registry]] with the
  * prefix of an existing entry replaces that entry whole, and a longer prefix shadows a shorter one, so for
  * every repository an existing entry covers we carry its settings over: its mirrors after ours (rewritten to
  * this repository), and its location, `insecure`, `blocked` and `mirror-by-digest-only`. Without that, our
  * file would silently drop the cluster's ImageDigestMirrorSet mirrors and NeverContactSource blocks.
+ *
+ * Our mirror is used for pulls by digest only, except for the repositories in `tagPulled` (extra images the
+ * bundle serves under the tag they were resolved from): there it is used for tag pulls too
+ * (`pull-from-mirror = "all"`), so a pod naming the image by tag starts on an air-gapped node. A carried
+ * `mirror-by-digest-only` would forbid that (containers/image rejects per-mirror settings beside it), so for
+ * those repositories it becomes `pull-from-mirror = "digest-only"` on each carried mirror: the same pulls.
  */
-export function renderRegistriesDropin(repositories: readonly Repository[], mirror: MirrorEndpoint, existing: RegistriesConf): string {
+export function renderRegistriesDropin(
+  repositories: readonly Repository[],
+  mirror: MirrorEndpoint,
+  existing: RegistriesConf,
+  tagPulled: readonly Repository[] = [],
+): string {
   const unique = [...new Map(repositories.map((r) => [repositoryName(r), r])).values()].sort((a, b) =>
     repositoryName(a) < repositoryName(b) ? -1 : 1,
   );
+  const byTag = new Set(tagPulled.map(repositoryName));
   const insecure = !mirror.tls || isLoopback(mirror.listen);
   const blocks = unique.map((repo) => {
     const name = repositoryName(repo);
+    const tags = byTag.has(name);
     const inherited = registryFor(existing, repo);
     const digestOnlyRegistry = inherited?.mirrorByDigestOnly ?? false;
     const lines = [
@@ -164,17 +187,21 @@ export function renderRegistriesDropin(repositories: readonly Repository[], mirr
     if (inherited?.insecure) lines.push('insecure = true');
     if (inherited?.blocked) lines.push('blocked = true');
     // With mirror-by-digest-only on the registry, containers/image rejects per-mirror pull-from-mirror.
-    if (digestOnlyRegistry) lines.push('mirror-by-digest-only = true');
-    lines.push('', ...mirrorLines(`${mirror.listen}/${repo.path}`, insecure, digestOnlyRegistry ? undefined : 'digest-only'));
+    const keepDigestOnlyRegistry = digestOnlyRegistry && !tags;
+    if (keepDigestOnlyRegistry) lines.push('mirror-by-digest-only = true');
+    const ours = keepDigestOnlyRegistry ? undefined : tags ? 'all' : 'digest-only';
+    lines.push('', ...mirrorLines(mirrorLocation(repo, mirror, tags), insecure, ours));
     for (const carried of inherited?.mirrors ?? []) {
-      lines.push('', ...mirrorLines(rewriteLocation(repo, inherited!, carried.location), carried.insecure, digestOnlyRegistry ? undefined : pullFromMirrorText(carried)));
+      const pull = keepDigestOnlyRegistry ? undefined : digestOnlyRegistry ? 'digest-only' : pullFromMirrorText(carried);
+      lines.push('', ...mirrorLines(rewriteLocation(repo, inherited!, carried.location), carried.insecure, pull));
     }
     return lines.join('\n');
   });
   const header = [
     OWNER_MARKER,
-    '# Sends pulls by digest of the bundled repositories to the local pin-preload mirror first; mirrors and',
-    '# settings from registries.conf for the same repositories are carried over after it.',
+    '# Sends pulls by digest of the bundled repositories to the local pin-preload mirror first, and pulls by tag',
+    '# too for extra images bundled by tag; mirrors and settings from registries.conf for the same',
+    '# repositories are carried over after it.',
   ];
   return `${[header.join('\n'), ...blocks].join('\n\n')}\n`;
 }
@@ -236,9 +263,11 @@ export async function applyHostsTomls(hostsDir: string, sourceHosts: readonly st
 
 /**
  * Points the runtime at the mirror for every bundled repository: the CRI-O drop-in when configured, and for
- * containerd the hosts.toml files. An empty set removes our files. Returns the files that changed.
+ * containerd the hosts.toml files. `tagPulled` are the repositories CRI-O may also pull by tag from the mirror
+ * (containerd's hosts.toml mirror resolves tags for every repository of the host already). An empty set
+ * removes our files. Returns the files that changed.
  */
-export async function applyMirrorConfig(config: NodeConfig, repositories: readonly Repository[]): Promise<string[]> {
+export async function applyMirrorConfig(config: NodeConfig, repositories: readonly Repository[], tagPulled: readonly Repository[] = []): Promise<string[]> {
   const mirror = mirrorEndpoint(config);
   const changed: string[] = [];
   const dropin = config.runtime.registriesDropin;
@@ -252,7 +281,7 @@ export async function applyMirrorConfig(config: NodeConfig, repositories: readon
           hint: 'set [runtime] registries_dropin to a file name of our own',
         });
       }
-      if (await writeOwned(dropin, renderRegistriesDropin(repositories, mirror, existing), 'registries_dropin')) changed.push(dropin);
+      if (await writeOwned(dropin, renderRegistriesDropin(repositories, mirror, existing, tagPulled), 'registries_dropin')) changed.push(dropin);
     }
   }
   if (config.runtime.kind === 'containerd') {

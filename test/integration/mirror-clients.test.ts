@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -14,9 +14,12 @@ import { CriImageService } from '../../src/cri/image-service.js';
 import { sha256Of } from '../../src/oci/digest.js';
 import { MediaType } from '../../src/oci/media-types.js';
 import { parseManifest } from '../../src/oci/manifest.js';
+import { desiredImages, readNodeBundle } from '../../src/node/bundle-dir.js';
+import { resolveConfig } from '../../src/node/config.js';
+import { applyMirrorConfig } from '../../src/node/runtime-files.js';
 import { startContainerd, writeHostsToml } from '../support/containerd.js';
 import { freePort, waitFor } from '../support/ports.js';
-import { buildSampleBundle, RELEASE_TAG, type SampleBundle } from '../support/mirror-fixture.js';
+import { buildSampleBundle, EXTRA_IMAGES, RELEASE_TAG, type SampleBundle } from '../support/mirror-fixture.js';
 
 const run = promisify(execFile);
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
@@ -123,6 +126,36 @@ test('skopeo pulls quay.io names by digest through a registries.conf mirror, as 
     /blocked/,
     'a tag is not pulled from a digest-only mirror, and the blocked source is never contacted',
   );
+});
+
+test('CRI-O\'s view through our drop-in: an extra image pulls by its tag from the mirror, a release image only by digest (skopeo, private /etc/containers)', async () => {
+  // A private /etc/containers in a mount namespace: the main registries.conf blocks both source hosts (an
+  // air-gapped node) and our drop-in is written by the same code preload runs.
+  const etc = path.join(work, 'etc-containers');
+  await mkdir(path.join(etc, 'registries.conf.d'), { recursive: true });
+  await writeFile(path.join(etc, 'registries.conf'), ['quay.io', 'registry.example.com'].map((p) => `[[registry]]\nlocation = "${p}"\nblocked = true\n`).join('\n'));
+  await writeFile(path.join(etc, 'policy.json'), '{"default":[{"type":"insecureAcceptAnything"}]}\n');
+  const config = resolveConfig(new Map<string, unknown>([
+    ['mirror.listen', host],
+    ['runtime.registries_conf', path.join(etc, 'registries.conf')],
+    ['runtime.registries_dropin', path.join(etc, 'registries.conf.d', '50-pin-preload.conf')],
+  ]), new Map(), undefined);
+  const images = desiredImages([await readNodeBundle(bundle.sealPath)]);
+  await applyMirrorConfig(config, images.map((i) => i.repository), images.filter((i) => i.servedByTag).map((i) => i.repository));
+  const home = path.join(work, 'home');
+  await mkdir(home, { recursive: true });
+  const skopeo = (ref: string) => run('unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$1" /etc/containers && exec skopeo inspect --raw "$2"', 'sh', etc, `docker://${ref}`], {
+    env: { ...process.env, HOME: home },
+  });
+
+  const tools = images.find((i) => i.name.startsWith('registry.example.com/sample/tools@'));
+  assert.ok(tools?.servedByTag, 'the extra image is recorded as served by its tag');
+  const { stdout: raw } = await skopeo(EXTRA_IMAGES[0]!);
+  assert.equal(sha256Of(Buffer.from(raw)), tools.name.split('@')[1], 'registry.example.com/sample/tools:1.0 resolved through the mirror');
+  const single = componentOf('single');
+  const { stdout: byDigest } = await skopeo(`quay.io/${COMPONENTS}@${single.digest}`);
+  assert.equal(sha256Of(Buffer.from(byDigest)), single.digest);
+  await assert.rejects(skopeo(`quay.io/${RELEASE}:${RELEASE_TAG}`), /blocked/, 'the release by tag is not taken from the mirror');
 });
 
 test('containerd pulls quay.io images by digest through the mirror via the CRI ImageService', async (t) => {

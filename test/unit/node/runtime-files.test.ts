@@ -66,8 +66,9 @@ test('registries drop-in: one [[registry]] per source repository with the loopba
     text,
     [
       '# Written by pin-preload. Do not edit: it is rewritten on every preload.',
-      '# Sends pulls by digest of the bundled repositories to the local pin-preload mirror first; mirrors and',
-      '# settings from registries.conf for the same repositories are carried over after it.',
+      '# Sends pulls by digest of the bundled repositories to the local pin-preload mirror first, and pulls by tag',
+      '# too for extra images bundled by tag; mirrors and settings from registries.conf for the same',
+      '# repositories are carried over after it.',
       '',
       '[[registry]]',
       'prefix = "quay.io/openshift-release-dev/ocp-v4.0-art-dev"',
@@ -156,6 +157,32 @@ test('coexists with the MCO registries.conf: carries its mirrors (after ours) an
   assert.doesNotMatch(text.split('registry.redhat.io/ubi9/ubi')[1]!, /pull-from-mirror/, 'no per-mirror pull-from-mirror under mirror-by-digest-only');
   // A repository of the bundle the MCO does not mention is not blocked.
   assert.equal(ours.registries.find((r) => r.prefix === 'quay.io/openshift-release-dev/ocp-v4.0-art-dev')?.blocked, true);
+});
+
+test('an extra image bundled by tag gets our mirror for tag pulls too (pull-from-mirror "all"); release repositories stay digest-only', async (t) => {
+  const dir = await tempDir(t);
+  const main = path.join(dir, 'registries.conf');
+  await writeFile(main, MCO_REGISTRIES_CONF);
+  const existing = await loadEffectiveRegistries(main, path.join(dir, 'registries.conf.d', '50-pin-preload.conf'));
+  const text = renderRegistriesDropin([ART, UBI], LOOPBACK, existing, [UBI]);
+  const ours = parseRegistriesConf(text, 'dropin');
+  const merged = new Map(existing.registries.map((r) => [r.prefix, r]));
+  for (const r of ours.registries) merged.set(r.prefix, r);
+  const effective = { registries: [...merged.values()] };
+
+  const ubiBlock = text.slice(text.indexOf('prefix = "registry.redhat.io/ubi9/ubi"'));
+  assert.doesNotMatch(ubiBlock, /mirror-by-digest-only/, 'the registry-wide digest-only switch would forbid tag pulls from our mirror');
+  assert.match(ubiBlock, /location = "127.0.0.1:5000\/registry.redhat.io\/ubi9\/ubi"\ninsecure = true\npull-from-mirror = "all"/);
+  assert.match(ubiBlock, /location = "mirror.corp.example:8443\/ubi"\npull-from-mirror = "digest-only"/, 'the IDMS mirror keeps serving digests only');
+  const byTag = endpointsFor(effective, parseReference('registry.redhat.io/ubi9/ubi:9.4'), false);
+  assert.deepEqual(byTag.map((e) => `${e.host}/${e.path}`), ['127.0.0.1:5000/registry.redhat.io/ubi9/ubi', 'registry.redhat.io/ubi9/ubi']);
+  const byDigest = endpointsFor(effective, parseReference(C), true);
+  assert.deepEqual(byDigest.map((e) => `${e.host}/${e.path}`), ['127.0.0.1:5000/registry.redhat.io/ubi9/ubi', 'mirror.corp.example:8443/ubi', 'registry.redhat.io/ubi9/ubi']);
+  assert.throws(
+    () => endpointsFor(effective, parseReference('quay.io/openshift-release-dev/ocp-v4.0-art-dev:4.16'), false),
+    (err: unknown) => isUserError(err) && err.code === 'REGISTRY_BLOCKED',
+    'a release repository is never pulled by tag from our mirror',
+  );
 });
 
 test('earlier drop-ins count as existing configuration, later ones and our own file do not', async (t) => {
