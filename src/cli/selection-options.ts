@@ -39,8 +39,8 @@ export function addSelectionOptions(command: Command): Command {
     .option('--images-from <file>', 'extra images from a PinnedImageSet YAML, a bundle spec or a list with one reference per line (repeatable)', collect)
     .option('--spec <file>', 'a bundle spec (TOML, see bundles/README.md); flags add images to it and override its release and platforms')
     .option('--platform <os/arch>', 'platform of multi-arch images to include, OS/ARCH[/VARIANT] or "all" (repeatable; default linux/amd64)', collect)
-    .option('--registries-conf <file>', 'containers-registries.conf(5) file with mirrors and insecure registries')
-    .option('--authfile <file>', 'containers-auth.json(5) credentials (default: REGISTRY_AUTH_FILE, then the usual auth.json locations)')
+    .option('--registries-conf <file>', 'containers-registries.conf(5) file with mirrors and insecure registries (default: the system configuration, /etc/containers/registries.conf and its drop-ins, as skopeo reads it)')
+    .option('--authfile <file>', 'containers-auth.json(5) credentials, credHelpers/credsStore honoured (default: REGISTRY_AUTH_FILE, then the usual auth.json locations)')
     .option('--concurrency <n>', `manifest fetches in flight at once (default ${DEFAULT_CONCURRENCY})`);
 }
 

@@ -5,6 +5,8 @@ import { execFile } from 'node:child_process';
 import { readFile, readdir, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  dropinFiles,
+  mergeRegistriesConfs,
   parseRegistriesConf,
   prefixMatchLength,
   registryFor,
@@ -102,18 +104,10 @@ export async function applyPinnedImages(file: string, names: readonly string[]):
  * replacing an earlier one whole (as containers/image does).
  */
 export async function loadEffectiveRegistries(mainFile: string, ourDropin: string): Promise<RegistriesConf> {
-  const files = [mainFile];
-  const dir = path.dirname(ourDropin);
-  const entries = await readdir(dir).catch((err: unknown) => {
-    if (errnoCode(err) === 'ENOENT') return [] as string[];
-    throw err;
-  });
-  for (const name of entries.filter((n) => n.endsWith('.conf')).sort()) {
-    const file = path.join(dir, name);
-    if (file !== ourDropin && name < path.basename(ourDropin)) files.push(file);
-  }
-  const byPrefix = new Map<string, RegistryConf>();
-  for (const file of files) {
+  const ours = path.basename(ourDropin);
+  const earlier = (await dropinFiles(path.dirname(ourDropin))).filter((file) => path.basename(file) < ours);
+  const confs: RegistriesConf[] = [];
+  for (const file of [mainFile, ...earlier]) {
     let source: string;
     try {
       source = await readFile(file, 'utf8');
@@ -121,9 +115,9 @@ export async function loadEffectiveRegistries(mainFile: string, ourDropin: strin
       if (errnoCode(err) === 'ENOENT') continue;
       throw err;
     }
-    for (const registry of parseRegistriesConf(source, file).registries) byPrefix.set(registry.prefix, registry);
+    confs.push(parseRegistriesConf(source, file));
   }
-  return { file: mainFile, registries: [...byPrefix.values()] };
+  return mergeRegistriesConfs(confs, mainFile);
 }
 
 /** `location` + what is left of `repo` after the matched prefix (containers/image's rewrite). */

@@ -402,7 +402,7 @@ export class RegistryClient implements ImageSource {
               ...(parseRetryAfter(final.headers['retry-after']) !== undefined ? { retryAfterMs: parseRetryAfter(final.headers['retry-after'])! } : {}),
             });
           }
-          throw this.statusError(endpoint, final.statusCode, body, resource);
+          throw await this.statusError(endpoint, final.statusCode, body, resource);
         },
         request.signal,
       );
@@ -430,11 +430,11 @@ export class RegistryClient implements ImageSource {
     return error;
   }
 
-  private statusError(endpoint: Endpoint, status: number, body: string, resource: Resource): UserError {
+  private async statusError(endpoint: Endpoint, status: number, body: string, resource: Resource): Promise<UserError> {
     const detail = describeErrorBody(body);
     const suffix = detail ? ` (${detail})` : '';
     if (status === 401 || status === 403) {
-      const credential = this.credentialFor(endpoint);
+      const credential = await this.credentialFor(endpoint);
       return new UserError(
         'REGISTRY_UNAUTHORIZED',
         `registry ${endpoint.host} refused access to repository ${endpoint.path} (HTTP ${status}${detail ? `: ${detail}` : ''})${credential ? ` with the credentials from ${credential.source}` : ' without credentials'}`,
@@ -452,7 +452,7 @@ export class RegistryClient implements ImageSource {
 
   // ---- auth ----
 
-  private credentialFor(endpoint: Endpoint): Credential | undefined {
+  private credentialFor(endpoint: Endpoint): Promise<Credential | undefined> {
     return this.credentials.lookup({ domain: endpoint.host, path: endpoint.path });
   }
 
@@ -469,7 +469,7 @@ export class RegistryClient implements ImageSource {
    * cached token) and tries once more. A second 401 is left to the caller to report.
    */
   private async authorized(endpoint: Endpoint, request: Request, resource: Resource): Promise<Sent> {
-    const credential = this.credentialFor(endpoint);
+    const credential = await this.credentialFor(endpoint);
     const scope = pullScope(endpoint.path);
     const before = await this.upfrontAuthorization(endpoint, credential);
     const first = await this.send(endpoint, request, before);
@@ -485,7 +485,7 @@ export class RegistryClient implements ImageSource {
       if (before?.startsWith('Bearer ')) this.tokens.drop(challenge, scope, before.slice('Bearer '.length));
       authorization = `Bearer ${await this.tokens.get(challenge, scope, credential, endpoint.host)}`;
     } else {
-      if (!credential || before === basicAuthorization(credential)) throw this.statusError(endpoint, 401, '', resource);
+      if (!credential || before === basicAuthorization(credential)) throw await this.statusError(endpoint, 401, '', resource);
       authorization = basicAuthorization(credential);
     }
     return this.send(endpoint, request, authorization);

@@ -1,6 +1,8 @@
 // Registry credentials from containers-auth.json(5) files (and Docker's config.json, same "auths" shape),
-// looked up per repository, most specific key first, the way containers/image does.
+// looked up per repository, most specific key first, the way containers/image does; `credHelpers` and
+// `credsStore` entries ask a docker-credential-helpers program (docker-credential-NAME get).
 
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,17 +22,21 @@ export interface Credential {
 export interface CredentialStore {
   /** The files consulted, in order (existing or not), for messages. */
   readonly files: readonly string[];
-  /** The credential for a repository at a given host (the endpoint's host and path). */
-  lookup(repo: Repository): Credential | undefined;
+  /** The credential for a repository at a given host (the endpoint's host and path); may run a helper. */
+  lookup(repo: Repository): Promise<Credential | undefined>;
 }
 
 interface AuthFile {
   readonly file: string;
   /** Normalised key ("host" or "host/ns/…") → credential. */
   readonly entries: ReadonlyMap<string, Credential>;
+  /** Normalised host → helper NAME (docker-credential-NAME), from "credHelpers". */
+  readonly helpers: ReadonlyMap<string, string>;
+  /** The default helper for hosts without an entry, from "credsStore". */
+  readonly store: string | undefined;
 }
 
-export const EMPTY_CREDENTIALS: CredentialStore = { files: [], lookup: () => undefined };
+export const EMPTY_CREDENTIALS: CredentialStore = { files: [], lookup: async () => undefined };
 
 /** Docker Hub answers to several names; auth files use any of them. */
 function normaliseHost(host: string): string {
@@ -50,7 +56,7 @@ export function normaliseAuthKey(key: string): string {
 
 function malformed(file: string, why: string): UserError {
   return new UserError('AUTHFILE_INVALID', `credentials file ${file}: ${why}`, {
-    hint: 'the format is containers-auth.json(5): {"auths":{"HOST[/NAMESPACE]":{"auth":"base64(user:password)"}}}',
+    hint: 'the format is containers-auth.json(5): {"auths":{"HOST[/NAMESPACE]":{"auth":"base64(user:password)"}},"credHelpers":{"HOST":"NAME"},"credsStore":"NAME"}',
     exitCode: 2,
   });
 }
@@ -90,17 +96,75 @@ async function readAuthFile(file: string, required: boolean): Promise<AuthFile |
     throw malformed(file, `not valid JSON (${(err as Error).message})`);
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw malformed(file, 'not a JSON object');
-  const auths = (doc as { auths?: unknown }).auths;
+  const { auths, credHelpers, credsStore } = doc as { auths?: unknown; credHelpers?: unknown; credsStore?: unknown };
   const entries = new Map<string, Credential>();
-  if (auths === undefined) return { file, entries };
-  if (typeof auths !== 'object' || auths === null || Array.isArray(auths)) throw malformed(file, '"auths" is not an object');
-  for (const [key, entry] of Object.entries(auths)) {
-    const credential = decodeEntry(file, key, entry);
-    const normalised = normaliseAuthKey(key);
-    // Two spellings of one key (docker.io and index.docker.io): the first written wins, like a map lookup would.
-    if (credential && !entries.has(normalised)) entries.set(normalised, credential);
+  if (auths !== undefined) {
+    if (typeof auths !== 'object' || auths === null || Array.isArray(auths)) throw malformed(file, '"auths" is not an object');
+    for (const [key, entry] of Object.entries(auths)) {
+      const credential = decodeEntry(file, key, entry);
+      const normalised = normaliseAuthKey(key);
+      // Two spellings of one key (docker.io and index.docker.io): the first written wins, like a map lookup would.
+      if (credential && !entries.has(normalised)) entries.set(normalised, credential);
+    }
   }
-  return { file, entries };
+  const helpers = new Map<string, string>();
+  if (credHelpers !== undefined) {
+    if (typeof credHelpers !== 'object' || credHelpers === null || Array.isArray(credHelpers)) throw malformed(file, '"credHelpers" is not an object');
+    for (const [key, name] of Object.entries(credHelpers)) {
+      if (typeof name !== 'string' || !HELPER_NAME.test(name)) throw malformed(file, `credHelpers["${key}"] is not a helper name (docker-credential-NAME)`);
+      helpers.set(normaliseAuthKey(key), name);
+    }
+  }
+  if (credsStore !== undefined && (typeof credsStore !== 'string' || (credsStore !== '' && !HELPER_NAME.test(credsStore)))) {
+    throw malformed(file, '"credsStore" is not a helper name (docker-credential-NAME)');
+  }
+  return { file, entries, helpers, store: credsStore || undefined };
+}
+
+/** A helper name becomes part of a program name: no path separators, no option-like leading dash. */
+const HELPER_NAME = /^[A-Za-z0-9_.][A-Za-z0-9_.-]*$/;
+const HELPER_TIMEOUT_MS = 60_000;
+/** What docker-credential-helpers print (with a non-zero exit) when they hold nothing for the server. */
+const HELPER_NOT_FOUND = 'credentials not found in native keychain';
+
+function helperError(program: string, host: string, origin: string, why: string, hint: string): UserError {
+  return new UserError('CREDENTIAL_HELPER_FAILED', `credential helper ${program} (${origin}) failed for registry ${host}: ${why}`, { hint });
+}
+
+/**
+ * `docker-credential-NAME get` with the registry host on stdin, per the docker-credential-helpers protocol:
+ * {"Username","Secret"} on stdout; the user "<token>" means Secret is an identity (refresh) token.
+ * "Not found" is no credential (an anonymous pull may still work); anything else is an error naming both.
+ */
+export function credentialFromHelper(name: string, host: string, origin: string): Promise<Credential | undefined> {
+  const program = `docker-credential-${name}`;
+  return new Promise((resolve, reject) => {
+    const child = execFile(program, ['get'], { timeout: HELPER_TIMEOUT_MS, maxBuffer: 1024 * 1024 }, (err, stdout, stderr) => {
+      const said = (stdout.trim() || stderr.trim()).split('\n')[0] ?? '';
+      if (err) {
+        if (said === HELPER_NOT_FOUND) return resolve(undefined);
+        if (errnoCode(err) === 'ENOENT') {
+          return reject(helperError(program, host, origin, 'it is not on PATH', `install ${program}, or remove the entry from ${origin.split(' ')[0]} and give --authfile FILE with the credentials`));
+        }
+        const how = err.killed ? `timed out after ${HELPER_TIMEOUT_MS / 1000} s` : `exit code ${String((err as { code?: unknown }).code)}`;
+        return reject(helperError(program, host, origin, `${how}${said ? `: ${said}` : ''}`, `run "echo ${host} | ${program} get" to see why (a locked keychain, or not logged in: podman login ${host})`));
+      }
+      let doc: unknown;
+      try {
+        doc = JSON.parse(stdout);
+      } catch {
+        return reject(helperError(program, host, origin, 'its output is not JSON', `check that ${program} speaks the docker-credential-helpers protocol`));
+      }
+      const { Username, Secret } = (doc ?? {}) as { Username?: unknown; Secret?: unknown };
+      if (typeof Username !== 'string' || typeof Secret !== 'string') {
+        return reject(helperError(program, host, origin, 'its output has no "Username" and "Secret" strings', `check that ${program} speaks the docker-credential-helpers protocol`));
+      }
+      const source = `${origin}: ${program}`;
+      resolve(Username === '<token>' ? { username: '', identityToken: Secret, source } : { username: Username, password: Secret, source });
+    });
+    child.stdin?.on('error', () => undefined); // a helper that exits without reading stdin is judged by its exit code
+    child.stdin?.end(host);
+  });
 }
 
 /** The files consulted, in containers-auth.json(5) order. */
@@ -133,14 +197,33 @@ export async function loadCredentials(options: { authfile?: string; env?: NodeJS
     const authFile = await readAuthFile(file, explicit);
     if (authFile) loaded.push(authFile);
   }
+  // One helper run per helper and host: every request of a pull asks again.
+  const asked = new Map<string, Promise<Credential | undefined>>();
+  const ask = (name: string, host: string, origin: string): Promise<Credential | undefined> => {
+    const key = `${name}\0${host}`;
+    let answer = asked.get(key);
+    if (!answer) {
+      answer = credentialFromHelper(name, host, origin);
+      asked.set(key, answer);
+    }
+    return answer;
+  };
   return {
     files,
-    lookup(repo: Repository): Credential | undefined {
+    async lookup(repo: Repository): Promise<Credential | undefined> {
+      const host = normaliseHost(repo.domain);
       const keys = lookupKeys(repo);
-      // The first file with any matching key wins, as in containers/image.
+      // The first file with any match wins, as in containers/image: its credHelpers entry for the host
+      // (helpers know hosts, not namespaces), then its auths keys, then its credsStore as Docker does.
       for (const authFile of loaded) {
+        const helper = authFile.helpers.get(host);
+        if (helper !== undefined) return ask(helper, host, `${authFile.file} credHelpers["${host}"]`);
         for (const key of keys) {
           const credential = authFile.entries.get(key);
+          if (credential) return credential;
+        }
+        if (authFile.store !== undefined) {
+          const credential = await ask(authFile.store, host, `${authFile.file} credsStore`);
           if (credential) return credential;
         }
       }

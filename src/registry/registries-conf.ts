@@ -1,7 +1,9 @@
 // containers-registries.conf(5) v2: which hosts a repository is actually fetched from (mirrors, then the
 // primary location unless blocked). The image keeps its name; only where its bytes come from changes.
 
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import TOML from '@iarna/toml';
 import { DOCKER_HUB, parseReference, type Reference, type Repository } from '../oci/reference.js';
 import { UserError, errnoCode } from '../util/errors.js';
@@ -26,6 +28,8 @@ export interface RegistryConf {
   readonly blocked: boolean;
   readonly mirrorByDigestOnly: boolean;
   readonly mirrors: readonly MirrorConf[];
+  /** The file this entry was read from, for messages (several files make up the system configuration). */
+  readonly file?: string;
 }
 
 export interface RegistriesConf {
@@ -127,6 +131,7 @@ function parseRegistry(v: unknown, file: string, where: string): RegistryConf {
     blocked: optionalBoolean(v, 'blocked', file, where),
     mirrorByDigestOnly,
     mirrors: mirrorList.map((m, i) => parseMirror(m, file, `${where}.mirror[${i}]`, { mirrorByDigestOnly })),
+    file,
   };
 }
 
@@ -141,7 +146,10 @@ export function parseRegistriesConf(text: string, file: string): RegistriesConf 
   }
   // unqualified-search-registries, aliases, short-name-mode: we only ever pull fully qualified names.
   if (doc.registries !== undefined) {
-    throw badValue(file, 'registries', 'the v1 format ([registries.search] …) is not supported; write [[registry]] tables (v2)');
+    throw new UserError('REGISTRIES_CONF_INVALID', `${file}: this is the v1 format ([registries.search], [registries.insecure], [registries.block]), which pin-preload does not read`, {
+      hint: 'rewrite it as [[registry]] tables (v2, containers-registries.conf(5)), or give --registries-conf FILE with a v2 file',
+      exitCode: 2,
+    });
   }
   const list = doc.registry ?? [];
   if (!Array.isArray(list)) throw badValue(file, 'registry', 'must be an array of tables ([[registry]])');
@@ -154,16 +162,95 @@ export function parseRegistriesConf(text: string, file: string): RegistriesConf 
   return { file, registries };
 }
 
-/** Reads `--registries-conf FILE`; without a file every repository is fetched from its own host. */
-export async function loadRegistriesConf(file?: string): Promise<RegistriesConf> {
-  if (file === undefined) return EMPTY_REGISTRIES_CONF;
+/** Where the system's containers configuration lives; injectable so tests use temp dirs. */
+export interface ContainersConfigDirs {
+  /** "/etc/containers" */
+  readonly system: string;
+  /** The user's home directory ($HOME/.config/containers is read). */
+  readonly home: string;
+}
+
+export function defaultContainersConfigDirs(): ContainersConfigDirs {
+  return { system: '/etc/containers', home: os.homedir() };
+}
+
+async function fileExists(file: string): Promise<boolean> {
+  try {
+    await stat(file);
+    return true;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return false;
+    throw unreadable(file, err);
+  }
+}
+
+function unreadable(file: string, err: unknown): UserError {
+  return new UserError('REGISTRIES_CONF_INVALID', `cannot read registries configuration ${file}: ${errnoCode(err) ?? (err as Error).message}`, { exitCode: 2 });
+}
+
+/** The "*.conf" files of a drop-in directory in lexical (byte) order; none when it does not exist. */
+export async function dropinFiles(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return [];
+    throw unreadable(dir, err);
+  }
+  return names.filter((n) => n.endsWith('.conf')).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map((n) => path.join(dir, n));
+}
+
+/**
+ * The files skopeo and podman read, in order (containers-registries.conf(5) and .conf.d(5)): the user's
+ * registries.conf if it exists, replacing the system one and its drop-ins; otherwise the system file and
+ * its drop-ins; then the user's drop-ins in both cases. Files that do not exist are left out.
+ */
+export async function systemRegistriesConfFiles(dirs: ContainersConfigDirs): Promise<string[]> {
+  const user = path.join(dirs.home, '.config', 'containers');
+  const userMain = path.join(user, 'registries.conf');
+  const files: string[] = [];
+  if (await fileExists(userMain)) {
+    files.push(userMain);
+  } else {
+    const systemMain = path.join(dirs.system, 'registries.conf');
+    if (await fileExists(systemMain)) files.push(systemMain);
+    files.push(...(await dropinFiles(path.join(dirs.system, 'registries.conf.d'))));
+  }
+  files.push(...(await dropinFiles(path.join(user, 'registries.conf.d'))));
+  return files;
+}
+
+/**
+ * Later files over earlier ones, as containers/image merges drop-ins: a [[registry]] with the prefix of an
+ * earlier one replaces it whole, others are added.
+ */
+export function mergeRegistriesConfs(confs: readonly RegistriesConf[], file?: string): RegistriesConf {
+  const byPrefix = new Map<string, RegistryConf>();
+  for (const conf of confs) for (const registry of conf.registries) byPrefix.set(registry.prefix, registry);
+  return { ...(file !== undefined ? { file } : {}), registries: [...byPrefix.values()] };
+}
+
+async function readRegistriesConfFile(file: string): Promise<RegistriesConf> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new UserError('REGISTRIES_CONF_INVALID', `cannot read registries configuration ${file}: ${errnoCode(err) ?? (err as Error).message}`, { exitCode: 2 });
+    throw unreadable(file, err);
   }
   return parseRegistriesConf(text, file);
+}
+
+/**
+ * `--registries-conf FILE` alone when given (it replaces the system configuration, as skopeo's flag does);
+ * otherwise the system's containers configuration, merged. Without any file every repository is fetched
+ * from its own host.
+ */
+export async function loadRegistriesConf(file?: string, dirs: ContainersConfigDirs = defaultContainersConfigDirs()): Promise<RegistriesConf> {
+  if (file !== undefined) return readRegistriesConfFile(file);
+  const files = await systemRegistriesConfFiles(dirs);
+  if (files.length === 0) return EMPTY_REGISTRIES_CONF;
+  const confs = await Promise.all(files.map(readRegistriesConfFile));
+  return mergeRegistriesConfs(confs, files.join(', '));
 }
 
 /**
@@ -243,13 +330,13 @@ export function endpointsFor(conf: RegistriesConf, repo: Repository | Reference,
   for (const mirror of registry.mirrors) {
     if (mirror.pullFromMirror === 'digest-only' && !byDigest) continue;
     if (mirror.pullFromMirror === 'tag-only' && byDigest) continue;
-    endpoints.push(endpointOf(rewrite(repo, registry, mirror.location, conf.file), mirror.insecure, true));
+    endpoints.push(endpointOf(rewrite(repo, registry, mirror.location, registry.file ?? conf.file), mirror.insecure, true));
   }
-  if (!registry.blocked) endpoints.push(endpointOf(rewrite(repo, registry, registry.location, conf.file), registry.insecure, false));
+  if (!registry.blocked) endpoints.push(endpointOf(rewrite(repo, registry, registry.location, registry.file ?? conf.file), registry.insecure, false));
   if (endpoints.length === 0) {
     throw new UserError(
       'REGISTRY_BLOCKED',
-      `pulling ${repo.domain}/${repo.path} is blocked by ${conf.file ?? 'registries.conf'} (prefix "${registry.prefix}", blocked = true) and no mirror applies to a pull by ${byDigest ? 'digest' : 'tag'}`,
+      `pulling ${repo.domain}/${repo.path} is blocked by ${registry.file ?? conf.file ?? 'registries.conf'} (prefix "${registry.prefix}", blocked = true) and no mirror applies to a pull by ${byDigest ? 'digest' : 'tag'}`,
       { hint: byDigest ? 'add a [[registry.mirror]] for it' : 'refer to the image by digest, or add a mirror that allows pulls by tag' },
     );
   }

@@ -17,6 +17,7 @@ import { MediaType } from '../../src/oci/media-types.js';
 import { parseReference } from '../../src/oci/reference.js';
 import { RegistryClient, type RegistryClientOptions } from '../../src/registry/client.js';
 import { loadCredentials } from '../../src/registry/credentials.js';
+import { credentialHelperOnPath, HELPER_NAME } from '../support/credential-helper.js';
 import { createImageSource } from '../../src/registry/index.js';
 import { parseRegistriesConf } from '../../src/registry/registries-conf.js';
 import { UserError } from '../../src/util/errors.js';
@@ -580,6 +581,20 @@ describe('RegistryClient with bearer token auth (docker-registry auth: token)', 
       await front.stop();
       storage.closeAllConnections();
       await new Promise<void>((resolve) => storage.close(() => resolve()));
+    }
+  });
+
+  test('credentials from a credHelpers helper (docker-credential-NAME on PATH) get a token and pull', async (t) => {
+    const helper = await credentialHelperOnPath(t, dir, [[registry.host, USER, PASSWORD]]);
+    const helperAuth = path.join(dir, 'helper-auth.json');
+    await writeFile(helperAuth, JSON.stringify({ credHelpers: { [registry.host]: HELPER_NAME } }));
+    const client = new RegistryClient({ credentials: await loadCredentials({ authfile: helperAuth, env: {} }), retries: FAST_RETRIES });
+    try {
+      const manifest = await client.getManifest(parseReference(`${registry.host}/${REPO}:docker`));
+      assert.equal(manifest.digest, image.docker.digest);
+      assert.deepEqual(await helper.calls(), [registry.host]);
+    } finally {
+      await client.close();
     }
   });
 

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseReference } from '../../src/oci/reference.js';
-import { endpointsFor, loadRegistriesConf, parseRegistriesConf, prefixMatchLength } from '../../src/registry/registries-conf.js';
+import { endpointsFor, loadRegistriesConf, parseRegistriesConf, prefixMatchLength, systemRegistriesConfFiles } from '../../src/registry/registries-conf.js';
 import { UserError } from '../../src/util/errors.js';
 
 const CONF = `
@@ -132,8 +132,10 @@ test('a wildcard matches any depth of subdomain but not the bare domain', () => 
   assert.ok(prefixMatchLength('a.corp.example:5000/x', '*.corp.example') > 0);
 });
 
-test('without a configuration file every reference is fetched from its own host', async () => {
-  const empty = await loadRegistriesConf();
+test('without a configuration file every reference is fetched from its own host', async (t) => {
+  const dirs = await containersDirs(t);
+  const empty = await loadRegistriesConf(undefined, dirs);
+  assert.deepEqual(empty.registries, []);
   assert.deepEqual(endpointsFor(empty, parseReference('quay.io/a/b:1'), false), [{ host: 'quay.io', path: 'a/b', insecure: false, mirror: false }]);
 });
 
@@ -170,4 +172,54 @@ test('loadRegistriesConf reads a file and names a missing one', async () => {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+async function containersDirs(t: { after(fn: () => Promise<void>): void }): Promise<{ system: string; home: string }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-containers-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return { system: path.join(dir, 'etc', 'containers'), home: path.join(dir, 'home') };
+}
+
+async function put(file: string, text: string): Promise<string> {
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, text);
+  return file;
+}
+
+test('without --registries-conf the system file, then its drop-ins in lexical order, then the user drop-ins are merged by prefix', async (t) => {
+  const dirs = await containersDirs(t);
+  await put(path.join(dirs.system, 'registries.conf'), 'unqualified-search-registries = ["docker.io"]\n[[registry]]\nlocation = "quay.io"\nblocked = true\n[[registry]]\nlocation = "a.io"\n');
+  await put(path.join(dirs.system, 'registries.conf.d', '20-later.conf'), '[[registry]]\nprefix = "quay.io"\nlocation = "mirror-b.example"\n');
+  await put(path.join(dirs.system, 'registries.conf.d', '10-early.conf'), '[[registry]]\nprefix = "quay.io"\nlocation = "mirror-a.example"\n');
+  await put(path.join(dirs.system, 'registries.conf.d', 'notes.txt'), 'not TOML at all [');
+  await put(path.join(dirs.home, '.config', 'containers', 'registries.conf.d', '50-mine.conf'), '[[registry]]\nlocation = "a.io"\ninsecure = true\n');
+  assert.deepEqual(await systemRegistriesConfFiles(dirs), [
+    path.join(dirs.system, 'registries.conf'),
+    path.join(dirs.system, 'registries.conf.d', '10-early.conf'),
+    path.join(dirs.system, 'registries.conf.d', '20-later.conf'),
+    path.join(dirs.home, '.config', 'containers', 'registries.conf.d', '50-mine.conf'),
+  ]);
+  const conf = await loadRegistriesConf(undefined, dirs);
+  assert.deepEqual(endpointsFor(conf, parseReference('quay.io/a/b:1'), false).map((e) => e.host), ['mirror-b.example'], 'the last drop-in replaced the whole quay.io entry, blocked included');
+  assert.deepEqual(endpointsFor(conf, parseReference('a.io/x:1'), false), [{ host: 'a.io', path: 'x', insecure: true, mirror: false }], 'the user drop-in came last');
+});
+
+test('the user registries.conf replaces the system file and the system drop-ins; --registries-conf replaces everything', async (t) => {
+  const dirs = await containersDirs(t);
+  await put(path.join(dirs.system, 'registries.conf'), '[[registry]]\nlocation = "quay.io"\nblocked = true\n');
+  await put(path.join(dirs.system, 'registries.conf.d', '10-system.conf'), '[[registry]]\nlocation = "b.io"\nblocked = true\n');
+  const userMain = await put(path.join(dirs.home, '.config', 'containers', 'registries.conf'), '[[registry]]\nlocation = "c.io"\nblocked = true\n');
+  const conf = await loadRegistriesConf(undefined, dirs);
+  assert.deepEqual(conf.registries.map((r) => r.prefix), ['c.io']);
+  assert.throws(() => endpointsFor(conf, parseReference('c.io/x:1'), false), (err: unknown) => err instanceof UserError && err.code === 'REGISTRY_BLOCKED' && err.message.includes(userMain), 'a block names the file it came from');
+  const explicit = await put(path.join(dirs.home, 'explicit.conf'), '[[registry]]\nlocation = "d.io"\n');
+  assert.deepEqual((await loadRegistriesConf(explicit, dirs)).registries.map((r) => r.prefix), ['d.io']);
+});
+
+test('a v1 registries.conf among the system files is refused with an error naming that file', async (t) => {
+  const dirs = await containersDirs(t);
+  await put(path.join(dirs.system, 'registries.conf'), '[[registry]]\nlocation = "quay.io"\n');
+  const v1 = await put(path.join(dirs.system, 'registries.conf.d', '30-old.conf'), "[registries.search]\nregistries = ['registry1.com']\n[registries.insecure]\nregistries = []\n");
+  await assert.rejects(loadRegistriesConf(undefined, dirs), (err: unknown) =>
+    err instanceof UserError && err.code === 'REGISTRIES_CONF_INVALID' && err.message.startsWith(`${v1}: this is the v1 format`) && /--registries-conf/.test(err.hint ?? ''));
 });
