@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { inspectBundle, type BundleInspection } from '../bundle/inspect.js';
 import { formatBytes } from '../util/size.js';
-import { action } from './run-command.js';
+import { action, printJson } from './run-command.js';
 
 function formatInspection(b: BundleInspection): string {
   const out: string[] = [`Bundle:     ${b.bundle}`, `Created:    ${b.created} by ${b.tool}`];
@@ -26,11 +26,12 @@ export function registerBundleInspect(bundle: Command): void {
   bundle
     .command('inspect <path>')
     .description('show the release, images, sizes, volumes and signature state of a bundle (reads no blob)')
-    .option('--json', 'print as JSON')
+    .option('--json', 'print as JSON (schemaVersion 1, see docs/json-output.md)')
     .action(
       action(async (file: string, options: { json?: boolean }) => {
         const inspection = await inspectBundle(file);
-        process.stdout.write(options.json ? `${JSON.stringify(inspection, null, 2)}\n` : formatInspection(inspection));
+        if (options.json) printJson({ schemaVersion: 1, ...inspection });
+        else process.stdout.write(formatInspection(inspection));
       }),
     );
 }

@@ -8,7 +8,7 @@ import { formatReference } from '../oci/reference.js';
 import type { BundlePlan, PlannedImage } from '../plan/plan.js';
 import { COMPRESSED_LAYER_RATIO } from '../plan/plan.js';
 import { formatBytes } from '../util/size.js';
-import { action } from './run-command.js';
+import { action, printJson } from './run-command.js';
 import { addSelectionOptions, selectionFromOptions, type SelectionOptionValues } from './selection-options.js';
 
 export function registerBundlePlan(bundle: Command): void {
@@ -22,7 +22,8 @@ export function registerBundlePlan(bundle: Command): void {
       const [{ planBundle }, { dedupRatio, planToJson }] = await Promise.all([import('../plan/resolve.js'), import('../plan/plan-json.js')]);
       try {
         const plan = await planBundle(source, selection, { concurrency });
-        process.stdout.write(options.json ? `${JSON.stringify(planToJson(plan), null, 2)}\n` : formatPlan(plan, dedupRatio(plan)));
+        if (options.json) printJson(planToJson(plan));
+        else process.stdout.write(formatPlan(plan, dedupRatio(plan)));
       } finally {
         await source.close();
       }

@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { formatVerifyReport, verifyBundle } from '../bundle/verify.js';
 import { createProgress } from '../util/progress.js';
-import { action } from './run-command.js';
+import { action, printJson } from './run-command.js';
 
 export function registerBundleVerify(bundle: Command): void {
   bundle
@@ -15,7 +15,7 @@ export function registerBundleVerify(bundle: Command): void {
     )
     .option('--trusted-key <file>', 'Ed25519 public key (KEY.pub from "pin-preload keygen"): require a valid signature by it')
     .option('--volume-checksums', "also recompute each volume's sha256 and compare it with the seal (hashes every byte a second time)")
-    .option('--json', 'print the report as JSON')
+    .option('--json', 'print the report as JSON (schemaVersion 1, see docs/json-output.md)')
     .option('--quiet', 'no progress output')
     .action(
       action(async (file: string, options: { trustedKey?: string; volumeChecksums?: boolean; json?: boolean; quiet?: boolean }) => {
@@ -26,7 +26,8 @@ export function registerBundleVerify(bundle: Command): void {
           onBytes: (done, total) => progress.update({ bytesDone: done, bytesTotal: total }),
         });
         progress.finish();
-        process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatVerifyReport(report).join('\n')}\n`);
+        if (options.json) printJson({ schemaVersion: 1, ...report });
+        else process.stdout.write(`${formatVerifyReport(report).join('\n')}\n`);
         if (!report.ok) process.exitCode = 1;
       }),
     );

@@ -1,17 +1,24 @@
 // `pin-preload import PATH`: copy a bundle from media into the bundle dir, verifying it on the way; a running
-// `pin-preload run` notices it and pre-loads it.
+// `pin-preload run` notices it and pre-loads it. --json prints the shape in docs/json-output.md.
 
 import type { Command } from 'commander';
 import { addNodeConfigOptions, nodeConfigFromOptions, type ConfigFlags } from '../node/config.js';
-import { action } from './run-command.js';
+import type { ImportResult } from '../node/import.js';
+import { action, printJson } from './run-command.js';
+
+/** `import --json` (and `imported` in `preload --json`), schemaVersion 1. */
+export function importResultJson(result: ImportResult): { bundle: string; seal: string; alreadyImported: boolean; bytesCopied: number } {
+  return { bundle: result.bundlePath, seal: result.sealPath, alreadyImported: result.alreadyImported, bytesCopied: result.bytesCopied };
+}
 
 export function registerImport(program: Command): void {
   const command = program
     .command('import')
     .description('copy a bundle (all volumes, seal and signature) into the bundle dir, verifying every byte; rejects a bad one leaving nothing behind')
-    .argument('<path>', 'the bundle: its tar, any of its volumes, or its .seal.json');
+    .argument('<path>', 'the bundle: its tar, any of its volumes, or its .seal.json')
+    .option('--json', 'print the result as JSON (schemaVersion 1, see docs/json-output.md)');
   addNodeConfigOptions(command).action(
-    action(async (source: string, options: ConfigFlags & { config?: string }) => {
+    action(async (source: string, options: ConfigFlags & { config?: string; json?: boolean }) => {
       const config = await nodeConfigFromOptions(options);
       const [{ importBundle }, { describeBytes }] = await Promise.all([import('../node/import.js'), import('../node/storage-check.js')]);
       const stop = new AbortController();
@@ -20,11 +27,14 @@ export function registerImport(program: Command): void {
       process.once('SIGTERM', onSignal);
       try {
         const result = await importBundle(config, source, { signal: stop.signal, log: (line) => process.stderr.write(`pin-preload: ${line}\n`) });
-        process.stdout.write(
-          result.alreadyImported
-            ? `${result.bundlePath}: already imported\n`
-            : `${result.bundlePath}: imported and verified (${describeBytes(result.bytesCopied)})\n`,
-        );
+        if (options.json) printJson({ schemaVersion: 1, ...importResultJson(result) });
+        else {
+          process.stdout.write(
+            result.alreadyImported
+              ? `${result.bundlePath}: already imported\n`
+              : `${result.bundlePath}: imported and verified (${describeBytes(result.bytesCopied)})\n`,
+          );
+        }
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);

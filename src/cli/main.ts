@@ -14,7 +14,7 @@ import { registerPreload } from './preload.js';
 import { registerRun } from './run.js';
 import { registerServe } from './serve.js';
 import { registerStatus } from './status.js';
-import { reportAndExit } from './run-command.js';
+import { printJsonError, reportAndExit, USAGE_EXIT } from './run-command.js';
 
 export function buildProgram(): Command {
   const program = new Command('pin-preload')
@@ -39,15 +39,26 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** --json among the options (before a "--"), for failures that happen before a command's options are parsed. */
+function jsonRequested(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).includes('--json');
+}
+
 async function main(): Promise<void> {
   const program = buildProgram();
   try {
     await program.parseAsync(process.argv);
   } catch (err) {
-    if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
-    reportAndExit(err);
+    if (err instanceof CommanderError) {
+      if (err.exitCode === 0) process.exit(0);
+      // Commander has printed its message; a --json caller still gets the one error object it parses.
+      if (jsonRequested(process.argv)) printJsonError({ code: 'USAGE', message: err.message.replace(/^error: /, ''), hint: 'run with --help for usage' });
+      process.exit(USAGE_EXIT);
+    }
+    reportAndExit(err, { json: jsonRequested(process.argv) });
   }
 }
 
-process.on('unhandledRejection', (err) => reportAndExit(err));
+process.on('unhandledRejection', (err) => reportAndExit(err, { json: jsonRequested(process.argv) }));
 await main();

@@ -1,9 +1,11 @@
 // `pin-preload preload [BUNDLE]`: one sync on this node — import BUNDLE if given, verify, check storage,
-// configure the runtime, serve the mirror while pulling every image through CRI, pin, record. Exit 0/1.
+// configure the runtime, serve the mirror while pulling every image through CRI, pin, record. Exit 0/1;
+// --json prints the shape in docs/json-output.md.
 
 import type { Command } from 'commander';
 import { addNodeConfigOptions, type ConfigFlags } from '../node/config.js';
-import { action } from './run-command.js';
+import { importResultJson } from './import.js';
+import { action, printJson } from './run-command.js';
 
 function log(line: string): void {
   process.stderr.write(`pin-preload: ${line}\n`);
@@ -13,9 +15,10 @@ export function registerPreload(program: Command): void {
   const command = program
     .command('preload')
     .description('pull every image of the bundles in the bundle dir through the runtime from the local mirror, then pin them')
-    .argument('[bundle]', 'a bundle (tar, volume or seal) to import into the bundle dir first');
+    .argument('[bundle]', 'a bundle (tar, volume or seal) to import into the bundle dir first')
+    .option('--json', 'print the result as JSON (schemaVersion 1, see docs/json-output.md)');
   addNodeConfigOptions(command).action(
-    action(async (bundle: string | undefined, options: ConfigFlags & { config?: string }) => {
+    action(async (bundle: string | undefined, options: ConfigFlags & { config?: string; json?: boolean }) => {
       // Loaded on use: `pin-preload --help` and other commands need none of the runtime machinery.
       const [{ nodeConfigFromOptions }, { importBundle }, { preload }] = await Promise.all([
         import('../node/config.js'),
@@ -29,12 +32,28 @@ export function registerPreload(program: Command): void {
       process.once('SIGTERM', onSignal);
       const started = Date.now();
       try {
-        if (bundle !== undefined) await importBundle(config, bundle, { signal: stop.signal, log });
+        const imported = bundle !== undefined ? await importBundle(config, bundle, { signal: stop.signal, log }) : undefined;
         const result = await preload(config, { signal: stop.signal, log });
+        const seconds = (Date.now() - started) / 1000;
+        if (options.json) {
+          printJson({
+            schemaVersion: 1,
+            imported: imported ? importResultJson(imported) : null,
+            generation: result.generation,
+            images: result.images,
+            pulled: result.pulled,
+            pinned: result.pinned,
+            unpinned: result.unpinned,
+            changedFiles: result.changedFiles,
+            reloads: result.reloads,
+            durationSeconds: Number(seconds.toFixed(3)),
+          });
+          return;
+        }
         process.stdout.write(
           `generation ${result.generation}: ${result.images} image(s) present, ${result.pulled.length} pulled, ` +
             `${result.pinned.length} pinned${result.unpinned.length ? `, ${result.unpinned.length} not pinned (see pin-preload status)` : ''}` +
-            ` in ${((Date.now() - started) / 1000).toFixed(2)} s\n`,
+            ` in ${seconds.toFixed(2)} s\n`,
         );
       } finally {
         process.off('SIGINT', onSignal);

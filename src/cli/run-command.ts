@@ -1,6 +1,35 @@
-// How every command ends: user errors as one clear message and a non-zero exit, bugs with their stack.
+// How every command ends: its result on stdout (as JSON under --json), user errors as one clear message and
+// a non-zero exit, bugs with their stack. Under --json a failure is also one JSON error object on stdout
+// (docs/json-output.md), so every command that offers --json gets that shape without code of its own.
 
+import { Command } from 'commander';
 import { isUserError } from '../util/errors.js';
+
+/** Exit code of a bug (EX_SOFTWARE). */
+const INTERNAL_EXIT = 70;
+/** Exit code of bad usage, as commander's own errors are mapped in main. */
+export const USAGE_EXIT = 2;
+
+/** The JSON error object printed under --json: `{"error":{"code","message","hint"?}}`. */
+export interface JsonError {
+  readonly error: { readonly code: string; readonly message: string; readonly hint?: string };
+}
+
+/** A command's JSON result: one document, two-space indented, with a final newline. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function printJsonError(error: JsonError['error']): void {
+  const body: JsonError = { error: { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) } };
+  process.stdout.write(`${JSON.stringify(body)}\n`);
+}
+
+/** Whether the command whose action got these arguments (commander passes the Command last) was given --json. */
+function wantsJson(args: readonly unknown[]): boolean {
+  const command = args[args.length - 1];
+  return command instanceof Command && command.opts().json === true;
+}
 
 /** Wraps a command's action so that a UserError prints "pin-preload: error: …" (+ hint) and exits. */
 export function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | void): (...args: A) => Promise<void> {
@@ -8,17 +37,19 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | 
     try {
       await fn(...args);
     } catch (err) {
-      reportAndExit(err);
+      reportAndExit(err, { json: wantsJson(args) });
     }
   };
 }
 
-export function reportAndExit(err: unknown): never {
+export function reportAndExit(err: unknown, options: { json?: boolean } = {}): never {
   if (isUserError(err)) {
+    if (options.json) printJsonError({ code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) });
     process.stderr.write(`pin-preload: error: ${err.message}\n`);
     if (err.hint) process.stderr.write(`  hint: ${err.hint}\n`);
     process.exit(err.exitCode);
   }
+  if (options.json) printJsonError({ code: 'INTERNAL_ERROR', message: err instanceof Error ? err.message : String(err), hint: 'this is a bug: please report it with the command line' });
   process.stderr.write(`pin-preload: internal error (a bug; please report it): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(70);
+  process.exit(INTERNAL_EXIT);
 }

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { addNodeConfigOptions, nodeConfigFromOptions, type ConfigFlags } from '../node/config.js';
 import { existsSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
-import { action } from './run-command.js';
+import { action, printJson } from './run-command.js';
 
 export function registerStatus(program: Command): void {
   const command = program
@@ -30,7 +30,8 @@ export function registerStatus(program: Command): void {
       const db = openStateDatabase(config.paths.state);
       try {
         const json = statusJson(config, new NodeState(db));
-        process.stdout.write(options.json ? `${JSON.stringify(json, null, 2)}\n` : formatStatus(json));
+        if (options.json) printJson(json);
+        else process.stdout.write(formatStatus(json));
       } finally {
         db.close();
       }

@@ -211,6 +211,20 @@ describe('preload on a containerd node from a bundle', { concurrency: false }, (
     assert.equal(await reloads(), 2, 'nothing changed, so no reload');
   });
 
+  test('preload --json prints the documented result object (schemaVersion 1) and nothing else on stdout', async () => {
+    const generation = (await status()).desiredGeneration;
+    const result = await runCli(['preload', '--config', configFile, '--json']);
+    assert.equal(result.code, 0, result.stderr);
+    const doc = JSON.parse(result.stdout) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(doc), ['schemaVersion', 'imported', 'generation', 'images', 'pulled', 'pinned', 'unpinned', 'changedFiles', 'reloads', 'durationSeconds']);
+    assert.deepEqual(
+      [doc.schemaVersion, doc.imported, doc.generation, doc.images, doc.pulled, doc.pinned, doc.changedFiles, doc.reloads],
+      [1, null, generation, desired.length, [], [], [], 0],
+    );
+    assert.deepEqual(doc.unpinned, desired, 'containerd 1.x pins nothing');
+    assert.ok(typeof doc.durationSeconds === 'number' && doc.durationSeconds >= 0);
+  });
+
   test('run serves the mirror, syncs at start, pre-loads a bundle imported while it runs, and stops on SIGTERM', async () => {
     const { child, done } = startCli(['run', '--config', configFile]);
     let stderr = '';
