@@ -4,7 +4,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -28,10 +28,10 @@ interface CliResult {
 }
 
 /** Runs the built CLI; under /usr/bin/time -v when `measure`, whose report is appended to stderr. */
-function runCli(args: readonly string[], options: { measure?: boolean } = {}): Promise<CliResult> {
+function runCli(args: readonly string[], options: { measure?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   const [cmd, argv] = options.measure ? ['/usr/bin/time', ['-v', process.execPath, CLI, ...args]] : [process.execPath, [CLI, ...args]];
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd as string, argv as string[], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd as string, argv as string[], { stdio: ['ignore', 'pipe', 'pipe'], ...(options.env ? { env: options.env } : {}) });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -215,6 +215,17 @@ describe('bundle plan errors', () => {
     const result = await runCli(planArgs());
     assert.equal(result.code, 2);
     assert.match(result.stderr, /nothing to bundle/);
+  });
+
+  test('without --registries-conf the user\'s containers configuration is read as skopeo reads it: registries.conf, then its drop-ins', async () => {
+    const user = path.join(work, 'home', '.config', 'containers');
+    await mkdir(path.join(user, 'registries.conf.d'), { recursive: true });
+    // The main file points at a closed port; only the drop-in, read after it, makes the plan work.
+    await writeRegistriesConf(path.join(user, 'registries.conf'), `127.0.0.1:${await freePort()}`);
+    await writeRegistriesConf(path.join(user, 'registries.conf.d', '50-mirror.conf'), proxy.host);
+    const result = await runCli(['bundle', 'plan', '--authfile', authfile, '--release', RELEASE, '--json'], { env: { ...process.env, HOME: path.join(work, 'home') } });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal((JSON.parse(result.stdout) as PlanJson).release?.version, '4.16.0-sample');
   });
 
   test('an unreachable registry is named', async () => {
