@@ -1,6 +1,7 @@
 // containers-registries.conf(5) v2: which hosts a repository is actually fetched from (mirrors, then the
 // primary location unless blocked). The image keeps its name; only where its bytes come from changes.
 
+import type { Dirent } from 'node:fs';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -188,16 +189,23 @@ function unreadable(file: string, err: unknown): UserError {
   return new UserError('REGISTRIES_CONF_INVALID', `cannot read registries configuration ${file}: ${errnoCode(err) ?? (err as Error).message}`, { exitCode: 2 });
 }
 
-/** The "*.conf" files of a drop-in directory in lexical (byte) order; none when it does not exist. */
+/**
+ * The "*.conf" files of a drop-in directory in lexical (byte) order; none when it does not exist. Other
+ * files and sub-directories are ignored, as containers-registries.conf.d(5) says.
+ */
 export async function dropinFiles(dir: string): Promise<string[]> {
-  let names: string[];
+  let entries: Dirent[];
   try {
-    names = await readdir(dir);
+    entries = await readdir(dir, { withFileTypes: true });
   } catch (err) {
     if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return [];
     throw unreadable(dir, err);
   }
-  return names.filter((n) => n.endsWith('.conf')).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map((n) => path.join(dir, n));
+  return entries
+    .filter((e) => e.name.endsWith('.conf') && !e.isDirectory())
+    .map((e) => e.name)
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    .map((n) => path.join(dir, n));
 }
 
 /**

@@ -192,6 +192,7 @@ test('without --registries-conf the system file, then its drop-ins in lexical or
   await put(path.join(dirs.system, 'registries.conf.d', '20-later.conf'), '[[registry]]\nprefix = "quay.io"\nlocation = "mirror-b.example"\n');
   await put(path.join(dirs.system, 'registries.conf.d', '10-early.conf'), '[[registry]]\nprefix = "quay.io"\nlocation = "mirror-a.example"\n');
   await put(path.join(dirs.system, 'registries.conf.d', 'notes.txt'), 'not TOML at all [');
+  await mkdir(path.join(dirs.system, 'registries.conf.d', 'old.conf'));
   await put(path.join(dirs.home, '.config', 'containers', 'registries.conf.d', '50-mine.conf'), '[[registry]]\nlocation = "a.io"\ninsecure = true\n');
   assert.deepEqual(await systemRegistriesConfFiles(dirs), [
     path.join(dirs.system, 'registries.conf'),
