@@ -16,7 +16,7 @@ import { MediaType } from '../../src/oci/media-types.js';
 import { parseManifest } from '../../src/oci/manifest.js';
 import { desiredImages, readNodeBundle } from '../../src/node/bundle-dir.js';
 import { resolveConfig } from '../../src/node/config.js';
-import { applyMirrorConfig } from '../../src/node/runtime-files.js';
+import { applyHostsTomls, applyMirrorConfig } from '../../src/node/runtime-files.js';
 import { startContainerd, writeHostsToml } from '../support/containerd.js';
 import { freePort, waitFor } from '../support/ports.js';
 import { buildSampleBundle, EXTRA_IMAGES, RELEASE_TAG, type SampleBundle } from '../support/mirror-fixture.js';
@@ -158,9 +158,11 @@ test('CRI-O\'s view through our drop-in: an extra image pulls by its tag from th
   await assert.rejects(skopeo(`quay.io/${RELEASE}:${RELEASE_TAG}`), /blocked/, 'the release by tag is not taken from the mirror');
 });
 
-test('containerd pulls quay.io images by digest through the mirror via the CRI ImageService', async (t) => {
+test('containerd pulls quay.io images by digest, and an extra image by its tag, through the mirror via the CRI ImageService', async (t) => {
   const hostsDir = path.join(work, 'certs.d');
   await writeHostsToml(hostsDir, 'quay.io', url);
+  // registry.example.com's file as the node writes it: containerd resolves tags through a mirror with "resolve".
+  await applyHostsTomls(hostsDir, ['registry.example.com'], { listen: host, tls: false });
   const hostsToml = await readFile(path.join(hostsDir, 'quay.io', 'hosts.toml'), 'utf8');
   assert.match(hostsToml, /server = "https:\/\/quay\.io"/);
   const containerd = await startContainerd({ registryHostsDir: hostsDir });
@@ -179,6 +181,9 @@ test('containerd pulls quay.io images by digest through the mirror via the CRI I
     const image = await cri.imageStatus(ref);
     assert.ok(image?.repoDigests.includes(ref), `${ref} is present after the pull`);
   }
+  const byTag = EXTRA_IMAGES[0]!;
+  await cri.pullImage(byTag, { timeoutMs: 30_000 });
+  assert.ok((await cri.imageStatus(byTag))?.repoTags.includes(byTag), `${byTag} is present by its tag after the pull`);
   // quay.io is unreachable here, so the content can only have come from the mirror; its log says so.
   const log = stdout.trim().split('\n').map((l) => JSON.parse(l) as { method: string; path: string; status: number });
   const fromContainerd = log.filter((l) => l.path.endsWith('?ns=quay.io'));
