@@ -1,0 +1,152 @@
+// How the node's runtime protects images from the kubelet's image GC, and pinning/unpinning through it:
+// CRI-O reads a pinned_images drop-in; containerd ≥ 1.7 reports an image pinned when one of its image records
+// carries io.cri-containerd.pinned=pinned (set through containerd's images API); containerd 1.6 has no way at
+// all. Whatever we write, only the CRI's ImageStatus `pinned: true` counts as pinned (preload.ts checks it).
+// Unpinning removes only the pin: an image is never deleted, the kubelet's GC takes it from there.
+
+import type { CriRuntimeVersion } from '../cri/image-service.js';
+import { ContainerdImages, PINNED_LABEL, PINNED_VALUE } from '../cri/containerd-images.js';
+import type { NodeConfig } from './config.js';
+import { applyPinnedImages, readPinnedImages, reloadRuntime } from './runtime-files.js';
+
+/** How images get pinned on this node, decided from what the runtime says it is (CRI Version). */
+export type PinMethod =
+  | { readonly kind: 'crio-pinned-images'; readonly runtime: string }
+  | { readonly kind: 'containerd-label'; readonly runtime: string }
+  | { readonly kind: 'none'; readonly runtime: string; readonly reason: string };
+
+/** "1.7.24~ds1", "v1.7.0", "2.0.1" → [major, minor]; undefined when it does not start like a version. */
+export function majorMinor(version: string): [number, number] | undefined {
+  const match = /^v?(\d+)\.(\d+)/.exec(version.trim());
+  return match ? [Number(match[1]), Number(match[2])] : undefined;
+}
+
+/** containerd's CRI reports the pinned label from 1.7 on (pkg/cri/store/image in containerd 1.7.0). */
+export function containerdPins(version: string): boolean {
+  const mm = majorMinor(version);
+  return mm !== undefined && (mm[0] > 1 || (mm[0] === 1 && mm[1] >= 7));
+}
+
+export function pinMethod(config: NodeConfig, version: CriRuntimeVersion): PinMethod {
+  const runtime = `${version.runtimeName} ${version.runtimeVersion}`.trim();
+  if (version.runtimeName === 'containerd') {
+    if (containerdPins(version.runtimeVersion)) return { kind: 'containerd-label', runtime };
+    return { kind: 'none', runtime, reason: `${runtime} never reports an image pinned (containerd pins from 1.7 on)` };
+  }
+  if (config.runtime.pinnedImagesFile === '') {
+    return { kind: 'none', runtime, reason: `[runtime] pinned_images_file is "", so nothing tells ${runtime} to pin` };
+  }
+  return { kind: 'crio-pinned-images', runtime };
+}
+
+/** The digest of a desired image ("repo@sha256:…" → "sha256:…"). */
+function digestOf(name: string): string {
+  return name.slice(name.lastIndexOf('@') + 1);
+}
+
+/** What `status` says under "GC protection" after a sync, given how many images the runtime did not report pinned. */
+export function pinningDescription(method: PinMethod, config: NodeConfig, notPinned: number): string {
+  if (method.kind === 'none') {
+    return `not protected: ${method.reason}; the images are present, but the kubelet's image garbage collection may remove ${notPinned} unused image(s) under disk pressure, and the next preload pulls them again from the local mirror`;
+  }
+  const how = method.kind === 'crio-pinned-images' ? `CRI-O pinned_images (${config.runtime.pinnedImagesFile})` : `${method.runtime} (label ${PINNED_LABEL}=${PINNED_VALUE})`;
+  if (notPinned === 0) return `pinned by ${how}`;
+  return `${notPinned} image(s) present but not reported pinned by the runtime although pinned through ${how}`;
+}
+
+/** The status text before any sync recorded one. */
+export function pinningBeforeSync(config: NodeConfig): string {
+  return config.runtime.kind === 'containerd'
+    ? 'no preload has completed yet (containerd pins from 1.7 on; 1.6 cannot: see docs/node.md)'
+    : 'no preload has completed yet';
+}
+
+export interface PinContext {
+  readonly config: NodeConfig;
+  readonly log: (line: string) => void;
+}
+
+async function withContainerd<T>(config: NodeConfig, fn: (images: ContainerdImages) => Promise<T>): Promise<T> {
+  const images = await ContainerdImages.connect(config.runtime.endpoint);
+  try {
+    return await fn(images);
+  } finally {
+    images.close();
+  }
+}
+
+/** Reloads the runtime after a pinned file change; returns the number of reloads run (0 or 1). */
+async function reloadAfter(ctx: PinContext, file: string): Promise<number> {
+  const argv = ctx.config.runtime.reload;
+  ctx.log(`pinned images changed (${file})${argv.length ? `: running ${argv.join(' ')}` : ''}`);
+  return (await reloadRuntime(argv)) ? 1 : 0;
+}
+
+export interface PinOutcome {
+  /** Something was written: the runtime needs a moment before ImageStatus reports it. */
+  readonly changed: boolean;
+  readonly changedFiles: readonly string[];
+  readonly reloads: number;
+}
+
+const UNCHANGED: PinOutcome = { changed: false, changedFiles: [], reloads: 0 };
+
+/**
+ * Pins `names` (every one confirmed present by ImageStatus just before): CRI-O's drop-in lists exactly them;
+ * for containerd every image record pointing at one of their digests gets the pinned label.
+ */
+export async function pinImages(ctx: PinContext, method: PinMethod, names: readonly string[]): Promise<PinOutcome> {
+  if (method.kind === 'crio-pinned-images') {
+    const file = ctx.config.runtime.pinnedImagesFile;
+    if (!(await applyPinnedImages(file, names))) return UNCHANGED;
+    return { changed: true, changedFiles: [file], reloads: await reloadAfter(ctx, file) };
+  }
+  if (method.kind === 'containerd-label' && names.length > 0) {
+    const labelled = await withContainerd(ctx.config, async (images) => {
+      let count = 0;
+      for (const record of await images.recordsFor(names.map(digestOf))) {
+        if (record.labels[PINNED_LABEL] === PINNED_VALUE) continue;
+        await images.setLabel(record, PINNED_LABEL, PINNED_VALUE);
+        count++;
+      }
+      return count;
+    });
+    if (labelled > 0) ctx.log(`labelled ${labelled} containerd image record(s) ${PINNED_LABEL}=${PINNED_VALUE}`);
+    return { ...UNCHANGED, changed: labelled > 0 };
+  }
+  return UNCHANGED;
+}
+
+/**
+ * Removes the pin of images that left the desired set (`leaving`), keeping every pin of `desired`: CRI-O's
+ * drop-in loses their lines (and the runtime is reloaded); containerd's records lose the label, except records
+ * whose digest a desired image still names. No image is deleted.
+ */
+export async function unpinImages(ctx: PinContext, method: PinMethod, leaving: readonly string[], desired: readonly string[]): Promise<PinOutcome> {
+  if (leaving.length === 0) return UNCHANGED;
+  if (method.kind === 'crio-pinned-images') {
+    const file = ctx.config.runtime.pinnedImagesFile;
+    const gone = new Set(leaving);
+    const listed = await readPinnedImages(file);
+    const kept = listed.filter((name) => !gone.has(name));
+    if (kept.length === listed.length || !(await applyPinnedImages(file, kept))) return UNCHANGED;
+    return { changed: true, changedFiles: [file], reloads: await reloadAfter(ctx, file) };
+  }
+  if (method.kind === 'containerd-label') {
+    const stillWanted = new Set(desired.map(digestOf));
+    const digests = leaving.map(digestOf).filter((d) => !stillWanted.has(d));
+    if (digests.length === 0) return UNCHANGED;
+    const removed = await withContainerd(ctx.config, async (images) => {
+      let count = 0;
+      for (const record of await images.recordsFor(digests)) {
+        if (record.labels[PINNED_LABEL] === undefined) continue;
+        await images.setLabel(record, PINNED_LABEL, undefined);
+        count++;
+      }
+      return count;
+    });
+    if (removed > 0) ctx.log(`removed ${PINNED_LABEL} from ${removed} containerd image record(s) of ${leaving.length} image(s) no longer bundled`);
+    return { ...UNCHANGED, changed: removed > 0 };
+  }
+  return UNCHANGED;
+}
