@@ -14,7 +14,7 @@ import { startMirror, type RunningMirror } from '../mirror/server.js';
 import { RegistryClient, parseRegistriesConf } from '../registry/index.js';
 import { generateSampleRelease, type SampleRelease } from '../sample/index.js';
 import { openBundle } from '../bundle/reader.js';
-import { containerd17Binary, CONTAINERD_1_7_DEFAULT, startContainerd, type RunningContainerd } from '../cri/private-containerd.js';
+import { containerd17Binary, containerd17Path, startContainerd, type RunningContainerd } from '../cri/private-containerd.js';
 import { stopChild } from '../util/child-process.js';
 import { freePort, waitFor } from '../util/net.js';
 import { formatBytes } from '../util/size.js';
@@ -90,7 +90,8 @@ interface PrivateRuntime {
  * else the installed one (Debian 12's 1.6, which cannot pin).
  */
 async function startPrivateRuntime(paths: DemoPaths, options: DemoOptions): Promise<PrivateRuntime> {
-  if (options.criEndpoint || options.privateRuntime === 'none') return { containerd: undefined, note: '' };
+  if (options.criEndpoint) return { containerd: undefined, note: '' };
+  if (options.privateRuntime === 'none') return { containerd: undefined, note: 'the private containerd is off (--no-private-runtime)' };
   if (process.getuid?.() !== 0) return { containerd: undefined, note: 'not running as root, so no private containerd' };
   const cached = await containerd17Binary();
   if (cached === undefined && !(await onPath('containerd'))) return { containerd: undefined, note: 'no containerd installed' };
@@ -98,7 +99,7 @@ async function startPrivateRuntime(paths: DemoPaths, options: DemoOptions): Prom
   const containerd = await startContainerd({ registryHostsDir: hostsDir(paths), ...(cached ? { binary: cached } : {}) });
   const note = cached
     ? `containerd 1.7 from ${cached}: it pins (label io.cri-containerd.pinned=pinned, reported as CRI "pinned": true)`
-    : `containerd from PATH; ${CONTAINERD_1_7_DEFAULT} is missing (run scripts/fetch-containerd-1.7.sh), and containerd 1.6 cannot pin: the images end up present, not pinned`;
+    : `containerd from PATH; ${containerd17Path()} is missing (run scripts/fetch-containerd-1.7.sh), and containerd 1.6 cannot pin: the images end up present, not pinned`;
   return { containerd, note };
 }
 
