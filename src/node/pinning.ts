@@ -1,7 +1,7 @@
 // How the node's runtime protects images from the kubelet's image GC, and pinning/unpinning through it:
-// CRI-O reads a pinned_images drop-in; containerd ≥ 1.7 reports an image pinned when one of its image records
-// carries io.cri-containerd.pinned=pinned (set through containerd's images API); containerd 1.6 has no way at
-// all. Whatever we write, only the CRI's ImageStatus `pinned: true` counts as pinned (preload.ts checks it).
+// CRI-O reads a pinned_images drop-in (written wherever [runtime] pinned_images_file is set); containerd ≥ 1.7
+// reports an image pinned when one of its image records carries io.cri-containerd.pinned=pinned (set through
+// containerd's images API); containerd 1.6 has no way at all. Whatever we write, only the CRI's ImageStatus `pinned: true` counts as pinned (preload.ts checks it).
 // Unpinning removes only the pin: an image is never deleted, the kubelet's GC takes it from there.
 
 import type { CriRuntimeVersion } from '../cri/image-service.js';
@@ -92,61 +92,59 @@ export interface PinOutcome {
 const UNCHANGED: PinOutcome = { changed: false, changedFiles: [], reloads: 0 };
 
 /**
- * Pins `names` (every one confirmed present by ImageStatus just before): CRI-O's drop-in lists exactly them;
- * for containerd every image record pointing at one of their digests gets the pinned label.
+ * Writes the pinned-images file (when one is configured) listing `names`, reloading the runtime if it changed.
+ * It is CRI-O's mechanism; on a containerd node it is written only when the configuration asks for it.
  */
-export async function pinImages(ctx: PinContext, method: PinMethod, names: readonly string[]): Promise<PinOutcome> {
-  if (method.kind === 'crio-pinned-images') {
-    const file = ctx.config.runtime.pinnedImagesFile;
-    if (!(await applyPinnedImages(file, names))) return UNCHANGED;
-    return { changed: true, changedFiles: [file], reloads: await reloadAfter(ctx, file) };
-  }
-  if (method.kind === 'containerd-label' && names.length > 0) {
-    const labelled = await withContainerd(ctx.config, async (images) => {
-      let count = 0;
-      for (const record of await images.recordsFor(names.map(digestOf))) {
-        if (record.labels[PINNED_LABEL] === PINNED_VALUE) continue;
-        await images.setLabel(record, PINNED_LABEL, PINNED_VALUE);
-        count++;
-      }
-      return count;
-    });
-    if (labelled > 0) ctx.log(`labelled ${labelled} containerd image record(s) ${PINNED_LABEL}=${PINNED_VALUE}`);
-    return { ...UNCHANGED, changed: labelled > 0 };
-  }
-  return UNCHANGED;
+async function applyPinnedFile(ctx: PinContext, names: readonly string[]): Promise<PinOutcome> {
+  const file = ctx.config.runtime.pinnedImagesFile;
+  if (!(await applyPinnedImages(file, names))) return UNCHANGED;
+  return { changed: true, changedFiles: [file], reloads: await reloadAfter(ctx, file) };
 }
 
 /**
- * Removes the pin of images that left the desired set (`leaving`), keeping every pin of `desired`: CRI-O's
- * drop-in loses their lines (and the runtime is reloaded); containerd's records lose the label, except records
- * whose digest a desired image still names. No image is deleted.
+ * Pins `names` (every one confirmed present by ImageStatus just before): the pinned-images file lists exactly
+ * them; on containerd ≥ 1.7 every image record pointing at one of their digests gets the pinned label.
+ */
+export async function pinImages(ctx: PinContext, method: PinMethod, names: readonly string[]): Promise<PinOutcome> {
+  const file = await applyPinnedFile(ctx, names);
+  if (method.kind !== 'containerd-label' || names.length === 0) return file;
+  const labelled = await withContainerd(ctx.config, async (images) => {
+    let count = 0;
+    for (const record of await images.recordsFor(names.map(digestOf))) {
+      if (record.labels[PINNED_LABEL] === PINNED_VALUE) continue;
+      await images.setLabel(record, PINNED_LABEL, PINNED_VALUE);
+      count++;
+    }
+    return count;
+  });
+  if (labelled > 0) ctx.log(`labelled ${labelled} containerd image record(s) ${PINNED_LABEL}=${PINNED_VALUE}`);
+  return { ...file, changed: file.changed || labelled > 0 };
+}
+
+/**
+ * Removes the pin of images that left the desired set (`leaving`), keeping every pin of `desired`: the
+ * pinned-images file loses their lines (and the runtime is reloaded); containerd's records lose the label,
+ * except records whose digest a desired image still names. No image is deleted.
  */
 export async function unpinImages(ctx: PinContext, method: PinMethod, leaving: readonly string[], desired: readonly string[]): Promise<PinOutcome> {
   if (leaving.length === 0) return UNCHANGED;
-  if (method.kind === 'crio-pinned-images') {
-    const file = ctx.config.runtime.pinnedImagesFile;
-    const gone = new Set(leaving);
-    const listed = await readPinnedImages(file);
-    const kept = listed.filter((name) => !gone.has(name));
-    if (kept.length === listed.length || !(await applyPinnedImages(file, kept))) return UNCHANGED;
-    return { changed: true, changedFiles: [file], reloads: await reloadAfter(ctx, file) };
-  }
-  if (method.kind === 'containerd-label') {
-    const stillWanted = new Set(desired.map(digestOf));
-    const digests = leaving.map(digestOf).filter((d) => !stillWanted.has(d));
-    if (digests.length === 0) return UNCHANGED;
-    const removed = await withContainerd(ctx.config, async (images) => {
-      let count = 0;
-      for (const record of await images.recordsFor(digests)) {
-        if (record.labels[PINNED_LABEL] === undefined) continue;
-        await images.setLabel(record, PINNED_LABEL, undefined);
-        count++;
-      }
-      return count;
-    });
-    if (removed > 0) ctx.log(`removed ${PINNED_LABEL} from ${removed} containerd image record(s) of ${leaving.length} image(s) no longer bundled`);
-    return { ...UNCHANGED, changed: removed > 0 };
-  }
-  return UNCHANGED;
+  const gone = new Set(leaving);
+  const listed = await readPinnedImages(ctx.config.runtime.pinnedImagesFile);
+  const kept = listed.filter((name) => !gone.has(name));
+  const file = kept.length === listed.length ? UNCHANGED : await applyPinnedFile(ctx, kept);
+  if (method.kind !== 'containerd-label') return file;
+  const stillWanted = new Set(desired.map(digestOf));
+  const digests = leaving.map(digestOf).filter((d) => !stillWanted.has(d));
+  if (digests.length === 0) return file;
+  const removed = await withContainerd(ctx.config, async (images) => {
+    let count = 0;
+    for (const record of await images.recordsFor(digests)) {
+      if (record.labels[PINNED_LABEL] === undefined) continue;
+      await images.setLabel(record, PINNED_LABEL, undefined);
+      count++;
+    }
+    return count;
+  });
+  if (removed > 0) ctx.log(`removed ${PINNED_LABEL} from ${removed} containerd image record(s) of ${leaving.length} image(s) no longer bundled`);
+  return { ...file, changed: file.changed || removed > 0 };
 }

@@ -240,7 +240,8 @@ export async function preloadOnce(ctx: PreloadContext): Promise<PreloadResult> {
     changedFiles.push(...pins.changedFiles);
     reloads += pins.reloads;
 
-    const final = await finalStatuses(ctx, images, pins.changed);
+    // Wait for the runtime to report pins only where it can (a CRI-O file on containerd 1.6 never will).
+    const final = await finalStatuses(ctx, images, pins.changed && method.kind !== 'none');
     const gone = images.filter((i) => final.get(i.name) === undefined).map((i) => i.name);
     if (gone.length > 0) {
       state.markMissing(gone);
