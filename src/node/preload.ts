@@ -121,8 +121,7 @@ async function applyAndReload(ctx: PreloadContext, files: readonly string[], wha
  * The final ImageStatus of each image. Right after we pinned, the runtime may still be taking it in (CRI-O's
  * reload, containerd's image event), so we wait (bounded) for it to report `pinned`; otherwise one pass.
  */
-async function finalStatuses(ctx: PreloadContext, images: readonly DesiredImage[], pinsChanged: boolean): Promise<Map<string, CriImage | undefined>> {
-  const waitForPins = pinsChanged;
+async function finalStatuses(ctx: PreloadContext, images: readonly DesiredImage[], waitForPins: boolean): Promise<Map<string, CriImage | undefined>> {
   const deadline = Date.now() + (waitForPins ? PINNED_REPORT_WAIT_MS : 0);
   for (;;) {
     const statuses = await imageStatuses(ctx.cri, images);
