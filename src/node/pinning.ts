@@ -1,8 +1,9 @@
 // How the node's runtime protects images from the kubelet's image GC, and pinning/unpinning through it:
 // CRI-O reads a pinned_images drop-in (written wherever [runtime] pinned_images_file is set); containerd ≥ 1.7
 // reports an image pinned when one of its image records carries io.cri-containerd.pinned=pinned (set through
-// containerd's images API); containerd 1.6 has no way at all. Whatever we write, only the CRI's ImageStatus `pinned: true` counts as pinned (preload.ts checks it).
-// Unpinning removes only the pin: an image is never deleted, the kubelet's GC takes it from there.
+// containerd's images API); containerd 1.6 has no way at all. Whatever we write, only the CRI's ImageStatus
+// `pinned: true` counts as pinned (preload.ts checks it). Unpinning removes only the pin: an image is never
+// deleted, the kubelet's GC takes it from there.
 
 import type { CriRuntimeVersion } from '../cri/image-service.js';
 import { ContainerdImages, PINNED_LABEL, PINNED_VALUE } from '../cri/containerd-images.js';
@@ -12,26 +13,39 @@ import { applyPinnedImages, readPinnedImages, reloadRuntime } from './runtime-fi
 /** How images get pinned on this node, decided from what the runtime says it is (CRI Version). */
 export type PinMethod =
   | { readonly kind: 'crio-pinned-images'; readonly runtime: string }
-  | { readonly kind: 'containerd-label'; readonly runtime: string }
+  /** `live`: the CRI takes a label change in at once (≥ 1.7.10); before, only when containerd restarts. */
+  | { readonly kind: 'containerd-label'; readonly runtime: string; readonly live: boolean }
   | { readonly kind: 'none'; readonly runtime: string; readonly reason: string };
 
-/** "1.7.24~ds1", "v1.7.0", "2.0.1" → [major, minor]; undefined when it does not start like a version. */
-export function majorMinor(version: string): [number, number] | undefined {
-  const match = /^v?(\d+)\.(\d+)/.exec(version.trim());
-  return match ? [Number(match[1]), Number(match[2])] : undefined;
+/** "1.7.24~ds1", "v1.7.0", "2.0.1-rc.1" → [major, minor, patch]; undefined when it does not start like one. */
+function versionNumbers(version: string): [number, number, number] | undefined {
+  const match = /^v?(\d+)\.(\d+)(?:\.(\d+))?/.exec(version.trim());
+  return match ? [Number(match[1]), Number(match[2]), Number(match[3] ?? 0)] : undefined;
 }
 
-/** containerd's CRI reports the pinned label from 1.7 on (pkg/cri/store/image in containerd 1.7.0). */
-export function containerdPins(version: string): boolean {
-  const mm = majorMinor(version);
-  return mm !== undefined && (mm[0] > 1 || (mm[0] === 1 && mm[1] >= 7));
+function atLeast(version: [number, number, number], minimum: [number, number, number]): boolean {
+  for (let i = 0; i < 3; i++) if (version[i] !== minimum[i]) return version[i]! > minimum[i]!;
+  return true;
+}
+
+/**
+ * What containerd's CRI does with the pinned label (pkg/cri/store/image): 1.7.3 reads it when it loads an
+ * image record (at start, or a new reference); 1.7.10 also takes a label change on an existing record in from
+ * its image event ("cri: fix update of pinned label for images"). Before 1.7.3 (1.6 included) it never
+ * reports an image pinned.
+ */
+export function containerdPinning(version: string): 'none' | 'after-restart' | 'live' {
+  const numbers = versionNumbers(version);
+  if (numbers === undefined || !atLeast(numbers, [1, 7, 3])) return 'none';
+  return atLeast(numbers, [1, 7, 10]) ? 'live' : 'after-restart';
 }
 
 export function pinMethod(config: NodeConfig, version: CriRuntimeVersion): PinMethod {
   const runtime = `${version.runtimeName} ${version.runtimeVersion}`.trim();
   if (version.runtimeName === 'containerd') {
-    if (containerdPins(version.runtimeVersion)) return { kind: 'containerd-label', runtime };
-    return { kind: 'none', runtime, reason: `${runtime} never reports an image pinned (containerd pins from 1.7 on)` };
+    const pinning = containerdPinning(version.runtimeVersion);
+    if (pinning !== 'none') return { kind: 'containerd-label', runtime, live: pinning === 'live' };
+    return { kind: 'none', runtime, reason: `${runtime} never reports an image pinned (containerd pins from 1.7.3 on, at once from 1.7.10)` };
   }
   if (config.runtime.pinnedImagesFile === '') {
     return { kind: 'none', runtime, reason: `[runtime] pinned_images_file is "", so nothing tells ${runtime} to pin` };
@@ -51,13 +65,16 @@ export function pinningDescription(method: PinMethod, config: NodeConfig, notPin
   }
   const how = method.kind === 'crio-pinned-images' ? `CRI-O pinned_images (${config.runtime.pinnedImagesFile})` : `${method.runtime} (label ${PINNED_LABEL}=${PINNED_VALUE})`;
   if (notPinned === 0) return `pinned by ${how}`;
+  if (method.kind === 'containerd-label' && !method.live) {
+    return `${notPinned} image(s) labelled ${PINNED_LABEL}=${PINNED_VALUE} but not reported pinned yet: ${method.runtime} takes a label change in only when containerd restarts (1.7.10 and later at once)`;
+  }
   return `${notPinned} image(s) present but not reported pinned by the runtime although pinned through ${how}`;
 }
 
 /** The status text before any sync recorded one. */
 export function pinningBeforeSync(config: NodeConfig): string {
   return config.runtime.kind === 'containerd'
-    ? 'no preload has completed yet (containerd pins from 1.7 on; 1.6 cannot: see docs/node.md)'
+    ? 'no preload has completed yet (containerd pins from 1.7.3 on; 1.6 cannot: see docs/node.md)'
     : 'no preload has completed yet';
 }
 
@@ -80,6 +97,11 @@ async function reloadAfter(ctx: PinContext, file: string): Promise<number> {
   const argv = ctx.config.runtime.reload;
   ctx.log(`pinned images changed (${file})${argv.length ? `: running ${argv.join(' ')}` : ''}`);
   return (await reloadRuntime(argv)) ? 1 : 0;
+}
+
+/** Whether, after a change, waiting for ImageStatus to report `pinned` can end in anything but a timeout. */
+export function reportsPinsSoon(method: PinMethod): boolean {
+  return method.kind === 'crio-pinned-images' || (method.kind === 'containerd-label' && method.live);
 }
 
 export interface PinOutcome {

@@ -13,7 +13,7 @@ import { bundleSetKey, desiredImages, layersForPlatform, listSealFiles, nodePlat
 import type { NodeConfig } from './config.js';
 import { pullImages, type PullOptions } from './pull.js';
 import { applyMirrorConfig, reloadRuntime } from './runtime-files.js';
-import { pinImages, pinMethod, pinningDescription, unpinImages, type PinMethod } from './pinning.js';
+import { pinImages, pinMethod, pinningDescription, reportsPinsSoon, unpinImages, type PinMethod } from './pinning.js';
 import { checkStorage, StorageInsufficientError } from './storage-check.js';
 import { mapBounded } from '../util/concurrency.js';
 import { checkNodeBundleSignature, verifyNodeBundle } from './verify.js';
@@ -239,8 +239,8 @@ export async function preloadOnce(ctx: PreloadContext): Promise<PreloadResult> {
     changedFiles.push(...pins.changedFiles);
     reloads += pins.reloads;
 
-    // Wait for the runtime to report pins only where it can (a CRI-O file on containerd 1.6 never will).
-    const final = await finalStatuses(ctx, images, pins.changed && method.kind !== 'none');
+    // Wait for the runtime to report pins only where it will (a CRI-O file on containerd 1.6 never does).
+    const final = await finalStatuses(ctx, images, pins.changed && reportsPinsSoon(method));
     const gone = images.filter((i) => final.get(i.name) === undefined).map((i) => i.name);
     if (gone.length > 0) {
       state.markMissing(gone);

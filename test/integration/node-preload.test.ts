@@ -221,7 +221,7 @@ for (const variant of CONTAINERD_VARIANTS) {
         assert.deepEqual(await pinnedByCri(desired), desired.map(() => false));
         assert.deepEqual(await labelled(desired), [], 'containerd 1.6: no label is ever written');
         assert.ok(s.images.every((i) => i.state === 'present' && i.pinnedAt === null), 'recorded present, not pinned');
-        assert.match(s.runtime.pinning, /^not protected: containerd 1\.6\.\S+ never reports an image pinned \(containerd pins from 1\.7 on\)/);
+        assert.match(s.runtime.pinning, /^not protected: containerd 1\.6\.\S+ never reports an image pinned \(containerd pins from 1\.7\.3 on, at once from 1\.7\.10\)/);
         assert.match(result.stdout, new RegExp(`, 0 pinned, ${desired.length} not pinned in `));
         assert.match(result.stdout, /^GC protection: not protected: containerd 1\.6/m, 'preload says plainly why');
       }

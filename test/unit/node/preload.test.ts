@@ -180,7 +180,7 @@ test('containerd 1.6: images recorded present (not pinned) and the status says p
   const result = await f.run();
   assert.deepEqual(result.pinned, []);
   assert.ok(f.state.images().every((i) => i.state === 'present'));
-  assert.match(f.state.status().pinning, /^not protected: containerd 1\.6\.20~ds1 never reports an image pinned \(containerd pins from 1\.7 on\)/);
+  assert.match(f.state.status().pinning, /^not protected: containerd 1\.6\.20~ds1 never reports an image pinned \(containerd pins from 1\.7\.3 on, at once from 1\.7\.10\)/);
   assert.equal(result.pinning, f.state.status().pinning);
   assert.equal(f.state.status().runtime, 'containerd 1.6.20~ds1');
   assert.ok(existsSync(path.join(f.dir, 'certs.d', 'quay.io', 'hosts.toml')));
