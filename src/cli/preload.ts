@@ -43,7 +43,9 @@ export function registerPreload(program: Command): void {
             images: result.images,
             pulled: result.pulled,
             pinned: result.pinned,
-            unpinned: result.unpinned,
+            notPinned: result.unpinned,
+            pinning: result.pinning,
+            unpinned: result.released,
             changedFiles: result.changedFiles,
             reloads: result.reloads,
             durationSeconds: Number(seconds.toFixed(3)),
@@ -52,9 +54,12 @@ export function registerPreload(program: Command): void {
         }
         process.stdout.write(
           `generation ${result.generation}: ${result.images} image(s) present, ${result.pulled.length} pulled, ` +
-            `${result.pinned.length} pinned${result.unpinned.length ? `, ${result.unpinned.length} not pinned (see pin-preload status)` : ''}` +
+            `${result.pinned.length} pinned${result.unpinned.length ? `, ${result.unpinned.length} not pinned` : ''}` +
+            `${result.released.length ? `, ${result.released.length} unpinned (no longer bundled)` : ''}` +
             ` in ${seconds.toFixed(2)} s\n`,
         );
+        // Images present but unprotected: say why, in the words status uses.
+        if (result.unpinned.length > 0) process.stdout.write(`GC protection: ${result.pinning}\n`);
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);

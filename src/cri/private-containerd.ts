@@ -2,7 +2,8 @@
 // runtime.v1 ImageService: for the demo, the benchmarks and the tests. It never touches the system containerd.
 
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -26,6 +27,30 @@ export interface ContainerdOptions {
   readonly registryHostsDir?: string;
   /** Puts `root` on a tmpfs of this size, so a test can fill the image store (ENOSPC). */
   readonly rootSizeBytes?: number;
+  /** The containerd binary to run: "containerd" (PATH, Debian 12's 1.6) unless given, e.g. containerd17Binary(). */
+  readonly binary?: string;
+}
+
+/**
+ * Where scripts/fetch-containerd-1.7.sh unpacks Debian 13's containerd 1.7 (the first version whose CRI plugin
+ * reports images pinned); PIN_PRELOAD_CONTAINERD_1_7 overrides it. The one place code and tests learn the path.
+ */
+export const CONTAINERD_1_7_DEFAULT = '/var/cache/pin-preload/containerd-1.7/usr/bin/containerd';
+
+/** Where the containerd 1.7 binary is expected (whether or not it is there). */
+export function containerd17Path(): string {
+  return process.env['PIN_PRELOAD_CONTAINERD_1_7'] || CONTAINERD_1_7_DEFAULT;
+}
+
+/** The cached containerd 1.7 binary, or undefined when it has not been fetched (run scripts/fetch-containerd-1.7.sh). */
+export async function containerd17Binary(): Promise<string | undefined> {
+  const binary = containerd17Path();
+  try {
+    await access(binary, constants.X_OK);
+    return binary;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Snapshotters and services the test machine lacks; disabling them keeps the log quiet and start-up quick. */
@@ -111,7 +136,7 @@ export async function startContainerd(options: ContainerdOptions = {}): Promise<
   const configFile = path.join(work, 'config.toml');
   await writeFile(configFile, containerdConfig(dirs));
 
-  const child: ChildProcess = spawn('containerd', ['--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn(options.binary ?? 'containerd', ['--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     log = (log + chunk.toString()).slice(-200_000);
