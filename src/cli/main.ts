@@ -20,6 +20,8 @@ export function buildProgram(): Command {
   const program = new Command('pin-preload')
     .description('Pre-load and pin container images on the nodes of disconnected OpenShift/Kubernetes clusters')
     .version(TOOL_VERSION, '-V, --version')
+    // Options after a command name belong to it: `bundle plan --channel … --version 4.16.3` is not the tool's --version.
+    .enablePositionalOptions()
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   const bundle = program.command('bundle').description('make, check and look into offline bundles (bastion side)');
