@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { TOOL_VERSION } from '../version.js';
 import { registerBundleCreate } from './bundle-create.js';
 import { registerBundleInspect } from './bundle-inspect.js';
+import { registerBundleManifests } from './bundle-manifests.js';
 import { registerBundlePlan } from './bundle-plan.js';
 import { registerDemo } from './demo.js';
 import { registerBundleVerify } from './bundle-verify.js';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   // Command registrations (one line each, keep sorted):
   registerBundleCreate(bundle);
   registerBundleInspect(bundle);
+  registerBundleManifests(bundle);
   registerBundlePlan(bundle);
   registerBundleVerify(bundle);
   registerDemo(program);

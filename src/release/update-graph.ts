@@ -26,8 +26,10 @@ export interface UpdateGraph {
   readonly edges: ReadonlyArray<readonly [number, number]>;
 }
 
+/** Input the user can correct (channel, versions) exits 2; a service that cannot be reached or read exits 1. */
 function graphError(code: string, message: string, hint?: string): UserError {
-  return new UserError(code, message, hint !== undefined ? { hint } : {});
+  const exitCode = code === 'GRAPH_UNREACHABLE' || code === 'GRAPH_INVALID' ? 1 : 2;
+  return new UserError(code, message, { exitCode, ...(hint !== undefined ? { hint } : {}) });
 }
 
 /**
