@@ -57,7 +57,8 @@ export function parseImageSetConfig(text: string, file: string): ImageSetSelecti
     if (node === undefined || node === null || (isScalar(node) && node.value === null)) continue;
     if (isSeq(node) && node.items.length === 0) continue;
     if (isMap(node) && node.items.length === 0) continue;
-    throw new UserError('IMAGE_SET_SECTION_UNSUPPORTED', `${file}:${lineOf(mirror.get(section, true))}: mirror.${section} is not supported yet (only mirror.platform, mirror.additionalImages and mirror.blockedImages are read)`, {
+    const key = mirror.items.find((pair) => isScalar(pair.key) && pair.key.value === section)?.key;
+    throw new UserError('IMAGE_SET_SECTION_UNSUPPORTED', `${file}:${lineOf(key ?? node)}: mirror.${section} is not supported yet (only mirror.platform, mirror.additionalImages and mirror.blockedImages are read)`, {
       exitCode: 2,
       hint: `remove the ${section} section, or list its images under mirror.additionalImages`,
     });

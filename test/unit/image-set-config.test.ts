@@ -57,9 +57,9 @@ test('the v1alpha2 apiVersion reads the same; any other is refused at its line',
 
 test('an operators or helm section is refused by name with exit 2', () => {
   const operators = `${ISC}  operators:\n    - catalog: registry.redhat.io/redhat/redhat-operator-index:v4.16\n`;
-  assert.throws(() => parseImageSetConfig(operators, 'ops.yaml'), failsAt('IMAGE_SET_SECTION_UNSUPPORTED', /^ops\.yaml:20: mirror\.operators is not supported yet/));
+  assert.throws(() => parseImageSetConfig(operators, 'ops.yaml'), failsAt('IMAGE_SET_SECTION_UNSUPPORTED', /^ops\.yaml:19: mirror\.operators is not supported yet/));
   const helm = `${ISC}  helm:\n    repositories:\n      - name: podinfo\n`;
-  assert.throws(() => parseImageSetConfig(helm, 'helm.yaml'), failsAt('IMAGE_SET_SECTION_UNSUPPORTED', /^helm\.yaml:20: mirror\.helm is not supported yet/));
+  assert.throws(() => parseImageSetConfig(helm, 'helm.yaml'), failsAt('IMAGE_SET_SECTION_UNSUPPORTED', /^helm\.yaml:19: mirror\.helm is not supported yet/));
   // An empty section asks for nothing and is accepted.
   assert.equal(parseImageSetConfig(`${ISC}  operators: []\n`, 'empty.yaml').channels.length, 2);
 });
