@@ -211,5 +211,8 @@ describe('releases by channel', () => {
 
     const verify = await runCli(['bundle', 'verify', output]);
     assert.equal(verify.code, 0, verify.stderr);
+    const inspect = await runCli(['bundle', 'inspect', output]);
+    assert.equal(inspect.code, 0, inspect.stderr);
+    assert.match(inspect.stdout, /^Release: +4\.16\.0-sample \(.*\), channel stable-4\.16, 12 components\nRelease: +4\.16\.1-sample /m);
   });
 });
