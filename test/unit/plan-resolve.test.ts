@@ -192,3 +192,16 @@ test('manifest fetches stay within the concurrency bound, and each manifest is f
   assert.equal(plan.images.length, 42);
 });
 
+
+test('a release asked for twice (by tag and by digest) is planned once; blockedImages leave out matching components', async () => {
+  const { reg, payload, tags } = await fixture(3);
+  const plan = await planBundle(reg, selection({
+    releases: [requestImage(`${REL}:4.16.9-x86_64`, '--release'), requestImage(`${REL}@${payload.digest}`, 'isc.yaml:5')],
+    blocked: [{ pattern: new RegExp(tags[1]!.digest.slice(7, 30)), text: 'by-digest', origin: 'isc.yaml:9' }],
+  }));
+  assert.equal(plan.releases.length, 1);
+  assert.deepEqual(plan.releases[0]!.components.map((c) => c.name), tags.filter((_, i) => i !== 1).map((t) => t.name));
+  assert.equal(plan.releases[0]!.componentCount, tags.length);
+  assert.deepEqual(plan.blocked, [{ requestedAs: `${ART}@${tags[1]!.digest}`, pattern: 'by-digest', patternOrigin: 'isc.yaml:9' }]);
+  assert.ok(!plan.images.some((i) => i.reference.digest === tags[1]!.digest));
+});
