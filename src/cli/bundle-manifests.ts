@@ -6,14 +6,13 @@ import path from 'node:path';
 import type { BundleManifestsResult } from '../cluster/manifests.js';
 import { UserError } from '../util/errors.js';
 import { action } from './run-command.js';
+import { collect } from './selection-options.js';
 
 export interface ManifestOptionValues {
   readonly pool?: string[];
   readonly mirrorHost?: string;
   readonly name?: string;
 }
-
-const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
 /** The options `bundle manifests` and `bundle create --manifests` share. */
 export function addManifestOptions(command: Command): Command {

@@ -37,7 +37,7 @@ export interface SelectionContext {
 }
 
 /** Repeatable options; no commander default, so help does not print "(default: [])". */
-const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+export const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
 export function addSelectionOptions(command: Command): Command {
   return command

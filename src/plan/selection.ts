@@ -9,7 +9,7 @@ import { formatReference, parseReference, type Reference } from '../oci/referenc
 import { errnoCode, UserError } from '../util/errors.js';
 import type { ChannelRequest } from '../release/channel.js';
 import { parseBundleSpec, type BundleSpec } from './bundle-spec.js';
-import { looksLikeImageSetConfig, parseImageSetConfig, type BlockedImage } from './image-set-config.js';
+import { looksLikeImageSetConfig, parseImageSetConfig, type BlockedImage, type ImageSetSelection } from './image-set-config.js';
 
 export interface RequestedImage {
   readonly reference: Reference;
@@ -137,13 +137,8 @@ function platformsOfArchitectures(architectures: readonly string[]): PlatformCho
   return parsePlatformChoice(architectures.map((a) => `linux/${a}`));
 }
 
-interface SelectionFilePart {
-  readonly images: readonly RequestedImage[];
-  readonly releases?: readonly RequestedImage[];
-  readonly channels?: readonly ChannelRequest[];
-  readonly blocked?: readonly BlockedImage[];
-  readonly architectures?: readonly string[];
-}
+/** What one --images-from file adds: images, and from an ImageSetConfiguration the rest too. */
+type SelectionFilePart = Pick<ImageSetSelection, 'images'> & Partial<ImageSetSelection>;
 
 /** An --images-from file: an ImageSetConfiguration brings channels and blocked images too. */
 async function readSelectionFile(file: string): Promise<SelectionFilePart> {
