@@ -46,7 +46,7 @@ export function addSelectionOptions(command: Command): Command {
     .option('--version <x.y.z>', 'with --channel: this release')
     .option('--min-version <x.y.z>', 'with --channel and --max-version: every release on the shortest update path from this one')
     .option('--max-version <x.y.z>', 'with --channel and --min-version: … to this one')
-    .option('--graph-url <url>', `the update service's graph endpoint for --channel (default ${DEFAULT_GRAPH_URL})`)
+    .option('--graph-url <url>', `the update service's graph endpoint for --channel (default: UPDATE_URL_OVERRIDE, then ${DEFAULT_GRAPH_URL})`)
     .option('--image <ref>', 'an extra image by tag or digest (repeatable)', collect)
     .option('--images-from <file>', 'images from a PinnedImageSet YAML, an oc-mirror ImageSetConfiguration, a bundle spec or a list with one reference per line (repeatable)', collect)
     .option('--config <file>', 'an oc-mirror ImageSetConfiguration (same as --images-from; repeatable)', collect)
@@ -78,13 +78,15 @@ export async function selectionFromOptions(options: SelectionOptionValues): Prom
   const spec = options.spec !== undefined ? await readBundleSpec(options.spec) : undefined;
   const versionFlag = [options.version && '--version', options.minVersion && '--min-version', options.maxVersion && '--max-version'].find(Boolean);
   if (options.channel === undefined && versionFlag) throw new UserError('USAGE', `${versionFlag} needs --channel NAME`, { exitCode: 2 });
+  const graphUrl = options.graphUrl ?? process.env.UPDATE_URL_OVERRIDE;
   const selection = await buildSelection({
     ...(spec ? { spec } : {}),
     ...(options.release !== undefined ? { release: options.release } : {}),
     ...(options.channel !== undefined
       ? { channel: { name: options.channel, ...(options.version ? { version: options.version } : {}), ...(options.minVersion ? { minVersion: options.minVersion } : {}), ...(options.maxVersion ? { maxVersion: options.maxVersion } : {}) } }
       : {}),
-    ...(options.graphUrl !== undefined ? { graphUrl: options.graphUrl } : {}),
+    // oc-mirror's environment variable for the same endpoint, so its users' setups carry over.
+    ...(graphUrl !== undefined && graphUrl !== '' ? { graphUrl } : {}),
     images: options.image ?? [],
     imagesFrom: [...(options.imagesFrom ?? []), ...(options.config ?? [])],
     platforms: options.platform ?? [],

@@ -153,7 +153,10 @@ describe('releases by channel', () => {
       `    - name: "${blockedComponent.digest.slice('sha256:'.length, 20)}"`,
       '',
     ].join('\n'));
-    const result = await plan('--config', isc, '--graph-url', graphUrl);
+    // The endpoint from oc-mirror's environment variable this time.
+    const run = await runCli(['bundle', 'plan', ...source(), '--json', '--config', isc], { env: { UPDATE_URL_OVERRIDE: graphUrl } });
+    assert.equal(run.code, 0, run.stderr);
+    const result = JSON.parse(run.stdout) as PlanJson;
     assert.deepEqual(result.channels.map((c) => [c.mode, c.versions]), [['range', [VERSIONS[0], VERSIONS[1]]]]);
     assert.deepEqual(result.blocked.map((b) => [b.requestedAs, b.patternOrigin]), [[blockedComponent.reference, `${isc}:14`]]);
     assert.ok(!result.images.some((i) => i.name === blockedComponent.reference));
