@@ -63,6 +63,9 @@ export function registerBundleCreate(bundle: Command): void {
         }
         const signKey = options.signKey ?? spec?.signKey;
         const manifestOptions = await checkManifestOptions(options);
+        if (options.manifests === undefined && (options.pool !== undefined || options.mirrorHost !== undefined || options.name !== undefined)) {
+          throw new UserError('USAGE', '--pool, --mirror-host and --name go with --manifests DIR', { exitCode: 2 });
+        }
         note(options.quiet, 'resolving images…');
         const [{ planBundle }, { createBundle }] = await Promise.all([import('../plan/resolve.js'), import('../bundle/writer.js')]);
         const plan = await planBundle(source, selection, { concurrency });

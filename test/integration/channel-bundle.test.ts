@@ -126,6 +126,9 @@ describe('releases by channel', () => {
       assert.equal(result.code, code, `${args.join(' ')}: ${result.stderr}`);
       assert.match(result.stderr, message);
     }
+    const stray = await runCli(['bundle', 'create', ...source(), '--release', `${RELEASE_REPOSITORY}@${samples[0]!.releaseDigest}`, '--output', path.join(work, 'stray.tar'), '--pool', 'worker']);
+    assert.equal(stray.code, 2, stray.stderr);
+    assert.match(stray.stderr, /--pool, --mirror-host and --name go with --manifests DIR/);
     // A free port: nothing listens there.
     const closed = `http://127.0.0.1:${await freePort()}/api/upgrades_info/v1/graph`;
     const unreachable = await runCli(['bundle', 'plan', ...source(), '--graph-url', closed, '--channel', 'stable-4.16']);
