@@ -1,8 +1,8 @@
 // The bundle manifest (pin-preload.json, the tar's first entry): built from a plan, serialised into a
 // fixed reserved size so later-learned uncompressed sizes never move a byte offset, and parsed back.
 
-import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, type BundleBlob, type BundleImage, type BundleManifest } from './format.js';
-import type { BundlePlan } from '../plan/plan.js';
+import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, type BundleBlob, type BundleImage, type BundleManifest, type BundleRelease } from './format.js';
+import { newestRelease, type BundlePlan } from '../plan/plan.js';
 import { formatPlatform } from '../oci/platform.js';
 import { formatReference, repositoryName } from '../oci/reference.js';
 import { isDigest, type Digest } from '../oci/digest.js';
@@ -47,19 +47,35 @@ export function buildBundleManifest(
         uncompressedEstimated: learned?.estimated ?? blob.uncompressedEstimated,
       };
     });
+  const newest = newestRelease(plan.releases);
   return {
     format: BUNDLE_FORMAT,
     formatVersion: BUNDLE_FORMAT_VERSION,
     tool: { name: 'pin-preload', version: TOOL_VERSION },
     created: options.created,
-    ...(plan.release
-      ? { release: { name: formatReference(plan.release.reference), digest: plan.release.reference.digest, version: plan.release.version } }
+    ...(newest ? { release: { name: formatReference(newest.reference), digest: newest.reference.digest, version: newest.version } } : {}),
+    ...(plan.releases.length > 0
+      ? {
+          releases: plan.releases.map((r) => ({
+            name: formatReference(r.reference),
+            digest: r.reference.digest,
+            version: r.version,
+            ...(r.channel !== undefined ? { channel: r.channel } : {}),
+            components: r.components.map((c) => ({ name: c.name, image: formatReference(c.reference) })),
+          })),
+        }
       : {}),
     platforms: plan.platforms.map(formatPlatform),
     images,
     blobs,
     ...(options.splitSize !== undefined ? { splitSize: options.splitSize } : {}),
   };
+}
+
+/** A bundle's releases: `releases` when written, else the single `release` of older bundles (no component list). */
+export function bundleReleases(manifest: BundleManifest): readonly BundleRelease[] {
+  if (manifest.releases) return manifest.releases;
+  return manifest.release ? [{ ...manifest.release, components: [] }] : [];
 }
 
 function serialize(manifest: BundleManifest): string {
@@ -127,6 +143,16 @@ export function parseBundleManifest(bytes: Buffer, where: string): BundleManifes
     digestList(image.manifests, where, `image ${image.name}: manifests`);
     digestList(image.blobs, where, `image ${image.name}: blobs`);
   });
+  if (doc.releases !== undefined) {
+    if (!Array.isArray(doc.releases)) throw invalid(where, 'releases must be a list');
+    doc.releases.forEach((r: unknown, i) => {
+      const release = (r ?? {}) as Record<string, unknown>;
+      if (typeof release.name !== 'string' || typeof release.version !== 'string') throw invalid(where, `release ${i + 1} has no name or version`);
+      if (typeof release.digest !== 'string' || !isDigest(release.digest)) throw invalid(where, `release ${release.name} has a bad digest`);
+      const components = release.components;
+      if (!Array.isArray(components) || !components.every((c) => typeof c?.name === 'string' && typeof c?.image === 'string')) throw invalid(where, `release ${release.name}: components must be a list of {name, image}`);
+    });
+  }
   if (typeof doc.created !== 'string') throw invalid(where, 'created must be a string');
   return doc as unknown as BundleManifest;
 }

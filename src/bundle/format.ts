@@ -48,13 +48,28 @@ export interface BundleBlob {
   readonly uncompressedEstimated: boolean;
 }
 
+/** One release of a bundle: its payload and the component images it names (written since pin-preload 0.1 day 2). */
+export interface BundleRelease {
+  /** Payload by digest: "quay.io/openshift-release-dev/ocp-release@sha256:…". */
+  readonly name: string;
+  readonly digest: Digest;
+  readonly version: string;
+  /** The channel it was chosen from, when bundled by --channel or an ImageSetConfiguration. */
+  readonly channel?: string;
+  /** image-references tag name → image by digest (an entry of `images`); blocked components left out. */
+  readonly components: ReadonlyArray<{ readonly name: string; readonly image: string }>;
+}
+
 export interface BundleManifest {
   readonly format: typeof BUNDLE_FORMAT;
   readonly formatVersion: typeof BUNDLE_FORMAT_VERSION;
   readonly tool: { readonly name: 'pin-preload'; readonly version: string };
   /** RFC 3339; from SOURCE_DATE_EPOCH when set, so that rebuilds are byte-identical. */
   readonly created: string;
+  /** The bundle's newest release (the last of `releases`), kept for readers that know only one. */
   readonly release?: { readonly name: string; readonly digest: Digest; readonly version: string };
+  /** Every release, oldest first along a channel's path; absent in bundles written before it existed. */
+  readonly releases?: readonly BundleRelease[];
   readonly platforms: readonly string[];
   readonly images: readonly BundleImage[];
   /** Sorted by digest; each stored once in the tar. */

@@ -4,6 +4,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { BundleManifest } from './format.js';
+import { bundleReleases } from './bundle-manifest.js';
 import { locateBundle, readBundleManifest } from './reader.js';
 import { VolumeSet } from './volumes.js';
 import { errnoCode, UserError } from '../util/errors.js';
@@ -25,6 +26,8 @@ export interface BundleInspection {
   readonly created: string;
   readonly tool: string;
   readonly release?: { readonly name: string; readonly version: string };
+  /** Every release of the bundle (one for bundles written before several could be). */
+  readonly releases: ReadonlyArray<{ readonly name: string; readonly version: string; readonly channel?: string; readonly components: number }>;
   readonly platforms: readonly string[];
   readonly images: readonly InspectedImage[];
   readonly blobs: number;
@@ -97,6 +100,7 @@ export async function inspectBundle(file: string): Promise<BundleInspection> {
     created: manifest.created,
     tool: `${manifest.tool?.name ?? '?'} ${manifest.tool?.version ?? '?'}`,
     ...(manifest.release ? { release: { name: manifest.release.name, version: manifest.release.version } } : {}),
+    releases: bundleReleases(manifest).map((r) => ({ name: r.name, version: r.version, ...(r.channel !== undefined ? { channel: r.channel } : {}), components: r.components.length })),
     platforms: manifest.platforms ?? [],
     images: imageSummary(manifest),
     blobs: manifest.blobs.length,

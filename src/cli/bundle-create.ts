@@ -7,10 +7,12 @@ import { DEFAULT_CREATE_CONCURRENCY, type CreateEvent } from '../bundle/writer.j
 import { createProgress } from '../util/progress.js';
 import { formatBytes, parseSize } from '../util/size.js';
 import { UserError } from '../util/errors.js';
+import { addManifestOptions, checkManifestOptions, formatManifestsResult, runBundleManifests, warnUnexpressible, type ManifestOptionValues } from './bundle-manifests.js';
 import { action } from './run-command.js';
 import { addSelectionOptions, selectionFromOptions, type SelectionOptionValues } from './selection-options.js';
 
-interface CreateOptionValues extends SelectionOptionValues {
+interface CreateOptionValues extends SelectionOptionValues, ManifestOptionValues {
+  readonly manifests?: string;
   readonly output?: string;
   readonly splitSize?: string;
   readonly signKey?: string;
@@ -42,8 +44,9 @@ export function registerBundleCreate(bundle: Command): void {
     .option('--split-size <size>', 'cut the bundle into volumes of at most this size, e.g. 4GiB, 700MB, 25GB')
     .option('--sign-key <file>', 'Ed25519 private key (from "pin-preload keygen") to sign the bundle with: writes OUTPUT.sig')
     .option('--quiet', 'no progress output')
+    .option('--manifests <dir>', 'then write the cluster manifests of the bundle into DIR (as "bundle manifests"; with --pool, --mirror-host, --name)')
     .addHelpText('after', `\n--concurrency N also bounds blob downloads (default ${DEFAULT_CREATE_CONCURRENCY}). An interrupted or failed run resumes when run again.\nRead an OCI-typed image out of a bundle: skopeo copy oci-archive:BUNDLE:<image reference by digest> …  (see docs/bundle-format.md)`);
-  addSelectionOptions(command).action(
+  addSelectionOptions(addManifestOptions(command)).action(
     action(async (options: CreateOptionValues) => {
       const { selection, source, spec, concurrency } = await selectionFromOptions(options);
       const controller = new AbortController();
@@ -59,6 +62,10 @@ export function registerBundleCreate(bundle: Command): void {
           throw new UserError('USAGE', `${splitFrom} ${formatBytes(splitSize)} is too small; use at least 1MiB`, { exitCode: 2 });
         }
         const signKey = options.signKey ?? spec?.signKey;
+        const manifestOptions = await checkManifestOptions(options);
+        if (options.manifests === undefined && (options.pool !== undefined || options.mirrorHost !== undefined || options.name !== undefined)) {
+          throw new UserError('USAGE', '--pool, --mirror-host and --name go with --manifests DIR', { exitCode: 2 });
+        }
         note(options.quiet, 'resolving images…');
         const [{ planBundle }, { createBundle }] = await Promise.all([import('../plan/resolve.js'), import('../bundle/writer.js')]);
         const plan = await planBundle(source, selection, { concurrency });
@@ -85,8 +92,15 @@ export function registerBundleCreate(bundle: Command): void {
           },
         });
         progress.finish();
+        const writeManifests = async () => {
+          if (options.manifests === undefined) return;
+          const written = await runBundleManifests(result.sealPath, options.manifests, manifestOptions);
+          warnUnexpressible(written);
+          process.stdout.write(formatManifestsResult(written));
+        };
         if (result.alreadyComplete) {
           process.stdout.write(`bundle already complete: ${result.output} holds exactly these ${result.images} images, sealed${result.signaturePath ? ' and signed' : ''}; nothing to do (check its content with "pin-preload bundle verify")\n`);
+          await writeManifests();
           return;
         }
         const lines = [
@@ -97,6 +111,7 @@ export function registerBundleCreate(bundle: Command): void {
           ...(result.signaturePath ? [`  signature: ${result.signaturePath}`] : []),
         ];
         process.stdout.write(`${lines.join('\n')}\n`);
+        await writeManifests();
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);

@@ -56,11 +56,20 @@ function table(rows: string[][]): string {
 
 export function formatPlan(plan: BundlePlan, dedup: number): string {
   const out: string[] = [];
-  if (plan.release) {
-    const r = plan.release;
+  for (const c of plan.channels) {
+    const how = c.mode === 'version' ? c.maxVersion : c.mode === 'shortest-path' ? `shortest update path ${c.minVersion} → ${c.maxVersion}` : `every release from ${c.minVersion} to ${c.maxVersion}`;
+    out.push(`Channel:    ${c.name} (arch ${c.arch}): ${how}`);
+    out.push(`            ${c.versions.join(c.mode === 'shortest-path' ? ' → ' : ', ')}`);
+  }
+  for (const r of plan.releases) {
     out.push(`Release:    ${r.requestedAs}`);
-    out.push(`            ${formatReference(r.reference)}`);
-    out.push(`            version ${r.version || '(unknown)'}, ${r.componentCount} components${r.previous?.length ? `, updates from ${r.previous.join(', ')}` : ''}`);
+    if (r.requestedAs !== formatReference(r.reference)) out.push(`            ${formatReference(r.reference)}`);
+    const blocked = r.componentCount - r.components.length;
+    out.push(`            version ${r.version || '(unknown)'}, ${r.componentCount} components${blocked > 0 ? ` (${blocked} blocked)` : ''}${r.previous?.length ? `, updates from ${r.previous.join(', ')}` : ''}`);
+  }
+  if (plan.blocked.length > 0) {
+    out.push(`Blocked:    ${plan.blocked.length} image(s) left out by blockedImages`);
+    for (const b of plan.blocked) out.push(`            ${b.requestedAs}  (matches "${b.pattern}", ${b.patternOrigin})`);
   }
   out.push(`Platforms:  ${plan.platforms.map(formatPlatform).join(', ') || '-'}`);
   out.push('');

@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { TOOL_VERSION } from '../version.js';
 import { registerBundleCreate } from './bundle-create.js';
 import { registerBundleInspect } from './bundle-inspect.js';
+import { registerBundleManifests } from './bundle-manifests.js';
 import { registerBundlePlan } from './bundle-plan.js';
 import { registerDemo } from './demo.js';
 import { registerBundleVerify } from './bundle-verify.js';
@@ -20,6 +21,8 @@ export function buildProgram(): Command {
   const program = new Command('pin-preload')
     .description('Pre-load and pin container images on the nodes of disconnected OpenShift/Kubernetes clusters')
     .version(TOOL_VERSION, '-V, --version')
+    // Options after a command name belong to it: `bundle plan --channel … --version 4.16.3` is not the tool's --version.
+    .enablePositionalOptions()
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   const bundle = program.command('bundle').description('make, check and look into offline bundles (bastion side)');
@@ -27,6 +30,7 @@ export function buildProgram(): Command {
   // Command registrations (one line each, keep sorted):
   registerBundleCreate(bundle);
   registerBundleInspect(bundle);
+  registerBundleManifests(bundle);
   registerBundlePlan(bundle);
   registerBundleVerify(bundle);
   registerDemo(program);

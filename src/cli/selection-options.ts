@@ -3,6 +3,7 @@
 
 import type { Command } from 'commander';
 import { DEFAULT_CONCURRENCY } from '../plan/plan.js';
+import { DEFAULT_GRAPH_URL } from '../release/update-graph.js';
 import type { BundleSpec } from '../plan/bundle-spec.js';
 import type { Selection } from '../plan/selection.js';
 import type { RegistryClient } from '../registry/index.js';
@@ -11,8 +12,14 @@ import { UserError } from '../util/errors.js';
 /** What commander hands the action for the options added by addSelectionOptions. */
 export interface SelectionOptionValues {
   readonly release?: string;
+  readonly channel?: string;
+  readonly version?: string;
+  readonly minVersion?: string;
+  readonly maxVersion?: string;
+  readonly graphUrl?: string;
   readonly image?: string[];
   readonly imagesFrom?: string[];
+  readonly config?: string[];
   readonly spec?: string;
   readonly platform?: string[];
   readonly registriesConf?: string;
@@ -30,13 +37,19 @@ export interface SelectionContext {
 }
 
 /** Repeatable options; no commander default, so help does not print "(default: [])". */
-const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+export const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
 export function addSelectionOptions(command: Command): Command {
   return command
     .option('--release <ref>', 'OpenShift release image (tag or digest); its component images are included')
+    .option('--channel <name>', 'releases from an update channel (e.g. stable-4.16): with --version, or --min-version and --max-version (the shortest update path); alone, the newest')
+    .option('--version <x.y.z>', 'with --channel: this release')
+    .option('--min-version <x.y.z>', 'with --channel and --max-version: every release on the shortest update path from this one')
+    .option('--max-version <x.y.z>', 'with --channel and --min-version: … to this one')
+    .option('--graph-url <url>', `the update service's graph endpoint for --channel (default: UPDATE_URL_OVERRIDE, then ${DEFAULT_GRAPH_URL})`)
     .option('--image <ref>', 'an extra image by tag or digest (repeatable)', collect)
-    .option('--images-from <file>', 'extra images from a PinnedImageSet YAML, a bundle spec or a list with one reference per line (repeatable)', collect)
+    .option('--images-from <file>', 'images from a PinnedImageSet YAML, an oc-mirror ImageSetConfiguration, a bundle spec or a list with one reference per line (repeatable)', collect)
+    .option('--config <file>', 'an oc-mirror ImageSetConfiguration (same as --images-from; repeatable)', collect)
     .option('--spec <file>', 'a bundle spec (TOML, see bundles/README.md); flags add images to it and override its release and platforms')
     .option('--platform <os/arch>', 'platform of multi-arch images to include, OS/ARCH[/VARIANT] or "all" (repeatable; default linux/amd64)', collect)
     .option('--registries-conf <file>', 'containers-registries.conf(5) file with mirrors and insecure registries (default: the system configuration, /etc/containers/registries.conf and its drop-ins, as skopeo reads it)')
@@ -63,11 +76,19 @@ export async function selectionFromOptions(options: SelectionOptionValues): Prom
     import('../registry/index.js'),
   ]);
   const spec = options.spec !== undefined ? await readBundleSpec(options.spec) : undefined;
+  const versionFlag = [options.version && '--version', options.minVersion && '--min-version', options.maxVersion && '--max-version'].find(Boolean);
+  if (options.channel === undefined && versionFlag) throw new UserError('USAGE', `${versionFlag} needs --channel NAME`, { exitCode: 2 });
+  const graphUrl = options.graphUrl ?? process.env.UPDATE_URL_OVERRIDE;
   const selection = await buildSelection({
     ...(spec ? { spec } : {}),
     ...(options.release !== undefined ? { release: options.release } : {}),
+    ...(options.channel !== undefined
+      ? { channel: { name: options.channel, ...(options.version ? { version: options.version } : {}), ...(options.minVersion ? { minVersion: options.minVersion } : {}), ...(options.maxVersion ? { maxVersion: options.maxVersion } : {}) } }
+      : {}),
+    // oc-mirror's environment variable for the same endpoint, so its users' setups carry over.
+    ...(graphUrl !== undefined && graphUrl !== '' ? { graphUrl } : {}),
     images: options.image ?? [],
-    imagesFrom: options.imagesFrom ?? [],
+    imagesFrom: [...(options.imagesFrom ?? []), ...(options.config ?? [])],
     platforms: options.platform ?? [],
   });
   const source = await createImageSource({

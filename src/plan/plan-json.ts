@@ -4,7 +4,7 @@
 import { formatPlatform } from '../oci/platform.js';
 import { formatReference, repositoryName } from '../oci/reference.js';
 import { COMPRESSED_LAYER_RATIO } from './plan.js';
-import type { BundlePlan } from './plan.js';
+import { newestRelease, type BundlePlan, type PlannedRelease } from './plan.js';
 
 export const PLAN_JSON_SCHEMA_VERSION = 1;
 
@@ -13,21 +13,31 @@ export function dedupRatio(plan: BundlePlan): number {
   return plan.totals.uniqueBytes === 0 ? 1 : plan.totals.bytesWithRepeats / plan.totals.uniqueBytes;
 }
 
+function releaseToJson(release: PlannedRelease): object {
+  return {
+    requestedAs: release.requestedAs,
+    name: formatReference(release.reference),
+    repository: repositoryName(release.reference),
+    digest: release.reference.digest,
+    version: release.version,
+    previous: release.previous ?? [],
+    componentCount: release.componentCount,
+  };
+}
+
 export function planToJson(plan: BundlePlan): object {
-  const release = plan.release;
+  const release = newestRelease(plan.releases);
   return {
     schemaVersion: PLAN_JSON_SCHEMA_VERSION,
-    release: release
-      ? {
-          requestedAs: release.requestedAs,
-          name: formatReference(release.reference),
-          repository: repositoryName(release.reference),
-          digest: release.reference.digest,
-          version: release.version,
-          previous: release.previous ?? [],
-          componentCount: release.componentCount,
-        }
-      : null,
+    // The newest release, as before several releases could be planned; `releases` lists them all.
+    release: release ? releaseToJson(release) : null,
+    releases: plan.releases.map((r) => ({
+      ...releaseToJson(r),
+      channel: r.channel ?? null,
+      components: r.components.map((c) => ({ name: c.name, image: formatReference(c.reference) })),
+    })),
+    channels: plan.channels.map((c) => ({ ...c, versions: [...c.versions] })),
+    blocked: plan.blocked.map((b) => ({ ...b })),
     platforms: plan.platforms.map(formatPlatform),
     images: plan.images.map((i) => ({
       name: formatReference(i.reference),

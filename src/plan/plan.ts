@@ -4,6 +4,7 @@
 import type { Digest } from '../oci/digest.js';
 import type { DigestReference } from '../oci/reference.js';
 import type { Platform } from '../oci/platform.js';
+import { compareVersions } from '../release/update-graph.js';
 
 /** Manifest fetches in flight at once when planning. */
 export const DEFAULT_CONCURRENCY = 16;
@@ -60,10 +61,37 @@ export interface PlannedRelease {
   readonly version: string;
   readonly previous?: readonly string[];
   readonly componentCount: number;
+  /** Its component images (image-references tag name → image by digest), blocked ones left out. */
+  readonly components: ReadonlyArray<{ readonly name: string; readonly reference: DigestReference }>;
+  /** The channel it was chosen from, if any. */
+  readonly channel?: string;
+}
+
+/** A channel request as resolved through the update graph (`plan` shows the path). */
+export interface PlannedChannel {
+  readonly name: string;
+  readonly arch: string;
+  readonly graphUrl: string;
+  /** 'version': one release; 'shortest-path': the update path min → … → max; 'range': every release in between. */
+  readonly mode: 'version' | 'shortest-path' | 'range';
+  readonly minVersion: string;
+  readonly maxVersion: string;
+  /** Oldest first. */
+  readonly versions: readonly string[];
+}
+
+/** An image left out because an ImageSetConfiguration blockedImages entry matched it. */
+export interface BlockedPlanImage {
+  readonly requestedAs: string;
+  readonly pattern: string;
+  readonly patternOrigin: string;
 }
 
 export interface BundlePlan {
-  readonly release?: PlannedRelease;
+  /** Every release bundled, in selection order (channel paths oldest first); blobs shared across them once. */
+  readonly releases: readonly PlannedRelease[];
+  readonly channels: readonly PlannedChannel[];
+  readonly blocked: readonly BlockedPlanImage[];
   readonly platforms: readonly Platform[];
   readonly images: readonly PlannedImage[];
   /** Unique blobs (manifests, configs, layers) sorted by digest. */
@@ -76,4 +104,9 @@ export interface BundlePlan {
     readonly bytesWithRepeats: number;
     readonly uncompressedBytes: number;
   };
+}
+
+/** The newest of several releases by version (the one a cluster updates to); the later one when versions tie. */
+export function newestRelease<R extends { readonly version: string }>(releases: readonly R[]): R | undefined {
+  return releases.reduce<R | undefined>((best, r) => (best === undefined || compareVersions(r.version, best.version) >= 0 ? r : best), undefined);
 }

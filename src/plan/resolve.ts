@@ -11,8 +11,11 @@ import { resolveRelease, runnableChildren, selectChild, type ResolvedRelease } f
 import { UserError } from '../util/errors.js';
 import { mapBounded } from '../util/concurrency.js';
 import { ManifestCache } from './manifest-cache.js';
-import type { BlobRole, BundlePlan, ImageOrigin, PlannedBlob, PlannedImage, PlannedRelease } from './plan.js';
-import type { PlatformChoice, Selection } from './selection.js';
+import { graphArch, resolveChannel, type GraphReader, type ResolvedChannel } from '../release/channel.js';
+import { DEFAULT_GRAPH_URL, fetchUpdateGraph, type UpdateGraph } from '../release/update-graph.js';
+import { blockedBy } from './image-set-config.js';
+import type { BlobRole, BlockedPlanImage, BundlePlan, ImageOrigin, PlannedBlob, PlannedChannel, PlannedImage, PlannedRelease } from './plan.js';
+import { requestImage, type PlatformChoice, type RequestedImage, type Selection } from './selection.js';
 
 import { COMPRESSED_LAYER_RATIO, DEFAULT_CONCURRENCY } from './plan.js';
 
@@ -21,7 +24,12 @@ export { COMPRESSED_LAYER_RATIO, DEFAULT_CONCURRENCY };
 export interface PlanOptions {
   /** Manifest fetches in flight at once (default 16). */
   readonly concurrency?: number;
+  /** Reads a channel's update graph; default: GET selection.graphUrl (or DEFAULT_GRAPH_URL). */
+  readonly readGraph?: GraphReader;
 }
+
+/** Release payloads read at once: each streams its top layer until image-references is found. */
+const RELEASE_CONCURRENCY = 4;
 
 interface ImageRequest {
   readonly ref: Reference;
@@ -43,23 +51,76 @@ interface ResolvedImage {
   readonly uses: readonly BlobUse[];
 }
 
+interface WantedRelease {
+  readonly image: RequestedImage;
+  readonly channel?: string;
+}
+
 export async function planBundle(source: ImageSource, selection: Selection, options: PlanOptions = {}): Promise<BundlePlan> {
   const cache = new ManifestCache(source);
+  const channels = await resolveChannels(selection, options.readGraph);
+  const wanted: WantedRelease[] = [...selection.releases.map((image) => ({ image }))];
+  for (const c of channels) {
+    for (const r of c.releases) wanted.push({ image: requestImage(r.payload, `channel ${c.name} (update graph ${c.graphUrl})`), channel: c.name });
+  }
+  const seenWanted = new Set<string>();
+  const distinct = wanted.filter((w) => !seenWanted.has(w.image.requestedAs) && seenWanted.add(w.image.requestedAs));
+  const resolvedReleases = await mapBounded(distinct, RELEASE_CONCURRENCY, async (w) => ({
+    wanted: w,
+    release: await resolveReleaseNamed(cache, withDefaultTag(w.image.reference), selection.platforms),
+  }));
+
   const requests: ImageRequest[] = [];
-  let release: ResolvedRelease | undefined;
-  if (selection.release) {
-    const ref = withDefaultTag(selection.release.reference);
-    release = await resolveReleaseNamed(cache, ref, selection.platforms);
-    requests.push({ ref: { ...ref, digest: release.reference.digest }, requestedAs: selection.release.requestedAs, origin: 'release', where: `release image ${release.requestedAs}` });
-    for (const c of release.components) {
-      requests.push({ ref: c.reference, requestedAs: formatReference(c.reference), origin: 'component', component: c.name, where: `release component "${c.name}" (${formatReference(c.reference)})` });
+  const blocked: BlockedPlanImage[] = [];
+  // oc-mirror matches blockedImages against the name an image was asked by and the name it is mirrored to.
+  const admit = (request: ImageRequest): boolean => {
+    const match = blockedBy(selection.blocked, [request.requestedAs, formatReference(request.ref)]);
+    if (!match) {
+      requests.push(request);
+      return true;
     }
+    if (!blocked.some((b) => b.requestedAs === request.requestedAs)) blocked.push({ requestedAs: request.requestedAs, pattern: match.text, patternOrigin: match.origin });
+    return false;
+  };
+  const releases: PlannedRelease[] = [];
+  for (const { wanted: w, release } of resolvedReleases) {
+    // The same payload reached twice (a --release that is also on a channel's path) is planned once.
+    if (releases.some((r) => r.reference.digest === release.reference.digest && repositoryName(r.reference) === repositoryName(release.reference))) continue;
+    const ref = withDefaultTag(w.image.reference);
+    admit({ ref: { ...ref, digest: release.reference.digest }, requestedAs: w.image.requestedAs, origin: 'release', where: `release image ${release.requestedAs}` });
+    const components = release.components.filter((c) =>
+      admit({ ref: c.reference, requestedAs: formatReference(c.reference), origin: 'component', component: c.name, where: `release component "${c.name}" of ${release.version || release.requestedAs} (${formatReference(c.reference)})` }),
+    );
+    releases.push({
+      reference: release.reference,
+      requestedAs: release.requestedAs,
+      version: release.version,
+      ...(release.previous.length > 0 ? { previous: release.previous } : {}),
+      componentCount: release.components.length,
+      components: components.map((c) => ({ name: c.name, reference: c.reference })),
+      ...(w.channel !== undefined ? { channel: w.channel } : {}),
+    });
   }
   for (const extra of selection.images) {
-    requests.push({ ref: withDefaultTag(extra.reference), requestedAs: extra.requestedAs, origin: 'extra', where: `image ${extra.requestedAs} (from ${extra.origin})` });
+    admit({ ref: withDefaultTag(extra.reference), requestedAs: extra.requestedAs, origin: 'extra', where: `image ${extra.requestedAs} (from ${extra.origin})` });
   }
   const resolved = await mapBounded(requests, options.concurrency ?? DEFAULT_CONCURRENCY, (r) => resolveImage(cache, r, selection.platforms));
-  return assemble(resolved, release, selection);
+  return assemble(resolved, releases, channels, blocked, selection);
+}
+
+async function resolveChannels(selection: Selection, readGraph: GraphReader | undefined): Promise<ResolvedChannel[]> {
+  if (selection.channels.length === 0) return [];
+  const graphUrl = selection.graphUrl ?? DEFAULT_GRAPH_URL;
+  const arch = graphArch(selection.platforms);
+  const graphs = new Map<string, Promise<UpdateGraph>>();
+  const read: GraphReader = (channel, a) => {
+    const key = `${channel}\n${a}`;
+    if (!graphs.has(key)) graphs.set(key, (readGraph ?? ((c, x) => fetchUpdateGraph(graphUrl, c, x)))(channel, a));
+    return graphs.get(key)!;
+  };
+  const out: ResolvedChannel[] = [];
+  for (const request of selection.channels) out.push(await resolveChannel(request, read, arch, graphUrl));
+  return out;
 }
 
 async function resolveReleaseNamed(source: ImageSource, ref: Reference, platforms: PlatformChoice): Promise<ResolvedRelease> {
@@ -152,7 +213,7 @@ export function uncompressedSizeOf(role: BlobRole, descriptor: Descriptor): { si
   return { size: descriptor.size * COMPRESSED_LAYER_RATIO, estimated: true };
 }
 
-function assemble(resolved: readonly ResolvedImage[], release: ResolvedRelease | undefined, selection: Selection): BundlePlan {
+function assemble(resolved: readonly ResolvedImage[], releases: readonly PlannedRelease[], channels: readonly ResolvedChannel[], blocked: readonly BlockedPlanImage[], selection: Selection): BundlePlan {
   const images: PlannedImage[] = [];
   const seenImages = new Set<string>();
   const blobs = new Map<Digest, { blob: PlannedBlob; repositories: string[] }>();
@@ -194,16 +255,20 @@ function assemble(resolved: readonly ResolvedImage[], release: ResolvedRelease |
     }
   }
   const sortedBlobs = [...blobs.values()].map((b) => b.blob).sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
-  const plannedRelease: PlannedRelease | undefined = release && {
-    reference: release.reference,
-    requestedAs: release.requestedAs,
-    version: release.version,
-    ...(release.previous.length > 0 ? { previous: release.previous } : {}),
-    componentCount: release.components.length,
-  };
+  const plannedChannels: PlannedChannel[] = channels.map((c) => ({
+    name: c.name,
+    arch: c.arch,
+    graphUrl: c.graphUrl,
+    mode: c.mode,
+    minVersion: c.minVersion,
+    maxVersion: c.maxVersion,
+    versions: c.releases.map((r) => r.version),
+  }));
   const platforms: Platform[] = selection.platforms === 'all' ? allPlatforms(images) : [...selection.platforms];
   return {
-    ...(plannedRelease ? { release: plannedRelease } : {}),
+    releases,
+    channels: plannedChannels,
+    blocked,
     platforms,
     images,
     blobs: sortedBlobs,

@@ -1,12 +1,15 @@
-// What the user asked to bundle: a release, extra images and platforms, gathered from flags, bundle specs
-// and image-list files (PinnedImageSet YAML, bundle spec TOML or one reference per line), checked once here.
+// What the user asked to bundle: releases (by reference or by channel), extra images, blocked images and
+// platforms, gathered from flags, bundle specs and image-list files (PinnedImageSet YAML, oc-mirror
+// ImageSetConfiguration, bundle spec TOML or one reference per line), checked once here.
 
 import { readFile } from 'node:fs/promises';
 import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node as YamlNode } from 'yaml';
 import { parsePlatform, type Platform } from '../oci/platform.js';
 import { formatReference, parseReference, type Reference } from '../oci/reference.js';
 import { errnoCode, UserError } from '../util/errors.js';
+import type { ChannelRequest } from '../release/channel.js';
 import { parseBundleSpec, type BundleSpec } from './bundle-spec.js';
+import { looksLikeImageSetConfig, parseImageSetConfig, type BlockedImage, type ImageSetSelection } from './image-set-config.js';
 
 export interface RequestedImage {
   readonly reference: Reference;
@@ -20,15 +23,32 @@ export interface RequestedImage {
 export type PlatformChoice = readonly Platform[] | 'all';
 
 export interface Selection {
-  readonly release?: RequestedImage;
+  /** Releases by reference (--release, spec, mirror.platform.release), in the order given. */
+  readonly releases: readonly RequestedImage[];
+  /** Releases by channel, resolved through the update graph at planning time. */
+  readonly channels: readonly ChannelRequest[];
+  /** The update service's graph endpoint for `channels` (default DEFAULT_GRAPH_URL). */
+  readonly graphUrl?: string;
   readonly images: readonly RequestedImage[];
+  /** Images left out wherever they come from (ImageSetConfiguration blockedImages). */
+  readonly blocked: readonly BlockedImage[];
   readonly platforms: PlatformChoice;
+}
+
+/** `--channel NAME` with `--version X` or `--min-version A --max-version B` (or neither: the newest). */
+export interface ChannelFlags {
+  readonly name: string;
+  readonly version?: string;
+  readonly minVersion?: string;
+  readonly maxVersion?: string;
 }
 
 export interface SelectionInput {
   /** A bundle spec the flags add to (images) or override (release, platforms). */
   readonly spec?: BundleSpec;
   readonly release?: string;
+  readonly channel?: ChannelFlags;
+  readonly graphUrl?: string;
   readonly images?: readonly string[];
   readonly imagesFrom?: readonly string[];
   readonly platforms?: readonly string[];
@@ -62,18 +82,69 @@ export function parsePlatformChoice(values: readonly string[]): PlatformChoice {
 export async function buildSelection(input: SelectionInput): Promise<Selection> {
   const spec = input.spec;
   const release = input.release !== undefined ? requestImage(input.release, '--release') : spec?.release;
+  const releases: RequestedImage[] = release ? [release] : [];
+  const channels: ChannelRequest[] = input.channel ? [channelFromFlags(input.channel)] : [];
   const images: RequestedImage[] = [...(spec?.images ?? [])];
-  for (const file of spec?.imagesFrom ?? []) images.push(...(await readImageList(file)));
+  const blocked: BlockedImage[] = [];
+  const architectures: string[] = [];
+  const addFile = async (file: string) => {
+    const part = await readSelectionFile(file);
+    images.push(...part.images);
+    releases.push(...(part.releases ?? []));
+    channels.push(...(part.channels ?? []));
+    blocked.push(...(part.blocked ?? []));
+    architectures.push(...(part.architectures ?? []));
+  };
+  for (const file of spec?.imagesFrom ?? []) await addFile(file);
   for (const text of input.images ?? []) images.push(requestImage(text, '--image'));
-  for (const file of input.imagesFrom ?? []) images.push(...(await readImageList(file)));
-  const platforms = input.platforms && input.platforms.length > 0 ? parsePlatformChoice(input.platforms) : (spec?.platforms ?? parsePlatformChoice([]));
-  if (!release && images.length === 0) {
-    throw new UserError('SELECTION_EMPTY', 'nothing to bundle: no release and no images were given', {
-      hint: 'give --release REF, --image REF, --images-from FILE or --spec FILE',
+  for (const file of input.imagesFrom ?? []) await addFile(file);
+  const platforms =
+    input.platforms && input.platforms.length > 0
+      ? parsePlatformChoice(input.platforms)
+      : (spec?.platforms ?? (architectures.length > 0 ? platformsOfArchitectures(architectures) : parsePlatformChoice([])));
+  if (releases.length === 0 && channels.length === 0 && images.length === 0) {
+    throw new UserError('SELECTION_EMPTY', 'nothing to bundle: no release, channel or images were given', {
+      hint: 'give --release REF, --channel NAME, --image REF, --images-from FILE or --spec FILE',
       exitCode: 2,
     });
   }
-  return { ...(release ? { release } : {}), images: uniqueImages(images), platforms };
+  return {
+    releases: uniqueImages(releases),
+    channels,
+    ...(input.graphUrl !== undefined ? { graphUrl: input.graphUrl } : {}),
+    images: uniqueImages(images),
+    blocked,
+    platforms,
+  };
+}
+
+function channelFromFlags(flags: ChannelFlags): ChannelRequest {
+  const usage = (message: string) => new UserError('USAGE', message, { exitCode: 2, hint: 'give --channel NAME --version X.Y.Z, or --channel NAME --min-version A --max-version B' });
+  if (flags.version !== undefined && (flags.minVersion !== undefined || flags.maxVersion !== undefined)) throw usage('--version cannot be combined with --min-version or --max-version');
+  if ((flags.minVersion === undefined) !== (flags.maxVersion === undefined)) throw usage('--min-version and --max-version go together');
+  for (const [flag, v] of [['--version', flags.version], ['--min-version', flags.minVersion], ['--max-version', flags.maxVersion]] as const) {
+    if (v !== undefined && !/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(v)) throw usage(`${flag} "${v}" is not a release version such as 4.16.3`);
+  }
+  const min = flags.version ?? flags.minVersion;
+  const max = flags.version ?? flags.maxVersion;
+  // A range on the command line is the shortest update path (what an update from A to B needs).
+  return { name: flags.name, ...(min !== undefined ? { minVersion: min } : {}), ...(max !== undefined ? { maxVersion: max } : {}), shortestPath: true, full: false, origin: '--channel' };
+}
+
+/** ImageSetConfiguration architectures (amd64, arm64, ppc64le, s390x; multi = all) as platforms. */
+function platformsOfArchitectures(architectures: readonly string[]): PlatformChoice {
+  if (architectures.includes('multi')) return 'all';
+  return parsePlatformChoice(architectures.map((a) => `linux/${a}`));
+}
+
+/** What one --images-from file adds: images, and from an ImageSetConfiguration the rest too. */
+type SelectionFilePart = Pick<ImageSetSelection, 'images'> & Partial<ImageSetSelection>;
+
+/** An --images-from file: an ImageSetConfiguration brings channels and blocked images too. */
+async function readSelectionFile(file: string): Promise<SelectionFilePart> {
+  const text = await readListText(file);
+  if (looksLikeImageSetConfig(text)) return parseImageSetConfig(text, file);
+  return { images: parseImageList(text, file) };
 }
 
 function uniqueImages(images: readonly RequestedImage[]): RequestedImage[] {
@@ -98,14 +169,12 @@ export function detectImageListFormat(file: string, text: string): ImageListForm
   return 'plain';
 }
 
-export async function readImageList(file: string): Promise<RequestedImage[]> {
-  let text: string;
+async function readListText(file: string): Promise<string> {
   try {
-    text = await readFile(file, 'utf8');
+    return await readFile(file, 'utf8');
   } catch (err) {
     throw new UserError('IMAGE_LIST_UNREADABLE', `cannot read image list ${file}: ${errnoCode(err) === 'ENOENT' ? 'no such file' : (err as Error).message}`, { exitCode: 2 });
   }
-  return parseImageList(text, file);
 }
 
 export function parseImageList(text: string, file: string): RequestedImage[] {

@@ -131,13 +131,14 @@ class ReleaseBuilder {
   }
 
   /** An application image (component or extra): per-platform own layers, an index when multi-arch. */
-  async appImage(name: string, family: Family, multiArch: boolean, labels: Record<string, string>): Promise<BlobDescriptor> {
+  async appImage(name: string, family: Family, multiArch: boolean, labels: Record<string, string>, changed = false): Promise<BlobDescriptor> {
     const platforms = multiArch ? [AMD64, ARM64] : [AMD64];
     const children: BlobDescriptor[] = [];
     for (const platform of platforms) {
       const own: WrittenLayer[] = [];
       for (let j = 0; j < this.p.componentLayers; j++) {
-        const label = `${this.p.seed}:image:${name}:${platform.architecture}:${j}`;
+        // A changed component's content depends on the version, so releases of one seed differ in just those.
+        const label = `${this.p.seed}${changed ? `:${this.p.version}` : ''}:image:${name}:${platform.architecture}:${j}`;
         own.push(await this.layer(componentLayerEntries(label, path.basename(name), j, this.p.componentLayerSize)));
       }
       children.push(await this.image(family, platform, own, labels));
@@ -188,12 +189,19 @@ export async function generateSampleRelease(dir: string, params: Partial<SampleP
   const names = componentNames(p.components);
   const multiArch = chooseShare(names, p.multiArchShare, p.seed, 'multi-arch');
   const oci = chooseShare(names, p.ociShare, p.seed, 'oci');
+  const changed = chooseShare(names, p.changedShare ?? 0, `${p.seed}:${p.version}`, 'changed');
   const componentDescriptors = await mapBounded(names, LAYER_CONCURRENCY, (name) =>
-    builder.appImage(name, oci.has(name) ? 'oci' : 'docker', multiArch.has(name), {
-      'io.k8s.display-name': name,
-      'io.openshift.build.source-location': `https://github.com/openshift/${name}`,
-      'io.openshift.release.operator': name.endsWith('-operator') ? 'true' : 'false',
-    }),
+    builder.appImage(
+      name,
+      oci.has(name) ? 'oci' : 'docker',
+      multiArch.has(name),
+      {
+        'io.k8s.display-name': name,
+        'io.openshift.build.source-location': `https://github.com/openshift/${name}`,
+        'io.openshift.release.operator': name.endsWith('-operator') ? 'true' : 'false',
+      },
+      changed.has(name),
+    ),
   );
   const components: SampleComponent[] = names.map((name, i) => {
     const d = componentDescriptors[i] as BlobDescriptor;

@@ -20,6 +20,8 @@ import { UserError } from '../util/errors.js';
  * - `seed` ("pin-preload"): seeds the content keystream and the choice of multi-arch / OCI components.
  * - `compressionLevel` (1): gzip level of the layers; 0 writes stored blocks (fast, for 10 GB benchmarks).
  * - `multiPayload` (false): also publish `<version>-multi`, a manifest list of per-arch payloads.
+ * - `changedShare` (0): fraction of components whose own layers depend on `version`: two releases of the
+ *   same seed share every other component byte for byte, like a z-stream (0.2 ≈ a fifth rebuilt).
  */
 export interface SampleParams {
   readonly version: string;
@@ -34,6 +36,8 @@ export interface SampleParams {
   readonly seed: string;
   readonly compressionLevel: number;
   readonly multiPayload: boolean;
+  /** Optional, so that fixtures cached before it existed keep their parameters (and are not rebuilt). */
+  readonly changedShare?: number;
 }
 
 export const DEFAULT_SAMPLE_PARAMS: SampleParams = {
@@ -70,8 +74,9 @@ export function resolveSampleParams(given: Partial<SampleParams>): SampleParams 
     const v = p[name];
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw bad(name, v, `must be an integer ≥ ${min}`);
   }
-  for (const name of ['multiArchShare', 'ociShare'] as const) {
+  for (const name of ['multiArchShare', 'ociShare', 'changedShare'] as const) {
     const v = p[name];
+    if (name === 'changedShare' && v === undefined) continue;
     if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw bad(name, v, 'must be a fraction between 0 and 1');
   }
   if (!Number.isInteger(p.compressionLevel) || p.compressionLevel < 0 || p.compressionLevel > 9) {

@@ -62,6 +62,9 @@ export function testPlan(images: readonly TestImage[]): BundlePlan {
   const sorted = [...blobs.values()].sort((a, b) => (a.digest < b.digest ? -1 : 1));
   const uniqueBytes = sorted.reduce((s, b) => s + b.size, 0);
   return {
+    releases: [],
+    channels: [],
+    blocked: [],
     platforms: [{ os: 'linux', architecture: 'amd64' }],
     images: images.map((i) => i.image),
     blobs: sorted,

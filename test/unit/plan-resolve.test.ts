@@ -105,7 +105,9 @@ async function fixture(components: number) {
 }
 
 const selection = (over: Partial<Selection> = {}): Selection => ({
-  release: requestImage(`${REL}:4.16.9-x86_64`, '--release'),
+  releases: [requestImage(`${REL}:4.16.9-x86_64`, '--release')],
+  channels: [],
+  blocked: [],
   images: [],
   platforms: [amd64],
   ...over,
@@ -114,8 +116,8 @@ const selection = (over: Partial<Selection> = {}): Selection => ({
 test('plans the payload and every component by digest, fetching no blob but the payload top layer', async () => {
   const { reg, top, payload, tags } = await fixture(5);
   const plan = await planBundle(reg, selection());
-  assert.equal(plan.release?.version, '4.16.9');
-  assert.equal(plan.release?.reference.digest, payload.digest);
+  assert.equal(plan.releases[0]?.version, '4.16.9');
+  assert.equal(plan.releases[0]?.reference.digest, payload.digest);
   assert.deepEqual(plan.images.map((i) => [i.origin, i.component ?? null, i.reference.digest]), [
     ['release', null, payload.digest],
     ...tags.map((t) => ['component', t.name, t.digest]),
@@ -176,7 +178,7 @@ test('extras by tag resolve to digests; one already in the release is planned on
   const extras = plan.images.filter((i) => i.origin === 'extra');
   assert.deepEqual(extras.map((i) => [formatReference(i.reference), i.tag]), [[`registry.example.com/tools/debug@${tool.digest}`, '1.0']]);
   assert.equal(plan.images.length, 1 + tags.length + 1);
-  await assert.rejects(planBundle(reg, selection({ release: undefined, images: [requestImage('registry.example.com/tools/debug:2.0', 'list.txt:7')] })), (err: unknown) =>
+  await assert.rejects(planBundle(reg, selection({ releases: [], images: [requestImage('registry.example.com/tools/debug:2.0', 'list.txt:7')] })), (err: unknown) =>
     err instanceof UserError && err.code === 'MANIFEST_UNKNOWN' && /image registry\.example\.com\/tools\/debug:2\.0 \(from list\.txt:7\)/.test(err.message));
 });
 
@@ -190,3 +192,16 @@ test('manifest fetches stay within the concurrency bound, and each manifest is f
   assert.equal(plan.images.length, 42);
 });
 
+
+test('a release asked for twice (by tag and by digest) is planned once; blockedImages leave out matching components', async () => {
+  const { reg, payload, tags } = await fixture(3);
+  const plan = await planBundle(reg, selection({
+    releases: [requestImage(`${REL}:4.16.9-x86_64`, '--release'), requestImage(`${REL}@${payload.digest}`, 'isc.yaml:5')],
+    blocked: [{ pattern: new RegExp(tags[1]!.digest.slice(7, 30)), text: 'by-digest', origin: 'isc.yaml:9' }],
+  }));
+  assert.equal(plan.releases.length, 1);
+  assert.deepEqual(plan.releases[0]!.components.map((c) => c.name), tags.filter((_, i) => i !== 1).map((t) => t.name));
+  assert.equal(plan.releases[0]!.componentCount, tags.length);
+  assert.deepEqual(plan.blocked, [{ requestedAs: `${ART}@${tags[1]!.digest}`, pattern: 'by-digest', patternOrigin: 'isc.yaml:9' }]);
+  assert.ok(!plan.images.some((i) => i.reference.digest === tags[1]!.digest));
+});

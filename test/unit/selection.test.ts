@@ -95,11 +95,11 @@ test('flags add images to a spec and override its release and platforms; duplica
   await writeFile(path.join(dir, 'list.txt'), 'quay.io/from/list:1\nquay.io/from/spec:1\n');
   const spec = parseBundleSpec('release = "quay.io/r/spec:1"\nimages = ["quay.io/from/spec:1"]\nplatforms = ["linux/s390x"]\n', path.join(dir, 's.toml'));
   const fromSpec = await buildSelection({ spec });
-  assert.equal(fromSpec.release?.requestedAs, 'quay.io/r/spec:1');
+  assert.equal(fromSpec.releases[0]?.requestedAs, 'quay.io/r/spec:1');
   assert.deepEqual(fromSpec.platforms, [{ os: 'linux', architecture: 's390x' }]);
   const merged = await buildSelection({ spec, release: 'quay.io/r/flag:2', images: ['quay.io/from/flag:1'], imagesFrom: [path.join(dir, 'list.txt')], platforms: ['linux/amd64'] });
-  assert.equal(merged.release?.requestedAs, 'quay.io/r/flag:2');
-  assert.equal(merged.release?.origin, '--release');
+  assert.equal(merged.releases[0]?.requestedAs, 'quay.io/r/flag:2');
+  assert.equal(merged.releases[0]?.origin, '--release');
   assert.deepEqual(merged.images.map((i) => i.requestedAs), ['quay.io/from/spec:1', 'quay.io/from/flag:1', 'quay.io/from/list:1']);
   assert.deepEqual(merged.platforms, [{ os: 'linux', architecture: 'amd64' }]);
 });
