@@ -46,6 +46,7 @@ export function registerPreload(program: Command): void {
             notPinned: result.unpinned,
             pinning: result.pinning,
             unpinned: result.released,
+            retired: result.retired,
             changedFiles: result.changedFiles,
             reloads: result.reloads,
             durationSeconds: Number(seconds.toFixed(3)),
@@ -55,7 +56,9 @@ export function registerPreload(program: Command): void {
         process.stdout.write(
           `generation ${result.generation}: ${result.images} image(s) present, ${result.pulled.length} pulled, ` +
             `${result.pinned.length} pinned${result.unpinned.length ? `, ${result.unpinned.length} not pinned` : ''}` +
-            `${result.released.length ? `, ${result.released.length} unpinned (no longer bundled)` : ''}` +
+            `${result.released.length ? `, ${result.released.length} unpinned (no longer bundled or retired)` : ''}` +
+            `${result.retired.releases.length ? `, ${result.retired.releases.length} release(s) retired` : ''}` +
+            `${result.retired.bundles.length ? `, ${result.retired.bundles.length} bundle(s) removed` : ''}` +
             ` in ${seconds.toFixed(2)} s\n`,
         );
         // Images present but unprotected: say why, in the words status uses.

@@ -3,13 +3,14 @@
 
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { SEAL_SUFFIX, type BundleImage, type BundleManifest } from '../bundle/format.js';
+import { SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleImage, type BundleManifest } from '../bundle/format.js';
 import { locateBundle, openBundle, type OpenedBundle } from '../bundle/reader.js';
 import { parseManifest } from '../oci/manifest.js';
 import { platformMatches, type Platform } from '../oci/platform.js';
 import { sha256Of, type Digest } from '../oci/digest.js';
 import { parseReference, type Repository } from '../oci/reference.js';
 import { errnoCode } from '../util/errors.js';
+import { removeFileDurably } from '../util/atomic-file.js';
 import type { ImageLayers } from './storage-check.js';
 
 export interface NodeBundle {
@@ -42,6 +43,21 @@ export async function bundleFingerprint(sealPath: string): Promise<string> {
     parts.push(`${path.basename(volume.path)}:${st.size}:${Math.trunc(st.mtimeMs)}`);
   }
   return parts.join(' ');
+}
+
+/**
+ * Removes a bundle from the bundle dir the way the operator guide tells an admin to: the seal first (durably),
+ * so no reader ever sees a seal whose volumes are going; then its signature and volumes. A crash in between
+ * leaves unsealed volumes, which no sync reads. Returns the files removed.
+ */
+export async function removeBundleFromDir(sealPath: string): Promise<string[]> {
+  const files = await locateBundle(sealPath);
+  const removed: string[] = [];
+  if (await removeFileDurably(files.sealPath)) removed.push(files.sealPath);
+  for (const file of [path.join(files.dir, files.name + SIGNATURE_SUFFIX), ...files.volumes.map((v) => v.path)]) {
+    if (await removeFileDurably(file)) removed.push(file);
+  }
+  return removed;
 }
 
 /** Reads one bundle's manifest (the first tar entry, checked against the seal) and fingerprint. */

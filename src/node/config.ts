@@ -31,6 +31,8 @@ export interface NodeConfig {
   };
   readonly storage: { readonly reserveBytes: number };
   readonly pull: { readonly concurrency: number; readonly retries: number; readonly timeoutMs: number };
+  /** Releases whose pins are kept (newest first); older ones are retired once the newest is all pinned. */
+  readonly pins: { readonly keepReleases: number };
 }
 
 /** What a key's value must look like; `parse` gets a TOML value (or a flag's string) and throws a reason. */
@@ -176,6 +178,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { section: 'pull', key: 'concurrency', flag: 'pull-concurrency', describe: 'images pulled at once', parse: positiveInteger(64) },
   { section: 'pull', key: 'retries', flag: 'pull-retries', describe: 'attempts per image', parse: positiveInteger(100) },
   { section: 'pull', key: 'timeout', flag: 'pull-timeout', describe: 'base timeout of one pull, e.g. 10m', parse: duration },
+  { section: 'pins', key: 'keep_releases', flag: 'keep-releases', describe: 'newest releases whose pins and bundles are kept', parse: positiveInteger(1000) },
 ];
 
 /** Values by "section.key", already parsed. */
@@ -197,6 +200,8 @@ function defaultsFor(kind: RuntimeKind): Record<string, unknown> {
     'pull.concurrency': 5,
     'pull.retries': 5,
     'pull.timeout': 10 * 60_000,
+    // The current release and the previous one, so a rollback finds its images pinned.
+    'pins.keep_releases': 2,
   };
 }
 
@@ -223,7 +228,7 @@ export function parseConfigText(source: string, file: string): Values {
   const values: Values = new Map();
   for (const [section, table] of Object.entries(doc)) {
     const known = CONFIG_KEYS.filter((k) => k.section === section);
-    if (known.length === 0) throw configError(file, section, `unknown section [${section}] (known: [paths], [mirror], [runtime], [storage], [pull])`);
+    if (known.length === 0) throw configError(file, section, `unknown section [${section}] (known: [paths], [mirror], [runtime], [storage], [pull], [pins])`);
     if (!isTable(table)) throw configError(file, section, `must be a table ([${section}])`);
     for (const [key, value] of Object.entries(table)) {
       const spec = known.find((k) => k.key === key);
@@ -313,6 +318,7 @@ export function resolveConfig(fromFile: Values, fromFlags: Values, file: string 
     },
     storage: { reserveBytes: get('storage.reserve') },
     pull: { concurrency: get('pull.concurrency'), retries: get('pull.retries'), timeoutMs: get('pull.timeout') },
+    pins: { keepReleases: get('pins.keep_releases') },
   };
 }
 

@@ -17,6 +17,7 @@ import { pinImages, pinMethod, pinningDescription, reportsPinsSoon, unpinImages,
 import { checkStorage, StorageInsufficientError } from './storage-check.js';
 import { mapBounded } from '../util/concurrency.js';
 import { checkNodeBundleSignature, verifyNodeBundle } from './verify.js';
+import { applyRetirement, planRetirement, retiredImages, type RetirementResult } from './retire.js';
 
 /** ImageStatus calls at once: cheap local lookups, but a node may have hundreds of images. */
 const STATUS_CONCURRENCY = 16;
@@ -37,6 +38,8 @@ export interface PreloadResult {
   readonly pinning: string;
   /** Images that left the desired set and whose pin this sync removed. */
   readonly released: readonly string[];
+  /** What [pins] keep_releases retired in this sync (releases, bundles removed); empty when nothing. */
+  readonly retired: RetirementResult;
   readonly changedFiles: readonly string[];
   readonly reloads: number;
 }
@@ -144,12 +147,21 @@ async function releaseLeaving(ctx: PreloadContext, method: PinMethod, desired: r
   return { names: leaving, changedFiles: outcome.changedFiles, reloads: outcome.reloads };
 }
 
-/** Runs one sync over the bundles in the bundle dir. Throws PreloadFailedError (recorded) on failure. */
-export async function preloadOnce(ctx: PreloadContext): Promise<PreloadResult> {
+/**
+ * Runs one sync over the bundles in the bundle dir. Throws PreloadFailedError (recorded) on failure. When the
+ * sync ends with the newest release all pinned and [pins] keep_releases retires something, a second sync
+ * (`retire` false) takes the retired images out through the usual unpinning, as if an admin removed them.
+ */
+export async function preloadOnce(ctx: PreloadContext, retire = true): Promise<PreloadResult> {
   const { config, state, cri, log } = ctx;
   const bundles = await loadBundles(ctx);
-  const images = desiredImages(bundles);
-  const generation = state.setDesired(bundleSetKey(bundles), images.map((i) => ({ name: i.name, bundle: i.bundle })));
+  const retirement = planRetirement(bundles, config.pins.keepReleases, new Map(state.bundles().map((b) => [b.path, b.importedAt])));
+  const applied = new Set(state.retiredReleases().map((r) => r.name));
+  const leftOut = retiredImages(retirement, applied);
+  const images = desiredImages(bundles).filter((i) => !leftOut.has(i.name));
+  // Retiring releases of a bundle that stays (it holds a kept release too) changes the set as well.
+  const setKey = bundleSetKey(bundles) + (leftOut.size > 0 ? ` retired:${retirement.retired.filter((r) => applied.has(r.name)).map((r) => r.name).sort().join(',')}` : '');
+  const generation = state.setDesired(setKey, images.map((i) => ({ name: i.name, bundle: i.bundle })));
   state.startProgressing(`generation ${generation}: ${images.length} image(s) from ${bundles.length} bundle(s)`);
   const fail = (reason: FailureReason, err: unknown, storage?: { requiredBytes: number; availableBytes: number }): never => {
     const message = describeError(err);
@@ -250,7 +262,24 @@ export async function preloadOnce(ctx: PreloadContext): Promise<PreloadResult> {
     const unpinned = names.filter((n) => final.get(n)?.pinned !== true);
     const pinning = pinningDescription(method, config, unpinned.length);
     state.recordSynced(names, pinned, pinning);
-    return { generation, images: images.length, pulled, pinned, unpinned, pinning, released: released.names, changedFiles, reloads };
+    const result: PreloadResult = { generation, images: images.length, pulled, pinned, unpinned, pinning, released: released.names, retired: { releases: [], bundles: [] }, changedFiles, reloads };
+    const retired = retire
+      ? await applyRetirement(retirement, applied, new Set(pinned), {
+          recordReleases: (releases) => state.recordRetiredReleases(releases),
+          recordRemovedBundle: (bundle) => state.recordRemovedBundle(bundle.path, bundle.manifestDigest),
+          log,
+        })
+      : undefined;
+    if (!retired) return result;
+    const next = await preloadOnce(ctx, false);
+    return {
+      ...next,
+      pulled: [...pulled, ...next.pulled],
+      released: [...released.names, ...next.released],
+      retired,
+      changedFiles: [...changedFiles, ...next.changedFiles],
+      reloads: reloads + next.reloads,
+    };
   } catch (err) {
     if (err instanceof PreloadFailedError) throw err;
     if (err instanceof UserError && err.code === 'PRELOAD_CANCELLED') {

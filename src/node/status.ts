@@ -48,6 +48,12 @@ export interface StatusJson {
     readonly leftAt: string;
     readonly unpinnedAt: string | null;
   }>;
+  /** What [pins] keep_releases retired, most recent first: releases whose own images were unpinned, bundles removed. */
+  readonly retired: {
+    readonly keepReleases: number;
+    readonly releases: ReadonlyArray<{ readonly name: string; readonly version: string; readonly bundles: readonly string[]; readonly retiredAt: string }>;
+    readonly bundles: ReadonlyArray<{ readonly path: string; readonly manifestDigest: string; readonly removedAt: string }>;
+  };
   readonly updatedAt: string;
 }
 
@@ -87,6 +93,7 @@ export function statusJson(config: NodeConfig, state: NodeState): StatusJson {
     summary,
     images: images.map((i) => ({ name: i.name, state: i.state, attempts: i.attempts, lastError: i.lastError ?? null, bundle: i.bundle, updatedAt: i.updatedAt, pinnedAt: i.pinnedAt ?? null })),
     unpinned: state.unpinnedImages().map((u) => ({ name: u.name, bundle: u.bundle, wasPinned: u.wasPinned, leftAt: u.leftAt, unpinnedAt: u.unpinnedAt ?? null })),
+    retired: { keepReleases: config.pins.keepReleases, releases: state.retiredReleases(), bundles: state.removedBundles() },
     updatedAt: status.updatedAt,
   };
 }
@@ -134,11 +141,20 @@ export function formatStatus(json: StatusJson): string {
     ]));
   }
   if (json.unpinned.length > 0) {
-    out.push('', `Unpinned (${json.unpinned.length}: no longer in any bundle; kept in the runtime, its garbage collection may remove them):`);
+    out.push('', `Unpinned (${json.unpinned.length}: no longer in any bundle, or of a retired release; kept in the runtime, its garbage collection may remove them):`);
     out.push(...table([
       ['NAME', 'WAS PINNED', 'LEFT THE SET', 'UNPINNED AT'],
       ...json.unpinned.map((u) => [u.name, u.wasPinned ? 'yes' : 'no', u.leftAt, u.unpinnedAt ?? 'pending (next sync)']),
     ]));
+  }
+  const retired = json.retired;
+  if (retired.releases.length > 0) {
+    out.push('', `Retired releases (${retired.releases.length}: beyond keep_releases = ${retired.keepReleases}; their own images unpinned, not deleted):`);
+    out.push(...table([['VERSION', 'RELEASE', 'RETIRED AT'], ...retired.releases.map((r) => [r.version || '-', r.name, r.retiredAt])]));
+  }
+  if (retired.bundles.length > 0) {
+    out.push('', `Removed bundles (${retired.bundles.length}: no kept release needed them):`);
+    out.push(...table([['PATH', 'MANIFEST DIGEST', 'REMOVED AT'], ...retired.bundles.map((b) => [b.path, b.manifestDigest, b.removedAt])]));
   }
   return `${out.join('\n')}\n`;
 }

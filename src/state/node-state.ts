@@ -69,6 +69,25 @@ export const NODE_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    module: 'node',
+    version: 3,
+    sql: `
+      -- releases retired by [pins] keep_releases: their own images unpinned (never deleted from the runtime)
+      CREATE TABLE node_retired_releases (
+        name TEXT PRIMARY KEY,
+        version TEXT NOT NULL,
+        bundles TEXT NOT NULL,
+        retired_at TEXT NOT NULL
+      );
+      -- bundles retirement removed from the bundle dir
+      CREATE TABLE node_removed_bundles (
+        path TEXT PRIMARY KEY,
+        manifest_digest TEXT NOT NULL,
+        removed_at TEXT NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Unpinned images kept on record for status: the most recent ones (a release upgrade unpins a few hundred). */
@@ -112,6 +131,22 @@ export interface UnpinnedRecord {
   readonly leftAt: string;
   /** When its pin was removed from the runtime; undefined until the sync that does it. */
   readonly unpinnedAt: string | undefined;
+}
+
+/** A release retired by [pins] keep_releases. */
+export interface RetiredReleaseRecord {
+  readonly name: string;
+  readonly version: string;
+  /** The bundles that carried it when it was retired. */
+  readonly bundles: readonly string[];
+  readonly retiredAt: string;
+}
+
+/** A bundle retirement removed from the bundle dir. */
+export interface RemovedBundleRecord {
+  readonly path: string;
+  readonly manifestDigest: string;
+  readonly removedAt: string;
 }
 
 export interface Condition {
@@ -381,6 +416,35 @@ export class NodeState {
       leftAt: r.left_at as string,
       unpinnedAt: (r.unpinned_at as string | null) ?? undefined,
     }));
+  }
+
+  // ---- retirement ([pins] keep_releases) ----
+
+  /** Records releases as retired (their images leave the desired set at the next setDesired). */
+  recordRetiredReleases(releases: ReadonlyArray<{ name: string; version: string; bundles: readonly string[] }>): void {
+    this.db.transaction(() => {
+      const stmt = this.db.prepare('INSERT INTO node_retired_releases (name, version, bundles, retired_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING');
+      const at = now();
+      for (const r of releases) stmt.run(r.name, r.version, r.bundles.join(','), at);
+    })();
+  }
+
+  recordRemovedBundle(path: string, manifestDigest: string): void {
+    this.db
+      .prepare('INSERT INTO node_removed_bundles (path, manifest_digest, removed_at) VALUES (?, ?, ?) ON CONFLICT (path) DO UPDATE SET manifest_digest = excluded.manifest_digest, removed_at = excluded.removed_at')
+      .run(path, manifestDigest, now());
+  }
+
+  /** Most recent first. */
+  retiredReleases(): RetiredReleaseRecord[] {
+    const rows = this.db.prepare('SELECT * FROM node_retired_releases ORDER BY retired_at DESC, name').all() as Array<Record<string, string>>;
+    return rows.map((r) => ({ name: r.name!, version: r.version!, bundles: r.bundles! === '' ? [] : r.bundles!.split(','), retiredAt: r.retired_at! }));
+  }
+
+  /** Most recent first. */
+  removedBundles(): RemovedBundleRecord[] {
+    const rows = this.db.prepare('SELECT * FROM node_removed_bundles ORDER BY removed_at DESC, path').all() as Array<Record<string, string>>;
+    return rows.map((r) => ({ path: r.path!, manifestDigest: r.manifest_digest!, removedAt: r.removed_at! }));
   }
 
   // ---- status ----
