@@ -250,7 +250,7 @@ for (const variant of CONTAINERD_VARIANTS) {
       const result = await runCli(['preload', '--config', configFile, '--json']);
       assert.equal(result.code, 0, result.stderr);
       const doc = JSON.parse(result.stdout) as Record<string, unknown>;
-      assert.deepEqual(Object.keys(doc), ['schemaVersion', 'imported', 'generation', 'images', 'pulled', 'pinned', 'notPinned', 'pinning', 'unpinned', 'changedFiles', 'reloads', 'durationSeconds']);
+      assert.deepEqual(Object.keys(doc), ['schemaVersion', 'imported', 'generation', 'images', 'pulled', 'pinned', 'notPinned', 'pinning', 'unpinned', 'retired', 'changedFiles', 'reloads', 'durationSeconds']);
       assert.deepEqual(
         [doc.schemaVersion, doc.imported, doc.generation, doc.images, doc.pulled, doc.unpinned, doc.changedFiles, doc.reloads],
         [1, null, generation, desired.length, [], [], [], 0],
