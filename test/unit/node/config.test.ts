@@ -46,6 +46,9 @@ reserve = "2GiB"
 concurrency = 3
 retries = 7
 timeout = "90s"
+
+[pins]
+keep_releases = 3
 `;
 
 test('reads every key of the config file into typed values', async () => {
@@ -66,6 +69,7 @@ test('reads every key of the config file into typed values', async () => {
     });
     assert.equal(config.storage.reserveBytes, 2 * 2 ** 30);
     assert.deepEqual(config.pull, { concurrency: 3, retries: 7, timeoutMs: 90_000 });
+    assert.deepEqual(config.pins, { keepReleases: 3 });
   });
 });
 
@@ -88,6 +92,7 @@ test('an empty file gives the CRI-O defaults', async () => {
     assert.equal(config.runtime.imageFs, undefined);
     assert.equal(config.storage.reserveBytes, 10 * 2 ** 30);
     assert.deepEqual(config.pull, { concurrency: 5, retries: 5, timeoutMs: 600_000 });
+    assert.deepEqual(config.pins, { keepReleases: 2 }, 'the current release and the previous one');
   });
 });
 
@@ -109,7 +114,7 @@ test('every key can be overridden by its flag, flags winning over the file', asy
         bundles: '/b', state: '/s.db', trustedKey: '/k.pub', listen: '127.0.0.1:7000', tlsCert: '/c.crt', tlsKey: '/c.key',
         runtime: 'crio', runtimeEndpoint: 'unix:///x.sock', reload: '["kill", "-HUP", "1"]',
         pinnedImagesFile: '', registriesDropin: '/d.conf', registriesConf: '/r.conf', hostsDir: '/h', imageFs: '/i',
-        reserve: '1MiB', pullConcurrency: '2', pullRetries: '3', pullTimeout: '1h',
+        reserve: '1MiB', pullConcurrency: '2', pullRetries: '3', pullTimeout: '1h', keepReleases: '1',
       },
     });
     assert.deepEqual(config.paths, { bundles: '/b', state: '/s.db', trustedKey: '/k.pub' });
@@ -120,6 +125,7 @@ test('every key can be overridden by its flag, flags winning over the file', asy
     });
     assert.equal(config.storage.reserveBytes, 2 ** 20);
     assert.deepEqual(config.pull, { concurrency: 2, retries: 3, timeoutMs: 3_600_000 });
+    assert.deepEqual(config.pins, { keepReleases: 1 });
   });
 });
 
@@ -150,6 +156,7 @@ test('an unknown key is refused, naming the key and the file', async () => {
 test('bad values are refused, naming the key and the file', async () => {
   await rejectsNaming('[runtime]\nkind = "docker"\n', 'runtime.kind', '"docker"');
   await rejectsNaming('[runtime]\nendpoint = "tcp://1.2.3.4:1"\n', 'runtime.endpoint');
+  await rejectsNaming('[pins]\nkeep_releases = 0\n', 'pins.keep_releases', 'whole number from 1');
   await rejectsNaming('[runtime]\nreload = "systemctl reload crio"\n', 'runtime.reload', 'array');
   await rejectsNaming('[runtime]\nreload = [1, 2]\n', 'runtime.reload');
   await rejectsNaming('[paths]\nbundles = "relative/dir"\n', 'paths.bundles', 'absolute');
