@@ -152,6 +152,7 @@ test('the example config has every key with the documented defaults', () => {
     },
     storage: { reserve: '10GiB' },
     pull: { concurrency: 5, retries: 5, timeout: '10m' },
+    pins: { keep_releases: 2 },
   });
 });
 
