@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { BundleImage, BundleManifest } from '../../../src/bundle/format.js';
 import type { NodeBundle } from '../../../src/node/bundle-dir.js';
-import { planRetirement, retiredImages } from '../../../src/node/retire.js';
+import { applyRetirement, planRetirement, retiredImages } from '../../../src/node/retire.js';
 import type { Digest } from '../../../src/oci/digest.js';
 
 const digest = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}` as Digest;
@@ -100,4 +100,15 @@ test('a bundle that a kept bundle depends on (a delta base) is held, transitivel
   assert.deepEqual(plan.heldBundles.map((x) => x.path).sort(), ['/b/base', '/b/mid']);
   const free = planRetirement([base, mid, top], 1, imported('base', 'mid', 'top'));
   assert.deepEqual(free.removableBundles.map((x) => x.path).sort(), ['/b/base', '/b/mid'], 'without the dependency both go');
+});
+
+test('retirement waits while any image of the newest release is not pinned (a sync on a runtime that did not pin)', async () => {
+  const a = bundle('a', [['4.16.0', 1, [10]]]);
+  const b = bundle('b', [['4.16.1', 2, [10, 20]]]);
+  const plan = planRetirement([a, b], 1, imported('a', 'b'));
+  const calls: string[] = [];
+  const io = { recordReleases: () => void calls.push('record'), recordRemovedBundle: () => void calls.push('remove'), log: (line: string) => void calls.push(line) };
+  const notAll = new Set([payload(2), component(10)]);
+  assert.equal(await applyRetirement(plan, new Set(), notAll, io), undefined);
+  assert.deepEqual(calls, ['retirement waits: 1 image(s) of the newest release 4.16.1 are not pinned yet']);
 });
