@@ -10,6 +10,7 @@ import { registerBundlePlan } from './bundle-plan.js';
 import { registerDemo } from './demo.js';
 import { registerBundleVerify } from './bundle-verify.js';
 import { registerImport } from './import.js';
+import { registerInventory } from './inventory.js';
 import { registerKeygen } from './keygen.js';
 import { registerPreload } from './preload.js';
 import { registerRun } from './run.js';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerBundleVerify(bundle);
   registerDemo(program);
   registerImport(program);
+  registerInventory(program);
   registerKeygen(program);
   registerPreload(program);
   registerRun(program);

@@ -1,8 +1,9 @@
-// Retiring old pins ([pins] keep_releases) end to end: three z-stream releases of the sample, each bundled by
-// `bundle create --release`, pre-loaded one after the other into a private containerd 1.7 (which pins). Once
-// the newest release is all pinned, the oldest one's own images lose their pin (CRI and label) but stay in
-// the runtime, shared images stay pinned, its bundle leaves the bundle dir, and status says what was retired;
-// an update that fails retires nothing.
+// A node through z-stream updates, end to end: three releases of the sample, each bundled by `bundle create
+// --release`, pre-loaded one after the other into a private containerd 1.7 (which pins).
+// - The node inventory lists exactly the blobs of the bundles in the bundle dir and the images in the runtime.
+// - Retiring old pins ([pins] keep_releases): once the newest release is all pinned, the oldest one's own
+//   images lose their pin (CRI and label) but stay in the runtime, shared images stay pinned, its bundle leaves
+//   the bundle dir, and status says what was retired; an update that fails retires nothing.
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import TOML from '@iarna/toml';
 import { openBundle } from '../../src/bundle/reader.js';
+import { readInventory } from '../../src/node/inventory.js';
 import type { BundleManifest } from '../../src/bundle/format.js';
 import { ContainerdImages, PINNED_LABEL } from '../../src/cri/containerd-images.js';
 import { CriImageService } from '../../src/cri/image-service.js';
@@ -126,6 +128,26 @@ describe(`[pins] keep_releases on a ${variant.name} node`, { concurrency: false 
     }
     const both = [...new Set([...bundles[0]!.images, ...bundles[1]!.images])];
     assert.deepEqual(await pinnedByCri(both), both.map(() => true));
+  });
+
+  test('inventory writes the blobs of every bundle in the bundle dir, once each, and the images in the runtime', async () => {
+    const output = path.join(work, 'node', 'inventory.json');
+    const result = await runCli(['inventory', '--config', configFile, '--output', output, '--node-name', 'worker-0', '--json']);
+    assertNoInternalError(result, 'inventory');
+    assert.equal(result.code, 0, result.stderr);
+    const inventory = await readInventory(output);
+    const blobs = new Map(bundles.slice(0, 2).flatMap((b) => b.manifest.blobs.map((x) => [x.digest as string, x.size] as const)));
+    assert.deepEqual(inventory.blobs.map((b) => [b.digest, b.size]), [...blobs].sort(([a], [b]) => (a < b ? -1 : 1)));
+    assert.ok(blobs.size < bundles[0]!.manifest.blobs.length + bundles[1]!.manifest.blobs.length, 'the z-streams share blobs, listed once');
+    assert.deepEqual(inventory.bundles.map((b) => [path.basename(b.path), b.releases.map((r) => r.version)]), [[bundles[0]!.file, [VERSIONS[0]]], [bundles[1]!.file, [VERSIONS[1]]]]);
+    const listed = (await cri.listImages()).map((i) => [i.id, [...i.repoDigests].sort()]).sort();
+    assert.deepEqual(inventory.runtime.images.map((i) => [i.id, i.repoDigests]).sort(), listed, 'exactly what CRI ListImages reports');
+    const present = new Set(inventory.runtime.images.flatMap((i) => i.repoDigests));
+    assert.deepEqual([...bundles[0]!.images, ...bundles[1]!.images].filter((n) => !present.has(n)), [], 'every pre-loaded image is among them');
+    assert.equal(inventory.node.name, 'worker-0');
+    assert.match(inventory.runtime.version, /^1\.7\./);
+    const summary = JSON.parse(result.stdout) as Record<string, unknown>;
+    assert.deepEqual(summary, { schemaVersion: 1, output, node: 'worker-0', generatedAt: inventory.generatedAt, bundles: 2, blobs: blobs.size, runtimeImages: listed.length });
   });
 
   test('a failed update (the newest release not pinned) retires nothing', async () => {
