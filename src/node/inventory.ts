@@ -74,7 +74,13 @@ export async function collectInventory(bundleDir: string, cri: CriImageService, 
 
 /** Writes the inventory atomically (temp, fsync, rename): a reader finds the old file or the whole new one. */
 export async function writeInventory(file: string, inventory: NodeInventory): Promise<void> {
-  await writeFileAtomic(file, `${JSON.stringify(inventory, null, 2)}\n`);
+  try {
+    await writeFileAtomic(file, `${JSON.stringify(inventory, null, 2)}\n`);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === undefined) throw err;
+    throw new UserError('INVENTORY_WRITE_FAILED', `cannot write node inventory ${file}: ${code}`, { hint: 'give --output a path in a writable directory with room for the file' });
+  }
 }
 
 function invalid(file: string, why: string): UserError {

@@ -32,6 +32,8 @@ test('under --json every failure is one JSON error object on stdout, with the ex
     { args: ['bundle', 'inspect', path.join(missing, 'b.tar')], code: 'BUNDLE_NOT_FOUND', exit: 1 },
     { args: ['bundle', 'verify', path.join(missing, 'b.tar')], code: 'BUNDLE_NOT_FOUND', exit: 1 },
     { args: ['bundle', 'plan', '--registries-conf', path.join(missing, 'r.conf'), '--release', 'quay.io/a/b:1'], code: 'REGISTRIES_CONF_INVALID', exit: 2 },
+    { args: ['inventory', '--config', path.join(missing, 'config.toml'), '--output', path.join(dir, 'inventory.json')], code: 'CONFIG_UNREADABLE', exit: 2 },
+    { args: ['inventory', '--bundles', missing, '--runtime-endpoint', `unix://${path.join(missing, 'cri.sock')}`, '--output', path.join(dir, 'inventory.json')], code: 'CRI_UNREACHABLE', exit: 1 },
     { args: ['status', '--no-such-option'], code: 'USAGE', exit: 2 },
   ];
   for (const c of cases) {

@@ -38,6 +38,7 @@ test('an inventory written by the node reads back unchanged, leaving no temp fil
     assert.deepEqual(await readInventory(file), SAMPLE);
     assert.deepEqual(await readdir(dir), ['inventory.json']);
     assert.deepEqual([...inventoryBlobDigests(SAMPLE)], [digest(3), digest(4)]);
+    await assert.rejects(writeInventory(path.join(file, 'inventory.json'), SAMPLE), (e: unknown) => e instanceof UserError && e.code === 'INVENTORY_WRITE_FAILED' && /inventory\.json\/inventory\.json: E[A-Z]+$/.test(e.message), 'a path under a file');
   });
 });
 
