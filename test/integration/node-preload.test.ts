@@ -297,7 +297,7 @@ for (const variant of CONTAINERD_VARIANTS) {
       for (const file of await readdir(dirs.bundles)) if (file.startsWith('later.tar')) await rm(path.join(dirs.bundles, file));
       const result = await runCli(['preload', '--config', configFile]);
       assert.equal(result.code, 0, `${result.stdout}${result.stderr}`);
-      assert.match(result.stdout, new RegExp(`, ${laterImages.length} unpinned \\(no longer bundled\\)`));
+      assert.match(result.stdout, new RegExp(`, ${laterImages.length} unpinned \\(no longer bundled or retired\\)`));
 
       const inRuntime = await imagesInRuntime();
       assert.ok(laterImages.every((name) => inRuntime.has(name)), 'never deleted: the kubelet\'s GC decides');
