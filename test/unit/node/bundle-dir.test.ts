@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createBundle } from '../../../src/bundle/writer.js';
-import { bundleSetKey, desiredImages, layersForPlatform, listSealFiles, readNodeBundle } from '../../../src/node/bundle-dir.js';
+import { bundleSetKey, desiredImages, layersForPlatform, listSealFiles, readNodeBundle, removeBundleFromDir } from '../../../src/node/bundle-dir.js';
 import { sha256Of } from '../../../src/oci/digest.js';
 import { MediaType } from '../../../src/oci/media-types.js';
 import type { PlannedBlob, PlannedImage } from '../../../src/plan/plan.js';
@@ -62,4 +62,27 @@ test('desired images: every image once, with its repository, bytes and layer siz
   assert.equal(untouched.layers.length, 2);
   const none = await layersForPlatform(images, [bundle], { os: 'linux', architecture: 's390x' });
   assert.equal(none.find((i) => i.name === multiName)!.layers.length, 3, 'no matching child: the over-estimate stays');
+});
+
+test('removing a bundle from the bundle dir takes its seal first, then every volume and the signature, and no other bundle', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-bundle-dir-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const images = [testImage(REPO, 'a', [randomBytes(40_000)]), testImage(REPO, 'b', [randomBytes(40_000)])];
+  for (const name of ['old.tar', 'new.tar']) {
+    await createBundle({ plan: testPlan(images), source: new MemorySource(blobContents(images)), output: path.join(dir, name), created: '2026-01-01T00:00:00Z', splitSize: 32 * 1024 });
+  }
+  await writeFile(path.join(dir, 'old.tar.sig'), 'signature');
+  const oldFiles = (await readdir(dir)).filter((f) => f.startsWith('old.tar'));
+  assert.ok(oldFiles.length > 3, 'split into several volumes');
+  const removed = await removeBundleFromDir(path.join(dir, 'old.tar.seal.json'));
+  assert.equal(removed[0], path.join(dir, 'old.tar.seal.json'), 'the seal goes first');
+  assert.deepEqual(removed.map((f) => path.basename(f)).sort(), oldFiles.sort());
+  assert.deepEqual(await listSealFiles(dir), [path.join(dir, 'new.tar.seal.json')]);
+  assert.ok((await readdir(dir)).every((f) => f.startsWith('new.tar')));
+
+  // A volume that cannot be removed: the seal is already gone, so no sync ever reads the rest.
+  await rm(path.join(dir, 'new.tar.002'));
+  await mkdir(path.join(dir, 'new.tar.002', 'busy'), { recursive: true });
+  await assert.rejects(removeBundleFromDir(path.join(dir, 'new.tar.seal.json')));
+  assert.deepEqual(await listSealFiles(dir), []);
 });
