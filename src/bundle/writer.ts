@@ -15,7 +15,7 @@ import { buildBundleManifest, serializeManifest, type UncompressedSize } from '.
 import { planLayout, type BundleLayout, type LayoutEntry } from './layout.js';
 import { bundleSkeleton } from './skeleton.js';
 import { VolumeSet } from './volumes.js';
-import { Journal, readJournal } from './journal.js';
+import { Journal, readJournal, type BlobDone } from './journal.js';
 import { checkDiskSpace } from './disk-space.js';
 import { clearWorkDir, lockWorkDir } from './work-lock.js';
 import { hasGzipTrailer, sizeFromGzipTrailer } from './uncompressed.js';
@@ -106,8 +106,11 @@ function repositoryOf(blob: PlannedBlob): { domain: string; path: string } {
   return { domain: name.slice(0, slash), path: name.slice(slash + 1) };
 }
 
-/** Yields whatever the stream has buffered, up to `max` bytes at a time, as soon as it is there. */
-async function* batches(stream: Readable, max: number): AsyncGenerator<Buffer> {
+/**
+ * Yields whatever the stream has buffered, up to about `max` bytes at a time, as soon as it is there: the
+ * chunks as they came (written with one writev, never copied into one buffer) and their total length.
+ */
+async function* batches(stream: Readable, max: number): AsyncGenerator<{ parts: Buffer[]; length: number }> {
   let error: Error | undefined;
   let ended = false;
   let wake: (() => void) | undefined;
@@ -131,7 +134,7 @@ async function* batches(stream: Readable, max: number): AsyncGenerator<Buffer> {
         n += chunk.length;
       }
       if (n > 0) {
-        yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, n);
+        yield { parts, length: n };
         continue;
       }
       if (error) throw error;
@@ -142,6 +145,55 @@ async function* batches(stream: Readable, max: number): AsyncGenerator<Buffer> {
   } finally {
     stream.off('readable', onReadable).off('end', onEnd).off('error', onError);
     if (!ended) stream.destroy();
+  }
+}
+
+/**
+ * Bytes a blob may run ahead of its journal slot: progress is recorded every this many bytes, not per chunk.
+ * A resumed run re-checks the recorded prefix and fetches the rest again, so a coarser slot costs at most
+ * this much re-download after a crash, never correctness.
+ */
+const PROGRESS_RECORD_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Makes finished blobs durable in groups: one fdatasync of each volume they lie in, then one append of all
+ * their journal lines. A blob joins the group that starts after its last write returned, so its bytes are on
+ * disk before its line is: what the journal calls done is durable, with one fsync per group, not per blob.
+ */
+class DoneCommitter {
+  private queue: Array<{ done: BlobDone; volumes: readonly number[]; settle: (err?: unknown) => void }> = [];
+  private running = false;
+
+  constructor(
+    private readonly volumes: VolumeSet,
+    private readonly journal: Journal,
+  ) {}
+
+  commit(done: BlobDone, volumes: readonly number[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ done, volumes, settle: (err) => (err === undefined ? resolve() : reject(err)) });
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (this.running || this.queue.length === 0) return;
+    this.running = true;
+    const group = this.queue.splice(0);
+    void this.flush(group).then(() => {
+      this.running = false;
+      this.kick();
+    });
+  }
+
+  private async flush(group: typeof this.queue): Promise<void> {
+    try {
+      for (const v of new Set(group.flatMap((g) => g.volumes))) await this.volumes.syncVolume(v);
+      await this.journal.recordDone(group.map((g) => g.done));
+      for (const g of group) g.settle();
+    } catch (err) {
+      for (const g of group) g.settle(err ?? new Error('journal commit failed'));
+    }
   }
 }
 
@@ -156,21 +208,31 @@ class BundleWriter {
   bytesFetched = 0;
   readonly done = new Map<Digest, UncompressedSize>();
   readonly failures = new Map<Digest, string>();
+  private readonly committer: DoneCommitter;
 
   constructor(
     private readonly options: CreateOptions,
     private readonly volumes: VolumeSet,
     private readonly journal: Journal,
     private readonly report: () => void,
-  ) {}
+  ) {
+    this.committer = new DoneCommitter(volumes, journal);
+  }
 
   /** Bytes of each blob on disk so far, by task index: the sum is bytesDone. */
   private readonly positions = new Map<number, number>();
+  /** The position last written to each blob's journal slot. */
+  private readonly recorded = new Map<number, number>();
 
-  /** Sets how far blob `index` is written, keeping bytesDone and the journal in step. */
-  private async setPosition(index: number, position: number): Promise<void> {
+  /**
+   * Sets how far blob `index` is written, keeping bytesDone in step, and its journal slot when it moved by
+   * PROGRESS_RECORD_BYTES or more, or `always`.
+   */
+  private async setPosition(index: number, position: number, always = true): Promise<void> {
     this.bytesDone += position - (this.positions.get(index) ?? 0);
     this.positions.set(index, position);
+    if (!always && Math.abs(position - (this.recorded.get(index) ?? 0)) < PROGRESS_RECORD_BYTES) return;
+    this.recorded.set(index, position);
     await this.journal.recordProgress(index, position);
   }
 
@@ -178,6 +240,7 @@ class BundleWriter {
   async writeBlob(task: BlobTask, resumeFrom: number): Promise<void> {
     const { blob, entry, index } = task;
     this.positions.set(index, resumeFrom);
+    this.recorded.set(index, resumeFrom);
     let from = resumeFrom;
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
@@ -185,9 +248,8 @@ class BundleWriter {
         else if (from >= blob.size) await this.checkWritten(task);
         else if (blob.role === 'manifest' && from === 0) await this.writeKnownBytes(task, await this.fetchManifest(blob));
         else await this.stream(task, from);
-        await this.syncBlob(entry);
         const uncompressed = await this.uncompressedSize(task);
-        await this.journal.recordDone({ digest: blob.digest, uncompressed });
+        await this.committer.commit({ digest: blob.digest, uncompressed }, [...new Set(this.volumes.pieces(entry.dataOffset, entry.size).map((p) => p.volume))]);
         this.done.set(blob.digest, uncompressed);
         return;
       } catch (err) {
@@ -230,12 +292,12 @@ class BundleWriter {
       ...(this.options.signal ? { signal: this.options.signal } : {}),
     });
     let position = from;
-    for await (const chunk of batches(source, 1024 * 1024)) {
-      if (position + chunk.length > blob.size) throw new DigestMismatchError(blob.digest, `(more than ${blob.size} bytes)`, `blob ${blob.digest}`);
-      await this.volumes.write(chunk, entry.dataOffset + position);
-      position += chunk.length;
-      this.bytesFetched += chunk.length;
-      await this.setPosition(task.index, position);
+    for await (const { parts, length } of batches(source, 4 * 1024 * 1024)) {
+      if (position + length > blob.size) throw new DigestMismatchError(blob.digest, `(more than ${blob.size} bytes)`, `blob ${blob.digest}`);
+      await this.volumes.writev(parts, entry.dataOffset + position);
+      position += length;
+      this.bytesFetched += length;
+      await this.setPosition(task.index, position, false);
       this.report();
     }
   }
@@ -244,10 +306,6 @@ class BundleWriter {
     const hash = createHash('sha256');
     for await (const chunk of this.volumes.createReadStream(entry.dataOffset, length)) hash.update(chunk as Buffer);
     return hash;
-  }
-
-  private async syncBlob(entry: LayoutEntry): Promise<void> {
-    for (const piece of this.volumes.pieces(entry.dataOffset, entry.size)) await this.volumes.syncVolume(piece.volume);
   }
 
   private async uncompressedSize(task: BlobTask): Promise<UncompressedSize> {
