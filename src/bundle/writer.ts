@@ -149,11 +149,11 @@ async function* batches(stream: Readable, max: number): AsyncGenerator<{ parts: 
 }
 
 /**
- * Bytes a blob may run ahead of its journal slot: progress is recorded every this many bytes, not per chunk.
- * A resumed run re-checks the recorded prefix and fetches the rest again, so a coarser slot costs at most
- * this much re-download after a crash, never correctness.
+ * Bytes a blob may run ahead of its journal slot while streaming: progress is recorded every this many bytes,
+ * not per network chunk, and exactly when the stream ends or fails. A run killed mid-blob re-fetches at most
+ * this much; a resumed run re-checks the recorded prefix, so a coarser slot never costs correctness.
  */
-const PROGRESS_RECORD_BYTES = 16 * 1024 * 1024;
+const PROGRESS_RECORD_BYTES = 1024 * 1024;
 
 /**
  * Makes finished blobs durable in groups: one fdatasync of each volume they lie in, then one append of all
@@ -292,13 +292,18 @@ class BundleWriter {
       ...(this.options.signal ? { signal: this.options.signal } : {}),
     });
     let position = from;
-    for await (const { parts, length } of batches(source, 4 * 1024 * 1024)) {
-      if (position + length > blob.size) throw new DigestMismatchError(blob.digest, `(more than ${blob.size} bytes)`, `blob ${blob.digest}`);
-      await this.volumes.writev(parts, entry.dataOffset + position);
-      position += length;
-      this.bytesFetched += length;
-      await this.setPosition(task.index, position, false);
-      this.report();
+    try {
+      for await (const { parts, length } of batches(source, 4 * 1024 * 1024)) {
+        if (position + length > blob.size) throw new DigestMismatchError(blob.digest, `(more than ${blob.size} bytes)`, `blob ${blob.digest}`);
+        await this.volumes.writev(parts, entry.dataOffset + position);
+        position += length;
+        this.bytesFetched += length;
+        await this.setPosition(task.index, position, false);
+        this.report();
+      }
+    } finally {
+      // A failed or finished stream leaves its exact position: a re-run fetches only what is missing.
+      if (this.recorded.get(task.index) !== position) await this.setPosition(task.index, position);
     }
   }
 
