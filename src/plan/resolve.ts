@@ -171,10 +171,13 @@ async function resolveImageUnwrapped(source: ImageSource, request: ImageRequest,
   if (topManifest.kind === 'image') {
     uses.push(...imageBlobUses(topManifest));
   } else {
-    const children = platforms === 'all' ? runnableChildren(topManifest) : platforms.map((p) => selectChild(topManifest, p, request.where));
-    for (const child of children) {
-      if (manifests.includes(child.digest)) continue; // a single-entry index serves every wanted platform
-      const fetched = await source.getManifest(digestReference(request.ref, child.digest));
+    const chosen = platforms === 'all' ? runnableChildren(topManifest) : platforms.map((p) => selectChild(topManifest, p, request.where));
+    // A single-entry index serves every wanted platform: each child once, in the index's order.
+    const children = chosen.filter((c, i) => c.digest !== top.digest && chosen.findIndex((d) => d.digest === c.digest) === i);
+    // The children are fetched at once (the registry client bounds the connections), not one after another.
+    const fetchedChildren = await Promise.all(children.map((child) => source.getManifest(digestReference(request.ref, child.digest))));
+    for (const [i, child] of children.entries()) {
+      const fetched = fetchedChildren[i]!;
       const childManifest = parseManifest(fetched.bytes, fetched.mediaType, `${request.where} (${child.digest})`);
       if (childManifest.kind !== 'image') throw new UserError('NESTED_INDEX', `${request.where}: index entry ${child.digest} is itself an index, which is not supported`);
       manifests.push(child.digest);
