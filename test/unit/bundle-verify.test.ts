@@ -35,6 +35,20 @@ async function withBundle(options: { splitSize?: number; sign?: boolean }, fn: (
   }
 }
 
+/** Flips one bit of the big layer's byte `at` in the unsplit bundle `output`; returns where the layer lies. */
+async function flipBlobByte(output: string, at: number): Promise<{ offset: number; size: number }> {
+  const bundle = await openBundle(output);
+  const located = (await bundle.locateBlobs()).get(bigLayer.digest)!;
+  await bundle.close();
+  const handle = await open(output, 'r+');
+  const byte = Buffer.alloc(1);
+  await handle.read(byte, 0, 1, located.offset + at);
+  byte[0] = byte[0]! ^ 0x01;
+  await handle.write(byte, 0, 1, located.offset + at);
+  await handle.close();
+  return located;
+}
+
 function kinds(report: VerifyReport): string[] {
   return [...new Set(report.problems.map((p) => p.kind))].sort();
 }
@@ -53,15 +67,7 @@ test('a freshly created bundle verifies, split or not', async () => {
 
 test('one flipped byte in a blob names the blob with expected and found digests, and its volume', async () => {
   await withBundle({}, async (_dir, output) => {
-    const bundle = await openBundle(output);
-    const at = (await bundle.locateBlobs()).get(bigLayer.digest)!;
-    await bundle.close();
-    const handle = await open(output, 'r+');
-    const byte = Buffer.alloc(1);
-    await handle.read(byte, 0, 1, at.offset + 1000);
-    byte[0] = byte[0]! ^ 0x01;
-    await handle.write(byte, 0, 1, at.offset + 1000);
-    await handle.close();
+    const at = await flipBlobByte(output, 1000);
     const report = await verifyBundle(output);
     assert.equal(report.ok, false);
     assert.deepEqual(kinds(report), ['blob-digest']);
@@ -292,15 +298,7 @@ test('a copy made while verifying (copyInto) is byte-identical, split or not, an
     });
   }
   await withBundle({}, async (dir, output) => {
-    const bundle = await openBundle(output);
-    const at = (await bundle.locateBlobs()).get(bigLayer.digest)!;
-    await bundle.close();
-    const handle = await open(output, 'r+');
-    const byte = Buffer.alloc(1);
-    await handle.read(byte, 0, 1, at.offset + 7);
-    byte[0] = byte[0]! ^ 0x01;
-    await handle.write(byte, 0, 1, at.offset + 7);
-    await handle.close();
+    await flipBlobByte(output, 7);
     const copy = path.join(dir, 'copy');
     await mkdir(copy);
     const report = await verifyBundle(output, { copyInto: copy });
