@@ -106,11 +106,16 @@ function repositoryOf(blob: PlannedBlob): { domain: string; path: string } {
   return { domain: name.slice(0, slash), path: name.slice(slash + 1) };
 }
 
+/** A batch smaller than the minimum is written anyway once the stream has been silent this long. */
+const BATCH_IDLE_MS = 20;
+
 /**
- * Yields whatever the stream has buffered, up to about `max` bytes at a time, as soon as it is there: the
- * chunks as they came (written with one writev, never copied into one buffer) and their total length.
+ * Yields the stream's chunks in batches of at least `min` bytes and about `max` at most, or fewer when the
+ * stream ends or stalls for BATCH_IDLE_MS (`idle`: what arrived is put on disk and in the journal, not held
+ * while waiting): the chunks as they came (one writev, never copied into one buffer) and their total length.
+ * Network chunks are ~16–64 KiB: written one by one, each would cost a thread-pool round trip.
  */
-async function* batches(stream: Readable, max: number): AsyncGenerator<{ parts: Buffer[]; length: number }> {
+async function* batches(stream: Readable, min: number, max: number): AsyncGenerator<{ parts: Buffer[]; length: number; idle: boolean }> {
   let error: Error | undefined;
   let ended = false;
   let wake: (() => void) | undefined;
@@ -125,22 +130,34 @@ async function* batches(stream: Readable, max: number): AsyncGenerator<{ parts: 
   };
   stream.on('readable', onReadable).on('end', onEnd).on('error', onError);
   try {
+    let parts: Buffer[] = [];
+    let n = 0;
     for (;;) {
-      const parts: Buffer[] = [];
-      let n = 0;
       let chunk: Buffer | null;
       while (n < max && (chunk = stream.read() as Buffer | null) !== null) {
         parts.push(chunk);
         n += chunk.length;
       }
-      if (n > 0) {
-        yield { parts, length: n };
+      if (error) throw error;
+      if (n >= min || (ended && n > 0)) {
+        yield { parts, length: n, idle: ended };
+        parts = [];
+        n = 0;
         continue;
       }
-      if (error) throw error;
       if (ended) return;
-      await new Promise<void>((resolve) => (wake = resolve));
+      let timer: NodeJS.Timeout | undefined;
+      const woken = await new Promise<boolean>((resolve) => {
+        wake = () => resolve(true);
+        if (n > 0) timer = setTimeout(() => resolve(false), BATCH_IDLE_MS);
+      });
+      clearTimeout(timer);
       wake = undefined;
+      if (!woken && n > 0) {
+        yield { parts, length: n, idle: true };
+        parts = [];
+        n = 0;
+      }
     }
   } finally {
     stream.off('readable', onReadable).off('end', onEnd).off('error', onError);
@@ -293,12 +310,12 @@ class BundleWriter {
     });
     let position = from;
     try {
-      for await (const { parts, length } of batches(source, 4 * 1024 * 1024)) {
+      for await (const { parts, length, idle } of batches(source, 1024 * 1024, 4 * 1024 * 1024)) {
         if (position + length > blob.size) throw new DigestMismatchError(blob.digest, `(more than ${blob.size} bytes)`, `blob ${blob.digest}`);
         await this.volumes.writev(parts, entry.dataOffset + position);
         position += length;
         this.bytesFetched += length;
-        await this.setPosition(task.index, position, false);
+        await this.setPosition(task.index, position, idle);
         this.report();
       }
     } finally {
