@@ -111,7 +111,7 @@ const BATCH_IDLE_MS = 20;
 
 /**
  * Yields the stream's chunks in batches of at least `min` bytes and about `max` at most, or fewer when the
- * stream ends or stalls for BATCH_IDLE_MS (`idle`: what arrived is put on disk and in the journal, not held
+ * stream ends, fails or stalls for BATCH_IDLE_MS (`idle`: what arrived is put on disk and in the journal, not held
  * while waiting): the chunks as they came (one writev, never copied into one buffer) and their total length.
  * Network chunks are ~16–64 KiB: written one by one, each would cost a thread-pool round trip.
  */
@@ -138,9 +138,10 @@ async function* batches(stream: Readable, min: number, max: number): AsyncGenera
         parts.push(chunk);
         n += chunk.length;
       }
-      if (error) throw error;
-      if (n >= min || (ended && n > 0)) {
-        yield { parts, length: n, idle: ended };
+      // What arrived before an error is written first (a re-run continues after it), then the error thrown.
+      if (error && n === 0) throw error;
+      if (n >= min || ((ended || error) && n > 0)) {
+        yield { parts, length: n, idle: ended || error !== undefined };
         parts = [];
         n = 0;
         continue;
