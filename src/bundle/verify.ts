@@ -356,15 +356,18 @@ export async function verifyBundle(file: string, options: VerifyOptions = {}): P
     // blobs (by bytes), so both cores hash even while one works through a large layer. With them, the main
     // thread reads every byte once for two workers (volume hashes, blob hashes).
     const copies = options.copyInto !== undefined ? await copyTargets(options.copyInto, onDisk) : undefined;
+    const sink = copies ? copySink(copies, options.signal) : undefined;
     const hashing = volumeChecksums
-      ? hashRanges(onDisk, [volumeRanges, blobRanges], { ...progress, ...(copies ? { sink: copySink(copies, options.signal) } : {}) })
+      ? hashRanges(onDisk, [volumeRanges, blobRanges], { ...progress, ...(sink ? { sink: sink.write } : {}) })
       : hashRangesDirect(onDisk, balance(blobRanges), progress);
     const skeletonProblems: VerifyProblem[] = [];
     let hashes: Awaited<typeof hashing>;
     try {
       [hashes] = await Promise.all([hashing, checkSkeleton(skeleton, volumes, onDisk, skeletonProblems)]);
+      await sink?.settle();
       if (copies) for (const handle of copies) await handle?.sync();
     } finally {
+      await sink?.settle().catch(() => undefined); // no fdatasync may outlive its file handle
       if (copies) for (const handle of copies) await handle?.close();
     }
     problems.push(...skeletonProblems);
@@ -418,11 +421,36 @@ async function copyTargets(dir: string, onDisk: readonly VolumeOnDisk[]): Promis
   return handles;
 }
 
-function copySink(copies: ReadonlyArray<FileHandle | undefined>, signal: AbortSignal | undefined): (volume: number, localOffset: number, bytes: Buffer) => Promise<void> {
-  return async (volume, localOffset, bytes) => {
-    if (signal?.aborted) throw Object.assign(new Error('the copy was cancelled'), { code: 'ABORT_ERR' });
-    const handle = copies[volume];
-    for (let done = 0; handle && done < bytes.length; ) done += (await handle.write(bytes, done, bytes.length - done, localOffset + done)).bytesWritten;
+/** Bytes written to a copy before its next fdatasync is started (not awaited: reading and hashing go on). */
+const COPY_SYNC_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Writes each chunk to its volume's copy. Every COPY_SYNC_BYTES a background fdatasync is started, so the
+ * disk writes overlap the hashing instead of all waiting for the final fsync; `settle` awaits them.
+ */
+function copySink(copies: ReadonlyArray<FileHandle | undefined>, signal: AbortSignal | undefined) {
+  const unsynced = copies.map(() => 0);
+  const syncing = new Set<Promise<void>>();
+  let syncError: unknown;
+  return {
+    write: async (volume: number, localOffset: number, bytes: Buffer): Promise<void> => {
+      if (signal?.aborted) throw Object.assign(new Error('the copy was cancelled'), { code: 'ABORT_ERR' });
+      if (syncError) throw syncError;
+      const handle = copies[volume];
+      if (!handle) return;
+      for (let done = 0; done < bytes.length; ) done += (await handle.write(bytes, done, bytes.length - done, localOffset + done)).bytesWritten;
+      if ((unsynced[volume]! += bytes.length) < COPY_SYNC_BYTES) return;
+      unsynced[volume] = 0;
+      const sync: Promise<void> = handle.datasync().catch((err: unknown) => {
+        syncError ??= err;
+      });
+      syncing.add(sync);
+      void sync.finally(() => syncing.delete(sync));
+    },
+    settle: async (): Promise<void> => {
+      await Promise.all([...syncing]);
+      if (syncError) throw syncError;
+    },
   };
 }
 
