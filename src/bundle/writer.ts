@@ -19,7 +19,7 @@ import { Journal, readJournal, type BlobDone } from './journal.js';
 import { checkDiskSpace } from './disk-space.js';
 import { clearWorkDir, lockWorkDir } from './work-lock.js';
 import { hasGzipTrailer, sizeFromGzipTrailer } from './uncompressed.js';
-import { hashRanges, type HashRange, type VolumeOnDisk } from './hash-pipeline.js';
+import { hashRangesDirect, type HashRange, type VolumeOnDisk } from './hash-pipeline.js';
 import { serializeSeal } from './seal.js';
 import { keyIdOf, loadPrivateKey, signSeal } from './signing.js';
 import { fsyncDir, writeFileAtomic } from '../util/atomic-file.js';
@@ -617,16 +617,18 @@ async function writeBundleLocked(options: CreateOptions, planned: ReturnType<typ
   }
 }
 
-/** Hashes the volumes, read back from disk, on two worker threads (even and odd volumes) at once. */
+/**
+ * Hashes the volumes, read back from disk, on two worker threads (even and odd volumes) at once. Each worker
+ * reads its own volumes in small positional reads into a buffer that stays in its cache: 0.79–0.88 s of CPU
+ * for 1.16 GB against 0.89–1.06 s through shared 4 MiB slots, and 256 KiB of buffer instead of 12 MiB.
+ */
 async function hashVolumes(volumes: VolumeSet, layout: BundleLayout): Promise<string[]> {
   const onDisk: VolumeOnDisk[] = layout.volumes.map((v, i) => ({ path: volumes.volumes[i]!.path, size: v.size, offset: v.offset, actualSize: v.size }));
   const ranges: HashRange[] = layout.volumes.map((v, i) => ({ id: i, offset: v.offset, size: v.size }));
   const halves = [ranges.filter((_, i) => i % 2 === 0), ranges.filter((_, i) => i % 2 === 1)];
-  // Three 4 MiB slots keep the reader ahead of the hasher; the default six would add 12 MiB to the
-  // process's peak RSS, which the seal phase sets (bench: 201 MB at 12 GB against a 200 MB target).
-  const results = await Promise.all(halves.map((half) => hashRanges(onDisk.filter((_, i) => half.some((r) => r.id === i)), [half], { slots: 3 })));
+  const hashes = await hashRangesDirect(onDisk, halves);
   return ranges.map((r) => {
-    const result = results.map((m) => m.get(r.id)).find((x) => x !== undefined);
+    const result = hashes.get(r.id);
     if (!result || !('sha256' in result)) throw new Error(`could not hash volume ${layout.volumes[r.id]!.name}: ${result && 'error' in result ? result.error : 'no result'}`);
     return result.sha256;
   });
