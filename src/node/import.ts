@@ -43,7 +43,7 @@ function copyRejection(source: string, files: BundleFiles, report: VerifyReport,
     if (p.kind === 'volume-size') return rejected(source, `volume ${name} has ${p.found ?? '?'}, the seal says ${p.expected ?? '?'}`);
     if (p.kind === 'volume-sha256') return rejected(source, `volume ${name} has sha256 ${p.found ?? '?'}, the seal says ${p.expected ?? '?'}`);
   }
-  // The verifier's own hint names the temp copy, which is gone once we reject: point at the media instead.
+  // The hint of a node's sync failure would suggest re-creating the bundle: for an import, copying it again.
   const trusted = trustedKey ? ` --trusted-key ${trustedKey}` : '';
   return rejected(
     source,
