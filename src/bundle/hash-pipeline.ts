@@ -33,6 +33,12 @@ export interface HashOptions {
   readonly onBytes?: (bytes: number) => void;
   readonly chunkSize?: number;
   readonly slots?: number;
+  /**
+   * Also gets every byte read (hashRanges only), from the same buffer the workers hash: volume `volume`'s
+   * bytes from `localOffset`, in order. Copying a bundle through this is one read for the copy and all hashes.
+   * Every byte of every present volume is read when a sink is given, whether a range wants it or not.
+   */
+  readonly sink?: (volume: number, localOffset: number, bytes: Buffer) => Promise<void>;
 }
 
 /** A volume as laid out (global offset, expected size) and what is really on disk (size, or missing). */
@@ -64,12 +70,8 @@ export async function hashRanges(volumes: readonly VolumeOnDisk[], groups: reado
 
   for (const worker of workers) {
     worker.on('message', (reply: HashWorkerReply) => {
-      if (reply.type === 'free') {
-        if (--pending[reply.slot]! === 0) {
-          freeSlots.push(reply.slot);
-          wakeReader?.();
-        }
-      } else if (reply.type === 'result') results.set(reply.id, { sha256: reply.sha256 });
+      if (reply.type === 'free') release(reply.slot);
+      else if (reply.type === 'result') results.set(reply.id, { sha256: reply.sha256 });
       else if (reply.type === 'failed') results.set(reply.id, { error: reply.reason });
       else if (reply.type === 'done' && ++done === workers.length) allDone();
     });
@@ -80,12 +82,21 @@ export async function hashRanges(volumes: readonly VolumeOnDisk[], groups: reado
     });
   }
 
+  let sinkError: unknown;
+  const sinking = new Set<Promise<void>>();
+  const release = (slot: number) => {
+    if (--pending[slot]! === 0) {
+      freeSlots.push(slot);
+      wakeReader?.();
+    }
+  };
   const wanted = (offset: number, length: number) =>
     sorted.map((g, i) => (g.some((r) => r.offset < offset + length && r.offset + r.size > offset) ? i : -1)).filter((i) => i >= 0);
 
   const takeSlot = async (): Promise<number> => {
     while (freeSlots.length === 0) {
       if (workerError) throw workerError;
+      if (sinkError) throw sinkError;
       await new Promise<void>((resolve) => (wakeReader = resolve));
       wakeReader = undefined;
     }
@@ -94,9 +105,9 @@ export async function hashRanges(volumes: readonly VolumeOnDisk[], groups: reado
 
   let read = 0;
   try {
-    for (const volume of volumes) {
+    for (const [index, volume] of volumes.entries()) {
       const targets = wanted(volume.offset, volume.size);
-      if (targets.length === 0) continue;
+      if (targets.length === 0 && !options.sink) continue;
       const present = Math.min(volume.actualSize ?? 0, volume.size);
       if (present < volume.size) {
         const reason = volume.actualSize === undefined ? `volume ${volume.path} is missing` : `volume ${volume.path} is truncated at byte ${volume.actualSize} of ${volume.size}`;
@@ -109,7 +120,7 @@ export async function hashRanges(volumes: readonly VolumeOnDisk[], groups: reado
           const length = Math.min(chunkSize, present - local);
           const offset = volume.offset + local;
           const chunkTargets = wanted(offset, length);
-          if (chunkTargets.length === 0) {
+          if (chunkTargets.length === 0 && !options.sink) {
             local += length;
             continue;
           }
@@ -121,8 +132,20 @@ export async function hashRanges(volumes: readonly VolumeOnDisk[], groups: reado
             if (bytesRead === 0) throw new Error(`volume ${volume.path} shrank while being read`);
             got += bytesRead;
           }
-          pending[slot] = chunkTargets.length;
+          pending[slot] = chunkTargets.length + (options.sink ? 1 : 0);
           for (const i of chunkTargets) workers[i]!.postMessage({ type: 'chunk', slot, slotOffset: slot * chunkSize, offset, length } satisfies HashWorkerMessage);
+          if (options.sink) {
+            // The write reads the slot while the workers hash it; the slot is reused only when all are done.
+            const write: Promise<void> = options.sink(index, local, view).then(
+              () => release(slot),
+              (err: unknown) => {
+                sinkError ??= err;
+                release(slot);
+              },
+            );
+            sinking.add(write);
+            void write.finally(() => sinking.delete(write));
+          }
           local += length;
           read += length;
           options.onBytes?.(read);
@@ -132,10 +155,12 @@ export async function hashRanges(volumes: readonly VolumeOnDisk[], groups: reado
       }
     }
     for (const worker of workers) worker.postMessage({ type: 'end' } satisfies HashWorkerMessage);
-    await finished;
+    await Promise.all([finished, ...sinking]);
     if (workerError) throw workerError;
+    if (sinkError) throw sinkError;
     return results;
   } finally {
+    await Promise.allSettled([...sinking]); // no write may outlive the call (its caller closes the files)
     await Promise.all(workers.map((w) => w.terminate()));
   }
 }

@@ -97,10 +97,11 @@ export class Journal {
     await pwrite(this.progressFd, slot, 0, SLOT, index * SLOT);
   }
 
-  /** Appends a verified blob whose bytes are already fsynced; durable when this returns. */
-  async recordDone(done: BlobDone): Promise<void> {
-    const line = `${done.digest} ${done.uncompressed.size} ${done.uncompressed.estimated ? 'estimated' : 'exact'}\n`;
-    await promisify(fs.write)(this.doneFd, line);
+  /** Appends verified blobs whose bytes are already fsynced, in one write; durable when this returns. */
+  async recordDone(done: readonly BlobDone[]): Promise<void> {
+    if (done.length === 0) return;
+    const lines = done.map((d) => `${d.digest} ${d.uncompressed.size} ${d.uncompressed.estimated ? 'estimated' : 'exact'}\n`).join('');
+    await promisify(fs.write)(this.doneFd, lines);
     await promisify(fs.fdatasync)(this.doneFd);
   }
 

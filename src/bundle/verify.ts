@@ -2,6 +2,7 @@
 // against its digest, every other byte equal to what the sealed manifest's layout prescribes — and the signature.
 
 import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { MANIFEST_ENTRY, type BundleManifest } from './format.js';
 import { BLOB_ENTRY_PREFIX, locateBundle, readBundleManifest, type BundleFiles, type TarEntry } from './reader.js';
@@ -56,6 +57,15 @@ export interface VerifyOptions {
    */
   readonly volumeChecksums?: boolean;
   readonly onBytes?: (bytesRead: number, totalBytes: number) => void;
+  /**
+   * Copies every volume into this directory (DIR/<volume name>, created new, fsynced) while checking it:
+   * each byte is read once, for the copy, its volume's sha256 and its blob's digest. Implies volumeChecksums
+   * (the copy is proven equal to the sealed volumes). Volumes missing or short are not copied whole; the
+   * report names them.
+   */
+  readonly copyInto?: string;
+  /** Stops a copy (copyInto) at the next chunk with an ABORT_ERR error. */
+  readonly signal?: AbortSignal;
 }
 
 const MAX_JSON_BLOB = 16 * 1024 * 1024;
@@ -332,7 +342,7 @@ export async function verifyBundle(file: string, options: VerifyOptions = {}): P
       blobOfRange.set(range.id, entry);
     }
     // Volume checksums when asked, or when without a readable manifest they are all that can be checked.
-    const volumeChecksums = files.seal !== undefined && (options.volumeChecksums === true || !layout);
+    const volumeChecksums = files.seal !== undefined && (options.volumeChecksums === true || options.copyInto !== undefined || !layout);
     const volumeRanges: HashRange[] = volumeChecksums ? onDisk.map((v, i) => ({ id: i, offset: v.offset, size: v.size })) : [];
     const total = onDisk.reduce((s, v) => s + Math.min(v.actualSize ?? 0, v.size), 0);
     let bytesRead = 0;
@@ -345,9 +355,21 @@ export async function verifyBundle(file: string, options: VerifyOptions = {}): P
     // Without volume checksums each byte is hashed once: each worker reads and hashes its own half of the
     // blobs (by bytes), so both cores hash even while one works through a large layer. With them, the main
     // thread reads every byte once for two workers (volume hashes, blob hashes).
-    const hashing = volumeChecksums ? hashRanges(onDisk, [volumeRanges, blobRanges], progress) : hashRangesDirect(onDisk, balance(blobRanges), progress);
+    const copies = options.copyInto !== undefined ? await copyTargets(options.copyInto, onDisk) : undefined;
+    const sink = copies ? copySink(copies, options.signal) : undefined;
+    const hashing = volumeChecksums
+      ? hashRanges(onDisk, [volumeRanges, blobRanges], { ...progress, ...(sink ? { sink: sink.write } : {}) })
+      : hashRangesDirect(onDisk, balance(blobRanges), progress);
     const skeletonProblems: VerifyProblem[] = [];
-    const [hashes] = await Promise.all([hashing, checkSkeleton(skeleton, volumes, onDisk, skeletonProblems)]);
+    let hashes: Awaited<typeof hashing>;
+    try {
+      [hashes] = await Promise.all([hashing, checkSkeleton(skeleton, volumes, onDisk, skeletonProblems)]);
+      await sink?.settle();
+      if (copies) for (const handle of copies) await handle?.sync();
+    } finally {
+      await sink?.settle().catch(() => undefined); // no fdatasync may outlive its file handle
+      if (copies) for (const handle of copies) await handle?.close();
+    }
     problems.push(...skeletonProblems);
 
     const sealed = files.seal?.volumes ?? [];
@@ -385,6 +407,51 @@ export async function verifyBundle(file: string, options: VerifyOptions = {}): P
   } finally {
     await volumes.close();
   }
+}
+
+/** New files for the copies of the volumes that are on disk (copyInto); undefined for missing ones. */
+async function copyTargets(dir: string, onDisk: readonly VolumeOnDisk[]): Promise<Array<FileHandle | undefined>> {
+  const handles: Array<FileHandle | undefined> = [];
+  try {
+    for (const v of onDisk) handles.push(v.actualSize === undefined ? undefined : await fs.open(path.join(dir, path.basename(v.path)), 'wx', 0o644));
+  } catch (err) {
+    for (const handle of handles) await handle?.close();
+    throw err;
+  }
+  return handles;
+}
+
+/** Bytes written to a copy before its next fdatasync is started (not awaited: reading and hashing go on). */
+const COPY_SYNC_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Writes each chunk to its volume's copy. Every COPY_SYNC_BYTES a background fdatasync is started, so the
+ * disk writes overlap the hashing instead of all waiting for the final fsync; `settle` awaits them.
+ */
+function copySink(copies: ReadonlyArray<FileHandle | undefined>, signal: AbortSignal | undefined) {
+  const unsynced = copies.map(() => 0);
+  const syncing = new Set<Promise<void>>();
+  let syncError: unknown;
+  return {
+    write: async (volume: number, localOffset: number, bytes: Buffer): Promise<void> => {
+      if (signal?.aborted) throw Object.assign(new Error('the copy was cancelled'), { code: 'ABORT_ERR' });
+      if (syncError) throw syncError;
+      const handle = copies[volume];
+      if (!handle) return;
+      for (let done = 0; done < bytes.length; ) done += (await handle.write(bytes, done, bytes.length - done, localOffset + done)).bytesWritten;
+      if ((unsynced[volume]! += bytes.length) < COPY_SYNC_BYTES) return;
+      unsynced[volume] = 0;
+      const sync: Promise<void> = handle.datasync().catch((err: unknown) => {
+        syncError ??= err;
+      });
+      syncing.add(sync);
+      void sync.finally(() => syncing.delete(sync));
+    },
+    settle: async (): Promise<void> => {
+      await Promise.all([...syncing]);
+      if (syncError) throw syncError;
+    },
+  };
 }
 
 /** Human-readable lines for a report: one per problem, then a summary. */

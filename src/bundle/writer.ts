@@ -15,11 +15,11 @@ import { buildBundleManifest, serializeManifest, type UncompressedSize } from '.
 import { planLayout, type BundleLayout, type LayoutEntry } from './layout.js';
 import { bundleSkeleton } from './skeleton.js';
 import { VolumeSet } from './volumes.js';
-import { Journal, readJournal } from './journal.js';
+import { Journal, readJournal, type BlobDone } from './journal.js';
 import { checkDiskSpace } from './disk-space.js';
 import { clearWorkDir, lockWorkDir } from './work-lock.js';
 import { hasGzipTrailer, sizeFromGzipTrailer } from './uncompressed.js';
-import { hashRanges, type HashRange, type VolumeOnDisk } from './hash-pipeline.js';
+import { hashRangesDirect, type HashRange, type VolumeOnDisk } from './hash-pipeline.js';
 import { serializeSeal } from './seal.js';
 import { keyIdOf, loadPrivateKey, signSeal } from './signing.js';
 import { fsyncDir, writeFileAtomic } from '../util/atomic-file.js';
@@ -106,8 +106,16 @@ function repositoryOf(blob: PlannedBlob): { domain: string; path: string } {
   return { domain: name.slice(0, slash), path: name.slice(slash + 1) };
 }
 
-/** Yields whatever the stream has buffered, up to `max` bytes at a time, as soon as it is there. */
-async function* batches(stream: Readable, max: number): AsyncGenerator<Buffer> {
+/** A batch smaller than the minimum is written anyway once the stream has been silent this long. */
+const BATCH_IDLE_MS = 20;
+
+/**
+ * Yields the stream's chunks in batches of at least `min` bytes and about `max` at most, or fewer when the
+ * stream ends, fails or stalls for BATCH_IDLE_MS (`idle`: what arrived is put on disk and in the journal, not held
+ * while waiting): the chunks as they came (one writev, never copied into one buffer) and their total length.
+ * Network chunks are ~16–64 KiB: written one by one, each would cost a thread-pool round trip.
+ */
+async function* batches(stream: Readable, min: number, max: number): AsyncGenerator<{ parts: Buffer[]; length: number; idle: boolean }> {
   let error: Error | undefined;
   let ended = false;
   let wake: (() => void) | undefined;
@@ -122,26 +130,88 @@ async function* batches(stream: Readable, max: number): AsyncGenerator<Buffer> {
   };
   stream.on('readable', onReadable).on('end', onEnd).on('error', onError);
   try {
+    let parts: Buffer[] = [];
+    let n = 0;
     for (;;) {
-      const parts: Buffer[] = [];
-      let n = 0;
       let chunk: Buffer | null;
       while (n < max && (chunk = stream.read() as Buffer | null) !== null) {
         parts.push(chunk);
         n += chunk.length;
       }
-      if (n > 0) {
-        yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, n);
+      // What arrived before an error is written first (a re-run continues after it), then the error thrown.
+      if (error && n === 0) throw error;
+      if (n >= min || ((ended || error) && n > 0)) {
+        yield { parts, length: n, idle: ended || error !== undefined };
+        parts = [];
+        n = 0;
         continue;
       }
-      if (error) throw error;
       if (ended) return;
-      await new Promise<void>((resolve) => (wake = resolve));
+      let timer: NodeJS.Timeout | undefined;
+      const woken = await new Promise<boolean>((resolve) => {
+        wake = () => resolve(true);
+        if (n > 0) timer = setTimeout(() => resolve(false), BATCH_IDLE_MS);
+      });
+      clearTimeout(timer);
       wake = undefined;
+      if (!woken && n > 0) {
+        yield { parts, length: n, idle: true };
+        parts = [];
+        n = 0;
+      }
     }
   } finally {
     stream.off('readable', onReadable).off('end', onEnd).off('error', onError);
     if (!ended) stream.destroy();
+  }
+}
+
+/**
+ * Bytes a blob may run ahead of its journal slot while streaming: progress is recorded every this many bytes,
+ * not per network chunk, and exactly when the stream ends or fails. A run killed mid-blob re-fetches at most
+ * this much; a resumed run re-checks the recorded prefix, so a coarser slot never costs correctness.
+ */
+const PROGRESS_RECORD_BYTES = 1024 * 1024;
+
+/**
+ * Makes finished blobs durable in groups: one fdatasync of each volume they lie in, then one append of all
+ * their journal lines. A blob joins the group that starts after its last write returned, so its bytes are on
+ * disk before its line is: what the journal calls done is durable, with one fsync per group, not per blob.
+ */
+class DoneCommitter {
+  private queue: Array<{ done: BlobDone; volumes: readonly number[]; settle: (err?: unknown) => void }> = [];
+  private running = false;
+
+  constructor(
+    private readonly volumes: VolumeSet,
+    private readonly journal: Journal,
+  ) {}
+
+  commit(done: BlobDone, volumes: readonly number[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ done, volumes, settle: (err) => (err === undefined ? resolve() : reject(err)) });
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (this.running || this.queue.length === 0) return;
+    this.running = true;
+    const group = this.queue.splice(0);
+    void this.flush(group).then(() => {
+      this.running = false;
+      this.kick();
+    });
+  }
+
+  private async flush(group: typeof this.queue): Promise<void> {
+    try {
+      for (const v of new Set(group.flatMap((g) => g.volumes))) await this.volumes.syncVolume(v);
+      await this.journal.recordDone(group.map((g) => g.done));
+      for (const g of group) g.settle();
+    } catch (err) {
+      for (const g of group) g.settle(err ?? new Error('journal commit failed'));
+    }
   }
 }
 
@@ -156,21 +226,31 @@ class BundleWriter {
   bytesFetched = 0;
   readonly done = new Map<Digest, UncompressedSize>();
   readonly failures = new Map<Digest, string>();
+  private readonly committer: DoneCommitter;
 
   constructor(
     private readonly options: CreateOptions,
     private readonly volumes: VolumeSet,
     private readonly journal: Journal,
     private readonly report: () => void,
-  ) {}
+  ) {
+    this.committer = new DoneCommitter(volumes, journal);
+  }
 
   /** Bytes of each blob on disk so far, by task index: the sum is bytesDone. */
   private readonly positions = new Map<number, number>();
+  /** The position last written to each blob's journal slot. */
+  private readonly recorded = new Map<number, number>();
 
-  /** Sets how far blob `index` is written, keeping bytesDone and the journal in step. */
-  private async setPosition(index: number, position: number): Promise<void> {
+  /**
+   * Sets how far blob `index` is written, keeping bytesDone in step, and its journal slot when it moved by
+   * PROGRESS_RECORD_BYTES or more, or `always`.
+   */
+  private async setPosition(index: number, position: number, always = true): Promise<void> {
     this.bytesDone += position - (this.positions.get(index) ?? 0);
     this.positions.set(index, position);
+    if (!always && Math.abs(position - (this.recorded.get(index) ?? 0)) < PROGRESS_RECORD_BYTES) return;
+    this.recorded.set(index, position);
     await this.journal.recordProgress(index, position);
   }
 
@@ -178,6 +258,7 @@ class BundleWriter {
   async writeBlob(task: BlobTask, resumeFrom: number): Promise<void> {
     const { blob, entry, index } = task;
     this.positions.set(index, resumeFrom);
+    this.recorded.set(index, resumeFrom);
     let from = resumeFrom;
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
@@ -185,9 +266,8 @@ class BundleWriter {
         else if (from >= blob.size) await this.checkWritten(task);
         else if (blob.role === 'manifest' && from === 0) await this.writeKnownBytes(task, await this.fetchManifest(blob));
         else await this.stream(task, from);
-        await this.syncBlob(entry);
         const uncompressed = await this.uncompressedSize(task);
-        await this.journal.recordDone({ digest: blob.digest, uncompressed });
+        await this.committer.commit({ digest: blob.digest, uncompressed }, [...new Set(this.volumes.pieces(entry.dataOffset, entry.size).map((p) => p.volume))]);
         this.done.set(blob.digest, uncompressed);
         return;
       } catch (err) {
@@ -230,13 +310,18 @@ class BundleWriter {
       ...(this.options.signal ? { signal: this.options.signal } : {}),
     });
     let position = from;
-    for await (const chunk of batches(source, 1024 * 1024)) {
-      if (position + chunk.length > blob.size) throw new DigestMismatchError(blob.digest, `(more than ${blob.size} bytes)`, `blob ${blob.digest}`);
-      await this.volumes.write(chunk, entry.dataOffset + position);
-      position += chunk.length;
-      this.bytesFetched += chunk.length;
-      await this.setPosition(task.index, position);
-      this.report();
+    try {
+      for await (const { parts, length, idle } of batches(source, 1024 * 1024, 4 * 1024 * 1024)) {
+        if (position + length > blob.size) throw new DigestMismatchError(blob.digest, `(more than ${blob.size} bytes)`, `blob ${blob.digest}`);
+        await this.volumes.writev(parts, entry.dataOffset + position);
+        position += length;
+        this.bytesFetched += length;
+        await this.setPosition(task.index, position, idle);
+        this.report();
+      }
+    } finally {
+      // A failed or finished stream leaves its exact position: a re-run fetches only what is missing.
+      if (this.recorded.get(task.index) !== position) await this.setPosition(task.index, position);
     }
   }
 
@@ -244,10 +329,6 @@ class BundleWriter {
     const hash = createHash('sha256');
     for await (const chunk of this.volumes.createReadStream(entry.dataOffset, length)) hash.update(chunk as Buffer);
     return hash;
-  }
-
-  private async syncBlob(entry: LayoutEntry): Promise<void> {
-    for (const piece of this.volumes.pieces(entry.dataOffset, entry.size)) await this.volumes.syncVolume(piece.volume);
   }
 
   private async uncompressedSize(task: BlobTask): Promise<UncompressedSize> {
@@ -536,16 +617,18 @@ async function writeBundleLocked(options: CreateOptions, planned: ReturnType<typ
   }
 }
 
-/** Hashes the volumes, read back from disk, on two worker threads (even and odd volumes) at once. */
+/**
+ * Hashes the volumes, read back from disk, on two worker threads (even and odd volumes) at once. Each worker
+ * reads its own volumes in small positional reads into a buffer that stays in its cache: 0.79–0.88 s of CPU
+ * for 1.16 GB against 0.89–1.06 s through shared 4 MiB slots, and 256 KiB of buffer instead of 12 MiB.
+ */
 async function hashVolumes(volumes: VolumeSet, layout: BundleLayout): Promise<string[]> {
   const onDisk: VolumeOnDisk[] = layout.volumes.map((v, i) => ({ path: volumes.volumes[i]!.path, size: v.size, offset: v.offset, actualSize: v.size }));
   const ranges: HashRange[] = layout.volumes.map((v, i) => ({ id: i, offset: v.offset, size: v.size }));
   const halves = [ranges.filter((_, i) => i % 2 === 0), ranges.filter((_, i) => i % 2 === 1)];
-  // Three 4 MiB slots keep the reader ahead of the hasher; the default six would add 12 MiB to the
-  // process's peak RSS, which the seal phase sets (bench: 201 MB at 12 GB against a 200 MB target).
-  const results = await Promise.all(halves.map((half) => hashRanges(onDisk.filter((_, i) => half.some((r) => r.id === i)), [half], { slots: 3 })));
+  const hashes = await hashRangesDirect(onDisk, halves);
   return ranges.map((r) => {
-    const result = results.map((m) => m.get(r.id)).find((x) => x !== undefined);
+    const result = hashes.get(r.id);
     if (!result || !('sha256' in result)) throw new Error(`could not hash volume ${layout.volumes[r.id]!.name}: ${result && 'error' in result ? result.error : 'no result'}`);
     return result.sha256;
   });

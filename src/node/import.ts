@@ -1,13 +1,11 @@
-// Brings a bundle from removable media into the bundle dir: every volume copied and hashed in one pass and
-// compared with the seal, blobs verified, then renamed into place (seal last); a bad bundle leaves nothing.
+// Brings a bundle from removable media into the bundle dir: every volume copied in one read of the media that
+// also yields its sha256 (compared with the seal) and every blob's digest, then renamed into place (seal
+// last); a bad bundle leaves nothing.
 
-import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { SEAL_SUFFIX, SIGNATURE_SUFFIX } from '../bundle/format.js';
+import { verifyBundle, type VerifyReport } from '../bundle/verify.js';
 import { locateBundle, type BundleFiles } from '../bundle/reader.js';
 import { fsyncDir } from '../util/atomic-file.js';
 import { UserError, errnoCode } from '../util/errors.js';
@@ -16,7 +14,7 @@ import type { NodeConfig } from './config.js';
 import { openNodeServices } from './preload.js';
 import { freeBytes } from '../util/disk.js';
 import { describeBytes } from './storage-check.js';
-import { checkNodeBundleSignature, verifyNodeBundle } from './verify.js';
+import { checkNodeBundleSignature, verifyFailure, verifyNodeBundle } from './verify.js';
 
 /** Room kept free beyond the bundle itself: filesystem metadata, the state database's growth. */
 const IMPORT_MARGIN = 64 * 2 ** 20;
@@ -31,27 +29,27 @@ export interface ImportResult {
   readonly alreadyImported: boolean;
 }
 
-/** Counts and hashes what flows through, so the copy and its checksum are one read of the media. */
-class HashingCounter extends Transform {
-  readonly hash = createHash('sha256');
-  bytes = 0;
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    done(null, chunk);
+/**
+ * Why a copy checked on the way in is refused: the volumes first (missing, short, not the sealed sha256),
+ * in the words of the volume check, then the verifier's blob and layout problems. Stale NAME.NNN files next
+ * to the bundle on the media are not copied and do not matter.
+ */
+function copyRejection(source: string, files: BundleFiles, report: VerifyReport, trustedKey: string | undefined): UserError | undefined {
+  const problems = report.problems.filter((p) => p.kind !== 'volume-stale');
+  if (problems.length === 0) return undefined;
+  for (const p of problems) {
+    const name = path.basename(p.subject);
+    if (p.kind === 'volume-missing') return rejected(source, `volume ${p.subject} is missing`, `copy every volume listed in ${files.sealPath}`);
+    if (p.kind === 'volume-size') return rejected(source, `volume ${name} has ${p.found ?? '?'}, the seal says ${p.expected ?? '?'}`);
+    if (p.kind === 'volume-sha256') return rejected(source, `volume ${name} has sha256 ${p.found ?? '?'}, the seal says ${p.expected ?? '?'}`);
   }
-}
-
-async function copyHashed(from: string, to: string, signal: AbortSignal | undefined): Promise<{ sha256: string; size: number }> {
-  const counter = new HashingCounter();
-  await pipeline(createReadStream(from, { highWaterMark: 1 << 20 }), counter, createWriteStream(to, { flags: 'wx', mode: 0o644 }), signal ? { signal } : {});
-  const handle = await open(to, 'r+');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  return { sha256: counter.hash.digest('hex'), size: counter.bytes };
+  // The hint of a node's sync failure would suggest re-creating the bundle: for an import, copying it again.
+  const trusted = trustedKey ? ` --trusted-key ${trustedKey}` : '';
+  return rejected(
+    source,
+    verifyFailure({ ...report, problems }, files.sealPath, trustedKey).message,
+    `run "pin-preload bundle verify ${source}${trusted}" for the full report; copy damaged files again, or for a bad signature use a bundle signed with the key [paths] trusted_key names`,
+  );
 }
 
 function rejected(source: string, why: string, hint?: string): UserError {
@@ -146,38 +144,21 @@ export async function importBundle(
 
   const temp = await mkdtemp(path.join(bundlesDir, `${TEMP_PREFIX}${process.pid}-`));
   try {
-    let bytesCopied = 0;
-    for (const volume of files.seal.volumes) {
-      const from = path.join(files.dir, volume.name);
-      log(`copying ${from} (${describeBytes(volume.size)})`);
-      let copied: { sha256: string; size: number };
-      try {
-        copied = await copyHashed(from, path.join(temp, volume.name), options.signal);
-      } catch (err) {
-        if (errnoCode(err) === 'ENOENT') throw rejected(source, `volume ${from} is missing`, `copy every volume listed in ${files.sealPath}`);
-        throw err;
-      }
-      if (copied.size !== volume.size) throw rejected(source, `volume ${volume.name} has ${copied.size} bytes, the seal says ${volume.size}`);
-      if (copied.sha256 !== volume.sha256) throw rejected(source, `volume ${volume.name} has sha256 ${copied.sha256}, the seal says ${volume.sha256}`);
-      bytesCopied += copied.size;
-    }
+    // One read of the media: each chunk is written to the copy from the buffer its volume sha256 and its
+    // blob's digest are computed from, so what is checked is what was written.
+    const bytesCopied = files.seal.volumes.reduce((n, v) => n + v.size, 0);
+    log(`copying and verifying ${files.seal.volumes.length} volume(s) from ${files.dir} (${describeBytes(bytesCopied)})`);
+    const report = await verifyBundle(files.sealPath, {
+      copyInto: temp,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(config.paths.trustedKey ? { trustedKey: config.paths.trustedKey } : {}),
+    });
+    const rejection = copyRejection(source, files, report, config.paths.trustedKey);
+    if (rejection) throw rejection;
     const sealName = files.name + SEAL_SUFFIX;
     const signatureName = files.name + SIGNATURE_SUFFIX;
     await writeSmall(path.join(temp, sealName), files.sealBytes);
     if (files.signaturePath) await writeSmall(path.join(temp, signatureName), await readFile(files.signaturePath));
-
-    // Volumes match the seal; now every blob against its digest (the copy is what we check, not the media).
-    try {
-      await verifyNodeBundle(path.join(temp, sealName), { signal: options.signal, trustedKey: config.paths.trustedKey });
-    } catch (err) {
-      // The verifier's own hint names the temp copy, which is gone once we reject: point at the media instead.
-      const trusted = config.paths.trustedKey ? ` --trusted-key ${config.paths.trustedKey}` : '';
-      throw rejected(
-        source,
-        err instanceof Error ? err.message : String(err),
-        `run "pin-preload bundle verify ${source}${trusted}" for the full report; copy damaged files again, or for a bad signature use a bundle signed with the key [paths] trusted_key names`,
-      );
-    }
 
     // Into place: volumes and signature first, the seal last, so a seal in the bundle dir means "complete".
     for (const volume of files.seal.volumes) await rename(path.join(temp, volume.name), path.join(bundlesDir, volume.name));

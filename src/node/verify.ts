@@ -3,7 +3,7 @@
 // turned into one UserError naming every problem.
 
 import { readFile } from 'node:fs/promises';
-import { verifyBundle } from '../bundle/verify.js';
+import { verifyBundle, type VerifyReport } from '../bundle/verify.js';
 import { checkSignature, loadPublicKey } from '../bundle/signing.js';
 import { SEAL_SUFFIX, SIGNATURE_SUFFIX } from '../bundle/format.js';
 import { errnoCode, UserError } from '../util/errors.js';
@@ -20,11 +20,15 @@ export interface NodeVerifyOptions {
 export async function verifyNodeBundle(sealPath: string, options: NodeVerifyOptions = {}): Promise<void> {
   if (options.signal?.aborted) throw new UserError('PRELOAD_CANCELLED', 'cancelled before verifying the bundle');
   const report = await verifyBundle(sealPath, options.trustedKey ? { trustedKey: options.trustedKey } : {});
-  if (report.ok) return;
+  if (!report.ok) throw verifyFailure(report, sealPath, options.trustedKey);
+}
+
+/** BUNDLE_VERIFY_FAILED for a failed report: the bundle, its first problems, how to see them all. */
+export function verifyFailure(report: VerifyReport, sealPath: string, trustedKey: string | undefined): UserError {
   const shown = report.problems.slice(0, PROBLEMS_SHOWN).map((p) => p.message);
   const more = report.problems.length > PROBLEMS_SHOWN ? `; and ${report.problems.length - PROBLEMS_SHOWN} more` : '';
-  throw new UserError('BUNDLE_VERIFY_FAILED', `bundle ${report.bundle} failed verification: ${shown.join('; ')}${more}`, {
-    hint: `run "pin-preload bundle verify ${sealPath}${options.trustedKey ? ` --trusted-key ${options.trustedKey}` : ''}" for the full report; copy damaged volumes again or re-create the bundle`,
+  return new UserError('BUNDLE_VERIFY_FAILED', `bundle ${report.bundle} failed verification: ${shown.join('; ')}${more}`, {
+    hint: `run "pin-preload bundle verify ${sealPath}${trustedKey ? ` --trusted-key ${trustedKey}` : ''}" for the full report; copy damaged volumes again or re-create the bundle`,
   });
 }
 

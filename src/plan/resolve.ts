@@ -65,23 +65,34 @@ export async function planBundle(source: ImageSource, selection: Selection, opti
   }
   const seenWanted = new Set<string>();
   const distinct = wanted.filter((w) => !seenWanted.has(w.image.requestedAs) && seenWanted.add(w.image.requestedAs));
+  const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+
+  const requests: ImageRequest[] = [];
+  const blocked: BlockedPlanImage[] = [];
+  const extraRequests: ImageRequest[] = [];
+  const extraBlocked: BlockedPlanImage[] = [];
+  // oc-mirror matches blockedImages against the name an image was asked by and the name it is mirrored to.
+  const admit = (request: ImageRequest, into = requests, blockedInto = blocked): boolean => {
+    const match = blockedBy(selection.blocked, [request.requestedAs, formatReference(request.ref)]);
+    if (!match) {
+      into.push(request);
+      return true;
+    }
+    if (!blockedInto.some((b) => b.requestedAs === request.requestedAs)) blockedInto.push({ requestedAs: request.requestedAs, pattern: match.text, patternOrigin: match.origin });
+    return false;
+  };
+  // Extra images do not depend on any release: they resolve while the release payloads are read (the
+  // longest chain of requests), not after. Their order in the plan, and which error is reported first, stay.
+  for (const extra of selection.images) {
+    admit({ ref: withDefaultTag(extra.reference), requestedAs: extra.requestedAs, origin: 'extra', where: `image ${extra.requestedAs} (from ${extra.origin})` }, extraRequests, extraBlocked);
+  }
+  const extrasResolved = mapBounded(extraRequests, concurrency, (r) => resolveImage(cache, r, selection.platforms));
+  extrasResolved.catch(() => undefined); // awaited below, after the releases
   const resolvedReleases = await mapBounded(distinct, RELEASE_CONCURRENCY, async (w) => ({
     wanted: w,
     release: await resolveReleaseNamed(cache, withDefaultTag(w.image.reference), selection.platforms),
   }));
 
-  const requests: ImageRequest[] = [];
-  const blocked: BlockedPlanImage[] = [];
-  // oc-mirror matches blockedImages against the name an image was asked by and the name it is mirrored to.
-  const admit = (request: ImageRequest): boolean => {
-    const match = blockedBy(selection.blocked, [request.requestedAs, formatReference(request.ref)]);
-    if (!match) {
-      requests.push(request);
-      return true;
-    }
-    if (!blocked.some((b) => b.requestedAs === request.requestedAs)) blocked.push({ requestedAs: request.requestedAs, pattern: match.text, patternOrigin: match.origin });
-    return false;
-  };
   const releases: PlannedRelease[] = [];
   for (const { wanted: w, release } of resolvedReleases) {
     // The same payload reached twice (a --release that is also on a channel's path) is planned once.
@@ -101,11 +112,9 @@ export async function planBundle(source: ImageSource, selection: Selection, opti
       ...(w.channel !== undefined ? { channel: w.channel } : {}),
     });
   }
-  for (const extra of selection.images) {
-    admit({ ref: withDefaultTag(extra.reference), requestedAs: extra.requestedAs, origin: 'extra', where: `image ${extra.requestedAs} (from ${extra.origin})` });
-  }
-  const resolved = await mapBounded(requests, options.concurrency ?? DEFAULT_CONCURRENCY, (r) => resolveImage(cache, r, selection.platforms));
-  return assemble(resolved, releases, channels, blocked, selection);
+  for (const b of extraBlocked) if (!blocked.some((x) => x.requestedAs === b.requestedAs)) blocked.push(b);
+  const resolved = await mapBounded(requests, concurrency, (r) => resolveImage(cache, r, selection.platforms));
+  return assemble([...resolved, ...(await extrasResolved)], releases, channels, blocked, selection);
 }
 
 async function resolveChannels(selection: Selection, readGraph: GraphReader | undefined): Promise<ResolvedChannel[]> {
@@ -171,10 +180,13 @@ async function resolveImageUnwrapped(source: ImageSource, request: ImageRequest,
   if (topManifest.kind === 'image') {
     uses.push(...imageBlobUses(topManifest));
   } else {
-    const children = platforms === 'all' ? runnableChildren(topManifest) : platforms.map((p) => selectChild(topManifest, p, request.where));
-    for (const child of children) {
-      if (manifests.includes(child.digest)) continue; // a single-entry index serves every wanted platform
-      const fetched = await source.getManifest(digestReference(request.ref, child.digest));
+    const chosen = platforms === 'all' ? runnableChildren(topManifest) : platforms.map((p) => selectChild(topManifest, p, request.where));
+    // A single-entry index serves every wanted platform: each child once, in the index's order.
+    const children = chosen.filter((c, i) => c.digest !== top.digest && chosen.findIndex((d) => d.digest === c.digest) === i);
+    // The children are fetched at once (the registry client bounds the connections), not one after another.
+    const fetchedChildren = await Promise.all(children.map((child) => source.getManifest(digestReference(request.ref, child.digest))));
+    for (const [i, child] of children.entries()) {
+      const fetched = fetchedChildren[i]!;
       const childManifest = parseManifest(fetched.bytes, fetched.mediaType, `${request.where} (${child.digest})`);
       if (childManifest.kind !== 'image') throw new UserError('NESTED_INDEX', `${request.where}: index entry ${child.digest} is itself an index, which is not supported`);
       manifests.push(child.digest);

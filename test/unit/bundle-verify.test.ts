@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, mkdtemp, open, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, open, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -35,6 +35,20 @@ async function withBundle(options: { splitSize?: number; sign?: boolean }, fn: (
   }
 }
 
+/** Flips one bit of the big layer's byte `at` in the unsplit bundle `output`; returns where the layer lies. */
+async function flipBlobByte(output: string, at: number): Promise<{ offset: number; size: number }> {
+  const bundle = await openBundle(output);
+  const located = (await bundle.locateBlobs()).get(bigLayer.digest)!;
+  await bundle.close();
+  const handle = await open(output, 'r+');
+  const byte = Buffer.alloc(1);
+  await handle.read(byte, 0, 1, located.offset + at);
+  byte[0] = byte[0]! ^ 0x01;
+  await handle.write(byte, 0, 1, located.offset + at);
+  await handle.close();
+  return located;
+}
+
 function kinds(report: VerifyReport): string[] {
   return [...new Set(report.problems.map((p) => p.kind))].sort();
 }
@@ -53,15 +67,7 @@ test('a freshly created bundle verifies, split or not', async () => {
 
 test('one flipped byte in a blob names the blob with expected and found digests, and its volume', async () => {
   await withBundle({}, async (_dir, output) => {
-    const bundle = await openBundle(output);
-    const at = (await bundle.locateBlobs()).get(bigLayer.digest)!;
-    await bundle.close();
-    const handle = await open(output, 'r+');
-    const byte = Buffer.alloc(1);
-    await handle.read(byte, 0, 1, at.offset + 1000);
-    byte[0] = byte[0]! ^ 0x01;
-    await handle.write(byte, 0, 1, at.offset + 1000);
-    await handle.close();
+    const at = await flipBlobByte(output, 1000);
     const report = await verifyBundle(output);
     assert.equal(report.ok, false);
     assert.deepEqual(kinds(report), ['blob-digest']);
@@ -277,5 +283,37 @@ test('the skeleton, the blob data and pin-preload.json cover every byte of the t
     }
     assert.equal(covered, bundle.totalSize);
     await bundle.close();
+  });
+});
+
+test('a copy made while verifying (copyInto) is byte-identical, split or not, and a damaged blob is still named in it', async () => {
+  for (const splitSize of [undefined, 40_000]) {
+    await withBundle(splitSize ? { splitSize } : {}, async (dir, output) => {
+      const copy = path.join(dir, 'copy');
+      await mkdir(copy);
+      const report = await verifyBundle(output, { copyInto: copy });
+      assert.deepEqual(report.problems, []);
+      assert.equal(report.volumeChecksums, true, 'a copy is proven against the sealed volume checksums');
+      for (const v of report.volumes) assert.ok((await readFile(v.path)).equals(await readFile(path.join(copy, path.basename(v.path)))), `${v.path} copied exactly`);
+    });
+  }
+  await withBundle({}, async (dir, output) => {
+    await flipBlobByte(output, 7);
+    const copy = path.join(dir, 'copy');
+    await mkdir(copy);
+    const report = await verifyBundle(output, { copyInto: copy });
+    assert.deepEqual(kinds(report), ['blob-digest', 'volume-sha256']);
+    assert.ok(report.problems.some((p) => p.kind === 'blob-digest' && p.subject === bigLayer.digest));
+    assert.ok((await readFile(output)).equals(await readFile(path.join(copy, 'b.tar'))), 'the copy holds what was read and hashed');
+  });
+});
+
+test('a copy stops with ABORT_ERR when its signal is aborted', async () => {
+  await withBundle({}, async (dir, output) => {
+    const copy = path.join(dir, 'copy');
+    await mkdir(copy);
+    const controller = new AbortController();
+    controller.abort();
+    await assert.rejects(verifyBundle(output, { copyInto: copy, signal: controller.signal }), (err: unknown) => (err as { code?: string }).code === 'ABORT_ERR');
   });
 });
