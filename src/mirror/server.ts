@@ -8,7 +8,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { UserError } from '../util/errors.js';
 import { accessLogTo } from './access-log.js';
-import { mirrorApp } from './app.js';
+import { mirrorListener } from './app.js';
 import { MirrorMetrics } from './metrics.js';
 import type { MirrorStore } from './store.js';
 
@@ -66,7 +66,7 @@ export async function startMirror(options: MirrorOptions): Promise<RunningMirror
   const metrics = new MirrorMetrics();
   const log = options.accessLog === false || options.accessLog === undefined ? undefined : accessLogTo(options.accessLog === true ? process.stdout : options.accessLog);
   const onBug = options.onError ?? ((err: unknown) => process.stderr.write(`pin-preload mirror: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`));
-  const listener = mirrorApp({ store: options.store, metrics, maxBlobStreams: options.maxBlobStreams ?? 256, accessLog: log, onBug });
+  const listener = mirrorListener({ store: options.store, metrics, maxBlobStreams: options.maxBlobStreams ?? 256, accessLog: log, onBug });
   const server: http.Server = options.tls ? https.createServer({ cert: options.tls.cert, key: options.tls.key }, listener) : http.createServer(listener);
   server.maxConnections = options.maxConnections ?? 512;
   server.requestTimeout = options.requestTimeoutMs ?? 60_000;

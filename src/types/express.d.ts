@@ -35,6 +35,8 @@ declare module 'express' {
 
   export interface Application {
     (req: IncomingMessage, res: ServerResponse): void;
+    /** The app's router (created on first access): every app.use/app.get layer, callable on its own. */
+    readonly router: Router;
     disable(setting: string): this;
     enable(setting: string): this;
     set(setting: string, value: unknown): this;
