@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stopChild } from '../src/util/child-process.js';
+import { commandStarts } from './proc.js';
 import { freePort, waitFor } from '../test/support/ports.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -72,14 +73,8 @@ export const NGINX_NAME = 'nginx (sendfile)';
 export const NGINX_MISSING = 'nginx is not installed (no `nginx` on PATH): install it with `apt-get install -y nginx` (Debian package nginx; the bench starts its own, the system service is not used)';
 
 /** Whether an `nginx` binary can be started (probed once per process). */
-let nginxProbe: Promise<boolean> | undefined;
 export function nginxAvailable(): Promise<boolean> {
-  nginxProbe ??= new Promise((resolve) => {
-    const child = spawn('nginx', ['-v'], { stdio: 'ignore' });
-    child.once('error', () => resolve(false));
-    child.once('exit', (code) => resolve(code === 0));
-  });
-  return nginxProbe;
+  return commandStarts('nginx');
 }
 
 /**
