@@ -154,12 +154,13 @@ export function mirrorApp(options: MirrorAppOptions): Application {
   const { metrics } = options;
   const ctx: HandlerContext = { store: options.store, admitBlobStream: blobAdmission(options.maxBlobStreams, metrics) };
   const app = express();
+  // These four act only when the app itself handles a request (app.handle, res.send, req.query), which
+  // mirrorListener avoids; they are off so the app stays right if it is ever served or mounted whole:
+  // no x-powered-by; no ETag hashed from bodies (manifests and blobs carry their digest as ETag); the
+  // query is split from the raw target by observe(); Express's final handler never prints a stack trace.
   app.disable('x-powered-by');
-  // Manifests and blobs carry the digest as their ETag (handlers); Express must not hash bodies for another.
   app.set('etag', false);
-  // The query is split from the raw target once by observe(); nobody reads req.query.
   app.set('query parser', false);
-  // Should an error ever reach Express's own final handler, it must not print a stack trace to the client.
   app.set('env', 'production');
   // Paths are matched exactly as the spec writes them: /V2/ and /healthz/ are not ours.
   app.enable('case sensitive routing');
