@@ -83,6 +83,18 @@ test('GET /v2/ answers 200 {} with the API version header', async () => {
   assert.equal(res.headers['docker-distribution-api-version'], 'registry/2.0');
 });
 
+test('the Express layer adds no header of its own and routes exactly: no X-Powered-By or body ETag; /V2/, /healthz/ and absolute targets are 404', async () => {
+  const base = await raw('GET', '/v2/');
+  assert.equal(base.headers['x-powered-by'], undefined);
+  assert.equal(base.headers.etag, undefined);
+  for (const target of ['/V2/', '/healthz/', `http://127.0.0.1:${mirror.port}/v2/`]) {
+    const res = await raw('GET', target);
+    assert.equal(res.status, 404, target);
+    assert.equal(errorCode(res), 'NOT_FOUND', target);
+  }
+  assert.equal((await raw('GET', '/healthz?probe=1')).status, 200);
+});
+
 test('a manifest by tag is served with its stored type, length, digest and ETag; HEAD has the same headers and no body', async () => {
   const get = await raw('GET', `/v2/${RELEASE}/manifests/4.16.0-sample-x86_64`);
   assert.equal(get.status, 200);
