@@ -8,6 +8,7 @@ import { MANIFEST_ACCEPT } from '../src/oci/media-types.js';
 import { generateSampleRelease, pushLayout, type SampleParams, type SampleRelease } from '../src/sample/index.js';
 import { startDockerRegistry, type RunningRegistry } from '../test/support/docker-registry.js';
 import type { LoadTarget } from './server-rounds.js';
+import { NGINX_MISSING, nginxAvailable, startNginx, type ChildServer } from './servers.js';
 
 export interface FixtureBlob {
   /** "quay.io/openshift-release-dev/ocp-v4.0-art-dev" */
@@ -107,3 +108,17 @@ export function fixtureTarget(name: string, origin: string, f: Fixture, options:
 }
 
 export { MANIFEST_ACCEPT };
+
+/**
+ * nginx serving the fixture's blobs from docker-registry's own files, as a blob-only target (no manifests),
+ * pushed to `into` as soon as it runs so the caller stops it; none, with a note, when nginx is not installed.
+ */
+export async function nginxTargets(f: Fixture, into: ChildServer[], log: (line: string) => void): Promise<LoadTarget[]> {
+  if (!(await nginxAvailable())) {
+    log(`${NGINX_MISSING}. The blob loads run without it.`);
+    return [];
+  }
+  const nginx = await startNginx(f.registry.rootDir);
+  into.push(nginx);
+  return [{ ...fixtureTarget(nginx.name, nginx.origin, f, { withNs: false, blobs: true, pid: nginx.pid }), manifests: [] }];
+}

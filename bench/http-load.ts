@@ -6,7 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Agent, request } from 'undici';
-import { cpuSecondsOf } from './proc.js';
+import { commandStarts, cpuSecondsOf } from './proc.js';
 
 export interface BlobTarget {
   /** Path and query after the origin, e.g. /v2/ns/repo/blobs/sha256:…?ns=quay.io */
@@ -132,16 +132,9 @@ export async function manifestLatency(origin: string, paths: readonly string[], 
 
 export const WRK_MISSING = 'wrk is not installed (no `wrk` on PATH): install it with `apt-get install -y wrk` (Debian/Ubuntu package wrk)';
 
-let wrkProbe: Promise<boolean> | undefined;
-
 /** Whether a `wrk` binary can be started (probed once per process). */
 export function wrkAvailable(): Promise<boolean> {
-  wrkProbe ??= new Promise((resolve) => {
-    const child = spawn('wrk', ['-v'], { stdio: 'ignore' });
-    child.once('error', () => resolve(false));
-    child.once('exit', () => resolve(true));
-  });
-  return wrkProbe;
+  return commandStarts('wrk');
 }
 
 const WRK_RESULT = 'pin-preload-wrk-result ';

@@ -54,3 +54,19 @@ export async function sh(argv: readonly string[]): Promise<string> {
   const run = await timed(argv);
   return run.code === 0 ? run.stdout.trim() : '';
 }
+
+const probes = new Map<string, Promise<boolean>>();
+
+/** Whether `command` can be started at all (probed once per process by running `COMMAND -v`; any exit status counts). */
+export function commandStarts(command: string): Promise<boolean> {
+  let probe = probes.get(command);
+  if (!probe) {
+    probe = new Promise((resolve) => {
+      const child = spawn(command, ['-v'], { stdio: 'ignore' });
+      child.once('error', () => resolve(false));
+      child.once('exit', () => resolve(true));
+    });
+    probes.set(command, probe);
+  }
+  return probe;
+}

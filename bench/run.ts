@@ -4,7 +4,7 @@
 // Flags: --scale (the ~10 GB / ~190-image run), --components N, --base-layer-mib N, --component-layer-mib N,
 // --component-layers N, --compression 0-9, --cri-images N, --work DIR (kept between runs: the fixture is reused),
 // --rounds N (serve loads, alternating order, default 3), --manifest-seconds N (each measured wrk run, default 5),
-// --skip skopeo,verify,serve,floor,cri.
+// --skip skopeo,verify,serve,nginx,floor,cri.
 
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -13,10 +13,10 @@ import { fileURLToPath } from 'node:url';
 import type { SampleParams } from '../src/sample/index.js';
 import { benchArgs } from './args.js';
 import { pullThroughCri, type CriPullResult } from './cri-pull.js';
-import { fixtureTarget, prepareFixture, type Fixture } from './fixture.js';
+import { fixtureTarget, nginxTargets, prepareFixture, type Fixture } from './fixture.js';
 import { mustSucceed, peakRssOf, sh, timed } from './proc.js';
 import { floorTarget, fmtSpread, loadInRounds, roundPlan, summarize, type LatencySummary, type RoundsResult, type Spread, type TargetSummary } from './server-rounds.js';
-import { startFloors, startServe, type ChildServer } from './servers.js';
+import { NGINX_NAME, startFloors, startServe, type ChildServer } from './servers.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
@@ -43,7 +43,7 @@ const USAGE = `usage: npm run bench -- [flags]   (or node dist/bench/run.js [fla
   --work DIR                  work dir, kept between runs so the fixture is reused
   --rounds N                  serve loads in N rounds, alternating the order (default 3)
   --manifest-seconds N        length of each measured wrk run (default 5)
-  --skip LIST                 any of skopeo,verify,serve,floor,cri`;
+  --skip LIST                 any of skopeo,verify,serve,nginx,floor,cri`;
 
 function options() {
   const values = benchArgs(USAGE, {
@@ -96,6 +96,7 @@ async function machine(work: string): Promise<Record<string, string>> {
     node: process.version,
     'docker-registry': await sh(['sh', '-c', 'docker-registry --version 2>&1 | head -1']),
     wrk: await sh(['sh', '-c', 'wrk -v 2>&1 | head -1']),
+    nginx: await sh(['sh', '-c', 'nginx -v 2>&1']),
     skopeo: await sh(['skopeo', '--version']),
     containerd: await sh(['sh', '-c', 'containerd --version | cut -d" " -f1-3']),
     openssl: await sh(['openssl', 'version']),
@@ -172,18 +173,19 @@ interface ServeBench {
   stop(): Promise<void>;
 }
 
-/** The mirror, docker-registry and (unless skipped) the two floor servers, loaded in alternating rounds. */
+/** The mirror, docker-registry, nginx and (unless skipped) the two floor servers, loaded in alternating rounds. */
 async function benchServe(f: Fixture, output: string, work: string, opts: ReturnType<typeof options>): Promise<ServeBench> {
   const state = path.join(work, 'serve-state.db');
   await rm(state, { force: true });
   const serve = await startServe(output, state);
-  const floors: ChildServer[] = [];
+  const peers: ChildServer[] = [];
   try {
     const mirror = fixtureTarget('mirror', serve.origin, f, { withNs: true, blobs: true, pid: serve.pid });
     const targets = [mirror, fixtureTarget('docker-registry', f.registry.url, f, { withNs: false, blobs: true, pid: f.registry.pid })];
+    if (!opts.skip.has('nginx')) targets.push(...(await nginxTargets(f, peers, log)));
     if (!opts.skip.has('floor')) {
-      await startFloors(floors);
-      targets.push(...floors.map((floor) => floorTarget(floor, mirror.manifests)));
+      await startFloors(peers);
+      targets.push(...peers.filter((p) => p.name.startsWith('floor')).map((floor) => floorTarget(floor, mirror.manifests)));
     }
     const plan = roundPlan({ rounds: opts.rounds, blobMinBytes: Math.min(f.uniqueBlobBytes, 1500 * MB), wrkSeconds: opts.manifestSeconds, undiciRequests: 5000 });
     log(`loading ${targets.map((t) => t.name).join(', ')} in ${plan.rounds} rounds …`);
@@ -193,7 +195,7 @@ async function benchServe(f: Fixture, output: string, work: string, opts: Return
     await serve.stop();
     throw err;
   } finally {
-    for (const floor of floors) await floor.stop();
+    for (const peer of peers) await peer.stop();
   }
 }
 
@@ -221,11 +223,18 @@ function latencyRows(label: string, ours: LatencySummary, peer: LatencySummary, 
   ];
 }
 
+/** A target's manifest latency (every target but nginx has one). */
+function latencyOf(t: TargetSummary): { calibrated: LatencySummary; undici: LatencySummary } {
+  if (!t.calibrated || !t.undici) throw new Error(`${t.name} has no manifest latency`);
+  return { calibrated: t.calibrated, undici: t.undici };
+}
+
 /** Medians over the rounds (range in brackets) and ratios of the medians. */
 function serveRows(summary: readonly TargetSummary[], rounds: number): string[] {
   const by = (name: string) => summary.find((t) => t.name === name);
   const mirror = by('mirror')!;
   const registry = by('docker-registry')!;
+  const nginx = by(NGINX_NAME);
   const lines = [`serve: medians of ${rounds} round(s), alternating order, (min–max) over the rounds; ratios of medians`];
   for (let i = 0; i < mirror.blobMBps.length; i++) {
     const m = mirror.blobMBps[i]!;
@@ -234,21 +243,33 @@ function serveRows(summary: readonly TargetSummary[], rounds: number): string[] 
     if (m.serverCpuMsPerGB && r.serverCpuMsPerGB) {
       lines.push(row('  server CPU per GB served', fmtSpread(m.serverCpuMsPerGB, 0, 'ms'), fmtSpread(r.serverCpuMsPerGB, 0, 'ms'), ratioOf(r.serverCpuMsPerGB, m.serverCpuMsPerGB), 'less is better'));
     }
+    const n = nginx?.blobMBps[i];
+    if (n) {
+      lines.push(row('  vs nginx (sendfile)', fmtSpread(m.mbPerS, 0, 'MB/s'), fmtSpread(n.mbPerS, 0, 'MB/s'), ratioOf(m.mbPerS, n.mbPerS), '≥ 0.8× nginx'));
+      if (m.serverCpuMsPerGB && n.serverCpuMsPerGB) {
+        lines.push(row('  server CPU per GB, nginx', fmtSpread(m.serverCpuMsPerGB, 0, 'ms'), fmtSpread(n.serverCpuMsPerGB, 0, 'ms'), ratioOf(n.serverCpuMsPerGB, m.serverCpuMsPerGB), 'less is better'));
+      }
+    }
   }
-  const generator = mirror.calibrated.generator === 'wrk' ? 'wrk' : 'undici: wrk missing';
-  lines.push(...latencyRows(`manifest GET, 16 clients (${generator})`, mirror.calibrated, registry.calibrated, 'p99 < 5 ms'));
-  if (mirror.wrk) lines.push(...latencyRows('  Node undici client, bounded by the client:', mirror.undici, registry.undici, ''));
-  const cpuMirror = mirror.calibrated.serverCpuMsPerRequest;
-  const cpuRegistry = registry.calibrated.serverCpuMsPerRequest;
-  lines.push(row(`server CPU per manifest GET (${generator} run)`, ms(cpuMirror, 3), ms(cpuRegistry, 3), cpuMirror && cpuRegistry ? ratioOf(cpuRegistry, cpuMirror) : '-', ''));
+  const ours = latencyOf(mirror);
+  const theirs = latencyOf(registry);
+  const generator = ours.calibrated.generator === 'wrk' ? 'wrk' : 'undici: wrk missing';
+  lines.push(...latencyRows(`manifest GET, 16 clients (${generator})`, ours.calibrated, theirs.calibrated, 'p99 < 5 ms'));
+  if (mirror.wrk) lines.push(...latencyRows('  Node undici client, bounded by the client:', ours.undici, theirs.undici, ''));
+  const cpuMirror = ours.calibrated.serverCpuMsPerRequest;
+  const cpuRegistry = theirs.calibrated.serverCpuMsPerRequest;
+  // Ours / peer here (not peer / ours as above): the target is a fraction of docker-registry's CPU.
+  lines.push(row(`server CPU per manifest GET (${generator} run)`, ms(cpuMirror, 3), ms(cpuRegistry, 3), cpuMirror && cpuRegistry ? ratioOf(cpuMirror, cpuRegistry) : '-', '≤ 0.5× docker-registry'));
   const floorHttp = by('floor node:http');
   const floorExpress = by('floor express');
   if (floorHttp && floorExpress) {
+    const fh = latencyOf(floorHttp);
+    const fe = latencyOf(floorExpress);
     lines.push('calibration floors, a fixed 2.5 KB manifest for any GET: node:http (pin-preload column) vs Express 5 (peer column)');
-    lines.push(...latencyRows(`  floor (${generator})`, floorHttp.calibrated, floorExpress.calibrated, ''));
-    if (floorHttp.wrk) lines.push(...latencyRows('  floor (Node undici client)', floorHttp.undici, floorExpress.undici, ''));
-    const cpuHttp = floorHttp.calibrated.serverCpuMsPerRequest;
-    const cpuExpress = floorExpress.calibrated.serverCpuMsPerRequest;
+    lines.push(...latencyRows(`  floor (${generator})`, fh.calibrated, fe.calibrated, ''));
+    if (floorHttp.wrk) lines.push(...latencyRows('  floor (Node undici client)', fh.undici, fe.undici, ''));
+    const cpuHttp = fh.calibrated.serverCpuMsPerRequest;
+    const cpuExpress = fe.calibrated.serverCpuMsPerRequest;
     lines.push(row('  floor server CPU per GET', ms(cpuHttp, 3), ms(cpuExpress, 3), cpuHttp && cpuExpress ? ratioOf(cpuExpress, cpuHttp) : '-', ''));
   }
   return lines;

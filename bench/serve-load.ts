@@ -3,17 +3,17 @@
 //
 // node dist/bench/serve-load.js [--work DIR] [--components N] [--base-layer-mib N] [--access-log] [--blobs]
 //   [--rounds N (--runs N: the older name)] [--manifests N (undici GETs per round)] [--manifest-seconds N (wrk)]
-//   [--node-flags "--cpu-prof --cpu-prof-dir=/tmp/prof"] [--registry] [--floor]
+//   [--node-flags "--cpu-prof --cpu-prof-dir=/tmp/prof"] [--registry] [--nginx] [--floor]
 
 import { mkdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchArgs } from './args.js';
-import { fixtureTarget, prepareFixture, type Fixture } from './fixture.js';
+import { fixtureTarget, nginxTargets, prepareFixture, type Fixture } from './fixture.js';
 import { mustSucceed, peakRssOf, timed } from './proc.js';
 import { floorTarget, fmtSpread, loadInRounds, roundPlan, summarize, type LatencySummary, type LoadTarget, type TargetSummary } from './server-rounds.js';
-import { startFloors, startServe, type ChildServer } from './servers.js';
+import { NGINX_NAME, startFloors, startServe, type ChildServer } from './servers.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const MiB = 1024 * 1024;
@@ -25,6 +25,7 @@ const USAGE = `usage: node dist/bench/serve-load.js [flags]
   --base-layer-mib N         size of each of the 3 shared base layers (default 48)
   --blobs                    also measure blob throughput (concurrency 1, 4, 16)
   --registry                 the same loads against docker-registry, alternating
+  --nginx                    the same blob loads against Debian's nginx (sendfile) over docker-registry's blob files
   --floor                    the same manifest loads against the node:http and Express floor servers
   --rounds N                 rounds (default 3; --runs N is the older name)
   --manifests N              undici manifest GETs per round (default 5000)
@@ -44,6 +45,7 @@ const values = benchArgs(USAGE, {
   runs: { type: 'string' },
   'node-flags': { type: 'string', default: '' },
   registry: { type: 'boolean', default: false },
+  nginx: { type: 'boolean', default: false },
   floor: { type: 'boolean', default: false },
 });
 
@@ -72,8 +74,26 @@ function describe(t: TargetSummary): string[] {
     `${t.name}:`,
     ...t.blobMBps.map((b) => `  blob GET, concurrency ${b.concurrency}: ${fmtSpread(b.mbPerS, 0, 'MB/s')}${b.serverCpuMsPerGB ? `, server CPU ${fmtSpread(b.serverCpuMsPerGB, 0, 'ms')}/GB` : ''}`),
     ...(t.wrk ? [describeLatency('wrk', t.wrk)] : []),
-    describeLatency('Node undici client, bounded by the client', t.undici),
+    ...(t.undici ? [describeLatency('Node undici client, bounded by the client', t.undici)] : []),
   ];
+}
+
+/** The mirror's targets against its peers, as ratios of the medians. */
+function targetLines(summary: readonly TargetSummary[]): string[] {
+  const by = (name: string) => summary.find((t) => t.name === name);
+  const mirror = by('mirror')!;
+  const lines: string[] = [];
+  for (const [peer, target] of [['docker-registry', 1], [NGINX_NAME, 0.8]] as const) {
+    const p = by(peer);
+    if (!p || p.blobMBps.length === 0) continue;
+    const ratios = mirror.blobMBps.map((m, i) => `c = ${m.concurrency}: ${(m.mbPerS.median / p.blobMBps[i]!.mbPerS.median).toFixed(2)}×`);
+    lines.push(`target blob GET ≥ ${target}× ${peer}: ${ratios.join(', ')}`);
+  }
+  const registry = by('docker-registry');
+  const ours = mirror.calibrated?.serverCpuMsPerRequest;
+  const theirs = registry?.calibrated?.serverCpuMsPerRequest;
+  if (ours && theirs) lines.push(`target server CPU per manifest GET ≤ 0.5× docker-registry's: ${(ours.median / theirs.median).toFixed(3)}× (${ours.median.toFixed(3)} vs ${theirs.median.toFixed(3)} ms)`);
+  return lines;
 }
 
 function wholeNumber(flag: string, text: string): number {
@@ -91,22 +111,27 @@ try {
   log(`bundle ${((await stat(bundle)).size / 1e6).toFixed(0)} MB, ${f.manifests.length} manifests, ${f.blobs.length} blobs`);
   const state = path.join(work, `serve-state-${process.pid}.db`);
   const serve = await startServe(bundle, state, { accessLog: values['access-log']!, nodeFlags: values['node-flags']!.split(' ').filter(Boolean) });
-  const floors: ChildServer[] = [];
+  const peers: ChildServer[] = [];
   try {
     const mirror = fixtureTarget('mirror', serve.origin, f, { withNs: true, blobs: values.blobs!, pid: serve.pid });
     const targets: LoadTarget[] = [mirror];
     if (values.registry) targets.push(fixtureTarget('docker-registry', f.registry.url, f, { withNs: false, blobs: values.blobs!, pid: f.registry.pid }));
+    if (values.nginx && values.blobs) targets.push(...(await nginxTargets(f, peers, log)));
     if (values.floor) {
-      await startFloors(floors);
-      targets.push(...floors.map((floor) => floorTarget(floor, mirror.manifests)));
+      await startFloors(peers);
+      targets.push(...peers.filter((s) => s.name.startsWith('floor')).map((floor) => floorTarget(floor, mirror.manifests)));
     }
     const plan = roundPlan({ rounds, blobMinBytes: Math.min(f.uniqueBlobBytes, 1500e6), wrkSeconds: wholeNumber('--manifest-seconds', values['manifest-seconds']!), undiciRequests: wholeNumber('--manifests', values.manifests!) });
+    log(`load average before the loads: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (1, 5, 15 min; 2 cores shared)`);
     const result = await loadInRounds(targets, plan, log);
+    log(`load average after the loads: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
     log(`medians of ${rounds} round(s), alternating order, (min–max) over the rounds:`);
-    for (const t of summarize(result)) for (const line of describe(t)) log(line);
-    log(`serve peak RSS ${((await peakRssOf(serve.pid)) / 1e6).toFixed(0)} MB`);
+    const summary = summarize(result);
+    for (const t of summary) for (const line of describe(t)) log(line);
+    for (const line of targetLines(summary)) log(line);
+    log(`serve peak RSS ${((await peakRssOf(serve.pid)) / 1e6).toFixed(0)} MB (target < 150 MB)`);
   } finally {
-    for (const floor of floors) await floor.stop();
+    for (const peer of peers) await peer.stop();
     await serve.stop();
     await rm(state, { force: true });
   }

@@ -10,7 +10,7 @@ export interface LoadTarget {
   /** "mirror", "docker-registry", "floor node:http", … */
   readonly name: string;
   readonly origin: string;
-  /** Manifest request paths (with ?ns= for the mirror). */
+  /** Manifest request paths (with ?ns= for the mirror); none for a blob-only server (nginx). */
   readonly manifests: readonly string[];
   /** Blob loads only where given (the floor servers have no blobs). */
   readonly blobs?: readonly BlobTarget[];
@@ -37,9 +37,10 @@ export interface RoundSample {
   readonly round: number;
   readonly target: string;
   readonly throughput: readonly Throughput[];
-  /** Absent when wrk is not installed. */
+  /** Absent when wrk is not installed, or the target has no manifests. */
   readonly wrk?: Latency;
-  readonly undici: Latency;
+  /** Absent when the target has no manifests. */
+  readonly undici?: Latency;
   /** 1-minute load average when the target's round ended: context for an outlier. */
   readonly loadAverage: number;
 }
@@ -81,6 +82,7 @@ async function loadOnce(target: LoadTarget, plan: RoundPlan, round: number, useW
     log(`${tag}: blob GET, concurrency ${c}: ${t.mbPerS.toFixed(0)} MB/s (${t.requests} requests${cpu})`);
     throughput.push(t);
   }
+  if (target.manifests.length === 0) return { round, target: target.name, throughput, loadAverage: os.loadavg()[0]! };
   const load = { clients: plan.clients, accept: plan.accept, ...(target.pid === undefined ? {} : { serverPid: target.pid }) };
   let wrk: Latency | undefined;
   if (useWrk) {
@@ -134,9 +136,10 @@ export interface TargetSummary {
   readonly name: string;
   readonly blobMBps: ReadonlyArray<{ readonly concurrency: number; readonly mbPerS: Spread; readonly serverCpuMsPerGB?: Spread }>;
   readonly wrk?: LatencySummary;
-  readonly undici: LatencySummary;
+  /** The latency summaries are absent for a blob-only target. */
+  readonly undici?: LatencySummary;
   /** wrk when it ran, else undici: the latency checked against the target. */
-  readonly calibrated: LatencySummary;
+  readonly calibrated?: LatencySummary;
 }
 
 function summarizeLatency(latencies: readonly Latency[]): LatencySummary {
@@ -163,8 +166,9 @@ export function summarize(result: RoundsResult): TargetSummary[] {
       return { concurrency, mbPerS: spread(runs.map((t) => t.mbPerS)), ...(cpu.length > 0 ? { serverCpuMsPerGB: spread(cpu) } : {}) };
     });
     const wrk = mine.every((s) => s.wrk) ? summarizeLatency(mine.map((s) => s.wrk!)) : undefined;
-    const undici = summarizeLatency(mine.map((s) => s.undici));
-    return { name, blobMBps, ...(wrk ? { wrk } : {}), undici, calibrated: wrk ?? undici };
+    const undici = mine.every((s) => s.undici) ? summarizeLatency(mine.map((s) => s.undici!)) : undefined;
+    const calibrated = wrk ?? undici;
+    return { name, blobMBps, ...(wrk ? { wrk } : {}), ...(undici ? { undici } : {}), ...(calibrated ? { calibrated } : {}) };
   });
 }
 

@@ -11,6 +11,7 @@ export const REGISTRY_ERRORS = {
   NAME_UNKNOWN: { status: 404, message: 'repository name not known to registry' },
   NAME_INVALID: { status: 400, message: 'invalid repository name' },
   DIGEST_INVALID: { status: 400, message: 'provided digest did not match uploaded content' },
+  // Never sent by this read-only mirror (an invalid tag in a GET is MANIFEST_UNKNOWN, see routes.ts); kept for the table.
   TAG_INVALID: { status: 400, message: 'manifest tag did not match URI' },
   PAGINATION_NUMBER_INVALID: { status: 400, message: 'invalid number of results requested' },
   UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },

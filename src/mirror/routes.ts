@@ -37,15 +37,25 @@ export function isV2Path(path: string): boolean {
 const RESOURCE = /^(.+)\/(manifests|blobs|referrers)\/([^/]+)$/;
 const TAGS = /^(.+)\/tags\/list$/;
 
+/**
+ * The shape of each route's path, anchored and without capture groups: Express routes on these (app.ts)
+ * and routeKind() below decides with them, so the two cannot disagree. No groups, because Express would
+ * percent-decode what a group captures; values are taken from the raw path by parseRoute alone.
+ */
+export const ROUTE_PATHS: Readonly<Record<RouteKind, RegExp>> = {
+  base: /^\/v2\/?$/,
+  catalog: /^\/v2\/_catalog$/,
+  tags: /^\/v2\/.+\/tags\/list$/,
+  manifest: /^\/v2\/.+\/manifests\/[^/]+$/,
+  blob: /^\/v2\/.+\/blobs\/[^/]+$/,
+  referrers: /^\/v2\/.+\/referrers\/[^/]+$/,
+};
+
+const KINDS = Object.keys(ROUTE_PATHS) as RouteKind[];
+
 /** Which kind of route a /v2 path is, from its shape alone (for metrics labels, and before validation). */
 export function routeKind(path: string): RouteKind | undefined {
-  const rest = path.slice('/v2'.length).replace(/^\//, '');
-  if (rest === '') return 'base';
-  if (rest === '_catalog') return 'catalog';
-  if (TAGS.test(rest)) return 'tags';
-  const m = RESOURCE.exec(rest);
-  if (!m) return undefined;
-  return m[2] === 'manifests' ? 'manifest' : m[2] === 'blobs' ? 'blob' : 'referrers';
+  return KINDS.find((kind) => ROUTE_PATHS[kind].test(path));
 }
 
 function requestedName(text: string, query: URLSearchParams): RequestedName {
@@ -72,14 +82,16 @@ function digest(text: string): Digest {
 
 function manifestReference(text: string): ManifestReference {
   if (text.includes(':')) return { digest: digest(text) };
-  if (!isValidTag(text)) throw new RegistryError('TAG_INVALID', `invalid tag "${text.slice(0, 200)}": up to 128 of [A-Za-z0-9_.-], not starting with . or -`);
+  // Not 400 TAG_INVALID: the distribution-spec conformance suite asks for ".INVALID_MANIFEST_NAME" and
+  // requires 404 (a reference that cannot be a tag names no manifest). Still refused before any lookup.
+  if (!isValidTag(text)) throw new RegistryError('MANIFEST_UNKNOWN', `manifest unknown: "${text.slice(0, 200)}" is not a valid tag (up to 128 of [A-Za-z0-9_.-], not starting with . or -)`);
   return { tag: text };
 }
 
 /** The validated route of a /v2 path; RegistryError for a bad name/digest/tag, NOT_FOUND for no route. */
 export function parseRoute(target: RequestTarget): Route {
-  const rest = target.path.slice('/v2'.length).replace(/^\//, '');
   const kind = routeKind(target.path);
+  const rest = target.path.slice('/v2/'.length);
   switch (kind) {
     case 'base':
       return { kind };

@@ -1,19 +1,15 @@
 // Starts the read-only registry mirror over a MirrorStore: HTTP or HTTPS on a loopback address unless
-// configured otherwise, /v2/ routes, /healthz, /metrics, a JSON access log, bounded connections, graceful close.
-// A plain node:http request listener: the mirror parses its own routes, so a framework's router would only
-// add per-request work on the manifest hot path (measured: about a quarter of the CPU under load).
+// configured otherwise, serving the Express app of app.ts (/v2/ routes, /healthz, /metrics, a JSON access
+// log), with bounded connections and timeouts, and a graceful close.
 
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { UserError } from '../util/errors.js';
-import { accessLogTo, type AccessLog } from './access-log.js';
-import { API_VERSION_HEADER, RegistryError, sendRegistryError } from './errors.js';
-import type { Exchange, HandlerContext } from './handlers/base.js';
+import { accessLogTo } from './access-log.js';
+import { mirrorListener } from './app.js';
 import { MirrorMetrics } from './metrics.js';
-import { handleV2 } from './router.js';
-import { isV2Path, routeKind, splitTarget } from './routes.js';
 import type { MirrorStore } from './store.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:5000';
@@ -64,90 +60,13 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host, port };
 }
 
-function routeLabel(path: string): string {
-  if (isV2Path(path)) return routeKind(path) ?? 'unknown';
-  if (path === '/healthz' || path === '/metrics') return path.slice(1);
-  return 'other';
-}
-
-function blobAdmission(limit: number, metrics: MirrorMetrics): HandlerContext['admitBlobStream'] {
-  let active = 0;
-  return () => {
-    if (active >= limit) return undefined;
-    active++;
-    metrics.blobStreams.inc();
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      active--;
-      metrics.blobStreams.dec();
-    };
-  };
-}
-
-function requestListener(options: MirrorOptions, metrics: MirrorMetrics, log: AccessLog | undefined): http.RequestListener {
-  const onBug = options.onError ?? ((err: unknown) => process.stderr.write(`pin-preload mirror: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`));
-  const ctx: HandlerContext = { store: options.store, admitBlobStream: blobAdmission(options.maxBlobStreams ?? 256, metrics) };
-  return (req, res) => {
-    const started = process.hrtime.bigint();
-    // node:http always sets both for a server request; the types are shared with client responses.
-    const rawUrl = req.url ?? '';
-    const method = req.method ?? 'GET';
-    const target = splitTarget(rawUrl);
-    const ex: Exchange = { req, res, query: target?.query ?? new URLSearchParams(), bodyBytes: 0 };
-    const label = target ? routeLabel(target.path) : 'other';
-    res.setHeader(API_VERSION_HEADER, 'registry/2.0');
-    res.once('close', () => {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      metrics.observe(label, method, res.statusCode, ex.bodyBytes, seconds);
-      log?.({
-        time: new Date().toISOString(),
-        method,
-        path: rawUrl,
-        status: res.statusCode,
-        bytes: ex.bodyBytes,
-        durationMs: Math.round(seconds * 1e6) / 1e3,
-        remote: req.socket.remoteAddress ?? '',
-        ...(res.writableFinished ? {} : { aborted: true }),
-      });
-    });
-    answer(ex, target, ctx, metrics, onBug).catch((err: unknown) => {
-      // answer() renders every error itself; reaching here is a bug in rendering: never leave the client hanging.
-      onBug(err);
-      res.destroy();
-    });
-  };
-}
-
-async function answer(ex: Exchange, target: ReturnType<typeof splitTarget>, ctx: HandlerContext, metrics: MirrorMetrics, onBug: (err: unknown) => void): Promise<void> {
-  const method = ex.req.method ?? 'GET';
-  if (target && isV2Path(target.path)) return handleV2(ex, ctx, target, onBug);
-  if (target && (method === 'GET' || method === 'HEAD') && target.path === '/healthz') {
-    ex.res.setHeader('Content-Type', 'text/plain');
-    ex.res.end(method === 'HEAD' ? undefined : 'ok\n');
-    return;
-  }
-  if (target && (method === 'GET' || method === 'HEAD') && target.path === '/metrics') {
-    try {
-      const { contentType, body } = await metrics.text();
-      ex.res.setHeader('Content-Type', contentType);
-      ex.res.end(method === 'HEAD' ? undefined : body);
-    } catch (err) {
-      onBug(err);
-      sendRegistryError(ex.res, new RegistryError('UNKNOWN'), method);
-    }
-    return;
-  }
-  sendRegistryError(ex.res, new RegistryError('NOT_FOUND', 'not found: this server answers /v2/, /healthz and /metrics'), method);
-}
-
 /** Starts serving; resolves once listening. close() stops accepting, lets downloads finish (bounded), then cuts. */
 export async function startMirror(options: MirrorOptions): Promise<RunningMirror> {
   const { host, port } = parseListen(options.listen ?? DEFAULT_LISTEN);
   const metrics = new MirrorMetrics();
   const log = options.accessLog === false || options.accessLog === undefined ? undefined : accessLogTo(options.accessLog === true ? process.stdout : options.accessLog);
-  const listener = requestListener(options, metrics, log);
+  const onBug = options.onError ?? ((err: unknown) => process.stderr.write(`pin-preload mirror: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`));
+  const listener = mirrorListener({ store: options.store, metrics, maxBlobStreams: options.maxBlobStreams ?? 256, accessLog: log, onBug });
   const server: http.Server = options.tls ? https.createServer({ cert: options.tls.cert, key: options.tls.key }, listener) : http.createServer(listener);
   server.maxConnections = options.maxConnections ?? 512;
   server.requestTimeout = options.requestTimeoutMs ?? 60_000;

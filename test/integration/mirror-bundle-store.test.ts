@@ -208,7 +208,8 @@ test('the mirror opens no file but the registered volumes, whatever the request 
   ];
   const statuses = [];
   for (const target of targets) statuses.push((await get(mirror, target)).status);
-  assert.deepEqual(statuses, [200, 404, 404, 400, 400, 400, 200]);
+  // "..%2f..%2fcanary" is not a tag: 404 MANIFEST_UNKNOWN (the conformance suite's status), decided without a lookup.
+  assert.deepEqual(statuses, [200, 404, 404, 400, 400, 404, 200]);
   assert.ok(opened.length >= 1, 'the blob read went through fs.promises.open');
   assert.deepEqual([...new Set(opened)], [path.join(dir, 'a.tar')], 'only the bundle volume was opened');
 });

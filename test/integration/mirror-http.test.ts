@@ -83,6 +83,18 @@ test('GET /v2/ answers 200 {} with the API version header', async () => {
   assert.equal(res.headers['docker-distribution-api-version'], 'registry/2.0');
 });
 
+test('the Express layer adds no header of its own and routes exactly: no X-Powered-By or body ETag; /V2/, /healthz/ and absolute targets are 404', async () => {
+  const base = await raw('GET', '/v2/');
+  assert.equal(base.headers['x-powered-by'], undefined);
+  assert.equal(base.headers.etag, undefined);
+  for (const target of ['/V2/', '/healthz/', `http://127.0.0.1:${mirror.port}/v2/`]) {
+    const res = await raw('GET', target);
+    assert.equal(res.status, 404, target);
+    assert.equal(errorCode(res), 'NOT_FOUND', target);
+  }
+  assert.equal((await raw('GET', '/healthz?probe=1')).status, 200);
+});
+
 test('a manifest by tag is served with its stored type, length, digest and ETag; HEAD has the same headers and no body', async () => {
   const get = await raw('GET', `/v2/${RELEASE}/manifests/4.16.0-sample-x86_64`);
   assert.equal(get.status, 200);
@@ -198,8 +210,9 @@ test('unknown blobs, manifests, tags and names get their spec codes', async () =
     [`/v2/no/such/repo/blobs/${missing}`, 404, 'NAME_UNKNOWN'],
     [`/v2/${RELEASE}/blobs/sha256:1234`, 400, 'DIGEST_INVALID'],
     [`/v2/${RELEASE}/blobs/md5:${'a'.repeat(32)}`, 400, 'DIGEST_INVALID'],
-    [`/v2/${RELEASE}/manifests/-bad-tag`, 400, 'TAG_INVALID'],
-    [`/v2/${RELEASE}/manifests/${'t'.repeat(129)}`, 400, 'TAG_INVALID'],
+    // A reference that cannot be a tag names no manifest: 404, as the conformance suite requires (not 400 TAG_INVALID).
+    [`/v2/${RELEASE}/manifests/-bad-tag`, 404, 'MANIFEST_UNKNOWN'],
+    [`/v2/${RELEASE}/manifests/${'t'.repeat(129)}`, 404, 'MANIFEST_UNKNOWN'],
     [`/v2/${RELEASE}/tags/list?n=-1`, 400, 'PAGINATION_NUMBER_INVALID'],
     [`/v2/${RELEASE}/nothing-here`, 404, 'NOT_FOUND'],
   ];
@@ -249,8 +262,9 @@ test('traversal and malformed names are refused before any store lookup', async 
       [`/v2/${RELEASE}/blobs/sha256:..%2f..%2fetc%2fpasswd`, 400],
       [`/v2/${RELEASE}/blobs/sha256:${'../'.repeat(21)}a`, 404],
       [`/v2/${RELEASE}/blobs/${layer.digest.toUpperCase()}`, 400],
-      [`/v2/${RELEASE}/manifests/..`, 400],
-      [`/v2/${RELEASE}/manifests/%2e%2e`, 400],
+      // Not tags, so no manifest: 404 as the conformance suite requires for a reference that cannot be a tag.
+      [`/v2/${RELEASE}/manifests/..`, 404],
+      [`/v2/${RELEASE}/manifests/%2e%2e`, 404],
     ];
     for (const [target, status] of attempts) {
       const res = await raw('GET', target, {}, guarded);

@@ -19,15 +19,15 @@ export interface TestImage {
 export function testImage(repo: Repository, name: string, layers: readonly Buffer[], options: { tag?: string } = {}): TestImage {
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Labels: { name } }, rootfs: { type: 'layers', diff_ids: [] } }));
   const gz = layers.map((l) => gzipSync(l));
-  const configBlob = blob(config, MediaType.ociConfig, 'config', repo, config.length);
-  const layerBlobs = gz.map((g, i) => blob(g, MediaType.ociLayerGzip, 'layer', repo, layers[i]!.length * 3, true));
+  const configBlob = plannedBlob(config, MediaType.ociConfig, 'config', repo, config.length);
+  const layerBlobs = gz.map((g, i) => plannedBlob(g, MediaType.ociLayerGzip, 'layer', repo, layers[i]!.length * 3, true));
   const manifest = Buffer.from(JSON.stringify({
     schemaVersion: 2,
     mediaType: MediaType.ociManifest,
     config: { mediaType: MediaType.ociConfig, digest: configBlob.digest, size: config.length },
     layers: layerBlobs.map((b) => ({ mediaType: b.mediaType, digest: b.digest, size: b.size })),
   }));
-  const manifestBlob = blob(manifest, MediaType.ociManifest, 'manifest', repo, manifest.length);
+  const manifestBlob = plannedBlob(manifest, MediaType.ociManifest, 'manifest', repo, manifest.length);
   const image: PlannedImage = {
     reference: { ...repo, digest: manifestBlob.digest },
     requestedAs: `${repo.domain}/${repo.path}:${options.tag ?? 'latest'}`,
@@ -41,7 +41,8 @@ export function testImage(repo: Repository, name: string, layers: readonly Buffe
   return { image, blobs: [manifestBlob, configBlob, ...layerBlobs] };
 }
 
-function blob(bytes: Buffer, mediaType: string, role: PlannedBlob['role'], repo: Repository, uncompressed: number, estimated = false): PlannedBlob & { content: Buffer } {
+/** A planned blob of `repo` carrying its bytes (`content`, what blobContents and MemorySource serve). */
+export function plannedBlob(bytes: Buffer, mediaType: string, role: PlannedBlob['role'], repo: Repository, uncompressed: number, estimated = false): PlannedBlob & { content: Buffer } {
   return {
     digest: sha256Of(bytes),
     size: bytes.length,
