@@ -7,6 +7,7 @@
 # (its own sources list: trixie main on the archive host the system's Debian sources already use, signed by
 # debian-archive-keyring, which carries trixie's key) so the system's apt state is never changed, and renames
 # the unpacked tree into place in one step, so a crash never leaves a half-filled cache directory behind.
+# PIN_PRELOAD_CACHE_DIR replaces /var/cache/pin-preload (then point PIN_PRELOAD_CONTAINERD_1_7 at the binary).
 set -euo pipefail
 
 CACHE_ROOT=${PIN_PRELOAD_CACHE_DIR:-/var/cache/pin-preload}
@@ -55,7 +56,10 @@ APT_OPTS=(
   # The private directory is root's; apt's _apt sandbox user could not write into it.
   -o "APT::Sandbox::User=root"
 )
-apt-get "${APT_OPTS[@]}" -qq update
+if ! apt-get "${APT_OPTS[@]}" -qq update; then
+  echo "fetch-containerd-1.7: apt-get update of trixie from $URI failed; is debian-archive-keyring 2023.3+deb12u2 or later (it carries trixie's key) installed?" >&2
+  exit 1
+fi
 # Only containerd: trixie's package declares runc (>= 0.1.0~) and libc6 (>= 2.34), which Debian 12's runc 1.1.5
 # and libc 2.36 satisfy (and pulling images, all the tests do with it, runs no container).
 (cd "$WORK/debs" && apt-get "${APT_OPTS[@]}" -qq download containerd)

@@ -33,9 +33,12 @@ export function registerPreload(program: Command): void {
         const result = await preload(config, { signal: stop.signal, log });
         process.stdout.write(
           `generation ${result.generation}: ${result.images} image(s) present, ${result.pulled.length} pulled, ` +
-            `${result.pinned.length} pinned${result.unpinned.length ? `, ${result.unpinned.length} not pinned (see pin-preload status)` : ''}` +
+            `${result.pinned.length} pinned${result.unpinned.length ? `, ${result.unpinned.length} not pinned` : ''}` +
+            `${result.released.length ? `, ${result.released.length} unpinned (no longer bundled)` : ''}` +
             ` in ${((Date.now() - started) / 1000).toFixed(2)} s\n`,
         );
+        // Images present but unprotected: say why, in the words status uses.
+        if (result.unpinned.length > 0) process.stdout.write(`GC protection: ${result.pinning}\n`);
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);

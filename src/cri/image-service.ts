@@ -2,14 +2,10 @@
 // pull, status, list, remove and image-filesystem usage, with gRPC failures turned into CriError/UserError.
 
 import { stat } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { UserError } from '../util/errors.js';
+import { loadProto, unaryCall, unixClient, waitForReady, type GrpcClient, type GrpcClientConstructor } from './grpc.js';
 
-/** The MCO's CRI client uses the same limit: ListImages on a node with thousands of images is large. */
-const MAX_RECEIVE_MESSAGE_BYTES = 16 * 1024 * 1024;
 const DEFAULT_TIMEOUT_MS = 30_000;
 /** What kubelet sends in VersionRequest; runtimes ignore it but it documents which API we speak. */
 const KUBELET_API_VERSION = '0.1.0';
@@ -79,32 +75,14 @@ interface WireFilesystemUsage {
   usedBytes: WireUInt64 | null;
   inodesUsed: WireUInt64 | null;
 }
-type UnaryMethod = (
-  request: object,
-  metadata: grpc.Metadata,
-  options: grpc.CallOptions,
-  callback: (err: grpc.ServiceError | null, response?: unknown) => void,
-) => grpc.ClientUnaryCall;
-type CriClient = grpc.Client & Record<string, UnaryMethod>;
-type CriClientConstructor = new (address: string, credentials: grpc.ChannelCredentials, options?: object) => CriClient;
+type CriClient = GrpcClient;
 
-let runtimeV1: { imageService: CriClientConstructor; runtimeService: CriClientConstructor } | undefined;
-
-/** The .proto sits next to the source; the compiled file in dist/src/cri/ finds it back in src/cri/. */
-function protoPath(): string {
-  const candidates = ['./runtime-v1.proto', '../../../src/cri/runtime-v1.proto'].map((rel) =>
-    fileURLToPath(new URL(rel, import.meta.url)),
-  );
-  const found = candidates.find((candidate) => existsSync(candidate));
-  if (found === undefined) throw new Error(`runtime-v1.proto not found (looked at ${candidates.join(', ')})`);
-  return found;
-}
+let runtimeV1: { imageService: GrpcClientConstructor; runtimeService: GrpcClientConstructor } | undefined;
 
 function loadRuntimeV1(): NonNullable<typeof runtimeV1> {
   if (runtimeV1 === undefined) {
-    const definition = protoLoader.loadSync(protoPath(), { keepCase: false, longs: String, enums: String, defaults: true });
-    const loaded = grpc.loadPackageDefinition(definition) as unknown as {
-      runtime: { v1: { ImageService: CriClientConstructor; RuntimeService: CriClientConstructor } };
+    const loaded = loadProto('runtime-v1.proto') as unknown as {
+      runtime: { v1: { ImageService: GrpcClientConstructor; RuntimeService: GrpcClientConstructor } };
     };
     runtimeV1 = { imageService: loaded.runtime.v1.ImageService, runtimeService: loaded.runtime.v1.RuntimeService };
   }
@@ -165,15 +143,10 @@ export class CriImageService {
     if (!socket.isSocket()) throw unreachable(endpoint, `${socketPath} is not a socket`);
 
     const { imageService, runtimeService } = loadRuntimeV1();
-    const address = `unix://${socketPath}`;
-    const channelOptions = { 'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES };
-    const credentials = grpc.credentials.createInsecure();
-    const images = new imageService(address, credentials, channelOptions);
-    const runtime = new runtimeService(address, credentials, channelOptions);
+    const images = unixClient(imageService, socketPath);
+    const runtime = unixClient(runtimeService, socketPath);
     try {
-      await new Promise<void>((resolve, reject) =>
-        images.waitForReady(Date.now() + timeoutMs, (err) => (err ? reject(err) : resolve())),
-      );
+      await waitForReady(images, timeoutMs);
     } catch (err) {
       images.close();
       runtime.close();
@@ -259,29 +232,9 @@ export class CriImageService {
     request: object,
     options: { image?: string; timeoutMs?: number; signal?: AbortSignal | undefined } = {},
   ): Promise<unknown> {
-    const { image, signal } = options;
-    const deadline = Date.now() + (options.timeoutMs ?? this.callTimeoutMs);
-    return new Promise((resolve, reject) => {
-      const fail = (grpcCode: number, details: string, cause?: unknown) =>
-        reject(
-          new CriError({ grpcCode, operation, details, cause, ...(image === undefined ? {} : { image }) }),
-        );
-      if (signal?.aborted) {
-        fail(grpc.status.CANCELLED, 'cancelled before it started');
-        return;
-      }
-      const unary = client[method];
-      if (unary === undefined) throw new Error(`CRI client has no method ${method}`);
-      const onAbort = () => activeCall.cancel();
-      const activeCall = unary.call(client, request, new grpc.Metadata(), { deadline }, (err, response) => {
-        signal?.removeEventListener('abort', onAbort);
-        if (err) {
-          fail(err.code, err.details || err.message, err);
-        } else {
-          resolve(response);
-        }
-      });
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    const { image } = options;
+    return unaryCall(client, method, request, { deadlineMs: options.timeoutMs ?? this.callTimeoutMs, signal: options.signal }, (grpcCode, details, cause) =>
+      new CriError({ grpcCode, operation, details, cause, ...(image === undefined ? {} : { image }) }),
+    );
   }
 }

@@ -37,9 +37,14 @@ export interface ContainerdOptions {
  */
 export const CONTAINERD_1_7_DEFAULT = '/var/cache/pin-preload/containerd-1.7/usr/bin/containerd';
 
+/** Where the containerd 1.7 binary is expected (whether or not it is there). */
+export function containerd17Path(): string {
+  return process.env['PIN_PRELOAD_CONTAINERD_1_7'] || CONTAINERD_1_7_DEFAULT;
+}
+
 /** The cached containerd 1.7 binary, or undefined when it has not been fetched (run scripts/fetch-containerd-1.7.sh). */
 export async function containerd17Binary(): Promise<string | undefined> {
-  const binary = process.env['PIN_PRELOAD_CONTAINERD_1_7'] || CONTAINERD_1_7_DEFAULT;
+  const binary = containerd17Path();
   try {
     await access(binary, constants.X_OK);
     return binary;

@@ -14,7 +14,7 @@ import { startMirror, type RunningMirror } from '../mirror/server.js';
 import { RegistryClient, parseRegistriesConf } from '../registry/index.js';
 import { generateSampleRelease, type SampleRelease } from '../sample/index.js';
 import { openBundle } from '../bundle/reader.js';
-import { startContainerd, type RunningContainerd } from '../cri/private-containerd.js';
+import { containerd17Binary, containerd17Path, startContainerd, type RunningContainerd } from '../cri/private-containerd.js';
 import { stopChild } from '../util/child-process.js';
 import { freePort, waitFor } from '../util/net.js';
 import { formatBytes } from '../util/size.js';
@@ -79,11 +79,28 @@ async function onPath(program: string): Promise<boolean> {
   return false;
 }
 
-async function startPrivateRuntime(paths: DemoPaths, options: DemoOptions): Promise<RunningContainerd | undefined> {
-  if (options.criEndpoint || options.privateRuntime === 'none') return undefined;
-  if (process.getuid?.() !== 0 || !(await onPath('containerd'))) return undefined;
+interface PrivateRuntime {
+  readonly containerd: RunningContainerd | undefined;
+  /** Which containerd, and whether it can pin (or why there is none): said before the preload. */
+  readonly note: string;
+}
+
+/**
+ * The demo's private containerd: the cached 1.7 (scripts/fetch-containerd-1.7.sh), which pins, when it is there;
+ * else the installed one (Debian 12's 1.6, which cannot pin).
+ */
+async function startPrivateRuntime(paths: DemoPaths, options: DemoOptions): Promise<PrivateRuntime> {
+  if (options.criEndpoint) return { containerd: undefined, note: '' };
+  if (options.privateRuntime === 'none') return { containerd: undefined, note: 'the private containerd is off (--no-private-runtime)' };
+  if (process.getuid?.() !== 0) return { containerd: undefined, note: 'not running as root, so no private containerd' };
+  const cached = await containerd17Binary();
+  if (cached === undefined && !(await onPath('containerd'))) return { containerd: undefined, note: 'no containerd installed' };
   await mkdir(hostsDir(paths), { recursive: true });
-  return startContainerd({ registryHostsDir: hostsDir(paths) });
+  const containerd = await startContainerd({ registryHostsDir: hostsDir(paths), ...(cached ? { binary: cached } : {}) });
+  const note = cached
+    ? `containerd 1.7 from ${cached}: it pins (label io.cri-containerd.pinned=pinned, reported as CRI "pinned": true)`
+    : `containerd from PATH; ${containerd17Path()} is missing (run scripts/fetch-containerd-1.7.sh), and containerd 1.6 cannot pin: the images end up present, not pinned`;
+  return { containerd, note };
 }
 
 function nodeConfigToml(paths: DemoPaths, listen: string, options: DemoOptions): string {
@@ -200,7 +217,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
     const listenPort = await freePort();
     const listen = `127.0.0.1:${listenPort}`;
     const config = path.join(paths.node, 'config.toml');
-    runtime = await startPrivateRuntime(paths, options);
+    const privateRuntime = await startPrivateRuntime(paths, options);
+    runtime = privateRuntime.containerd;
     const criEndpoint = options.criEndpoint ?? runtime?.endpoint;
     await writeFile(config, nodeConfigToml(paths, listen, { ...options, ...(criEndpoint ? { criEndpoint } : {}) }));
     await say.run(['import', bundleFile, '--config', config]);
@@ -218,11 +236,13 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
 
     if (criEndpoint) {
       say.heading(`Node: pre-load through CRI (${runtime ? 'a private containerd started for the demo' : criEndpoint}): storage check, mirror config, pulls, pin`);
+      if (privateRuntime.note) say.say(privateRuntime.note);
       await say.run(['preload', '--config', config]);
       await showFile(say, path.join(paths.node, 'etc', 'crio', 'crio.conf.d', '50-pinned-images'), 'the CRI-O pinned-images drop-in it wrote (on a CRI-O node: /etc/crio/crio.conf.d/50-pinned-images)', 6);
     } else {
       say.heading('Node: pre-load through CRI: skipped');
-      say.say('no CRI runtime here: as root with containerd installed the demo starts a private one; or give --cri-endpoint SOCKET');
+      say.say(`no CRI runtime here${privateRuntime.note ? ` (${privateRuntime.note})` : ''}: as root with containerd installed the demo starts a private one (containerd 1.7, which pins, when scripts/fetch-containerd-1.7.sh has fetched it); or give --cri-endpoint SOCKET`);
+      say.say('so nothing is pinned: status below shows the bundle and its images pending');
     }
 
     say.heading('Node: status, as MachineConfigNode shows it');

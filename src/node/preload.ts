@@ -1,5 +1,6 @@
-// One preload sync, in the MCO's order: Progressing → verify bundles → storage check → mirror config →
-// pull everything through CRI from the in-process mirror → ImageStatus again → pinned file + reload → record.
+// One preload sync, in the MCO's order: Progressing → unpin what left the set → verify bundles → storage check
+// → mirror config → pull everything through CRI from the in-process mirror → ImageStatus again → pin (CRI-O's
+// pinned file + reload, or containerd's pinned label) → ImageStatus `pinned` → record.
 
 import { readFile } from 'node:fs/promises';
 import { CriImageService, type CriImage } from '../cri/image-service.js';
@@ -11,14 +12,18 @@ import { UserError, errnoCode } from '../util/errors.js';
 import { bundleSetKey, desiredImages, layersForPlatform, listSealFiles, nodePlatform, readNodeBundle, type DesiredImage, type NodeBundle } from './bundle-dir.js';
 import type { NodeConfig } from './config.js';
 import { pullImages, type PullOptions } from './pull.js';
-import { applyMirrorConfig, applyPinnedImages, reloadRuntime } from './runtime-files.js';
+import { applyMirrorConfig, reloadRuntime } from './runtime-files.js';
+import { pinImages, pinMethod, pinningDescription, reportsPinsSoon, unpinImages, type PinMethod } from './pinning.js';
 import { checkStorage, StorageInsufficientError } from './storage-check.js';
 import { mapBounded } from '../util/concurrency.js';
 import { checkNodeBundleSignature, verifyNodeBundle } from './verify.js';
 
 /** ImageStatus calls at once: cheap local lookups, but a node may have hundreds of images. */
 const STATUS_CONCURRENCY = 16;
-/** How long to wait for CRI-O to report `pinned` after a reload (SIGHUP is handled asynchronously). */
+/**
+ * How long to wait for the runtime to report `pinned` after we pinned: CRI-O handles the reload's SIGHUP, and
+ * containerd's CRI the image-update event, asynchronously.
+ */
 const PINNED_REPORT_WAIT_MS = 10_000;
 
 export interface PreloadResult {
@@ -26,8 +31,12 @@ export interface PreloadResult {
   readonly images: number;
   readonly pulled: readonly string[];
   readonly pinned: readonly string[];
-  /** Present but not protected from GC by the runtime (containerd 1.x). */
+  /** Present but not protected from GC by the runtime (e.g. containerd 1.6). */
   readonly unpinned: readonly string[];
+  /** How the images are protected, or why not (what status shows as "GC protection"). */
+  readonly pinning: string;
+  /** Images that left the desired set and whose pin this sync removed. */
+  readonly released: readonly string[];
   readonly changedFiles: readonly string[];
   readonly reloads: number;
 }
@@ -108,20 +117,11 @@ async function applyAndReload(ctx: PreloadContext, files: readonly string[], wha
   return (await reloadRuntime(ctx.config.runtime.reload)) ? 1 : 0;
 }
 
-function pinningDescription(config: NodeConfig, unpinned: number): string {
-  if (unpinned === 0) return `pinned by ${config.runtime.kind === 'crio' ? 'CRI-O pinned_images' : 'the runtime'}`;
-  if (config.runtime.kind === 'containerd') {
-    return `not pinned: containerd 1.x has no pinned_images, so the kubelet's image garbage collection may remove ${unpinned} unused image(s) under disk pressure; they are pulled again from the local mirror by the next preload`;
-  }
-  return `${unpinned} image(s) present but not reported pinned by the runtime (is ${config.runtime.pinnedImagesFile || 'the pinned images file'} read by CRI-O?)`;
-}
-
 /**
- * The final ImageStatus of each image. Right after the pinned file changed, CRI-O may still be handling the
- * SIGHUP, so we wait (bounded) for it to report `pinned`; otherwise, and for containerd, one pass.
+ * The final ImageStatus of each image. Right after we pinned, the runtime may still be taking it in (CRI-O's
+ * reload, containerd's image event), so we wait (bounded) for it to report `pinned`; otherwise one pass.
  */
-async function finalStatuses(ctx: PreloadContext, images: readonly DesiredImage[], pinnedFileChanged: boolean): Promise<Map<string, CriImage | undefined>> {
-  const waitForPins = pinnedFileChanged && ctx.config.runtime.kind === 'crio';
+async function finalStatuses(ctx: PreloadContext, images: readonly DesiredImage[], waitForPins: boolean): Promise<Map<string, CriImage | undefined>> {
   const deadline = Date.now() + (waitForPins ? PINNED_REPORT_WAIT_MS : 0);
   for (;;) {
     const statuses = await imageStatuses(ctx.cri, images);
@@ -129,6 +129,19 @@ async function finalStatuses(ctx: PreloadContext, images: readonly DesiredImage[
     if (!waiting || Date.now() >= deadline || ctx.signal?.aborted) return statuses;
     await new Promise((r) => setTimeout(r, 500));
   }
+}
+
+/**
+ * Removes the pin of every image that left the desired set (this sync or an earlier one that stopped before
+ * doing it) and records them unpinned; the images themselves stay in the runtime for its GC to decide.
+ */
+async function releaseLeaving(ctx: PreloadContext, method: PinMethod, desired: readonly string[]): Promise<{ names: string[]; changedFiles: readonly string[]; reloads: number }> {
+  const leaving = ctx.state.leavingImages();
+  if (leaving.length === 0) return { names: [], changedFiles: [], reloads: 0 };
+  const outcome = await unpinImages(ctx, method, leaving, desired);
+  ctx.state.markUnpinned(leaving);
+  ctx.log(`unpinned ${leaving.length} image(s) no longer in any bundle (kept in the runtime; its garbage collection may remove them)`);
+  return { names: leaving, changedFiles: outcome.changedFiles, reloads: outcome.reloads };
 }
 
 /** Runs one sync over the bundles in the bundle dir. Throws PreloadFailedError (recorded) on failure. */
@@ -147,6 +160,12 @@ export async function preloadOnce(ctx: PreloadContext): Promise<PreloadResult> {
   const changedFiles: string[] = [];
   let reloads = 0;
   try {
+    const method = pinMethod(config, await cri.version());
+    state.recordRuntime(method.runtime);
+    const released = await releaseLeaving(ctx, method, images.map((i) => i.name));
+    changedFiles.push(...released.changedFiles);
+    reloads += released.reloads;
+
     await verifyBundles(ctx, bundles);
     checkAborted(ctx.signal);
 
@@ -160,7 +179,9 @@ export async function preloadOnce(ctx: PreloadContext): Promise<PreloadResult> {
       const report = await checkStorage({
         cri,
         imageFs: config.runtime.imageFs,
-        images: await layersForPlatform(missing, bundles, nodePlatform()),
+        // The present images' layers too: those already on disk are not counted again. Nothing missing,
+        // nothing to read (a sync with everything in place stays fast).
+        images: missing.length === 0 ? [] : await layersForPlatform(images, bundles, nodePlatform()),
         present: new Set(present),
         reserveBytes: config.storage.reserveBytes,
         runtime: config.runtime.kind,
@@ -212,13 +233,14 @@ export async function preloadOnce(ctx: PreloadContext): Promise<PreloadResult> {
       fail('PrefetchFailed', new UserError('PREFETCH_FAILED', `${vanished.length} image(s) are not in the runtime after pulling: ${vanished.slice(0, 5).join(', ')}`));
     }
 
-    // Only now, with every image present, the pinned file: last, like the MCO, leaving GC a window before.
+    // Only now, with every image present, the pins: last, like the MCO, leaving GC a window before.
     const names = images.map((i) => i.name);
-    const pinnedChanged = (await applyPinnedImages(config.runtime.pinnedImagesFile, names)) ? [config.runtime.pinnedImagesFile] : [];
-    changedFiles.push(...pinnedChanged);
-    reloads += await applyAndReload(ctx, pinnedChanged, 'pinned images');
+    const pins = await pinImages(ctx, method, names);
+    changedFiles.push(...pins.changedFiles);
+    reloads += pins.reloads;
 
-    const final = await finalStatuses(ctx, images, pinnedChanged.length > 0);
+    // Wait for the runtime to report pins only where it will (a CRI-O file on containerd 1.6 never does).
+    const final = await finalStatuses(ctx, images, pins.changed && reportsPinsSoon(method));
     const gone = images.filter((i) => final.get(i.name) === undefined).map((i) => i.name);
     if (gone.length > 0) {
       state.markMissing(gone);
@@ -226,8 +248,9 @@ export async function preloadOnce(ctx: PreloadContext): Promise<PreloadResult> {
     }
     const pinned = names.filter((n) => final.get(n)?.pinned === true);
     const unpinned = names.filter((n) => final.get(n)?.pinned !== true);
-    state.recordSynced(names, pinned, pinningDescription(config, unpinned.length));
-    return { generation, images: images.length, pulled, pinned, unpinned, changedFiles, reloads };
+    const pinning = pinningDescription(method, config, unpinned.length);
+    state.recordSynced(names, pinned, pinning);
+    return { generation, images: images.length, pulled, pinned, unpinned, pinning, released: released.names, changedFiles, reloads };
   } catch (err) {
     if (err instanceof PreloadFailedError) throw err;
     if (err instanceof UserError && err.code === 'PRELOAD_CANCELLED') {

@@ -4,6 +4,7 @@
 import { execFile } from 'node:child_process';
 import { readFile, readdir, rmdir } from 'node:fs/promises';
 import path from 'node:path';
+import TOML from '@iarna/toml';
 import {
   parseRegistriesConf,
   prefixMatchLength,
@@ -28,9 +29,9 @@ function tomlString(value: string): string {
 }
 
 /** A runtime file could not be written or removed: name it, its configuration key, and the usual cause. */
-function fileError(file: string, key: string, err: unknown): UserError {
+function fileError(file: string, key: string, err: unknown, verb: 'write' | 'read' = 'write'): UserError {
   const code = errnoCode(err);
-  return new UserError('RUNTIME_FILE_FAILED', `cannot write ${file} ([runtime] ${key}): ${code ?? (err as Error).message}`, {
+  return new UserError('RUNTIME_FILE_FAILED', `cannot ${verb} ${file} ([runtime] ${key}): ${code ?? (err as Error).message}`, {
     hint: code === 'EROFS' || code === 'EACCES' || code === 'EPERM'
       ? `set [runtime] ${key} = "" if this runtime does not use it, or let the service write there (systemctl edit pin-preload: ReadWritePaths=${path.dirname(file)})`
       : undefined,
@@ -86,6 +87,20 @@ export function mirrorEndpoint(config: NodeConfig): MirrorEndpoint {
 export function renderPinnedImages(names: readonly string[]): string {
   const sorted = [...new Set(names)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   return `[crio]\n  [crio.image]\n    pinned_images = [${sorted.map(tomlString).join(', ')}]\n`;
+}
+
+/** The images a pinned-images file lists ([] when there is none), so unpinning can shrink it. */
+export async function readPinnedImages(file: string): Promise<string[]> {
+  if (file === '') return [];
+  let parsed: { crio?: { image?: { pinned_images?: unknown } } };
+  try {
+    parsed = TOML.parse(await readFile(file, 'utf8')) as typeof parsed;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return [];
+    throw fileError(file, 'pinned_images_file', err, 'read');
+  }
+  const names = parsed.crio?.image?.pinned_images;
+  return Array.isArray(names) ? names.filter((n): n is string => typeof n === 'string') : [];
 }
 
 /** Writes (or, for an empty set, removes) the pinned-images file; returns whether it changed. */

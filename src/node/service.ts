@@ -113,6 +113,7 @@ export async function runService(config: NodeConfig, options: ServiceOptions): P
       try {
         const result = await preloadOnce({ config, state: services.state, store: services.store, cri, signal: stop.signal, log, ...(options.pull ? { pull: options.pull } : {}) });
         log(`generation ${result.generation}: ${result.images} image(s) in place, ${result.pulled.length} pulled, ${result.pinned.length} pinned`);
+        if (result.unpinned.length > 0) log(`GC protection: ${result.pinning}`);
         options.onSync?.(result);
       } catch (err) {
         const error = err instanceof Error ? err : new Error(String(err));

@@ -3,11 +3,18 @@
 
 import type { BundleRecord, ImageRecord, NodeState, NodeStatus } from '../state/node-state.js';
 import type { NodeConfig } from './config.js';
+import { pinningBeforeSync } from './pinning.js';
 import { describeBytes } from './storage-check.js';
 
 export interface StatusJson {
   readonly schemaVersion: 1;
-  readonly runtime: { readonly kind: string; readonly endpoint: string; readonly pinning: string };
+  readonly runtime: {
+    readonly kind: string;
+    readonly endpoint: string;
+    /** The runtime as CRI Version named it at the last sync ("containerd 1.7.24"); "" before any. */
+    readonly reported: string;
+    readonly pinning: string;
+  };
   readonly desiredGeneration: number;
   readonly currentGeneration: number;
   readonly lastFailedGeneration: number;
@@ -31,6 +38,15 @@ export interface StatusJson {
     readonly lastError: string | null;
     readonly bundle: string;
     readonly updatedAt: string;
+    readonly pinnedAt: string | null;
+  }>;
+  /** Images that left the desired set, most recent first: their pin is removed, the images are not. */
+  readonly unpinned: ReadonlyArray<{
+    readonly name: string;
+    readonly bundle: string;
+    readonly wasPinned: boolean;
+    readonly leftAt: string;
+    readonly unpinnedAt: string | null;
   }>;
   readonly updatedAt: string;
 }
@@ -47,14 +63,6 @@ function bundleJson(b: BundleRecord): StatusJson['bundles'][number] {
   };
 }
 
-/** A status nobody has written yet says so instead of "not pinned". */
-function pinningText(config: NodeConfig, status: NodeStatus): string {
-  if (status.pinning !== '') return status.pinning;
-  return config.runtime.kind === 'containerd'
-    ? 'not pinned: containerd 1.x has no pinned_images (see docs/node.md)'
-    : 'no preload has completed yet';
-}
-
 export function statusJson(config: NodeConfig, state: NodeState): StatusJson {
   const status = state.status();
   const images = state.images();
@@ -62,7 +70,13 @@ export function statusJson(config: NodeConfig, state: NodeState): StatusJson {
   for (const image of images) summary[image.state]++;
   return {
     schemaVersion: 1,
-    runtime: { kind: config.runtime.kind, endpoint: config.runtime.endpoint, pinning: pinningText(config, status) },
+    runtime: {
+      kind: config.runtime.kind,
+      endpoint: config.runtime.endpoint,
+      reported: status.runtime,
+      // A status nobody has written yet says so instead of "not pinned".
+      pinning: status.pinning !== '' ? status.pinning : pinningBeforeSync(config),
+    },
     desiredGeneration: status.desiredGeneration,
     currentGeneration: status.currentGeneration,
     lastFailedGeneration: status.lastFailedGeneration,
@@ -71,7 +85,8 @@ export function statusJson(config: NodeConfig, state: NodeState): StatusJson {
     storage: status.storage ?? null,
     bundles: state.bundles().map(bundleJson),
     summary,
-    images: images.map((i) => ({ name: i.name, state: i.state, attempts: i.attempts, lastError: i.lastError ?? null, bundle: i.bundle, updatedAt: i.updatedAt })),
+    images: images.map((i) => ({ name: i.name, state: i.state, attempts: i.attempts, lastError: i.lastError ?? null, bundle: i.bundle, updatedAt: i.updatedAt, pinnedAt: i.pinnedAt ?? null })),
+    unpinned: state.unpinnedImages().map((u) => ({ name: u.name, bundle: u.bundle, wasPinned: u.wasPinned, leftAt: u.leftAt, unpinnedAt: u.unpinnedAt ?? null })),
     updatedAt: status.updatedAt,
   };
 }
@@ -89,7 +104,7 @@ function oneLine(text: string, max = 120): string {
 export function formatStatus(json: StatusJson): string {
   const out: string[] = [];
   const field = (label: string, value: string) => out.push(`${`${label}:`.padEnd(25)}${value}`);
-  field('Runtime', `${json.runtime.kind} (${json.runtime.endpoint})`);
+  field('Runtime', `${json.runtime.kind} (${json.runtime.endpoint})${json.runtime.reported ? `: ${json.runtime.reported}` : ''}`);
   field('GC protection', json.runtime.pinning);
   field('Desired generation', String(json.desiredGeneration));
   field('Current generation', String(json.currentGeneration));
@@ -116,6 +131,13 @@ export function formatStatus(json: StatusJson): string {
     out.push(...table([
       ['NAME', 'STATE', 'ATTEMPTS', 'LAST ERROR'],
       ...json.images.map((i) => [i.name, i.state, String(i.attempts), i.lastError ? oneLine(i.lastError) : '-']),
+    ]));
+  }
+  if (json.unpinned.length > 0) {
+    out.push('', `Unpinned (${json.unpinned.length}: no longer in any bundle; kept in the runtime, its garbage collection may remove them):`);
+    out.push(...table([
+      ['NAME', 'WAS PINNED', 'LEFT THE SET', 'UNPINNED AT'],
+      ...json.unpinned.map((u) => [u.name, u.wasPinned ? 'yes' : 'no', u.leftAt, u.unpinnedAt ?? 'pending (next sync)']),
     ]));
   }
   return `${out.join('\n')}\n`;

@@ -1,5 +1,6 @@
 // Pre-flight storage check: will the images not yet present fit on the runtime's image filesystem with the
-// configured reserve left over? Real free space (statfs) against exact layer sizes from the bundle manifest.
+// configured reserve left over? Real free space (statfs) against exact layer sizes from the bundle manifest,
+// minus the layers the runtime already holds for the images that are present.
 
 import { freeBytes } from '../util/disk.js';
 import type { CriImageService } from '../cri/image-service.js';
@@ -37,15 +38,23 @@ export interface StorageReport extends StorageNeed {
 }
 
 /**
- * What the images not in `present` need: each layer counted once however many images share it. CRI-O keeps
- * only the unpacked layer; containerd keeps the compressed blob in its content store as well as the unpacked
- * snapshot, so for containerd both count.
+ * What the images not in `present` need: each layer counted once however many images share it, and not at all
+ * when an image in `present` has it (a shared base layer is on disk already: both runtimes store a layer
+ * once). CRI-O keeps only the unpacked layer; containerd keeps the compressed blob in its content store as
+ * well as the unpacked snapshot, so for containerd both count.
+ *
+ * Which layers the runtime holds comes from the bundle index: the layers of the images ImageStatus just
+ * confirmed present. The CRI reports image sizes, not layers, and only containerd has a content API, so this
+ * is the one source that works for both runtimes. Layers the runtime got from elsewhere (images not in any
+ * bundle) are not known and are counted: the check can only err on the safe side.
  */
 export function storageNeed(images: readonly ImageLayers[], present: ReadonlySet<string>, reserveBytes: number, runtime: RuntimeKind): StorageNeed {
+  const onDisk = new Set<string>();
+  for (const image of images) if (present.has(image.name)) for (const layer of image.layers) onDisk.add(layer.digest);
   const layers = new Map<string, LayerSize>();
   for (const image of images) {
     if (present.has(image.name)) continue;
-    for (const layer of image.layers) layers.set(layer.digest, layer);
+    for (const layer of image.layers) if (!onDisk.has(layer.digest)) layers.set(layer.digest, layer);
   }
   let layerBytes = 0;
   for (const layer of layers.values()) layerBytes += layer.uncompressedSize + (runtime === 'containerd' ? layer.size : 0);

@@ -51,7 +51,28 @@ export const NODE_MIGRATIONS: readonly Migration[] = [
       INSERT INTO node_status (id) VALUES (1);
     `,
   },
+  {
+    module: 'node',
+    version: 2,
+    sql: `
+      -- when the runtime first reported the image pinned (NULL while it is not)
+      ALTER TABLE node_images ADD COLUMN pinned_at TEXT;
+      -- the runtime as CRI Version names it ("containerd 1.7.24"), from the last sync
+      ALTER TABLE node_status ADD COLUMN runtime TEXT NOT NULL DEFAULT '';
+      -- images that left the desired set: their pin is removed (unpinned_at; NULL = not yet), never the image
+      CREATE TABLE node_unpinned (
+        name TEXT PRIMARY KEY,
+        bundle TEXT NOT NULL,
+        was_pinned INTEGER NOT NULL,
+        left_at TEXT NOT NULL,
+        unpinned_at TEXT
+      );
+    `,
+  },
 ];
+
+/** Unpinned images kept on record for status: the most recent ones (a release upgrade unpins a few hundred). */
+export const MAX_UNPINNED_RECORDS = 1000;
 
 /** The MCO caps lastFailedGenerationError at this many characters. */
 export const MAX_FAILED_GENERATION_ERROR = 32768;
@@ -78,6 +99,19 @@ export interface ImageRecord {
   readonly attempts: number;
   readonly lastError: string | undefined;
   readonly updatedAt: string;
+  /** When the runtime first reported it pinned; undefined while it is not pinned. */
+  readonly pinnedAt: string | undefined;
+}
+
+/** An image that left the desired set (its bundle was removed): its pin is removed, the image is not. */
+export interface UnpinnedRecord {
+  readonly name: string;
+  readonly bundle: string;
+  /** It was recorded pinned when it left the set. */
+  readonly wasPinned: boolean;
+  readonly leftAt: string;
+  /** When its pin was removed from the runtime; undefined until the sync that does it. */
+  readonly unpinnedAt: string | undefined;
 }
 
 export interface Condition {
@@ -98,6 +132,8 @@ export interface NodeStatus {
   readonly storage: { readonly requiredBytes: number; readonly availableBytes: number } | undefined;
   /** How the runtime protects the images from GC ("crio pinned_images", or why they are not protected). */
   readonly pinning: string;
+  /** The runtime as CRI Version named it at the last sync ("containerd 1.7.24"); "" before any. */
+  readonly runtime: string;
   readonly updatedAt: string;
 }
 
@@ -125,6 +161,7 @@ interface StatusRow {
   storage_required: number | null;
   storage_available: number | null;
   pinning: string;
+  runtime: string;
   updated_at: string;
 }
 
@@ -187,8 +224,8 @@ export class NodeState {
   /**
    * Declares the desired set of images, keyed by `setKey` (the sorted manifest digests of the bundles).
    * A new key starts a new generation (generations never decrease); images of the set not yet known are
-   * added as pending, images no longer desired are forgotten (they stay in the runtime, unpinned).
-   * Returns the desired generation.
+   * added as pending; images no longer desired move to the unpinned list, waiting for their pin to be removed
+   * (they stay in the runtime). Returns the desired generation.
    */
   setDesired(setKey: string, images: ReadonlyArray<{ name: string; bundle: string }>): number {
     return this.db.transaction(() => {
@@ -199,13 +236,25 @@ export class NodeState {
         this.db.prepare('UPDATE node_status SET desired_set = ?, desired_generation = ?, updated_at = ? WHERE id = 1').run(setKey, generation, now());
       }
       const desired = new Set(images.map((i) => i.name));
-      for (const known of this.images()) if (!desired.has(known.name)) this.db.prepare('DELETE FROM node_images WHERE name = ?').run(known.name);
+      const at = now();
+      const leave = this.db.prepare(
+        `INSERT INTO node_unpinned (name, bundle, was_pinned, left_at, unpinned_at) VALUES (?, ?, ?, ?, NULL)
+         ON CONFLICT (name) DO UPDATE SET bundle = excluded.bundle, was_pinned = excluded.was_pinned, left_at = excluded.left_at, unpinned_at = NULL`,
+      );
+      for (const known of this.images()) {
+        if (desired.has(known.name)) continue;
+        leave.run(known.name, known.bundle, known.state === 'pinned' ? 1 : 0, at);
+        this.db.prepare('DELETE FROM node_images WHERE name = ?').run(known.name);
+      }
       const insert = this.db.prepare(
         `INSERT INTO node_images (name, bundle, state, attempts, updated_at) VALUES (?, ?, 'pending', 0, ?)
          ON CONFLICT (name) DO UPDATE SET bundle = excluded.bundle`,
       );
-      const at = now();
-      for (const image of images) insert.run(image.name, image.bundle, at);
+      const back = this.db.prepare('DELETE FROM node_unpinned WHERE name = ?');
+      for (const image of images) {
+        insert.run(image.name, image.bundle, at);
+        back.run(image.name); // desired again: no longer on the unpinned list
+      }
       return generation;
     })();
   }
@@ -221,6 +270,7 @@ export class NodeState {
       attempts: r.attempts as number,
       lastError: (r.last_error as string | null) ?? undefined,
       updatedAt: r.updated_at as string,
+      pinnedAt: (r.pinned_at as string | null) ?? undefined,
     }));
   }
 
@@ -242,7 +292,7 @@ export class NodeState {
   /** The runtime does not have it (any more): back to pending, whatever it was. */
   markMissing(names: readonly string[]): void {
     this.db.transaction(() => {
-      const stmt = this.db.prepare(`UPDATE node_images SET state = 'pending', updated_at = ? WHERE name = ?`);
+      const stmt = this.db.prepare(`UPDATE node_images SET state = 'pending', pinned_at = NULL, updated_at = ? WHERE name = ?`);
       const at = now();
       for (const name of names) stmt.run(at, name);
     })();
@@ -265,33 +315,80 @@ export class NodeState {
    */
   markPinned(names: readonly string[]): void {
     this.db.transaction(() => {
-      const stmt = this.db.prepare(`UPDATE node_images SET state = 'pinned', updated_at = ? WHERE name = ? AND state IN ('present', 'pinned')`);
+      const stmt = this.db.prepare(
+        `UPDATE node_images SET state = 'pinned', pinned_at = COALESCE(pinned_at, @at), updated_at = @at WHERE name = @name AND state IN ('present', 'pinned')`,
+      );
       const at = now();
       for (const name of names) {
-        if (stmt.run(at, name).changes !== 1) throw new Error(`refusing to record ${name} as pinned: it is not recorded as present`);
+        if (stmt.run({ at, name }).changes !== 1) throw new Error(`refusing to record ${name} as pinned: it is not recorded as present`);
       }
     })();
   }
 
-  /** Pinned images whose pin went away (e.g. the pinned file was removed) are merely present. */
-  unpinAll(): void {
-    this.db.prepare(`UPDATE node_images SET state = 'present', updated_at = ? WHERE state = 'pinned'`).run(now());
+  /** Pinned images whose pin went away (e.g. the pinned file was removed) are merely present; `except` stay. */
+  unpinAll(except: readonly string[] = []): void {
+    const keep = new Set(except);
+    this.db.transaction(() => {
+      const stmt = this.db.prepare(`UPDATE node_images SET state = 'present', pinned_at = NULL, updated_at = ? WHERE name = ? AND state = 'pinned'`);
+      const at = now();
+      for (const image of this.images()) if (image.state === 'pinned' && !keep.has(image.name)) stmt.run(at, image.name);
+    })();
   }
 
   /**
    * The end of a successful sync, in one transaction: every desired image present (the final ImageStatus saw
-   * it), `pinned` exactly those the runtime reports pinned, current generation = desired.
+   * it), `pinned` exactly those the runtime reports pinned (keeping when each was first pinned), current
+   * generation = desired.
    */
   recordSynced(present: readonly string[], pinned: readonly string[], pinning: string): void {
     this.db.transaction(() => {
-      this.unpinAll();
+      this.unpinAll(pinned);
       this.markPresent(present);
       this.markPinned(pinned);
       this.recordSuccess(pinning);
     })();
   }
 
+  // ---- images that left the desired set ----
+
+  /** Images that left the desired set and whose pin is not removed yet. */
+  leavingImages(): string[] {
+    return (this.db.prepare('SELECT name FROM node_unpinned WHERE unpinned_at IS NULL ORDER BY name').all() as Array<{ name: string }>).map((r) => r.name);
+  }
+
+  /** Their pin is removed from the runtime (or there was none to remove); keeps the most recent records only. */
+  markUnpinned(names: readonly string[]): void {
+    this.db.transaction(() => {
+      const stmt = this.db.prepare('UPDATE node_unpinned SET unpinned_at = ? WHERE name = ? AND unpinned_at IS NULL');
+      const at = now();
+      for (const name of names) stmt.run(at, name);
+      this.db
+        .prepare(
+          `DELETE FROM node_unpinned WHERE unpinned_at IS NOT NULL AND name NOT IN
+             (SELECT name FROM node_unpinned ORDER BY left_at DESC, name LIMIT ?)`,
+        )
+        .run(MAX_UNPINNED_RECORDS);
+    })();
+  }
+
+  /** Most recent first. */
+  unpinnedImages(): UnpinnedRecord[] {
+    const rows = this.db.prepare('SELECT * FROM node_unpinned ORDER BY left_at DESC, name').all() as Array<Record<string, unknown>>;
+    return rows.map((r) => ({
+      name: r.name as string,
+      bundle: r.bundle as string,
+      wasPinned: r.was_pinned === 1,
+      leftAt: r.left_at as string,
+      unpinnedAt: (r.unpinned_at as string | null) ?? undefined,
+    }));
+  }
+
   // ---- status ----
+
+  /** The runtime as CRI Version named it ("containerd 1.7.24"). */
+  recordRuntime(runtime: string): void {
+    this.db.prepare('UPDATE node_status SET runtime = ? WHERE id = 1').run(runtime);
+  }
 
   private statusRow(): StatusRow {
     return this.db.prepare('SELECT * FROM node_status WHERE id = 1').get() as StatusRow;
@@ -338,6 +435,7 @@ export class NodeState {
       ],
       storage: r.storage_required === null || r.storage_available === null ? undefined : { requiredBytes: r.storage_required, availableBytes: r.storage_available },
       pinning: r.pinning,
+      runtime: r.runtime,
       updatedAt: r.updated_at,
     };
   }

@@ -7,12 +7,14 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
+import { ContainerdImages, PINNED_LABEL, PINNED_VALUE } from '../../src/cri/containerd-images.js';
 import { CriError, CriImageService } from '../../src/cri/image-service.js';
 import { isUserError } from '../../src/util/errors.js';
 import { sha256Of, type Digest } from '../../src/oci/digest.js';
 import { MediaType } from '../../src/oci/media-types.js';
 import { startDockerRegistry } from '../support/docker-registry.js';
-import { startContainerd, writeHostsToml } from '../support/containerd.js';
+import { CONTAINERD_VARIANTS, startContainerd, startContainerdVariant, writeHostsToml } from '../support/containerd.js';
+import { waitFor } from '../support/ports.js';
 
 const REPOSITORY = 'openshift-release-dev/ocp-v4.0-art-dev';
 const SOURCE = `quay.io/${REPOSITORY}`;
@@ -111,7 +113,7 @@ async function startRecordingProxy(
   };
 }
 
-test('containerd pulls a quay.io image by digest through a hosts.toml mirror, via the CRI ImageService', async (t) => {
+for (const variant of CONTAINERD_VARIANTS) test(`${variant.name} pulls a quay.io image by digest through a hosts.toml mirror, via the CRI ImageService`, async (t) => {
   const registry = await startDockerRegistry();
   t.after(() => registry.stop());
   const digest = await pushImage(registry.url, { 'etc/pin-preload-test': 'pulled through CRI\n' });
@@ -122,17 +124,19 @@ test('containerd pulls a quay.io image by digest through a hosts.toml mirror, vi
   t.after(() => rm(hostsDir, { recursive: true, force: true }));
   await writeHostsToml(hostsDir, 'quay.io', proxy.url);
 
-  const containerd = await startContainerd({ registryHostsDir: hostsDir });
+  const containerd = await startContainerdVariant(variant, { registryHostsDir: hostsDir });
   t.after(() => containerd.stop());
   const cri = await CriImageService.connect(containerd.endpoint, { timeoutMs: 5_000 });
   t.after(() => cri.close());
+  const records = await ContainerdImages.connect(containerd.endpoint, { timeoutMs: 5_000 });
+  t.after(() => records.close());
 
   const ref = `${SOURCE}@${digest}`;
 
   await t.test('identifies the runtime as containerd speaking CRI v1', async () => {
     const version = await cri.version();
     assert.equal(version.runtimeName, 'containerd');
-    assert.match(version.runtimeVersion, /1\.6\./);
+    assert.match(version.runtimeVersion, variant.version);
     assert.equal(version.runtimeApiVersion, 'v1');
   });
 
@@ -163,7 +167,36 @@ test('containerd pulls a quay.io image by digest through a hosts.toml mirror, vi
     assert.ok(image, 'image present after pull');
     assert.ok(image.repoDigests.includes(ref), `repoDigests ${image.repoDigests.join(', ')} contains ${ref}`);
     assert.ok(image.size > 0);
-    assert.equal(image.pinned, false, 'containerd 1.6 has no pinned images');
+    assert.equal(image.pinned, false, 'nothing pins a freshly pulled image');
+  });
+
+  await t.test('the images API lists the records naming the digest: the reference and the CRI\'s image ID', async () => {
+    const found = await records.recordsFor([digest]);
+    const image = await cri.imageStatus(ref);
+    assert.deepEqual(found.map((r) => r.name).sort(), [ref, image!.id].sort());
+    assert.ok(found.every((r) => r.target.digest === digest && r.labels['io.cri-containerd.image'] === 'managed'));
+  });
+
+  await t.test(`the pinned label on its records makes ImageStatus report it pinned: ${variant.pins ? 'yes' : 'never'}`, async () => {
+    for (const record of await records.recordsFor([digest])) await records.setLabel(record, PINNED_LABEL, PINNED_VALUE);
+    const found = await records.recordsFor([digest]);
+    assert.ok(found.every((r) => r.labels[PINNED_LABEL] === PINNED_VALUE && r.labels['io.cri-containerd.image'] === 'managed'), 'only our label changed');
+    if (variant.pins) {
+      // The CRI plugin takes the update in from an image event: bounded wait.
+      await waitFor('ImageStatus pinned', async () => (await cri.imageStatus(ref))?.pinned === true, 10_000);
+      assert.ok((await cri.listImages()).some((i) => i.repoDigests.includes(ref) && i.pinned), 'ListImages (the kubelet GC\'s view) agrees');
+    } else {
+      await new Promise((r) => setTimeout(r, 1_000));
+      assert.equal((await cri.imageStatus(ref))?.pinned, false, 'containerd 1.6 has no pinned images');
+    }
+  });
+
+  await t.test('removing the label unpins it; the image stays', async () => {
+    for (const record of await records.recordsFor([digest])) await records.setLabel(record, PINNED_LABEL, undefined);
+    const found = await records.recordsFor([digest]);
+    assert.ok(found.every((r) => r.labels[PINNED_LABEL] === undefined && r.labels['io.cri-containerd.image'] === 'managed'));
+    await waitFor('ImageStatus not pinned', async () => (await cri.imageStatus(ref))?.pinned === false, 10_000);
+    assert.ok(await cri.imageStatus(ref), 'still present');
   });
 
   await t.test('reports the image filesystem inside its own root', async () => {

@@ -22,6 +22,34 @@ test('the demo runs every step (plan, create, verify, import, serve + pull, stat
   assert.match(stdout, /signature valid/);
   assert.match(stdout, /pulled 15 images .* every digest verified/);
   assert.match(stdout, /Desired generation:\s+1/, 'the imported bundle is the desired generation');
+  assert.match(stdout, /no CRI runtime here \(the private containerd is off \(--no-private-runtime\)\)/, 'says why nothing is pinned');
+  assert.match(stdout, /Images \(15: 0 pinned, 0 present, 15 pending/);
   assert.match(stdout, /demo finished in/);
   assert.ok((await readdir(path.join(work, 'media'))).some((f) => f.endsWith('.seal.json')), 'the sealed bundle is kept with --work-dir');
+});
+
+/** The demo's pre-load into its private containerd, with the environment given; its stdout. */
+async function demoWithPrivateContainerd(t: { after(fn: () => Promise<void>): void }, env: NodeJS.ProcessEnv): Promise<string> {
+  const work = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-demo-test-'));
+  t.after(() => rm(work, { recursive: true, force: true }));
+  const { stdout } = await run(process.execPath, [CLI, 'demo', '--work-dir', work], { timeout: 120_000, env: { ...process.env, ...env } });
+  return stdout;
+}
+
+const asRoot = process.getuid?.() === 0 ? {} : { skip: 'the demo starts a private containerd only as root' };
+
+test('with the cached containerd 1.7 the demo pre-loads into it and every image ends pinned', asRoot, async (t) => {
+  const stdout = await demoWithPrivateContainerd(t, {});
+  assert.match(stdout, /containerd 1\.7 from \S+: it pins/, 'says which containerd and that it pins');
+  assert.match(stdout, /generation 1: 15 image\(s\) present, 15 pulled, 15 pinned in /);
+  assert.match(stdout, /GC protection:\s+pinned by containerd 1\.7\./);
+  assert.match(stdout, /Images \(15: 15 pinned, 0 present, 0 pending, 0 failed\)/);
+});
+
+test('without containerd 1.7 the demo uses the installed 1.6 and says why nothing is pinned', asRoot, async (t) => {
+  const stdout = await demoWithPrivateContainerd(t, { PIN_PRELOAD_CONTAINERD_1_7: '/nonexistent/containerd' });
+  assert.match(stdout, /\/nonexistent\/containerd is missing \(run scripts\/fetch-containerd-1\.7\.sh\), and containerd 1\.6 cannot pin/);
+  assert.match(stdout, /15 pulled, 0 pinned, 15 not pinned in /);
+  assert.match(stdout, /GC protection: not protected: containerd 1\.6\.\S+ never reports an image pinned/);
+  assert.match(stdout, /Images \(15: 0 pinned, 15 present, 0 pending, 0 failed\)/);
 });

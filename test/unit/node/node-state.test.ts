@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { openStateDatabase } from '../../../src/state/database.js';
-import { MAX_FAILED_GENERATION_ERROR, NodeState } from '../../../src/state/node-state.js';
+import { MAX_FAILED_GENERATION_ERROR, MAX_UNPINNED_RECORDS, NodeState } from '../../../src/state/node-state.js';
 
 const A = `quay.io/x/a@sha256:${'a'.repeat(64)}`;
 const B = `quay.io/x/b@sha256:${'b'.repeat(64)}`;
@@ -29,7 +29,7 @@ test('the desired generation grows only when the set of bundles changes', () => 
   assert.equal(state.setDesired('set-1', [{ name: A, bundle: '/b/one' }]), 1, 'same set, same generation');
   assert.equal(state.setDesired('set-2', [{ name: A, bundle: '/b/one' }, { name: B, bundle: '/b/two' }]), 2);
   assert.equal(state.setDesired('set-1', [{ name: A, bundle: '/b/one' }]), 3, 'going back is a new generation, never a decrease');
-  assert.deepEqual(state.images().map((i) => i.name), [A], 'images no longer desired are forgotten');
+  assert.deepEqual(state.images().map((i) => i.name), [A], 'images no longer desired leave the image list');
 });
 
 test('images go pending → present → pinned, and success makes current = desired with AsExpected', () => {
@@ -140,4 +140,48 @@ test('recording a completed sync is one transaction: a refused pin leaves the pr
   state.recordSynced([A, B], [A], 'after');
   assert.deepEqual(state.images().map((i) => i.state), ['pinned', 'present']);
   assert.equal(state.status().pinning, 'after');
+});
+
+test('an image that leaves the desired set waits on the unpinned list until its pin is removed, then carries the time', () => {
+  const state = memoryState();
+  state.setDesired('both', [{ name: A, bundle: '/b/one' }, { name: B, bundle: '/b/two' }]);
+  state.markPresent([A, B]);
+  state.recordSynced([A, B], [A, B], 'pinned');
+  state.setDesired('one', [{ name: A, bundle: '/b/one' }]);
+  assert.deepEqual(state.leavingImages(), [B]);
+  const [leaving] = state.unpinnedImages();
+  assert.deepEqual([leaving?.name, leaving?.bundle, leaving?.wasPinned, leaving?.unpinnedAt], [B, '/b/two', true, undefined]);
+
+  state.markUnpinned([B]);
+  assert.deepEqual(state.leavingImages(), [], 'unpinned once');
+  const [unpinned] = state.unpinnedImages();
+  assert.ok(unpinned?.unpinnedAt && unpinned.unpinnedAt >= unpinned.leftAt);
+
+  state.setDesired('both', [{ name: A, bundle: '/b/one' }, { name: B, bundle: '/b/two' }]);
+  assert.deepEqual(state.unpinnedImages(), [], 'desired again: off the unpinned list');
+  assert.equal(state.image(B)?.state, 'pending');
+});
+
+test('pinnedAt is the first time the runtime reported the image pinned, kept across syncs, cleared when unpinned', () => {
+  const state = memoryState();
+  state.setDesired('s', [{ name: A, bundle: '/b' }, { name: B, bundle: '/b' }]);
+  state.markPresent([A, B]);
+  state.recordSynced([A, B], [A], 'x');
+  const first = state.image(A)?.pinnedAt;
+  assert.ok(first);
+  assert.equal(state.image(B)?.pinnedAt, undefined);
+  state.recordSynced([A, B], [A, B], 'x');
+  assert.equal(state.image(A)?.pinnedAt, first, 'still the first time');
+  state.recordSynced([A, B], [B], 'x');
+  assert.deepEqual([state.image(A)?.state, state.image(A)?.pinnedAt], ['present', undefined]);
+});
+
+test('the unpinned list keeps the most recent records only', () => {
+  const state = memoryState();
+  const names = Array.from({ length: MAX_UNPINNED_RECORDS + 5 }, (_, i) => `quay.io/x/n${i}@sha256:${i.toString(16).padStart(64, '0')}`);
+  state.setDesired('all', names.map((name) => ({ name, bundle: '/b' })));
+  state.setDesired('none', []);
+  state.markUnpinned(state.leavingImages());
+  assert.equal(state.unpinnedImages().length, MAX_UNPINNED_RECORDS);
+  assert.deepEqual(state.leavingImages(), []);
 });

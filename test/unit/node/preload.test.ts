@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createBundle } from '../../../src/bundle/writer.js';
@@ -27,7 +27,14 @@ class FakeRuntime {
   failPull: (ref: string, attempt: number) => Error | undefined = () => undefined;
   events: string[] = [];
 
-  constructor(private readonly mountpoint: string) {}
+  constructor(
+    private readonly mountpoint: string,
+    private readonly reported: { runtimeName: string; runtimeVersion: string },
+  ) {}
+
+  async version() {
+    return { ...this.reported, runtimeApiVersion: 'v1' };
+  }
 
   async imageStatus(ref: string): Promise<CriImage | undefined> {
     if (!this.images.has(ref)) return undefined;
@@ -85,7 +92,8 @@ async function fixture(t: { after(fn: () => Promise<void> | void): void }, kind:
   });
   const state = new NodeState(db);
   const store = await BundleStore.open(db);
-  const runtime = new FakeRuntime(dir);
+  // What CRI Version says decides how images are pinned: CRI-O's drop-in, or (containerd 1.6) not at all.
+  const runtime = new FakeRuntime(dir, kind === 'crio' ? { runtimeName: 'cri-o', runtimeVersion: '1.30.4' } : { runtimeName: 'containerd', runtimeVersion: '1.6.20~ds1' });
   const pinnedFile = config.runtime.pinnedImagesFile;
   // CRI-O reports pinned what its pinned_images file lists (after the reload; the fake has no delay).
   runtime.pinnedNow = () => {
@@ -166,14 +174,45 @@ test('an image that vanishes between the pull and the re-check fails the sync be
   assert.equal(f.state.image(vanishing)!.state, 'pending');
 });
 
-test('containerd: images recorded present (not pinned) and the status says they are not protected', async (t) => {
+test('containerd 1.6: images recorded present (not pinned) and the status says plainly they are not protected', async (t) => {
   const f = await fixture(t, 'containerd');
-  f.runtime.pinnedNow = () => new Set(); // containerd 1.x never reports pinned
+  f.runtime.pinnedNow = () => new Set(); // containerd 1.6 never reports pinned
   const result = await f.run();
   assert.deepEqual(result.pinned, []);
   assert.ok(f.state.images().every((i) => i.state === 'present'));
-  assert.match(f.state.status().pinning, /containerd 1\.x has no pinned_images/);
+  assert.match(f.state.status().pinning, /^not protected: containerd 1\.6\.20~ds1 never reports an image pinned \(containerd pins from 1\.7\.3 on, at once from 1\.7\.10\)/);
+  assert.equal(result.pinning, f.state.status().pinning);
+  assert.equal(f.state.status().runtime, 'containerd 1.6.20~ds1');
   assert.ok(existsSync(path.join(f.dir, 'certs.d', 'quay.io', 'hosts.toml')));
+});
+
+test('CRI-O: a removed bundle\'s images are unpinned first (the drop-in shrinks, one reload), recorded with a time, never removed', async (t) => {
+  const f = await fixture(t);
+  const extra = testImage(REPO, 'extra', [randomBytes(500)]);
+  const extraName = `quay.io/${REPO.path}@${extra.image.reference.digest}`;
+  const extraTar = path.join(f.dir, 'bundles', 'extra.tar');
+  await createBundle({ plan: testPlan([extra]), source: new MemorySource(blobContents([extra])), output: extraTar, created: '2026-01-01T00:00:00Z' });
+  f.runtime.pinnedNow = () => new Set(existsSync(f.config.runtime.pinnedImagesFile) ? [...f.names, extraName] : []);
+  await f.run();
+  assert.equal(await readFile(f.config.runtime.pinnedImagesFile, 'utf8'), renderPinnedImages([...f.names, extraName]));
+  assert.equal(f.state.image(extraName)!.state, 'pinned');
+  const pinnedAt = f.state.image(f.names[0]!)!.pinnedAt;
+  assert.ok(pinnedAt, 'the time it was first pinned is recorded');
+
+  for (const file of await readdir(path.join(f.dir, 'bundles'))) if (file.startsWith('extra.tar')) await rm(path.join(f.dir, 'bundles', file));
+  const reloadsBefore = await reloads(f.dir);
+  const result = await f.run();
+  assert.deepEqual(result.released, [extraName]);
+  assert.equal(await readFile(f.config.runtime.pinnedImagesFile, 'utf8'), renderPinnedImages(f.names), 'the drop-in lists only what is still bundled');
+  assert.equal(await reloads(f.dir), reloadsBefore + 1, 'one reload, for the shrunk drop-in');
+  assert.ok(f.runtime.images.has(extraName), 'the image itself stays in the runtime');
+  const [unpinned] = f.state.unpinnedImages();
+  assert.deepEqual([unpinned?.name, unpinned?.wasPinned], [extraName, true]);
+  assert.ok(unpinned?.unpinnedAt && unpinned.unpinnedAt >= unpinned.leftAt, 'unpinned, with a time');
+  assert.equal(f.state.image(f.names[0]!)!.pinnedAt, pinnedAt, 'images still pinned keep their first pinned time');
+
+  const again = await f.run();
+  assert.deepEqual(again.released, [], 'unpinned once, not on every sync');
 });
 
 test('an empty bundle dir is a set with no images: our files are removed (and the runtime reloaded)', async (t) => {
