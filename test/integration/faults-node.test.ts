@@ -18,6 +18,7 @@ import type { StatusJson } from '../../src/node/status.js';
 import { generateSampleRelease, pushLayout, type SampleRelease } from '../../src/sample/index.js';
 import { listSealFiles } from '../../src/node/bundle-dir.js';
 import { containerd17Binary } from '../../src/cri/private-containerd.js';
+import { ContainerdImages, PINNED_LABEL, PINNED_VALUE } from '../../src/cri/containerd-images.js';
 import { findBundlesInDirectory } from '../../src/mirror/serve.js';
 import { openStateDatabase } from '../../src/state/database.js';
 import { NodeState, type ImageRecord } from '../../src/state/node-state.js';
@@ -240,7 +241,9 @@ describe('node faults', { concurrency: false }, () => {
     await mkdir(certs, { recursive: true });
     const runtime = await startContainerd({ registryHostsDir: certs, ...(binary ? { binary } : {}) });
     const runtimeCri = await CriImageService.connect(runtime.endpoint);
+    const labels = await ContainerdImages.connect(runtime.endpoint);
     t.after(async () => {
+      labels.close();
       runtimeCri.close();
       await runtime.stop();
     });
@@ -285,6 +288,10 @@ describe('node faults', { concurrency: false }, () => {
       }
       assert.deepEqual(await lacking(recorded.filter((i) => i.state === 'pinned').map((i) => i.name)), [], `${what}: the state says pinned for images the runtime lacks`);
       assert.deepEqual(await lacking(recorded.filter((i) => i.state === 'present').map((i) => i.name)), [], `${what}: the state says present for images the runtime lacks`);
+      // containerd's image records that carry the pinned label (1.7): each names an image the CRI has.
+      const records = await labels.recordsFor(desired.map((n) => n.slice(n.lastIndexOf('@') + 1)));
+      const labelled = records.filter((r) => r.labels[PINNED_LABEL] === PINNED_VALUE).map((r) => r.name);
+      assert.deepEqual(await lacking(labelled), [], `${what}: pinned labels on images the runtime lacks`);
       const reportedPinned = (await runtimeCri.listImages()).filter((i) => i.pinned).flatMap((i) => i.repoDigests);
       assert.deepEqual(reportedPinned.filter((n) => !desired.includes(n)), [], `${what}: the runtime reports images pinned that no bundle asks for`);
     };
@@ -297,6 +304,8 @@ describe('node faults', { concurrency: false }, () => {
     const cleanStatus = stableStatus(await status([], config));
     assert.deepEqual(cleanStatus.images.map((i) => i.name), desired);
     const pinnedByRuntime = cleanStatus.images.filter((i) => i.state === 'pinned').length;
+    // containerd 1.7 pins (by label, taken in at once from 1.7.10); 1.6 cannot: the status says which.
+    assert.equal(pinnedByRuntime, binary ? desired.length : 0, `images reported pinned on containerd ${binary ? '1.7' : '1.6'}`);
     /** After the check, a plain re-run converges to exactly the clean run's pinned file and status. */
     const assertConverges = async (what: string) => {
       const rerun = await runCli(preloadArgs);
@@ -306,8 +315,9 @@ describe('node faults', { concurrency: false }, () => {
       assert.deepEqual(stableStatus(await status([], config)), cleanStatus, `${what}: status`);
     };
 
-    // Named points: after the first and the last pull, after the pinned file, after the reload.
-    const points = ['preload:after-pull-1', `preload:after-pull-${desired.length}`, 'preload:after-pinned-file', 'preload:after-reload'];
+    // Named points: after the first and the last pull, after the pinned file, after the reload, and (where the
+    // runtime pins by label) after the first label.
+    const points = ['preload:after-pull-1', `preload:after-pull-${desired.length}`, 'preload:after-pinned-file', 'preload:after-reload', ...(pinnedByRuntime > 0 ? ['preload:after-label-1'] : [])];
     for (const point of points) {
       await reset();
       const killed = await runCli(preloadArgs, { env: { [KILL_AT_ENV]: point } });

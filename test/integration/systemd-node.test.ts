@@ -12,6 +12,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { openBundle } from '../../src/bundle/reader.js';
 import { containerd17Binary } from '../../src/cri/private-containerd.js';
+import { containerdPinning } from '../../src/node/pinning.js';
 import type { StatusJson } from '../../src/node/status.js';
 import { generateSampleRelease, pushLayout } from '../../src/sample/index.js';
 import { bootNode, type BootedNode } from '../support/booted-node.js';
@@ -164,10 +165,14 @@ describe('a systemd-booted node', { concurrency: false }, () => {
     assert.deepEqual(first.images.map((i) => i.name), images);
     const inRuntime = new Set((await inside(['ctr', '-n', 'k8s.io', 'images', 'ls', '-q'])).split('\n').filter(Boolean));
     assert.deepEqual(images.filter((name) => !inRuntime.has(name)), [], 'every image of the bundle is in containerd');
-    // containerd 1.7 reports an image pinned only when pin-preload labels it (io.cri-containerd.pinned);
-    // the status says pinned exactly when the runtime reports it, and names how it is (or is not) protected.
+    // containerd reports an image pinned when pin-preload labels it (io.cri-containerd.pinned), at once from
+    // 1.7.10: every image is reported pinned exactly when this containerd does that.
     const reportedPinned = first.images.filter((i) => i.state === 'pinned').length;
     assert.ok(first.images.every((i) => i.state === 'pinned' || i.state === 'present'), JSON.stringify(first.summary));
+    // "containerd github.com/containerd/containerd 1.7.24~ds1 …"
+    const version = (await inside(['containerd', '--version'])).split(' ')[2] ?? '';
+    const pinsLive = containerdPinning(version) === 'live';
+    assert.equal(reportedPinned, pinsLive ? images.length : 0, `images reported pinned by containerd ${version}`);
     process.stderr.write(`# systemd node: ${images.length} images present, ${reportedPinned} reported pinned; runtime.pinning: ${first.runtime.pinning}\n`);
 
     // A restart finds every image in place: its sync pulls nothing.
