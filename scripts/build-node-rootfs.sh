@@ -15,31 +15,15 @@ if [ -f "$DEST/etc/pin-preload-test-rootfs" ]; then
   exit 0
 fi
 
-# The archive host: the first URI of a Debian (non-security) source in the system's configuration.
-archive_uri() {
-  local uri
-  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-    uri=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' \
-      /etc/apt/sources.list.d/debian.sources)
-    if [ -n "$uri" ]; then echo "$uri"; return; fi
-  fi
-  if [ -f /etc/apt/sources.list ]; then
-    uri=$(awk '$1 == "deb" && $0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z+]+:\/\//) { print $i; exit } }' \
-      /etc/apt/sources.list)
-    if [ -n "$uri" ]; then echo "$uri"; return; fi
-  fi
-  echo "build-node-rootfs: no Debian archive URI in the system's apt sources; add one, then run again" >&2
-  exit 1
-}
-
 command -v debootstrap >/dev/null || { echo "build-node-rootfs: debootstrap is missing: apt-get install debootstrap systemd-container" >&2; exit 1; }
 mkdir -p "$CACHE_ROOT"
 WORK=$(mktemp -d "$CACHE_ROOT/.rootfs-bookworm.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 # systemd as PID 1 and its bus; ca-certificates because the node's tools expect a trust store; runc because
 # containerd's CRI plugin looks for a runtime binary (pulling, all the test does, starts no container).
+URI=$(bash "$(dirname "${BASH_SOURCE[0]}")/debian-archive-uri.sh" 2>&1) || { echo "build-node-rootfs: $URI" >&2; exit 1; }
 debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,ca-certificates,runc \
-  bookworm "$WORK/root" "$(archive_uri)" >"$WORK/debootstrap.log" 2>&1 || {
+  bookworm "$WORK/root" "$URI" >"$WORK/debootstrap.log" 2>&1 || {
   tail -n 20 "$WORK/debootstrap.log" >&2
   echo "build-node-rootfs: debootstrap failed (log above)" >&2
   exit 1

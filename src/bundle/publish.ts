@@ -13,6 +13,7 @@ import { SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleSeal } from './format.js';
 import { isVolumeNameOf, parseSeal } from './seal.js';
 import { LOCK_FILE } from './work-lock.js';
 import { fsyncDir, removeFileDurably, writeFileAtomic } from '../util/atomic-file.js';
+import { sizeIfPresent } from '../util/disk.js';
 import { errnoCode, UserError } from '../util/errors.js';
 import { killPoint } from '../util/kill-point.js';
 
@@ -30,15 +31,6 @@ export interface Published {
 async function readIfPresent(file: string): Promise<Buffer | undefined> {
   try {
     return await fs.readFile(file);
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
-async function sizeIfPresent(file: string): Promise<number | undefined> {
-  try {
-    return (await fs.stat(file)).size;
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return undefined;
     throw err;
