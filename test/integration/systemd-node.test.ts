@@ -188,8 +188,12 @@ describe('a systemd-booted node', { concurrency: false }, () => {
     assert.ok(stopMs < 30_000, `stop took ${stopMs} ms (TimeoutStopSec ${timeoutStop})`);
 
     // The journal: every entry one event on one line, never a stack trace cut into lines.
-    const entries = (await inside(['journalctl', '-u', 'pin-preload', '-o', 'json', '--no-pager'])).split('\n').filter(Boolean);
-    const messages = entries.map((line) => messageOf(JSON.parse(line) as Record<string, unknown>));
+    // journald reads the service's stream on its own time: the last line may land just after the stop.
+    let messages: string[] = [];
+    for (const until = Date.now() + 10_000; Date.now() < until && !messages.some((m) => /(^|: )stopped$/.test(m)); await new Promise((r) => setTimeout(r, 200))) {
+      const entries = (await inside(['journalctl', '-u', 'pin-preload', '-o', 'json', '--no-pager'])).split('\n').filter(Boolean);
+      messages = entries.map((line) => messageOf(JSON.parse(line) as Record<string, unknown>));
+    }
     assert.ok(messages.some((m) => /(^|: )stopped$/.test(m)), 'the service logged its stop');
     assert.deepEqual(messages.filter((m) => m.includes('\n') || /^\s+at .+:\d+:\d+\)?$/.test(m) || /^\s*(Error|TypeError):/.test(m)), [], 'journal entries that are not one event each');
   });
