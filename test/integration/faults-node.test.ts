@@ -232,7 +232,7 @@ describe('node faults', { concurrency: false }, () => {
     }
   });
 
-  test('kill -9 of preload (at named points and at random times) and of run (at random times): at the moment of the kill the pinned file and the state name only images the runtime has, and every re-run converges to the same pinned file and status', async (t) => {
+  test('kill -9 of preload and of run (at named points and at random times): at the moment of the kill the pinned file and the state name only images the runtime has, and every re-run converges to the same pinned file and status', async (t) => {
     // Its own node: containerd 1.7 when fetched (it reports pins; 1.6 never does), its own bundle dir, state,
     // pinned file and mirror port, and a reload command so the reload point is reached.
     const binary = await containerd17Binary();
@@ -318,12 +318,14 @@ describe('node faults', { concurrency: false }, () => {
     // Named points: after the first and the last pull, after the pinned file, after the reload, and (where the
     // runtime pins by label) after the first label.
     const points = ['preload:after-pull-1', `preload:after-pull-${desired.length}`, 'preload:after-pinned-file', 'preload:after-reload', ...(pinnedByRuntime > 0 ? ['preload:after-label-1'] : [])];
-    for (const point of points) {
+    // The service (run) syncs through the same code: every other point is taken by it instead of preload.
+    for (const [i, point] of points.entries()) {
+      const command = i % 2 === 0 ? preloadArgs : ['run', '--config', config];
       await reset();
-      const killed = await runCli(preloadArgs, { env: { [KILL_AT_ENV]: point } });
-      assert.equal(killed.signal, 'SIGKILL', `${point}: preload never reached it:\n${killed.stderr}`);
-      await assertInvariants(`preload killed at ${point}`);
-      await assertConverges(`preload killed at ${point}`);
+      const killed = await runCli(command, { env: { [KILL_AT_ENV]: point } });
+      assert.equal(killed.signal, 'SIGKILL', `${point}: ${command[0]} never reached it:\n${killed.stderr}`);
+      await assertInvariants(`${command[0]} killed at ${point}`);
+      await assertConverges(`${command[0]} killed at ${point}`);
     }
     // Random times, alternating preload and the service (run), which serves the mirror and syncs at start.
     const seed = faultSeed();
