@@ -19,29 +19,12 @@ if [ -x "$BIN" ] && "$BIN" --version >/dev/null 2>&1; then
   exit 0
 fi
 
-# The archive host: the first URI of a Debian (non-security) source in the system's configuration.
-archive_uri() {
-  local uri
-  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-    uri=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' \
-      /etc/apt/sources.list.d/debian.sources)
-    if [ -n "$uri" ]; then echo "$uri"; return; fi
-  fi
-  if [ -f /etc/apt/sources.list ]; then
-    uri=$(awk '$1 == "deb" && $0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z+]+:\/\//) { print $i; exit } }' \
-      /etc/apt/sources.list)
-    if [ -n "$uri" ]; then echo "$uri"; return; fi
-  fi
-  echo "fetch-containerd-1.7: no Debian archive URI in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list; add one, then run again" >&2
-  exit 1
-}
-
 if [ ! -r "$KEYRING" ]; then
   echo "fetch-containerd-1.7: $KEYRING is missing; apt-get install debian-archive-keyring, then run again" >&2
   exit 1
 fi
 
-URI=$(archive_uri)
+URI=$(bash "$(dirname "${BASH_SOURCE[0]}")/debian-archive-uri.sh" 2>&1) || { echo "fetch-containerd-1.7: $URI" >&2; exit 1; }
 mkdir -p "$CACHE_ROOT"
 WORK=$(mktemp -d "$CACHE_ROOT/.containerd-1.7.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT

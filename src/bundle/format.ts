@@ -17,6 +17,12 @@ export const BUNDLE_FORMAT_VERSION = 1;
 export const MANIFEST_ENTRY = 'pin-preload.json';
 export const SEAL_SUFFIX = '.seal.json';
 export const SIGNATURE_SUFFIX = '.sig';
+/**
+ * In a node's bundle dir, `.NAME.importing` stands next to NAME's files while `import` renames them into place
+ * (volumes, signature, seal last): an unsealed NAME there is not a bundle yet; a dead import's claim tells the
+ * next import which files to remove.
+ */
+export const importClaimName = (name: string): string => `.${name}.importing`;
 /** Volume names carry three digits (NAME.001 … NAME.999). */
 export const MAX_VOLUMES = 999;
 

@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { MANIFEST_ENTRY, MAX_VOLUMES, SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleManifest, type BundleSeal } from './format.js';
 import { parseSeal } from './seal.js';
+import { publishInterrupted, WORK_DIR_SUFFIX } from './publish.js';
 import { MAX_MANIFEST_SIZE, parseBundleManifest } from './bundle-manifest.js';
 import { BLOCK, decodeHeader, isZeroBlock, paddedSize, TarHeaderError, type TarEntryType } from './tar-header.js';
 import { VolumeSet, type Volume } from './volumes.js';
@@ -88,6 +89,11 @@ export async function locateBundle(file: string): Promise<BundleFiles> {
   const absolute = path.resolve(file);
   const dir = path.dirname(absolute);
   const name = await bundleName(dir, path.basename(absolute));
+  if (await publishInterrupted(dir, name)) {
+    throw new UserError('BUNDLE_PUBLISH_INTERRUPTED', `${path.join(dir, name)} is not a complete bundle: bundle create was interrupted while putting it in place (${name}${WORK_DIR_SUFFIX} says so)`, {
+      hint: 'run the same "pin-preload bundle create" command again to finish it',
+    });
+  }
   const sealPath = path.join(dir, name + SEAL_SUFFIX);
   const signaturePath = path.join(dir, name + SIGNATURE_SUFFIX);
   const signature = (await exists(signaturePath)) ? { signaturePath } : {};

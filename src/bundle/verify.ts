@@ -14,7 +14,7 @@ import { INDEX_ENTRY, OCI_LAYOUT_ENTRY, REF_NAME_ANNOTATION } from './oci-layout
 import { checkSignature, loadPublicKey } from './signing.js';
 import { isDigest, type Digest } from '../oci/digest.js';
 import { ManifestError, parseManifest, referencedBlobs } from '../oci/manifest.js';
-import { errnoCode } from '../util/errors.js';
+import { sizeIfPresent } from '../util/disk.js';
 
 export type ProblemKind =
   | 'seal' | 'volume-missing' | 'volume-size' | 'volume-sha256' | 'volume-stale' | 'tar' | 'manifest'
@@ -70,14 +70,6 @@ export interface VerifyOptions {
 
 const MAX_JSON_BLOB = 16 * 1024 * 1024;
 
-async function actualSize(file: string): Promise<number | undefined> {
-  try {
-    return (await fs.stat(file)).size;
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return undefined;
-    throw err;
-  }
-}
 
 /** Files NAME.NNN next to the bundle that its seal does not list (left from an earlier, larger bundle). */
 async function staleVolumes(files: BundleFiles): Promise<string[]> {
@@ -288,7 +280,7 @@ export async function verifyBundle(file: string, options: VerifyOptions = {}): P
   const onDisk: VolumeOnDisk[] = [];
   let offset = 0;
   for (const v of files.volumes) {
-    const size = await actualSize(v.path);
+    const size = await sizeIfPresent(v.path);
     onDisk.push({ path: v.path, size: v.size, offset, actualSize: size });
     offset += v.size;
     if (size === undefined) problems.push({ kind: 'volume-missing', subject: v.path, message: `volume ${v.path} is missing`, expected: `${v.size} bytes`, found: 'no file' });

@@ -8,7 +8,7 @@ import { errnoCode, UserError } from '../util/errors.js';
 export const LOCK_FILE = 'lock';
 
 export interface WorkLock {
-  /** Removes the lock, and the work dir too when this run created it and left nothing else in it. */
+  /** Removes the lock, and the work dir too when nothing else is left in it. */
   release(): Promise<void>;
 }
 
@@ -22,7 +22,7 @@ function isRunning(pid: number): boolean {
 }
 
 export async function lockWorkDir(workDir: string, output: string): Promise<WorkLock> {
-  const created = await fs.mkdir(workDir, { recursive: true });
+  await fs.mkdir(workDir, { recursive: true });
   const lockPath = path.join(workDir, LOCK_FILE);
   for (let attempt = 0; ; attempt++) {
     try {
@@ -42,10 +42,8 @@ export async function lockWorkDir(workDir: string, output: string): Promise<Work
   return {
     async release() {
       await fs.rm(lockPath, { force: true });
-      if (created !== undefined) {
-        // Only an empty dir is removed (a refused pre-flight); a dir with a journal stays for the re-run.
-        await fs.rmdir(workDir).catch(() => undefined);
-      }
+      // Only an empty dir is removed (a refused pre-flight, a finished publish); a dir with a journal stays for the re-run.
+      await fs.rmdir(workDir).catch(() => undefined);
     },
   };
 }

@@ -1,5 +1,5 @@
 // `bundle create`: writes a plan's bundle straight into preallocated volume files (no second copy),
-// resumable after kill -9 from a journal, sealed and renamed into place only when complete and verified.
+// resumable after kill -9 from a journal, sealed and published (src/bundle/publish.ts) only when complete.
 
 import fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
@@ -9,7 +9,7 @@ import type { Readable } from 'node:stream';
 import type { BundlePlan, PlannedBlob } from '../plan/plan.js';
 import type { ImageSource } from '../registry/source.js';
 import { DigestMismatchError, sha256Of, type Digest } from '../oci/digest.js';
-import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MAX_VOLUMES, SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleManifest, type BundleSeal } from './format.js';
+import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MAX_VOLUMES, type BundleManifest, type BundleSeal } from './format.js';
 import { openBundle, type OpenedBundle } from './reader.js';
 import { buildBundleManifest, serializeManifest, type UncompressedSize } from './bundle-manifest.js';
 import { planLayout, type BundleLayout, type LayoutEntry } from './layout.js';
@@ -22,7 +22,7 @@ import { hasGzipTrailer, sizeFromGzipTrailer } from './uncompressed.js';
 import { hashRangesDirect, type HashRange, type VolumeOnDisk } from './hash-pipeline.js';
 import { serializeSeal } from './seal.js';
 import { keyIdOf, loadPrivateKey, signSeal } from './signing.js';
-import { fsyncDir, writeFileAtomic } from '../util/atomic-file.js';
+import { commitPublish, finishPublish, WORK_DIR_SUFFIX } from './publish.js';
 import { errnoCode, UserError } from '../util/errors.js';
 import { formatBytes } from '../util/size.js';
 
@@ -44,7 +44,8 @@ export type CreateEvent =
   | { readonly kind: 'resume'; readonly blobsDone: number; readonly bytesDone: number }
   | { readonly kind: 'start-over'; readonly workDir: string; readonly reason: string }
   | { readonly kind: 'disk'; readonly needed: number; readonly available: number; readonly dir: string }
-  | { readonly kind: 'blob-retry'; readonly digest: Digest; readonly reason: string };
+  | { readonly kind: 'blob-retry'; readonly digest: Digest; readonly reason: string }
+  | { readonly kind: 'publish-finished'; readonly output: string };
 
 export interface CreateOptions {
   readonly plan: BundlePlan;
@@ -436,12 +437,6 @@ async function forEachBounded<T>(tasks: readonly T[], limit: number, work: (task
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, tasks.length)) }, worker));
 }
 
-/** Old files at the output that a new bundle replaces: NAME, NAME.NNN, the seal and the signature. */
-async function staleOutputs(dir: string, name: string): Promise<string[]> {
-  const entries = await fsp.readdir(dir);
-  return entries.filter((e) => e === name || e === name + SEAL_SUFFIX || e === name + SIGNATURE_SUFFIX || (e.startsWith(`${name}.`) && /^\d{3}$/.test(e.slice(name.length + 1))));
-}
-
 /** Writes the bundle; a disk that fills up after the pre-flight check (another writer, a quota) is a UserError. */
 export async function createBundle(options: CreateOptions): Promise<CreateResult> {
   try {
@@ -451,7 +446,7 @@ export async function createBundle(options: CreateOptions): Promise<CreateResult
     if (code !== 'ENOSPC' && code !== 'EDQUOT') throw err;
     const output = path.resolve(options.output);
     throw new UserError('DISK_FULL', `the disk holding ${path.dirname(output)} filled up while writing the bundle (${code}); ${path.basename(output)} was not published`, {
-      hint: `free space there and run the same command again: finished blobs are kept in ${output}.partial and not fetched again`,
+      hint: `free space there and run the same command again: finished blobs are kept in ${output}${WORK_DIR_SUFFIX} and not fetched again`,
       cause: err,
     });
   }
@@ -478,7 +473,7 @@ async function writeBundle(options: CreateOptions): Promise<CreateResult> {
   // A bad signing key is found now, not after hours of downloading.
   if (options.signKey) await loadPrivateKey(options.signKey);
   await fsp.mkdir(path.dirname(output), { recursive: true });
-  const lock = await lockWorkDir(`${output}.partial`, output);
+  const lock = await lockWorkDir(output + WORK_DIR_SUFFIX, output);
   try {
     return await writeBundleLocked(options, planned);
   } finally {
@@ -490,7 +485,7 @@ async function writeBundleLocked(options: CreateOptions, planned: ReturnType<typ
   const output = path.resolve(options.output);
   const dir = path.dirname(output);
   const name = path.basename(output);
-  const workDir = `${output}.partial`;
+  const workDir = output + WORK_DIR_SUFFIX;
   const { plan } = options;
 
   const { layout } = planned;
@@ -500,10 +495,16 @@ async function writeBundleLocked(options: CreateOptions, planned: ReturnType<typ
     .filter((e) => e.kind === 'blob')
     .map((entry, index) => ({ index, entry, blob: plannedBlobs.get(entry.digest!)! }));
 
+  // A publish cut short by a crash is finished first: its bundle (maybe another plan's) becomes whole.
+  const interrupted = await finishPublish(dir, name, workDir);
+  if (interrupted) options.onEvent?.({ kind: 'publish-finished', output });
   let state = await readJournal(workDir, key);
   if (state.kind === 'absent') {
     const existing = await existingBundleOfPlan(output, planned.manifest, layout, options);
-    if (existing) return existing;
+    if (existing) {
+      await clearWorkDir(workDir); // leftovers of a publish cut short after its commit was done
+      return existing;
+    }
   }
   const damage = state.kind === 'resumable' ? await missingVolumeFile(workDir, layout) : undefined;
   if (state.kind === 'different-plan' || damage) {
@@ -595,7 +596,10 @@ async function writeBundleLocked(options: CreateOptions, planned: ReturnType<typ
     };
     await volumes.close();
     journal.close();
-    const published = await publish({ dir, name, workDir, layout, seal, ...(options.signKey ? { signKey: options.signKey } : {}) });
+    const sealBytes = serializeSeal(seal);
+    await commitPublish(workDir, name, sealBytes, options.signKey ? await signSeal(sealBytes, options.signKey) : undefined);
+    const published = await finishPublish(dir, name, workDir);
+    if (!published) throw new Error(`the publish of ${output} committed in ${workDir} is gone`);
     return {
       output,
       sealPath: published.sealPath,
@@ -632,30 +636,6 @@ async function hashVolumes(volumes: VolumeSet, layout: BundleLayout): Promise<st
     if (!result || !('sha256' in result)) throw new Error(`could not hash volume ${layout.volumes[r.id]!.name}: ${result && 'error' in result ? result.error : 'no result'}`);
     return result.sha256;
   });
-}
-
-/**
- * Puts the finished volumes in place so that nothing at the output looks complete unless it is: old seal
- * and signature first, then stale volumes, the new volumes, the signature, and the seal last.
- */
-async function publish(args: { dir: string; name: string; workDir: string; layout: BundleLayout; seal: BundleSeal; signKey?: string }): Promise<{ sealPath: string; signaturePath?: string }> {
-  const { dir, name, workDir, layout, seal } = args;
-  const sealPath = path.join(dir, name + SEAL_SUFFIX);
-  const signaturePath = path.join(dir, name + SIGNATURE_SUFFIX);
-  const sealBytes = serializeSeal(seal);
-  const signature = args.signKey ? await signSeal(sealBytes, args.signKey) : undefined;
-  await fsp.rm(sealPath, { force: true });
-  await fsp.rm(signaturePath, { force: true });
-  await fsyncDir(dir);
-  const keep = new Set(layout.volumes.map((v) => v.name));
-  for (const stale of await staleOutputs(dir, name)) if (!keep.has(stale)) await fsp.rm(path.join(dir, stale), { force: true });
-  for (const v of layout.volumes) await fsp.rename(path.join(workDir, v.name), path.join(dir, v.name));
-  await fsyncDir(dir);
-  if (signature) await writeFileAtomic(signaturePath, signature);
-  await writeFileAtomic(sealPath, sealBytes);
-  await fsp.rm(workDir, { recursive: true, force: true });
-  await fsyncDir(dir);
-  return { sealPath, ...(signature ? { signaturePath } : {}) };
 }
 
 /** One UserError naming every blob that failed, why, and the images that need it. */

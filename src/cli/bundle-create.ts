@@ -31,6 +31,8 @@ function describeEvent(event: CreateEvent): string | undefined {
       return `resuming: ${event.blobsDone} blobs and ${formatBytes(event.bytesDone)} already written are kept`;
     case 'blob-retry':
       return `note: blob ${event.digest}: ${event.reason}`;
+    case 'publish-finished':
+      return `note: finished putting in place the bundle an interrupted run had sealed at ${event.output}`;
     case 'disk':
       return undefined;
   }

@@ -4,14 +4,15 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
-import { SEAL_SUFFIX } from '../bundle/format.js';
+import { importClaimName, SEAL_SUFFIX } from '../bundle/format.js';
 import { errnoCode, UserError } from '../util/errors.js';
 import { BundleStore, type RegisteredBundle } from './bundle-store.js';
 import { startMirror, type RunningMirror } from './server.js';
 
 /**
  * The bundles in `dir`: every NAME.seal.json (a sealed bundle, maybe split), and every .tar with no seal
- * next to it (an unsealed single-file bundle). Hidden files (imports in progress) are skipped.
+ * next to it (an unsealed single-file bundle) unless an import claims it (its seal is yet to come, or the import
+ * died before it). Hidden files (imports in progress) are skipped.
  */
 export async function findBundlesInDirectory(dir: string): Promise<string[]> {
   let names: string[];
@@ -22,7 +23,9 @@ export async function findBundlesInDirectory(dir: string): Promise<string[]> {
     throw new UserError('BUNDLE_DIR_UNREADABLE', `cannot read bundle directory ${dir}: ${errnoCode(err) ?? (err as Error).message}`);
   }
   const visible = new Set(names.filter((n) => !n.startsWith('.')));
-  const bundles = [...visible].filter((n) => n.endsWith(SEAL_SUFFIX) || (n.endsWith('.tar') && !visible.has(n + SEAL_SUFFIX)));
+  const claimed = new Set(names.filter((n) => n.startsWith('.')));
+  const unsealedTar = (n: string) => n.endsWith('.tar') && !visible.has(n + SEAL_SUFFIX) && !claimed.has(importClaimName(n));
+  const bundles = [...visible].filter((n) => n.endsWith(SEAL_SUFFIX) || unsealedTar(n));
   return bundles.sort().map((n) => path.join(dir, n));
 }
 

@@ -4,10 +4,12 @@
 
 import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { SEAL_SUFFIX, SIGNATURE_SUFFIX } from '../bundle/format.js';
+import { importClaimName, SEAL_SUFFIX, SIGNATURE_SUFFIX } from '../bundle/format.js';
 import { verifyBundle, type VerifyReport } from '../bundle/verify.js';
 import { locateBundle, type BundleFiles } from '../bundle/reader.js';
-import { fsyncDir } from '../util/atomic-file.js';
+import { isVolumeNameOf } from '../bundle/seal.js';
+import { fsyncDir, removeFileDurably, writeFileAtomic } from '../util/atomic-file.js';
+import { killPoint } from '../util/kill-point.js';
 import { UserError, errnoCode } from '../util/errors.js';
 import { bundleFingerprint, bundleSetKey, desiredImages, listSealFiles, readNodeBundle } from './bundle-dir.js';
 import type { NodeConfig } from './config.js';
@@ -56,22 +58,43 @@ function rejected(source: string, why: string, hint?: string): UserError {
   return new UserError('IMPORT_REJECTED', `bundle ${source} rejected: ${why}; nothing was imported`, { hint: hint ?? 'copy the bundle again from the bastion' });
 }
 
-/** Removes leftovers of imports whose process died (kill -9, power loss); live imports are left alone. */
+/** What an import is renaming into place (`.NAME.importing`): its pid and NAME's files other than the seal. */
+interface ImportClaim {
+  readonly pid: number;
+  readonly name: string;
+  readonly files: readonly string[];
+}
+
+function isAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errnoCode(err) === 'EPERM';
+  }
+}
+
+/**
+ * Removes leftovers of imports whose process died (kill -9, power loss): temp dirs, and the files a dead
+ * import had renamed into place before its seal (with the seal in, the bundle is complete and stays).
+ * Live imports are left alone.
+ */
 async function removeStaleTemps(bundlesDir: string): Promise<void> {
   for (const name of await readdir(bundlesDir).catch(() => [] as string[])) {
     const m = new RegExp(`^${TEMP_PREFIX.replace('.', '\\.')}(\\d+)-`).exec(name);
-    if (!m) continue;
-    const pid = Number(m[1]);
-    let alive = pid === process.pid;
-    if (!alive) {
-      try {
-        process.kill(pid, 0);
-        alive = true;
-      } catch (err) {
-        alive = errnoCode(err) === 'EPERM';
-      }
+    if (m && !isAlive(Number(m[1]))) await rm(path.join(bundlesDir, name), { recursive: true, force: true });
+    if (!name.startsWith('.') || !name.endsWith('.importing')) continue;
+    const claimPath = path.join(bundlesDir, name);
+    const claim = JSON.parse(await readFile(claimPath, 'utf8').catch(() => '{}')) as Partial<ImportClaim>;
+    if (typeof claim.pid === 'number' && isAlive(claim.pid)) continue;
+    if (typeof claim.name === 'string' && name === importClaimName(claim.name) && Array.isArray(claim.files)) {
+      const sealed = await stat(path.join(bundlesDir, claim.name + SEAL_SUFFIX)).then(() => true, () => false);
+      // Only names of this bundle (NAME, NAME.NNN, NAME.sig): a damaged claim must not remove anything else.
+      const own = (f: unknown): f is string => typeof f === 'string' && (isVolumeNameOf(claim.name!, f) || f === claim.name + SIGNATURE_SUFFIX);
+      if (!sealed) for (const file of claim.files.filter(own)) await rm(path.join(bundlesDir, file), { force: true });
     }
-    if (!alive) await rm(path.join(bundlesDir, name), { recursive: true, force: true });
+    await removeFileDurably(claimPath);
   }
 }
 
@@ -143,6 +166,7 @@ export async function importBundle(
   }
 
   const temp = await mkdtemp(path.join(bundlesDir, `${TEMP_PREFIX}${process.pid}-`));
+  killPoint('import:copying');
   try {
     // One read of the media: each chunk is written to the copy from the buffer its volume sha256 and its
     // blob's digest are computed from, so what is checked is what was written.
@@ -161,11 +185,24 @@ export async function importBundle(
     if (files.signaturePath) await writeSmall(path.join(temp, signatureName), await readFile(files.signaturePath));
 
     // Into place: volumes and signature first, the seal last, so a seal in the bundle dir means "complete".
-    for (const volume of files.seal.volumes) await rename(path.join(temp, volume.name), path.join(bundlesDir, volume.name));
+    // The claim stands beside them meanwhile: `serve` takes no unsealed tar it names, and if this process
+    // dies before the seal is in, the next import removes what it lists.
+    killPoint('import:verified');
+    const claim: ImportClaim = { pid: process.pid, name: files.name, files: [...files.seal.volumes.map((v) => v.name), ...(files.signaturePath ? [signatureName] : [])] };
+    await writeFileAtomic(path.join(bundlesDir, importClaimName(files.name)), `${JSON.stringify(claim)}\n`);
+    killPoint('import:claimed');
+    for (const [i, volume] of files.seal.volumes.entries()) {
+      await rename(path.join(temp, volume.name), path.join(bundlesDir, volume.name));
+      killPoint(`import:after-volume-${i + 1}`);
+    }
     if (files.signaturePath) await rename(path.join(temp, signatureName), path.join(bundlesDir, signatureName));
     await fsyncDir(bundlesDir);
+    killPoint('import:before-seal');
     await rename(path.join(temp, sealName), targetSeal);
     await fsyncDir(bundlesDir);
+    killPoint('import:after-seal');
+    await removeFileDurably(path.join(bundlesDir, importClaimName(files.name)));
+    killPoint('import:placed');
     log(`imported ${files.name} into ${bundlesDir} (${describeBytes(bytesCopied)})`);
     await register(config, targetSeal, false);
     return { bundlePath, sealPath: targetSeal, bytesCopied, alreadyImported: false };

@@ -9,6 +9,7 @@ import type { CriRuntimeVersion } from '../cri/image-service.js';
 import { ContainerdImages, PINNED_LABEL, PINNED_VALUE } from '../cri/containerd-images.js';
 import type { NodeConfig } from './config.js';
 import { applyPinnedImages, readPinnedImages, reloadRuntime } from './runtime-files.js';
+import { killPoint } from '../util/kill-point.js';
 
 /** How images get pinned on this node, decided from what the runtime says it is (CRI Version). */
 export type PinMethod =
@@ -136,6 +137,7 @@ export async function pinImages(ctx: PinContext, method: PinMethod, names: reado
       if (record.labels[PINNED_LABEL] === PINNED_VALUE) continue;
       await images.setLabel(record, PINNED_LABEL, PINNED_VALUE);
       count++;
+      killPoint(`preload:after-label-${count}`);
     }
     return count;
   });

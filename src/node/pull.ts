@@ -2,6 +2,7 @@
 // backoff 1 s doubling to 10 s, a timeout scaled to the image's size, and ENOSPC stopping every pull at once.
 
 import { CriError, type CriImageService } from '../cri/image-service.js';
+import { killPoint } from '../util/kill-point.js';
 
 export interface PullRequest {
   /** "repo@sha256:…" — always by digest. */
@@ -78,6 +79,7 @@ export async function pullImages(cri: Pick<CriImageService, 'pullImage'>, reques
         await cri.pullImage(request.name, { timeoutMs: pullTimeoutMs(options.baseTimeoutMs, request.bytes), signal: stop.signal });
         options.onAttempt?.(request.name, attempt, undefined);
         pulled.push(request.name);
+        killPoint(`preload:after-pull-${pulled.length}`);
         failed.delete(request.name);
         return;
       } catch (err) {

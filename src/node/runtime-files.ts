@@ -19,6 +19,7 @@ import {
 import { repositoryName, type Repository } from '../oci/reference.js';
 import { removeFileDurably as removeFile, writeFileAtomic } from '../util/atomic-file.js';
 import { UserError, errnoCode } from '../util/errors.js';
+import { killPoint } from '../util/kill-point.js';
 import type { NodeConfig } from './config.js';
 
 /** First line of every file we own that has room for a comment (CRI-O's pinned file stays byte-exact MCO). */
@@ -108,7 +109,9 @@ export async function readPinnedImages(file: string): Promise<string[]> {
 export async function applyPinnedImages(file: string, names: readonly string[]): Promise<boolean> {
   if (file === '') return false;
   if (names.length === 0) return removeOwned(file, 'pinned_images_file');
-  return writeOwned(file, renderPinnedImages(names), 'pinned_images_file');
+  const changed = await writeOwned(file, renderPinnedImages(names), 'pinned_images_file');
+  killPoint('preload:after-pinned-file');
+  return changed;
 }
 
 // ---------------------------------------------------------------- CRI-O: registries.conf.d
@@ -319,5 +322,6 @@ export async function reloadRuntime(argv: readonly string[]): Promise<boolean> {
       );
     });
   });
+  killPoint('preload:after-reload');
   return true;
 }

@@ -14,6 +14,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { generateSampleRelease, pushLayout, type SampleRelease } from '../../src/sample/index.js';
+import { isVolumeNameOf } from '../../src/bundle/seal.js';
+import { publishInterrupted } from '../../src/bundle/publish.js';
+import { verifyBundle } from '../../src/bundle/verify.js';
+import { UserError } from '../../src/util/errors.js';
+import { KILL_AT_ENV } from '../../src/util/kill-point.js';
 import { assertNoInternalError, faultSeed, killRounds, runCli, seededRandom, sha256File, startCli, type CliResult } from '../support/cli.js';
 import { startDockerRegistry, type RunningRegistry } from '../support/docker-registry.js';
 import { startRegistryProxy, type Fault, type ProxiedRequest, type RunningProxy } from '../support/registry-proxy.js';
@@ -223,12 +228,139 @@ test('kill -9 at random points of bundle create: every re-run completes with a b
   process.stderr.write(`# kill -9 rounds (seed ${seed}): ${points.join(' ')}\n`);
 });
 
-/** Killed mid-run, the output is either absent or already whole (killed after the final rename). */
+/** Killed mid-run, the output is absent, already whole, or a publish in progress that readers refuse. */
 async function assertNothingCompleteOrComplete(output: string, what: string): Promise<void> {
   if (!(await exists(output))) return;
-  if (await exists(`${output}.seal.json`)) await assertIdenticalToClean(output, `${what} (killed after publishing)`);
-  else assert.fail(`${what}: the tar exists without its seal`);
+  assert.ok(await exists(`${output}.seal.json`), `${what}: the tar exists without its seal`);
+  if (await publishInterrupted(path.dirname(output), path.basename(output))) await assertRefusedWhilePublishing(output, what);
+  else await assertIdenticalToClean(output, `${what} (killed after publishing)`);
 }
+
+/** A reader (verify, and so import and serve, which locate a bundle the same way) refuses a publish in progress. */
+async function assertRefusedWhilePublishing(output: string, what: string): Promise<void> {
+  await assert.rejects(verifyBundle(output), (err: unknown) => err instanceof UserError && err.code === 'BUNDLE_PUBLISH_INTERRUPTED', `${what}: a reader took a bundle whose publish was cut short`);
+}
+
+/** The bundle's own files in `dir` (NAME, NAME.NNN, seal, signature) by name, with their sha256. */
+async function bundleFiles(dir: string, name = 'bundle.tar'): Promise<Record<string, string>> {
+  const files: Record<string, string> = {};
+  for (const entry of (await readdir(dir).catch(() => [])).sort()) {
+    if (isVolumeNameOf(name, entry) || entry === `${name}.seal.json` || entry === `${name}.sig`) files[entry] = await sha256File(path.join(dir, entry));
+  }
+  return files;
+}
+
+interface PublishVariant {
+  readonly split: boolean;
+  readonly signed: boolean;
+}
+
+/** Where a run was killed: at a named point (PIN_PRELOAD_TEST_KILL_AT) or after a delay. */
+type KillAt = { readonly point: string } | { readonly afterMs: number };
+
+test('kill -9 inside the publish window (at every named point, also while a re-run finishes the publish, and at random times; split and signed or neither, over an older bundle or none): readers see the old bundle, nothing or the new one, never a volume without its seal, and a re-run finishes it', async () => {
+  const base = path.join(work, 'publish');
+  const key = path.join(base, 'key.pem');
+  await mkdir(base, { recursive: true });
+  assert.equal((await runCli(['keygen', '--output', key])).code, 0);
+  // Two variants, each publishing over the other: a split signed bundle replaces a tar (the tar must go,
+  // a signature appears), a tar replaces a split signed bundle (stale volumes and the signature must go).
+  const tar: PublishVariant = { split: false, signed: false };
+  const splitSigned: PublishVariant = { split: true, signed: true };
+  const optionsOf = (v: PublishVariant) => [...(v.split ? ['--split-size', '1MiB'] : []), ...(v.signed ? ['--sign-key', key] : [])];
+  // Per variant, the work dir of a run stopped just before its commit: every blob downloaded and journaled.
+  // Each round restores it, so a round costs the seal and the publish, not the downloads.
+  const templates = new Map<PublishVariant, string>();
+  for (const v of [tar, splitSigned]) {
+    const output = path.join(base, `template-${v.split}`, 'bundle.tar');
+    const stopped = await runCli(createArgs(output, optionsOf(v)), { env: { [KILL_AT_ENV]: 'publish:prepared' } });
+    assert.equal(stopped.signal, 'SIGKILL', `the template run reached publish:prepared:\n${stopped.stderr}`);
+    templates.set(v, `${output}.partial`);
+  }
+  const restore = async (v: PublishVariant, output: string) => {
+    await mkdir(path.dirname(output), { recursive: true });
+    await run('cp', ['-a', templates.get(v)!, `${output}.partial`]);
+  };
+  // The complete bundle of each variant, what every re-run must produce byte for byte: the clean run's tar,
+  // and a split signed bundle finished from its template (verified with the key once here).
+  const referenceDir = new Map<PublishVariant, string>([[tar, path.dirname(path.join(work, 'clean', 'bundle.tar'))]]);
+  referenceDir.set(splitSigned, path.join(base, 'reference'));
+  await restore(splitSigned, path.join(referenceDir.get(splitSigned)!, 'bundle.tar'));
+  const made = await runCli(createArgs(path.join(referenceDir.get(splitSigned)!, 'bundle.tar'), optionsOf(splitSigned)));
+  assert.equal(made.code, 0, made.stderr);
+  const resumedMs = made.ms;
+  assert.ok((await verifyBundle(path.join(referenceDir.get(splitSigned)!, 'bundle.tar'), { trustedKey: `${key}.pub` })).ok, 'the split signed reference verifies');
+  const complete = new Map<PublishVariant, Record<string, string>>();
+  for (const v of [tar, splitSigned]) complete.set(v, await bundleFiles(referenceDir.get(v)!));
+  assert.equal(complete.get(tar)!['bundle.tar'], clean.tar);
+  const volumes = Object.keys(complete.get(splitSigned)!).filter((f) => isVolumeNameOf('bundle.tar', f)).length;
+  assert.ok(volumes >= 3, `the split bundle has several volumes (${volumes})`);
+
+  const dir = path.join(base, 'round');
+  const output = path.join(dir, 'bundle.tar');
+  /** A fresh output dir holding the older bundle `over` (or nothing) and the restored work dir of `v`. */
+  const setUp = async (v: PublishVariant, over: PublishVariant | undefined) => {
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir);
+    if (over) for (const file of Object.keys(complete.get(over)!)) await run('cp', [path.join(referenceDir.get(over)!, file), path.join(dir, file)]);
+    await restore(v, output);
+  };
+  /** Runs create for `v`, kills it, and checks what a reader finds while the process is dead, before any re-run. */
+  const killAndCheck = async (v: PublishVariant, over: PublishVariant | undefined, kill: KillAt, what: string): Promise<boolean> => {
+    let killed: CliResult;
+    if ('point' in kill) {
+      killed = await runCli(createArgs(output, optionsOf(v)), { env: { [KILL_AT_ENV]: kill.point } });
+      assert.equal(killed.signal, 'SIGKILL', `${what}: the run never reached the point:\n${killed.stderr}`);
+    } else {
+      const first = startCli(createArgs(output, optionsOf(v)));
+      const timer = setTimeout(() => first.child.kill('SIGKILL'), kill.afterMs);
+      killed = await first.done;
+      clearTimeout(timer);
+    }
+    assertNoInternalError(killed, what);
+    const found = await bundleFiles(dir);
+    if (Object.keys(found).some((f) => isVolumeNameOf('bundle.tar', f))) assert.ok(found['bundle.tar.seal.json'], `${what}: a volume without a seal: ${Object.keys(found).join(' ')}`);
+    if (await publishInterrupted(dir, 'bundle.tar')) await assertRefusedWhilePublishing(output, what);
+    else {
+      const states = [over ? complete.get(over)! : {}, complete.get(v)!];
+      assert.ok(states.some((state) => JSON.stringify(state) === JSON.stringify(found)), `${what}: neither the old bundle, nothing, nor the new one:\n${JSON.stringify(found, null, 1)}`);
+    }
+    return killed.signal === 'SIGKILL';
+  };
+  /** The re-run finishes: exactly the new bundle's files, byte for byte, and nothing else (no work dir). */
+  const finish = async (v: PublishVariant, what: string) => {
+    const rerun = await runCli(createArgs(output, optionsOf(v)));
+    assertNoInternalError(rerun, `${what} re-run`);
+    assert.equal(rerun.code, 0, `${what}: the re-run failed:\n${rerun.stderr}`);
+    assert.deepEqual(await bundleFiles(dir), complete.get(v), `${what}: the re-run's bundle differs from a clean one`);
+    assert.deepEqual((await readdir(dir)).filter((f) => !(f in complete.get(v)!)), [], `${what}: the re-run left other files behind`);
+  };
+
+  // Every named point in publish order, each run killed at the next one: the first run dies before its
+  // commit, the second at the commit, every later one while finishing the publish the previous one left.
+  for (const [v, over] of [[splitSigned, tar], [tar, splitSigned]] as const) {
+    const points = ['publish:prepared', 'publish:committed', 'publish:after-stale', 'publish:after-signature', 'publish:after-seal',
+      ...Array.from({ length: v.split ? volumes : 1 }, (_, i) => `publish:after-volume-${i + 1}`), 'publish:after-volumes', 'publish:done'];
+    await setUp(v, over);
+    for (const point of points) await killAndCheck(v, over, { point }, `${JSON.stringify(v)} over ${JSON.stringify(over)}, killed at ${point}`);
+    await finish(v, `${JSON.stringify(v)} over ${JSON.stringify(over)}`);
+  }
+  // Random rounds: a variant, an older bundle or none, and a kill time within a run resumed from the template
+  // (start-up, planning, sealing, publishing).
+  const seed = faultSeed();
+  const random = seededRandom(seed);
+  const killedAt: string[] = [];
+  for (let r = 0; r < Math.ceil(killRounds() / 3); r++) {
+    const v = random() < 0.5 ? tar : splitSigned;
+    const over = random() < 0.3 ? undefined : v === tar ? splitSigned : tar;
+    const afterMs = Math.floor(random() * resumedMs * 1.1);
+    const what = `random round ${r} (seed ${seed}): ${JSON.stringify(v)} over ${over ? JSON.stringify(over) : 'nothing'}, killed at ${afterMs} ms`;
+    await setUp(v, over);
+    killedAt.push(`${afterMs}ms:${(await killAndCheck(v, over, { afterMs }, what)) ? 'killed' : 'finished'}`);
+    await finish(v, what);
+  }
+  process.stderr.write(`# publish-window kill rounds (seed ${seed}): ${killedAt.join(' ')}\n`);
+});
 
 test('the disk filling up during bundle create fails with a clear error, leaves nothing that looks complete, and a re-run with room is identical', async (t) => {
   const mount = path.join(work, 'small-disk');
