@@ -11,6 +11,7 @@ import type { Descriptor } from '../oci/manifest.js';
 import { repositoryName, type Repository } from '../oci/reference.js';
 import { openStateDatabase, type StateDatabase } from '../state/database.js';
 import { fileSegmentsBody } from './blob-body.js';
+import { OpenFiles } from './open-files.js';
 import {
   bundlePathOf,
   indexBundle,
@@ -51,6 +52,8 @@ export class BundleStore implements MirrorStore, RepositoryDirectory {
   /** PRAGMA data_version as read in this event-loop turn, if it was (see dataVersion()). */
   private turnDataVersion: number | undefined;
   private readonly volumeSets = new Map<number, VolumeSet>();
+  /** Volume fds kept open across blob downloads; retired with the other caches (a bundle changed or went). */
+  private readonly volumeFiles = new OpenFiles();
   /** Lookups already answered (manifest requests repeat a lot: every node pulls the same images). */
   private readonly lookups = new BoundedCache<string, StoredManifest | Digest | null>(8192);
   private readonly bytes = new BoundedCache<Digest, Buffer>(2048);
@@ -161,12 +164,14 @@ export class BundleStore implements MirrorStore, RepositoryDirectory {
 
   /** Closes the database if the store opened it (a database passed to open() stays the caller's). */
   close(): void {
+    this.volumeFiles.retireAll();
     if (this.ownsDatabase) this.db.close();
   }
 
   private forgetCaches(): void {
     this.directoryVersion = -1;
     this.volumeSets.clear();
+    this.volumeFiles.retireAll();
     this.lookups.clear();
     this.bytes.clear();
   }
@@ -280,7 +285,7 @@ export class BundleStore implements MirrorStore, RepositoryDirectory {
     const end = range?.end ?? row.size - 1;
     const volumes = this.volumeSet(row.bundle_id);
     const pieces = volumes.pieces(row.offset + start, end - start + 1);
-    return fileSegmentsBody(pieces.map((p) => ({ path: volumes.volumes[p.volume]!.path, offset: p.localOffset, length: p.length })));
+    return fileSegmentsBody(pieces.map((p) => ({ path: volumes.volumes[p.volume]!.path, offset: p.localOffset, length: p.length })), this.volumeFiles);
   }
 
   tags(name: RequestedName): Lookup<{ readonly tags: readonly string[] }> {

@@ -193,8 +193,15 @@ test('the mirror opens no file but the registered volumes, whatever the request 
     opened.push(String(file));
     return (original as (...args: unknown[]) => ReturnType<typeof original>)(file, ...rest);
   }) as typeof fs.promises.open;
+  // The blob path opens with fs.open (callback: the volume fd is kept across downloads); spy on both entries.
+  const originalOpen = fs.open;
+  fs.open = ((file: fs.PathLike, ...rest: unknown[]) => {
+    opened.push(String(file));
+    return (originalOpen as (...args: unknown[]) => void)(file, ...rest);
+  }) as typeof fs.open;
   t.after(() => {
     fs.promises.open = original;
+    fs.open = originalOpen;
   });
   const layer = one.blobs.at(-1)!;
   const targets = [
@@ -210,7 +217,7 @@ test('the mirror opens no file but the registered volumes, whatever the request 
   for (const target of targets) statuses.push((await get(mirror, target)).status);
   // "..%2f..%2fcanary" is not a tag: 404 MANIFEST_UNKNOWN (the conformance suite's status), decided without a lookup.
   assert.deepEqual(statuses, [200, 404, 404, 400, 400, 404, 200]);
-  assert.ok(opened.length >= 1, 'the blob read went through fs.promises.open');
+  assert.ok(opened.length >= 1, 'the blob read went through fs.open or fs.promises.open');
   assert.deepEqual([...new Set(opened)], [path.join(dir, 'a.tar')], 'only the bundle volume was opened');
 });
 
@@ -226,6 +233,23 @@ test('a bundle registered by another process in the same database is served on t
   await importer.registerBundle(seal);
   importer.close();
   assert.equal((await get(mirror, '/v2/team/tool/manifests/v1')).status, 200);
+});
+
+test('a bundle file deleted after its blobs were served (its fd kept open) is BLOB_UNKNOWN, not the old inode\'s bytes', async (t) => {
+  const dir = await withWork(t);
+  const one = testImage(tool, 'one', [randomBytes(3000)], { tag: 'v1' });
+  const seal = await buildTinyBundle(path.join(dir, 'a.tar'), [one]);
+  const store = await BundleStore.open(path.join(dir, 'state.db'));
+  t.after(() => store.close());
+  await store.registerBundle(seal);
+  const mirror = await serve(t, store);
+  const blob = `/v2/team/tool/blobs/${one.blobs.at(-1)!.digest}`;
+  assert.equal((await get(mirror, blob)).status, 200);
+  assert.equal((await get(mirror, blob)).status, 200, 'served again through the kept fd');
+  await rm(path.join(dir, 'a.tar'));
+  const res = await get(mirror, blob);
+  assert.equal(res.status, 404);
+  assert.equal(JSON.parse(res.body.toString()).errors[0].code, 'BLOB_UNKNOWN');
 });
 
 test('a blob whose bundle file vanished while serving is BLOB_UNKNOWN, not a broken connection', async (t) => {

@@ -1,4 +1,5 @@
-// The mirror's blob copy: exact bytes across volume boundaries and ranges, at most two chunks in flight,
+// The mirror's blob copy: exact bytes across volume boundaries and ranges, at most two chunks in flight
+// (three while at most four copies run),
 // pooled buffers reused only after the sink took them, and none lost when a client goes away.
 
 import { test } from 'node:test';
@@ -66,23 +67,35 @@ test('copies the exact bytes of a blob that crosses a volume boundary, in chunks
   assert.ok(sizes.every((n) => n > 0 && n <= BLOB_READ_CHUNK), `chunk sizes ${sizes.join(',')}`);
 });
 
-test('keeps at most two chunks in flight: the next read waits until the sink took one', async (t) => {
+test('a copy alone keeps at most three chunks in flight: the next read waits until the sink took one', async (t) => {
   const dir = await workDir(t);
   const file = path.join(dir, 'blob');
   await writeFile(file, randomBytes(5 * BLOB_READ_CHUNK));
   const { sink, held } = heldSink();
   const copy = fileSegmentsBody([{ path: file, offset: 0, length: 5 * BLOB_READ_CHUNK }]).copyTo(sink, new AbortController().signal);
   assert.equal(await settles(copy, 100), false, 'the copy waits on the held writes');
-  assert.equal(held.length, 2);
+  assert.equal(held.length, 3);
   held[0]!.done();
   await new Promise((r) => setTimeout(r, 50));
-  assert.equal(held.length, 3, 'one completed write lets exactly one more chunk out');
+  assert.equal(held.length, 4, 'one completed write lets exactly one more chunk out');
   for (let i = 1; i < 5; i++) {
     for (let j = 0; j < 100 && held.length <= i; j++) await new Promise((r) => setTimeout(r, 5));
     held[i]!.done();
   }
   assert.equal(await settles(copy, 1000), true);
   assert.equal(held.length, 5);
+});
+
+test('with more than four copies running, each keeps at most two chunks in flight', async (t) => {
+  const dir = await workDir(t);
+  const file = path.join(dir, 'blob');
+  await writeFile(file, randomBytes(5 * BLOB_READ_CHUNK));
+  const downloads = Array.from({ length: 5 }, () => ({ ...heldSink(), gone: new AbortController() }));
+  const copies = downloads.map((d) => fileSegmentsBody([{ path: file, offset: 0, length: 5 * BLOB_READ_CHUNK }]).copyTo(d.sink, d.gone.signal));
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(downloads.map((d) => d.held.length), [2, 2, 2, 2, 2]);
+  for (const d of downloads) d.gone.abort();
+  await Promise.all(copies);
 });
 
 test('a copy aborted while its writes are held stops reading and gives every pooled buffer back', async (t) => {
@@ -94,13 +107,14 @@ test('a copy aborted while its writes are held stops reading and gives every poo
   const gone = new AbortController();
   const copy = fileSegmentsBody([{ path: file, offset: 0, length: 4 * BLOB_READ_CHUNK }]).copyTo(sink, gone.signal);
   await new Promise((r) => setTimeout(r, 50));
-  assert.equal(pooledBuffersLent(), lentBefore + 2);
+  assert.equal(pooledBuffersLent(), lentBefore + 3);
   gone.abort();
   await copy;
-  assert.equal(held.length, 2, 'nothing was read after the abort');
+  assert.equal(held.length, 3, 'nothing was read after the abort');
   assert.equal(pooledBuffersLent(), lentBefore, 'the abandoned buffers no longer count as lent');
   held[0]!.done(new Error('socket closed'));
   held[1]!.done();
+  held[2]!.done();
   assert.equal(pooledBuffersLent(), lentBefore, 'late completions of abandoned writes change nothing');
 });
 
