@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import path from 'node:path';
 import type { BundleManifestsResult } from '../cluster/manifests.js';
 import { UserError } from '../util/errors.js';
-import { action } from './run-command.js';
+import { action, printJson } from './run-command.js';
 import { collect } from './selection-options.js';
 
 export interface ManifestOptionValues {
@@ -70,7 +70,8 @@ export function registerBundleManifests(bundle: Command): void {
         if (!options.output) throw new UserError('USAGE', 'bundle manifests needs --output DIR', { exitCode: 2 });
         const result = await runBundleManifests(bundleFile, options.output, await checkManifestOptions(options));
         warnUnexpressible(result);
-        process.stdout.write(options.json ? `${JSON.stringify(result, null, 2)}\n` : formatManifestsResult(result));
+        if (options.json) printJson(result);
+        else process.stdout.write(formatManifestsResult(result));
       }),
     );
 }
