@@ -11,7 +11,8 @@ import { isVolumeNameOf } from '../bundle/seal.js';
 import { fsyncDir, removeFileDurably, writeFileAtomic } from '../util/atomic-file.js';
 import { killPoint } from '../util/kill-point.js';
 import { UserError, errnoCode } from '../util/errors.js';
-import { bundleFingerprint, bundleSetKey, desiredImages, listSealFiles, readNodeBundle } from './bundle-dir.js';
+import { bundleFingerprint, listSealFiles, readNodeBundle } from './bundle-dir.js';
+import { desiredSet } from './retire.js';
 import type { NodeConfig } from './config.js';
 import { openNodeServices } from './preload.js';
 import { freeBytes } from '../util/disk.js';
@@ -265,7 +266,8 @@ async function register(config: NodeConfig, sealPath: string, verifyFirst: boole
     // The node's desired image set changed: a new desired generation, its images pending until a preload
     // (the service starts one as soon as it sees the bundle), as MachineConfigNode shows a new spec.
     const bundles = await Promise.all((await listSealFiles(config.paths.bundles)).map((seal) => readNodeBundle(seal)));
-    services.state.setDesired(bundleSetKey(bundles), desiredImages(bundles).map((i) => ({ name: i.name, bundle: i.bundle })));
+    const desired = desiredSet(bundles, config.pins.keepReleases, services.state);
+    services.state.setDesired(desired.setKey, desired.images.map((i) => ({ name: i.name, bundle: i.bundle })));
   } finally {
     services.close();
   }

@@ -17,7 +17,7 @@ import { pinImages, pinMethod, pinningDescription, reportsPinsSoon, unpinImages,
 import { checkStorage, StorageInsufficientError } from './storage-check.js';
 import { mapBounded } from '../util/concurrency.js';
 import { checkNodeBundleSignature, verifyNodeBundle } from './verify.js';
-import { applyRetirement, planRetirement, retiredImages, type RetirementResult } from './retire.js';
+import { applyRetirement, desiredSet, type RetirementResult } from './retire.js';
 
 /** ImageStatus calls at once: cheap local lookups, but a node may have hundreds of images. */
 const STATUS_CONCURRENCY = 16;
@@ -155,12 +155,7 @@ async function releaseLeaving(ctx: PreloadContext, method: PinMethod, desired: r
 export async function preloadOnce(ctx: PreloadContext, retire = true): Promise<PreloadResult> {
   const { config, state, cri, log } = ctx;
   const bundles = await loadBundles(ctx);
-  const retirement = planRetirement(bundles, config.pins.keepReleases, new Map(state.bundles().map((b) => [b.path, b.importedAt])));
-  const applied = new Set(state.retiredReleases().map((r) => r.name));
-  const leftOut = retiredImages(retirement, applied);
-  const images = desiredImages(bundles).filter((i) => !leftOut.has(i.name));
-  // Retiring releases of a bundle that stays (it holds a kept release too) changes the set as well.
-  const setKey = bundleSetKey(bundles) + (leftOut.size > 0 ? ` retired:${retirement.retired.filter((r) => applied.has(r.name)).map((r) => r.name).sort().join(',')}` : '');
+  const { setKey, images, retirement, applied } = desiredSet(bundles, config.pins.keepReleases, state);
   const generation = state.setDesired(setKey, images.map((i) => ({ name: i.name, bundle: i.bundle })));
   state.startProgressing(`generation ${generation}: ${images.length} image(s) from ${bundles.length} bundle(s)`);
   const fail = (reason: FailureReason, err: unknown, storage?: { requiredBytes: number; availableBytes: number }): never => {

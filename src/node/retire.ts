@@ -11,7 +11,8 @@
 import { bundleReleases } from '../bundle/bundle-manifest.js';
 import type { BundleRelease } from '../bundle/format.js';
 import { compareVersions, parseVersion } from '../release/update-graph.js';
-import { removeBundleFromDir, type NodeBundle } from './bundle-dir.js';
+import type { NodeState } from '../state/node-state.js';
+import { bundleSetKey, desiredImages, removeBundleFromDir, type DesiredImage, type NodeBundle } from './bundle-dir.js';
 
 export interface NodeRelease {
   /** Payload by digest: the release's identity across bundles. */
@@ -150,6 +151,30 @@ export function retiredImages(plan: RetirementPlan, applied: ReadonlySet<string>
   if (retired.size === 0) return out;
   for (const [image, owners] of plan.owners) if ([...owners].every((o) => retired.has(o))) out.add(image);
   return out;
+}
+
+/** The node's desired image set: every bundled image but those of releases already retired here. */
+export interface DesiredSet {
+  /** Identifies the set: a changed key is a new desired generation. */
+  readonly setKey: string;
+  readonly images: readonly DesiredImage[];
+  readonly retirement: RetirementPlan;
+  /** Releases already retired on this node. */
+  readonly applied: ReadonlySet<string>;
+}
+
+/**
+ * One computation of the desired set for preload and import alike, so an import never brings back, as
+ * pending, the images of a release already retired (and a new generation that only flips them back).
+ */
+export function desiredSet(bundles: readonly NodeBundle[], keepReleases: number, state: NodeState): DesiredSet {
+  const retirement = planRetirement(bundles, keepReleases, new Map(state.bundles().map((b) => [b.path, b.importedAt])));
+  const applied = new Set(state.retiredReleases().map((r) => r.name));
+  const leftOut = retiredImages(retirement, applied);
+  const images = desiredImages(bundles).filter((i) => !leftOut.has(i.name));
+  // Retiring releases of a bundle that stays (it holds a kept release too) changes the set as well.
+  const setKey = bundleSetKey(bundles) + (leftOut.size > 0 ? ` retired:${retirement.retired.filter((r) => applied.has(r.name)).map((r) => r.name).sort().join(',')}` : '');
+  return { setKey, images, retirement, applied };
 }
 
 function cmp(a: string, b: string): number {
