@@ -167,7 +167,7 @@ export interface DesiredSet {
  * One computation of the desired set for preload and import alike, so an import never brings back, as
  * pending, the images of a release already retired (and a new generation that only flips them back).
  */
-export function desiredSet(bundles: readonly NodeBundle[], keepReleases: number, state: NodeState): DesiredSet {
+export function desiredSet(bundles: readonly NodeBundle[], keepReleases: number, state: Pick<NodeState, 'bundles' | 'retiredReleases'>): DesiredSet {
   const retirement = planRetirement(bundles, keepReleases, new Map(state.bundles().map((b) => [b.path, b.importedAt])));
   const applied = new Set(state.retiredReleases().map((r) => r.name));
   const leftOut = retiredImages(retirement, applied);

@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { BundleImage, BundleManifest } from '../../../src/bundle/format.js';
 import type { NodeBundle } from '../../../src/node/bundle-dir.js';
-import { applyRetirement, planRetirement, retiredImages } from '../../../src/node/retire.js';
+import { applyRetirement, desiredSet, planRetirement, retiredImages } from '../../../src/node/retire.js';
+import type { NodeState } from '../../../src/state/node-state.js';
 import type { Digest } from '../../../src/oci/digest.js';
 
 const digest = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}` as Digest;
@@ -111,4 +112,22 @@ test('retirement waits while any image of the newest release is not pinned (a sy
   const notAll = new Set([payload(2), component(10)]);
   assert.equal(await applyRetirement(plan, new Set(), notAll, io), undefined);
   assert.deepEqual(calls, ['retirement waits: 1 image(s) of the newest release 4.16.1 are not pinned yet']);
+});
+
+test('the desired set leaves out the images of releases already retired, even in a bundle that stays', () => {
+  // Bundle ab holds 4.16.0 and 4.16.1; with 4.16.2 beside it and keep_releases = 2, 4.16.0 is retired but
+  // bundle ab stays (it holds a kept release). Import and preload both take the set from here.
+  const ab = bundle('ab', [['4.16.0', 1, [10, 11]], ['4.16.1', 2, [10, 21]]]);
+  const c = bundle('c', [['4.16.2', 3, [10, 21, 31]]]);
+  const state = (retired: string[]): Pick<NodeState, 'bundles' | 'retiredReleases'> => ({
+    bundles: () => [],
+    retiredReleases: () => retired.map((name) => ({ name, version: '4.16.0', bundles: [], retiredAt: '2026-01-04T00:00:00Z' })),
+  });
+  const before = desiredSet([ab, c], 2, state([]));
+  assert.ok(before.images.some((i) => i.name === payload(1)), 'not retired yet: still desired');
+  const after = desiredSet([ab, c], 2, state([payload(1)]));
+  assert.deepEqual(after.images.filter((i) => [payload(1), component(11)].includes(i.name)), [], "4.16.0's own images are left out");
+  assert.ok(after.images.some((i) => i.name === component(10)), 'shared images stay');
+  assert.notEqual(after.setKey, before.setKey, 'a new desired set, so a new generation');
+  assert.match(after.setKey, / retired:/);
 });
