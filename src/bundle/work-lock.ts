@@ -3,6 +3,7 @@
 
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { processExists } from '../util/child-process.js';
 import { errnoCode, UserError } from '../util/errors.js';
 
 export const LOCK_FILE = 'lock';
@@ -10,15 +11,6 @@ export const LOCK_FILE = 'lock';
 export interface WorkLock {
   /** Removes the lock, and the work dir too when nothing else is left in it. */
   release(): Promise<void>;
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errnoCode(err) === 'EPERM';
-  }
 }
 
 export async function lockWorkDir(workDir: string, output: string): Promise<WorkLock> {
@@ -31,7 +23,7 @@ export async function lockWorkDir(workDir: string, output: string): Promise<Work
     } catch (err) {
       if (errnoCode(err) !== 'EEXIST' || attempt > 0) throw err;
       const pid = Number((await fs.readFile(lockPath, 'utf8').catch(() => '')).trim());
-      if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && isRunning(pid)) {
+      if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && processExists(pid)) {
         throw new UserError('BUNDLE_BUSY', `another pin-preload (pid ${pid}) is writing ${output}`, {
           hint: `wait for it to finish, or stop it; its work is in ${workDir}`,
         });

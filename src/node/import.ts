@@ -9,6 +9,7 @@ import { verifyBundle, type VerifyReport } from '../bundle/verify.js';
 import { locateBundle, type BundleFiles } from '../bundle/reader.js';
 import { isVolumeNameOf } from '../bundle/seal.js';
 import { fsyncDir, removeFileDurably, writeFileAtomic } from '../util/atomic-file.js';
+import { processExists } from '../util/child-process.js';
 import { killPoint } from '../util/kill-point.js';
 import { UserError, errnoCode } from '../util/errors.js';
 import { bundleFingerprint, listSealFiles, readNodeBundle } from './bundle-dir.js';
@@ -66,16 +67,6 @@ interface ImportClaim {
   readonly files: readonly string[];
 }
 
-function isAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errnoCode(err) === 'EPERM';
-  }
-}
-
 /**
  * Removes leftovers of imports whose process died (kill -9, power loss): temp dirs, and the files a dead
  * import had renamed into place before its seal (with the seal in, the bundle is complete and stays).
@@ -84,11 +75,11 @@ function isAlive(pid: number): boolean {
 async function removeStaleTemps(bundlesDir: string): Promise<void> {
   for (const name of await readdir(bundlesDir).catch(() => [] as string[])) {
     const m = new RegExp(`^${TEMP_PREFIX.replace('.', '\\.')}(\\d+)-`).exec(name);
-    if (m && !isAlive(Number(m[1]))) await rm(path.join(bundlesDir, name), { recursive: true, force: true });
+    if (m && !processExists(Number(m[1]))) await rm(path.join(bundlesDir, name), { recursive: true, force: true });
     if (!name.startsWith('.') || !name.endsWith('.importing')) continue;
     const claimPath = path.join(bundlesDir, name);
     const claim = JSON.parse(await readFile(claimPath, 'utf8').catch(() => '{}')) as Partial<ImportClaim>;
-    if (typeof claim.pid === 'number' && isAlive(claim.pid)) continue;
+    if (typeof claim.pid === 'number' && processExists(claim.pid)) continue;
     if (typeof claim.name === 'string' && name === importClaimName(claim.name) && Array.isArray(claim.files)) {
       const sealed = await stat(path.join(bundlesDir, claim.name + SEAL_SUFFIX)).then(() => true, () => false);
       // Only names of this bundle (NAME, NAME.NNN, NAME.sig): a damaged claim must not remove anything else.
@@ -171,7 +162,7 @@ export async function importBundle(
   try {
     // One read of the media: each chunk is written to the copy from the buffer its volume sha256 and its
     // blob's digest are computed from, so what is checked is what was written.
-    const bytesCopied = files.seal.volumes.reduce((n, v) => n + v.size, 0);
+    const bytesCopied = files.seal.totalSize;
     log(`copying and verifying ${files.seal.volumes.length} volume(s) from ${files.dir} (${describeBytes(bytesCopied)})`);
     const report = await verifyBundle(files.sealPath, {
       copyInto: temp,

@@ -276,10 +276,11 @@ export class NodeState {
         `INSERT INTO node_unpinned (name, bundle, was_pinned, left_at, unpinned_at) VALUES (?, ?, ?, ?, NULL)
          ON CONFLICT (name) DO UPDATE SET bundle = excluded.bundle, was_pinned = excluded.was_pinned, left_at = excluded.left_at, unpinned_at = NULL`,
       );
+      const forget = this.db.prepare('DELETE FROM node_images WHERE name = ?');
       for (const known of this.images()) {
         if (desired.has(known.name)) continue;
         leave.run(known.name, known.bundle, known.state === 'pinned' ? 1 : 0, at);
-        this.db.prepare('DELETE FROM node_images WHERE name = ?').run(known.name);
+        forget.run(known.name);
       }
       const insert = this.db.prepare(
         `INSERT INTO node_images (name, bundle, state, attempts, updated_at) VALUES (?, ?, 'pending', 0, ?)
