@@ -3,7 +3,7 @@
 
 import fs from 'node:fs';
 import { BufferPool } from '../util/buffer-pool.js';
-import type { FileLease, OpenFiles } from './open-files.js';
+import { openOnce, type OpenFiles } from './open-files.js';
 import type { BlobBody, ByteSink } from './store.js';
 
 /**
@@ -61,12 +61,6 @@ export function fileSegmentsBody(segments: readonly FileSegment[], files?: OpenF
       }
     },
   };
-}
-
-/** Opens a file for one copy only: closed on release (not awaited: no read is in flight then, and the response need not wait for it). */
-async function openForOneCopy(file: string): Promise<FileLease> {
-  const fd = await new Promise<number>((resolve, reject) => fs.open(file, 'r', (err, fd) => (err ? reject(err) : resolve(fd))));
-  return { fd, release: () => fs.close(fd, () => undefined) };
 }
 
 const readAt = (fd: number, buffer: Buffer, length: number, position: number): Promise<number> =>
@@ -144,7 +138,7 @@ async function copySegments(segments: readonly FileSegment[], sink: ByteSink, si
   const inFlight = new ChunksInFlight(signal);
   for (const segment of segments) {
     if (signal.aborted) return;
-    const file = files ? await files.acquire(segment.path) : await openForOneCopy(segment.path);
+    const file = files ? await files.acquire(segment.path) : await openOnce(segment.path);
     try {
       let position = segment.offset;
       const end = segment.offset + segment.length;

@@ -24,6 +24,15 @@ const openRead = (file: string): Promise<number> =>
 const closeQuietly = (fd: number): void => fs.close(fd, () => undefined);
 
 /**
+ * Opens a file for one copy only, outside any cache: closed on release (not awaited: no read is in flight
+ * then, and the response need not wait for it).
+ */
+export async function openOnce(file: string): Promise<FileLease> {
+  const fd = await openRead(file);
+  return { fd, release: () => closeQuietly(fd) };
+}
+
+/**
  * Whether the file behind `fd` is still linked (fstat on an open fd reads the inode the kernel holds: no
  * I/O). A bundle deleted or replaced (a rename over it) leaves the fd on an unlinked inode: the cached fd is
  * dropped and the path opened again, so a vanished bundle is still answered BLOB_UNKNOWN.
@@ -56,8 +65,8 @@ export class OpenFiles {
     } else {
       const fd = await openRead(file);
       const raced = this.entries.get(file);
-      if (raced && !raced.retired) {
-        // Another download opened it meanwhile: keep one fd.
+      if (raced) {
+        // Another download opened it meanwhile (an entry in the map is never retired): keep one fd.
         closeQuietly(fd);
         entry = raced;
       } else {
