@@ -39,6 +39,8 @@ interface MirrorRequest {
   readonly ex: Exchange;
   /** Undefined for an absolute-form target, which is refused. */
   readonly target: RequestTarget | undefined;
+  /** The route kind of a /v2 path (undefined: no route, or not /v2), found once for the metrics label and parseRoute. */
+  readonly kind: RouteKind | undefined;
   /** Set by the /v2 entry once the route is validated; absent for /healthz and /metrics. */
   route?: Route;
 }
@@ -50,8 +52,8 @@ function stateOf(res: Response): MirrorRequest | undefined {
   return res.locals.mirror as MirrorRequest | undefined;
 }
 
-function routeLabel(path: string): string {
-  if (isV2Path(path)) return routeKind(path) ?? 'unknown';
+function routeLabel(path: string, kind: RouteKind | undefined): string {
+  if (isV2Path(path)) return kind ?? 'unknown';
   if (path === '/healthz' || path === '/metrics') return path.slice(1);
   return 'other';
 }
@@ -82,7 +84,8 @@ function observe(metrics: MirrorMetrics, log: AccessLog | undefined): RequestHan
     const rawUrl = req.url ?? '';
     const method = req.method ?? 'GET';
     const target = splitTarget(rawUrl);
-    const label = target ? routeLabel(target.path) : 'other';
+    const kind = target && isV2Path(target.path) ? routeKind(target.path) : undefined;
+    const label = target ? routeLabel(target.path, kind) : 'other';
     const ex: Exchange = { req, res, query: target?.query ?? new URLSearchParams(), bodyBytes: 0 };
     res.setHeader(API_VERSION_HEADER, 'registry/2.0');
     res.once('close', () => {
@@ -99,7 +102,7 @@ function observe(metrics: MirrorMetrics, log: AccessLog | undefined): RequestHan
         ...(res.writableFinished ? {} : { aborted: true }),
       });
     });
-    const state: MirrorRequest = { ex, target };
+    const state: MirrorRequest = { ex, target, kind };
     res.locals.mirror = state;
     // Absolute-form targets are refused: Express would route on the path inside them, but the URL parser
     // normalises that path, undoing our checks.
@@ -116,7 +119,7 @@ const v2Entry: RequestHandler = (req, res, next) => {
   if (!READ_METHODS.has(method)) {
     throw new RegistryError('UNSUPPORTED', `${method} is not supported: this mirror is read-only`, null, { Allow: 'GET, HEAD' });
   }
-  state.route = parseRoute(state.target);
+  state.route = parseRoute(state.target, state.kind);
   next();
 };
 

@@ -88,9 +88,11 @@ function manifestReference(text: string): ManifestReference {
   return { tag: text };
 }
 
-/** The validated route of a /v2 path; RegistryError for a bad name/digest/tag, NOT_FOUND for no route. */
-export function parseRoute(target: RequestTarget): Route {
-  const kind = routeKind(target.path);
+/**
+ * The validated route of a /v2 path; RegistryError for a bad name/digest/tag, NOT_FOUND for no route.
+ * `kind` is routeKind(target.path), passed in when the caller has already found it.
+ */
+export function parseRoute(target: RequestTarget, kind: RouteKind | undefined = routeKind(target.path)): Route {
   const rest = target.path.slice('/v2/'.length);
   switch (kind) {
     case 'base':
