@@ -72,7 +72,7 @@ export interface BundleManifest {
   readonly tool: { readonly name: 'pin-preload'; readonly version: string };
   /** RFC 3339; from SOURCE_DATE_EPOCH when set, so that rebuilds are byte-identical. */
   readonly created: string;
-  /** The bundle's newest release (the last of `releases`), kept for readers that know only one. */
+  /** The bundle's newest release (the highest version among `releases`, the later one on a tie), kept for readers that know only one. */
   readonly release?: { readonly name: string; readonly digest: Digest; readonly version: string };
   /** Every release, oldest first along a channel's path; absent in bundles written before it existed. */
   readonly releases?: readonly BundleRelease[];

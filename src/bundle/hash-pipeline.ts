@@ -32,7 +32,6 @@ export interface HashOptions {
   /** Called with the bytes read so far (for progress lines). */
   readonly onBytes?: (bytes: number) => void;
   readonly chunkSize?: number;
-  readonly slots?: number;
   /**
    * Also gets every byte read (hashRanges only), from the same buffer the workers hash: volume `volume`'s
    * bytes from `localOffset`, in order. Copying a bundle through this is one read for the copy and all hashes.
@@ -54,7 +53,7 @@ export interface VolumeOnDisk extends Volume {
  */
 export async function hashRanges(volumes: readonly VolumeOnDisk[], groups: readonly (readonly HashRange[])[], options: HashOptions = {}): Promise<Map<number, RangeHash>> {
   const chunkSize = options.chunkSize ?? 4 * 1024 * 1024;
-  const slotCount = options.slots ?? 6;
+  const slotCount = 6;
   const shared = new SharedArrayBuffer(chunkSize * slotCount);
   const results = new Map<number, RangeHash>();
   const sorted = groups.map((g) => [...g].sort((a, b) => a.offset - b.offset)).filter((g) => g.length > 0);

@@ -46,13 +46,12 @@ export async function publishInterrupted(dir: string, name: string): Promise<boo
  * Writes the new seal (and signature, or removes a stale one) into the work dir, then the commit marker.
  * A crash before the marker leaves the output untouched; after it, finishPublish rolls forward.
  */
-export async function commitPublish(workDir: string, name: string, sealBytes: Buffer, signature: Buffer | undefined): Promise<void> {
+export async function commitPublish(workDir: string, name: string, seal: BundleSeal, sealBytes: Buffer, signature: Buffer | undefined): Promise<void> {
   const staged = path.join(workDir, name + SIGNATURE_SUFFIX);
   if (signature !== undefined) await writeFileAtomic(staged, signature);
   else await removeFileDurably(staged);
   await writeFileAtomic(path.join(workDir, name + SEAL_SUFFIX), sealBytes);
   killPoint('publish:prepared');
-  const seal = JSON.parse(sealBytes.toString('utf8')) as BundleSeal;
   await writeFileAtomic(path.join(workDir, PUBLISH_MARKER), `${seal.manifestDigest}\n`);
   killPoint('publish:committed');
 }

@@ -268,7 +268,8 @@ class BundleWriter {
         else if (blob.role === 'manifest' && from === 0) await this.writeKnownBytes(task, await this.fetchManifest(blob));
         else await this.stream(task, from);
         const uncompressed = await this.uncompressedSize(task);
-        await this.committer.commit({ digest: blob.digest, uncompressed }, [...new Set(this.volumes.pieces(entry.dataOffset, entry.size).map((p) => p.volume))]);
+        // The committer syncs each volume of a group once, so repeats here cost nothing.
+        await this.committer.commit({ digest: blob.digest, uncompressed }, this.volumes.pieces(entry.dataOffset, entry.size).map((p) => p.volume));
         this.done.set(blob.digest, uncompressed);
         return;
       } catch (err) {
@@ -597,7 +598,7 @@ async function writeBundleLocked(options: CreateOptions, planned: ReturnType<typ
     await volumes.close();
     journal.close();
     const sealBytes = serializeSeal(seal);
-    await commitPublish(workDir, name, sealBytes, options.signKey ? await signSeal(sealBytes, options.signKey) : undefined);
+    await commitPublish(workDir, name, seal, sealBytes, options.signKey ? await signSeal(sealBytes, options.signKey) : undefined);
     const published = await finishPublish(dir, name, workDir);
     if (!published) throw new Error(`the publish of ${output} committed in ${workDir} is gone`);
     return {

@@ -30,6 +30,8 @@ export interface CheckedManifestOptions {
 
 /** Checks --pool, --mirror-host and --name (before `bundle create` downloads anything). */
 export async function checkManifestOptions(options: ManifestOptionValues): Promise<CheckedManifestOptions> {
+  // Nothing to check (every `bundle create` without --manifests): skip loading the cluster modules and yaml.
+  if (options.pool === undefined && options.mirrorHost === undefined && options.name === undefined) return { pools: [] };
   const [{ checkObjectName, checkPoolName }, { parseMirrorHost }] = await Promise.all([import('../cluster/manifests.js'), import('../cluster/mirror-sets.js')]);
   return {
     pools: (options.pool ?? []).map(checkPoolName),
