@@ -8,7 +8,7 @@
 import type { CriRuntimeVersion } from '../cri/image-service.js';
 import { ContainerdImages, PINNED_LABEL, PINNED_VALUE } from '../cri/containerd-images.js';
 import type { NodeConfig } from './config.js';
-import { applyPinnedImages, readPinnedImages, reloadRuntime } from './runtime-files.js';
+import { applyPinnedImages, readPinnedImages, reloadAfterChange } from './runtime-files.js';
 import { killPoint } from '../util/kill-point.js';
 
 /** How images get pinned on this node, decided from what the runtime says it is (CRI Version). */
@@ -93,13 +93,6 @@ async function withContainerd<T>(config: NodeConfig, fn: (images: ContainerdImag
   }
 }
 
-/** Reloads the runtime after a pinned file change; returns the number of reloads run (0 or 1). */
-async function reloadAfter(ctx: PinContext, file: string): Promise<number> {
-  const argv = ctx.config.runtime.reload;
-  ctx.log(`pinned images changed (${file})${argv.length ? `: running ${argv.join(' ')}` : ''}`);
-  return (await reloadRuntime(argv)) ? 1 : 0;
-}
-
 /** Whether, after a change, waiting for ImageStatus to report `pinned` can end in anything but a timeout. */
 export function reportsPinsSoon(method: PinMethod): boolean {
   return method.kind === 'crio-pinned-images' || (method.kind === 'containerd-label' && method.live);
@@ -121,7 +114,7 @@ const UNCHANGED: PinOutcome = { changed: false, changedFiles: [], reloads: 0 };
 async function applyPinnedFile(ctx: PinContext, names: readonly string[]): Promise<PinOutcome> {
   const file = ctx.config.runtime.pinnedImagesFile;
   if (!(await applyPinnedImages(file, names))) return UNCHANGED;
-  return { changed: true, changedFiles: [file], reloads: await reloadAfter(ctx, file) };
+  return { changed: true, changedFiles: [file], reloads: await reloadAfterChange(ctx, [file], 'pinned images') };
 }
 
 /**

@@ -12,7 +12,7 @@ import { UserError, errnoCode } from '../util/errors.js';
 import { bundleSetKey, desiredImages, layersForPlatform, listSealFiles, nodePlatform, readNodeBundle, type DesiredImage, type NodeBundle } from './bundle-dir.js';
 import type { NodeConfig } from './config.js';
 import { pullImages, type PullOptions } from './pull.js';
-import { applyMirrorConfig, reloadRuntime } from './runtime-files.js';
+import { applyMirrorConfig, reloadAfterChange } from './runtime-files.js';
 import { pinImages, pinMethod, pinningDescription, reportsPinsSoon, unpinImages, type PinMethod } from './pinning.js';
 import { checkStorage, StorageInsufficientError } from './storage-check.js';
 import { mapBounded } from '../util/concurrency.js';
@@ -114,12 +114,6 @@ async function registerWithMirror(ctx: PreloadContext, bundles: readonly NodeBun
   for (const registered of ctx.store.listBundles()) if (!wanted.has(registered.path)) await ctx.store.unregisterBundle(registered.path);
 }
 
-async function applyAndReload(ctx: PreloadContext, files: readonly string[], what: string): Promise<number> {
-  if (files.length === 0) return 0;
-  ctx.log(`${what} changed (${files.join(', ')})${ctx.config.runtime.reload.length ? `: running ${ctx.config.runtime.reload.join(' ')}` : ''}`);
-  return (await reloadRuntime(ctx.config.runtime.reload)) ? 1 : 0;
-}
-
 /**
  * The final ImageStatus of each image. Right after we pinned, the runtime may still be taking it in (CRI-O's
  * reload, containerd's image event), so we wait (bounded) for it to report `pinned`; otherwise one pass.
@@ -202,7 +196,7 @@ export async function preloadOnce(ctx: PreloadContext, retire = true): Promise<P
     await registerWithMirror(ctx, bundles);
     const mirrorFiles = await applyMirrorConfig(config, images.map((i) => i.repository), images.filter((i) => i.servedByTag).map((i) => i.repository));
     changedFiles.push(...mirrorFiles);
-    reloads += await applyAndReload(ctx, mirrorFiles, 'mirror configuration');
+    reloads += await reloadAfterChange(ctx, mirrorFiles, 'mirror configuration');
 
     let pulled: string[] = [];
     if (missing.length > 0) {

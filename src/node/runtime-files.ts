@@ -302,6 +302,17 @@ export async function applyMirrorConfig(config: NodeConfig, repositories: readon
   return changed;
 }
 
+/**
+ * After runtime files changed: says which and why, then runs the configured reload. Returns the number of
+ * reloads run (0 or 1); no changed file, no reload.
+ */
+export async function reloadAfterChange(ctx: { readonly config: NodeConfig; readonly log: (line: string) => void }, files: readonly string[], what: string): Promise<number> {
+  if (files.length === 0) return 0;
+  const argv = ctx.config.runtime.reload;
+  ctx.log(`${what} changed (${files.join(', ')})${argv.length ? `: running ${argv.join(' ')}` : ''}`);
+  return (await reloadRuntime(argv)) ? 1 : 0;
+}
+
 const RELOAD_TIMEOUT_MS = 120_000;
 
 /** Runs the configured reload command (argv, no shell); nothing configured → nothing run. */
