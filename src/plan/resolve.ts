@@ -15,7 +15,7 @@ import { graphArch, resolveChannel, type GraphReader, type ResolvedChannel } fro
 import { DEFAULT_GRAPH_URL, fetchUpdateGraph, type UpdateGraph } from '../release/update-graph.js';
 import { blockedBy } from './image-set-config.js';
 import type { BlobRole, BlockedPlanImage, BundlePlan, ImageOrigin, PlannedBlob, PlannedChannel, PlannedImage, PlannedRelease } from './plan.js';
-import { requestImage, type PlatformChoice, type RequestedImage, type Selection } from './selection.js';
+import { requestImage, uniqueRequests, type PlatformChoice, type RequestedImage, type Selection } from './selection.js';
 
 import { COMPRESSED_LAYER_RATIO, DEFAULT_CONCURRENCY } from './plan.js';
 
@@ -63,8 +63,7 @@ export async function planBundle(source: ImageSource, selection: Selection, opti
   for (const c of channels) {
     for (const r of c.releases) wanted.push({ image: requestImage(r.payload, `channel ${c.name} (update graph ${c.graphUrl})`), channel: c.name });
   }
-  const seenWanted = new Set<string>();
-  const distinct = wanted.filter((w) => !seenWanted.has(w.image.requestedAs) && seenWanted.add(w.image.requestedAs));
+  const distinct = uniqueRequests(wanted, (w) => w.image);
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
 
   const requests: ImageRequest[] = [];

@@ -147,9 +147,14 @@ async function readSelectionFile(file: string): Promise<SelectionFilePart> {
   return { images: parseImageList(text, file) };
 }
 
-function uniqueImages(images: readonly RequestedImage[]): RequestedImage[] {
+/** The first of each requested image (by its canonical text), in order. */
+export function uniqueRequests<T>(items: readonly T[], image: (item: T) => RequestedImage): T[] {
   const seen = new Set<string>();
-  return images.filter((i) => !seen.has(i.requestedAs) && seen.add(i.requestedAs));
+  return items.filter((item) => !seen.has(image(item).requestedAs) && seen.add(image(item).requestedAs));
+}
+
+function uniqueImages(images: readonly RequestedImage[]): RequestedImage[] {
+  return uniqueRequests(images, (i) => i);
 }
 
 export type ImageListFormat = 'pinned-image-set' | 'bundle-spec' | 'plain';

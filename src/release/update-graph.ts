@@ -158,7 +158,11 @@ export function shortestUpdatePath(graph: UpdateGraph, from: string, to: string)
   const start = indexOfVersion(graph, from);
   const goal = indexOfVersion(graph, to);
   const next = new Map<number, number[]>();
-  for (const [a, b] of graph.edges) next.set(a, [...(next.get(a) ?? []), b]);
+  for (const [a, b] of graph.edges) {
+    const targets = next.get(a);
+    if (targets) targets.push(b);
+    else next.set(a, [b]);
+  }
   const previous = new Map<number, number>([[start, start]]);
   const queue = [start];
   for (let head = 0; head < queue.length && !previous.has(goal); head++) {
