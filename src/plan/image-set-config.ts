@@ -51,10 +51,13 @@ export function parseImageSetConfig(text: string, file: string): ImageSetSelecti
   if (mirror === undefined || mirror === null) return { channels: [], releases: [], architectures: [], images: [], blocked: [] };
   if (!isMap(mirror)) throw fail(mirror, 'mirror is not a mapping');
 
+  /** A key that is missing, or present with no value (`key:` or `key: ~`). */
+  const absent = (node: unknown): boolean => node === undefined || node === null || (isScalar(node) && node.value === null);
+
   // Sections whose content is not an image list we can bundle yet: refuse by name rather than skip.
   for (const section of ['operators', 'helm'] as const) {
     const node = mirror.get(section, true);
-    if (node === undefined || node === null || (isScalar(node) && node.value === null)) continue;
+    if (absent(node)) continue;
     if (isSeq(node) && node.items.length === 0) continue;
     if (isMap(node) && node.items.length === 0) continue;
     const key = mirror.items.find((pair) => isScalar(pair.key) && pair.key.value === section)?.key;
@@ -66,7 +69,7 @@ export function parseImageSetConfig(text: string, file: string): ImageSetSelecti
 
   const str = (map: YAMLMap, key: string, where: string): string | undefined => {
     const node = map.get(key, true);
-    if (node === undefined || node === null || (isScalar(node) && node.value === null)) return undefined;
+    if (absent(node)) return undefined;
     if (!isScalar(node) || (typeof node.value !== 'string' && typeof node.value !== 'number') || String(node.value).trim() === '') throw fail(node ?? map, `${where}.${key} must be a non-empty string`);
     return String(node.value);
   };
@@ -78,7 +81,7 @@ export function parseImageSetConfig(text: string, file: string): ImageSetSelecti
   };
   const seq = (map: YAMLMap, key: string, where: string): YamlNode[] => {
     const node = map.get(key, true);
-    if (node === undefined || node === null || (isScalar(node) && node.value === null)) return [];
+    if (absent(node)) return [];
     if (!isSeq(node)) throw fail(node, `${where}.${key} is not a list`);
     return node.items as YamlNode[];
   };
