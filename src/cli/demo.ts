@@ -14,6 +14,6 @@ export function registerDemo(program: Command): void {
     .option('--runtime <kind>', 'kind of that runtime: containerd or crio', 'containerd')
     .action(action(async (opts: { workDir?: string; keep?: boolean; criEndpoint?: string; privateRuntime: boolean; runtime: 'crio' | 'containerd' }) => {
       const { runDemo } = await import('../demo/demo.js');
-      await runDemo({ workDir: opts.workDir, keep: opts.keep, criEndpoint: opts.criEndpoint, runtimeKind: opts.runtime, privateRuntime: opts.privateRuntime ? 'auto' : 'none' });
+      await runDemo({ ...(opts.workDir !== undefined ? { workDir: opts.workDir } : {}), keep: opts.keep === true, ...(opts.criEndpoint !== undefined ? { criEndpoint: opts.criEndpoint } : {}), runtimeKind: opts.runtime, privateRuntime: opts.privateRuntime ? 'auto' : 'none' });
     }));
 }

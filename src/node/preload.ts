@@ -58,7 +58,7 @@ export interface PreloadContext {
 
 /** A failed sync, already recorded in the state as Degraded with `reason`. */
 export class PreloadFailedError extends UserError {
-  constructor(readonly reason: FailureReason, message: string, options: { hint?: string; cause?: unknown } = {}) {
+  constructor(readonly reason: FailureReason, message: string, options: { hint?: string | undefined; cause?: unknown } = {}) {
     super(reason === 'StorageInsufficient' ? 'STORAGE_INSUFFICIENT' : 'PREFETCH_FAILED', message, options);
     this.name = 'PreloadFailedError';
   }

@@ -11,9 +11,9 @@ import { errnoCode, UserError } from '../util/errors.js';
 const PROBLEMS_SHOWN = 5;
 
 export interface NodeVerifyOptions {
-  readonly signal?: AbortSignal;
+  readonly signal?: AbortSignal | undefined;
   /** [paths] trusted_key: when set, a bundle must carry a valid signature by this Ed25519 public key. */
-  readonly trustedKey?: string;
+  readonly trustedKey?: string | undefined;
 }
 
 /** Throws BUNDLE_VERIFY_FAILED naming the bundle and its problems; `signal` is checked between steps. */

@@ -106,7 +106,7 @@ class RegistryPusher {
   ): Promise<{ status: number; location?: string }> {
     let res;
     try {
-      res = await this.pool.request({ method, path: urlPath, headers: options.headers ?? {}, body: options.body as Buffer | undefined });
+      res = await this.pool.request({ method, path: urlPath, headers: options.headers ?? {}, ...(options.body ? { body: options.body as Buffer } : {}) });
     } catch (err) {
       throw pushError(what, `${method} ${this.origin}${urlPath} failed: ${(err as Error).message}`, err);
     }

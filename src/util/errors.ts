@@ -9,7 +9,7 @@ export class UserError extends Error {
   /** Process exit code: 1 for failures of the work, 2 for bad usage or input. */
   readonly exitCode: number;
 
-  constructor(code: string, message: string, options: { hint?: string; exitCode?: number; cause?: unknown } = {}) {
+  constructor(code: string, message: string, options: { hint?: string | undefined; exitCode?: number; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'UserError';
     this.code = code;

@@ -31,8 +31,8 @@ const digest = hex64.map((h) => `sha256:${h}`);
 interface ReferenceParts {
   domain: string;
   path: string;
-  tag?: string;
-  digest?: string;
+  tag: string | undefined;
+  digest: string | undefined;
 }
 
 const validParts: fc.Arbitrary<ReferenceParts> = fc
