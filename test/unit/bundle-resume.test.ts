@@ -4,9 +4,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { appendFile, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import os from 'node:os';
 import path from 'node:path';
 import { Journal, readJournal, type JournalHeader, type JournalState } from '../../src/bundle/journal.js';
 import { createdFor, resumePoint, workStart, type WorkStart } from '../../src/bundle/resume.js';
@@ -15,6 +14,7 @@ import { planLayout } from '../../src/bundle/layout.js';
 import { refuseUnfinished } from '../../src/bundle/writer.js';
 import { UserError } from '../../src/util/errors.js';
 import type { Digest } from '../../src/oci/digest.js';
+import { withTempDir } from '../support/temp-dir.js';
 import { testImage, testPlan } from '../support/bundle-plans.js';
 
 const repo = { domain: 'quay.io', path: 'example/app' };
@@ -29,13 +29,8 @@ const exact = (size: number) => ({ size, estimated: false });
 /** The layers, largest first: big enough to be partly written. */
 const layers = tasks.filter((t) => t.blob.role === 'layer').sort((x, y) => y.blob.size - x.blob.size);
 
-async function withWorkDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-resume-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+function withWorkDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  return withTempDir('pin-preload-resume-', fn);
 }
 
 function resumed(done: ReadonlyMap<Digest, { size: number; estimated: boolean }>, progress: readonly number[]): WorkStart {

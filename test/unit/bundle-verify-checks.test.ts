@@ -3,9 +3,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { open, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import os from 'node:os';
 import path from 'node:path';
 import { createBundle } from '../../src/bundle/writer.js';
 import { locateBundle, type BundleFiles } from '../../src/bundle/reader.js';
@@ -25,6 +24,7 @@ import {
   wantsVolumeChecksums,
   type VerifyProblem,
 } from '../../src/bundle/verify.js';
+import { withTempDir } from '../support/temp-dir.js';
 import { blobContents, MemorySource, testImage, testPlan } from '../support/bundle-plans.js';
 
 const repo = { domain: 'quay.io', path: 'example/app' };
@@ -33,13 +33,8 @@ const plan = testPlan(images);
 const created = '2024-01-02T03:04:05Z';
 const sha = (c: string) => c.repeat(64);
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-verify-checks-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  return withTempDir('pin-preload-verify-checks-', fn);
 }
 
 /** A real bundle, located as verify locates it, with its volumes open for reading. */
