@@ -18,7 +18,7 @@ import { VolumeSet } from './volumes.js';
 import { Journal, readJournal, type BlobDone } from './journal.js';
 import { blobsToWrite, blobTasks, type BlobTask } from './blob-tasks.js';
 import { createdFor, resumePoint, workStart, type ResumePoint, type WorkStart } from './resume.js';
-import { CreateProgressMeter } from './create-progress.js';
+import { CreateProgressMeter, type CreateProgress } from './create-progress.js';
 import { checkDiskSpace } from './disk-space.js';
 import { clearWorkDir, lockWorkDir } from './work-lock.js';
 import { hasGzipTrailer, sizeFromGzipTrailer } from './uncompressed.js';
@@ -33,8 +33,8 @@ export const DEFAULT_CREATE_CONCURRENCY = 8;
 /** Placeholder with the fixed length of every `created` value, for the layout key. */
 const CREATED_SHAPE = '1970-01-01T00:00:00Z';
 
+// The progress type stays importable from here, where the rest of create's API is.
 export type { CreateProgress } from './create-progress.js';
-import type { CreateProgress } from './create-progress.js';
 
 export type CreateEvent =
   | { readonly kind: 'resume'; readonly blobsDone: number; readonly bytesDone: number }
@@ -547,7 +547,7 @@ async function writeBundleLocked(options: CreateOptions, planned: PlannedBundle)
     const manifest = buildBundleManifest(plan, { created, uncompressed: writer.done });
     seal = await sealVolumes(volumes, planned, manifest, () => meter.report('seal', writer, true));
   } finally {
-    // The only place the work files are closed, before publishing moves them (both closes are idempotent).
+    // The one place the work files are closed: before publishing moves them, and on every failure.
     await volumes.close();
     journal.close();
   }
