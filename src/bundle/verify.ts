@@ -7,7 +7,7 @@ import path from 'node:path';
 import { MANIFEST_ENTRY, type BundleManifest } from './format.js';
 import { BLOB_ENTRY_PREFIX, locateBundle, readBundleManifest, type BundleFiles, type TarEntry } from './reader.js';
 import { VolumeSet } from './volumes.js';
-import { hashRanges, hashRangesDirect, type HashOptions, type HashRange, type VolumeOnDisk } from './hash-pipeline.js';
+import { hashRanges, hashRangesDirect, type HashOptions, type HashRange, type RangeHash, type VolumeOnDisk } from './hash-pipeline.js';
 import { bundleFiles, placeEntries, type BundleLayout, type LayoutEntry } from './layout.js';
 import { bundleSkeleton, type SkeletonPart, type SkeletonRegion } from './skeleton.js';
 import { INDEX_ENTRY, OCI_LAYOUT_ENTRY, REF_NAME_ANNOTATION } from './oci-layout.js';
@@ -267,17 +267,59 @@ function balance(ranges: readonly HashRange[]): [HashRange[], HashRange[]] {
   return groups;
 }
 
+/** Runs every check, its problems reported in this order: seal, signature, volume files, layout, the pass over the bytes (skeleton, volume and blob hashes), structure. */
 export async function verifyBundle(file: string, options: VerifyOptions = {}): Promise<VerifyReport> {
   const files = await locateBundle(file);
   const bundlePath = path.join(files.dir, files.name);
-  const problems: VerifyProblem[] = [];
-  if (!files.seal) {
-    problems.push({ kind: 'seal', subject: files.sealPath, message: `no seal ${path.basename(files.sealPath)}: the bundle is incomplete (its creation did not finish) or the seal was not copied; volume checksums cannot be checked` });
-  }
+  const problems: VerifyProblem[] = [...sealProblems(files)];
   const signature = await checkSignatureState(files, options.trustedKey, problems);
+  const { onDisk, problems: volumeProblems } = await checkVolumeFiles(files);
+  problems.push(...volumeProblems);
+  if (files.seal) problems.push(...staleVolumeProblems(files, await staleVolumes(files)));
 
-  // Volumes: present and of their sealed size; stale extras reported.
+  const volumes = new VolumeSet(files.volumes);
+  try {
+    const read = await readLayout(files, volumes);
+    problems.push(...read.problems);
+    const { manifest, layout } = read;
+    if (layout) problems.push(...layoutSizeProblems(bundlePath, layout, volumes.totalSize));
+    const blobs = blobRanges(layout, files.volumes.length, volumes.totalSize);
+    problems.push(...blobs.problems);
+    const volumeChecksums = wantsVolumeChecksums(files, options, layout !== undefined);
+    const volumeRanges: HashRange[] = volumeChecksums ? onDisk.map((v, i) => ({ id: i, offset: v.offset, size: v.size })) : [];
+    const readAll = await readEveryByte(onDisk, volumes, volumeChecksums ? volumeRanges : undefined, blobs.ranges, read.skeleton, options);
+    problems.push(...readAll.skeletonProblems);
+    problems.push(...volumeChecksumProblems(volumeRanges, readAll.hashes, files.seal?.volumes ?? [], onDisk));
+    const checked = blobDigestProblems(blobs, readAll.hashes, volumes);
+    problems.push(...checked.problems);
+    if (manifest) await checkStructure(manifest, layout ? [...layout.entries] : [], checked.goodBlobs, volumes, problems);
+    return {
+      bundle: bundlePath,
+      ok: problems.length === 0,
+      sealed: files.seal !== undefined,
+      volumeChecksums,
+      volumes: volumeStatus(onDisk, problems),
+      images: manifest?.images.length ?? 0,
+      blobsChecked: blobs.ranges.length,
+      bytesRead: readAll.bytesRead,
+      signature,
+      problems,
+    };
+  } finally {
+    await volumes.close();
+  }
+}
+
+/** A bundle without its seal: incomplete, or the seal was not copied with it. */
+export function sealProblems(files: BundleFiles): VerifyProblem[] {
+  if (files.seal) return [];
+  return [{ kind: 'seal', subject: files.sealPath, message: `no seal ${path.basename(files.sealPath)}: the bundle is incomplete (its creation did not finish) or the seal was not copied; volume checksums cannot be checked` }];
+}
+
+/** Each volume the seal lists: where it lies in the tar, its size on disk, and a problem when it is missing or of another size. */
+export async function checkVolumeFiles(files: BundleFiles): Promise<{ onDisk: VolumeOnDisk[]; problems: VerifyProblem[] }> {
   const onDisk: VolumeOnDisk[] = [];
+  const problems: VerifyProblem[] = [];
   let offset = 0;
   for (const v of files.volumes) {
     const size = await sizeIfPresent(v.path);
@@ -286,119 +328,156 @@ export async function verifyBundle(file: string, options: VerifyOptions = {}): P
     if (size === undefined) problems.push({ kind: 'volume-missing', subject: v.path, message: `volume ${v.path} is missing`, expected: `${v.size} bytes`, found: 'no file' });
     else if (size !== v.size) problems.push({ kind: 'volume-size', subject: v.path, message: `volume ${v.path} has the wrong size`, expected: `${v.size} bytes`, found: `${size} bytes` });
   }
-  if (files.seal) {
-    for (const stale of await staleVolumes(files)) {
-      problems.push({ kind: 'volume-stale', subject: stale, message: `${stale} is not a volume of this bundle (the seal lists ${files.volumes.length}); it is left from another bundle: remove it` });
-    }
-  }
+  return { onDisk, problems };
+}
 
-  const volumes = new VolumeSet(files.volumes);
+/** A problem for each stale volume file found next to a sealed bundle. */
+export function staleVolumeProblems(files: BundleFiles, stale: readonly string[]): VerifyProblem[] {
+  return stale.map((s) => ({ kind: 'volume-stale', subject: s, message: `${s} is not a volume of this bundle (the seal lists ${files.volumes.length}); it is left from another bundle: remove it` }));
+}
+
+/** What the layout check found: the sealed manifest, the layout it prescribes and its skeleton, or why not. */
+export interface ReadLayout {
+  readonly manifest?: BundleManifest | undefined;
+  readonly layout?: BundleLayout | undefined;
+  readonly skeleton: readonly SkeletonRegion[];
+  readonly problems: VerifyProblem[];
+}
+
+/** Reads the manifest (checked against the seal's manifestDigest) and regenerates from it the layout and skeleton every byte is compared with. */
+export async function readLayout(files: BundleFiles, volumes: VolumeSet): Promise<ReadLayout> {
+  const bundlePath = path.join(files.dir, files.name);
+  let manifest: BundleManifest;
+  let manifestSize: number;
   try {
-    let manifest: BundleManifest | undefined;
-    let manifestSize = 0;
-    try {
-      // Checked against the seal's manifestDigest: this pins the layout, so the skeleton can be regenerated.
-      const read = await readBundleManifest(files, volumes);
-      manifest = read.manifest;
-      manifestSize = read.manifestBytes.length;
-    } catch (err) {
-      problems.push({ kind: 'manifest', subject: `${bundlePath}:${MANIFEST_ENTRY}`, message: (err as Error).message });
-    }
-    let layout: BundleLayout | undefined;
-    let skeleton: SkeletonRegion[] = [];
-    if (manifest) {
-      try {
-        layout = placeEntries(bundleFiles(manifest, manifestSize), { name: files.name });
-        skeleton = bundleSkeleton(layout, manifest);
-      } catch (err) {
-        problems.push({ kind: 'manifest', subject: `${bundlePath}:${MANIFEST_ENTRY}`, message: `${MANIFEST_ENTRY} does not describe a bundle layout: ${(err as Error).message}` });
-        layout = undefined;
-      }
-    }
-    if (layout && layout.totalSize !== volumes.totalSize) {
-      problems.push({ kind: 'tar', subject: bundlePath, message: `the bundle's volumes hold ${volumes.totalSize} bytes, the layout ${MANIFEST_ENTRY} prescribes ${layout.totalSize}`, expected: `${layout.totalSize} bytes`, found: `${volumes.totalSize} bytes` });
-    }
-    const entries: TarEntry[] = layout ? [...layout.entries] : [];
-
-    // Every blob at the offset the layout gives it; the rest of the tar is the skeleton, compared below.
-    const blobRanges: HashRange[] = [];
-    const blobOfRange = new Map<number, LayoutEntry>();
-    for (const entry of layout?.entries ?? []) {
-      if (entry.kind !== 'blob') continue;
-      const range = { id: files.volumes.length + blobRanges.length, offset: entry.dataOffset, size: entry.size };
-      if (range.offset + range.size > volumes.totalSize) {
-        problems.push({ kind: 'blob-missing', subject: entry.digest!, message: `blob ${entry.digest} (${entry.size} bytes) lies past the end of the bundle's volumes (byte ${range.offset} of ${volumes.totalSize})` });
-        continue;
-      }
-      blobRanges.push(range);
-      blobOfRange.set(range.id, entry);
-    }
-    // Volume checksums when asked, or when without a readable manifest they are all that can be checked.
-    const volumeChecksums = files.seal !== undefined && (options.volumeChecksums === true || options.copyInto !== undefined || !layout);
-    const volumeRanges: HashRange[] = volumeChecksums ? onDisk.map((v, i) => ({ id: i, offset: v.offset, size: v.size })) : [];
-    const total = onDisk.reduce((s, v) => s + Math.min(v.actualSize ?? 0, v.size), 0);
-    let bytesRead = 0;
-    const progress: HashOptions = {
-      onBytes: (n) => {
-        bytesRead = n;
-        options.onBytes?.(n, total);
-      },
-    };
-    // Without volume checksums each byte is hashed once: each worker reads and hashes its own half of the
-    // blobs (by bytes), so both cores hash even while one works through a large layer. With them, the main
-    // thread reads every byte once for two workers (volume hashes, blob hashes).
-    const copies = options.copyInto !== undefined ? await copyTargets(options.copyInto, onDisk) : undefined;
-    const sink = copies ? copySink(copies, options.signal) : undefined;
-    const hashing = volumeChecksums
-      ? hashRanges(onDisk, [volumeRanges, blobRanges], { ...progress, ...(sink ? { sink: sink.write } : {}) })
-      : hashRangesDirect(onDisk, balance(blobRanges), progress);
-    const skeletonProblems: VerifyProblem[] = [];
-    let hashes: Awaited<typeof hashing>;
-    try {
-      [hashes] = await Promise.all([hashing, checkSkeleton(skeleton, volumes, onDisk, skeletonProblems)]);
-      await sink?.settle();
-      if (copies) for (const handle of copies) await handle?.sync();
-    } finally {
-      await sink?.settle().catch(() => undefined); // no fdatasync may outlive its file handle
-      if (copies) for (const handle of copies) await handle?.close();
-    }
-    problems.push(...skeletonProblems);
-
-    const sealed = files.seal?.volumes ?? [];
-    volumeRanges.forEach((r, i) => {
-      const result = hashes.get(r.id);
-      if (result && 'sha256' in result && result.sha256 !== sealed[i]!.sha256) {
-        problems.push({ kind: 'volume-sha256', subject: onDisk[i]!.path, message: `volume ${onDisk[i]!.path} does not match its sha256 in the seal`, expected: sealed[i]!.sha256, found: result.sha256 });
-      }
-    });
-    const goodBlobs = new Set<string>();
-    for (const r of blobRanges) {
-      const entry = blobOfRange.get(r.id)!;
-      const digest = entry.digest!;
-      const result = hashes.get(r.id);
-      if (!result) problems.push({ kind: 'blob-unreadable', subject: digest, message: `blob ${digest} was not read` });
-      else if ('error' in result) problems.push({ kind: 'blob-unreadable', subject: digest, message: `blob ${digest} cannot be checked: ${result.error}` });
-      else if (`sha256:${result.sha256}` !== digest) {
-        const where = whereOnDisk(volumes, r.offset, r.size);
-        problems.push({ kind: 'blob-digest', subject: digest, ...(where.volume ? { volume: where.volume } : {}), message: `blob ${digest} is damaged: its content has another digest (${entry.name}, ${where.text})`, expected: digest, found: `sha256:${result.sha256}` });
-      } else goodBlobs.add(digest);
-    }
-    if (manifest) await checkStructure(manifest, entries, goodBlobs, volumes, problems);
-    return {
-      bundle: bundlePath,
-      ok: problems.length === 0,
-      sealed: files.seal !== undefined,
-      volumeChecksums,
-      volumes: onDisk.map((v) => ({ path: v.path, size: v.size, ok: !problems.some((p) => p.subject === v.path || p.volume === v.path) })),
-      images: manifest?.images.length ?? 0,
-      blobsChecked: blobRanges.length,
-      bytesRead,
-      signature,
-      problems,
-    };
-  } finally {
-    await volumes.close();
+    // Checked against the seal's manifestDigest: this pins the layout, so the skeleton can be regenerated.
+    const read = await readBundleManifest(files, volumes);
+    manifest = read.manifest;
+    manifestSize = read.manifestBytes.length;
+  } catch (err) {
+    return { skeleton: [], problems: [{ kind: 'manifest', subject: `${bundlePath}:${MANIFEST_ENTRY}`, message: (err as Error).message }] };
   }
+  try {
+    const layout = placeEntries(bundleFiles(manifest, manifestSize), { name: files.name });
+    return { manifest, layout, skeleton: bundleSkeleton(layout, manifest), problems: [] };
+  } catch (err) {
+    return { manifest, skeleton: [], problems: [{ kind: 'manifest', subject: `${bundlePath}:${MANIFEST_ENTRY}`, message: `${MANIFEST_ENTRY} does not describe a bundle layout: ${(err as Error).message}` }] };
+  }
+}
+
+/** The volumes must hold exactly the bytes the layout prescribes. */
+export function layoutSizeProblems(bundlePath: string, layout: BundleLayout, volumesTotal: number): VerifyProblem[] {
+  if (layout.totalSize === volumesTotal) return [];
+  return [{ kind: 'tar', subject: bundlePath, message: `the bundle's volumes hold ${volumesTotal} bytes, the layout ${MANIFEST_ENTRY} prescribes ${layout.totalSize}`, expected: `${layout.totalSize} bytes`, found: `${volumesTotal} bytes` }];
+}
+
+/** The blobs to hash: each at the offset the layout gives it, with its entry by range id. */
+export interface BlobRanges {
+  readonly ranges: HashRange[];
+  readonly entryOf: ReadonlyMap<number, LayoutEntry>;
+  readonly problems: VerifyProblem[];
+}
+
+/**
+ * A hash range for every blob of the layout (ids from `firstId` on, after the volumes'); a blob that lies past
+ * the end of the volumes is a problem, not a range. The rest of the tar is the skeleton, compared apart.
+ */
+export function blobRanges(layout: BundleLayout | undefined, firstId: number, volumesTotal: number): BlobRanges {
+  const ranges: HashRange[] = [];
+  const entryOf = new Map<number, LayoutEntry>();
+  const problems: VerifyProblem[] = [];
+  for (const entry of layout?.entries ?? []) {
+    if (entry.kind !== 'blob') continue;
+    const range = { id: firstId + ranges.length, offset: entry.dataOffset, size: entry.size };
+    if (range.offset + range.size > volumesTotal) {
+      problems.push({ kind: 'blob-missing', subject: entry.digest!, message: `blob ${entry.digest} (${entry.size} bytes) lies past the end of the bundle's volumes (byte ${range.offset} of ${volumesTotal})` });
+      continue;
+    }
+    ranges.push(range);
+    entryOf.set(range.id, entry);
+  }
+  return { ranges, entryOf, problems };
+}
+
+/** Volume checksums when asked (or copying), or when without a readable layout they are all that can be checked; never without a seal. */
+export function wantsVolumeChecksums(files: BundleFiles, options: VerifyOptions, hasLayout: boolean): boolean {
+  return files.seal !== undefined && (options.volumeChecksums === true || options.copyInto !== undefined || !hasLayout);
+}
+
+/**
+ * The one pass over the bytes: hashes the volume and blob ranges, compares the skeleton at the same time, and
+ * writes the copy when asked (a copy always comes with volume checksums). Without volume checksums each byte is hashed once: each worker reads and hashes
+ * its own half of the blobs (by bytes), so both cores hash even while one works through a large layer. With
+ * them, the main thread reads every byte once for two workers (volume hashes, blob hashes).
+ */
+async function readEveryByte(
+  onDisk: readonly VolumeOnDisk[],
+  volumes: VolumeSet,
+  /** The volumes' ranges when their checksums are wanted. */
+  volumeRanges: readonly HashRange[] | undefined,
+  blobs: readonly HashRange[],
+  skeleton: readonly SkeletonRegion[],
+  options: VerifyOptions,
+): Promise<{ hashes: Map<number, RangeHash>; skeletonProblems: VerifyProblem[]; bytesRead: number }> {
+  const total = onDisk.reduce((s, v) => s + Math.min(v.actualSize ?? 0, v.size), 0);
+  let bytesRead = 0;
+  const progress: HashOptions = {
+    onBytes: (n) => {
+      bytesRead = n;
+      options.onBytes?.(n, total);
+    },
+  };
+  const copies = options.copyInto !== undefined ? await copyTargets(options.copyInto, onDisk) : undefined;
+  const sink = copies ? copySink(copies, options.signal) : undefined;
+  const hashing = volumeRanges
+    ? hashRanges(onDisk, [volumeRanges, blobs], { ...progress, ...(sink ? { sink: sink.write } : {}) })
+    : hashRangesDirect(onDisk, balance(blobs), progress);
+  const skeletonProblems: VerifyProblem[] = [];
+  let hashes: Awaited<typeof hashing>;
+  try {
+    [hashes] = await Promise.all([hashing, checkSkeleton(skeleton, volumes, onDisk, skeletonProblems)]);
+    await sink?.settle();
+    if (copies) for (const handle of copies) await handle?.sync();
+  } finally {
+    await sink?.settle().catch(() => undefined); // no fdatasync may outlive its file handle
+    if (copies) for (const handle of copies) await handle?.close();
+  }
+  return { hashes, skeletonProblems, bytesRead };
+}
+
+/** Each recomputed volume sha256 against the one in the seal. */
+export function volumeChecksumProblems(volumeRanges: readonly HashRange[], hashes: ReadonlyMap<number, RangeHash>, sealed: ReadonlyArray<{ readonly sha256: string }>, onDisk: readonly VolumeOnDisk[]): VerifyProblem[] {
+  const problems: VerifyProblem[] = [];
+  volumeRanges.forEach((r, i) => {
+    const result = hashes.get(r.id);
+    if (result && 'sha256' in result && result.sha256 !== sealed[i]!.sha256) {
+      problems.push({ kind: 'volume-sha256', subject: onDisk[i]!.path, message: `volume ${onDisk[i]!.path} does not match its sha256 in the seal`, expected: sealed[i]!.sha256, found: result.sha256 });
+    }
+  });
+  return problems;
+}
+
+/** Each blob's hash against its digest: the damaged or unreadable ones named with where they lie, the good ones kept for the structure check. */
+export function blobDigestProblems(blobs: Pick<BlobRanges, 'ranges' | 'entryOf'>, hashes: ReadonlyMap<number, RangeHash>, volumes: VolumeSet): { problems: VerifyProblem[]; goodBlobs: Set<string> } {
+  const problems: VerifyProblem[] = [];
+  const goodBlobs = new Set<string>();
+  for (const r of blobs.ranges) {
+    const entry = blobs.entryOf.get(r.id)!;
+    const digest = entry.digest!;
+    const result = hashes.get(r.id);
+    if (!result) problems.push({ kind: 'blob-unreadable', subject: digest, message: `blob ${digest} was not read` });
+    else if ('error' in result) problems.push({ kind: 'blob-unreadable', subject: digest, message: `blob ${digest} cannot be checked: ${result.error}` });
+    else if (`sha256:${result.sha256}` !== digest) {
+      const where = whereOnDisk(volumes, r.offset, r.size);
+      problems.push({ kind: 'blob-digest', subject: digest, ...(where.volume ? { volume: where.volume } : {}), message: `blob ${digest} is damaged: its content has another digest (${entry.name}, ${where.text})`, expected: digest, found: `sha256:${result.sha256}` });
+    } else goodBlobs.add(digest);
+  }
+  return { problems, goodBlobs };
+}
+
+/** Each volume is ok unless a problem names it as its subject or as the volume the damage is in. */
+export function volumeStatus(onDisk: readonly VolumeOnDisk[], problems: readonly VerifyProblem[]): Array<{ path: string; size: number; ok: boolean }> {
+  return onDisk.map((v) => ({ path: v.path, size: v.size, ok: !problems.some((p) => p.subject === v.path || p.volume === v.path) }));
 }
 
 /** New files for the copies of the volumes that are on disk (copyInto); undefined for missing ones. */

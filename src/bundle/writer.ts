@@ -12,10 +12,13 @@ import { DigestMismatchError, sha256Of, type Digest } from '../oci/digest.js';
 import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MAX_VOLUMES, type BundleManifest, type BundleSeal } from './format.js';
 import { openBundle, type OpenedBundle } from './reader.js';
 import { buildBundleManifest, serializeManifest, type UncompressedSize } from './bundle-manifest.js';
-import { planLayout, type BundleLayout, type LayoutEntry } from './layout.js';
+import { planLayout, type BundleLayout, type LayoutEntry, type PlannedBundle } from './layout.js';
 import { bundleSkeleton } from './skeleton.js';
 import { VolumeSet } from './volumes.js';
 import { Journal, readJournal, type BlobDone } from './journal.js';
+import { blobsToWrite, blobTasks, type BlobTask } from './blob-tasks.js';
+import { createdFor, resumePoint, workStart, type ResumePoint, type WorkStart } from './resume.js';
+import { CreateProgressMeter, type CreateProgress } from './create-progress.js';
 import { checkDiskSpace } from './disk-space.js';
 import { clearWorkDir, lockWorkDir } from './work-lock.js';
 import { hasGzipTrailer, sizeFromGzipTrailer } from './uncompressed.js';
@@ -30,15 +33,8 @@ export const DEFAULT_CREATE_CONCURRENCY = 8;
 /** Placeholder with the fixed length of every `created` value, for the layout key. */
 const CREATED_SHAPE = '1970-01-01T00:00:00Z';
 
-export interface CreateProgress {
-  readonly bytesDone: number;
-  readonly bytesTotal: number;
-  readonly blobsDone: number;
-  readonly blobsTotal: number;
-  readonly imagesDone: number;
-  readonly imagesTotal: number;
-  readonly phase: 'download' | 'seal';
-}
+// The progress type stays importable from here, where the rest of create's API is.
+export type { CreateProgress } from './create-progress.js';
 
 export type CreateEvent =
   | { readonly kind: 'resume'; readonly blobsDone: number; readonly bytesDone: number }
@@ -216,12 +212,6 @@ class DoneCommitter {
   }
 }
 
-interface BlobTask {
-  readonly index: number;
-  readonly blob: PlannedBlob;
-  readonly entry: LayoutEntry;
-}
-
 class BundleWriter {
   bytesDone = 0;
   bytesFetched = 0;
@@ -233,9 +223,39 @@ class BundleWriter {
     private readonly options: CreateOptions,
     private readonly volumes: VolumeSet,
     private readonly journal: Journal,
-    private readonly report: () => void,
+    private readonly meter: CreateProgressMeter,
   ) {
     this.committer = new DoneCommitter(volumes, journal);
+  }
+
+  /** Takes over what an earlier run finished; its partly written blobs are counted when their task starts. */
+  resume(point: ResumePoint): void {
+    for (const [digest, size] of point.done) this.done.set(digest, size);
+    this.bytesDone = point.bytesDone;
+  }
+
+  /** Download progress, throttled by the meter unless `force`. */
+  report(force = false): void {
+    this.meter.report('download', this, force);
+  }
+
+  /**
+   * Writes every task, at most `concurrency` at once. A blob that fails (or is not started after a cancel) is
+   * collected in `failures` and the others go on: one run finds every blob that cannot be had.
+   */
+  async writeAll(todo: readonly BlobTask[], resumeFrom: readonly number[], concurrency: number): Promise<void> {
+    await forEachBounded(todo, concurrency, async (task) => {
+      if (this.options.signal?.aborted) {
+        this.failures.set(task.blob.digest, 'cancelled');
+        return;
+      }
+      try {
+        await this.writeBlob(task, resumeFrom[task.index]!);
+      } catch (err) {
+        this.failures.set(task.blob.digest, describeError(err));
+      }
+      this.report();
+    });
   }
 
   /** Bytes of each blob on disk so far, by task index: the sum is bytesDone. */
@@ -482,144 +502,136 @@ async function writeBundle(options: CreateOptions): Promise<CreateResult> {
   }
 }
 
-async function writeBundleLocked(options: CreateOptions, planned: ReturnType<typeof planLayout>): Promise<CreateResult> {
-  const output = path.resolve(options.output);
-  const dir = path.dirname(output);
-  const name = path.basename(output);
-  const workDir = output + WORK_DIR_SUFFIX;
-  const { plan } = options;
+/** The output's paths: the bundle, its directory and name, and the work dir beside it. */
+interface OutputPaths {
+  readonly output: string;
+  readonly dir: string;
+  readonly name: string;
+  readonly workDir: string;
+}
 
+function outputPaths(output: string): OutputPaths {
+  const resolved = path.resolve(output);
+  return { output: resolved, dir: path.dirname(resolved), name: path.basename(resolved), workDir: resolved + WORK_DIR_SUFFIX };
+}
+
+async function writeBundleLocked(options: CreateOptions, planned: PlannedBundle): Promise<CreateResult> {
+  const out = outputPaths(options.output);
+  const { plan } = options;
   const { layout } = planned;
   const key = layoutKey(plan, layout);
-  const plannedBlobs = new Map(plan.blobs.map((b) => [b.digest, b]));
-  const tasks: BlobTask[] = layout.entries
-    .filter((e) => e.kind === 'blob')
-    .map((entry, index) => ({ index, entry, blob: plannedBlobs.get(entry.digest!)! }));
+  const tasks = blobTasks(plan, layout);
 
-  // A publish cut short by a crash is finished first: its bundle (maybe another plan's) becomes whole.
-  const interrupted = await finishPublish(dir, name, workDir);
-  if (interrupted) options.onEvent?.({ kind: 'publish-finished', output });
-  let state = await readJournal(workDir, key);
-  if (state.kind === 'absent') {
-    const existing = await existingBundleOfPlan(output, planned.manifest, layout, options);
-    if (existing) {
-      await clearWorkDir(workDir); // leftovers of a publish cut short after its commit was done
-      return existing;
-    }
-  }
-  const damage = state.kind === 'resumable' ? await missingVolumeFile(workDir, layout) : undefined;
-  if (state.kind === 'different-plan' || damage) {
-    const reason = damage ?? 'it holds an unfinished bundle of a different plan (other images or split size)';
-    options.onEvent?.({ kind: 'start-over', workDir, reason });
-    state = { kind: 'absent' };
-  }
-  // Without a journal nothing in the work dir is known to be ours (e.g. volumes of a run cut off before
-  // its journal was written): start from empty files, so stale bytes cannot end up in padding.
-  if (state.kind === 'absent') await clearWorkDir(workDir);
-  const time = options.created ? { created: options.created, fromEnv: true } : creationTime();
-  const created = state.kind === 'resumable' && !time.fromEnv ? state.header.created : time.created;
+  const start = await takeOverWorkDir(out, key, planned, options);
+  if (start.kind === 'complete') return start.result;
+  const created = createdFor(start, options.created ? { created: options.created, fromEnv: true } : creationTime());
+  const resume = resumePoint(tasks, start);
+  const disk = await checkDiskSpace(out.dir, layout.totalSize - resume.written, tasks.length);
+  options.onEvent?.({ kind: 'disk', ...disk, dir: out.dir });
 
-  // What is already on disk from an earlier run, and what remains to be written.
-  const resumeFrom = tasks.map((t) => (state.kind === 'resumable' ? (state.done.has(t.blob.digest) ? t.blob.size : Math.min(state.progress[t.index] ?? 0, t.blob.size)) : 0));
-  const written = resumeFrom.reduce((sum, n) => sum + n, 0);
-  const disk = await checkDiskSpace(dir, layout.totalSize - written, tasks.length);
-  options.onEvent?.({ kind: 'disk', ...disk, dir });
-
-  const journal = await Journal.open(workDir, { journalVersion: 1, layoutKey: key, created, blobCount: tasks.length }, state.kind === 'absent');
-  const volumes = await createVolumeFiles(workDir, layout);
-  const blobsTotal = tasks.length;
-  const imageBlobs = plan.images.map((im) => [...im.manifests, ...im.blobs]);
-  const bytesTotal = plan.blobs.reduce((s, b) => s + b.size, 0);
-  let lastReport = 0;
-  const progress = (phase: CreateProgress['phase'], force = false) => {
-    const now = Date.now();
-    if (!options.onProgress || (!force && now - lastReport < 200)) return;
-    lastReport = now;
-    options.onProgress({
-      bytesDone: writer.bytesDone,
-      bytesTotal,
-      blobsDone: writer.done.size,
-      blobsTotal,
-      imagesDone: imageBlobs.filter((blobs) => blobs.every((d) => writer.done.has(d))).length,
-      imagesTotal: plan.images.length,
-      phase,
-    });
-  };
-  const writer = new BundleWriter(options, volumes, journal, () => progress('download'));
+  const journal = await Journal.open(out.workDir, { journalVersion: 1, layoutKey: key, created, blobCount: tasks.length }, start.kind !== 'resume');
+  const volumes = await createVolumeFiles(out.workDir, layout);
+  const meter = new CreateProgressMeter(plan, tasks.length, options.onProgress);
+  const writer = new BundleWriter(options, volumes, journal, meter);
+  let seal: BundleSeal;
   try {
-    if (state.kind === 'resumable') {
-      for (const [digest, size] of state.done) if (plannedBlobs.has(digest)) writer.done.set(digest, size);
-      // Partly written blobs are counted when their task starts; finished ones now.
-      writer.bytesDone = tasks.filter((t) => writer.done.has(t.blob.digest)).reduce((s, t) => s + t.blob.size, 0);
-      options.onEvent?.({ kind: 'resume', blobsDone: writer.done.size, bytesDone: written });
+    if (start.kind === 'resume') {
+      writer.resume(resume);
+      options.onEvent?.({ kind: 'resume', blobsDone: writer.done.size, bytesDone: resume.written });
     }
     await writeSkeleton(volumes, layout, planned.manifest);
-
-    // Small manifests and configs first (they complete images early), then layers largest first, so the
-    // biggest download never starts last and leaves the other connections idle.
-    const todo = tasks
-      .filter((t) => !writer.done.has(t.blob.digest))
-      .sort((a, b) => Number(a.blob.role === 'layer') - Number(b.blob.role === 'layer') || (a.blob.role === 'layer' ? b.blob.size - a.blob.size : a.index - b.index));
-    await forEachBounded(todo, options.concurrency ?? DEFAULT_CREATE_CONCURRENCY, async (task) => {
-      if (options.signal?.aborted) {
-        writer.failures.set(task.blob.digest, 'cancelled');
-        return;
-      }
-      try {
-        await writer.writeBlob(task, resumeFrom[task.index]!);
-      } catch (err) {
-        writer.failures.set(task.blob.digest, describeError(err));
-      }
-      progress('download');
-    });
-    progress('download', true);
-    if (options.signal?.aborted) {
-      throw new UserError('INTERRUPTED', `interrupted: ${writer.done.size} of ${blobsTotal} blobs are written and kept in ${workDir}`, {
-        hint: 'run the same command again to resume: finished blobs are not fetched again, a partial one continues where it stopped',
-        exitCode: 130,
-      });
-    }
-    if (writer.failures.size > 0) throw failureReport(plan, writer.failures, workDir);
-
-    // Every blob is in place: the manifest with what downloading taught us, then seal and publish.
+    await writer.writeAll(blobsToWrite(tasks, writer.done), resume.resumeFrom, options.concurrency ?? DEFAULT_CREATE_CONCURRENCY);
+    writer.report(true);
+    refuseUnfinished(writer, tasks.length, plan, out.workDir, options.signal);
+    // Every blob is in place: the manifest with what downloading taught us, then the seal.
     const manifest = buildBundleManifest(plan, { created, uncompressed: writer.done });
-    const manifestBytes = serializeManifest(manifest, planned.manifestReservedSize);
-    await volumes.write(manifestBytes, layout.entries[0]!.dataOffset);
-    await volumes.sync(true);
-    progress('seal', true);
-    const sha256s = await hashVolumes(volumes, layout);
-    const seal: BundleSeal = {
-      format: BUNDLE_FORMAT,
-      formatVersion: BUNDLE_FORMAT_VERSION,
-      manifestDigest: sha256Of(manifestBytes),
-      totalSize: layout.totalSize,
-      volumes: layout.volumes.map((v, i) => ({ name: v.name, size: v.size, sha256: sha256s[i]! })),
-    };
+    seal = await sealVolumes(volumes, planned, manifest, () => meter.report('seal', writer, true));
+  } finally {
+    // The one place the work files are closed: before publishing moves them, and on every failure.
     await volumes.close();
     journal.close();
-    const sealBytes = serializeSeal(seal);
-    await commitPublish(workDir, name, seal, sealBytes, options.signKey ? await signSeal(sealBytes, options.signKey) : undefined);
-    const published = await finishPublish(dir, name, workDir);
-    if (!published) throw new Error(`the publish of ${output} committed in ${workDir} is gone`);
-    return {
-      output,
-      sealPath: published.sealPath,
-      ...(published.signaturePath ? { signaturePath: published.signaturePath } : {}),
-      volumes: seal.volumes.map((v) => ({ path: path.join(dir, v.name), size: v.size, sha256: v.sha256 })),
-      totalSize: layout.totalSize,
-      images: plan.images.length,
-      blobs: tasks.length,
-      bytesFetched: writer.bytesFetched,
-      resumed: state.kind === 'resumable',
-    };
-  } finally {
-    await volumes.close();
-    try {
-      journal.close();
-    } catch {
-      // already closed after a successful seal
+  }
+  return publishSealed(out, seal, options.signKey, { images: plan.images.length, blobs: tasks.length, bytesFetched: writer.bytesFetched, resumed: start.kind === 'resume' });
+}
+
+/**
+ * Settles what an earlier run left at the output before this one writes: finishes a publish a crash cut short,
+ * answers with the bundle already there when it holds this plan, and otherwise reads the journal into this
+ * run's start, emptying the work dir unless the run resumes.
+ */
+async function takeOverWorkDir(out: OutputPaths, key: string, planned: PlannedBundle, options: CreateOptions): Promise<WorkStart | { readonly kind: 'complete'; readonly result: CreateResult }> {
+  // A publish cut short by a crash is finished first: its bundle (maybe another plan's) becomes whole.
+  const interrupted = await finishPublish(out.dir, out.name, out.workDir);
+  if (interrupted) options.onEvent?.({ kind: 'publish-finished', output: out.output });
+  const state = await readJournal(out.workDir, key);
+  if (state.kind === 'absent') {
+    const existing = await existingBundleOfPlan(out.output, planned.manifest, planned.layout, options);
+    if (existing) {
+      await clearWorkDir(out.workDir); // leftovers of a publish cut short after its commit was done
+      return { kind: 'complete', result: existing };
     }
   }
+  const start = workStart(state, state.kind === 'resumable' ? await missingVolumeFile(out.workDir, planned.layout) : undefined);
+  if (start.kind === 'start-over') options.onEvent?.({ kind: 'start-over', workDir: out.workDir, reason: start.reason });
+  // Without a journal nothing in the work dir is known to be ours (e.g. volumes of a run cut off before
+  // its journal was written): start from empty files, so stale bytes cannot end up in padding.
+  if (start.kind !== 'resume') await clearWorkDir(out.workDir);
+  return start;
+}
+
+/** After the downloads: a cancelled run, or one with blobs that failed, ends here with its work dir kept for a re-run. */
+export function refuseUnfinished(
+  writer: { readonly done: ReadonlyMap<Digest, unknown>; readonly failures: ReadonlyMap<Digest, string> },
+  blobsTotal: number,
+  plan: BundlePlan,
+  workDir: string,
+  signal: AbortSignal | undefined,
+): void {
+  if (signal?.aborted) {
+    throw new UserError('INTERRUPTED', `interrupted: ${writer.done.size} of ${blobsTotal} blobs are written and kept in ${workDir}`, {
+      hint: 'run the same command again to resume: finished blobs are not fetched again, a partial one continues where it stopped',
+      exitCode: 130,
+    });
+  }
+  if (writer.failures.size > 0) throw failureReport(plan, writer.failures, workDir);
+}
+
+/** Writes the final manifest into its reserved place, makes every byte durable, and hashes the volumes into the seal. */
+async function sealVolumes(volumes: VolumeSet, planned: PlannedBundle, manifest: BundleManifest, onSealing: () => void): Promise<BundleSeal> {
+  const { layout } = planned;
+  const manifestBytes = serializeManifest(manifest, planned.manifestReservedSize);
+  await volumes.write(manifestBytes, layout.entries[0]!.dataOffset);
+  await volumes.sync(true);
+  onSealing();
+  const sha256s = await hashVolumes(volumes, layout);
+  return {
+    format: BUNDLE_FORMAT,
+    formatVersion: BUNDLE_FORMAT_VERSION,
+    manifestDigest: sha256Of(manifestBytes),
+    totalSize: layout.totalSize,
+    volumes: layout.volumes.map((v, i) => ({ name: v.name, size: v.size, sha256: sha256s[i]! })),
+  };
+}
+
+/** Signs the seal when asked, commits and finishes the publish (src/bundle/publish.ts): the bundle appears whole at the output. */
+async function publishSealed(
+  out: OutputPaths,
+  seal: BundleSeal,
+  signKey: string | undefined,
+  written: Pick<CreateResult, 'images' | 'blobs' | 'bytesFetched' | 'resumed'>,
+): Promise<CreateResult> {
+  const sealBytes = serializeSeal(seal);
+  await commitPublish(out.workDir, out.name, seal, sealBytes, signKey ? await signSeal(sealBytes, signKey) : undefined);
+  const published = await finishPublish(out.dir, out.name, out.workDir);
+  if (!published) throw new Error(`the publish of ${out.output} committed in ${out.workDir} is gone`);
+  return {
+    output: out.output,
+    sealPath: published.sealPath,
+    ...(published.signaturePath ? { signaturePath: published.signaturePath } : {}),
+    volumes: seal.volumes.map((v) => ({ path: path.join(out.dir, v.name), size: v.size, sha256: v.sha256 })),
+    totalSize: seal.totalSize,
+    ...written,
+  };
 }
 
 /**
