@@ -267,8 +267,9 @@ function balance(ranges: readonly HashRange[]): [HashRange[], HashRange[]] {
   return groups;
 }
 
-export async function verifyBundle(file: string, options: VerifyOptions = {}): Promise<VerifyReport> {
-  const files = await locateBundle(file);
+/** Verifies the bundle `file` belongs to, or the bundle already located (its seal not read again). */
+export async function verifyBundle(file: string | BundleFiles, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const files = typeof file === 'string' ? await locateBundle(file) : file;
   const bundlePath = path.join(files.dir, files.name);
   const problems: VerifyProblem[] = [];
   if (!files.seal) {
