@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createBundle } from '../../../src/bundle/writer.js';
-import { bundleSetKey, desiredImages, layersForPlatform, listSealFiles, openNodeBundle, removeBundleFromDir } from '../../../src/node/bundle-dir.js';
+import { bundleSetKey, desiredImages, layersForPlatform, listSealFiles, OpenBundles, openNodeBundle, removeBundleFromDir } from '../../../src/node/bundle-dir.js';
 import { blobContents, MemorySource, multiArchImage, testImage, testPlan } from '../../support/bundle-plans.js';
 
 const REPO = { domain: 'quay.io', path: 'openshift-release-dev/ocp-v4.0-art-dev' };
@@ -61,4 +61,25 @@ test('removing a bundle from the bundle dir takes its seal first, then every vol
   await mkdir(path.join(dir, 'new.tar.002', 'busy'), { recursive: true });
   await assert.rejects(removeBundleFromDir(path.join(dir, 'new.tar.seal.json')));
   assert.deepEqual(await listSealFiles(dir), []);
+});
+
+test('the bundles of one preload: each seal opened once however often a sync asks (a retirement\'s second sync too), each closed once', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-bundle-dir-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const images = [testImage(REPO, 'a', [randomBytes(1000)])];
+  for (const name of ['a.tar', 'b.tar']) await createBundle({ plan: testPlan(images), source: new MemorySource(blobContents(images)), output: path.join(dir, name), created: '2026-01-01T00:00:00Z' });
+  const opens: string[] = [];
+  const closes: string[] = [];
+  const bundles = new OpenBundles(async (seal) => {
+    opens.push(seal);
+    const bundle = await openNodeBundle(seal);
+    return { ...bundle, opened: { ...bundle.opened, close: () => (closes.push(seal), bundle.opened.close()) } };
+  });
+  const seals = await listSealFiles(dir);
+  for (let sync = 0; sync < 2; sync++) for (const seal of seals) await bundles.open(seal);
+  const first = await bundles.open(seals[0]!);
+  assert.equal(await bundles.open(seals[0]!), first, 'the same handle');
+  assert.deepEqual(opens, seals);
+  await bundles.close();
+  assert.deepEqual(closes, seals);
 });
