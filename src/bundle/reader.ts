@@ -213,7 +213,11 @@ export async function readBundleManifest(files: BundleFiles, volumes: VolumeSet)
 
 /** Opens the bundle that `file` (the tar, any volume, or the seal) belongs to. */
 export async function openBundle(file: string): Promise<OpenedBundle> {
-  const files = await locateBundle(file);
+  return openLocatedBundle(await locateBundle(file));
+}
+
+/** Opens a bundle already located (its seal read once, by whoever located it). */
+export async function openLocatedBundle(files: BundleFiles): Promise<OpenedBundle> {
   // Without a seal only a single tar is trusted as a whole; split volumes need the seal to say which.
   if (!files.seal && (files.volumes.length !== 1 || path.basename(files.volumes[0]!.path) !== files.name)) {
     throw new UserError('BUNDLE_UNSEALED', `${path.join(files.dir, files.name)} is split into volumes but its seal ${files.sealPath} is missing`, {

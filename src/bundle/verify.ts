@@ -267,9 +267,13 @@ function balance(ranges: readonly HashRange[]): [HashRange[], HashRange[]] {
   return groups;
 }
 
-/** Runs every check, its problems reported in this order: seal, signature, volume files, layout, the pass over the bytes (skeleton, volume and blob hashes), structure. */
-export async function verifyBundle(file: string, options: VerifyOptions = {}): Promise<VerifyReport> {
-  const files = await locateBundle(file);
+/**
+ * Runs every check, its problems reported in this order: seal, signature, volume files, layout, the pass over
+ * the bytes (skeleton, volume and blob hashes), structure. `file` is a path in the bundle, or the bundle
+ * already located (its seal not read again).
+ */
+export async function verifyBundle(file: string | BundleFiles, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const files = typeof file === 'string' ? await locateBundle(file) : file;
   const bundlePath = path.join(files.dir, files.name);
   const problems: VerifyProblem[] = [...sealProblems(files)];
   const signature = await checkSignatureState(files, options.trustedKey, problems);

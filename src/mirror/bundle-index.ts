@@ -150,13 +150,14 @@ async function statVolumes(volumes: BundleFiles['volumes']): Promise<IndexedVolu
 
 /**
  * Whether the index row still describes the files on disk: same seal digest (when sealed), same
- * volumes with the same sizes and mtimes. Reads only the seal and stats the volumes.
+ * volumes with the same sizes and mtimes. Reads only the seal (unless given the bundle's files, located
+ * already) and stats the volumes.
  */
-export async function indexIsCurrent(bundle: RegisteredBundle): Promise<boolean> {
+export async function indexIsCurrent(bundle: RegisteredBundle, located?: BundleFiles): Promise<boolean> {
   let files: BundleFiles;
   let now: IndexedVolume[];
   try {
-    files = await locateBundle(bundle.path);
+    files = located ?? (await locateBundle(bundle.path));
     now = await statVolumes(files.volumes);
   } catch {
     return false;
@@ -251,14 +252,20 @@ async function gatherRows(opened: OpenedBundle): Promise<BundleIndexRows> {
   };
 }
 
-/** Reads the bundle's manifest entry and tar headers and (re)writes its index rows in one transaction. */
-export async function indexBundle(db: StateDatabase, file: string): Promise<RegisteredBundle> {
-  const opened = await openBundle(file);
+/**
+ * Reads the bundle's manifest entry and tar headers and (re)writes its index rows in one transaction. A
+ * bundle given opened stays open (it is its opener's to close).
+ */
+export async function indexBundle(db: StateDatabase, bundle: string | OpenedBundle): Promise<RegisteredBundle> {
   let rows: BundleIndexRows;
-  try {
-    rows = await gatherRows(opened);
-  } finally {
-    await opened.close();
+  if (typeof bundle !== 'string') rows = await gatherRows(bundle);
+  else {
+    const opened = await openBundle(bundle);
+    try {
+      rows = await gatherRows(opened);
+    } finally {
+      await opened.close();
+    }
   }
   const write = db.transaction((): number => {
     db.prepare('DELETE FROM mirror_bundles WHERE path = ?').run(rows.bundle.path);

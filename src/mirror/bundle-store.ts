@@ -4,7 +4,7 @@
 
 import path from 'node:path';
 import { SEAL_SUFFIX } from '../bundle/format.js';
-import { locateBundle } from '../bundle/reader.js';
+import { locateBundle, type OpenedBundle } from '../bundle/reader.js';
 import { VolumeSet } from '../bundle/volumes.js';
 import type { Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/manifest.js';
@@ -126,19 +126,21 @@ export class BundleStore implements MirrorStore, RepositoryDirectory {
   }
 
   /**
-   * Registers a bundle (its tar, any volume, or its seal) and indexes it unless an index of the same
-   * files exists. Idempotent; throws a UserError naming the bundle when it cannot be read.
+   * Registers a bundle (its tar, any volume, or its seal; or the bundle opened already, which is then
+   * neither opened again nor closed) and indexes it unless an index of the same files exists. Idempotent;
+   * throws a UserError naming the bundle when it cannot be read.
    */
-  async registerBundle(file: string): Promise<RegisteredBundle> {
-    const bundlePath = bundlePathOf(await locateBundle(file));
+  async registerBundle(bundle: string | OpenedBundle): Promise<RegisteredBundle> {
+    const files = typeof bundle === 'string' ? await locateBundle(bundle) : bundle;
+    const bundlePath = bundlePathOf(files);
     const existing = this.listBundles().find((b) => b.path === bundlePath);
-    if (existing && (await indexIsCurrent(existing))) {
+    if (existing && (await indexIsCurrent(existing, files))) {
       if (existing.problem === undefined) return existing;
       setBundleProblem(this.db, existing.id, null);
       this.forgetCaches();
       return this.listBundles().find((b) => b.id === existing.id) ?? existing;
     }
-    const registered = await indexBundle(this.db, bundlePath);
+    const registered = await indexBundle(this.db, typeof bundle === 'string' ? bundlePath : bundle);
     this.forgetCaches();
     return registered;
   }

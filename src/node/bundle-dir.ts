@@ -1,10 +1,11 @@
-// The bundle directory as the node sees it: which bundles are there (one per seal file), what each asks for
-// (its images and their layer sizes), and a cheap fingerprint telling whether its files changed since verified.
+// The bundle directory as the node sees it: which bundles are there (one per seal file), each opened once per
+// sync into a handle, what each asks for (its images and their layer sizes), and a cheap fingerprint telling
+// whether its files changed since verified.
 
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleImage, type BundleManifest } from '../bundle/format.js';
-import { locateBundle, openBundle, type OpenedBundle } from '../bundle/reader.js';
+import { locateBundle, openLocatedBundle, type BlobLocation, type BundleFiles, type OpenedBundle } from '../bundle/reader.js';
 import { parseManifest } from '../oci/manifest.js';
 import { platformMatches, type Platform } from '../oci/platform.js';
 import { sha256Of, type Digest } from '../oci/digest.js';
@@ -36,7 +37,11 @@ export async function listSealFiles(dir: string): Promise<string[]> {
 }
 
 export async function bundleFingerprint(sealPath: string): Promise<string> {
-  const files = await locateBundle(sealPath);
+  return fingerprintOf(await locateBundle(sealPath));
+}
+
+/** The fingerprint of a located bundle: its seal as read when located, its volumes as they are now. */
+async function fingerprintOf(files: BundleFiles): Promise<string> {
   const parts = [files.sealBytes ? sha256Of(files.sealBytes) : 'unsealed'];
   for (const volume of files.volumes) {
     const st = await stat(volume.path);
@@ -60,20 +65,66 @@ export async function removeBundleFromDir(sealPath: string): Promise<string[]> {
   return removed;
 }
 
+/**
+ * A bundle opened for one sync: located once (the seal read once), its manifest read once, and its blob index
+ * (the scan of the tar headers) built at most once, on first use. Every step of the sync (signature, verify,
+ * storage estimate, the mirror's registration) reads from it instead of opening the bundle again. One handle
+ * is one bundle's files; bundles that serve together are a list of handles.
+ */
+export interface OpenNodeBundle extends NodeBundle {
+  /** The located files (seal bytes, signature path, volumes) and the manifest; `locateBlobs` is remembered. */
+  readonly opened: OpenedBundle;
+}
+
+export type NodeBundleOpener = (sealPath: string) => Promise<OpenNodeBundle>;
+
+/** Opens one bundle of the bundle dir; its `opened.close()` closes the volume files. */
+export async function openNodeBundle(sealPath: string): Promise<OpenNodeBundle> {
+  const files = await locateBundle(sealPath);
+  // The fingerprint stats the volumes before the open checks them, as it always has: a missing volume is
+  // reported by the stat (the same error as before bundles were opened once).
+  const fingerprint = await fingerprintOf(files);
+  const opened = await openLocatedBundle(files);
+  let index: Promise<Map<Digest, BlobLocation>> | undefined;
+  return {
+    path: path.join(opened.dir, opened.name),
+    sealPath,
+    manifest: opened.manifest,
+    manifestDigest: sha256Of(opened.manifestBytes),
+    fingerprint,
+    opened: { ...opened, locateBlobs: () => (index ??= opened.locateBlobs()) },
+  };
+}
+
 /** Reads one bundle's manifest (the first tar entry, checked against the seal) and fingerprint. */
 export async function readNodeBundle(sealPath: string): Promise<NodeBundle> {
-  const fingerprint = await bundleFingerprint(sealPath);
-  const opened = await openBundle(sealPath);
-  try {
-    return {
-      path: path.join(opened.dir, opened.name),
-      sealPath,
-      manifest: opened.manifest,
-      manifestDigest: sha256Of(opened.manifestBytes),
-      fingerprint,
-    };
-  } finally {
-    await opened.close();
+  const { opened, ...bundle } = await openNodeBundle(sealPath);
+  await opened.close();
+  return bundle;
+}
+
+/**
+ * The bundles one preload has opened, by seal path, each opened at most once: the second sync a retirement
+ * starts reuses the handles of the bundles still there. `close` closes them all.
+ */
+export class OpenBundles {
+  private readonly bySeal = new Map<string, Promise<OpenNodeBundle>>();
+
+  constructor(private readonly opener: NodeBundleOpener = openNodeBundle) {}
+
+  open(sealPath: string): Promise<OpenNodeBundle> {
+    let bundle = this.bySeal.get(sealPath);
+    if (!bundle) {
+      bundle = this.opener(sealPath);
+      this.bySeal.set(sealPath, bundle);
+    }
+    return bundle;
+  }
+
+  async close(): Promise<void> {
+    const bundles = [...this.bySeal.values()];
+    this.bySeal.clear();
+    for (const bundle of bundles) await (await bundle.catch(() => undefined))?.opened.close();
   }
 }
 
@@ -144,7 +195,7 @@ async function readRange(opened: OpenedBundle, at: { offset: number; size: numbe
  * for `platform`, reading the (small) manifests from the bundle. Anything unexpected keeps the union of every
  * platform's layers: an over-estimate, never an under-estimate.
  */
-export async function layersForPlatform(images: readonly DesiredImage[], bundles: readonly NodeBundle[], platform: Platform): Promise<DesiredImage[]> {
+export async function layersForPlatform(images: readonly DesiredImage[], bundles: readonly OpenNodeBundle[], platform: Platform): Promise<DesiredImage[]> {
   const multi = images.filter((i) => i.manifests.length > 2);
   if (multi.length === 0) return [...images];
   const narrowed = new Map<string, DesiredImage>();
@@ -152,32 +203,28 @@ export async function layersForPlatform(images: readonly DesiredImage[], bundles
     const mine = multi.filter((i) => i.sealPath === bundle.sealPath);
     if (mine.length === 0) continue;
     const sizes = new Map(bundle.manifest.blobs.map((b) => [b.digest as string, b]));
-    const opened = await openBundle(bundle.sealPath);
-    try {
-      const located = await opened.locateBlobs();
-      const manifestAt = async (digest: string) => {
-        const at = located.get(digest as Digest);
-        // Manifests are small; anything bigger is not read into memory (the estimate then stays).
-        return at && at.size <= MAX_MANIFEST_BYTES ? parseManifest(await readRange(opened, at), undefined, `${bundle.path}: manifest ${digest}`) : undefined;
-      };
-      for (const image of mine) {
-        try {
-          const top = await manifestAt(image.manifests[0]!);
-          if (top?.kind !== 'index') continue;
-          const child = top.manifests.find((m) => m.platform !== undefined && platformMatches(platform, m.platform) && image.manifests.includes(m.digest));
-          const manifest = child ? await manifestAt(child.digest) : undefined;
-          if (manifest?.kind !== 'image') continue;
-          const layers = manifest.layers.flatMap((l) => {
-            const blob = sizes.get(l.digest);
-            return blob ? [{ digest: l.digest as string, size: blob.size, uncompressedSize: blob.uncompressedSize }] : [];
-          });
-          narrowed.set(image.name, { ...image, layers });
-        } catch {
-          // keep the over-estimate for this image
-        }
+    const opened = bundle.opened;
+    const located = await opened.locateBlobs();
+    const manifestAt = async (digest: string) => {
+      const at = located.get(digest as Digest);
+      // Manifests are small; anything bigger is not read into memory (the estimate then stays).
+      return at && at.size <= MAX_MANIFEST_BYTES ? parseManifest(await readRange(opened, at), undefined, `${bundle.path}: manifest ${digest}`) : undefined;
+    };
+    for (const image of mine) {
+      try {
+        const top = await manifestAt(image.manifests[0]!);
+        if (top?.kind !== 'index') continue;
+        const child = top.manifests.find((m) => m.platform !== undefined && platformMatches(platform, m.platform) && image.manifests.includes(m.digest));
+        const manifest = child ? await manifestAt(child.digest) : undefined;
+        if (manifest?.kind !== 'image') continue;
+        const layers = manifest.layers.flatMap((l) => {
+          const blob = sizes.get(l.digest);
+          return blob ? [{ digest: l.digest as string, size: blob.size, uncompressedSize: blob.uncompressedSize }] : [];
+        });
+        narrowed.set(image.name, { ...image, layers });
+      } catch {
+        // keep the over-estimate for this image
       }
-    } finally {
-      await opened.close();
     }
   }
   return images.map((i) => narrowed.get(i.name) ?? i);

@@ -9,7 +9,7 @@ import { startMirror, type RunningMirror } from '../mirror/server.js';
 import { openStateDatabase, type StateDatabase } from '../state/database.js';
 import { NodeState, type FailureReason } from '../state/node-state.js';
 import { UserError, errnoCode } from '../util/errors.js';
-import { bundleSetKey, desiredImages, layersForPlatform, listSealFiles, nodePlatform, readNodeBundle, type DesiredImage, type NodeBundle } from './bundle-dir.js';
+import { layersForPlatform, listSealFiles, nodePlatform, OpenBundles, type DesiredImage, type NodeBundleOpener, type OpenNodeBundle } from './bundle-dir.js';
 import type { NodeConfig } from './config.js';
 import { pullImages, type PullOptions } from './pull.js';
 import { applyMirrorConfig, reloadAfterChange } from './runtime-files.js';
@@ -54,6 +54,8 @@ export interface PreloadContext {
   readonly log: (line: string) => void;
   /** Overrides for tests (backoff). */
   readonly pull?: Partial<Pick<PullOptions, 'backoffMs'>>;
+  /** Opens one bundle of the bundle dir; openNodeBundle unless a test counts the opens. */
+  readonly openBundle?: NodeBundleOpener;
 }
 
 /** A failed sync, already recorded in the state as Degraded with `reason`. */
@@ -68,6 +70,43 @@ function describeError(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/**
+ * What a sync does with the error that ended it, decided here alone:
+ * - `passed-on`: thrown as it is and not recorded here (a failure recorded where it was raised, or a
+ *   cancellation, which is not a failure of the generation: the next run resumes it);
+ * - `failed`: recorded as Degraded with `reason` (and the storage numbers) and thrown as a PreloadFailedError;
+ * - `bug`: recorded, and thrown as it is so that it is reported with its stack.
+ */
+export type SyncFailure =
+  | { readonly outcome: 'passed-on' }
+  | { readonly outcome: 'failed'; readonly reason: FailureReason; readonly storage?: StorageNumbers }
+  | { readonly outcome: 'bug'; readonly reason: FailureReason };
+
+type StorageNumbers = { readonly requiredBytes: number; readonly availableBytes: number };
+
+export function classifySyncFailure(err: unknown): SyncFailure {
+  if (err instanceof PreloadFailedError) return { outcome: 'passed-on' };
+  if (err instanceof UserError && err.code === 'PRELOAD_CANCELLED') return { outcome: 'passed-on' };
+  if (err instanceof StorageInsufficientError) return { outcome: 'failed', reason: 'StorageInsufficient', storage: err.report };
+  // An error the operator can act on: ours, or the system's (a path, a permission, a full disk).
+  if (err instanceof UserError || errnoCode(err) !== undefined) return { outcome: 'failed', reason: 'PrefetchFailed' };
+  return { outcome: 'bug', reason: 'PrefetchFailed' };
+}
+
+/** Records the sync failed for `reason` and throws the failure as a PreloadFailedError. */
+function fail(state: NodeState, reason: FailureReason, err: unknown, storage?: StorageNumbers): never {
+  const message = describeError(err);
+  state.recordFailure(reason, message, storage);
+  throw new PreloadFailedError(reason, message, { hint: err instanceof UserError ? err.hint : undefined, cause: err });
+}
+
+/** Ends a sync with `err` as classifySyncFailure decides. */
+function endSync(state: NodeState, err: unknown): never {
+  const failure = classifySyncFailure(err);
+  if (failure.outcome === 'failed') fail(state, failure.reason, err, failure.storage);
+  if (failure.outcome === 'bug') state.recordFailure(failure.reason, describeError(err));
+  throw err;
+}
 
 async function imageStatuses(cri: CriImageService, images: readonly DesiredImage[]): Promise<Map<string, CriImage | undefined>> {
   const statuses = await mapBounded(images, STATUS_CONCURRENCY, (image) => cri.imageStatus(image.name));
@@ -78,10 +117,19 @@ function checkAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new UserError('PRELOAD_CANCELLED', 'preload was cancelled', { hint: 'it resumes where it stopped on the next run' });
 }
 
-/** Reads every bundle in the bundle dir and verifies those not verified with their current files. */
-async function loadBundles(ctx: PreloadContext): Promise<NodeBundle[]> {
-  const bundles: NodeBundle[] = [];
-  for (const sealPath of await listSealFiles(ctx.config.paths.bundles)) bundles.push(await readNodeBundle(sealPath));
+/** What the steps of one sync share; `changes` gathers the files they changed and the reloads they made. */
+interface Sync {
+  readonly ctx: PreloadContext;
+  readonly bundles: readonly OpenNodeBundle[];
+  readonly images: readonly DesiredImage[];
+  readonly method: PinMethod;
+  readonly changes: { readonly changedFiles: string[]; reloads: number };
+}
+
+/** Opens every bundle in the bundle dir (once per preload) and records them in the state. */
+async function loadBundles(ctx: PreloadContext, opened: OpenBundles): Promise<OpenNodeBundle[]> {
+  const bundles: OpenNodeBundle[] = [];
+  for (const sealPath of await listSealFiles(ctx.config.paths.bundles)) bundles.push(await opened.open(sealPath));
   for (const bundle of bundles) {
     ctx.state.upsertBundle({
       path: bundle.path,
@@ -95,22 +143,24 @@ async function loadBundles(ctx: PreloadContext): Promise<NodeBundle[]> {
   return bundles;
 }
 
-async function verifyBundles(ctx: PreloadContext, bundles: readonly NodeBundle[]): Promise<void> {
+/** Checks each bundle's signature (every sync) and verifies those not verified with their current files. */
+async function verifyBundles(ctx: PreloadContext, bundles: readonly OpenNodeBundle[]): Promise<void> {
   for (const bundle of bundles) {
     const trustedKey = ctx.config.paths.trustedKey;
-    if (trustedKey) await checkNodeBundleSignature(bundle.sealPath, trustedKey);
+    if (trustedKey) await checkNodeBundleSignature(bundle.sealPath, trustedKey, bundle.opened.sealBytes);
     if (ctx.state.isBundleVerified(bundle.path, bundle.fingerprint)) continue;
     checkAborted(ctx.signal);
     ctx.log(`verifying bundle ${bundle.path}`);
-    await verifyNodeBundle(bundle.sealPath, { signal: ctx.signal, trustedKey });
+    await verifyNodeBundle(bundle.sealPath, { signal: ctx.signal, trustedKey, files: bundle.opened });
     ctx.state.markBundleVerified(bundle.path, bundle.fingerprint);
   }
+  checkAborted(ctx.signal);
 }
 
 /** The mirror must serve every bundle before the runtime is told to use it. */
-async function registerWithMirror(ctx: PreloadContext, bundles: readonly NodeBundle[]): Promise<void> {
+async function registerWithMirror(ctx: PreloadContext, bundles: readonly OpenNodeBundle[]): Promise<void> {
   const wanted = new Set(bundles.map((b) => b.path));
-  for (const bundle of bundles) await ctx.store.registerBundle(bundle.sealPath);
+  for (const bundle of bundles) await ctx.store.registerBundle(bundle.opened);
   for (const registered of ctx.store.listBundles()) if (!wanted.has(registered.path)) await ctx.store.unregisterBundle(registered.path);
 }
 
@@ -132,126 +182,162 @@ async function finalStatuses(ctx: PreloadContext, images: readonly DesiredImage[
  * Removes the pin of every image that left the desired set (this sync or an earlier one that stopped before
  * doing it) and records them unpinned; the images themselves stay in the runtime for its GC to decide.
  */
-async function releaseLeaving(ctx: PreloadContext, method: PinMethod, desired: readonly string[]): Promise<{ names: string[]; changedFiles: readonly string[]; reloads: number }> {
+async function releaseLeaving(sync: Sync): Promise<string[]> {
+  const { ctx, method, images, changes } = sync;
   const leaving = ctx.state.leavingImages();
-  if (leaving.length === 0) return { names: [], changedFiles: [], reloads: 0 };
-  const outcome = await unpinImages(ctx, method, leaving, desired);
+  if (leaving.length === 0) return [];
+  const outcome = await unpinImages(ctx, method, leaving, images.map((i) => i.name));
   ctx.state.markUnpinned(leaving);
   ctx.log(`unpinned ${leaving.length} image(s) no longer in any bundle (kept in the runtime; its garbage collection may remove them)`);
-  return { names: leaving, changedFiles: outcome.changedFiles, reloads: outcome.reloads };
+  changes.changedFiles.push(...outcome.changedFiles);
+  changes.reloads += outcome.reloads;
+  return leaving;
+}
+
+/** ImageStatus of every desired image before pulling: which are present, which missing (both recorded). */
+async function takeStock(sync: Sync): Promise<{ present: string[]; missing: DesiredImage[] }> {
+  const { ctx, images } = sync;
+  const before = await imageStatuses(ctx.cri, images);
+  const present = images.filter((i) => before.get(i.name) !== undefined).map((i) => i.name);
+  ctx.state.markPresent(present);
+  ctx.state.markMissing(images.filter((i) => before.get(i.name) === undefined).map((i) => i.name));
+  const missing = images.filter((i) => before.get(i.name) === undefined);
+  return { present, missing };
+}
+
+/** Refuses the sync (StorageInsufficientError) before any pull when the missing images would not fit. */
+async function checkSpace(sync: Sync, present: readonly string[], missing: readonly DesiredImage[]): Promise<void> {
+  const { ctx, images, bundles } = sync;
+  const { config } = ctx;
+  const report = await checkStorage({
+    cri: ctx.cri,
+    imageFs: config.runtime.imageFs,
+    // The present images' layers too: those already on disk are not counted again. Nothing missing,
+    // nothing to read (a sync with everything in place stays fast).
+    images: missing.length === 0 ? [] : await layersForPlatform(images, bundles, nodePlatform()),
+    present: new Set(present),
+    reserveBytes: config.storage.reserveBytes,
+    runtime: config.runtime.kind,
+  });
+  if (missing.length > 0) ctx.log(`storage: ${report.mountpoint} has ${report.availableBytes} bytes available, ${report.requiredBytes} required`);
+}
+
+/** Serves every bundle from the mirror and points the runtime at it (its configuration, and a reload). */
+async function serveBundles(sync: Sync): Promise<void> {
+  const { ctx, images, bundles, changes } = sync;
+  await registerWithMirror(ctx, bundles);
+  const mirrorFiles = await applyMirrorConfig(ctx.config, images.map((i) => i.repository), images.filter((i) => i.servedByTag).map((i) => i.repository));
+  changes.changedFiles.push(...mirrorFiles);
+  changes.reloads += await reloadAfterChange(ctx, mirrorFiles, 'mirror configuration');
+}
+
+/** Pulls the missing images through CRI; any that cannot be pulled fails the sync. Returns those pulled. */
+async function pullMissing(sync: Sync, missing: readonly DesiredImage[]): Promise<string[]> {
+  const { ctx, images } = sync;
+  const { config, state, log } = ctx;
+  if (missing.length === 0) return [];
+  log(`pulling ${missing.length} of ${images.length} image(s), ${config.pull.concurrency} at a time`);
+  const outcome = await pullImages(ctx.cri, missing.map((i) => ({ name: i.name, bytes: i.bytes })), {
+    concurrency: config.pull.concurrency,
+    retries: config.pull.retries,
+    baseTimeoutMs: config.pull.timeoutMs,
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+    ...(ctx.pull?.backoffMs ? { backoffMs: ctx.pull.backoffMs } : {}),
+    onAttempt: (name, attempt, error) => {
+      state.recordAttempt(name, error?.message);
+      if (error) log(`pull ${name} attempt ${attempt} failed: ${error.message}`);
+      else state.markPresent([name]);
+    },
+  });
+  checkAborted(ctx.signal);
+  if (outcome.noSpace) {
+    for (const [name, error] of outcome.failed) state.markFailed(name, error.message);
+    fail(state, 'StorageInsufficient', new UserError('STORAGE_INSUFFICIENT', `the image filesystem filled up while pulling: ${outcome.noSpace.message}; all remaining pulls were stopped`));
+  }
+  if (outcome.failed.size > 0) {
+    for (const [name, error] of outcome.failed) state.markFailed(name, error.message);
+    const first = [...outcome.failed][0]!;
+    fail(state, 'PrefetchFailed', new UserError('PREFETCH_FAILED', `${outcome.failed.size} of ${missing.length} image(s) could not be pulled after ${config.pull.retries} attempt(s); first: ${first[0]}: ${first[1].message}`));
+  }
+  return outcome.pulled;
+}
+
+/** The MCO re-checks every image before pinning: a vanished one (GC, manual removal) fails the sync. */
+async function recheckPresent(sync: Sync): Promise<void> {
+  const { ctx, images } = sync;
+  const after = await imageStatuses(ctx.cri, images);
+  const vanished = images.filter((i) => after.get(i.name) === undefined).map((i) => i.name);
+  if (vanished.length > 0) {
+    ctx.state.markMissing(vanished);
+    fail(ctx.state, 'PrefetchFailed', new UserError('PREFETCH_FAILED', `${vanished.length} image(s) are not in the runtime after pulling: ${vanished.slice(0, 5).join(', ')}`));
+  }
 }
 
 /**
- * Runs one sync over the bundles in the bundle dir. Throws PreloadFailedError (recorded) on failure. When the
- * sync ends with the newest release all pinned and [pins] keep_releases retires something, a second sync
- * (`retire` false) takes the retired images out through the usual unpinning, as if an admin removed them.
+ * Pins every image (only now, with every image present: last, like the MCO, leaving GC a window before),
+ * then records what the runtime reports pinned.
+ */
+async function pinAll(sync: Sync): Promise<{ pinned: string[]; unpinned: string[]; pinning: string }> {
+  const { ctx, images, method, changes } = sync;
+  const names = images.map((i) => i.name);
+  const pins = await pinImages(ctx, method, names);
+  changes.changedFiles.push(...pins.changedFiles);
+  changes.reloads += pins.reloads;
+
+  // Wait for the runtime to report pins only where it will (a CRI-O file on containerd 1.6 never does).
+  const final = await finalStatuses(ctx, images, pins.changed && reportsPinsSoon(method));
+  const gone = images.filter((i) => final.get(i.name) === undefined).map((i) => i.name);
+  if (gone.length > 0) {
+    ctx.state.markMissing(gone);
+    fail(ctx.state, 'PrefetchFailed', new UserError('PREFETCH_FAILED', `${gone.length} image(s) vanished from the runtime while pinning: ${gone.slice(0, 5).join(', ')}`));
+  }
+  const pinned = names.filter((n) => final.get(n)?.pinned === true);
+  const unpinned = names.filter((n) => final.get(n)?.pinned !== true);
+  const pinning = pinningDescription(method, ctx.config, unpinned.length);
+  ctx.state.recordSynced(names, pinned, pinning);
+  return { pinned, unpinned, pinning };
+}
+
+/**
+ * Runs one sync over the bundles in the bundle dir, each opened once. Throws PreloadFailedError (recorded) on
+ * failure. When the sync ends with the newest release all pinned and [pins] keep_releases retires something,
+ * a second sync (`retire` false) takes the retired images out through the usual unpinning, as if an admin
+ * removed them; it reuses the bundles this one opened.
  */
 export async function preloadOnce(ctx: PreloadContext, retire = true): Promise<PreloadResult> {
+  const opened = new OpenBundles(ctx.openBundle);
+  try {
+    return await syncOnce(ctx, opened, retire);
+  } finally {
+    await opened.close();
+  }
+}
+
+/**
+ * The steps, in the MCO's order. Failures before Progressing is recorded (the bundle dir cannot be read) are
+ * thrown as they are; after it, endSync decides.
+ */
+async function syncOnce(ctx: PreloadContext, opened: OpenBundles, retire: boolean): Promise<PreloadResult> {
   const { config, state, cri, log } = ctx;
-  const bundles = await loadBundles(ctx);
+  const bundles = await loadBundles(ctx, opened);
   const { setKey, images, retirement, applied } = desiredSet(bundles, config.pins.keepReleases, state);
   const generation = state.setDesired(setKey, images.map((i) => ({ name: i.name, bundle: i.bundle })));
   state.startProgressing(`generation ${generation}: ${images.length} image(s) from ${bundles.length} bundle(s)`);
-  const fail = (reason: FailureReason, err: unknown, storage?: { requiredBytes: number; availableBytes: number }): never => {
-    const message = describeError(err);
-    state.recordFailure(reason, message, storage);
-    if (err instanceof PreloadFailedError) throw err;
-    throw new PreloadFailedError(reason, message, { hint: err instanceof UserError ? err.hint : undefined, cause: err });
-  };
-  const changedFiles: string[] = [];
-  let reloads = 0;
+  const changes = { changedFiles: [] as string[], reloads: 0 };
   try {
     const method = pinMethod(config, await cri.version());
     state.recordRuntime(method.runtime);
-    const released = await releaseLeaving(ctx, method, images.map((i) => i.name));
-    changedFiles.push(...released.changedFiles);
-    reloads += released.reloads;
-
+    const sync: Sync = { ctx, bundles, images, method, changes };
+    const released = await releaseLeaving(sync);
     await verifyBundles(ctx, bundles);
-    checkAborted(ctx.signal);
-
-    const before = await imageStatuses(cri, images);
-    const present = images.filter((i) => before.get(i.name) !== undefined).map((i) => i.name);
-    state.markPresent(present);
-    state.markMissing(images.filter((i) => before.get(i.name) === undefined).map((i) => i.name));
-    const missing = images.filter((i) => before.get(i.name) === undefined);
-
-    try {
-      const report = await checkStorage({
-        cri,
-        imageFs: config.runtime.imageFs,
-        // The present images' layers too: those already on disk are not counted again. Nothing missing,
-        // nothing to read (a sync with everything in place stays fast).
-        images: missing.length === 0 ? [] : await layersForPlatform(images, bundles, nodePlatform()),
-        present: new Set(present),
-        reserveBytes: config.storage.reserveBytes,
-        runtime: config.runtime.kind,
-      });
-      if (missing.length > 0) log(`storage: ${report.mountpoint} has ${report.availableBytes} bytes available, ${report.requiredBytes} required`);
-    } catch (err) {
-      if (err instanceof StorageInsufficientError) fail('StorageInsufficient', err, err.report);
-      throw err;
-    }
-
-    await registerWithMirror(ctx, bundles);
-    const mirrorFiles = await applyMirrorConfig(config, images.map((i) => i.repository), images.filter((i) => i.servedByTag).map((i) => i.repository));
-    changedFiles.push(...mirrorFiles);
-    reloads += await reloadAfterChange(ctx, mirrorFiles, 'mirror configuration');
-
-    let pulled: string[] = [];
-    if (missing.length > 0) {
-      log(`pulling ${missing.length} of ${images.length} image(s), ${config.pull.concurrency} at a time`);
-      const outcome = await pullImages(cri, missing.map((i) => ({ name: i.name, bytes: i.bytes })), {
-        concurrency: config.pull.concurrency,
-        retries: config.pull.retries,
-        baseTimeoutMs: config.pull.timeoutMs,
-        ...(ctx.signal ? { signal: ctx.signal } : {}),
-        ...(ctx.pull?.backoffMs ? { backoffMs: ctx.pull.backoffMs } : {}),
-        onAttempt: (name, attempt, error) => {
-          state.recordAttempt(name, error?.message);
-          if (error) log(`pull ${name} attempt ${attempt} failed: ${error.message}`);
-          else state.markPresent([name]);
-        },
-      });
-      pulled = outcome.pulled;
-      checkAborted(ctx.signal);
-      if (outcome.noSpace) {
-        for (const [name, error] of outcome.failed) state.markFailed(name, error.message);
-        fail('StorageInsufficient', new UserError('STORAGE_INSUFFICIENT', `the image filesystem filled up while pulling: ${outcome.noSpace.message}; all remaining pulls were stopped`));
-      }
-      if (outcome.failed.size > 0) {
-        for (const [name, error] of outcome.failed) state.markFailed(name, error.message);
-        const first = [...outcome.failed][0]!;
-        fail('PrefetchFailed', new UserError('PREFETCH_FAILED', `${outcome.failed.size} of ${missing.length} image(s) could not be pulled after ${config.pull.retries} attempt(s); first: ${first[0]}: ${first[1].message}`));
-      }
-    }
-
-    // The MCO re-checks every image before pinning: a vanished one (GC, manual removal) fails the sync.
-    const after = await imageStatuses(cri, images);
-    const vanished = images.filter((i) => after.get(i.name) === undefined).map((i) => i.name);
-    if (vanished.length > 0) {
-      state.markMissing(vanished);
-      fail('PrefetchFailed', new UserError('PREFETCH_FAILED', `${vanished.length} image(s) are not in the runtime after pulling: ${vanished.slice(0, 5).join(', ')}`));
-    }
-
-    // Only now, with every image present, the pins: last, like the MCO, leaving GC a window before.
-    const names = images.map((i) => i.name);
-    const pins = await pinImages(ctx, method, names);
-    changedFiles.push(...pins.changedFiles);
-    reloads += pins.reloads;
-
-    // Wait for the runtime to report pins only where it will (a CRI-O file on containerd 1.6 never does).
-    const final = await finalStatuses(ctx, images, pins.changed && reportsPinsSoon(method));
-    const gone = images.filter((i) => final.get(i.name) === undefined).map((i) => i.name);
-    if (gone.length > 0) {
-      state.markMissing(gone);
-      fail('PrefetchFailed', new UserError('PREFETCH_FAILED', `${gone.length} image(s) vanished from the runtime while pinning: ${gone.slice(0, 5).join(', ')}`));
-    }
-    const pinned = names.filter((n) => final.get(n)?.pinned === true);
-    const unpinned = names.filter((n) => final.get(n)?.pinned !== true);
-    const pinning = pinningDescription(method, config, unpinned.length);
-    state.recordSynced(names, pinned, pinning);
-    const result: PreloadResult = { generation, images: images.length, pulled, pinned, unpinned, pinning, released: released.names, retired: { releases: [], bundles: [] }, changedFiles, reloads };
+    const { present, missing } = await takeStock(sync);
+    await checkSpace(sync, present, missing);
+    await serveBundles(sync);
+    const pulled = await pullMissing(sync, missing);
+    await recheckPresent(sync);
+    const { pinned, unpinned, pinning } = await pinAll(sync);
+    const { changedFiles, reloads } = changes;
+    const result: PreloadResult = { generation, images: images.length, pulled, pinned, unpinned, pinning, released, retired: { releases: [], bundles: [] }, changedFiles, reloads };
     const retired = retire
       ? await applyRetirement(retirement, applied, new Set(pinned), {
           recordReleases: (releases) => state.recordRetiredReleases(releases),
@@ -260,25 +346,17 @@ export async function preloadOnce(ctx: PreloadContext, retire = true): Promise<P
         })
       : undefined;
     if (!retired) return result;
-    const next = await preloadOnce(ctx, false);
+    const next = await syncOnce(ctx, opened, false);
     return {
       ...next,
       pulled: [...pulled, ...next.pulled],
-      released: [...released.names, ...next.released],
+      released: [...released, ...next.released],
       retired,
       changedFiles: [...changedFiles, ...next.changedFiles],
       reloads: reloads + next.reloads,
     };
   } catch (err) {
-    if (err instanceof PreloadFailedError) throw err;
-    if (err instanceof UserError && err.code === 'PRELOAD_CANCELLED') {
-      throw err; // not a failure of the generation: the next run resumes it
-    }
-    if (!(err instanceof UserError) && errnoCode(err) === undefined) {
-      state.recordFailure('PrefetchFailed', describeError(err));
-      throw err; // a bug: recorded, and reported with its stack
-    }
-    return fail('PrefetchFailed', err);
+    return endSync(state, err);
   }
 }
 

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { verifyBundle, type VerifyReport } from '../bundle/verify.js';
 import { checkSignature, loadPublicKey } from '../bundle/signing.js';
 import { SEAL_SUFFIX, SIGNATURE_SUFFIX } from '../bundle/format.js';
+import type { BundleFiles } from '../bundle/reader.js';
 import { errnoCode, UserError } from '../util/errors.js';
 
 const PROBLEMS_SHOWN = 5;
@@ -14,12 +15,14 @@ export interface NodeVerifyOptions {
   readonly signal?: AbortSignal | undefined;
   /** [paths] trusted_key: when set, a bundle must carry a valid signature by this Ed25519 public key. */
   readonly trustedKey?: string | undefined;
+  /** The bundle's files as located already (a sync's open bundle): its seal is not read again. */
+  readonly files?: BundleFiles | undefined;
 }
 
 /** Throws BUNDLE_VERIFY_FAILED naming the bundle and its problems; `signal` is checked between steps. */
 export async function verifyNodeBundle(sealPath: string, options: NodeVerifyOptions = {}): Promise<void> {
   if (options.signal?.aborted) throw new UserError('PRELOAD_CANCELLED', 'cancelled before verifying the bundle');
-  const report = await verifyBundle(sealPath, options.trustedKey ? { trustedKey: options.trustedKey } : {});
+  const report = await verifyBundle(options.files ?? sealPath, options.trustedKey ? { trustedKey: options.trustedKey } : {});
   if (!report.ok) throw verifyFailure(report, sealPath, options.trustedKey);
 }
 
@@ -35,10 +38,11 @@ export function verifyFailure(report: VerifyReport, sealPath: string, trustedKey
 /**
  * The signature check alone (reads only the seal and the .sig, no blob), done on every sync when a trusted
  * key is configured: the full verification is cached per bundle, but a key change must take effect at once.
+ * `sealBytes`, when given, are the seal as the sync read it (it is not read again).
  */
-export async function checkNodeBundleSignature(sealPath: string, trustedKey: string): Promise<void> {
+export async function checkNodeBundleSignature(sealPath: string, trustedKey: string, sealBytes?: Buffer): Promise<void> {
   const signaturePath = `${sealPath.slice(0, -SEAL_SUFFIX.length)}${SIGNATURE_SUFFIX}`;
-  const [sealBytes, key] = await Promise.all([readFile(sealPath), loadPublicKey(trustedKey)]);
+  const [seal, key] = await Promise.all([sealBytes ?? readFile(sealPath), loadPublicKey(trustedKey)]);
   let signatureBytes: Buffer;
   try {
     signatureBytes = await readFile(signaturePath);
@@ -48,7 +52,7 @@ export async function checkNodeBundleSignature(sealPath: string, trustedKey: str
       hint: 'sign the bundle on the bastion (bundle create --sign-key) and copy its .sig next to the seal, or unset trusted_key',
     });
   }
-  const check = checkSignature(sealBytes, signatureBytes, key);
+  const check = checkSignature(seal, signatureBytes, key);
   if (!check.ok) {
     throw new UserError('BUNDLE_SIGNATURE_INVALID', `bundle ${sealPath}: bad signature: ${check.reason}`, {
       hint: `the bundle was not signed by the key ${trustedKey} trusts, or it was changed after signing: do not use it`,

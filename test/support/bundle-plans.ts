@@ -1,7 +1,7 @@
 // Hand-built bundle plans and an in-memory ImageSource, for bundle tests that need no registry.
 // Images are tiny OCI images whose layers are arbitrary bytes (the bundle never looks inside layers).
 
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { pipeline, Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import type { BundlePlan, PlannedBlob, PlannedImage } from '../../src/plan/plan.js';
@@ -117,3 +117,25 @@ export class MemorySource implements ImageSource {
 }
 
 export { DigestMismatchError };
+
+/** A multi-arch image in `repo`: an OCI index over an amd64 and an arm64 child with different layers. */
+export function multiArchImage(repo: Repository): TestImage {
+  const amd64 = testImage(repo, 'amd64', [randomBytes(3000)]);
+  const arm64 = testImage(repo, 'arm64', [randomBytes(5000), randomBytes(7000)]);
+  const child = (t: TestImage, architecture: string) => ({ mediaType: MediaType.ociManifest, digest: t.image.reference.digest, size: t.blobs[0]!.size, platform: { os: 'linux', architecture } });
+  const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [child(amd64, 'amd64'), child(arm64, 'arm64')] }));
+  const digest = sha256Of(bytes);
+  const index: PlannedBlob & { content: Buffer } = {
+    digest, size: bytes.length, mediaType: MediaType.ociIndex, role: 'manifest', repositories: [`${repo.domain}/${repo.path}`],
+    bytes, uncompressedSize: bytes.length, uncompressedEstimated: false, content: bytes,
+  };
+  const image: PlannedImage = {
+    ...amd64.image,
+    reference: { ...repo, digest },
+    mediaType: MediaType.ociIndex,
+    platforms: [{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64' }],
+    manifests: [digest, amd64.image.reference.digest, arm64.image.reference.digest],
+    blobs: [...amd64.image.blobs, ...arm64.image.blobs],
+  };
+  return { image, blobs: [index, ...amd64.blobs, ...arm64.blobs] };
+}

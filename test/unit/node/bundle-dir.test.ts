@@ -5,45 +5,21 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createBundle } from '../../../src/bundle/writer.js';
-import { bundleSetKey, desiredImages, layersForPlatform, listSealFiles, readNodeBundle, removeBundleFromDir } from '../../../src/node/bundle-dir.js';
-import { sha256Of } from '../../../src/oci/digest.js';
-import { MediaType } from '../../../src/oci/media-types.js';
-import type { PlannedBlob, PlannedImage } from '../../../src/plan/plan.js';
-import { blobContents, MemorySource, testImage, testPlan, type TestImage } from '../../support/bundle-plans.js';
+import { bundleSetKey, desiredImages, layersForPlatform, listSealFiles, OpenBundles, openNodeBundle, removeBundleFromDir } from '../../../src/node/bundle-dir.js';
+import { blobContents, MemorySource, multiArchImage, testImage, testPlan } from '../../support/bundle-plans.js';
 
 const REPO = { domain: 'quay.io', path: 'openshift-release-dev/ocp-v4.0-art-dev' };
-
-/** A multi-arch image: an OCI index over an amd64 and an arm64 child with different layers. */
-function multiArchImage(): TestImage {
-  const amd64 = testImage(REPO, 'amd64', [randomBytes(3000)]);
-  const arm64 = testImage(REPO, 'arm64', [randomBytes(5000), randomBytes(7000)]);
-  const child = (t: TestImage, architecture: string) => ({ mediaType: MediaType.ociManifest, digest: t.image.reference.digest, size: t.blobs[0]!.size, platform: { os: 'linux', architecture } });
-  const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [child(amd64, 'amd64'), child(arm64, 'arm64')] }));
-  const digest = sha256Of(bytes);
-  const index: PlannedBlob & { content: Buffer } = {
-    digest, size: bytes.length, mediaType: MediaType.ociIndex, role: 'manifest', repositories: [`${REPO.domain}/${REPO.path}`],
-    bytes, uncompressedSize: bytes.length, uncompressedEstimated: false, content: bytes,
-  };
-  const image: PlannedImage = {
-    ...amd64.image,
-    reference: { ...REPO, digest },
-    mediaType: MediaType.ociIndex,
-    platforms: [{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64' }],
-    manifests: [digest, amd64.image.reference.digest, arm64.image.reference.digest],
-    blobs: [...amd64.image.blobs, ...arm64.image.blobs],
-  };
-  return { image, blobs: [index, ...amd64.blobs, ...arm64.blobs] };
-}
 
 test('desired images: every image once, with its repository, bytes and layer sizes from the bundle manifest', async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-bundle-dir-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const single = testImage(REPO, 'single', [randomBytes(1000), randomBytes(2000)]);
-  const multi = multiArchImage();
+  const multi = multiArchImage(REPO);
   await createBundle({ plan: testPlan([single, multi]), source: new MemorySource(blobContents([single, multi])), output: path.join(dir, 'b.tar'), created: '2026-01-01T00:00:00Z' });
   const seals = await listSealFiles(dir);
   assert.deepEqual(seals, [path.join(dir, 'b.tar.seal.json')]);
-  const bundle = await readNodeBundle(seals[0]!);
+  const bundle = await openNodeBundle(seals[0]!);
+  t.after(() => bundle.opened.close());
   assert.equal(bundle.path, path.join(dir, 'b.tar'));
   assert.equal(bundleSetKey([bundle]), bundle.manifestDigest);
 
@@ -85,4 +61,25 @@ test('removing a bundle from the bundle dir takes its seal first, then every vol
   await mkdir(path.join(dir, 'new.tar.002', 'busy'), { recursive: true });
   await assert.rejects(removeBundleFromDir(path.join(dir, 'new.tar.seal.json')));
   assert.deepEqual(await listSealFiles(dir), []);
+});
+
+test('the bundles of one preload: each seal opened once however often a sync asks (a retirement\'s second sync too), each closed once', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-bundle-dir-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const images = [testImage(REPO, 'a', [randomBytes(1000)])];
+  for (const name of ['a.tar', 'b.tar']) await createBundle({ plan: testPlan(images), source: new MemorySource(blobContents(images)), output: path.join(dir, name), created: '2026-01-01T00:00:00Z' });
+  const opens: string[] = [];
+  const closes: string[] = [];
+  const bundles = new OpenBundles(async (seal) => {
+    opens.push(seal);
+    const bundle = await openNodeBundle(seal);
+    return { ...bundle, opened: { ...bundle.opened, close: () => (closes.push(seal), bundle.opened.close()) } };
+  });
+  const seals = await listSealFiles(dir);
+  for (let sync = 0; sync < 2; sync++) for (const seal of seals) await bundles.open(seal);
+  const first = await bundles.open(seals[0]!);
+  assert.equal(await bundles.open(seals[0]!), first, 'the same handle');
+  assert.deepEqual(opens, seals);
+  await bundles.close();
+  assert.deepEqual(closes, seals);
 });

@@ -3,18 +3,23 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import fsp, { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { syncBuiltinESMExports } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { createBundle } from '../../../src/bundle/writer.js';
 import { CriError, type CriImage, type CriImageService } from '../../../src/cri/image-service.js';
 import { BundleStore } from '../../../src/mirror/bundle-store.js';
 import { resolveConfig, type NodeConfig } from '../../../src/node/config.js';
-import { preloadOnce, PreloadFailedError } from '../../../src/node/preload.js';
+import { openNodeBundle } from '../../../src/node/bundle-dir.js';
+import { classifySyncFailure, preloadOnce, PreloadFailedError, type PreloadContext, type SyncFailure } from '../../../src/node/preload.js';
+import { StorageInsufficientError, type StorageReport } from '../../../src/node/storage-check.js';
+import { generateSigningKey } from '../../../src/bundle/signing.js';
+import { UserError } from '../../../src/util/errors.js';
 import { renderPinnedImages } from '../../../src/node/runtime-files.js';
 import { openStateDatabase } from '../../../src/state/database.js';
 import { NodeState } from '../../../src/state/node-state.js';
-import { blobContents, MemorySource, testImage, testPlan } from '../../support/bundle-plans.js';
+import { blobContents, MemorySource, multiArchImage, testImage, testPlan } from '../../support/bundle-plans.js';
 
 const REPO = { domain: 'quay.io', path: 'openshift-release-dev/ocp-v4.0-art-dev' };
 
@@ -62,14 +67,17 @@ interface Fixture {
   store: BundleStore;
   runtime: FakeRuntime;
   names: string[];
-  run(): ReturnType<typeof preloadOnce>;
+  /** The bundle signing key, when the fixture was made `signed` (the config then trusts only it). */
+  signKey?: string | undefined;
+  run(context?: Partial<PreloadContext>): ReturnType<typeof preloadOnce>;
 }
 
-async function fixture(t: { after(fn: () => Promise<void> | void): void }, kind: 'crio' | 'containerd' = 'crio'): Promise<Fixture> {
+async function fixture(t: { after(fn: () => Promise<void> | void): void }, kind: 'crio' | 'containerd' = 'crio', options: { signed?: boolean } = {}): Promise<Fixture> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-preload-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const images = [0, 1, 2, 3].map((i) => testImage(REPO, `img${i}`, [randomBytes(2000), randomBytes(1000)]));
-  await createBundle({ plan: testPlan(images), source: new MemorySource(blobContents(images)), output: path.join(dir, 'bundles', 'b.tar'), created: '2026-01-01T00:00:00Z' });
+  const key = options.signed ? await generateSigningKey(path.join(dir, 'bundle.key')) : undefined;
+  await createBundle({ plan: testPlan(images), source: new MemorySource(blobContents(images)), output: path.join(dir, 'bundles', 'b.tar'), created: '2026-01-01T00:00:00Z', ...(key ? { signKey: key.keyPath } : {}) });
   const config = resolveConfig(
     new Map<string, unknown>([
       ['runtime.kind', kind],
@@ -82,6 +90,7 @@ async function fixture(t: { after(fn: () => Promise<void> | void): void }, kind:
       ['runtime.hosts_dir', path.join(dir, 'certs.d')],
       ['storage.reserve', 0],
       ['pull.retries', 2],
+      ...(key ? [['paths.trusted_key', key.publicKeyPath] as [string, unknown]] : []),
     ]),
     new Map(),
     undefined,
@@ -102,8 +111,8 @@ async function fixture(t: { after(fn: () => Promise<void> | void): void }, kind:
   };
   const names = images.map((i) => `quay.io/${REPO.path}@${i.image.reference.digest}`).sort();
   return {
-    dir, config, state, store, runtime, names,
-    run: () => preloadOnce({ config, state, store, cri: runtime as unknown as CriImageService, log: () => undefined, pull: { backoffMs: () => 1 } }),
+    dir, config, state, store, runtime, names, signKey: key?.keyPath,
+    run: (context = {}) => preloadOnce({ config, state, store, cri: runtime as unknown as CriImageService, log: () => undefined, pull: { backoffMs: () => 1 }, ...context }),
   };
 }
 
@@ -226,4 +235,55 @@ test('an empty bundle dir is a set with no images: our files are removed (and th
   assert.equal(f.state.status().desiredGeneration, 2, 'a new set, a new generation');
   assert.deepEqual(f.state.images(), []);
   assert.equal(await reloads(f.dir), 4);
+});
+
+/** Counts readFile calls per path while `during` runs (every module's readFile, named imports included). */
+async function countingReads<T>(during: () => Promise<T>): Promise<{ result: T; reads: Map<string, number> }> {
+  const reads = new Map<string, number>();
+  const original = fsp.readFile;
+  fsp.readFile = ((file: Parameters<typeof original>[0], ...rest: unknown[]) => {
+    const name = String(file);
+    reads.set(name, (reads.get(name) ?? 0) + 1);
+    return (original as (...args: unknown[]) => unknown)(file, ...rest);
+  }) as typeof original;
+  syncBuiltinESMExports();
+  try {
+    return { result: await during(), reads };
+  } finally {
+    fsp.readFile = original;
+    syncBuiltinESMExports();
+  }
+}
+
+test('one preload opens each bundle once and reads its seal once: signature, verification, storage estimate and mirror registration share it', async (t) => {
+  const f = await fixture(t, 'crio', { signed: true });
+  // A second bundle with a multi-arch image, so the storage estimate reads its index from the bundle too.
+  const multi = multiArchImage(REPO);
+  await createBundle({ plan: testPlan([multi]), source: new MemorySource(blobContents([multi])), output: path.join(f.dir, 'bundles', 'm.tar'), created: '2026-01-01T00:00:00Z', signKey: f.signKey! });
+  f.runtime.pinnedNow = () => new Set(f.runtime.images);
+  const seals = ['b.tar', 'm.tar'].map((name) => path.join(f.dir, 'bundles', `${name}.seal.json`));
+
+  for (const round of ['first sync: verifies, estimates and registers', 'second sync: all in place']) {
+    const opens: string[] = [];
+    const { result, reads } = await countingReads(() => f.run({ openBundle: (seal) => (opens.push(seal), openNodeBundle(seal)) }));
+    assert.deepEqual(opens, seals, `${round}: each bundle opened once`);
+    for (const seal of seals) assert.equal(reads.get(seal), 1, `${round}: ${path.basename(seal)} read once`);
+    assert.equal(result.images, 5);
+  }
+  assert.deepEqual(f.store.listBundles().map((b) => path.basename(b.path)), ['b.tar', 'm.tar'], 'both registered with the mirror');
+  assert.ok(f.state.bundles().every((b) => f.state.isBundleVerified(b.path, b.fingerprint)), 'both verified');
+});
+
+test('how a sync ends on each kind of error: recorded or not, wrapped as PreloadFailedError or thrown as it is', () => {
+  const report: StorageReport = { layerCount: 3, layerBytes: 900, reserveBytes: 100, requiredBytes: 1000, mountpoint: '/var/lib/containers', availableBytes: 10, enough: false };
+  const rows: Array<[string, unknown, SyncFailure]> = [
+    ['a failure already recorded where it was raised', new PreloadFailedError('PrefetchFailed', 'x'), { outcome: 'passed-on' }],
+    ['a cancellation (the next run resumes it)', new UserError('PRELOAD_CANCELLED', 'preload was cancelled'), { outcome: 'passed-on' }],
+    ['too little space before pulling', new StorageInsufficientError(report), { outcome: 'failed', reason: 'StorageInsufficient', storage: report }],
+    ['an error the operator can act on', new UserError('BUNDLE_VERIFY_FAILED', 'bundle b.tar failed verification'), { outcome: 'failed', reason: 'PrefetchFailed' }],
+    ['a system error with an errno code', Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' }), { outcome: 'failed', reason: 'PrefetchFailed' }],
+    ['a bug (no code)', new TypeError('cannot read properties of undefined'), { outcome: 'bug', reason: 'PrefetchFailed' }],
+    ['something thrown that is not an Error', 'oops', { outcome: 'bug', reason: 'PrefetchFailed' }],
+  ];
+  for (const [what, err, expected] of rows) assert.deepEqual(classifySyncFailure(err), expected, what);
 });
