@@ -13,7 +13,7 @@ import { loadProto, unaryCall, unixClient, waitForReady, type GrpcClient, type G
 export const PINNED_LABEL = 'io.cri-containerd.pinned';
 export const PINNED_VALUE = 'pinned';
 /** The namespace the CRI plugin keeps the kubelet's images in. */
-export const CRI_NAMESPACE = 'k8s.io';
+const CRI_NAMESPACE = 'k8s.io';
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 /** Filters per List call: containerd ORs them; a few thousand digests stay well under any message limit. */

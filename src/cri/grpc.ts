@@ -7,9 +7,9 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
 /** The MCO's CRI client uses the same limit: ListImages on a node with thousands of images is large. */
-export const MAX_RECEIVE_MESSAGE_BYTES = 16 * 1024 * 1024;
+const MAX_RECEIVE_MESSAGE_BYTES = 16 * 1024 * 1024;
 
-export type UnaryMethod = (
+type UnaryMethod = (
   request: object,
   metadata: grpc.Metadata,
   options: grpc.CallOptions,

@@ -75,7 +75,6 @@ interface WireFilesystemUsage {
   usedBytes: WireUInt64 | null;
   inodesUsed: WireUInt64 | null;
 }
-type CriClient = GrpcClient;
 
 let runtimeV1: { imageService: GrpcClientConstructor; runtimeService: GrpcClientConstructor } | undefined;
 
@@ -122,8 +121,8 @@ function toCriImage(wire: WireImage): CriImage {
 export class CriImageService {
   private constructor(
     readonly endpoint: string,
-    private readonly images: CriClient,
-    private readonly runtime: CriClient,
+    private readonly images: GrpcClient,
+    private readonly runtime: GrpcClient,
     private readonly callTimeoutMs: number,
   ) {}
 
@@ -226,7 +225,7 @@ export class CriImageService {
   }
 
   private call(
-    client: CriClient,
+    client: GrpcClient,
     method: string,
     operation: string,
     request: object,

@@ -35,7 +35,7 @@ export interface ContainerdOptions {
  * Where scripts/fetch-containerd-1.7.sh unpacks Debian 13's containerd 1.7 (the first version whose CRI plugin
  * reports images pinned); PIN_PRELOAD_CONTAINERD_1_7 overrides it. The one place code and tests learn the path.
  */
-export const CONTAINERD_1_7_DEFAULT = '/var/cache/pin-preload/containerd-1.7/usr/bin/containerd';
+const CONTAINERD_1_7_DEFAULT = '/var/cache/pin-preload/containerd-1.7/usr/bin/containerd';
 
 /** Where the containerd 1.7 binary is expected (whether or not it is there). */
 export function containerd17Path(): string {

@@ -13,7 +13,7 @@ import { TOOL_VERSION } from '../version.js';
 import { basicAuthorization, parseChallenges, preferredChallenge, pullScope, TokenCache, type Challenge, type TokenTransport } from './challenge.js';
 import { EMPTY_CREDENTIALS, type Credential, type CredentialStore } from './credentials.js';
 import { EMPTY_REGISTRIES_CONF, endpointsFor, type Endpoint, type RegistriesConf } from './registries-conf.js';
-import { backoffDelay, DEFAULT_RETRY_POLICY, isRetryableStatus, isTransientNetworkError, parseRetryAfter, TransientError, withRetries, abortableSleep, type RetryPolicy } from './retry.js';
+import { abortableSleep, classifyFailure, decideRetry, DEFAULT_RETRY_POLICY, isTransientNetworkError, parseRetryAfter, StatusFailure, type Failure, type RetryDecision, type RetryLimits, type RetryPolicy } from './retry.js';
 import type { BlobStreamOptions, FetchedManifest, ImageSource } from './source.js';
 
 export interface RegistryTimeouts {
@@ -46,6 +46,8 @@ const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const MAX_REDIRECTS = 5;
 const PROBE_TIMEOUT_MS = 10_000;
 const CLOSE_GRACE_MS = 2_000;
+/** Requests for one blob at one endpoint before moving on, whatever the progress: every loop is bounded. */
+const MAX_BLOB_ROUNDS = 100;
 const AUTH_HINT = 'give credentials with --authfile FILE (containers-auth.json format) or REGISTRY_AUTH_FILE';
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EPROTO', 'EADDRNOTAVAIL']);
 
@@ -60,6 +62,14 @@ interface Request {
 }
 
 type Response = Dispatcher.ResponseData;
+
+/** A blob being fetched: what it is, the verifying stream its reader reads, and the signal that stops it. */
+interface BlobDownload {
+  readonly resource: Extract<Resource, { kind: 'blob' }>;
+  readonly blob: { readonly digest: Digest; readonly size: number };
+  readonly out: VerifyingStream;
+  readonly signal: AbortSignal;
+}
 
 /** A response and how it was asked for (redirects need both). */
 interface Sent {
@@ -124,6 +134,12 @@ function endpointName(endpoint: Endpoint): string {
   return `${endpoint.host}/${endpoint.path}${endpoint.mirror ? ' (mirror)' : ''}`;
 }
 
+/** VerifyingStream checks the length and digest in its flush. */
+function endBlob(out: VerifyingStream): 'ended' {
+  out.end();
+  return 'ended';
+}
+
 function waitForDrain(stream: Writable): Promise<void> {
   return new Promise((resolve, reject) => {
     if (stream.destroyed) {
@@ -147,10 +163,9 @@ export class RegistryClient implements ImageSource {
   private readonly conf: RegistriesConf;
   private readonly credentials: CredentialStore;
   private readonly connections: number;
-  private readonly retry: RetryPolicy;
+  private readonly retry: RetryLimits;
   private readonly userAgent: string;
   private readonly timeouts: Required<RegistryTimeouts>;
-  private readonly maxBlobResumes: number;
   private readonly loopbackIsInsecure: boolean;
   private readonly pools = new Map<string, Pool>();
   /** Per insecure host, the scheme that answered ("https" tried first, then "http"). */
@@ -166,10 +181,9 @@ export class RegistryClient implements ImageSource {
     this.conf = options.registriesConf ?? EMPTY_REGISTRIES_CONF;
     this.credentials = options.credentials ?? EMPTY_CREDENTIALS;
     this.connections = options.maxConcurrentRequests ?? 8;
-    this.retry = { ...DEFAULT_RETRY_POLICY, ...options.retries };
+    this.retry = { ...DEFAULT_RETRY_POLICY, ...options.retries, maxBlobResumes: options.maxBlobResumes ?? 5 };
     this.userAgent = options.userAgent ?? `pin-preload/${TOOL_VERSION}`;
     this.timeouts = { connectMs: 30_000, headersMs: 60_000, bodyIdleMs: 60_000, ...options.timeouts };
-    this.maxBlobResumes = options.maxBlobResumes ?? 5;
     this.loopbackIsInsecure = options.loopbackIsInsecure ?? true;
     this.tokens = new TokenCache(this.tokenTransport);
   }
@@ -283,65 +297,72 @@ export class RegistryClient implements ImageSource {
   // ---- blobs ----
 
   private async pumpBlob(repo: Repository, blob: { digest: Digest; size: number }, offset: number, out: VerifyingStream, signal: AbortSignal): Promise<void> {
+    const download: BlobDownload = { resource: { kind: 'blob', digest: blob.digest, repository: repositoryName(repo) }, blob, out, signal };
     let position = offset;
-    const resource: Resource = { kind: 'blob', digest: blob.digest, repository: repositoryName(repo) };
-    const endpoints = endpointsFor(this.conf, repo, true);
     const failures: Array<{ endpoint: Endpoint; error: unknown }> = [];
-    for (const endpoint of endpoints) {
-      let resumesWithoutProgress = 0;
-      for (let round = 0; round < 100; round++) {
-        if (position >= blob.size) {
-          out.end();
-          return;
-        }
-        const startedAt = position;
-        let res: Response;
-        try {
-          res = await this.exchange(
-            endpoint,
-            { method: 'GET', path: `/v2/${endpoint.path}/blobs/${blob.digest}`, headers: position > 0 ? { range: `bytes=${position}-` } : {}, signal },
-            resource,
-          );
-        } catch (error) {
-          if (!isUserError(error)) throw error;
-          failures.push({ endpoint, error });
-          break; // next endpoint, same position: the digest covers the whole blob whoever served the parts
-        }
-        try {
-          position += await this.copyBody(res, position, out);
-        } catch (error) {
-          if (!isTransientNetworkError(error) || signal.aborted || out.destroyed) throw error;
-          position = this.positionAfter(error, position);
-          resumesWithoutProgress = position > startedAt ? 0 : resumesWithoutProgress + 1;
-          if (resumesWithoutProgress > this.maxBlobResumes) {
-            throw new UserError('REGISTRY_UNREACHABLE', `${describeResource(resource, endpoint)}: the connection to ${endpoint.host} kept breaking at byte ${position} of ${blob.size} (${errnoCode(error) ?? (error as Error).message})`);
-          }
-          await (this.retry.sleep ?? abortableSleep)(backoffDelay(resumesWithoutProgress, this.retry), signal);
-          continue;
-        }
-        if (position < blob.size) {
-          // The body ended cleanly but short (no Content-Length to catch it): ask for the rest.
-          resumesWithoutProgress = position > startedAt ? 0 : resumesWithoutProgress + 1;
-          if (resumesWithoutProgress > this.maxBlobResumes) break;
-          continue;
-        }
-        out.end(); // VerifyingStream checks length and digest in its flush
-        return;
-      }
+    for (const endpoint of endpointsFor(this.conf, repo, true)) {
+      const outcome = await this.pumpFromEndpoint(endpoint, download, position);
+      if (outcome === 'ended') return;
+      // Next endpoint, same position: the digest covers the whole blob whoever served the parts.
+      position = outcome.position;
+      if (outcome.failed !== undefined) failures.push({ endpoint, error: outcome.failed });
     }
     throw combineFailures(failures, `${repositoryName(repo)}@${blob.digest}`, () =>
       new UserError('REGISTRY_ERROR', `blob ${blob.digest} of ${repositoryName(repo)}: the registry kept ending the body at byte ${position} of ${blob.size}`),
     );
   }
 
-  /** Bytes copied before a break are carried on the error by copyBody. */
-  private positionAfter(error: unknown, position: number): number {
-    const copied = (error as { copiedBytes?: number }).copiedBytes;
-    return position + (copied ?? 0);
+  /**
+   * One endpoint's part of a blob download: a request from `position`, its body copied, and resumes while
+   * the retry policy says so. Ends the blob, or returns where it stands when the policy moves on (with the
+   * endpoint's error when its request failed).
+   */
+  private async pumpFromEndpoint(endpoint: Endpoint, download: BlobDownload, from: number): Promise<'ended' | { position: number; failed?: unknown }> {
+    const { resource, blob, out, signal } = download;
+    let position = from;
+    let resumesWithoutProgress = 0;
+    for (let round = 0; round < MAX_BLOB_ROUNDS; round++) {
+      if (position >= blob.size) return endBlob(out);
+      const startedAt = position;
+      let res: Response;
+      try {
+        res = await this.requestBlob(endpoint, download, position);
+      } catch (error) {
+        if (!isUserError(error)) throw error;
+        return { position, failed: error };
+      }
+      const { copied, error } = await this.copyBody(res, position, out);
+      position += copied;
+      resumesWithoutProgress = position > startedAt ? 0 : resumesWithoutProgress + 1;
+      if (error === undefined && position >= blob.size) return endBlob(out);
+      // A body that ended cleanly but short (no Content-Length to catch it) is a failure too: ask for the rest.
+      const failure: Failure = error === undefined ? { kind: 'truncated' } : classifyFailure(error);
+      const decision = decideRetry(failure, { phase: 'blob-body', resumesWithoutProgress, stopped: signal.aborted || out.destroyed }, this.retry);
+      if (decision.action === 'next-endpoint') return { position };
+      if (decision.action === 'give-up' && decision.reason === 'exhausted') {
+        throw new UserError('REGISTRY_UNREACHABLE', `${describeResource(resource, endpoint)}: the connection to ${endpoint.host} kept breaking at byte ${position} of ${blob.size} (${errnoCode(error) ?? (error as Error).message})`);
+      }
+      if (decision.action !== 'resume') throw error;
+      if (decision.delayMs !== undefined) await (this.retry.sleep ?? abortableSleep)(decision.delayMs, signal);
+    }
+    return { position };
   }
 
-  /** Copies a (possibly ranged) blob body into `out` with backpressure; returns the bytes copied. */
-  private async copyBody(res: Response, position: number, out: VerifyingStream): Promise<number> {
+  private requestBlob(endpoint: Endpoint, download: BlobDownload, position: number): Promise<Response> {
+    const { resource, signal } = download;
+    return this.exchange(
+      endpoint,
+      { method: 'GET', path: `/v2/${endpoint.path}/blobs/${resource.digest}`, headers: position > 0 ? { range: `bytes=${position}-` } : {}, signal },
+      resource,
+    );
+  }
+
+  /**
+   * Copies a (possibly ranged) blob body into `out` with backpressure. Returns the bytes copied, and the
+   * error that broke the copy if one did (the bytes before it are kept: a resume starts after them). A
+   * Content-Range that does not start where asked is thrown: no retry makes that answer usable.
+   */
+  private async copyBody(res: Response, position: number, out: VerifyingStream): Promise<{ copied: number; error?: unknown }> {
     let skip = 0;
     if (position > 0) {
       if (res.statusCode === 200) {
@@ -369,54 +390,60 @@ export class RegistryClient implements ImageSource {
         if (!out.write(chunk)) await waitForDrain(out);
       }
     } catch (error) {
-      if (typeof error === 'object' && error !== null) (error as { copiedBytes?: number }).copiedBytes = copied;
-      throw error;
+      return { copied, error };
     }
-    return copied;
+    return { copied };
   }
 
   // ---- one logical request: retries, auth, redirects, status mapping ----
 
   /**
-   * One logical request with retries. `consume` runs inside each try on a 2xx response, so a small body
-   * (a manifest) that breaks mid-way is fetched again; blob bodies are returned unread and resumed instead.
+   * One logical request, tried again while the retry policy says so. `consume` runs inside each try on a
+   * 2xx response, so a small body (a manifest) that breaks mid-way is fetched again; blob bodies are
+   * returned unread and resumed instead (pumpFromEndpoint).
    */
   private async exchange(endpoint: Endpoint, request: Request, resource: Resource): Promise<Response>;
   private async exchange<T>(endpoint: Endpoint, request: Request, resource: Resource, consume: (res: Response) => Promise<T>): Promise<T>;
   private async exchange<T>(endpoint: Endpoint, request: Request, resource: Resource, consume?: (res: Response) => Promise<T>): Promise<T | Response> {
     if (this.closed) throw new Error('RegistryClient is closed');
     try {
-      return await withRetries<T | Response>(
-        this.retry,
-        async () => {
-          const sent = await this.authorized(endpoint, request, resource);
-          // Blob GETs are redirected to storage backends; follow any redirect, never carrying Authorization elsewhere.
-          const final = await this.followRedirects(endpoint, request, sent);
-          if (final.statusCode >= 200 && final.statusCode < 300) return consume ? await consume(final) : final;
-          const body = request.method === 'HEAD' ? '' : (await readLimited(final, MAX_ERROR_BODY_BYTES, 'error body').catch(() => Buffer.alloc(0))).toString('utf8');
-          if (request.method === 'HEAD') await final.body.dump();
-          if (isRetryableStatus(final.statusCode)) {
-            throw new TransientError(`HTTP ${final.statusCode}`, {
-              status: final.statusCode,
-              body,
-              ...(parseRetryAfter(final.headers['retry-after']) !== undefined ? { retryAfterMs: parseRetryAfter(final.headers['retry-after'])! } : {}),
-            });
-          }
-          throw await this.statusError(endpoint, final.statusCode, body, resource);
-        },
-        request.signal,
-      );
+      for (let tries = 1; ; tries++) {
+        try {
+          return await this.tryOnce(endpoint, request, resource, consume);
+        } catch (error) {
+          const decision = decideRetry(classifyFailure(error), { phase: 'request', tries, stopped: request.signal?.aborted ?? false }, this.retry);
+          if (decision.action !== 'retry') throw await this.requestError(decision, error, endpoint, resource);
+          await (this.retry.sleep ?? abortableSleep)(decision.delayMs, request.signal);
+        }
+      }
     } catch (error) {
       throw this.toUserError(error, endpoint, resource, request.signal);
     }
   }
 
+  /** One try: sent with authorization, redirects followed; a 2xx is consumed, any other status thrown as a StatusFailure. */
+  private async tryOnce<T>(endpoint: Endpoint, request: Request, resource: Resource, consume: ((res: Response) => Promise<T>) | undefined): Promise<T | Response> {
+    const sent = await this.authorized(endpoint, request, resource);
+    // Blob GETs are redirected to storage backends; follow any redirect, never carrying Authorization elsewhere.
+    const final = await this.followRedirects(endpoint, request, sent);
+    if (final.statusCode >= 200 && final.statusCode < 300) return consume ? await consume(final) : final;
+    const body = request.method === 'HEAD' ? '' : (await readLimited(final, MAX_ERROR_BODY_BYTES, 'error body').catch(() => Buffer.alloc(0))).toString('utf8');
+    if (request.method === 'HEAD') await final.body.dump();
+    throw new StatusFailure(final.statusCode, body, parseRetryAfter(final.headers['retry-after']));
+  }
+
+  /** A status never retried is reported as what it means (unauthorized, unknown, ...); anything else as it came. */
+  private async requestError(decision: RetryDecision, error: unknown, endpoint: Endpoint, resource: Resource): Promise<unknown> {
+    const notRetryable = decision.action === 'give-up' && decision.reason === 'not-retryable';
+    return notRetryable && error instanceof StatusFailure ? this.statusError(endpoint, error.status, error.body, resource) : error;
+  }
+
   private toUserError(error: unknown, endpoint: Endpoint, resource: Resource, signal: AbortSignal | undefined): unknown {
     if (isUserError(error) || signal?.aborted) return error;
     const what = describeResource(resource, endpoint);
-    if (error instanceof TransientError && error.details.status !== undefined) {
-      const detail = error.details.body ? `: ${describeErrorBody(error.details.body)}` : '';
-      return new UserError('REGISTRY_ERROR', `${endpoint.host} answered HTTP ${error.details.status} for ${what} after ${this.retry.attempts} tries${detail}`, { cause: error });
+    if (error instanceof StatusFailure) {
+      const detail = error.body ? `: ${describeErrorBody(error.body)}` : '';
+      return new UserError('REGISTRY_ERROR', `${endpoint.host} answered HTTP ${error.status} for ${what} after ${this.retry.attempts} tries${detail}`, { cause: error });
     }
     const code = errnoCode(error) ?? errnoCode((error as { cause?: unknown }).cause);
     if (code !== undefined && (UNREACHABLE_CODES.has(code) || isTlsError(code) || isTransientNetworkError(error))) {

@@ -1,10 +1,11 @@
-// Bounded retries for registry requests: exponential backoff with full jitter on overload statuses and
-// broken connections, honouring Retry-After within a cap. Timing is injectable so tests run fast.
+// The registry client's one retry policy: a failure is classified into a typed Failure, and decideRetry
+// says whether to try again, after how long, and whether a blob goes on with a Range request or elsewhere.
 
-import { errnoCode } from '../util/errors.js';
+import { DigestMismatchError } from '../oci/digest.js';
+import { errnoCode, isUserError } from '../util/errors.js';
 
 export interface RetryPolicy {
-  /** Total tries including the first (1 = no retries). */
+  /** Total tries of one request including the first (1 = no retries). */
   readonly attempts: number;
   readonly baseDelayMs: number;
   readonly maxDelayMs: number;
@@ -22,11 +23,10 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   maxRetryAfterMs: 60_000,
 };
 
-const RETRYABLE_STATUSES = new Set([429, 500, 502, 503, 504]);
+/** The policy with the client's bound on blob resumes that add no bytes (its own option, maxBlobResumes). */
+export type RetryLimits = RetryPolicy & { readonly maxBlobResumes: number };
 
-export function isRetryableStatus(status: number): boolean {
-  return RETRYABLE_STATUSES.has(status);
-}
+const RETRYABLE_STATUSES = new Set([429, 500, 502, 503, 504]);
 
 /** Connection failures that a new try may well not see: resets, timeouts, a peer closing mid-response. */
 const TRANSIENT_NETWORK_CODES = new Set([
@@ -42,8 +42,13 @@ const TRANSIENT_NETWORK_CODES = new Set([
   'UND_ERR_CLOSED',
 ]);
 
+function codeOf(err: unknown): string | undefined {
+  return errnoCode(err) ?? errnoCode((err as { cause?: unknown } | undefined)?.cause);
+}
+
+/** A broken connection (by its code or its cause's); the client also reports these as REGISTRY_UNREACHABLE. */
 export function isTransientNetworkError(err: unknown): boolean {
-  const code = errnoCode(err) ?? errnoCode((err as { cause?: unknown } | undefined)?.cause);
+  const code = codeOf(err);
   return code !== undefined && TRANSIENT_NETWORK_CODES.has(code);
 }
 
@@ -63,15 +68,95 @@ export function backoffDelay(retry: number, policy: RetryPolicy): number {
   return Math.floor((policy.random ?? Math.random)() * ceiling);
 }
 
-/** Thrown by an attempt to ask for another try; carries what the server said for the final error. */
-export class TransientError extends Error {
+/** A response that was not 2xx, with what the server said (for the final error's message). */
+export class StatusFailure extends Error {
   constructor(
-    message: string,
-    readonly details: { status?: number; retryAfterMs?: number; cause?: unknown; body?: string } = {},
+    readonly status: number,
+    readonly body: string,
+    readonly retryAfterMs: number | undefined,
   ) {
-    super(message, details.cause === undefined ? undefined : { cause: details.cause });
-    this.name = 'TransientError';
+    super(`HTTP ${status}`);
+    this.name = 'StatusFailure';
   }
+}
+
+/** What went wrong, in the terms the policy decides on. */
+export type Failure =
+  /** The registry answered with a status that is not 2xx (Retry-After in ms when it sent one). */
+  | { readonly kind: 'status'; readonly status: number; readonly retryAfterMs?: number | undefined }
+  /** A connection-level error, by its errno or undici code (its cause's when it has none). */
+  | { readonly kind: 'network'; readonly code: string }
+  /** A blob body that ended cleanly before the blob's size (no Content-Length caught it). */
+  | { readonly kind: 'truncated' }
+  /** Bytes that do not hash to the digest asked for. */
+  | { readonly kind: 'digest-mismatch' }
+  /** The error is the caller's abort itself. */
+  | { readonly kind: 'aborted' }
+  /** Anything else: our own refusals (UserError) and bugs. */
+  | { readonly kind: 'other' };
+
+/** Where the failure happened and how often already. */
+export type Attempt =
+  /** One request (headers, and a manifest's or error document's body): `tries` made, the failed one included. */
+  | { readonly phase: 'request'; readonly tries: number; readonly stopped: boolean }
+  /** A blob body being copied: broken tries in a row (this one included) that added no byte. */
+  | { readonly phase: 'blob-body'; readonly resumesWithoutProgress: number; readonly stopped: boolean };
+
+export type RetryDecision =
+  /** Send the same request again after `delayMs` (a blob's request carries its Range from where it stands). */
+  | { readonly action: 'retry'; readonly delayMs: number }
+  /**
+   * Ask for the rest of the blob with a Range request from the first byte not yet passed on, after
+   * `delayMs` (at once when absent). A blob is never restarted from byte 0 here: the bytes already passed
+   * to the reader are in its digest check; a blob that fails that check is fetched again by the caller.
+   */
+  | { readonly action: 'resume'; readonly delayMs?: number }
+  /** This endpoint does not give the whole blob: go on at the same byte at the next one (mirror, then primary). */
+  | { readonly action: 'next-endpoint' }
+  | { readonly action: 'give-up'; readonly reason: 'not-retryable' | 'exhausted' | 'aborted' };
+
+export function classifyFailure(error: unknown): Failure {
+  if (error instanceof StatusFailure) return { kind: 'status', status: error.status, retryAfterMs: error.retryAfterMs };
+  if (error instanceof DigestMismatchError) return { kind: 'digest-mismatch' };
+  if (isUserError(error)) return { kind: 'other' };
+  if ((error as { name?: unknown } | undefined)?.name === 'AbortError') return { kind: 'aborted' };
+  const code = codeOf(error);
+  if (code === 'UND_ERR_ABORTED' || code === 'ABORT_ERR') return { kind: 'aborted' };
+  return code !== undefined ? { kind: 'network', code } : { kind: 'other' };
+}
+
+function retryable(failure: Failure): boolean {
+  switch (failure.kind) {
+    case 'status':
+      return RETRYABLE_STATUSES.has(failure.status);
+    case 'network':
+      return TRANSIENT_NETWORK_CODES.has(failure.code);
+    default:
+      return false;
+  }
+}
+
+/**
+ * The one place that decides. A short blob body is asked for again at once, and given up at this endpoint
+ * when such resumes stop adding bytes. Otherwise only overload statuses and broken connections are tried
+ * again, never once the caller has stopped, and within the bounds: `attempts` tries of one request,
+ * `maxBlobResumes` broken blob bodies in a row that add no byte (progress resets the count, as a long
+ * download over a flaky link may break many times). The wait is Retry-After when the registry sent one
+ * (capped), else exponential backoff with full jitter.
+ */
+export function decideRetry(failure: Failure, attempt: Attempt, limits: RetryLimits): RetryDecision {
+  if (failure.kind === 'truncated' && attempt.phase === 'blob-body') {
+    return attempt.resumesWithoutProgress > limits.maxBlobResumes ? { action: 'next-endpoint' } : { action: 'resume' };
+  }
+  if (!retryable(failure)) return { action: 'give-up', reason: failure.kind === 'aborted' ? 'aborted' : 'not-retryable' };
+  if (attempt.stopped) return { action: 'give-up', reason: 'aborted' };
+  if (attempt.phase === 'blob-body') {
+    if (attempt.resumesWithoutProgress > limits.maxBlobResumes) return { action: 'give-up', reason: 'exhausted' };
+    return { action: 'resume', delayMs: backoffDelay(attempt.resumesWithoutProgress, limits) };
+  }
+  if (attempt.tries >= limits.attempts) return { action: 'give-up', reason: 'exhausted' };
+  const asked = failure.kind === 'status' ? failure.retryAfterMs : undefined;
+  return { action: 'retry', delayMs: asked !== undefined ? Math.min(asked, limits.maxRetryAfterMs) : backoffDelay(attempt.tries - 1, limits) };
 }
 
 export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -90,23 +175,4 @@ export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> 
     };
     signal?.addEventListener('abort', onAbort, { once: true });
   });
-}
-
-/**
- * Runs `attempt` until it returns, throws something that is not transient, or the tries run out (then
- * the last transient error is thrown). Transient = a TransientError or a broken connection.
- */
-export async function withRetries<T>(policy: RetryPolicy, attempt: (n: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
-  const sleep = policy.sleep ?? abortableSleep;
-  for (let n = 0; ; n++) {
-    try {
-      return await attempt(n);
-    } catch (err) {
-      const transient = err instanceof TransientError || isTransientNetworkError(err);
-      if (!transient || n + 1 >= policy.attempts || signal?.aborted) throw err;
-      const asked = err instanceof TransientError ? err.details.retryAfterMs : undefined;
-      const delay = asked !== undefined ? Math.min(asked, policy.maxRetryAfterMs) : backoffDelay(n, policy);
-      await sleep(delay, signal);
-    }
-  }
 }

@@ -5,10 +5,8 @@
 declare module 'express' {
   import type { IncomingMessage, ServerResponse } from 'node:http';
 
-  export interface Request extends IncomingMessage {
-    /** The request target as received (Express keeps it while mounted routers rewrite req.url). */
-    originalUrl: string;
-  }
+  /** The mirror reads only node:http's own properties of a request (the raw target before any router rewrites it). */
+  export type Request = IncomingMessage;
 
   export interface Response extends ServerResponse {
     /** Per-request values, a fresh null-prototype object for every request. */

@@ -260,6 +260,67 @@ describe('RegistryClient against docker-registry', () => {
     }
   });
 
+  test('a status that is never retried is asked once; an overload status is asked as many times as the policy allows', async () => {
+    let before = proxy.requests.length;
+    await assert.rejects(client.getManifest(ref(':no-such-tag')), isUserErrorWith('MANIFEST_UNKNOWN'));
+    assert.deepEqual(proxy.requests.slice(before).map((r) => r.status), [404]);
+    before = proxy.requests.length;
+    proxy.setFault((r) => (r.path.includes('/manifests/') ? { kind: 'status', status: 502 } : undefined));
+    try {
+      await assert.rejects(client.getManifest(ref(':docker')), isUserErrorWith('REGISTRY_ERROR', '502', `after ${FAST_RETRIES!.attempts} tries`));
+    } finally {
+      proxy.setFault(undefined);
+    }
+    assert.deepEqual(proxy.requests.slice(before).map((r) => r.status), [502, 502, 502]);
+  });
+
+  test('the wait before a retry is the Retry-After the registry sent, and backoff below the cap without one', async () => {
+    const slept: number[] = [];
+    const recording = new RegistryClient({ retries: { ...FAST_RETRIES, maxRetryAfterMs: 60_000, sleep: async (ms) => void slept.push(ms) } });
+    proxy.setFault(faultTimes((r) => r.path.includes('/manifests/'), { kind: 'status', status: 429, headers: { 'retry-after': '2' } }));
+    try {
+      assert.equal((await recording.getManifest(ref(':docker'))).digest, image.docker.digest);
+      proxy.setFault(faultTimes((r) => r.method === 'GET' && r.path.endsWith(image.layer.digest), { kind: 'status', status: 500 }));
+      assert.ok((await collect(recording.blobStream(ref(''), image.layer))).equals(image.layer.bytes));
+    } finally {
+      proxy.setFault(undefined);
+      await recording.close();
+    }
+    assert.equal(slept.length, 2);
+    assert.equal(slept[0], 2000);
+    assert.ok(slept[1]! >= 0 && slept[1]! < FAST_RETRIES!.baseDelayMs!, `backoff ${slept[1]}`);
+  });
+
+  test('a blob body that keeps breaking without progress gives up after the bounded resumes with REGISTRY_UNREACHABLE', async () => {
+    const bounded = new RegistryClient({ retries: FAST_RETRIES, maxBlobResumes: 2 });
+    const before = proxy.countBlobGets(image.layer.digest);
+    // The first GET breaks after 300 000 bytes; every resume breaks again before its first byte.
+    proxy.setFault((r) => (r.method === 'GET' && r.path.endsWith(image.layer.digest) ? { kind: 'reset-after-bytes', bytes: r.range ? 0 : 300_000 } : undefined));
+    try {
+      await assert.rejects(collect(bounded.blobStream(ref(''), image.layer)), isUserErrorWith('REGISTRY_UNREACHABLE', image.layer.digest, 'kept breaking at byte 300000'));
+    } finally {
+      proxy.setFault(undefined);
+      await bounded.close();
+    }
+    const gets = proxy.requests.filter((r) => r.method === 'GET' && r.path.endsWith(image.layer.digest)).slice(before);
+    assert.equal(gets.length, 4, 'the first GET and three resumes without progress (maxBlobResumes 2, then one more gives up)');
+    assert.ok(gets.slice(1).every((r) => r.range === 'bytes=300000-'), JSON.stringify(gets));
+  });
+
+  test('a blob body that keeps ending short without progress moves on, and with no other endpoint fails naming the byte', async () => {
+    const bounded = new RegistryClient({ retries: FAST_RETRIES, maxBlobResumes: 1 });
+    const before = proxy.countBlobGets(image.layer.digest);
+    proxy.setFault((r) => (r.method === 'GET' && r.path.endsWith(image.layer.digest) ? { kind: 'truncate', bytes: r.range ? 0 : 500_000 } : undefined));
+    try {
+      await assert.rejects(collect(bounded.blobStream(ref(''), image.layer)), isUserErrorWith('REGISTRY_ERROR', image.layer.digest, `kept ending the body at byte 500000 of ${image.layer.size}`));
+    } finally {
+      proxy.setFault(undefined);
+      await bounded.close();
+    }
+    const gets = proxy.requests.filter((r) => r.method === 'GET' && r.path.endsWith(image.layer.digest)).slice(before);
+    assert.deepEqual(gets.map((r) => r.range ?? 'none'), ['none', 'bytes=500000-', 'bytes=500000-']);
+  });
+
   test('a manifest that does not exist is MANIFEST_UNKNOWN naming the reference', async () => {
     await assert.rejects(client.getManifest(ref(':no-such-tag')), isUserErrorWith('MANIFEST_UNKNOWN', `${proxy.host}/${REPO}:no-such-tag`));
   });

@@ -1,29 +1,77 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backoffDelay, isRetryableStatus, parseRetryAfter, TransientError, withRetries, type RetryPolicy } from '../../src/registry/retry.js';
+import { DigestMismatchError, sha256Of } from '../../src/oci/digest.js';
+import { backoffDelay, classifyFailure, decideRetry, parseRetryAfter, StatusFailure, type Attempt, type Failure, type RetryDecision, type RetryLimits } from '../../src/registry/retry.js';
+import { UserError } from '../../src/util/errors.js';
 
-function policy(overrides: Partial<RetryPolicy> = {}): RetryPolicy & { slept: number[] } {
-  const slept: number[] = [];
-  return {
-    attempts: 4,
-    baseDelayMs: 100,
-    maxDelayMs: 1000,
-    maxRetryAfterMs: 5000,
-    random: () => 0.999,
-    sleep: async (ms) => {
-      slept.push(ms);
-    },
-    ...overrides,
-    slept,
-  };
+/** Jitter pinned just below 1, so a backoff is its ceiling minus one: 99, 199, 399, ... */
+const limits: RetryLimits = { attempts: 4, baseDelayMs: 100, maxDelayMs: 1000, maxRetryAfterMs: 5000, maxBlobResumes: 2, random: () => 0.999 };
+
+const request = (tries: number, stopped = false): Attempt => ({ phase: 'request', tries, stopped });
+const body = (resumesWithoutProgress: number, stopped = false): Attempt => ({ phase: 'blob-body', resumesWithoutProgress, stopped });
+const status = (code: number, retryAfterMs?: number): Failure => ({ kind: 'status', status: code, retryAfterMs });
+const network = (code: string): Failure => ({ kind: 'network', code });
+
+const retry = (delayMs: number): RetryDecision => ({ action: 'retry', delayMs });
+const giveUp = (reason: 'not-retryable' | 'exhausted' | 'aborted'): RetryDecision => ({ action: 'give-up', reason });
+
+const decisions: Array<[string, Failure, Attempt, RetryDecision]> = [
+  // requests: overload statuses and broken connections are tried again, with backoff or Retry-After
+  ...[429, 500, 502, 503, 504].map((s): [string, Failure, Attempt, RetryDecision] => [`HTTP ${s}, first try`, status(s), request(1), retry(99)]),
+  ...[400, 401, 403, 404, 416, 501].map((s): [string, Failure, Attempt, RetryDecision] => [`HTTP ${s}`, status(s), request(1), giveUp('not-retryable')]),
+  ['HTTP 503, third try: backoff doubles', status(503), request(3), retry(399)],
+  ['HTTP 503, last try', status(503), request(4), giveUp('exhausted')],
+  ['HTTP 429 with Retry-After 1.5 s', status(429, 1500), request(1), retry(1500)],
+  ['HTTP 429 with Retry-After 0', status(429, 0), request(2), retry(0)],
+  ['HTTP 429 with Retry-After of an hour: capped', status(429, 3_600_000), request(1), retry(5000)],
+  ['HTTP 503 after the caller stopped', status(503), request(1, true), giveUp('aborted')],
+  ['HTTP 404 after the caller stopped: still what it means', status(404), request(1, true), giveUp('not-retryable')],
+  ...['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_CLOSED'].map(
+    (code): [string, Failure, Attempt, RetryDecision] => [`${code}, first try`, network(code), request(1), retry(99)],
+  ),
+  ['ECONNRESET, second try', network('ECONNRESET'), request(2), retry(199)],
+  ['ECONNRESET, last try', network('ECONNRESET'), request(4), giveUp('exhausted')],
+  ['ECONNRESET after the caller stopped', network('ECONNRESET'), request(1, true), giveUp('aborted')],
+  ['ECONNREFUSED (nobody listens: a new try will not change that)', network('ECONNREFUSED'), request(1), giveUp('not-retryable')],
+  ['ENOTFOUND', network('ENOTFOUND'), request(1), giveUp('not-retryable')],
+  ['a TLS certificate error', network('DEPTH_ZERO_SELF_SIGNED_CERT'), request(1), giveUp('not-retryable')],
+  ['a digest mismatch (a manifest)', { kind: 'digest-mismatch' }, request(1), giveUp('not-retryable')],
+  ['the abort itself', { kind: 'aborted' }, request(1, true), giveUp('aborted')],
+  ['our own refusal or a bug', { kind: 'other' }, request(1), giveUp('not-retryable')],
+  // blob bodies: resumed with a Range request, bounded by breaks in a row that add no byte
+  ['a blob body reset, after progress', network('ECONNRESET'), body(0), { action: 'resume', delayMs: 99 }],
+  ['a blob body reset, second break without progress', network('ECONNRESET'), body(2), { action: 'resume', delayMs: 399 }],
+  ['a blob body reset, one break too many without progress', network('ECONNRESET'), body(3), giveUp('exhausted')],
+  ['a blob body reset after the reader went away', network('ECONNRESET'), body(0, true), giveUp('aborted')],
+  ['a blob body that stopped on our own error', { kind: 'other' }, body(1), giveUp('not-retryable')],
+  ['a blob body timing out', network('UND_ERR_BODY_TIMEOUT'), body(1), { action: 'resume', delayMs: 199 }],
+  ['a blob body ending short: asked for again at once', { kind: 'truncated' }, body(0), { action: 'resume' }],
+  ['a blob body ending short, at the bound', { kind: 'truncated' }, body(2), { action: 'resume' }],
+  ['a blob body ending short once too often: the next endpoint', { kind: 'truncated' }, body(3), { action: 'next-endpoint' }],
+  ['a blob body ending short while stopping: the next request sees the abort', { kind: 'truncated' }, body(0, true), { action: 'resume' }],
+];
+
+for (const [name, failure, attempt, expected] of decisions) {
+  test(`retry policy: ${name} → ${expected.action}${'reason' in expected ? ` (${expected.reason})` : ''}`, () => {
+    assert.deepEqual(decideRetry(failure, attempt, limits), expected);
+  });
 }
 
-const statusCases: Array<[number, boolean]> = [
-  [429, true], [500, true], [502, true], [503, true], [504, true],
-  [400, false], [401, false], [403, false], [404, false], [416, false], [501, false],
+const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+const classifications: Array<[string, unknown, Failure]> = [
+  ['a non-2xx answer', new StatusFailure(503, '{}', 2000), { kind: 'status', status: 503, retryAfterMs: 2000 }],
+  ['a reset', reset, { kind: 'network', code: 'ECONNRESET' }],
+  ['an error whose cause is a reset (undici wraps them)', new Error('fetch failed', { cause: reset }), { kind: 'network', code: 'ECONNRESET' }],
+  ['an undici body timeout', Object.assign(new Error('Body Timeout Error'), { code: 'UND_ERR_BODY_TIMEOUT' }), { kind: 'network', code: 'UND_ERR_BODY_TIMEOUT' }],
+  ['a digest mismatch', new DigestMismatchError(sha256Of(Buffer.from('a')), 'sha256:00', 'blob x'), { kind: 'digest-mismatch' }],
+  ['a UserError (its code is not an errno)', new UserError('REGISTRY_ERROR', 'redirected without a Location header'), { kind: 'other' }],
+  ['an AbortSignal reason', new DOMException('This operation was aborted', 'AbortError'), { kind: 'aborted' }],
+  ['undici aborting a request', Object.assign(new Error('Request aborted'), { code: 'UND_ERR_ABORTED' }), { kind: 'aborted' }],
+  ['an error without a code', new Error('the blob stream was closed'), { kind: 'other' }],
 ];
-for (const [status, retryable] of statusCases) {
-  test(`HTTP ${status} is ${retryable ? '' : 'not '}retried`, () => assert.equal(isRetryableStatus(status), retryable));
+
+for (const [name, error, expected] of classifications) {
+  test(`failure classification: ${name} is ${expected.kind}`, () => assert.deepEqual(classifyFailure(error), expected));
 }
 
 test('Retry-After is read as seconds or as an HTTP date', () => {
@@ -36,58 +84,6 @@ test('Retry-After is read as seconds or as an HTTP date', () => {
 });
 
 test('backoff grows exponentially under a cap, with full jitter below it', () => {
-  const p = policy();
-  assert.deepEqual([0, 1, 2, 3, 4].map((n) => backoffDelay(n, p)), [99, 199, 399, 799, 999]);
-  assert.equal(backoffDelay(3, { ...p, random: () => 0 }), 0);
-});
-
-test('transient failures are retried until success', async () => {
-  const p = policy();
-  let calls = 0;
-  const result = await withRetries(p, async () => {
-    calls++;
-    if (calls < 3) throw Object.assign(new Error('reset'), { code: 'ECONNRESET' });
-    return 'done';
-  });
-  assert.equal(result, 'done');
-  assert.equal(calls, 3);
-  assert.equal(p.slept.length, 2);
-});
-
-test('tries are bounded: the last transient error is thrown after `attempts` tries', async () => {
-  const p = policy({ attempts: 3 });
-  let calls = 0;
-  await assert.rejects(
-    withRetries(p, async () => {
-      calls++;
-      throw new TransientError('HTTP 503', { status: 503 });
-    }),
-    (err: unknown) => err instanceof TransientError && err.details.status === 503,
-  );
-  assert.equal(calls, 3);
-});
-
-test('Retry-After decides the wait, capped', async () => {
-  const p = policy({ maxRetryAfterMs: 2000 });
-  let calls = 0;
-  await withRetries(p, async () => {
-    calls++;
-    if (calls === 1) throw new TransientError('429', { status: 429, retryAfterMs: 1500 });
-    if (calls === 2) throw new TransientError('429', { status: 429, retryAfterMs: 3_600_000 });
-    return 'ok';
-  });
-  assert.deepEqual(p.slept, [1500, 2000]);
-});
-
-test('errors that are not transient are thrown at once', async () => {
-  const p = policy();
-  let calls = 0;
-  await assert.rejects(
-    withRetries(p, async () => {
-      calls++;
-      throw Object.assign(new Error('refused'), { code: 'ECONNREFUSED' });
-    }),
-    /refused/,
-  );
-  assert.equal(calls, 1);
+  assert.deepEqual([0, 1, 2, 3, 4].map((n) => backoffDelay(n, limits)), [99, 199, 399, 799, 999]);
+  assert.equal(backoffDelay(3, { ...limits, random: () => 0 }), 0);
 });
