@@ -15,11 +15,12 @@ import { checkSignature, loadPublicKey } from './signing.js';
 import { isDigest, type Digest } from '../oci/digest.js';
 import { ManifestError, parseManifest, referencedBlobs } from '../oci/manifest.js';
 import { sizeIfPresent } from '../util/disk.js';
+import { releaseSignatureProblems } from './release-signatures.js';
 
 export type ProblemKind =
   | 'seal' | 'volume-missing' | 'volume-size' | 'volume-sha256' | 'volume-stale' | 'tar' | 'manifest'
   | 'blob-missing' | 'blob-size' | 'blob-digest' | 'blob-unreadable' | 'image-manifest' | 'index' | 'signature'
-  | 'tar-header' | 'oci-layout' | 'padding' | 'end-of-archive';
+  | 'tar-header' | 'oci-layout' | 'padding' | 'end-of-archive' | 'release-signature';
 
 export interface VerifyProblem {
   readonly kind: ProblemKind;
@@ -315,6 +316,7 @@ export async function verifyBundle(file: string, options: VerifyOptions = {}): P
         layout = undefined;
       }
     }
+    for (const p of manifest ? releaseSignatureProblems(manifest) : []) problems.push({ kind: 'release-signature', ...p });
     if (layout && layout.totalSize !== volumes.totalSize) {
       problems.push({ kind: 'tar', subject: bundlePath, message: `the bundle's volumes hold ${volumes.totalSize} bytes, the layout ${MANIFEST_ENTRY} prescribes ${layout.totalSize}`, expected: `${layout.totalSize} bytes`, found: `${volumes.totalSize} bytes` });
     }
