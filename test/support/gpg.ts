@@ -32,6 +32,8 @@ export async function createTestSigner(name = 'Release Signer'): Promise<TestSig
         if (err) reject(new Error(`gpg ${args.join(' ')}: ${stderr.toString()}`));
         else resolve(stdout);
       });
+      // gpg does not read stdin for key generation or export and may exit first: that EPIPE is not a failure.
+      child.stdin?.on('error', () => undefined);
       child.stdin?.end(input ?? Buffer.alloc(0));
     });
   await gpg(['--quick-gen-key', `${name} <signer@example.com>`, 'ed25519', 'sign', 'never']);

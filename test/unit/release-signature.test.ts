@@ -10,6 +10,9 @@ import { checkSignaturePayload, releaseSignature } from '../../src/release/relea
 import { ReleaseKeyring } from '../../src/release/release-keyring.js';
 import { UserError } from '../../src/util/errors.js';
 import type { Digest } from '../../src/oci/digest.js';
+import type { BundleManifest, BundleRelease } from '../../src/bundle/format.js';
+import { releaseSignatureProblems } from '../../src/bundle/release-signatures.js';
+import { signatureConfigMap } from '../../src/cluster/signature-config-map.js';
 import { atomicPayload, createTestSigner, type TestSigner } from '../support/gpg.js';
 import { expectOnly, FUZZ_OPTIONS } from '../support/fuzz.js';
 
@@ -140,5 +143,34 @@ describe('release signatures made by gpg', () => {
     });
     const arbitrary = fc.oneof(mutated, fc.uint8Array({ maxLength: 512 }).map((a) => Buffer.from(a)));
     fc.assert(fc.property(arbitrary, (bytes) => void expectOnly(() => signedLiteralData(bytes), [OpenPgpFormatError], bytes.toString('hex'))), FUZZ_OPTIONS);
+  });
+});
+
+describe('signatures carried in a bundle manifest', () => {
+  let signer: TestSigner;
+  before(async () => {
+    signer = await createTestSigner();
+  });
+  after(async () => {
+    await signer?.close();
+  });
+
+  test('verify names a carried signature that does not match its digest or signs another release', async () => {
+    const good = releaseSignature(1, await signer.sign(atomicPayload(DIGEST)));
+    const foreign = releaseSignature(2, await signer.sign(atomicPayload(OTHER)));
+    const entry = (s: typeof good) => ({ digest: s.digest, size: s.bytes.length, base64: s.bytes.toString('base64') });
+    const release = { name: `quay.io/openshift-release-dev/ocp-release@${DIGEST}`, digest: DIGEST, version: '4.16.0', components: [], signatures: [entry(good), entry(foreign), { ...entry(good), digest: OTHER }] };
+    const manifest = { releases: [release] } as unknown as BundleManifest;
+    const problems = releaseSignatureProblems(manifest);
+    assert.equal(problems.length, 2);
+    assert.match(problems[0]!.message, /signature-2 of release 4\.16\.0 .* signs sha256:b{64}, not the release sha256:a{64}/);
+    assert.match(problems[1]!.message, /signature-3 of release 4\.16\.0 .* does not match its recorded size and digest/);
+
+    // The CVO's ConfigMap for the same release: keys sha256-<hex>-N, the bytes as carried.
+    const configMap = signatureConfigMap(release as BundleRelease)!;
+    assert.equal(configMap.metadata.name, `sha256-${'a'.repeat(64)}`);
+    assert.deepEqual(Object.keys(configMap.binaryData), [1, 2, 3].map((n) => `sha256-${'a'.repeat(64)}-${n}`));
+    assert.ok(Buffer.from(configMap.binaryData[`sha256-${'a'.repeat(64)}-1`]!, 'base64').equals(good.bytes));
+    assert.equal(signatureConfigMap({ ...release, signatures: [] } as BundleRelease), undefined, 'no ConfigMap for a release without signatures');
   });
 });
