@@ -11,6 +11,10 @@ export function carriedSignatures(release: BundleRelease): ReleaseSignature[] {
   return (release.signatures ?? []).map((sig, i) => releaseSignature(i + 1, Buffer.from(sig.base64, 'base64')));
 }
 
+export function carriedSignatureCount(manifest: BundleManifest): number {
+  return bundleReleases(manifest).reduce((n, r) => n + (r.signatures?.length ?? 0), 0);
+}
+
 export interface SignatureProblem {
   readonly subject: string;
   readonly message: string;

@@ -15,7 +15,7 @@ import { checkSignature, loadPublicKey } from './signing.js';
 import { isDigest, type Digest } from '../oci/digest.js';
 import { ManifestError, parseManifest, referencedBlobs } from '../oci/manifest.js';
 import { sizeIfPresent } from '../util/disk.js';
-import { releaseSignatureProblems } from './release-signatures.js';
+import { carriedSignatureCount, releaseSignatureProblems } from './release-signatures.js';
 
 export type ProblemKind =
   | 'seal' | 'volume-missing' | 'volume-size' | 'volume-sha256' | 'volume-stale' | 'tar' | 'manifest'
@@ -44,6 +44,8 @@ export interface VerifyReport {
   readonly volumes: ReadonlyArray<{ readonly path: string; readonly size: number; readonly ok: boolean }>;
   readonly images: number;
   readonly blobsChecked: number;
+  /** Release signatures carried in pin-preload.json, each checked against its digest and release. */
+  readonly releaseSignatures: number;
   readonly bytesRead: number;
   readonly signature: SignatureState;
   readonly problems: readonly VerifyProblem[];
@@ -394,6 +396,7 @@ export async function verifyBundle(file: string, options: VerifyOptions = {}): P
       volumes: onDisk.map((v) => ({ path: v.path, size: v.size, ok: !problems.some((p) => p.subject === v.path || p.volume === v.path) })),
       images: manifest?.images.length ?? 0,
       blobsChecked: blobRanges.length,
+      releaseSignatures: manifest ? carriedSignatureCount(manifest) : 0,
       bytesRead,
       signature,
       problems,
@@ -454,7 +457,7 @@ export function formatVerifyReport(report: VerifyReport): string[] {
   const sig = { valid: 'signature valid', invalid: 'signature INVALID', unsigned: 'unsigned', 'present-not-checked': 'signed (not checked: no --trusted-key)' }[report.signature];
   lines.push(
     report.ok
-      ? `OK ${report.bundle}: ${report.volumes.length} volume(s), ${report.images} images, ${report.blobsChecked} blobs verified, ${sig}`
+      ? `OK ${report.bundle}: ${report.volumes.length} volume(s), ${report.images} images, ${report.blobsChecked} blobs verified${report.releaseSignatures > 0 ? `, ${report.releaseSignatures} release signature(s)` : ''}, ${sig}`
       : `FAILED ${report.bundle}: ${report.problems.length} problem(s); ${report.volumes.length} volume(s), ${report.blobsChecked} blobs checked, ${sig}`,
   );
   return lines;

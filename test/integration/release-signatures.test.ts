@@ -105,6 +105,7 @@ describe('release signatures', () => {
 
     const verified = await runCli(['bundle', 'verify', output, '--json']);
     assert.equal(verified.code, 0, verified.stdout);
+    assert.equal((JSON.parse(verified.stdout) as { releaseSignatures: number }).releaseSignatures, 3);
     const inspected = JSON.parse((await runCli(['bundle', 'inspect', output, '--json'])).stdout) as { releases: Array<{ signatures: number }> };
     assert.deepEqual(inspected.releases.map((r) => r.signatures), [2, 1]);
 
