@@ -97,6 +97,10 @@ describe('release signatures', () => {
     const output = path.join(work, 'signed.tar');
     const created = await create(output, '--signature-store', storeUrl, '--release-keyring', signer.armoredKeyring);
     assert.equal(created.code, 0, created.stderr);
+    // The same command again: the store serves the same bytes, so the bundle is already complete.
+    const again = await create(output, '--signature-store', storeUrl);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /^bundle already complete/);
     const bundle = await openBundle(output);
     await bundle.close();
     for (const release of bundle.manifest.releases ?? []) {
