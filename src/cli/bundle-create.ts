@@ -51,7 +51,7 @@ export function registerBundleCreate(bundle: Command): void {
     .addHelpText('after', `\n--concurrency N also bounds blob downloads (default ${DEFAULT_CREATE_CONCURRENCY}). An interrupted or failed run resumes when run again.\nRead an OCI-typed image out of a bundle: skopeo copy oci-archive:BUNDLE:<image reference by digest> …  (see docs/bundle-format.md)`);
   addSignatureOptions(addSelectionOptions(addManifestOptions(command))).action(
     action(async (options: CreateOptionValues) => {
-      checkSignatureOptions(options);
+      const signatureOptions = await checkSignatureOptions(options);
       const { selection, source, spec, concurrency } = await selectionFromOptions(options);
       const controller = new AbortController();
       const onSignal = () => controller.abort();
@@ -72,7 +72,7 @@ export function registerBundleCreate(bundle: Command): void {
         }
         note(options.quiet, 'resolving images…');
         const [{ planBundle }, { createBundle }] = await Promise.all([import('../plan/resolve.js'), import('../bundle/writer.js')]);
-        const plan = await applySignatureOptions(await planBundle(source, selection, { concurrency }), options, controller.signal);
+        const plan = await applySignatureOptions(await planBundle(source, selection, { concurrency }), signatureOptions, controller.signal);
         note(options.quiet, `${plan.images.length} images, ${plan.blobs.length} unique blobs, ${formatBytes(plan.totals.uniqueBytes)} to bundle`);
         const progress = createProgress({ title: 'downloading', ...(options.quiet ? { quiet: true } : {}) });
         const result = await createBundle({

@@ -19,11 +19,11 @@ export function registerBundlePlan(bundle: Command): void {
     .option('--json', 'print the plan as JSON (schemaVersion 1, see docs/plan-json.md)');
   addSignatureOptions(addSelectionOptions(command)).action(
     action(async (options: SelectionOptionValues & SignatureOptionValues & { json?: boolean }) => {
-      checkSignatureOptions(options);
+      const signatureOptions = await checkSignatureOptions(options);
       const { selection, source, concurrency } = await selectionFromOptions(options);
       const [{ planBundle }, { dedupRatio, planToJson }] = await Promise.all([import('../plan/resolve.js'), import('../plan/plan-json.js')]);
       try {
-        const plan = await applySignatureOptions(await planBundle(source, selection, { concurrency }), options);
+        const plan = await applySignatureOptions(await planBundle(source, selection, { concurrency }), signatureOptions);
         if (options.json) printJson(planToJson(plan));
         else process.stdout.write(formatPlan(plan, dedupRatio(plan)));
       } finally {

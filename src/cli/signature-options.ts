@@ -2,7 +2,9 @@
 // `--allow-unsigned-releases`), shared by `bundle plan` and `bundle create`, and applying them to a plan.
 
 import type { Command } from 'commander';
+import { access, constants } from 'node:fs/promises';
 import type { BundlePlan } from '../plan/plan.js';
+import type { SignatureOptions } from '../plan/release-signatures.js';
 import { UserError } from '../util/errors.js';
 
 export interface SignatureOptionValues {
@@ -18,21 +20,30 @@ export function addSignatureOptions(command: Command): Command {
     .option('--allow-unsigned-releases', 'with --signature-store: bundle a release the store has no signature for instead of refusing it');
 }
 
-/** Checked before any planning or download: a bad URL or an option without the store is a usage error. */
-export function checkSignatureOptions(options: SignatureOptionValues): void {
-  if (options.signatureStore === undefined && (options.releaseKeyring !== undefined || options.allowUnsignedReleases)) {
-    throw new UserError('USAGE', `${options.releaseKeyring !== undefined ? '--release-keyring' : '--allow-unsigned-releases'} goes with --signature-store URL`, { exitCode: 2 });
+/**
+ * Checked before any planning or download: the store URL, the keyring's readability, and that the other two
+ * options come with a store. Undefined when no store is asked for.
+ */
+export async function checkSignatureOptions(options: SignatureOptionValues): Promise<SignatureOptions | undefined> {
+  if (options.signatureStore === undefined) {
+    if (options.releaseKeyring !== undefined || options.allowUnsignedReleases) {
+      throw new UserError('USAGE', `${options.releaseKeyring !== undefined ? '--release-keyring' : '--allow-unsigned-releases'} goes with --signature-store URL`, { exitCode: 2 });
+    }
+    return undefined;
   }
+  const { parseSignatureStore } = await import('../release/signature-store.js');
+  const store = parseSignatureStore(options.signatureStore);
+  if (options.releaseKeyring !== undefined) {
+    await access(options.releaseKeyring, constants.R_OK).catch((err: Error) => {
+      throw new UserError('USAGE', `--release-keyring ${options.releaseKeyring} cannot be read: ${err.message}`, { exitCode: 2 });
+    });
+  }
+  return { store, ...(options.releaseKeyring !== undefined ? { keyring: options.releaseKeyring } : {}), ...(options.allowUnsignedReleases ? { allowUnsigned: true } : {}) };
 }
 
-/** The plan with its releases' signatures when --signature-store is given; the plan as it is otherwise. */
-export async function applySignatureOptions(plan: BundlePlan, options: SignatureOptionValues, signal?: AbortSignal): Promise<BundlePlan> {
-  if (options.signatureStore === undefined) return plan;
-  const [{ parseSignatureStore }, { withReleaseSignatures }] = await Promise.all([import('../release/signature-store.js'), import('../plan/release-signatures.js')]);
-  return withReleaseSignatures(plan, {
-    store: parseSignatureStore(options.signatureStore),
-    ...(options.releaseKeyring !== undefined ? { keyring: options.releaseKeyring } : {}),
-    ...(options.allowUnsignedReleases ? { allowUnsigned: true } : {}),
-    ...(signal ? { signal } : {}),
-  });
+/** The plan with its releases' signatures when a store was asked for; the plan as it is otherwise. */
+export async function applySignatureOptions(plan: BundlePlan, checked: SignatureOptions | undefined, signal?: AbortSignal): Promise<BundlePlan> {
+  if (checked === undefined) return plan;
+  const { withReleaseSignatures } = await import('../plan/release-signatures.js');
+  return withReleaseSignatures(plan, { ...checked, ...(signal ? { signal } : {}) });
 }

@@ -179,5 +179,10 @@ describe('release signatures', () => {
     const stray = await create(path.join(work, 'stray.tar'), '--release-keyring', signer.armoredKeyring);
     assert.equal(stray.code, 2);
     assert.match(stray.stderr, /--release-keyring goes with --signature-store URL/);
+    for (const [args, message] of [[['--signature-store', 'ftp://example.com/sigs'], /--signature-store "ftp:\/\/example\.com\/sigs" is not an http\(s\) URL/], [['--signature-store', storeUrl, '--release-keyring', path.join(work, 'absent.gpg')], /--release-keyring .*absent\.gpg cannot be read/]] as const) {
+      const refused = await runCli(['bundle', 'plan', ...source(), ...releases(), ...args]);
+      assert.equal(refused.code, 2, refused.stderr);
+      assert.match(refused.stderr, message);
+    }
   });
 });

@@ -3,6 +3,8 @@
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { deflateRawSync, deflateSync } from 'node:zlib';
 import { OpenPgpFormatError, parsePackets, signedLiteralData } from '../../src/release/openpgp.js';
 import { checkSignaturePayload, releaseSignature } from '../../src/release/release-signature.js';
@@ -124,12 +126,21 @@ describe('release signatures made by gpg', () => {
         await keyring.close();
       }
     }
-    const wrong = await ReleaseKeyring.open(other.armoredKeyring);
-    try {
-      await assert.rejects(wrong.verify(bytes, 'signature-1 of release 4.16.0'), (err: unknown) => err instanceof UserError && err.code === 'RELEASE_SIGNATURE_UNTRUSTED' && err.message.includes('signature-1 of release 4.16.0'));
-    } finally {
-      await wrong.close();
+    // Another signer's key, and a file that is no keyring at all: both refuse the signature, naming it.
+    const garbage = path.join(other.home, 'not-a-keyring');
+    await writeFile(garbage, 'hello\n');
+    for (const file of [other.armoredKeyring, garbage]) {
+      const wrong = await ReleaseKeyring.open(file);
+      try {
+        await assert.rejects(wrong.verify(bytes, 'signature-1 of release 4.16.0'), (err: unknown) => err instanceof UserError && err.code === 'RELEASE_SIGNATURE_UNTRUSTED' && err.message.includes('signature-1 of release 4.16.0'), file);
+      } finally {
+        await wrong.close();
+      }
     }
+    // Armor around something that is not a key: refused when the keyring is opened (before any download).
+    const badArmor = path.join(other.home, 'bad.asc');
+    await writeFile(badArmor, '-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n!!!!\n-----END PGP PUBLIC KEY BLOCK-----\n');
+    await assert.rejects(ReleaseKeyring.open(badArmor).then((k) => k.close()), (err: unknown) => err instanceof UserError && err.exitCode === 2 && /bad\.asc is not an OpenPGP key export/.test(err.message));
   });
 });
 
