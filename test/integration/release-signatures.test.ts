@@ -112,6 +112,7 @@ describe('release signatures', () => {
     assert.equal((JSON.parse(verified.stdout) as { releaseSignatures: number }).releaseSignatures, 3);
     const inspected = JSON.parse((await runCli(['bundle', 'inspect', output, '--json'])).stdout) as { releases: Array<{ signatures: number }> };
     assert.deepEqual(inspected.releases.map((r) => r.signatures), [2, 1]);
+    assert.match((await runCli(['bundle', 'inspect', output])).stdout, /^Release: +4\.16\.0-sample \(.*\), channel stable-4\.16, \d+ components, 2 release signature\(s\)$/m);
 
     const dir = path.join(work, 'manifests');
     const written = await runCli(['bundle', 'manifests', output, '--output', dir]);
