@@ -45,6 +45,19 @@ describe('OpenPGP packet reader', () => {
     assert.equal(signedLiteralData(message).toString(), '{"x":1}');
   });
 
+  test('reads every length form: old 1/2/4-octet and indeterminate, new 1/2/5-octet', () => {
+    const data = literal(Buffer.alloc(300, 0x42));
+    const oldFour = Buffer.concat([Buffer.from([0x80 | (11 << 2) | 2]), Buffer.alloc(4), data]);
+    oldFour.writeUInt32BE(data.length, 1);
+    const newTwo = Buffer.concat([Buffer.from([0xc0 | 11, ((data.length - 192) >> 8) + 192, (data.length - 192) & 0xff]), data]);
+    const oldOne = Buffer.from([0x80 | (2 << 2), 8, ...Buffer.alloc(8)]);
+    // Indeterminate length (old format, type 3) runs to the end of the input, so it comes last.
+    const oldIndeterminate = Buffer.concat([Buffer.from([0x80 | (2 << 2) | 3]), Buffer.alloc(8)]);
+    for (const [name, message] of [['old 4-octet', Buffer.concat([oldFour, oldOne])], ['new 2-octet', Buffer.concat([newTwo, SIGNATURE_PACKET])], ['new 5-octet', Buffer.concat([packet(11, data), oldIndeterminate])]] as const) {
+      assert.equal(signedLiteralData(message).length, 300, name);
+    }
+  });
+
   test('joins new-format partial body chunks', () => {
     const body = literal(Buffer.alloc(600, 0x41));
     // 512-byte partial chunk (0xe9 = 2^9), then the final 98 bytes with a one-octet length.
