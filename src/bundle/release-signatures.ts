@@ -4,6 +4,7 @@
 import type { BundleManifest, BundleRelease } from './format.js';
 import { bundleReleases } from './bundle-manifest.js';
 import { checkSignaturePayload, releaseSignature, type ReleaseSignature } from '../release/release-signature.js';
+import { ReleaseKeyring } from '../release/release-keyring.js';
 import { isUserError } from '../util/errors.js';
 
 /** A release's carried signatures, signature-1 first (index N is the store's signature-N). */
@@ -22,9 +23,13 @@ export interface SignatureProblem {
   readonly found?: string;
 }
 
-/** Each carried signature must decode to its recorded size and digest, and its payload must sign its release. */
-export function releaseSignatureProblems(manifest: BundleManifest): SignatureProblem[] {
+/**
+ * Each carried signature must decode to its recorded size and digest, and its payload must sign its release;
+ * with `keyringFile`, gpgv must also find it a good signature by a key of that keyring.
+ */
+export async function releaseSignatureProblems(manifest: BundleManifest, keyringFile?: string): Promise<SignatureProblem[]> {
   const problems: SignatureProblem[] = [];
+  const checked: Array<{ signature: ReleaseSignature; where: string }> = [];
   for (const release of bundleReleases(manifest)) {
     const recorded = release.signatures ?? [];
     carriedSignatures(release).forEach((signature, i) => {
@@ -36,11 +41,24 @@ export function releaseSignatureProblems(manifest: BundleManifest): SignaturePro
       }
       try {
         checkSignaturePayload(signature, release.digest, where);
+        checked.push({ signature, where });
       } catch (err) {
         if (!isUserError(err)) throw err;
         problems.push({ subject: entry.digest, message: err.message });
       }
     });
+  }
+  if (keyringFile === undefined || checked.length === 0) return problems;
+  const keyring = await ReleaseKeyring.open(keyringFile);
+  try {
+    for (const { signature, where } of checked) {
+      await keyring.verify(signature.bytes, where).catch((err: unknown) => {
+        if (!isUserError(err) || err.code !== 'RELEASE_SIGNATURE_UNTRUSTED') throw err;
+        problems.push({ subject: signature.digest, message: err.message });
+      });
+    }
+  } finally {
+    await keyring.close();
   }
   return problems;
 }

@@ -67,6 +67,8 @@ export interface VerifyOptions {
    * report names them.
    */
   readonly copyInto?: string;
+  /** A gpg keyring (binary or armored): also verify every carried release signature with gpgv. */
+  readonly releaseKeyring?: string;
   /** Stops a copy (copyInto) at the next chunk with an ABORT_ERR error. */
   readonly signal?: AbortSignal;
 }
@@ -318,7 +320,7 @@ export async function verifyBundle(file: string, options: VerifyOptions = {}): P
         layout = undefined;
       }
     }
-    for (const p of manifest ? releaseSignatureProblems(manifest) : []) problems.push({ kind: 'release-signature', ...p });
+    for (const p of manifest ? await releaseSignatureProblems(manifest, options.releaseKeyring) : []) problems.push({ kind: 'release-signature', ...p });
     if (layout && layout.totalSize !== volumes.totalSize) {
       problems.push({ kind: 'tar', subject: bundlePath, message: `the bundle's volumes hold ${volumes.totalSize} bytes, the layout ${MANIFEST_ENTRY} prescribes ${layout.totalSize}`, expected: `${layout.totalSize} bytes`, found: `${volumes.totalSize} bytes` });
     }

@@ -110,6 +110,13 @@ describe('release signatures', () => {
     const verified = await runCli(['bundle', 'verify', output, '--json']);
     assert.equal(verified.code, 0, verified.stdout);
     assert.equal((JSON.parse(verified.stdout) as { releaseSignatures: number }).releaseSignatures, 3);
+    // On the other side of the gap, against the keyring: the signer's passes, another key's names each signature.
+    const trusted = await runCli(['bundle', 'verify', output, '--release-keyring', signer.binaryKeyring]);
+    assert.equal(trusted.code, 0, trusted.stdout);
+    assert.match(trusted.stdout, /^OK .*, 3 release signature\(s\), unsigned$/m);
+    const untrusted = await runCli(['bundle', 'verify', output, '--release-keyring', stranger.armoredKeyring]);
+    assert.equal(untrusted.code, 1, untrusted.stdout);
+    assert.equal(untrusted.stdout.match(/^FAIL release-signature: signature-\d of release 4\.16\.\d-sample .* is not a good signature by a key of the release keyring/gm)?.length, 3);
     const inspected = JSON.parse((await runCli(['bundle', 'inspect', output, '--json'])).stdout) as { releases: Array<{ signatures: number }> };
     assert.deepEqual(inspected.releases.map((r) => r.signatures), [2, 1]);
     assert.match((await runCli(['bundle', 'inspect', output])).stdout, /^Release: +4\.16\.0-sample \(.*\), channel stable-4\.16, \d+ components, 2 release signature\(s\)$/m);

@@ -172,10 +172,20 @@ describe('signatures carried in a bundle manifest', () => {
     const entry = (s: typeof good) => ({ digest: s.digest, size: s.bytes.length, base64: s.bytes.toString('base64') });
     const release = { name: `quay.io/openshift-release-dev/ocp-release@${DIGEST}`, digest: DIGEST, version: '4.16.0', components: [], signatures: [entry(good), entry(foreign), { ...entry(good), digest: OTHER }] };
     const manifest = { releases: [release] } as unknown as BundleManifest;
-    const problems = releaseSignatureProblems(manifest);
+    const problems = await releaseSignatureProblems(manifest);
     assert.equal(problems.length, 2);
     assert.match(problems[0]!.message, /signature-2 of release 4\.16\.0 .* signs sha256:b{64}, not the release sha256:a{64}/);
     assert.match(problems[1]!.message, /signature-3 of release 4\.16\.0 .* does not match its recorded size and digest/);
+    // With a keyring of another key, the one signature whose payload is right is also named as untrusted.
+    const stranger = await createTestSigner('Stranger');
+    try {
+      const withKeyring = await releaseSignatureProblems(manifest, stranger.armoredKeyring);
+      assert.equal(withKeyring.length, 3);
+      assert.match(withKeyring[2]!.message, /signature-1 of release 4\.16\.0 .* is not a good signature by a key of the release keyring/);
+      assert.equal((await releaseSignatureProblems(manifest, signer.binaryKeyring)).length, 2, 'the signer\'s own keyring trusts them');
+    } finally {
+      await stranger.close();
+    }
 
     // The CVO's ConfigMap for the same release: keys sha256-<hex>-N, the bytes as carried.
     const configMap = signatureConfigMap(release as BundleRelease)!;
