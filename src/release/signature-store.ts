@@ -80,7 +80,8 @@ async function fetchOne(url: string, options: FetchSignaturesOptions): Promise<B
     options.signal,
   ).catch((err: unknown) => {
     if (err instanceof UserError) throw err;
-    if (options.signal?.aborted) throw err;
+    // Ctrl-C while fetching: nothing has been downloaded or written yet, so there is nothing to resume.
+    if (options.signal?.aborted) throw new UserError('INTERRUPTED', `interrupted while fetching the signatures of ${options.release}; nothing was written`, { exitCode: 130 });
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     const why = err instanceof TransientError ? err.message : (cause?.code ?? cause?.message ?? (err as Error).message);
     throw new UserError('SIGNATURE_STORE_FAILED', `${options.release}: cannot fetch ${url}: ${why}`, { hint: 'check --signature-store and the network (retried a few times already)' });

@@ -72,6 +72,14 @@ test('a store that is not there is an error naming the URL', async () => {
   await assert.rejects(fetchReleaseSignatures(closed, DIGEST, { release: 'release 4.16.0', retry: FAST }), new RegExp(`release 4\\.16\\.0: cannot fetch http://127\\.0\\.0\\.1:${port}/sigs/sha256=c{64}/signature-1: ECONNREFUSED`));
 });
 
+test('an abort while fetching is INTERRUPTED (exit 130), not a store failure', async () => {
+  script.clear();
+  script.set(path(1), [503]);
+  const controller = new AbortController();
+  const slow: RetryPolicy = { ...FAST, attempts: 5, maxRetryAfterMs: 10_000, sleep: async () => controller.abort() };
+  await assert.rejects(fetchReleaseSignatures(root, DIGEST, { release: 'release 4.16.0', retry: slow, signal: controller.signal }), (err: unknown) => err instanceof UserError && err.code === 'INTERRUPTED' && err.exitCode === 130);
+});
+
 test('a store URL that is not http(s) is a usage error', () => {
   for (const text of ['ftp://example.com/sigs', 'not a url']) assert.throws(() => parseSignatureStore(text), (err: unknown) => err instanceof UserError && err.exitCode === 2);
 });
