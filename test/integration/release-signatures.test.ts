@@ -14,7 +14,7 @@ import { openBundle } from '../../src/bundle/reader.js';
 import { MANIFEST_ENTRY } from '../../src/bundle/format.js';
 import { generateSampleRelease, pushLayout, RELEASE_REPOSITORY, type SampleRelease } from '../../src/sample/index.js';
 import { assertNoInternalError, runCli } from '../support/cli.js';
-import { startDockerRegistry, type RunningRegistry } from '../support/docker-registry.js';
+import { startDockerRegistry, writeSampleSourceConfig, type RunningRegistry } from '../support/docker-registry.js';
 import { atomicPayload, createTestSigner, type TestSigner } from '../support/gpg.js';
 
 let work: string;
@@ -55,10 +55,7 @@ before(async () => {
   await new Promise<void>((resolve) => store.listen(0, '127.0.0.1', resolve));
   storeUrl = `http://127.0.0.1:${(store.address() as AddressInfo).port}/store/`;
   graphUrl = `http://127.0.0.1:${(store.address() as AddressInfo).port}/graph`;
-  conf = path.join(work, 'registries.conf');
-  await writeFile(conf, ['quay.io', 'registry.example.com'].map((p) => `[[registry]]\nprefix = "${p}"\nlocation = "${registry.host}"\ninsecure = true\n`).join('\n'));
-  authfile = path.join(work, 'auth.json');
-  await writeFile(authfile, '{"auths":{}}');
+  ({ conf, authfile } = await writeSampleSourceConfig(work, registry));
 });
 
 after(async () => {
