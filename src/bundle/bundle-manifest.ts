@@ -62,6 +62,7 @@ export function buildBundleManifest(
             version: r.version,
             ...(r.channel !== undefined ? { channel: r.channel } : {}),
             components: r.components.map((c) => ({ name: c.name, image: formatReference(c.reference) })),
+            ...(r.signatures !== undefined ? { signatures: r.signatures.map((sig) => ({ digest: sig.digest, size: sig.bytes.length, base64: sig.bytes.toString('base64') })) } : {}),
           })),
         }
       : {}),
@@ -151,6 +152,9 @@ export function parseBundleManifest(bytes: Buffer, where: string): BundleManifes
       if (typeof release.digest !== 'string' || !isDigest(release.digest)) throw invalid(where, `release ${release.name} has a bad digest`);
       const components = release.components;
       if (!Array.isArray(components) || !components.every((c) => typeof c?.name === 'string' && typeof c?.image === 'string')) throw invalid(where, `release ${release.name}: components must be a list of {name, image}`);
+      const signatures = release.signatures;
+      const signatureShape = (sig: { digest?: unknown; size?: unknown; base64?: unknown } | null) => typeof sig?.digest === 'string' && isDigest(sig.digest) && Number.isSafeInteger(sig.size) && typeof sig.base64 === 'string';
+      if (signatures !== undefined && (!Array.isArray(signatures) || !signatures.every(signatureShape))) throw invalid(where, `release ${release.name}: signatures must be a list of {digest, size, base64}`);
     });
   }
   if (typeof doc.created !== 'string') throw invalid(where, 'created must be a string');

@@ -64,6 +64,8 @@ export interface BundleRelease {
   readonly channel?: string;
   /** image-references tag name → image by digest (an entry of `images`); blocked components left out. */
   readonly components: ReadonlyArray<{ readonly name: string; readonly image: string }>;
+  /** Its release signatures (signature-1 first), bytes inline; absent unless bundled with --signature-store. */
+  readonly signatures?: ReadonlyArray<{ readonly digest: Digest; readonly size: number; readonly base64: string }>;
 }
 
 export interface BundleManifest {

@@ -27,7 +27,7 @@ export interface BundleInspection {
   readonly tool: string;
   readonly release?: { readonly name: string; readonly version: string };
   /** Every release of the bundle (one for bundles written before several could be). */
-  readonly releases: ReadonlyArray<{ readonly name: string; readonly version: string; readonly channel?: string; readonly components: number }>;
+  readonly releases: ReadonlyArray<{ readonly name: string; readonly version: string; readonly channel?: string; readonly components: number; readonly signatures: number }>;
   readonly platforms: readonly string[];
   readonly images: readonly InspectedImage[];
   readonly blobs: number;
@@ -100,7 +100,7 @@ export async function inspectBundle(file: string): Promise<BundleInspection> {
     created: manifest.created,
     tool: `${manifest.tool?.name ?? '?'} ${manifest.tool?.version ?? '?'}`,
     ...(manifest.release ? { release: { name: manifest.release.name, version: manifest.release.version } } : {}),
-    releases: bundleReleases(manifest).map((r) => ({ name: r.name, version: r.version, ...(r.channel !== undefined ? { channel: r.channel } : {}), components: r.components.length })),
+    releases: bundleReleases(manifest).map((r) => ({ name: r.name, version: r.version, ...(r.channel !== undefined ? { channel: r.channel } : {}), components: r.components.length, signatures: r.signatures?.length ?? 0 })),
     platforms: manifest.platforms ?? [],
     images: imageSummary(manifest),
     blobs: manifest.blobs.length,

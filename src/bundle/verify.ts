@@ -15,11 +15,12 @@ import { checkSignature, loadPublicKey } from './signing.js';
 import { isDigest, type Digest } from '../oci/digest.js';
 import { ManifestError, parseManifest, referencedBlobs } from '../oci/manifest.js';
 import { sizeIfPresent } from '../util/disk.js';
+import { carriedSignatureCount, releaseSignatureProblems } from './release-signatures.js';
 
 export type ProblemKind =
   | 'seal' | 'volume-missing' | 'volume-size' | 'volume-sha256' | 'volume-stale' | 'tar' | 'manifest'
   | 'blob-missing' | 'blob-size' | 'blob-digest' | 'blob-unreadable' | 'image-manifest' | 'index' | 'signature'
-  | 'tar-header' | 'oci-layout' | 'padding' | 'end-of-archive';
+  | 'tar-header' | 'oci-layout' | 'padding' | 'end-of-archive' | 'release-signature';
 
 export interface VerifyProblem {
   readonly kind: ProblemKind;
@@ -43,6 +44,8 @@ export interface VerifyReport {
   readonly volumes: ReadonlyArray<{ readonly path: string; readonly size: number; readonly ok: boolean }>;
   readonly images: number;
   readonly blobsChecked: number;
+  /** Release signatures carried in pin-preload.json, each checked against its digest and release. */
+  readonly releaseSignatures: number;
   readonly bytesRead: number;
   readonly signature: SignatureState;
   readonly problems: readonly VerifyProblem[];
@@ -64,6 +67,8 @@ export interface VerifyOptions {
    * report names them.
    */
   readonly copyInto?: string;
+  /** A gpg keyring (binary or armored): also verify every carried release signature with gpgv. */
+  readonly releaseKeyring?: string;
   /** Stops a copy (copyInto) at the next chunk with an ABORT_ERR error. */
   readonly signal?: AbortSignal;
 }
@@ -286,6 +291,7 @@ export async function verifyBundle(file: string | BundleFiles, options: VerifyOp
     const read = await readLayout(files, volumes);
     problems.push(...read.problems);
     const { manifest, layout } = read;
+    if (manifest) problems.push(...(await releaseSignatureProblems(manifest, options.releaseKeyring)).map((p) => ({ kind: 'release-signature' as const, ...p })));
     if (layout) problems.push(...layoutSizeProblems(bundlePath, layout, volumes.totalSize));
     const blobs = blobRanges(layout, files.volumes.length, volumes.totalSize);
     problems.push(...blobs.problems);
@@ -305,6 +311,7 @@ export async function verifyBundle(file: string | BundleFiles, options: VerifyOp
       volumes: volumeStatus(onDisk, problems),
       images: manifest?.images.length ?? 0,
       blobsChecked: blobs.ranges.length,
+      releaseSignatures: manifest ? carriedSignatureCount(manifest) : 0,
       bytesRead: readAll.bytesRead,
       signature,
       problems,
@@ -535,7 +542,7 @@ export function formatVerifyReport(report: VerifyReport): string[] {
   const sig = { valid: 'signature valid', invalid: 'signature INVALID', unsigned: 'unsigned', 'present-not-checked': 'signed (not checked: no --trusted-key)' }[report.signature];
   lines.push(
     report.ok
-      ? `OK ${report.bundle}: ${report.volumes.length} volume(s), ${report.images} images, ${report.blobsChecked} blobs verified, ${sig}`
+      ? `OK ${report.bundle}: ${report.volumes.length} volume(s), ${report.images} images, ${report.blobsChecked} blobs verified${report.releaseSignatures > 0 ? `, ${report.releaseSignatures} release signature(s)` : ''}, ${sig}`
       : `FAILED ${report.bundle}: ${report.problems.length} problem(s); ${report.volumes.length} volume(s), ${report.blobsChecked} blobs checked, ${sig}`,
   );
   return lines;

@@ -389,6 +389,7 @@ async function existingBundleOfPlan(output: string, planned: BundleManifest, lay
       JSON.stringify(seal.volumes.map((v) => [v.name, v.size])) === JSON.stringify(layout.volumes.map((v) => [v.name, v.size])) &&
       JSON.stringify(manifest.images) === JSON.stringify(planned.images) &&
       blobKey(manifest) === blobKey(planned) &&
+      JSON.stringify(manifest.releases ?? null) === JSON.stringify(planned.releases ?? null) &&
       (fixedTime === undefined || manifest.created === fixedTime) &&
       (!options.signKey || (await signedBy(bundle.signaturePath, options.signKey)));
     if (!same) return undefined;

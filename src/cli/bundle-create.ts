@@ -10,8 +10,9 @@ import { UserError } from '../util/errors.js';
 import { addManifestOptions, checkManifestOptions, formatManifestsResult, runBundleManifests, warnUnexpressible, type ManifestOptionValues } from './bundle-manifests.js';
 import { action } from './run-command.js';
 import { addSelectionOptions, selectionFromOptions, type SelectionOptionValues } from './selection-options.js';
+import { addSignatureOptions, applySignatureOptions, checkSignatureOptions, type SignatureOptionValues } from './signature-options.js';
 
-interface CreateOptionValues extends SelectionOptionValues, ManifestOptionValues {
+interface CreateOptionValues extends SelectionOptionValues, ManifestOptionValues, SignatureOptionValues {
   readonly manifests?: string;
   readonly output?: string;
   readonly splitSize?: string;
@@ -48,8 +49,9 @@ export function registerBundleCreate(bundle: Command): void {
     .option('--quiet', 'no progress output')
     .option('--manifests <dir>', 'then write the cluster manifests of the bundle into DIR (as "bundle manifests"; with --pool, --mirror-host, --name)')
     .addHelpText('after', `\n--concurrency N also bounds blob downloads (default ${DEFAULT_CREATE_CONCURRENCY}). An interrupted or failed run resumes when run again.\nRead an OCI-typed image out of a bundle: skopeo copy oci-archive:BUNDLE:<image reference by digest> …  (see docs/bundle-format.md)`);
-  addSelectionOptions(addManifestOptions(command)).action(
+  addSignatureOptions(addSelectionOptions(addManifestOptions(command))).action(
     action(async (options: CreateOptionValues) => {
+      const signatureOptions = await checkSignatureOptions(options);
       const { selection, source, spec, concurrency } = await selectionFromOptions(options);
       const controller = new AbortController();
       const onSignal = () => controller.abort();
@@ -70,7 +72,7 @@ export function registerBundleCreate(bundle: Command): void {
         }
         note(options.quiet, 'resolving images…');
         const [{ planBundle }, { createBundle }] = await Promise.all([import('../plan/resolve.js'), import('../bundle/writer.js')]);
-        const plan = await planBundle(source, selection, { concurrency });
+        const plan = await applySignatureOptions(await planBundle(source, selection, { concurrency }), signatureOptions, controller.signal);
         note(options.quiet, `${plan.images.length} images, ${plan.blobs.length} unique blobs, ${formatBytes(plan.totals.uniqueBytes)} to bundle`);
         const progress = createProgress({ title: 'downloading', ...(options.quiet ? { quiet: true } : {}) });
         const result = await createBundle({

@@ -7,8 +7,9 @@ import { action, printJson } from './run-command.js';
 
 function formatInspection(b: BundleInspection): string {
   const out: string[] = [`Bundle:     ${b.bundle}`, `Created:    ${b.created} by ${b.tool}`];
-  if (b.releases.length > 1) for (const r of b.releases) out.push(`Release:    ${r.version} (${r.name})${r.channel ? `, channel ${r.channel}` : ''}, ${r.components} components`);
-  else if (b.release) out.push(`Release:    ${b.release.version} (${b.release.name})`);
+  const signed = (r: { signatures: number }) => (r.signatures > 0 ? `, ${r.signatures} release signature(s)` : '');
+  if (b.releases.length > 1) for (const r of b.releases) out.push(`Release:    ${r.version} (${r.name})${r.channel ? `, channel ${r.channel}` : ''}, ${r.components} components${signed(r)}`);
+  else if (b.release) out.push(`Release:    ${b.release.version} (${b.release.name})${b.releases[0] ? signed(b.releases[0]) : ''}`);
   out.push(`Platforms:  ${b.platforms.join(', ') || '-'}`);
   out.push(`Size:       ${formatBytes(b.totalSize)} (${b.blobs} unique blobs, ${formatBytes(b.uniqueBytes)}; uncompressed ${b.uncompressedEstimated ? '~' : ''}${formatBytes(b.uncompressedBytes)})`);
   out.push(`Seal:       ${b.sealed ? 'present' : 'MISSING (incomplete bundle or seal not copied)'}`);

@@ -47,7 +47,7 @@ export async function runBundleManifests(bundleFile: string, dir: string, option
 
 export function formatManifestsResult(result: BundleManifestsResult): string {
   const lines = [`cluster manifests for ${result.bundle} written to ${result.dir}:`];
-  for (const o of result.objects) lines.push(`  ${path.basename(o.file)}  ${o.kind} ${o.name}  (${o.entries} ${o.kind === 'PinnedImageSet' ? 'images' : 'repositories'})`);
+  for (const o of result.objects) lines.push(`  ${path.basename(o.file)}  ${o.kind} ${o.name}  (${o.entries} ${o.kind === 'PinnedImageSet' ? 'images' : o.kind === 'ConfigMap' ? 'release signatures' : 'repositories'})`);
   for (const f of result.removed) lines.push(`  removed ${path.basename(f)} (written by an earlier run, no longer produced)`);
   lines.push(`  ${result.pinnedImages} images pinned in pools ${result.pools.join(', ')}${result.mirrorHost ? `; mirror ${result.mirrorHost}` : '; no mirror sets (give --mirror-host to send pulls to a registry serving the bundle)'}`);
   lines.push(`  apply with: oc apply -f ${result.dir}`);
@@ -62,7 +62,7 @@ export function warnUnexpressible(result: BundleManifestsResult): void {
 export function registerBundleManifests(bundle: Command): void {
   const command = bundle
     .command('manifests <bundle>')
-    .description('write the cluster objects for a bundle: PinnedImageSets per pool and, with --mirror-host, ImageDigestMirrorSet/ImageTagMirrorSet (one YAML file each)')
+    .description('write the cluster objects for a bundle: PinnedImageSets per pool, release signature ConfigMaps and, with --mirror-host, ImageDigestMirrorSet/ImageTagMirrorSet (one YAML file each)')
     .option('--output <dir>', 'directory to write the YAML files into (created if missing)')
     .option('--json', 'print a summary as JSON');
   addManifestOptions(command)

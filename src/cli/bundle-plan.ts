@@ -10,18 +10,20 @@ import { COMPRESSED_LAYER_RATIO } from '../plan/plan.js';
 import { formatBytes } from '../util/size.js';
 import { action, printJson } from './run-command.js';
 import { addSelectionOptions, selectionFromOptions, type SelectionOptionValues } from './selection-options.js';
+import { addSignatureOptions, applySignatureOptions, checkSignatureOptions, type SignatureOptionValues } from './signature-options.js';
 
 export function registerBundlePlan(bundle: Command): void {
   const command = bundle
     .command('plan')
     .description('resolve a release and images to digests and show what a bundle of them would hold (fetches manifests only)')
     .option('--json', 'print the plan as JSON (schemaVersion 1, see docs/plan-json.md)');
-  addSelectionOptions(command).action(
-    action(async (options: SelectionOptionValues & { json?: boolean }) => {
+  addSignatureOptions(addSelectionOptions(command)).action(
+    action(async (options: SelectionOptionValues & SignatureOptionValues & { json?: boolean }) => {
+      const signatureOptions = await checkSignatureOptions(options);
       const { selection, source, concurrency } = await selectionFromOptions(options);
       const [{ planBundle }, { dedupRatio, planToJson }] = await Promise.all([import('../plan/resolve.js'), import('../plan/plan-json.js')]);
       try {
-        const plan = await planBundle(source, selection, { concurrency });
+        const plan = await applySignatureOptions(await planBundle(source, selection, { concurrency }), signatureOptions);
         if (options.json) printJson(planToJson(plan));
         else process.stdout.write(formatPlan(plan, dedupRatio(plan)));
       } finally {
@@ -65,7 +67,7 @@ export function formatPlan(plan: BundlePlan, dedup: number): string {
     out.push(`Release:    ${r.requestedAs}`);
     if (r.requestedAs !== formatReference(r.reference)) out.push(`            ${formatReference(r.reference)}`);
     const blocked = r.componentCount - r.components.length;
-    out.push(`            version ${r.version || '(unknown)'}, ${r.componentCount} components${blocked > 0 ? ` (${blocked} blocked)` : ''}${r.previous?.length ? `, updates from ${r.previous.join(', ')}` : ''}`);
+    out.push(`            version ${r.version || '(unknown)'}, ${r.componentCount} components${blocked > 0 ? ` (${blocked} blocked)` : ''}${r.previous?.length ? `, updates from ${r.previous.join(', ')}` : ''}${r.signatures ? `, ${r.signatures.length} signature(s)` : ''}`);
   }
   if (plan.blocked.length > 0) {
     out.push(`Blocked:    ${plan.blocked.length} image(s) left out by blockedImages`);

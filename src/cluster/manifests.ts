@@ -10,6 +10,8 @@ import { removeFileDurably, writeFileAtomic } from '../util/atomic-file.js';
 import { UserError } from '../util/errors.js';
 import { imageDigestMirrorSet, imageTagMirrorSet, isMirrorLocation, mirrorRules, type MirrorSetObject } from './mirror-sets.js';
 import { pinnedImageSetsForPool, pinnedNameProblem, MAX_PINNED_IMAGES, type PinnedImageSetObject } from './pinned-image-set.js';
+import { signatureConfigMap, type SignatureConfigMapObject } from './signature-config-map.js';
+import { bundleReleases } from '../bundle/bundle-manifest.js';
 
 export const DEFAULT_POOLS = ['master', 'worker'] as const;
 
@@ -29,7 +31,7 @@ export interface UnexpressibleImage {
   readonly problem: string;
 }
 
-export type ClusterObject = PinnedImageSetObject | MirrorSetObject;
+export type ClusterObject = PinnedImageSetObject | MirrorSetObject | SignatureConfigMapObject;
 
 export interface ClusterManifests {
   readonly objects: readonly ClusterObject[];
@@ -83,6 +85,10 @@ export function buildClusterManifests(manifest: BundleManifest, options: Manifes
     if (digestRules.length > 0) objects.push(imageDigestMirrorSet(options.name, digestRules));
     const tagRules = usable(mirrorRules([...tagged.values()], options.mirrorHost), 'ImageTagMirrorSet');
     if (tagRules.length > 0) objects.push(imageTagMirrorSet(options.name, tagRules));
+  }
+  for (const release of bundleReleases(manifest)) {
+    const configMap = signatureConfigMap(release);
+    if (configMap) objects.push(configMap);
   }
   return { objects, unexpressible, pinnedImages: pinnable.length };
 }
@@ -167,5 +173,6 @@ export async function writeBundleClusterManifests(bundleFile: string, dir: strin
 
 function entriesOf(object: ClusterObject): number {
   if (object.kind === 'PinnedImageSet') return object.spec.pinnedImages.length;
+  if (object.kind === 'ConfigMap') return Object.keys(object.binaryData).length;
   return Object.values(object.spec)[0]?.length ?? 0;
 }

@@ -22,6 +22,8 @@ function releaseToJson(release: PlannedRelease): object {
     version: release.version,
     previous: release.previous ?? [],
     componentCount: release.componentCount,
+    // How many signatures --signature-store holds for it; null when no store was asked.
+    signatures: release.signatures?.length ?? null,
   };
 }
 

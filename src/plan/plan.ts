@@ -5,6 +5,7 @@ import type { Digest } from '../oci/digest.js';
 import type { DigestReference } from '../oci/reference.js';
 import type { Platform } from '../oci/platform.js';
 import { compareVersions } from '../release/update-graph.js';
+import type { ReleaseSignature } from '../release/release-signature.js';
 
 /** Manifest fetches in flight at once when planning. */
 export const DEFAULT_CONCURRENCY = 16;
@@ -65,6 +66,8 @@ export interface PlannedRelease {
   readonly components: ReadonlyArray<{ readonly name: string; readonly reference: DigestReference }>;
   /** The channel it was chosen from, if any. */
   readonly channel?: string;
+  /** Its signatures from --signature-store (signature-1, -2, …), checked; absent when no store was given. */
+  readonly signatures?: readonly ReleaseSignature[];
 }
 
 /** A channel request as resolved through the update graph (`plan` shows the path). */

@@ -13,7 +13,7 @@ import { TOOL_VERSION } from '../version.js';
 import { basicAuthorization, parseChallenges, preferredChallenge, pullScope, TokenCache, type Challenge, type TokenTransport } from './challenge.js';
 import { EMPTY_CREDENTIALS, type Credential, type CredentialStore } from './credentials.js';
 import { EMPTY_REGISTRIES_CONF, endpointsFor, type Endpoint, type RegistriesConf } from './registries-conf.js';
-import { abortableSleep, classifyFailure, decideRetry, DEFAULT_RETRY_POLICY, isTransientNetworkError, parseRetryAfter, StatusFailure, type Failure, type RetryDecision, type RetryLimits, type RetryPolicy } from './retry.js';
+import { abortableSleep, classifyFailure, decideRetry, DEFAULT_RETRY_POLICY, isTransientNetworkError, parseRetryAfter, retryRequest, StatusFailure, type Failure, type RetryDecision, type RetryLimits, type RetryPolicy } from './retry.js';
 import type { BlobStreamOptions, FetchedManifest, ImageSource } from './source.js';
 
 export interface RegistryTimeouts {
@@ -407,15 +407,7 @@ export class RegistryClient implements ImageSource {
   private async exchange<T>(endpoint: Endpoint, request: Request, resource: Resource, consume?: (res: Response) => Promise<T>): Promise<T | Response> {
     if (this.closed) throw new Error('RegistryClient is closed');
     try {
-      for (let tries = 1; ; tries++) {
-        try {
-          return await this.tryOnce(endpoint, request, resource, consume);
-        } catch (error) {
-          const decision = decideRetry(classifyFailure(error), { phase: 'request', tries, stopped: request.signal?.aborted ?? false }, this.retry);
-          if (decision.action !== 'retry') throw await this.requestError(decision, error, endpoint, resource);
-          await (this.retry.sleep ?? abortableSleep)(decision.delayMs, request.signal);
-        }
-      }
+      return await retryRequest(() => this.tryOnce(endpoint, request, resource, consume), this.retry, request.signal, (decision, error) => this.requestError(decision, error, endpoint, resource));
     } catch (error) {
       throw this.toUserError(error, endpoint, resource, request.signal);
     }

@@ -159,6 +159,29 @@ export function decideRetry(failure: Failure, attempt: Attempt, limits: RetryLim
   return { action: 'retry', delayMs: asked !== undefined ? Math.min(asked, limits.maxRetryAfterMs) : backoffDelay(attempt.tries - 1, limits) };
 }
 
+/**
+ * One request tried until it succeeds or the policy gives up: the loop of the registry client's exchange and of
+ * any other HTTP fetch that retries as it does (the signature store). `giveUp` turns the last error and the
+ * decision into what is thrown (by default the error as it came).
+ */
+export async function retryRequest<T>(
+  tryOnce: () => Promise<T>,
+  policy: RetryPolicy,
+  signal: AbortSignal | undefined,
+  giveUp: (decision: RetryDecision, error: unknown) => unknown | Promise<unknown> = (_decision, error) => error,
+): Promise<T> {
+  const limits: RetryLimits = { maxBlobResumes: 0, ...policy };
+  for (let tries = 1; ; tries++) {
+    try {
+      return await tryOnce();
+    } catch (error) {
+      const decision = decideRetry(classifyFailure(error), { phase: 'request', tries, stopped: signal?.aborted ?? false }, limits);
+      if (decision.action !== 'retry') throw await giveUp(decision, error);
+      await (policy.sleep ?? abortableSleep)(decision.delayMs, signal);
+    }
+  }
+}
+
 export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {

@@ -80,3 +80,15 @@ export async function startDockerRegistry(options: RegistryOptions = {}): Promis
     },
   };
 }
+
+/**
+ * A registries.conf sending the sample's registries (quay.io, registry.example.com) to `registry` over plain
+ * HTTP, and an empty auth file, both in `dir`: what a test passes as --registries-conf and --authfile.
+ */
+export async function writeSampleSourceConfig(dir: string, registry: Pick<RunningRegistry, 'host'>): Promise<{ conf: string; authfile: string }> {
+  const conf = path.join(dir, 'registries.conf');
+  await writeFile(conf, ['quay.io', 'registry.example.com'].map((p) => `[[registry]]\nprefix = "${p}"\nlocation = "${registry.host}"\ninsecure = true\n`).join('\n'));
+  const authfile = path.join(dir, 'auth.json');
+  await writeFile(authfile, '{"auths":{}}');
+  return { conf, authfile };
+}

@@ -1,14 +1,14 @@
 // Bundles for the mirror's tests: the sample release pushed to a real docker-registry and bundled with
 // the real planner and writer (what `bundle create` does), and small hand-made bundles that need no registry.
 
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createBundle } from '../../src/bundle/writer.js';
 import { selectionFromOptions } from '../../src/cli/selection-options.js';
 import { planBundle } from '../../src/plan/resolve.js';
 import { generateSampleRelease, pushLayout, type SampleRelease } from '../../src/sample/index.js';
 import { blobContents, MemorySource, testImage, testPlan, type TestImage } from './bundle-plans.js';
-import { startDockerRegistry } from './docker-registry.js';
+import { startDockerRegistry, writeSampleSourceConfig } from './docker-registry.js';
 
 export const RELEASE_TAG = '4.16.0-sample-x86_64';
 export const RELEASE_SOURCE = `quay.io/openshift-release-dev/ocp-release:${RELEASE_TAG}`;
@@ -28,10 +28,7 @@ export async function buildSampleBundle(dir: string, options: { splitSize?: numb
   const registry = await startDockerRegistry();
   try {
     await pushLayout(sample.dir, registry.url, { concurrency: 8 });
-    const conf = path.join(dir, 'registries.conf');
-    await writeFile(conf, ['quay.io', 'registry.example.com'].map((p) => `[[registry]]\nprefix = "${p}"\nlocation = "${registry.host}"\ninsecure = true\n`).join('\n'));
-    const authfile = path.join(dir, 'auth.json');
-    await writeFile(authfile, '{"auths":{}}');
+    const { conf, authfile } = await writeSampleSourceConfig(dir, registry);
     const { selection, source } = await selectionFromOptions({ release: RELEASE_SOURCE, image: EXTRA_IMAGES, imagesFrom: [], platform: ['linux/amd64'], registriesConf: conf, authfile });
     try {
       const plan = await planBundle(source, selection, {});

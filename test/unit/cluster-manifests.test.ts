@@ -104,7 +104,7 @@ test('a bundle gives sets per pool, an IDMS for every repository and an ITMS for
       ],
     },
   });
-  assert.deepEqual((built.objects[3]!.spec as { imageTagMirrors: unknown }).imageTagMirrors, [
+  assert.deepEqual(((built.objects[3] as { spec: unknown }).spec as { imageTagMirrors: unknown }).imageTagMirrors, [
     { source: 'quay.io/openshift-release-dev/ocp-release', mirrors: ['mirror.example.com:5000/openshift-release-dev/ocp-release'] },
     { source: 'registry.example.com/sample/tools', mirrors: ['mirror.example.com:5000/sample/tools'] },
   ]);

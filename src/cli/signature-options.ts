@@ -1,0 +1,49 @@
+// The options that fetch release signatures (`--signature-store`, `--release-keyring`,
+// `--allow-unsigned-releases`), shared by `bundle plan` and `bundle create`, and applying them to a plan.
+
+import type { Command } from 'commander';
+import { access, constants } from 'node:fs/promises';
+import type { BundlePlan } from '../plan/plan.js';
+import type { SignatureOptions } from '../plan/release-signatures.js';
+import { UserError } from '../util/errors.js';
+
+export interface SignatureOptionValues {
+  readonly signatureStore?: string;
+  readonly releaseKeyring?: string;
+  readonly allowUnsignedReleases?: boolean;
+}
+
+export function addSignatureOptions(command: Command): Command {
+  return command
+    .option('--signature-store <url>', 'fetch each release\'s signatures from this store (URL/sha256=<hex>/signature-N), e.g. https://mirror.openshift.com/pub/openshift-v4/signatures/openshift/release')
+    .option('--release-keyring <file>', 'with --signature-store: also verify each signature with gpgv against this keyring (binary or armored)')
+    .option('--allow-unsigned-releases', 'with --signature-store: bundle a release the store has no signature for instead of refusing it');
+}
+
+/**
+ * Checked before any planning or download: the store URL, the keyring's readability, and that the other two
+ * options come with a store. Undefined when no store is asked for.
+ */
+export async function checkSignatureOptions(options: SignatureOptionValues): Promise<SignatureOptions | undefined> {
+  if (options.signatureStore === undefined) {
+    if (options.releaseKeyring !== undefined || options.allowUnsignedReleases) {
+      throw new UserError('USAGE', `${options.releaseKeyring !== undefined ? '--release-keyring' : '--allow-unsigned-releases'} goes with --signature-store URL`, { exitCode: 2 });
+    }
+    return undefined;
+  }
+  const { parseSignatureStore } = await import('../release/signature-store.js');
+  const store = parseSignatureStore(options.signatureStore);
+  if (options.releaseKeyring !== undefined) {
+    await access(options.releaseKeyring, constants.R_OK).catch((err: Error) => {
+      throw new UserError('USAGE', `--release-keyring ${options.releaseKeyring} cannot be read: ${err.message}`, { exitCode: 2 });
+    });
+  }
+  return { store, ...(options.releaseKeyring !== undefined ? { keyring: options.releaseKeyring } : {}), ...(options.allowUnsignedReleases ? { allowUnsigned: true } : {}) };
+}
+
+/** The plan with its releases' signatures when a store was asked for; the plan as it is otherwise. */
+export async function applySignatureOptions(plan: BundlePlan, checked: SignatureOptions | undefined, signal?: AbortSignal): Promise<BundlePlan> {
+  if (checked === undefined) return plan;
+  const { withReleaseSignatures } = await import('../plan/release-signatures.js');
+  return withReleaseSignatures(plan, { ...checked, ...(signal ? { signal } : {}) });
+}

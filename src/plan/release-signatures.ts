@@ -1,0 +1,49 @@
+// The signatures of every release of a plan (`--signature-store`): fetched, each payload checked against its
+// release digest, optionally verified against a keyring, and attached to the plan for the bundle to carry.
+
+import { formatReference } from '../oci/reference.js';
+import { ReleaseKeyring } from '../release/release-keyring.js';
+import { checkSignaturePayload } from '../release/release-signature.js';
+import { fetchReleaseSignatures, signatureUrl } from '../release/signature-store.js';
+import { UserError } from '../util/errors.js';
+import type { BundlePlan, PlannedRelease } from './plan.js';
+
+export interface SignatureOptions {
+  readonly store: URL;
+  /** gpg keyring (binary or armored) to verify each signature with; without it only the payload is checked. */
+  readonly keyring?: string;
+  /** Bundle a release that has no signature at all instead of refusing it (`--allow-unsigned-releases`). */
+  readonly allowUnsigned?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+export function describeRelease(release: PlannedRelease): string {
+  return `release ${release.version || '(unknown version)'} (${formatReference(release.reference)})`;
+}
+
+/** The plan with `signatures` set on each release; throws naming the release on any problem. */
+export async function withReleaseSignatures(plan: BundlePlan, options: SignatureOptions): Promise<BundlePlan> {
+  const keyring = options.keyring !== undefined ? await ReleaseKeyring.open(options.keyring) : undefined;
+  try {
+    const releases: PlannedRelease[] = [];
+    for (const release of plan.releases) {
+      const name = describeRelease(release);
+      const digest = release.reference.digest;
+      const signatures = await fetchReleaseSignatures(options.store, digest, { release: name, ...(options.signal ? { signal: options.signal } : {}) });
+      if (signatures.length === 0 && !options.allowUnsigned) {
+        throw new UserError('RELEASE_UNSIGNED', `${name} has no signature in the store (${signatureUrl(options.store, digest, 1)} is not found); a cluster would refuse to update to it`, {
+          hint: 'check --signature-store, or pass --allow-unsigned-releases to bundle it anyway (the cluster then needs the update forced)',
+        });
+      }
+      for (const signature of signatures) {
+        const where = `signature-${signature.index} of ${name}`;
+        checkSignaturePayload(signature, digest, where);
+        await keyring?.verify(signature.bytes, where);
+      }
+      releases.push({ ...release, signatures });
+    }
+    return { ...plan, releases };
+  } finally {
+    await keyring?.close();
+  }
+}

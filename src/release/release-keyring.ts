@@ -1,0 +1,91 @@
+// Checking release signatures cryptographically against a keyring (`--release-keyring FILE`) with gpgv, the
+// verify-only GnuPG tool: no key is ever imported anywhere, and each check runs in a private temp home.
+
+import { spawn } from 'node:child_process';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { errnoCode, UserError } from '../util/errors.js';
+
+/** gpgv answers in milliseconds; a hung one must not hang `bundle create`. */
+const GPG_TIMEOUT_MS = 30_000;
+/** Enough of gpgv's stderr to say why, not an unbounded buffer. */
+const MAX_DIAGNOSTIC_BYTES = 16 * 1024;
+
+interface RunResult {
+  readonly code: number | null;
+  readonly output: string;
+}
+
+function run(command: string, args: readonly string[]): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: GPG_TIMEOUT_MS });
+    let output = '';
+    const keep = (chunk: Buffer) => {
+      if (output.length < MAX_DIAGNOSTIC_BYTES) output += chunk.toString('utf8');
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    child.on('error', (err) => {
+      if (errnoCode(err) === 'ENOENT') reject(new UserError('GPG_MISSING', `--release-keyring needs ${command}, which is not installed`, { hint: 'install GnuPG (gpgv and gpg), or leave out --release-keyring' }));
+      else reject(err);
+    });
+    child.on('close', (code) => resolve({ code, output: output.slice(0, MAX_DIAGNOSTIC_BYTES).trim() }));
+  });
+}
+
+/** A keyring that gpgv can read, in its own temp dir: binary keyrings as they are, armored exports dearmored. */
+export class ReleaseKeyring {
+  private constructor(
+    private readonly home: string,
+    private readonly keyring: string,
+  ) {}
+
+  static async open(file: string): Promise<ReleaseKeyring> {
+    let head: Buffer;
+    try {
+      const handle = await open(file, 'r');
+      try {
+        head = Buffer.alloc(64);
+        const { bytesRead } = await handle.read(head, 0, 64, 0);
+        head = head.subarray(0, bytesRead);
+      } finally {
+        await handle.close();
+      }
+    } catch (err) {
+      throw new UserError('USAGE', `--release-keyring ${file} cannot be read: ${(err as Error).message}`, { exitCode: 2 });
+    }
+    const home = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-gpg-'));
+    try {
+      // Armored exports (what openshift/cluster-update-keys ships) start with the armor line; gpgv reads only binary keyrings.
+      if (!head.toString('latin1').includes('-----BEGIN PGP')) return new ReleaseKeyring(home, path.resolve(file));
+      const keyring = path.join(home, 'keyring.gpg');
+      const result = await run('gpg', ['--batch', '--homedir', home, '--dearmor', '--output', keyring, path.resolve(file)]);
+      if (result.code !== 0) throw new UserError('USAGE', `--release-keyring ${file} is not an OpenPGP key export: gpg --dearmor says: ${result.output}`, { exitCode: 2 });
+      return new ReleaseKeyring(home, keyring);
+    } catch (err) {
+      await rm(home, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** gpgv's verdict on one signed message; throws naming `where` (release and N) when it is not good. */
+  async verify(signature: Buffer, where: string): Promise<void> {
+    const file = path.join(this.home, 'signature');
+    await writeFile(file, signature);
+    try {
+      const result = await run('gpgv', ['--homedir', this.home, '--keyring', this.keyring, '--status-fd', '1', file]);
+      if (result.code === 0 && /^\[GNUPG:\] GOODSIG /m.test(result.output) && /^\[GNUPG:\] VALIDSIG /m.test(result.output)) return;
+      const reason = result.output.split('\n').filter((l) => !l.startsWith('[GNUPG:]')).join('; ') || `gpgv exited with ${String(result.code)}`;
+      throw new UserError('RELEASE_SIGNATURE_UNTRUSTED', `${where} is not a good signature by a key of the release keyring: ${reason}`, {
+        hint: 'check --release-keyring: it must hold the key the release was signed with (for OpenShift: openshift/cluster-update-keys)',
+      });
+    } finally {
+      await rm(file, { force: true });
+    }
+  }
+
+  async close(): Promise<void> {
+    await rm(this.home, { recursive: true, force: true });
+  }
+}

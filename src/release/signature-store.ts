@@ -1,0 +1,101 @@
+// Fetching release signatures from a signature store laid out as the CVO reads it
+// (mirror.openshift.com/pub/openshift-v4/signatures/openshift/release/sha256=<hex>/signature-N).
+
+import { digestHex, type Digest } from '../oci/digest.js';
+import { DEFAULT_RETRY_POLICY, StatusFailure, parseRetryAfter, retryRequest, type RetryPolicy } from '../registry/retry.js';
+import { UserError } from '../util/errors.js';
+import { MAX_SIGNATURE_BYTES } from './openpgp.js';
+import { releaseSignature, type ReleaseSignature } from './release-signature.js';
+
+/**
+ * signature-1, signature-2, … are read until the first 404; a release has one or two in practice (a new
+ * signing key overlaps the old for a while), so 16 is far beyond any real store and bounds a store that
+ * never answers 404.
+ */
+export const MAX_SIGNATURES_PER_RELEASE = 16;
+const REQUEST_TIMEOUT_MS = 30_000;
+
+/** The store root as given by the user: http(s) only, without a trailing slash. */
+export function parseSignatureStore(text: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UserError('USAGE', `--signature-store "${text}" is not a URL`, { exitCode: 2 });
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UserError('USAGE', `--signature-store "${text}" is not an http(s) URL`, { exitCode: 2 });
+  url.pathname = url.pathname.replace(/\/+$/, '');
+  return url;
+}
+
+export function signatureUrl(store: URL, releaseDigest: Digest, index: number): string {
+  return `${store.origin}${store.pathname}/sha256=${digestHex(releaseDigest)}/signature-${index}`;
+}
+
+export interface FetchSignaturesOptions {
+  /** Names the release in errors, e.g. "release 4.16.3 (quay.io/…@sha256:…)". */
+  readonly release: string;
+  readonly retry?: RetryPolicy;
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** Reads the body, refusing more than a signature can be (a wrong URL serving a big file fails fast). */
+async function boundedBody(response: Response, url: string, release: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  if (response.body) {
+    for await (const chunk of response.body) {
+      size += chunk.byteLength;
+      if (size > MAX_SIGNATURE_BYTES) {
+        await response.body.cancel().catch(() => undefined);
+        throw new UserError('RELEASE_SIGNATURE_INVALID', `${release}: ${url} is more than ${MAX_SIGNATURE_BYTES} bytes, too large for a release signature`, {
+          hint: 'check --signature-store: it must be the store root, whose sha256=<hex>/signature-N files are release signatures',
+        });
+      }
+      chunks.push(Buffer.from(chunk));
+    }
+  }
+  return Buffer.concat(chunks);
+}
+
+/** One GET: the signature's bytes, or undefined for a 404 (no signature N); overload and broken connections are retried. */
+async function fetchOne(url: string, options: FetchSignaturesOptions): Promise<Buffer | undefined> {
+  return retryRequest(
+    async () => {
+      const response = await fetch(url, { signal: options.signal ? AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs ?? REQUEST_TIMEOUT_MS)]) : AbortSignal.timeout(options.timeoutMs ?? REQUEST_TIMEOUT_MS) });
+      if (response.status === 404) {
+        await response.body?.cancel().catch(() => undefined);
+        return undefined;
+      }
+      if (response.status === 200) return boundedBody(response, url, options.release);
+      await response.body?.cancel().catch(() => undefined);
+      // The policy retries overload statuses; any other is this store's answer, reported as it is.
+      throw new StatusFailure(response.status, '', parseRetryAfter(response.headers.get('retry-after') ?? undefined));
+    },
+    options.retry ?? DEFAULT_RETRY_POLICY,
+    options.signal,
+    (decision, error) =>
+      decision.action === 'give-up' && decision.reason === 'not-retryable' && error instanceof StatusFailure
+        ? new UserError('SIGNATURE_STORE_FAILED', `${options.release}: the signature store answered HTTP ${error.status} for ${url}`, { hint: 'check --signature-store (its root, e.g. https://mirror.openshift.com/pub/openshift-v4/signatures/openshift/release)' })
+        : error,
+  ).catch((err: unknown) => {
+    if (err instanceof UserError) throw err;
+    // Ctrl-C while fetching: nothing has been downloaded or written yet, so there is nothing to resume.
+    if (options.signal?.aborted) throw new UserError('INTERRUPTED', `interrupted while fetching the signatures of ${options.release}; nothing was written`, { exitCode: 130 });
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const why = err instanceof StatusFailure ? err.message : (cause?.code ?? cause?.message ?? (err as Error).message);
+    throw new UserError('SIGNATURE_STORE_FAILED', `${options.release}: cannot fetch ${url}: ${why}`, { hint: 'check --signature-store and the network (retried a few times already)' });
+  });
+}
+
+/** signature-1, signature-2, … of the release until the first 404 (at most MAX_SIGNATURES_PER_RELEASE). */
+export async function fetchReleaseSignatures(store: URL, releaseDigest: Digest, options: FetchSignaturesOptions): Promise<ReleaseSignature[]> {
+  const signatures: ReleaseSignature[] = [];
+  for (let index = 1; index <= MAX_SIGNATURES_PER_RELEASE; index++) {
+    const bytes = await fetchOne(signatureUrl(store, releaseDigest, index), options);
+    if (bytes === undefined) break;
+    signatures.push(releaseSignature(index, bytes));
+  }
+  return signatures;
+}
