@@ -57,16 +57,16 @@ export function registerBundleCreate(bundle: Command): void {
       process.once('SIGTERM', onSignal);
       try {
         const output = options.output ?? spec?.output;
-        if (!output) throw new UserError('USAGE', 'bundle create needs --output FILE (or "output" in the --spec file)', { exitCode: 2 });
+        if (!output) throw new UserError('USAGE', 'bundle create needs --output FILE (or "output" in the --spec file)');
         const splitSize = options.splitSize !== undefined ? parseSize(options.splitSize, '--split-size') : spec?.splitSize;
         const splitFrom = options.splitSize !== undefined ? '--split-size' : `split-size in ${options.spec}`;
         if (splitSize !== undefined && splitSize < 1024 * 1024) {
-          throw new UserError('USAGE', `${splitFrom} ${formatBytes(splitSize)} is too small; use at least 1MiB`, { exitCode: 2 });
+          throw new UserError('USAGE', `${splitFrom} ${formatBytes(splitSize)} is too small; use at least 1MiB`);
         }
         const signKey = options.signKey ?? spec?.signKey;
         const manifestOptions = await checkManifestOptions(options);
         if (options.manifests === undefined && (options.pool !== undefined || options.mirrorHost !== undefined || options.name !== undefined)) {
-          throw new UserError('USAGE', '--pool, --mirror-host and --name go with --manifests DIR', { exitCode: 2 });
+          throw new UserError('USAGE', '--pool, --mirror-host and --name go with --manifests DIR');
         }
         note(options.quiet, 'resolving images…');
         const [{ planBundle }, { createBundle }] = await Promise.all([import('../plan/resolve.js'), import('../bundle/writer.js')]);

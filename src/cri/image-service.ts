@@ -4,6 +4,7 @@
 import { stat } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { UserError } from '../util/errors.js';
+import type { CriStatusCode } from '../util/error-codes.js';
 import { loadProto, unaryCall, unixClient, waitForReady, type GrpcClient, type GrpcClientConstructor } from './grpc.js';
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -31,6 +32,11 @@ export interface ImageFilesystem {
   readonly inodesUsed?: number;
 }
 
+/** grpc.status's name for a status number (its enum maps both ways), `GRPC_<n>` for one it lacks. */
+function criStatusCode(grpcCode: number): CriStatusCode {
+  return (grpc.status[grpcCode] as CriStatusCode | undefined) ?? `GRPC_${grpcCode}`;
+}
+
 /** A gRPC failure of one CRI call; `code` is the gRPC status name (NOT_FOUND, UNKNOWN, DEADLINE_EXCEEDED, ...). */
 export class CriError extends UserError {
   readonly grpcCode: number;
@@ -40,7 +46,7 @@ export class CriError extends UserError {
   readonly isNoSpace: boolean;
 
   constructor(options: { grpcCode: number; operation: string; image?: string; details: string; cause?: unknown }) {
-    const codeName = grpc.status[options.grpcCode] ?? `GRPC_${options.grpcCode}`;
+    const codeName = criStatusCode(options.grpcCode);
     const subject = options.image === undefined ? '' : ` of ${options.image}`;
     const isNoSpace = /no space left on device/i.test(options.details);
     super(codeName, `CRI ${options.operation}${subject} failed (${codeName}): ${options.details}`, {
@@ -134,7 +140,6 @@ export class CriImageService {
     if (socketPath === undefined) {
       throw new UserError('CRI_ENDPOINT_INVALID', `CRI endpoint ${endpoint} is not a unix socket`, {
         hint: 'set [runtime] endpoint to unix:///var/run/crio/crio.sock or unix:///run/containerd/containerd.sock',
-        exitCode: 2,
       });
     }
     // Fail at once on a missing socket instead of letting gRPC retry until the deadline.

@@ -52,7 +52,7 @@ async function readPem(file: string, what: string): Promise<Buffer> {
   try {
     return await readFile(file);
   } catch (err) {
-    throw new UserError('TLS_FILE_UNREADABLE', `cannot read the mirror's TLS ${what} ${file}: ${errnoCode(err) ?? (err as Error).message}`, { exitCode: 2 });
+    throw new UserError('TLS_FILE_UNREADABLE', `cannot read the mirror's TLS ${what} ${file}: ${errnoCode(err) ?? (err as Error).message}`);
   }
 }
 

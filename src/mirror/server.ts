@@ -53,7 +53,6 @@ export function parseListen(listen: string): { host: string; port: number } {
   if (!m || !(port >= 0 && port <= 65535)) {
     throw new UserError('LISTEN_INVALID', `invalid listen address "${listen}"`, {
       hint: 'write HOST:PORT, e.g. 127.0.0.1:5000 (0.0.0.0:5000 to serve every interface)',
-      exitCode: 2,
     });
   }
   const host = m[1] ?? (m[2] === '' || m[2] === undefined ? '0.0.0.0' : m[2]);

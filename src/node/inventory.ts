@@ -86,7 +86,6 @@ export async function writeInventory(file: string, inventory: NodeInventory): Pr
 function invalid(file: string, why: string): UserError {
   return new UserError('INVENTORY_INVALID', `${file} is not a pin-preload node inventory: ${why}`, {
     hint: 'give the file `pin-preload inventory --output FILE` wrote on the node, copied unchanged',
-    exitCode: 2,
   });
 }
 
@@ -99,7 +98,7 @@ export async function readInventory(file: string): Promise<NodeInventory> {
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new UserError('INVENTORY_UNREADABLE', `cannot read node inventory ${file}: ${errnoCode(err) ?? (err as Error).message}`, { hint: 'check the path', exitCode: 2 });
+    throw new UserError('INVENTORY_UNREADABLE', `cannot read node inventory ${file}: ${errnoCode(err) ?? (err as Error).message}`, { hint: 'check the path' });
   }
   if (text.length > MAX_INVENTORY_BYTES) throw invalid(file, `larger than ${MAX_INVENTORY_BYTES} bytes`);
   let doc: unknown;

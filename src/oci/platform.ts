@@ -15,7 +15,6 @@ export function parsePlatform(text: string): Platform {
   if (parts.length < 2 || parts.length > 3 || parts.some((p) => !/^[a-z0-9._-]+$/.test(p))) {
     throw new UserError('PLATFORM_INVALID', `invalid platform "${text}"`, {
       hint: 'write OS/ARCH or OS/ARCH/VARIANT, e.g. linux/amd64 or linux/arm64/v8',
-      exitCode: 2,
     });
   }
   const [os, architecture, variant] = parts as [string, string, string | undefined];

@@ -163,7 +163,7 @@ async function resolveImage(source: ImageSource, request: ImageRequest, platform
   } catch (err) {
     if (err instanceof ManifestError) throw new UserError('MANIFEST_INVALID', `${request.where}: ${err.message}`);
     if (err instanceof UserError && !err.message.includes(request.where)) {
-      throw new UserError(err.code, `${request.where}: ${err.message}`, { exitCode: err.exitCode, ...(err.hint ? { hint: err.hint } : {}), cause: err });
+      throw new UserError(err.code, `${request.where}: ${err.message}`, { ...(err.hint ? { hint: err.hint } : {}), cause: err });
     }
     throw err;
   }

@@ -57,7 +57,6 @@ export function normaliseAuthKey(key: string): string {
 function malformed(file: string, why: string): UserError {
   return new UserError('AUTHFILE_INVALID', `credentials file ${file}: ${why}`, {
     hint: 'the format is containers-auth.json(5): {"auths":{"HOST[/NAMESPACE]":{"auth":"base64(user:password)"}},"credHelpers":{"HOST":"NAME"},"credsStore":"NAME"}',
-    exitCode: 2,
   });
 }
 
@@ -87,7 +86,7 @@ async function readAuthFile(file: string, required: boolean): Promise<AuthFile |
     text = await readFile(file, 'utf8');
   } catch (err) {
     if (!required && errnoCode(err) === 'ENOENT') return undefined;
-    throw new UserError('AUTHFILE_INVALID', `cannot read credentials file ${file}: ${errnoCode(err) ?? (err as Error).message}`, { exitCode: 2 });
+    throw new UserError('AUTHFILE_INVALID', `cannot read credentials file ${file}: ${errnoCode(err) ?? (err as Error).message}`);
   }
   let doc: unknown;
   try {
