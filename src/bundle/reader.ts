@@ -91,7 +91,7 @@ export async function locateBundle(file: string): Promise<BundleFiles> {
   const name = await bundleName(dir, path.basename(absolute));
   if (await publishInterrupted(dir, name)) {
     throw new UserError('BUNDLE_PUBLISH_INTERRUPTED', `${path.join(dir, name)} is not a complete bundle: bundle create was interrupted while putting it in place (${name}${WORK_DIR_SUFFIX} says so)`, {
-      hint: 'run the same "pin-preload bundle create" command again to finish it',
+      subject: { kind: 'bundle', name: path.join(dir, name) },
     });
   }
   const sealPath = path.join(dir, name + SEAL_SUFFIX);
@@ -119,7 +119,7 @@ export async function locateBundle(file: string): Promise<BundleFiles> {
   }
   if (volumes.length === 0) {
     throw new UserError('BUNDLE_NOT_FOUND', `no bundle at ${absolute}: neither ${name}, ${name}.001 nor ${name + SEAL_SUFFIX} exists`, {
-      hint: 'give the path of the bundle tar, of one of its volumes, or of its .seal.json file',
+      subject: { kind: 'path', name: absolute },
     });
   }
   return { dir, name, sealPath, ...signature, volumes };
@@ -131,12 +131,13 @@ async function checkVolumesPresent(files: BundleFiles): Promise<void> {
     const size = await fileSize(volume.path);
     if (size === undefined) {
       throw new UserError('BUNDLE_VOLUME_MISSING', `bundle volume ${volume.path} is missing`, {
+        subject: { kind: 'path', name: volume.path },
         hint: `copy every volume listed in ${files.sealPath} next to it`,
       });
     }
     if (size !== volume.size) {
       throw new UserError('BUNDLE_VOLUME_SIZE', `bundle volume ${volume.path} has ${size} bytes, the seal says ${volume.size}`, {
-        hint: 'the volume is incomplete or from another bundle: copy it again, then run "pin-preload bundle verify"',
+        subject: { kind: 'path', name: volume.path },
       });
     }
   }
@@ -144,7 +145,7 @@ async function checkVolumesPresent(files: BundleFiles): Promise<void> {
 
 function damaged(files: BundleFiles, why: string): UserError {
   return new UserError('BUNDLE_DAMAGED', `${path.join(files.dir, files.name)}: ${why}`, {
-    hint: 'run "pin-preload bundle verify" on it; copy damaged volumes again or re-create the bundle',
+    subject: { kind: 'bundle', name: path.join(files.dir, files.name) },
   });
 }
 
@@ -217,7 +218,7 @@ export async function openBundle(file: string): Promise<OpenedBundle> {
   // Without a seal only a single tar is trusted as a whole; split volumes need the seal to say which.
   if (!files.seal && (files.volumes.length !== 1 || path.basename(files.volumes[0]!.path) !== files.name)) {
     throw new UserError('BUNDLE_UNSEALED', `${path.join(files.dir, files.name)} is split into volumes but its seal ${files.sealPath} is missing`, {
-      hint: 'copy the .seal.json file next to the volumes; without it the bundle may be incomplete (run "pin-preload bundle verify")',
+      subject: { kind: 'bundle', name: path.join(files.dir, files.name) },
     });
   }
   await checkVolumesPresent(files);

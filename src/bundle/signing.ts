@@ -27,7 +27,7 @@ export async function generateSigningKey(keyPath: string): Promise<{ keyPath: st
   for (const file of [keyPath, `${keyPath}.pub`]) {
     try {
       await fs.stat(file);
-      throw new UserError('KEY_EXISTS', `${file} already exists; not overwriting a key`, { hint: 'choose another --output path or remove the old key first' });
+      throw new UserError('KEY_EXISTS', `${file} already exists; not overwriting a key`, { subject: { kind: 'path', name: file } });
     } catch (err) {
       if (errnoCode(err) !== 'ENOENT') throw err;
     }
@@ -42,7 +42,7 @@ async function readKeyFile(file: string, what: string): Promise<Buffer> {
   try {
     return await fs.readFile(file);
   } catch (err) {
-    throw new UserError('KEY_UNREADABLE', `cannot read ${what} ${file}: ${(err as Error).message}`);
+    throw new UserError('KEY_UNREADABLE', `cannot read ${what} ${file}: ${(err as Error).message}`, { subject: { kind: 'path', name: file } });
   }
 }
 
@@ -52,9 +52,9 @@ export async function loadPrivateKey(file: string): Promise<KeyObject> {
   try {
     key = createPrivateKey(pem);
   } catch (err) {
-    throw new UserError('KEY_INVALID', `${file} is not a PEM private key: ${(err as Error).message}`, { hint: 'create one with "pin-preload keygen --output KEY"' });
+    throw new UserError('KEY_INVALID', `${file} is not a PEM private key: ${(err as Error).message}`, { subject: { kind: 'path', name: file } });
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw new UserError('KEY_INVALID', `${file} is a ${key.asymmetricKeyType} key; bundles are signed with Ed25519`);
+  if (key.asymmetricKeyType !== 'ed25519') throw new UserError('KEY_INVALID', `${file} is a ${key.asymmetricKeyType} key; bundles are signed with Ed25519`, { subject: { kind: 'path', name: file } });
   return key;
 }
 
@@ -64,9 +64,9 @@ export async function loadPublicKey(file: string): Promise<KeyObject> {
   try {
     key = createPublicKey(pem);
   } catch (err) {
-    throw new UserError('KEY_INVALID', `${file} is not a PEM public key: ${(err as Error).message}`);
+    throw new UserError('KEY_INVALID', `${file} is not a PEM public key: ${(err as Error).message}`, { subject: { kind: 'path', name: file } });
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw new UserError('KEY_INVALID', `${file} is a ${key.asymmetricKeyType} key; bundles are signed with Ed25519`);
+  if (key.asymmetricKeyType !== 'ed25519') throw new UserError('KEY_INVALID', `${file} is a ${key.asymmetricKeyType} key; bundles are signed with Ed25519`, { subject: { kind: 'path', name: file } });
   return key;
 }
 

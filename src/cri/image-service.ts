@@ -105,7 +105,7 @@ export function criSocketPath(endpoint: string): string | undefined {
 
 function unreachable(endpoint: string, reason: string, cause?: unknown): UserError {
   return new UserError('CRI_UNREACHABLE', `cannot reach the container runtime's CRI socket ${endpoint}: ${reason}`, {
-    hint: 'is crio (or containerd) running on this node? is the [runtime] endpoint in the configuration right?',
+    subject: { kind: 'url', name: endpoint },
     cause,
   });
 }

@@ -80,7 +80,7 @@ export async function availableBytes(dir: string): Promise<number> {
     return await freeBytes(dir);
   } catch (err) {
     throw new UserError('IMAGE_FS_UNREADABLE', `cannot read free space of ${dir}: ${errnoCode(err) ?? (err as Error).message}`, {
-      hint: 'check [runtime] image_fs (or the runtime\'s ImageFsInfo mountpoint) exists on this node',
+      subject: { kind: 'path', name: dir },
     });
   }
 }

@@ -177,7 +177,7 @@ async function readListText(file: string): Promise<string> {
   try {
     return await readFile(file, 'utf8');
   } catch (err) {
-    throw new UserError('IMAGE_LIST_UNREADABLE', `cannot read image list ${file}: ${errnoCode(err) === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+    throw new UserError('IMAGE_LIST_UNREADABLE', `cannot read image list ${file}: ${errnoCode(err) === 'ENOENT' ? 'no such file' : (err as Error).message}`, { subject: { kind: 'path', name: file } });
   }
 }
 
@@ -204,7 +204,7 @@ export function parsePlainList(text: string, file: string): RequestedImage[] {
 }
 
 function yamlError(file: string, line: number, message: string): UserError {
-  return new UserError('IMAGE_LIST_INVALID', `${file}:${line}: ${message}`);
+  return new UserError('IMAGE_LIST_INVALID', `${file}:${line}: ${message}`, { subject: { kind: 'path', name: file } });
 }
 
 /**

@@ -54,7 +54,7 @@ export const EMPTY_REGISTRIES_CONF: RegistriesConf = { registries: [] };
 
 function badValue(file: string, key: string, why: string): UserError {
   return new UserError('REGISTRIES_CONF_INVALID', `${file}: ${key}: ${why}`, {
-    hint: 'see containers-registries.conf(5) for the v2 format',
+    subject: { kind: 'path', name: file },
   });
 }
 
@@ -184,7 +184,7 @@ async function fileExists(file: string): Promise<boolean> {
 }
 
 function unreadable(file: string, err: unknown): UserError {
-  return new UserError('REGISTRIES_CONF_INVALID', `cannot read registries configuration ${file}: ${errnoCode(err) ?? (err as Error).message}`);
+  return new UserError('REGISTRIES_CONF_INVALID', `cannot read registries configuration ${file}: ${errnoCode(err) ?? (err as Error).message}`, { subject: { kind: 'path', name: file } });
 }
 
 /**

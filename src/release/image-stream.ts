@@ -24,7 +24,7 @@ function isObject(v: unknown): v is Json {
 }
 
 function unrecognized(release: string, why: string): UserError {
-  return new UserError('RELEASE_IMAGE_REFERENCES_INVALID', `unrecognized image-references in release payload ${release}: ${why}`);
+  return new UserError('RELEASE_IMAGE_REFERENCES_INVALID', `unrecognized image-references in release payload ${release}: ${why}`, { subject: { kind: 'image', name: release } });
 }
 
 /**
