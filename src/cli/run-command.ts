@@ -4,6 +4,7 @@
 
 import { Command } from 'commander';
 import { isUserError, type ErrorSubject } from '../util/errors.js';
+import { errorLines, logLine } from './command-log.js';
 import { exitStatusOf } from './exit-status.js';
 
 /** The JSON error object printed under --json: `{"error":{"code","message","hint"?,"subject"?}}`. */
@@ -43,11 +44,10 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | 
 export function reportAndExit(err: unknown, options: { json?: boolean } = {}): never {
   if (isUserError(err)) {
     if (options.json) printJsonError({ code: err.code, message: err.message, hint: err.hint, ...(err.subject ? { subject: err.subject } : {}) });
-    process.stderr.write(`pin-preload: error: ${err.message}\n`);
-    if (err.hint) process.stderr.write(`  hint: ${err.hint}\n`);
+    errorLines(err.message, err.hint);
     process.exit(exitStatusOf(err));
   }
   if (options.json) printJsonError({ code: 'INTERNAL_ERROR', message: err instanceof Error ? err.message : String(err), hint: 'this is a bug: please report it with the command line' });
-  process.stderr.write(`pin-preload: internal error (a bug; please report it): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  logLine(`internal error (a bug; please report it): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   process.exit(exitStatusOf(err));
 }
