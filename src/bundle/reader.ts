@@ -4,16 +4,15 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { MANIFEST_ENTRY, MAX_VOLUMES, SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleManifest, type BundleSeal } from './format.js';
+import { BLOB_ENTRY_PREFIX, blobEntryDigest, blobEntryName, MANIFEST_ENTRY, MAX_VOLUMES, SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleManifest, type BundleSeal } from './format.js';
 import { parseSeal } from './seal.js';
 import { publishInterrupted, WORK_DIR_SUFFIX } from './publish.js';
 import { MAX_MANIFEST_SIZE, parseBundleManifest } from './bundle-manifest.js';
 import { BLOCK, decodeHeader, isZeroBlock, paddedSize, TarHeaderError, type TarEntryType } from './tar-header.js';
 import { VolumeSet, type Volume } from './volumes.js';
-import { digestHex, isDigest, sha256Of, type Digest } from '../oci/digest.js';
+import { isDigest, sha256Of, type Digest } from '../oci/digest.js';
 import { errnoCode, UserError } from '../util/errors.js';
 
-export const BLOB_ENTRY_PREFIX = 'blobs/sha256/';
 
 export interface TarEntry {
   readonly name: string;
@@ -176,7 +175,7 @@ async function locateBlobs(files: BundleFiles, manifest: BundleManifest, volumes
   const found = new Map<Digest, BlobLocation>();
   for await (const entry of scanTar(files, volumes)) {
     if (entry.type !== 'file' || !entry.name.startsWith(BLOB_ENTRY_PREFIX)) continue;
-    const digest = `sha256:${entry.name.slice(BLOB_ENTRY_PREFIX.length)}`;
+    const digest = blobEntryDigest(entry.name);
     if (!isDigest(digest)) throw damaged(files, `tar entry ${entry.name} is not named after a sha256 digest`);
     found.set(digest, { offset: entry.dataOffset, size: entry.size });
   }
@@ -184,7 +183,7 @@ async function locateBlobs(files: BundleFiles, manifest: BundleManifest, volumes
   for (const blob of manifest.blobs) {
     listed.add(blob.digest);
     const at = found.get(blob.digest);
-    if (!at) throw damaged(files, `blob ${blob.digest} is listed in ${MANIFEST_ENTRY} but has no tar entry blobs/sha256/${digestHex(blob.digest)}`);
+    if (!at) throw damaged(files, `blob ${blob.digest} is listed in ${MANIFEST_ENTRY} but has no tar entry ${blobEntryName(blob.digest)}`);
     if (at.size !== blob.size) throw damaged(files, `blob ${blob.digest} has ${at.size} bytes in the tar, ${MANIFEST_ENTRY} says ${blob.size}`);
   }
   for (const digest of found.keys()) {

@@ -1,8 +1,9 @@
 // Ed25519 signing of bundles: `keygen` writes a key pair, `bundle create --sign-key` signs the seal's exact
 // bytes into NAME.sig, and verify checks it against a trusted public key.
 
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import { sha256Of } from '../oci/digest.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { errnoCode, UserError } from '../util/errors.js';
 
@@ -19,7 +20,7 @@ export interface BundleSignature {
 }
 
 export function keyIdOf(publicKey: KeyObject): string {
-  return `sha256:${createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex')}`;
+  return sha256Of(publicKey.export({ type: 'spki', format: 'der' }));
 }
 
 /** Writes KEY (PKCS#8 PEM, mode 0600) and KEY.pub (SPKI PEM); refuses to overwrite an existing key. */

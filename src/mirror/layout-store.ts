@@ -4,7 +4,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { digestHex, isDigest, type Digest } from '../oci/digest.js';
+import { digestAlgorithm, digestHex, isDigest, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/manifest.js';
 import { isManifestMediaType } from '../oci/media-types.js';
 import { ManifestError, parseManifest } from '../oci/manifest.js';
@@ -45,7 +45,7 @@ export class LayoutStore implements MirrorStore, RepositoryDirectory {
   }
 
   private blobFile(digest: Digest): string {
-    return path.join(this.dir, 'blobs', digest.slice(0, digest.indexOf(':')), digestHex(digest));
+    return path.join(this.dir, 'blobs', digestAlgorithm(digest), digestHex(digest));
   }
 
   private async load(): Promise<void> {

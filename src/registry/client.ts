@@ -5,7 +5,7 @@ import type { Hash } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
-import { digestAlgorithm, DigestMismatchError, isDigest, VerifyingStream, type Digest } from '../oci/digest.js';
+import { digestAlgorithm, DigestMismatchError, isDigest, sha256Of, VerifyingStream, type Digest } from '../oci/digest.js';
 import { MANIFEST_ACCEPT, isManifestMediaType } from '../oci/media-types.js';
 import { formatReference, repositoryName, type Reference, type Repository } from '../oci/reference.js';
 import { UserError, errnoCode, isUserError } from '../util/errors.js';
@@ -627,7 +627,7 @@ function verifyManifestDigest(bytes: Buffer, asked: Digest | undefined, served: 
     const actual = hashAs(served, bytes);
     if (actual !== served) throw new UserError('DIGEST_MISMATCH', `${where}: content has digest ${actual}, but the registry said Docker-Content-Digest ${served}`);
   }
-  return asked ?? (`sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest);
+  return asked ?? sha256Of(bytes);
 }
 
 /** One endpoint's error as is; several: the last one's code, with every endpoint tried named. */
