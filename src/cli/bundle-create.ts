@@ -53,11 +53,11 @@ export function registerBundleCreate(bundle: Command): void {
       const note = progressNotes(options.quiet);
       try {
         const output = options.output ?? spec?.output;
-        if (!output) throw new UserError('USAGE', 'bundle create needs --output FILE (or "output" in the --spec file)');
+        if (!output) throw new UserError('USAGE', 'bundle create needs --output FILE (or "output" in the --spec file)', { subject: { kind: 'option', name: '--output' } });
         const splitSize = options.splitSize !== undefined ? parseSize(options.splitSize, '--split-size') : spec?.splitSize;
         const splitFrom = options.splitSize !== undefined ? '--split-size' : `split-size in ${options.spec}`;
         if (splitSize !== undefined && splitSize < 1024 * 1024) {
-          throw new UserError('USAGE', `${splitFrom} ${formatBytes(splitSize)} is too small; use at least 1MiB`);
+          throw new UserError('USAGE', `${splitFrom} ${formatBytes(splitSize)} is too small; use at least 1MiB`, { subject: { kind: 'option', name: splitFrom } });
         }
         const signKey = options.signKey ?? spec?.signKey;
         const manifestOptions = await checkManifestOptions(options);

@@ -70,7 +70,7 @@ export function registerBundleManifests(bundle: Command): void {
     .addHelpText('after', '\nSee docs/cluster-manifests.md. Images whose names a PinnedImageSet cannot hold are listed as warnings, never dropped silently.')
     .action(
       action(async (bundleFile: string, options: ManifestOptionValues & { output?: string; json?: boolean }) => {
-        if (!options.output) throw new UserError('USAGE', 'bundle manifests needs --output DIR');
+        if (!options.output) throw new UserError('USAGE', 'bundle manifests needs --output DIR', { subject: { kind: 'option', name: '--output' } });
         const result = await runBundleManifests(bundleFile, options.output, await checkManifestOptions(options));
         warnUnexpressible(result);
         if (options.json) printJson(result);

@@ -139,7 +139,7 @@ export class CriImageService {
     const socketPath = criSocketPath(endpoint);
     if (socketPath === undefined) {
       throw new UserError('CRI_ENDPOINT_INVALID', `CRI endpoint ${endpoint} is not a unix socket`, {
-        hint: 'set [runtime] endpoint to unix:///var/run/crio/crio.sock or unix:///run/containerd/containerd.sock',
+        subject: { kind: 'url', name: endpoint },
       });
     }
     // Fail at once on a missing socket instead of letting gRPC retry until the deadline.

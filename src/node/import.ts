@@ -154,7 +154,7 @@ export async function importBundle(
     throw new UserError(
       'IMPORT_NO_SPACE',
       `not enough space in ${bundlesDir} for bundle ${files.name}: needs ${describeBytes(needed)}, available ${describeBytes(available)}`,
-      { hint: 'free space there or set [paths] bundles to a larger filesystem; nothing was copied' },
+      { hint: 'free space there or set [paths] bundles to a larger filesystem; nothing was copied', subject: { kind: 'path', name: bundlesDir } },
     );
   }
 

@@ -75,7 +75,7 @@ async function imageStatuses(cri: CriImageService, images: readonly DesiredImage
 }
 
 function checkAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new UserError('PRELOAD_CANCELLED', 'preload was cancelled', { hint: 'it resumes where it stopped on the next run' });
+  if (signal?.aborted) throw new UserError('PRELOAD_CANCELLED', 'preload was cancelled');
 }
 
 /** Reads every bundle in the bundle dir and verifies those not verified with their current files. */

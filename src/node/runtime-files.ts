@@ -329,9 +329,7 @@ export async function reloadRuntime(argv: readonly string[]): Promise<boolean> {
       }
       const how = errnoCode(err) === 'ENOENT' ? 'command not found' : err.killed ? `timed out after ${RELOAD_TIMEOUT_MS / 1000} s` : `exit code ${String((err as { code?: unknown }).code)}`;
       reject(
-        new UserError('RUNTIME_RELOAD_FAILED', `reload command ${JSON.stringify(argv)} failed (${how})${stderr.trim() ? `: ${stderr.trim()}` : ''}`, {
-          hint: 'check [runtime] reload in the configuration and that the runtime service is running',
-        }),
+        new UserError('RUNTIME_RELOAD_FAILED', `reload command ${JSON.stringify(argv)} failed (${how})${stderr.trim() ? `: ${stderr.trim()}` : ''}`),
       );
     });
   });

@@ -62,7 +62,7 @@ export function requestImage(text: string, origin: string): RequestedImage {
     const reference = parseReference(text);
     return { reference, requestedAs: formatReference(reference), origin };
   } catch (err) {
-    if (err instanceof UserError) throw new UserError(err.code, `${origin}: ${err.message}`, { ...(err.hint ? { hint: err.hint } : {}) });
+    if (err instanceof UserError) throw new UserError(err.code, `${origin}: ${err.message}`, { hint: err.hint, subject: err.subject });
     throw err;
   }
 }
@@ -103,9 +103,7 @@ export async function buildSelection(input: SelectionInput): Promise<Selection> 
       ? parsePlatformChoice(input.platforms)
       : (spec?.platforms ?? (architectures.length > 0 ? platformsOfArchitectures(architectures) : parsePlatformChoice([])));
   if (releases.length === 0 && channels.length === 0 && images.length === 0) {
-    throw new UserError('SELECTION_EMPTY', 'nothing to bundle: no release, channel or images were given', {
-      hint: 'give --release REF, --channel NAME, --image REF, --images-from FILE or --spec FILE',
-    });
+    throw new UserError('SELECTION_EMPTY', 'nothing to bundle: no release, channel or images were given');
   }
   return {
     releases: uniqueImages(releases),

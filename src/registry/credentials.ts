@@ -86,7 +86,7 @@ async function readAuthFile(file: string, required: boolean): Promise<AuthFile |
     text = await readFile(file, 'utf8');
   } catch (err) {
     if (!required && errnoCode(err) === 'ENOENT') return undefined;
-    throw new UserError('AUTHFILE_INVALID', `cannot read credentials file ${file}: ${errnoCode(err) ?? (err as Error).message}`);
+    throw new UserError('AUTHFILE_INVALID', `cannot read credentials file ${file}: ${errnoCode(err) ?? (err as Error).message}`, { subject: { kind: 'path', name: file } });
   }
   let doc: unknown;
   try {

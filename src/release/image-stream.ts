@@ -57,7 +57,7 @@ export function parseImageReferences(bytes: Uint8Array | string, release: string
 
 function componentReference(tag: string, pullSpec: unknown, release: string): DigestReference {
   if (typeof pullSpec !== 'string' || pullSpec === '') {
-    throw new UserError('RELEASE_TAG_INVALID', `release tag "${tag}" in ${release} has no image name`);
+    throw new UserError('RELEASE_TAG_INVALID', `release tag "${tag}" in ${release} has no image name`, { subject: { kind: 'image', name: release } });
   }
   let ref;
   try {
