@@ -1,10 +1,8 @@
-// The error table: each code declared once with an exit status, a hint and a guide section, and the CLI's
-// mapping of errors to exit statuses reading only the table.
+// The error table: each code declared once with an exit status, a hint and a guide section; a UserError
+// takes its defaults from it.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { exitStatusOf, INTERNAL_EXIT, USAGE_EXIT } from '../../src/cli/exit-status.js';
-import { CriError } from '../../src/cri/image-service.js';
 import { REGISTRY_ERRORS } from '../../src/mirror/errors.js';
 import { CRI_CALL_FAILED, errorKind, GRPC_STATUS_NAMES, GUIDE_SECTIONS, USER_ERRORS, type UserErrorCode } from '../../src/util/error-codes.js';
 import { UserError } from '../../src/util/errors.js';
@@ -30,26 +28,6 @@ test('codes are unique across the table, the gRPC status names and the mirror’
   // MANIFEST_UNKNOWN, BLOB_UNKNOWN and DIGEST_INVALID mean the same thing as the spec codes of that name; others must not clash.
   const shared = codes.filter((c) => Object.hasOwn(REGISTRY_ERRORS, c)).sort();
   assert.deepEqual(shared, ['BLOB_UNKNOWN', 'DIGEST_INVALID', 'MANIFEST_UNKNOWN']);
-});
-
-test('the exit statuses users see stay as they were: 2 for usage and input, 130 interrupted, 1 for the work, 70 a bug', () => {
-  const expected: Array<[UserErrorCode, number]> = [
-    ['USAGE', 2],
-    ['CONFIG_INVALID', 2],
-    ['REFERENCE_INVALID', 2],
-    ['IMAGE_SET_CONFIG_INVALID', 2],
-    ['KEY_EXISTS', 2],
-    ['INTERRUPTED', 130],
-    ['GRAPH_UNREACHABLE', 1],
-    ['GRAPH_INVALID', 1],
-    ['REGISTRY_ERROR', 1],
-    ['PREFETCH_FAILED', 1],
-  ];
-  for (const [code, exit] of expected) assert.equal(exitStatusOf(new UserError(code, 'm')), exit, code);
-  assert.equal(exitStatusOf(new CriError({ grpcCode: 14, operation: 'pull', details: 'gone' })), 1);
-  assert.equal(exitStatusOf(new Error('a bug')), INTERNAL_EXIT);
-  assert.equal(exitStatusOf('thrown string'), INTERNAL_EXIT);
-  assert.equal(USAGE_EXIT, 2);
 });
 
 test('a UserError takes its code’s hint unless the throw site gives its own, and carries its subject', () => {
