@@ -105,7 +105,7 @@ export function serializeManifest(manifest: BundleManifest, reservedSize: number
 
 function invalid(where: string, why: string): UserError {
   return new UserError('BUNDLE_MANIFEST_INVALID', `${where}: invalid bundle manifest (pin-preload.json): ${why}`, {
-    hint: 'the bundle is damaged or was not made by pin-preload; run "pin-preload bundle verify" on it',
+    subject: { kind: 'path', name: where },
   });
 }
 
@@ -126,7 +126,7 @@ export function parseBundleManifest(bytes: Buffer, where: string): BundleManifes
   if (doc.format !== BUNDLE_FORMAT) throw invalid(where, `format is ${JSON.stringify(doc.format)}, expected "${BUNDLE_FORMAT}"`);
   if (doc.formatVersion !== BUNDLE_FORMAT_VERSION) {
     throw new UserError('BUNDLE_FORMAT_UNSUPPORTED', `${where}: bundle format version ${String(doc.formatVersion)} is not supported (this pin-preload reads version ${BUNDLE_FORMAT_VERSION})`, {
-      hint: 'use the pin-preload version that created the bundle, or a newer one',
+      subject: { kind: 'path', name: where },
     });
   }
   if (!Array.isArray(doc.images)) throw invalid(where, 'images must be a list');

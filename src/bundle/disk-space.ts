@@ -18,7 +18,7 @@ export async function checkDiskSpace(dir: string, stillToWrite: number, blobCoun
     throw new UserError(
       'DISK_SPACE',
       `not enough free space in ${dir}: the bundle needs ${formatBytes(needed)} more (${needed} bytes), the filesystem has ${formatBytes(available)} (${available} bytes) available`,
-      { hint: 'free space there, choose another --output directory, or bundle fewer images; nothing was downloaded' },
+      { subject: { kind: 'path', name: dir } },
     );
   }
   return { needed, available };

@@ -10,7 +10,7 @@
 // JSON file next to the volumes ("NAME.seal.json") that also pins the manifest by digest; the detached
 // signature ("NAME.sig") is over the seal's exact bytes, and so covers the manifest and every blob.
 
-import type { Digest } from '../oci/digest.js';
+import { digestHex, type Digest } from '../oci/digest.js';
 
 export const BUNDLE_FORMAT = 'pin-preload.bundle';
 export const BUNDLE_FORMAT_VERSION = 1;
@@ -23,6 +23,11 @@ export const SIGNATURE_SUFFIX = '.sig';
  * next import which files to remove.
  */
 export const importClaimName = (name: string): string => `.${name}.importing`;
+/** Blob entries are named as in an OCI image layout: blobs/sha256/<hex>. */
+export const BLOB_ENTRY_PREFIX = 'blobs/sha256/';
+export const blobEntryName = (digest: Digest): string => `${BLOB_ENTRY_PREFIX}${digestHex(digest)}`;
+/** The digest a blob entry's name claims; unchecked, as a damaged tar may name anything (isDigest tells). */
+export const blobEntryDigest = (name: string): string => `sha256:${name.slice(BLOB_ENTRY_PREFIX.length)}`;
 /** Volume names carry three digits (NAME.001 … NAME.999). */
 export const MAX_VOLUMES = 999;
 

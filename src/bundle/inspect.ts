@@ -72,6 +72,7 @@ export async function inspectBundle(file: string): Promise<BundleInspection> {
   const first = files.volumes[0]!;
   if (!(await fs.stat(first.path).then(() => true, () => false))) {
     throw new UserError('BUNDLE_VOLUME_MISSING', `bundle volume ${first.path} is missing; the bundle manifest is at its start`, {
+      subject: { kind: 'path', name: first.path },
       hint: 'copy the first volume next to the seal',
     });
   }

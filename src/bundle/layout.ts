@@ -1,13 +1,13 @@
 // Where every byte of a bundle goes, computed from the plan alone before anything is downloaded: each tar
 // entry's header and data offset, the total size and the volume boundaries (format.ts fixes the order).
 
-import { MANIFEST_ENTRY, type BundleManifest } from './format.js';
+import { blobEntryName, MANIFEST_ENTRY, type BundleManifest } from './format.js';
 import { buildBundleManifest, reservedManifestSize } from './bundle-manifest.js';
 import { INDEX_ENTRY, OCI_LAYOUT_ENTRY, ociIndexBytes, ociLayoutBytes } from './oci-layout.js';
 import { BLOCK, END_OF_ARCHIVE_SIZE, paddedSize } from './tar-header.js';
 import { volumeFileNames, volumeRanges } from './volumes.js';
 import type { BundlePlan } from '../plan/plan.js';
-import { digestHex, type Digest } from '../oci/digest.js';
+import type { Digest } from '../oci/digest.js';
 
 export type EntryKind = 'manifest' | 'oci-layout' | 'index' | 'directory' | 'blob';
 
@@ -68,7 +68,7 @@ export function bundleFiles(manifest: BundleManifest, manifestSize: number): Lay
     { name: INDEX_ENTRY, type: 'file', size: ociIndexBytes(manifest).length, kind: 'index' },
     { name: 'blobs/', type: 'directory', size: 0, kind: 'directory' },
     { name: 'blobs/sha256/', type: 'directory', size: 0, kind: 'directory' },
-    ...blobs.map((b): LayoutFile => ({ name: `blobs/sha256/${digestHex(b.digest)}`, type: 'file', size: b.size, kind: 'blob', digest: b.digest })),
+    ...blobs.map((b): LayoutFile => ({ name: blobEntryName(b.digest), type: 'file', size: b.size, kind: 'blob', digest: b.digest })),
   ];
 }
 

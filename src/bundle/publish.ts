@@ -99,6 +99,7 @@ export async function finishPublish(dir: string, name: string, workDir: string):
       // Moved by the interrupted run already; anything else means someone removed it meanwhile.
       if ((await sizeIfPresent(target)) !== volume.size) {
         throw new UserError('BUNDLE_VOLUME_MISSING', `bundle volume ${target} is missing: it was removed while bundle create was putting the bundle in place`, {
+          subject: { kind: 'path', name: target },
           hint: `remove ${workDir}, ${sealPath} and the bundle's volumes, then run the same command again`,
         });
       }

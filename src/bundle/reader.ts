@@ -4,16 +4,15 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { MANIFEST_ENTRY, MAX_VOLUMES, SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleManifest, type BundleSeal } from './format.js';
+import { BLOB_ENTRY_PREFIX, blobEntryDigest, blobEntryName, MANIFEST_ENTRY, MAX_VOLUMES, SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleManifest, type BundleSeal } from './format.js';
 import { parseSeal } from './seal.js';
 import { publishInterrupted, WORK_DIR_SUFFIX } from './publish.js';
 import { MAX_MANIFEST_SIZE, parseBundleManifest } from './bundle-manifest.js';
 import { BLOCK, decodeHeader, isZeroBlock, paddedSize, TarHeaderError, type TarEntryType } from './tar-header.js';
 import { VolumeSet, type Volume } from './volumes.js';
-import { digestHex, isDigest, sha256Of, type Digest } from '../oci/digest.js';
+import { isDigest, sha256Of, type Digest } from '../oci/digest.js';
 import { errnoCode, UserError } from '../util/errors.js';
 
-export const BLOB_ENTRY_PREFIX = 'blobs/sha256/';
 
 export interface TarEntry {
   readonly name: string;
@@ -91,7 +90,7 @@ export async function locateBundle(file: string): Promise<BundleFiles> {
   const name = await bundleName(dir, path.basename(absolute));
   if (await publishInterrupted(dir, name)) {
     throw new UserError('BUNDLE_PUBLISH_INTERRUPTED', `${path.join(dir, name)} is not a complete bundle: bundle create was interrupted while putting it in place (${name}${WORK_DIR_SUFFIX} says so)`, {
-      hint: 'run the same "pin-preload bundle create" command again to finish it',
+      subject: { kind: 'bundle', name: path.join(dir, name) },
     });
   }
   const sealPath = path.join(dir, name + SEAL_SUFFIX);
@@ -119,7 +118,7 @@ export async function locateBundle(file: string): Promise<BundleFiles> {
   }
   if (volumes.length === 0) {
     throw new UserError('BUNDLE_NOT_FOUND', `no bundle at ${absolute}: neither ${name}, ${name}.001 nor ${name + SEAL_SUFFIX} exists`, {
-      hint: 'give the path of the bundle tar, of one of its volumes, or of its .seal.json file',
+      subject: { kind: 'path', name: absolute },
     });
   }
   return { dir, name, sealPath, ...signature, volumes };
@@ -131,12 +130,13 @@ async function checkVolumesPresent(files: BundleFiles): Promise<void> {
     const size = await fileSize(volume.path);
     if (size === undefined) {
       throw new UserError('BUNDLE_VOLUME_MISSING', `bundle volume ${volume.path} is missing`, {
+        subject: { kind: 'path', name: volume.path },
         hint: `copy every volume listed in ${files.sealPath} next to it`,
       });
     }
     if (size !== volume.size) {
       throw new UserError('BUNDLE_VOLUME_SIZE', `bundle volume ${volume.path} has ${size} bytes, the seal says ${volume.size}`, {
-        hint: 'the volume is incomplete or from another bundle: copy it again, then run "pin-preload bundle verify"',
+        subject: { kind: 'path', name: volume.path },
       });
     }
   }
@@ -144,7 +144,7 @@ async function checkVolumesPresent(files: BundleFiles): Promise<void> {
 
 function damaged(files: BundleFiles, why: string): UserError {
   return new UserError('BUNDLE_DAMAGED', `${path.join(files.dir, files.name)}: ${why}`, {
-    hint: 'run "pin-preload bundle verify" on it; copy damaged volumes again or re-create the bundle',
+    subject: { kind: 'bundle', name: path.join(files.dir, files.name) },
   });
 }
 
@@ -175,7 +175,7 @@ async function locateBlobs(files: BundleFiles, manifest: BundleManifest, volumes
   const found = new Map<Digest, BlobLocation>();
   for await (const entry of scanTar(files, volumes)) {
     if (entry.type !== 'file' || !entry.name.startsWith(BLOB_ENTRY_PREFIX)) continue;
-    const digest = `sha256:${entry.name.slice(BLOB_ENTRY_PREFIX.length)}`;
+    const digest = blobEntryDigest(entry.name);
     if (!isDigest(digest)) throw damaged(files, `tar entry ${entry.name} is not named after a sha256 digest`);
     found.set(digest, { offset: entry.dataOffset, size: entry.size });
   }
@@ -183,7 +183,7 @@ async function locateBlobs(files: BundleFiles, manifest: BundleManifest, volumes
   for (const blob of manifest.blobs) {
     listed.add(blob.digest);
     const at = found.get(blob.digest);
-    if (!at) throw damaged(files, `blob ${blob.digest} is listed in ${MANIFEST_ENTRY} but has no tar entry blobs/sha256/${digestHex(blob.digest)}`);
+    if (!at) throw damaged(files, `blob ${blob.digest} is listed in ${MANIFEST_ENTRY} but has no tar entry ${blobEntryName(blob.digest)}`);
     if (at.size !== blob.size) throw damaged(files, `blob ${blob.digest} has ${at.size} bytes in the tar, ${MANIFEST_ENTRY} says ${blob.size}`);
   }
   for (const digest of found.keys()) {
@@ -221,7 +221,7 @@ export async function openLocatedBundle(files: BundleFiles): Promise<OpenedBundl
   // Without a seal only a single tar is trusted as a whole; split volumes need the seal to say which.
   if (!files.seal && (files.volumes.length !== 1 || path.basename(files.volumes[0]!.path) !== files.name)) {
     throw new UserError('BUNDLE_UNSEALED', `${path.join(files.dir, files.name)} is split into volumes but its seal ${files.sealPath} is missing`, {
-      hint: 'copy the .seal.json file next to the volumes; without it the bundle may be incomplete (run "pin-preload bundle verify")',
+      subject: { kind: 'bundle', name: path.join(files.dir, files.name) },
     });
   }
   await checkVolumesPresent(files);

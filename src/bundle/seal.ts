@@ -9,7 +9,7 @@ const SHA256_HEX = /^[a-f0-9]{64}$/;
 
 function invalid(where: string, why: string): UserError {
   return new UserError('BUNDLE_SEAL_INVALID', `${where}: invalid bundle seal: ${why}`, {
-    hint: 'copy the .seal.json file again from the bastion, or re-create the bundle',
+    subject: { kind: 'path', name: where },
   });
 }
 
@@ -31,7 +31,7 @@ export function parseSeal(bytes: Buffer, name: string, where: string): BundleSea
   if (seal.format !== BUNDLE_FORMAT) throw invalid(where, `format is ${JSON.stringify(seal.format)}, expected "${BUNDLE_FORMAT}"`);
   if (seal.formatVersion !== BUNDLE_FORMAT_VERSION) {
     throw new UserError('BUNDLE_FORMAT_UNSUPPORTED', `${where}: bundle format version ${String(seal.formatVersion)} is not supported (this pin-preload reads version ${BUNDLE_FORMAT_VERSION})`, {
-      hint: 'use the pin-preload version that created the bundle, or a newer one',
+      subject: { kind: 'path', name: where },
     });
   }
   if (typeof seal.manifestDigest !== 'string' || !isDigest(seal.manifestDigest)) throw invalid(where, 'bad manifestDigest');

@@ -1,8 +1,9 @@
 // Ed25519 signing of bundles: `keygen` writes a key pair, `bundle create --sign-key` signs the seal's exact
 // bytes into NAME.sig, and verify checks it against a trusted public key.
 
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import { sha256Of } from '../oci/digest.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { errnoCode, UserError } from '../util/errors.js';
 
@@ -19,7 +20,7 @@ export interface BundleSignature {
 }
 
 export function keyIdOf(publicKey: KeyObject): string {
-  return `sha256:${createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex')}`;
+  return sha256Of(publicKey.export({ type: 'spki', format: 'der' }));
 }
 
 /** Writes KEY (PKCS#8 PEM, mode 0600) and KEY.pub (SPKI PEM); refuses to overwrite an existing key. */
@@ -27,7 +28,7 @@ export async function generateSigningKey(keyPath: string): Promise<{ keyPath: st
   for (const file of [keyPath, `${keyPath}.pub`]) {
     try {
       await fs.stat(file);
-      throw new UserError('KEY_EXISTS', `${file} already exists; not overwriting a key`, { hint: 'choose another --output path or remove the old key first', exitCode: 2 });
+      throw new UserError('KEY_EXISTS', `${file} already exists; not overwriting a key`, { subject: { kind: 'path', name: file } });
     } catch (err) {
       if (errnoCode(err) !== 'ENOENT') throw err;
     }
@@ -42,7 +43,7 @@ async function readKeyFile(file: string, what: string): Promise<Buffer> {
   try {
     return await fs.readFile(file);
   } catch (err) {
-    throw new UserError('KEY_UNREADABLE', `cannot read ${what} ${file}: ${(err as Error).message}`, { exitCode: 2 });
+    throw new UserError('KEY_UNREADABLE', `cannot read ${what} ${file}: ${(err as Error).message}`, { subject: { kind: 'path', name: file } });
   }
 }
 
@@ -52,9 +53,9 @@ export async function loadPrivateKey(file: string): Promise<KeyObject> {
   try {
     key = createPrivateKey(pem);
   } catch (err) {
-    throw new UserError('KEY_INVALID', `${file} is not a PEM private key: ${(err as Error).message}`, { hint: 'create one with "pin-preload keygen --output KEY"', exitCode: 2 });
+    throw new UserError('KEY_INVALID', `${file} is not a PEM private key: ${(err as Error).message}`, { subject: { kind: 'path', name: file } });
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw new UserError('KEY_INVALID', `${file} is a ${key.asymmetricKeyType} key; bundles are signed with Ed25519`, { exitCode: 2 });
+  if (key.asymmetricKeyType !== 'ed25519') throw new UserError('KEY_INVALID', `${file} is a ${key.asymmetricKeyType} key; bundles are signed with Ed25519`, { subject: { kind: 'path', name: file } });
   return key;
 }
 
@@ -64,9 +65,9 @@ export async function loadPublicKey(file: string): Promise<KeyObject> {
   try {
     key = createPublicKey(pem);
   } catch (err) {
-    throw new UserError('KEY_INVALID', `${file} is not a PEM public key: ${(err as Error).message}`, { exitCode: 2 });
+    throw new UserError('KEY_INVALID', `${file} is not a PEM public key: ${(err as Error).message}`, { subject: { kind: 'path', name: file } });
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw new UserError('KEY_INVALID', `${file} is a ${key.asymmetricKeyType} key; bundles are signed with Ed25519`, { exitCode: 2 });
+  if (key.asymmetricKeyType !== 'ed25519') throw new UserError('KEY_INVALID', `${file} is a ${key.asymmetricKeyType} key; bundles are signed with Ed25519`, { subject: { kind: 'path', name: file } });
   return key;
 }
 

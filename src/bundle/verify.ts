@@ -4,8 +4,8 @@
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { MANIFEST_ENTRY, type BundleManifest } from './format.js';
-import { BLOB_ENTRY_PREFIX, locateBundle, readBundleManifest, type BundleFiles, type TarEntry } from './reader.js';
+import { blobEntryName, MANIFEST_ENTRY, SIGNATURE_SUFFIX, type BundleManifest } from './format.js';
+import { locateBundle, readBundleManifest, type BundleFiles, type TarEntry } from './reader.js';
 import { VolumeSet } from './volumes.js';
 import { hashRanges, hashRangesDirect, type HashOptions, type HashRange, type RangeHash, type VolumeOnDisk } from './hash-pipeline.js';
 import { bundleFiles, placeEntries, type BundleLayout, type LayoutEntry } from './layout.js';
@@ -101,7 +101,7 @@ async function readSmall(volumes: VolumeSet, entry: TarEntry): Promise<Buffer | 
 async function checkStructure(manifest: BundleManifest, entries: readonly TarEntry[], goodBlobs: ReadonlySet<string>, volumes: VolumeSet, problems: VerifyProblem[]): Promise<void> {
   const byName = new Map(entries.map((e) => [e.name, e]));
   const inBundle = new Set(manifest.blobs.map((b) => b.digest as string));
-  const blobEntry = (d: Digest) => byName.get(`${BLOB_ENTRY_PREFIX}${d.slice('sha256:'.length)}`);
+  const blobEntry = (d: Digest) => byName.get(blobEntryName(d));
   for (const name of [OCI_LAYOUT_ENTRY, INDEX_ENTRY]) {
     if (!byName.has(name)) problems.push({ kind: 'tar', subject: name, message: `the tar has no ${name} entry (skopeo and podman need it)` });
   }
@@ -167,7 +167,7 @@ async function checkSignatureState(files: BundleFiles, trustedKey: string | unde
   const present = files.signaturePath !== undefined;
   if (!trustedKey) return present ? 'present-not-checked' : 'unsigned';
   const key = await loadPublicKey(trustedKey);
-  const sigPath = path.join(files.dir, `${files.name}.sig`);
+  const sigPath = path.join(files.dir, files.name + SIGNATURE_SUFFIX);
   if (!present) {
     problems.push({ kind: 'signature', subject: sigPath, message: `the bundle is not signed (no ${path.basename(sigPath)}), but --trusted-key was given` });
     return 'unsigned';

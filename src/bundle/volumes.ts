@@ -114,7 +114,7 @@ export class VolumeSet {
         if (bytesRead === 0) {
           const v = this.volumes[piece.volume]!;
           throw new UserError('BUNDLE_TRUNCATED', `volume ${v.path} ends at byte ${piece.localOffset + done}, expected ${v.size} bytes`, {
-            hint: 'the volume is incomplete: copy it again from the bastion',
+            subject: { kind: 'path', name: v.path },
           });
         }
         done += bytesRead;

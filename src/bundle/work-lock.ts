@@ -25,6 +25,7 @@ export async function lockWorkDir(workDir: string, output: string): Promise<Work
       const pid = Number((await fs.readFile(lockPath, 'utf8').catch(() => '')).trim());
       if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && processExists(pid)) {
         throw new UserError('BUNDLE_BUSY', `another pin-preload (pid ${pid}) is writing ${output}`, {
+          subject: { kind: 'bundle', name: output },
           hint: `wait for it to finish, or stop it; its work is in ${workDir}`,
         });
       }

@@ -78,7 +78,7 @@ export interface CreateResult {
 export function creationTime(env: NodeJS.ProcessEnv = process.env, now = Date.now()): { created: string; fromEnv: boolean } {
   const epoch = env.SOURCE_DATE_EPOCH;
   if (epoch !== undefined && epoch !== '') {
-    if (!/^\d+$/.test(epoch)) throw new UserError('SOURCE_DATE_EPOCH_INVALID', `SOURCE_DATE_EPOCH="${epoch}" is not a number of seconds`, { exitCode: 2 });
+    if (!/^\d+$/.test(epoch)) throw new UserError('SOURCE_DATE_EPOCH_INVALID', `SOURCE_DATE_EPOCH="${epoch}" is not a number of seconds`);
     return { created: isoSeconds(Number(epoch) * 1000), fromEnv: true };
   }
   return { created: isoSeconds(now), fromEnv: false };
@@ -484,7 +484,6 @@ function refuseTooManyVolumes(layout: BundleLayout): void {
   if (layout.volumes.length <= MAX_VOLUMES || layout.splitSize === undefined) return;
   throw new UserError('USAGE', `a split size of ${formatBytes(layout.splitSize)} would cut the ${formatBytes(layout.totalSize)} bundle into ${layout.volumes.length} volumes, more than ${MAX_VOLUMES}`, {
     hint: `use a split size of at least ${smallestSplitMiB(layout.totalSize)}MiB`,
-    exitCode: 2,
   });
 }
 
@@ -591,7 +590,6 @@ export function refuseUnfinished(
   if (signal?.aborted) {
     throw new UserError('INTERRUPTED', `interrupted: ${writer.done.size} of ${blobsTotal} blobs are written and kept in ${workDir}`, {
       hint: 'run the same command again to resume: finished blobs are not fetched again, a partial one continues where it stopped',
-      exitCode: 130,
     });
   }
   if (writer.failures.size > 0) throw failureReport(plan, writer.failures, workDir);

@@ -8,9 +8,11 @@ import { createProgress } from '../util/progress.js';
 import { formatBytes, parseSize } from '../util/size.js';
 import { UserError } from '../util/errors.js';
 import { addManifestOptions, checkManifestOptions, formatManifestsResult, runBundleManifests, warnUnexpressible, type ManifestOptionValues } from './bundle-manifests.js';
+import { progressNotes } from './command-log.js';
 import { action } from './run-command.js';
 import { addSelectionOptions, selectionFromOptions, type SelectionOptionValues } from './selection-options.js';
 import { addSignatureOptions, applySignatureOptions, checkSignatureOptions, type SignatureOptionValues } from './signature-options.js';
+import { stopOnSignals } from './stop-signals.js';
 
 interface CreateOptionValues extends SelectionOptionValues, ManifestOptionValues, SignatureOptionValues {
   readonly manifests?: string;
@@ -18,10 +20,6 @@ interface CreateOptionValues extends SelectionOptionValues, ManifestOptionValues
   readonly splitSize?: string;
   readonly signKey?: string;
   readonly quiet?: boolean;
-}
-
-function note(quiet: boolean | undefined, text: string): void {
-  if (!quiet) process.stderr.write(`${text}\n`);
 }
 
 function describeEvent(event: CreateEvent): string | undefined {
@@ -53,27 +51,25 @@ export function registerBundleCreate(bundle: Command): void {
     action(async (options: CreateOptionValues) => {
       const signatureOptions = await checkSignatureOptions(options);
       const { selection, source, spec, concurrency } = await selectionFromOptions(options);
-      const controller = new AbortController();
-      const onSignal = () => controller.abort();
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      const stop = stopOnSignals();
+      const note = progressNotes(options.quiet);
       try {
         const output = options.output ?? spec?.output;
-        if (!output) throw new UserError('USAGE', 'bundle create needs --output FILE (or "output" in the --spec file)', { exitCode: 2 });
+        if (!output) throw new UserError('USAGE', 'bundle create needs --output FILE (or "output" in the --spec file)', { subject: { kind: 'option', name: '--output' } });
         const splitSize = options.splitSize !== undefined ? parseSize(options.splitSize, '--split-size') : spec?.splitSize;
         const splitFrom = options.splitSize !== undefined ? '--split-size' : `split-size in ${options.spec}`;
         if (splitSize !== undefined && splitSize < 1024 * 1024) {
-          throw new UserError('USAGE', `${splitFrom} ${formatBytes(splitSize)} is too small; use at least 1MiB`, { exitCode: 2 });
+          throw new UserError('USAGE', `${splitFrom} ${formatBytes(splitSize)} is too small; use at least 1MiB`, { subject: { kind: 'option', name: splitFrom } });
         }
         const signKey = options.signKey ?? spec?.signKey;
         const manifestOptions = await checkManifestOptions(options);
         if (options.manifests === undefined && (options.pool !== undefined || options.mirrorHost !== undefined || options.name !== undefined)) {
-          throw new UserError('USAGE', '--pool, --mirror-host and --name go with --manifests DIR', { exitCode: 2 });
+          throw new UserError('USAGE', '--pool, --mirror-host and --name go with --manifests DIR');
         }
-        note(options.quiet, 'resolving images…');
+        note('resolving images…');
         const [{ planBundle }, { createBundle }] = await Promise.all([import('../plan/resolve.js'), import('../bundle/writer.js')]);
-        const plan = await applySignatureOptions(await planBundle(source, selection, { concurrency }), signatureOptions, controller.signal);
-        note(options.quiet, `${plan.images.length} images, ${plan.blobs.length} unique blobs, ${formatBytes(plan.totals.uniqueBytes)} to bundle`);
+        const plan = await applySignatureOptions(await planBundle(source, selection, { concurrency }), signatureOptions, stop.signal);
+        note(`${plan.images.length} images, ${plan.blobs.length} unique blobs, ${formatBytes(plan.totals.uniqueBytes)} to bundle`);
         const progress = createProgress({ title: 'downloading', ...(options.quiet ? { quiet: true } : {}) });
         const result = await createBundle({
           plan,
@@ -82,7 +78,7 @@ export function registerBundleCreate(bundle: Command): void {
           ...(splitSize !== undefined ? { splitSize } : {}),
           ...(signKey !== undefined ? { signKey } : {}),
           concurrency: options.concurrency === undefined ? DEFAULT_CREATE_CONCURRENCY : concurrency,
-          signal: controller.signal,
+          signal: stop.signal,
           onProgress: (p) => {
             if (p.phase === 'seal') progress.setTitle('sealing (hashing volumes)');
             progress.update({ bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, detail: `images ${p.imagesDone}/${p.imagesTotal}` });
@@ -91,7 +87,7 @@ export function registerBundleCreate(bundle: Command): void {
             const text = describeEvent(event);
             if (text) {
               progress.finish();
-              note(options.quiet, text);
+              note(text);
             }
           },
         });
@@ -117,8 +113,7 @@ export function registerBundleCreate(bundle: Command): void {
         process.stdout.write(`${lines.join('\n')}\n`);
         await writeManifests();
       } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
+        stop.dispose();
         await source.close();
       }
     }),

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import path from 'node:path';
 import type { BundleManifestsResult } from '../cluster/manifests.js';
 import { UserError } from '../util/errors.js';
+import { warnLine } from './command-log.js';
 import { action, printJson } from './run-command.js';
 import { collect } from './selection-options.js';
 
@@ -56,7 +57,7 @@ export function formatManifestsResult(result: BundleManifestsResult): string {
 
 /** Each image no object can name, on stderr: the operator must know which images stay unpinned by the MCO. */
 export function warnUnexpressible(result: BundleManifestsResult): void {
-  for (const u of result.unexpressible) process.stderr.write(`pin-preload: warning: not in any ${u.object}: ${u.problem}\n`);
+  for (const u of result.unexpressible) warnLine(`not in any ${u.object}: ${u.problem}`);
 }
 
 export function registerBundleManifests(bundle: Command): void {
@@ -69,7 +70,7 @@ export function registerBundleManifests(bundle: Command): void {
     .addHelpText('after', '\nSee docs/cluster-manifests.md. Images whose names a PinnedImageSet cannot hold are listed as warnings, never dropped silently.')
     .action(
       action(async (bundleFile: string, options: ManifestOptionValues & { output?: string; json?: boolean }) => {
-        if (!options.output) throw new UserError('USAGE', 'bundle manifests needs --output DIR', { exitCode: 2 });
+        if (!options.output) throw new UserError('USAGE', 'bundle manifests needs --output DIR', { subject: { kind: 'option', name: '--output' } });
         const result = await runBundleManifests(bundleFile, options.output, await checkManifestOptions(options));
         warnUnexpressible(result);
         if (options.json) printJson(result);

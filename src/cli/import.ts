@@ -4,7 +4,9 @@
 import type { Command } from 'commander';
 import { addNodeConfigOptions, nodeConfigFromOptions, type ConfigFlags } from '../node/config.js';
 import type { ImportResult } from '../node/import.js';
+import { logLine } from './command-log.js';
 import { action, printJson } from './run-command.js';
+import { stopOnSignals } from './stop-signals.js';
 
 /** `import --json` (and `imported` in `preload --json`), schemaVersion 1. */
 export function importResultJson(result: ImportResult): { bundle: string; seal: string; alreadyImported: boolean; bytesCopied: number } {
@@ -21,12 +23,9 @@ export function registerImport(program: Command): void {
     action(async (source: string, options: ConfigFlags & { config?: string; json?: boolean }) => {
       const config = await nodeConfigFromOptions(options);
       const [{ importBundle }, { describeBytes }] = await Promise.all([import('../node/import.js'), import('../node/storage-check.js')]);
-      const stop = new AbortController();
-      const onSignal = () => stop.abort();
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      const stop = stopOnSignals();
       try {
-        const result = await importBundle(config, source, { signal: stop.signal, log: (line) => process.stderr.write(`pin-preload: ${line}\n`) });
+        const result = await importBundle(config, source, { signal: stop.signal, log: logLine });
         if (options.json) printJson({ schemaVersion: 1, ...importResultJson(result) });
         else {
           process.stdout.write(
@@ -36,8 +35,7 @@ export function registerImport(program: Command): void {
           );
         }
       } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
+        stop.dispose();
       }
     }),
   );

@@ -16,7 +16,8 @@ import { registerPreload } from './preload.js';
 import { registerRun } from './run.js';
 import { registerServe } from './serve.js';
 import { registerStatus } from './status.js';
-import { printJsonError, reportAndExit, USAGE_EXIT } from './run-command.js';
+import { USAGE_EXIT } from './exit-status.js';
+import { printJsonError, reportAndExit } from './run-command.js';
 
 export function buildProgram(): Command {
   const program = new Command('pin-preload')

@@ -5,11 +5,9 @@
 import type { Command } from 'commander';
 import { addNodeConfigOptions, type ConfigFlags } from '../node/config.js';
 import { importResultJson } from './import.js';
+import { logLine } from './command-log.js';
 import { action, printJson } from './run-command.js';
-
-function log(line: string): void {
-  process.stderr.write(`pin-preload: ${line}\n`);
-}
+import { stopOnSignals } from './stop-signals.js';
 
 export function registerPreload(program: Command): void {
   const command = program
@@ -26,14 +24,11 @@ export function registerPreload(program: Command): void {
         import('../node/preload.js'),
       ]);
       const config = await nodeConfigFromOptions(options);
-      const stop = new AbortController();
-      const onSignal = () => stop.abort();
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      const stop = stopOnSignals();
       const started = Date.now();
       try {
-        const imported = bundle !== undefined ? await importBundle(config, bundle, { signal: stop.signal, log }) : undefined;
-        const result = await preload(config, { signal: stop.signal, log });
+        const imported = bundle !== undefined ? await importBundle(config, bundle, { signal: stop.signal, log: logLine }) : undefined;
+        const result = await preload(config, { signal: stop.signal, log: logLine });
         const seconds = (Date.now() - started) / 1000;
         if (options.json) {
           printJson({
@@ -64,8 +59,7 @@ export function registerPreload(program: Command): void {
         // Images present but unprotected: say why, in the words status uses.
         if (result.unpinned.length > 0) process.stdout.write(`GC protection: ${result.pinning}\n`);
       } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
+        stop.dispose();
       }
     }),
   );

@@ -3,16 +3,13 @@
 // (docs/json-output.md), so every command that offers --json gets that shape without code of its own.
 
 import { Command } from 'commander';
-import { isUserError } from '../util/errors.js';
+import { isUserError, type ErrorSubject } from '../util/errors.js';
+import { errorLines, logLine } from './command-log.js';
+import { exitStatusOf } from './exit-status.js';
 
-/** Exit code of a bug (EX_SOFTWARE). */
-const INTERNAL_EXIT = 70;
-/** Exit code of bad usage, as commander's own errors are mapped in main. */
-export const USAGE_EXIT = 2;
-
-/** The JSON error object printed under --json: `{"error":{"code","message","hint"?}}`. */
+/** The JSON error object printed under --json: `{"error":{"code","message","hint"?,"subject"?}}`. */
 export interface JsonError {
-  readonly error: { readonly code: string; readonly message: string; readonly hint?: string };
+  readonly error: { readonly code: string; readonly message: string; readonly hint?: string; readonly subject?: ErrorSubject };
 }
 
 /** A command's JSON result: one document, two-space indented, with a final newline. */
@@ -21,7 +18,9 @@ export function printJson(value: unknown): void {
 }
 
 export function printJsonError(error: JsonError['error']): void {
-  const body: JsonError = { error: { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) } };
+  const body: JsonError = {
+    error: { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}), ...(error.subject ? { subject: error.subject } : {}) },
+  };
   process.stdout.write(`${JSON.stringify(body)}\n`);
 }
 
@@ -44,12 +43,11 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | 
 
 export function reportAndExit(err: unknown, options: { json?: boolean } = {}): never {
   if (isUserError(err)) {
-    if (options.json) printJsonError({ code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) });
-    process.stderr.write(`pin-preload: error: ${err.message}\n`);
-    if (err.hint) process.stderr.write(`  hint: ${err.hint}\n`);
-    process.exit(err.exitCode);
+    if (options.json) printJsonError({ code: err.code, message: err.message, hint: err.hint, ...(err.subject ? { subject: err.subject } : {}) });
+    errorLines(err.message, err.hint);
+    process.exit(exitStatusOf(err));
   }
   if (options.json) printJsonError({ code: 'INTERNAL_ERROR', message: err instanceof Error ? err.message : String(err), hint: 'this is a bug: please report it with the command line' });
-  process.stderr.write(`pin-preload: internal error (a bug; please report it): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(INTERNAL_EXIT);
+  logLine(`internal error (a bug; please report it): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  process.exit(exitStatusOf(err));
 }

@@ -3,7 +3,9 @@
 
 import type { Command } from 'commander';
 import { addNodeConfigOptions, nodeConfigFromOptions, type ConfigFlags } from '../node/config.js';
+import { logLine } from './command-log.js';
 import { action } from './run-command.js';
+import { stopOnSignals } from './stop-signals.js';
 
 export function registerRun(program: Command): void {
   const command = program
@@ -13,14 +15,8 @@ export function registerRun(program: Command): void {
     action(async (options: ConfigFlags & { config?: string }) => {
       const config = await nodeConfigFromOptions(options);
       const { runService } = await import('../node/service.js'); // loaded on use, like every node command
-      const stop = new AbortController();
-      const onSignal = (name: string) => {
-        process.stderr.write(`pin-preload: ${name}: stopping\n`);
-        stop.abort();
-      };
-      process.once('SIGINT', () => onSignal('SIGINT'));
-      process.once('SIGTERM', () => onSignal('SIGTERM'));
-      await runService(config, { signal: stop.signal, log: (line) => process.stderr.write(`pin-preload: ${line}\n`) });
+      const stop = stopOnSignals((name) => logLine(`${name}: stopping`));
+      await runService(config, { signal: stop.signal, log: logLine });
     }),
   );
 }

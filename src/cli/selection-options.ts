@@ -61,7 +61,7 @@ function parseConcurrency(text: string | undefined): number {
   if (text === undefined) return DEFAULT_CONCURRENCY;
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1 || n > 256) {
-    throw new UserError('USAGE', `--concurrency must be a whole number from 1 to 256, not "${text}"`, { exitCode: 2 });
+    throw new UserError('USAGE', `--concurrency must be a whole number from 1 to 256, not "${text}"`, { subject: { kind: 'option', name: '--concurrency' } });
   }
   return n;
 }
@@ -77,7 +77,7 @@ export async function selectionFromOptions(options: SelectionOptionValues): Prom
   ]);
   const spec = options.spec !== undefined ? await readBundleSpec(options.spec) : undefined;
   const versionFlag = [options.version && '--version', options.minVersion && '--min-version', options.maxVersion && '--max-version'].find(Boolean);
-  if (options.channel === undefined && versionFlag) throw new UserError('USAGE', `${versionFlag} needs --channel NAME`, { exitCode: 2 });
+  if (options.channel === undefined && versionFlag) throw new UserError('USAGE', `${versionFlag} needs --channel NAME`, { subject: { kind: 'option', name: versionFlag } });
   const graphUrl = options.graphUrl ?? process.env.UPDATE_URL_OVERRIDE;
   const selection = await buildSelection({
     ...(spec ? { spec } : {}),

@@ -3,7 +3,9 @@
 
 import type { Command } from 'commander';
 import path from 'node:path';
+import { logLine } from './command-log.js';
 import { action } from './run-command.js';
+import { stopOnSignals } from './stop-signals.js';
 
 /** The configuration wants absolute paths; on the command line a relative one means from here. */
 function absolute(file: string | undefined): string | undefined {
@@ -42,7 +44,6 @@ export function registerServe(program: Command): void {
           ...(flags.config !== undefined ? { configFile: flags.config } : {}),
           flags: { bundles: absolute(flags.bundleDir), state: absolute(flags.state), listen: flags.listen, tlsCert: absolute(flags.tlsCert), tlsKey: absolute(flags.tlsKey) },
         });
-        const log = (line: string) => process.stderr.write(`pin-preload: ${line}\n`);
         const serving = await serveBundles({
           state: config.paths.state,
           bundleDir: config.paths.bundles,
@@ -50,19 +51,12 @@ export function registerServe(program: Command): void {
           listen: config.mirror.listen,
           ...(config.mirror.tlsCert !== undefined && config.mirror.tlsKey !== undefined ? { tls: { certFile: config.mirror.tlsCert, keyFile: config.mirror.tlsKey } } : {}),
           accessLog: flags.accessLog,
-          log,
+          log: logLine,
         });
         const served = serving.registered.filter((b) => b.problem === undefined);
-        log(`serving ${served.length} bundle(s), ${serving.store.repositories().length} repositories, at ${serving.mirror.url} (state ${config.paths.state})`);
-        for (const b of served) log(`  ${b.path}${b.release !== undefined ? ` — release ${b.release}` : ''}: ${b.images} images`);
-        await new Promise<void>((resolve) => {
-          const stop = (name: string) => {
-            log(`${name}: closing the mirror`);
-            resolve();
-          };
-          process.once('SIGINT', () => stop('SIGINT'));
-          process.once('SIGTERM', () => stop('SIGTERM'));
-        });
+        logLine(`serving ${served.length} bundle(s), ${serving.store.repositories().length} repositories, at ${serving.mirror.url} (state ${config.paths.state})`);
+        for (const b of served) logLine(`  ${b.path}${b.release !== undefined ? ` — release ${b.release}` : ''}: ${b.images} images`);
+        await stopOnSignals((name) => logLine(`${name}: closing the mirror`)).stopped;
         await serving.close();
       }),
     );

@@ -27,15 +27,16 @@ export function addSignatureOptions(command: Command): Command {
 export async function checkSignatureOptions(options: SignatureOptionValues): Promise<SignatureOptions | undefined> {
   if (options.signatureStore === undefined) {
     if (options.releaseKeyring !== undefined || options.allowUnsignedReleases) {
-      throw new UserError('USAGE', `${options.releaseKeyring !== undefined ? '--release-keyring' : '--allow-unsigned-releases'} goes with --signature-store URL`, { exitCode: 2 });
+      throw new UserError('USAGE', `${options.releaseKeyring !== undefined ? '--release-keyring' : '--allow-unsigned-releases'} goes with --signature-store URL`, { subject: { kind: 'option', name: '--signature-store' } });
     }
     return undefined;
   }
   const { parseSignatureStore } = await import('../release/signature-store.js');
   const store = parseSignatureStore(options.signatureStore);
-  if (options.releaseKeyring !== undefined) {
-    await access(options.releaseKeyring, constants.R_OK).catch((err: Error) => {
-      throw new UserError('USAGE', `--release-keyring ${options.releaseKeyring} cannot be read: ${err.message}`, { exitCode: 2 });
+  const keyring = options.releaseKeyring;
+  if (keyring !== undefined) {
+    await access(keyring, constants.R_OK).catch((err: Error) => {
+      throw new UserError('USAGE', `--release-keyring ${keyring} cannot be read: ${err.message}`, { subject: { kind: 'path', name: keyring } });
     });
   }
   return { store, ...(options.releaseKeyring !== undefined ? { keyring: options.releaseKeyring } : {}), ...(options.allowUnsignedReleases ? { allowUnsigned: true } : {}) };

@@ -24,6 +24,7 @@ export function registerStatus(program: Command): void {
       // on which nothing happened yet.
       if (!existsSync(config.paths.state)) {
         throw new UserError('STATE_MISSING', `no state database at ${config.paths.state}`, {
+          subject: { kind: 'path', name: config.paths.state },
           hint: `nothing has been imported or pre-loaded on this node yet, or the path is wrong: check [paths] state in ${config.file ?? 'the config'} or --state`,
         });
       }

@@ -50,7 +50,7 @@ export function objectBaseName(text: string): string {
 /** Pool names become label values and object name parts: a DNS-1123 label of at most 63 characters. */
 export function checkPoolName(pool: string): string {
   if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(pool)) {
-    throw new UserError('USAGE', `--pool "${pool}" is not a machine config pool name (lowercase letters, digits and "-", at most 63)`, { exitCode: 2 });
+    throw new UserError('USAGE', `--pool "${pool}" is not a machine config pool name (lowercase letters, digits and "-", at most 63)`, { subject: { kind: 'option', name: '--pool' } });
   }
   return pool;
 }
@@ -101,7 +101,7 @@ export function manifestFileName(object: ClusterObject): string {
 /** `--name`: it prefixes every object name, so it must be a DNS-1123 label short enough for pool and index. */
 export function checkObjectName(name: string): string {
   if (!/^[a-z0-9]([-a-z0-9]{0,98}[a-z0-9])?$/.test(name)) {
-    throw new UserError('USAGE', `--name "${name}" is not usable as an object name (lowercase letters, digits and "-", at most 100)`, { exitCode: 2 });
+    throw new UserError('USAGE', `--name "${name}" is not usable as an object name (lowercase letters, digits and "-", at most 100)`, { subject: { kind: 'option', name: '--name' } });
   }
   return name;
 }

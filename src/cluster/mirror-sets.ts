@@ -22,7 +22,7 @@ export function isMirrorLocation(location: string): boolean {
 export function parseMirrorHost(text: string): string {
   const host = text.trim();
   if (!/^[^/]+$/.test(host) || !isMirrorLocation(host)) {
-    throw new UserError('USAGE', `--mirror-host "${text}" is not HOST or HOST:PORT (e.g. mirror.example.com:5000)`, { exitCode: 2 });
+    throw new UserError('USAGE', `--mirror-host "${text}" is not HOST or HOST:PORT (e.g. mirror.example.com:5000)`, { subject: { kind: 'option', name: '--mirror-host' } });
   }
   return host;
 }

@@ -57,7 +57,6 @@ export class ContainerdImagesError extends UserError {
   constructor(grpcCode: number, operation: string, details: string, cause?: unknown) {
     const codeName = grpc.status[grpcCode] ?? `GRPC_${grpcCode}`;
     super('CONTAINERD_IMAGES_FAILED', `containerd images API ${operation} failed (${codeName}): ${details}`, {
-      hint: 'the images API is served on the same socket as the CRI ([runtime] endpoint); is containerd running?',
       cause,
     });
     this.name = 'ContainerdImagesError';

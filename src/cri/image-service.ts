@@ -4,6 +4,7 @@
 import { stat } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { UserError } from '../util/errors.js';
+import type { CriStatusCode } from '../util/error-codes.js';
 import { loadProto, unaryCall, unixClient, waitForReady, type GrpcClient, type GrpcClientConstructor } from './grpc.js';
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -31,6 +32,11 @@ export interface ImageFilesystem {
   readonly inodesUsed?: number;
 }
 
+/** grpc.status's name for a status number (its enum maps both ways), `GRPC_<n>` for one it lacks. */
+function criStatusCode(grpcCode: number): CriStatusCode {
+  return (grpc.status[grpcCode] as CriStatusCode | undefined) ?? `GRPC_${grpcCode}`;
+}
+
 /** A gRPC failure of one CRI call; `code` is the gRPC status name (NOT_FOUND, UNKNOWN, DEADLINE_EXCEEDED, ...). */
 export class CriError extends UserError {
   readonly grpcCode: number;
@@ -40,7 +46,7 @@ export class CriError extends UserError {
   readonly isNoSpace: boolean;
 
   constructor(options: { grpcCode: number; operation: string; image?: string; details: string; cause?: unknown }) {
-    const codeName = grpc.status[options.grpcCode] ?? `GRPC_${options.grpcCode}`;
+    const codeName = criStatusCode(options.grpcCode);
     const subject = options.image === undefined ? '' : ` of ${options.image}`;
     const isNoSpace = /no space left on device/i.test(options.details);
     super(codeName, `CRI ${options.operation}${subject} failed (${codeName}): ${options.details}`, {
@@ -98,7 +104,7 @@ export function criSocketPath(endpoint: string): string | undefined {
 
 function unreachable(endpoint: string, reason: string, cause?: unknown): UserError {
   return new UserError('CRI_UNREACHABLE', `cannot reach the container runtime's CRI socket ${endpoint}: ${reason}`, {
-    hint: 'is crio (or containerd) running on this node? is the [runtime] endpoint in the configuration right?',
+    subject: { kind: 'url', name: endpoint },
     cause,
   });
 }
@@ -132,8 +138,7 @@ export class CriImageService {
     const socketPath = criSocketPath(endpoint);
     if (socketPath === undefined) {
       throw new UserError('CRI_ENDPOINT_INVALID', `CRI endpoint ${endpoint} is not a unix socket`, {
-        hint: 'set [runtime] endpoint to unix:///var/run/crio/crio.sock or unix:///run/containerd/containerd.sock',
-        exitCode: 2,
+        subject: { kind: 'url', name: endpoint },
       });
     }
     // Fail at once on a missing socket instead of letting gRPC retry until the deadline.

@@ -191,6 +191,7 @@ function imageRepository(name: string, where: string): Repository {
     return { domain: ref.domain, path: ref.path };
   } catch (err) {
     throw new UserError('BUNDLE_DAMAGED', `${where}: image repository "${name}" is not a valid repository: ${(err as Error).message}`, {
+      subject: { kind: 'bundle', name: where },
       hint: 'run "pin-preload bundle verify" on it, or re-create the bundle',
     });
   }
@@ -209,12 +210,10 @@ async function gatherRows(opened: OpenedBundle): Promise<BundleIndexRows> {
     blobs.push([blob.digest, at.offset, at.size, blob.mediaType]);
     if (blob.role !== 'manifest') continue;
     const mediaType = isManifestMediaType(blob.mediaType) ? blob.mediaType : (mediaTypes.get(blob.digest) ?? blob.mediaType);
-    if (at.size > MAX_STORED_MANIFEST) throw new UserError('BUNDLE_DAMAGED', `${where}: manifest ${blob.digest} is ${at.size} bytes, too big to be an image manifest`);
+    if (at.size > MAX_STORED_MANIFEST) throw new UserError('BUNDLE_DAMAGED', `${where}: manifest ${blob.digest} is ${at.size} bytes, too big to be an image manifest`, { subject: { kind: 'bundle', name: where } });
     const bytes = await readSmall(opened, at.offset, at.size);
     if (sha256Of(bytes) !== blob.digest) {
-      throw new UserError('BUNDLE_DAMAGED', `${where}: manifest ${blob.digest} does not match its digest`, {
-        hint: 'run "pin-preload bundle verify" on it; copy damaged volumes again or re-create the bundle',
-      });
+      throw new UserError('BUNDLE_DAMAGED', `${where}: manifest ${blob.digest} does not match its digest`, { subject: { kind: 'bundle', name: where } });
     }
     const facts = manifestFacts(bytes, blob.digest, mediaType, `${where}: manifest ${blob.digest}`);
     manifests.push([

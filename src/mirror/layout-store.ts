@@ -4,7 +4,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { digestHex, isDigest, type Digest } from '../oci/digest.js';
+import { digestAlgorithm, digestHex, isDigest, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/manifest.js';
 import { isManifestMediaType } from '../oci/media-types.js';
 import { ManifestError, parseManifest } from '../oci/manifest.js';
@@ -45,7 +45,7 @@ export class LayoutStore implements MirrorStore, RepositoryDirectory {
   }
 
   private blobFile(digest: Digest): string {
-    return path.join(this.dir, 'blobs', digest.slice(0, digest.indexOf(':')), digestHex(digest));
+    return path.join(this.dir, 'blobs', digestAlgorithm(digest), digestHex(digest));
   }
 
   private async load(): Promise<void> {
@@ -55,10 +55,10 @@ export class LayoutStore implements MirrorStore, RepositoryDirectory {
       index = JSON.parse(await fs.promises.readFile(indexFile, 'utf8')) as { manifests?: unknown };
     } catch (err) {
       throw new UserError('LAYOUT_INVALID', `${indexFile}: cannot read the OCI layout's index: ${(err as Error).message}`, {
-        hint: 'point at a directory holding oci-layout, index.json and blobs/',
+        subject: { kind: 'path', name: indexFile },
       });
     }
-    if (!Array.isArray(index.manifests)) throw new UserError('LAYOUT_INVALID', `${indexFile}: index.json has no manifests array`);
+    if (!Array.isArray(index.manifests)) throw new UserError('LAYOUT_INVALID', `${indexFile}: index.json has no manifests array`, { subject: { kind: 'path', name: indexFile } });
     for (const entry of index.manifests as Array<Partial<Descriptor>>) {
       const refName = entry.annotations?.[REF_NAME];
       if (typeof refName !== 'string' || typeof entry.digest !== 'string' || !isDigest(entry.digest) || typeof entry.mediaType !== 'string') continue;

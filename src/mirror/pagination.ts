@@ -1,5 +1,7 @@
-// The spec's list pagination (tags/list and _catalog): lexical order, `last` exclusive, at most `n`
-// entries, and a Link rel="next" when entries remain.
+// The spec's list pagination (tags/list and _catalog): n and last read from the query, lexical order, `last`
+// exclusive, at most `n` entries, and a Link rel="next" when entries remain.
+
+import { RegistryError } from './errors.js';
 
 export interface Page {
   readonly entries: readonly string[];
@@ -12,6 +14,13 @@ export function parsePageSize(n: string | undefined): number | null | undefined 
   if (n === undefined) return null;
   if (!/^\d{1,9}$/.test(n)) return undefined;
   return Number(n);
+}
+
+/** n and last from the query; a bad n is the spec's PAGINATION_NUMBER_INVALID. */
+export function pageQuery(query: URLSearchParams): { n: number | null; last: string | undefined } {
+  const n = parsePageSize(query.get('n') ?? undefined);
+  if (n === undefined) throw new RegistryError('PAGINATION_NUMBER_INVALID', `n must be a non-negative integer, not "${String(query.get('n')).slice(0, 50)}"`);
+  return { n, last: query.get('last') ?? undefined };
 }
 
 export function paginate(sorted: readonly string[], n: number | null, last: string | undefined): Page {

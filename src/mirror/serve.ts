@@ -20,7 +20,7 @@ export async function findBundlesInDirectory(dir: string): Promise<string[]> {
     names = await readdir(dir);
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return [];
-    throw new UserError('BUNDLE_DIR_UNREADABLE', `cannot read bundle directory ${dir}: ${errnoCode(err) ?? (err as Error).message}`);
+    throw new UserError('BUNDLE_DIR_UNREADABLE', `cannot read bundle directory ${dir}: ${errnoCode(err) ?? (err as Error).message}`, { subject: { kind: 'path', name: dir } });
   }
   const visible = new Set(names.filter((n) => !n.startsWith('.')));
   const claimed = new Set(names.filter((n) => n.startsWith('.')));
@@ -52,7 +52,7 @@ async function readPem(file: string, what: string): Promise<Buffer> {
   try {
     return await readFile(file);
   } catch (err) {
-    throw new UserError('TLS_FILE_UNREADABLE', `cannot read the mirror's TLS ${what} ${file}: ${errnoCode(err) ?? (err as Error).message}`, { exitCode: 2 });
+    throw new UserError('TLS_FILE_UNREADABLE', `cannot read the mirror's TLS ${what} ${file}: ${errnoCode(err) ?? (err as Error).message}`, { subject: { kind: 'path', name: file } });
   }
 }
 

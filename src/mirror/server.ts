@@ -51,10 +51,7 @@ export function parseListen(listen: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text) ?? (/^(\d{1,5})$/.exec(text) ? [text, undefined, '127.0.0.1', text] : null);
   const port = m ? Number(m[3]) : NaN;
   if (!m || !(port >= 0 && port <= 65535)) {
-    throw new UserError('LISTEN_INVALID', `invalid listen address "${listen}"`, {
-      hint: 'write HOST:PORT, e.g. 127.0.0.1:5000 (0.0.0.0:5000 to serve every interface)',
-      exitCode: 2,
-    });
+    throw new UserError('LISTEN_INVALID', `invalid listen address "${listen}"`);
   }
   const host = m[1] ?? (m[2] === '' || m[2] === undefined ? '0.0.0.0' : m[2]);
   return { host, port };

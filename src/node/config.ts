@@ -207,8 +207,7 @@ function defaultsFor(kind: RuntimeKind): Record<string, unknown> {
 
 function configError(file: string, key: string, why: string): UserError {
   return new UserError('CONFIG_INVALID', `${file}: ${key}: ${why}`, {
-    hint: 'see docs/node.md for every key and its format',
-    exitCode: 2,
+    subject: { kind: 'path', name: file },
   });
 }
 
@@ -223,7 +222,7 @@ export function parseConfigText(source: string, file: string): Values {
     doc = TOML.parse(source) as Record<string, unknown>;
   } catch (err) {
     const line = err && typeof err === 'object' && 'line' in err ? ` (line ${Number((err as { line: number }).line) + 1})` : '';
-    throw new UserError('CONFIG_INVALID', `${file}: not valid TOML${line}: ${(err as Error).message.split('\n')[0]}`, { exitCode: 2 });
+    throw new UserError('CONFIG_INVALID', `${file}: not valid TOML${line}: ${(err as Error).message.split('\n')[0]}`, { subject: { kind: 'path', name: file } });
   }
   const values: Values = new Map();
   for (const [section, table] of Object.entries(doc)) {
@@ -277,8 +276,8 @@ export async function loadNodeConfig(options: { configFile?: string; flags?: Con
   } catch (err) {
     if (!(errnoCode(err) === 'ENOENT' && options.configFile === undefined)) {
       throw new UserError('CONFIG_UNREADABLE', `cannot read configuration ${file}: ${errnoCode(err) ?? (err as Error).message}`, {
+        subject: { kind: 'path', name: file },
         hint: options.configFile === undefined ? undefined : 'check the --config path',
-        exitCode: 2,
       });
     }
   }

@@ -57,7 +57,7 @@ function copyRejection(source: string, files: BundleFiles, report: VerifyReport,
 }
 
 function rejected(source: string, why: string, hint?: string): UserError {
-  return new UserError('IMPORT_REJECTED', `bundle ${source} rejected: ${why}; nothing was imported`, { hint: hint ?? 'copy the bundle again from the bastion' });
+  return new UserError('IMPORT_REJECTED', `bundle ${source} rejected: ${why}; nothing was imported`, { hint, subject: { kind: 'bundle', name: source } });
 }
 
 /** What an import is renaming into place (`.NAME.importing`): its pid and NAME's files other than the seal. */
@@ -146,6 +146,7 @@ export async function importBundle(
   const needed = files.seal.totalSize + files.sealBytes.length + signatureBytes + IMPORT_MARGIN;
   const available = await freeBytes(bundlesDir).catch((err: unknown) => {
     throw new UserError('IMPORT_FAILED', `importing bundle ${files.name} into ${bundlesDir} failed: cannot read the free space there (${errnoCode(err) ?? (err as Error).message}); nothing was copied`, {
+      subject: { kind: 'bundle', name: files.name },
       hint: 'check [paths] bundles names a directory this service may write (ReadWritePaths= in both units)',
     });
   });
@@ -153,7 +154,7 @@ export async function importBundle(
     throw new UserError(
       'IMPORT_NO_SPACE',
       `not enough space in ${bundlesDir} for bundle ${files.name}: needs ${describeBytes(needed)}, available ${describeBytes(available)}`,
-      { hint: 'free space there or set [paths] bundles to a larger filesystem; nothing was copied' },
+      { hint: 'free space there or set [paths] bundles to a larger filesystem; nothing was copied', subject: { kind: 'path', name: bundlesDir } },
     );
   }
 
@@ -213,13 +214,14 @@ function importFailure(err: unknown, name: string, bundlesDir: string): unknown 
   const code = errnoCode(err);
   if (code === 'ENOSPC' || code === 'EDQUOT') {
     return new UserError('IMPORT_NO_SPACE', `${bundlesDir} filled up while importing bundle ${name} (${code}); the import did not complete`, {
-      hint: 'free space there (or set [paths] bundles to a larger filesystem) and import again',
+      subject: { kind: 'path', name: bundlesDir },
       cause: err,
     });
   }
-  if (code === 'ABORT_ERR') return new UserError('IMPORT_CANCELLED', `the import of bundle ${name} was cancelled; nothing was imported`, { cause: err });
+  if (code === 'ABORT_ERR') return new UserError('IMPORT_CANCELLED', `the import of bundle ${name} was cancelled; nothing was imported`, { subject: { kind: 'bundle', name }, cause: err });
   if (code !== undefined && /^E[A-Z]+$/.test(code)) {
     return new UserError('IMPORT_FAILED', `importing bundle ${name} into ${bundlesDir} failed: ${(err as Error).message}; the import did not complete`, {
+      subject: { kind: 'bundle', name },
       hint: 'a read error (EIO) means damaged media or a bad copy; check the device and the bundle dir, then import again',
       cause: err,
     });

@@ -79,14 +79,13 @@ export async function writeInventory(file: string, inventory: NodeInventory): Pr
   } catch (err) {
     const code = errnoCode(err);
     if (code === undefined) throw err;
-    throw new UserError('INVENTORY_WRITE_FAILED', `cannot write node inventory ${file}: ${code}`, { hint: 'give --output a path in a writable directory with room for the file' });
+    throw new UserError('INVENTORY_WRITE_FAILED', `cannot write node inventory ${file}: ${code}`, { subject: { kind: 'path', name: file } });
   }
 }
 
 function invalid(file: string, why: string): UserError {
   return new UserError('INVENTORY_INVALID', `${file} is not a pin-preload node inventory: ${why}`, {
-    hint: 'give the file `pin-preload inventory --output FILE` wrote on the node, copied unchanged',
-    exitCode: 2,
+    subject: { kind: 'path', name: file },
   });
 }
 
@@ -99,7 +98,7 @@ export async function readInventory(file: string): Promise<NodeInventory> {
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new UserError('INVENTORY_UNREADABLE', `cannot read node inventory ${file}: ${errnoCode(err) ?? (err as Error).message}`, { hint: 'check the path', exitCode: 2 });
+    throw new UserError('INVENTORY_UNREADABLE', `cannot read node inventory ${file}: ${errnoCode(err) ?? (err as Error).message}`, { subject: { kind: 'path', name: file } });
   }
   if (text.length > MAX_INVENTORY_BYTES) throw invalid(file, `larger than ${MAX_INVENTORY_BYTES} bytes`);
   let doc: unknown;

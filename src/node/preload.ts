@@ -114,7 +114,7 @@ async function imageStatuses(cri: CriImageService, images: readonly DesiredImage
 }
 
 function checkAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new UserError('PRELOAD_CANCELLED', 'preload was cancelled', { hint: 'it resumes where it stopped on the next run' });
+  if (signal?.aborted) throw new UserError('PRELOAD_CANCELLED', 'preload was cancelled');
 }
 
 /** What the steps of one sync share; `changes` gathers the files they changed and the reloads they made. */

@@ -37,6 +37,7 @@ function fileError(file: string, key: string, err: unknown, verb: 'write' | 'rea
     hint: code === 'EROFS' || code === 'EACCES' || code === 'EPERM'
       ? `set [runtime] ${key} = "" if this runtime does not use it, or let the service write there (systemctl edit pin-preload: ReadWritePaths=${path.dirname(file)})`
       : undefined,
+    subject: { kind: 'path', name: file },
     cause: err,
   });
 }
@@ -254,6 +255,7 @@ export async function applyHostsTomls(hostsDir: string, sourceHosts: readonly st
     const file = path.join(hostsDir, host, 'hosts.toml');
     if ((await isOurs(file)) === false) {
       throw new UserError('HOSTS_TOML_FOREIGN', `${file} exists and was not written by pin-preload; refusing to overwrite it`, {
+        subject: { kind: 'path', name: file },
         hint: `merge a [host."http://${mirror.listen}"] entry with capabilities ["pull", "resolve"] into it yourself, or move it away and run preload again`,
       });
     }
@@ -290,7 +292,7 @@ export async function applyMirrorConfig(config: NodeConfig, repositories: readon
       const existing = await loadEffectiveRegistries(config.runtime.registriesConf, dropin);
       if ((await isOurs(dropin)) === false) {
         throw new UserError('REGISTRIES_DROPIN_FOREIGN', `${dropin} exists and was not written by pin-preload; refusing to overwrite it`, {
-          hint: 'set [runtime] registries_dropin to a file name of our own',
+          subject: { kind: 'path', name: dropin },
         });
       }
       if (await writeOwned(dropin, renderRegistriesDropin(repositories, mirror, existing, tagPulled), 'registries_dropin')) changed.push(dropin);
@@ -327,9 +329,7 @@ export async function reloadRuntime(argv: readonly string[]): Promise<boolean> {
       }
       const how = errnoCode(err) === 'ENOENT' ? 'command not found' : err.killed ? `timed out after ${RELOAD_TIMEOUT_MS / 1000} s` : `exit code ${String((err as { code?: unknown }).code)}`;
       reject(
-        new UserError('RUNTIME_RELOAD_FAILED', `reload command ${JSON.stringify(argv)} failed (${how})${stderr.trim() ? `: ${stderr.trim()}` : ''}`, {
-          hint: 'check [runtime] reload in the configuration and that the runtime service is running',
-        }),
+        new UserError('RUNTIME_RELOAD_FAILED', `reload command ${JSON.stringify(argv)} failed (${how})${stderr.trim() ? `: ${stderr.trim()}` : ''}`),
       );
     });
   });

@@ -67,9 +67,7 @@ export async function imageFilesystem(cri: Pick<CriImageService, 'imageFsInfo'>,
   const filesystems = await cri.imageFsInfo();
   const mountpoint = filesystems.find((f) => f.mountpoint !== '')?.mountpoint;
   if (mountpoint === undefined) {
-    throw new UserError('IMAGE_FS_UNKNOWN', 'the container runtime reported no image filesystem (CRI ImageFsInfo has no mountpoint)', {
-      hint: 'set [runtime] image_fs to the directory holding the runtime\'s images (e.g. /var/lib/containers/storage)',
-    });
+    throw new UserError('IMAGE_FS_UNKNOWN', 'the container runtime reported no image filesystem (CRI ImageFsInfo has no mountpoint)');
   }
   return mountpoint;
 }
@@ -80,7 +78,7 @@ export async function availableBytes(dir: string): Promise<number> {
     return await freeBytes(dir);
   } catch (err) {
     throw new UserError('IMAGE_FS_UNREADABLE', `cannot read free space of ${dir}: ${errnoCode(err) ?? (err as Error).message}`, {
-      hint: 'check [runtime] image_fs (or the runtime\'s ImageFsInfo mountpoint) exists on this node',
+      subject: { kind: 'path', name: dir },
     });
   }
 }
@@ -96,7 +94,7 @@ export class StorageInsufficientError extends UserError {
       'STORAGE_INSUFFICIENT',
       `not enough space on ${report.mountpoint} for ${report.layerCount} layers: required ${describeBytes(report.requiredBytes)} ` +
         `(layers ${describeBytes(report.layerBytes)} + reserve ${describeBytes(report.reserveBytes)}), available ${describeBytes(report.availableBytes)}`,
-      { hint: 'free space on the image filesystem, grow it, or lower [storage] reserve; nothing was pulled' },
+      { hint: 'free space on the image filesystem, grow it, or lower [storage] reserve; nothing was pulled', subject: { kind: 'path', name: report.mountpoint } },
     );
     this.name = 'StorageInsufficientError';
   }

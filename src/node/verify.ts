@@ -31,6 +31,7 @@ export function verifyFailure(report: VerifyReport, sealPath: string, trustedKey
   const shown = report.problems.slice(0, PROBLEMS_SHOWN).map((p) => p.message);
   const more = report.problems.length > PROBLEMS_SHOWN ? `; and ${report.problems.length - PROBLEMS_SHOWN} more` : '';
   return new UserError('BUNDLE_VERIFY_FAILED', `bundle ${report.bundle} failed verification: ${shown.join('; ')}${more}`, {
+    subject: { kind: 'bundle', name: sealPath },
     hint: `run "pin-preload bundle verify ${sealPath}${trustedKey ? ` --trusted-key ${trustedKey}` : ''}" for the full report; copy damaged volumes again or re-create the bundle`,
   });
 }
@@ -49,12 +50,14 @@ export async function checkNodeBundleSignature(sealPath: string, trustedKey: str
   } catch (err) {
     if (errnoCode(err) !== 'ENOENT') throw err;
     throw new UserError('BUNDLE_SIGNATURE_INVALID', `bundle ${sealPath} is not signed (no ${signaturePath}), but [paths] trusted_key requires a signature by ${trustedKey}`, {
+      subject: { kind: 'bundle', name: sealPath },
       hint: 'sign the bundle on the bastion (bundle create --sign-key) and copy its .sig next to the seal, or unset trusted_key',
     });
   }
   const check = checkSignature(seal, signatureBytes, key);
   if (!check.ok) {
     throw new UserError('BUNDLE_SIGNATURE_INVALID', `bundle ${sealPath}: bad signature: ${check.reason}`, {
+      subject: { kind: 'bundle', name: sealPath },
       hint: `the bundle was not signed by the key ${trustedKey} trusts, or it was changed after signing: do not use it`,
     });
   }

@@ -34,7 +34,7 @@ export function isDigest(text: string): text is Digest {
 
 export function parseDigest(text: string, context = 'digest'): Digest {
   const problem = digestProblem(text);
-  if (problem) throw new UserError('DIGEST_INVALID', `invalid ${context} "${text}": ${problem}`, { exitCode: 2 });
+  if (problem) throw new UserError('DIGEST_INVALID', `invalid ${context} "${text}": ${problem}`, { subject: { kind: 'digest', name: text } });
   return text as Digest;
 }
 

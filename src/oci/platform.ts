@@ -13,10 +13,7 @@ export const DEFAULT_PLATFORM: Platform = { os: 'linux', architecture: 'amd64' }
 export function parsePlatform(text: string): Platform {
   const parts = text.trim().split('/');
   if (parts.length < 2 || parts.length > 3 || parts.some((p) => !/^[a-z0-9._-]+$/.test(p))) {
-    throw new UserError('PLATFORM_INVALID', `invalid platform "${text}"`, {
-      hint: 'write OS/ARCH or OS/ARCH/VARIANT, e.g. linux/amd64 or linux/arm64/v8',
-      exitCode: 2,
-    });
+    throw new UserError('PLATFORM_INVALID', `invalid platform "${text}"`);
   }
   const [os, architecture, variant] = parts as [string, string, string | undefined];
   return variant === undefined ? { os, architecture } : { os, architecture, variant };

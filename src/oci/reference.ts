@@ -33,7 +33,7 @@ export interface DigestReference extends Reference {
 }
 
 function invalid(input: string, why: string): UserError {
-  return new UserError('REFERENCE_INVALID', `invalid image reference "${input}": ${why}`, { exitCode: 2 });
+  return new UserError('REFERENCE_INVALID', `invalid image reference "${input}": ${why}`, { subject: { kind: 'image', name: input } });
 }
 
 /** Why `path` is not a valid repository path for the distribution spec, or undefined when it is. */

@@ -29,8 +29,7 @@ export const BUNDLE_SPEC_KEYS = ['description', 'release', 'images', 'images-fro
 function specError(file: string, key: string | undefined, message: string, line?: number): UserError {
   const where = line !== undefined ? `${file}:${line}` : file;
   return new UserError('BUNDLE_SPEC_INVALID', `${where}: ${key !== undefined ? `key "${key}": ` : ''}${message}`, {
-    hint: 'see bundles/README.md for the keys a bundle spec may have',
-    exitCode: 2,
+    subject: { kind: 'path', name: file },
   });
 }
 
@@ -56,7 +55,7 @@ export async function readBundleSpec(file: string): Promise<BundleSpec> {
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new UserError('BUNDLE_SPEC_UNREADABLE', `cannot read bundle spec ${file}: ${errnoCode(err) === 'ENOENT' ? 'no such file' : (err as Error).message}`, { exitCode: 2 });
+    throw new UserError('BUNDLE_SPEC_UNREADABLE', `cannot read bundle spec ${file}: ${errnoCode(err) === 'ENOENT' ? 'no such file' : (err as Error).message}`, { subject: { kind: 'path', name: file } });
   }
   return parseBundleSpec(text, file);
 }

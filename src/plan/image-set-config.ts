@@ -38,9 +38,9 @@ export function parseImageSetConfig(text: string, file: string): ImageSetSelecti
     const range = (node as YamlNode | null | undefined)?.range;
     return range ? lines.linePos(range[0]).line : 1;
   };
-  const fail = (node: unknown, message: string, exitCode = 2): UserError => new UserError('IMAGE_SET_CONFIG_INVALID', `${file}:${lineOf(node)}: ${message}`, { exitCode, hint: 'see docs/usage-plan.md for the ImageSetConfiguration fields pin-preload reads' });
+  const fail = (node: unknown, message: string): UserError => new UserError('IMAGE_SET_CONFIG_INVALID', `${file}:${lineOf(node)}: ${message}`, { subject: { kind: 'path', name: file } });
   const firstError = doc.errors[0];
-  if (firstError) throw new UserError('IMAGE_SET_CONFIG_INVALID', `${file}:${firstError.linePos?.[0]?.line ?? 1}: not valid YAML: ${firstError.message.split('\n')[0]}`, { exitCode: 2 });
+  if (firstError) throw new UserError('IMAGE_SET_CONFIG_INVALID', `${file}:${firstError.linePos?.[0]?.line ?? 1}: not valid YAML: ${firstError.message.split('\n')[0]}`);
   const root = doc.contents;
   if (!isMap(root)) throw fail(root, 'expected an ImageSetConfiguration object');
   const apiVersion = root.get('apiVersion');
@@ -62,7 +62,6 @@ export function parseImageSetConfig(text: string, file: string): ImageSetSelecti
     if (isMap(node) && node.items.length === 0) continue;
     const key = mirror.items.find((pair) => isScalar(pair.key) && pair.key.value === section)?.key;
     throw new UserError('IMAGE_SET_SECTION_UNSUPPORTED', `${file}:${lineOf(key ?? node)}: mirror.${section} is not supported yet (only mirror.platform, mirror.additionalImages and mirror.blockedImages are read)`, {
-      exitCode: 2,
       hint: `remove the ${section} section, or list its images under mirror.additionalImages`,
     });
   }

@@ -135,10 +135,11 @@ async function resolveReleaseNamed(source: ImageSource, ref: Reference, platform
   try {
     return await resolveRelease(source, ref, { platform: await readingPlatform(source, ref, platforms) });
   } catch (err) {
-    if (err instanceof ManifestError) throw new UserError('MANIFEST_INVALID', `release image ${formatReference(ref)}: ${err.message}`);
+    if (err instanceof ManifestError) throw new UserError('MANIFEST_INVALID', `release image ${formatReference(ref)}: ${err.message}`, { subject: { kind: 'image', name: formatReference(ref) } });
     if (err instanceof UserError && err.code === 'MANIFEST_UNKNOWN') {
       throw new UserError(err.code, `release image ${formatReference(ref)}: ${err.message}`, {
         hint: 'check the version and architecture suffix of the tag (e.g. ocp-release:4.16.3-x86_64 or :4.16.3-multi)',
+        subject: { kind: 'image', name: formatReference(ref) },
         cause: err,
       });
     }
@@ -163,7 +164,7 @@ async function resolveImage(source: ImageSource, request: ImageRequest, platform
   } catch (err) {
     if (err instanceof ManifestError) throw new UserError('MANIFEST_INVALID', `${request.where}: ${err.message}`);
     if (err instanceof UserError && !err.message.includes(request.where)) {
-      throw new UserError(err.code, `${request.where}: ${err.message}`, { exitCode: err.exitCode, ...(err.hint ? { hint: err.hint } : {}), cause: err });
+      throw new UserError(err.code, `${request.where}: ${err.message}`, { hint: err.hint, subject: err.subject, cause: err });
     }
     throw err;
   }

@@ -62,7 +62,7 @@ export function requestImage(text: string, origin: string): RequestedImage {
     const reference = parseReference(text);
     return { reference, requestedAs: formatReference(reference), origin };
   } catch (err) {
-    if (err instanceof UserError) throw new UserError(err.code, `${origin}: ${err.message}`, { exitCode: 2, ...(err.hint ? { hint: err.hint } : {}) });
+    if (err instanceof UserError) throw new UserError(err.code, `${origin}: ${err.message}`, { hint: err.hint, subject: err.subject });
     throw err;
   }
 }
@@ -103,10 +103,7 @@ export async function buildSelection(input: SelectionInput): Promise<Selection> 
       ? parsePlatformChoice(input.platforms)
       : (spec?.platforms ?? (architectures.length > 0 ? platformsOfArchitectures(architectures) : parsePlatformChoice([])));
   if (releases.length === 0 && channels.length === 0 && images.length === 0) {
-    throw new UserError('SELECTION_EMPTY', 'nothing to bundle: no release, channel or images were given', {
-      hint: 'give --release REF, --channel NAME, --image REF, --images-from FILE or --spec FILE',
-      exitCode: 2,
-    });
+    throw new UserError('SELECTION_EMPTY', 'nothing to bundle: no release, channel or images were given');
   }
   return {
     releases: uniqueImages(releases),
@@ -119,7 +116,7 @@ export async function buildSelection(input: SelectionInput): Promise<Selection> 
 }
 
 function channelFromFlags(flags: ChannelFlags): ChannelRequest {
-  const usage = (message: string) => new UserError('USAGE', message, { exitCode: 2, hint: 'give --channel NAME --version X.Y.Z, or --channel NAME --min-version A --max-version B' });
+  const usage = (message: string) => new UserError('USAGE', message, { hint: 'give --channel NAME --version X.Y.Z, or --channel NAME --min-version A --max-version B' });
   if (flags.version !== undefined && (flags.minVersion !== undefined || flags.maxVersion !== undefined)) throw usage('--version cannot be combined with --min-version or --max-version');
   if ((flags.minVersion === undefined) !== (flags.maxVersion === undefined)) throw usage('--min-version and --max-version go together');
   for (const [flag, v] of [['--version', flags.version], ['--min-version', flags.minVersion], ['--max-version', flags.maxVersion]] as const) {
@@ -178,7 +175,7 @@ async function readListText(file: string): Promise<string> {
   try {
     return await readFile(file, 'utf8');
   } catch (err) {
-    throw new UserError('IMAGE_LIST_UNREADABLE', `cannot read image list ${file}: ${errnoCode(err) === 'ENOENT' ? 'no such file' : (err as Error).message}`, { exitCode: 2 });
+    throw new UserError('IMAGE_LIST_UNREADABLE', `cannot read image list ${file}: ${errnoCode(err) === 'ENOENT' ? 'no such file' : (err as Error).message}`, { subject: { kind: 'path', name: file } });
   }
 }
 
@@ -205,7 +202,7 @@ export function parsePlainList(text: string, file: string): RequestedImage[] {
 }
 
 function yamlError(file: string, line: number, message: string): UserError {
-  return new UserError('IMAGE_LIST_INVALID', `${file}:${line}: ${message}`, { exitCode: 2 });
+  return new UserError('IMAGE_LIST_INVALID', `${file}:${line}: ${message}`, { subject: { kind: 'path', name: file } });
 }
 
 /**

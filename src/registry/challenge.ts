@@ -197,7 +197,7 @@ export class TokenCache {
       throw new UserError(
         'REGISTRY_UNAUTHORIZED',
         `${registry}: token server ${realm} refused ${credential ? `the credentials from ${credential.source}` : 'anonymous access'} for ${scope} (HTTP ${response.status})`,
-        { hint: 'give credentials with --authfile FILE (containers-auth.json format) or REGISTRY_AUTH_FILE' },
+        { subject: { kind: 'registry', name: registry } },
       );
     }
     if (response.status !== 200) {

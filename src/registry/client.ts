@@ -5,7 +5,7 @@ import type { Hash } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
-import { digestAlgorithm, DigestMismatchError, isDigest, VerifyingStream, type Digest } from '../oci/digest.js';
+import { digestAlgorithm, DigestMismatchError, isDigest, sha256Of, VerifyingStream, type Digest } from '../oci/digest.js';
 import { MANIFEST_ACCEPT, isManifestMediaType } from '../oci/media-types.js';
 import { formatReference, repositoryName, type Reference, type Repository } from '../oci/reference.js';
 import { UserError, errnoCode, isUserError } from '../util/errors.js';
@@ -435,11 +435,12 @@ export class RegistryClient implements ImageSource {
     const what = describeResource(resource, endpoint);
     if (error instanceof StatusFailure) {
       const detail = error.body ? `: ${describeErrorBody(error.body)}` : '';
-      return new UserError('REGISTRY_ERROR', `${endpoint.host} answered HTTP ${error.status} for ${what} after ${this.retry.attempts} tries${detail}`, { cause: error });
+      return new UserError('REGISTRY_ERROR', `${endpoint.host} answered HTTP ${error.status} for ${what} after ${this.retry.attempts} tries${detail}`, { subject: { kind: 'registry', name: endpoint.host }, cause: error });
     }
     const code = errnoCode(error) ?? errnoCode((error as { cause?: unknown }).cause);
     if (code !== undefined && (UNREACHABLE_CODES.has(code) || isTlsError(code) || isTransientNetworkError(error))) {
       return new UserError('REGISTRY_UNREACHABLE', `cannot reach registry ${endpoint.host} for ${what}: ${code} (${(error as Error).message})`, {
+        subject: { kind: 'registry', name: endpoint.host },
         hint: isTlsError(code)
           ? `if ${endpoint.host} is a registry without valid TLS, mark it insecure = true in --registries-conf`
           : `check that ${endpoint.host} is the right host and reachable from here`,
@@ -457,16 +458,16 @@ export class RegistryClient implements ImageSource {
       return new UserError(
         'REGISTRY_UNAUTHORIZED',
         `registry ${endpoint.host} refused access to repository ${endpoint.path} (HTTP ${status}${detail ? `: ${detail}` : ''})${credential ? ` with the credentials from ${credential.source}` : ' without credentials'}`,
-        { hint: AUTH_HINT },
+        { hint: AUTH_HINT, subject: { kind: 'registry', name: endpoint.host } },
       );
     }
     if (status === 404 && resource.kind === 'manifest') {
-      return new UserError('MANIFEST_UNKNOWN', `manifest ${resource.reference} not found at ${endpointName(endpoint)}${suffix}`);
+      return new UserError('MANIFEST_UNKNOWN', `manifest ${resource.reference} not found at ${endpointName(endpoint)}${suffix}`, { subject: { kind: 'image', name: resource.reference } });
     }
     if (status === 404 && resource.kind === 'blob') {
-      return new UserError('BLOB_UNKNOWN', `blob ${resource.digest} of ${resource.repository} not found at ${endpointName(endpoint)}${suffix}`);
+      return new UserError('BLOB_UNKNOWN', `blob ${resource.digest} of ${resource.repository} not found at ${endpointName(endpoint)}${suffix}`, { subject: { kind: 'digest', name: resource.digest } });
     }
-    return new UserError('REGISTRY_ERROR', `${endpoint.host} answered HTTP ${status} for ${describeResource(resource, endpoint)}${suffix}`);
+    return new UserError('REGISTRY_ERROR', `${endpoint.host} answered HTTP ${status} for ${describeResource(resource, endpoint)}${suffix}`, { subject: { kind: 'registry', name: endpoint.host } });
   }
 
   // ---- auth ----
@@ -600,7 +601,7 @@ export class RegistryClient implements ImageSource {
     for (let hop = 0; hop < MAX_REDIRECTS && [301, 302, 303, 307, 308].includes(res.statusCode); hop++) {
       const location = header(res, 'location');
       await res.body.dump();
-      if (!location) throw new UserError('REGISTRY_ERROR', `${endpoint.host} redirected without a Location header`);
+      if (!location) throw new UserError('REGISTRY_ERROR', `${endpoint.host} redirected without a Location header`, { subject: { kind: 'registry', name: endpoint.host } });
       const target = new URL(location, current);
       if (target.origin !== current.origin) authorization = undefined;
       const headers: Record<string, string> = { 'user-agent': this.userAgent, ...request.headers };
@@ -640,13 +641,13 @@ function hashAs(algorithmOf: Digest, bytes: Buffer): string {
 function verifyManifestDigest(bytes: Buffer, asked: Digest | undefined, served: string | undefined, where: string): Digest {
   if (asked !== undefined) {
     const actual = hashAs(asked, bytes);
-    if (actual !== asked) throw new UserError('DIGEST_MISMATCH', `${where}: content has digest ${actual}, expected ${asked}`);
+    if (actual !== asked) throw new UserError('DIGEST_MISMATCH', `${where}: content has digest ${actual}, expected ${asked}`, { subject: { kind: 'digest', name: asked } });
   }
   if (served !== undefined && isDigest(served)) {
     const actual = hashAs(served, bytes);
-    if (actual !== served) throw new UserError('DIGEST_MISMATCH', `${where}: content has digest ${actual}, but the registry said Docker-Content-Digest ${served}`);
+    if (actual !== served) throw new UserError('DIGEST_MISMATCH', `${where}: content has digest ${actual}, but the registry said Docker-Content-Digest ${served}`, { subject: { kind: 'digest', name: served } });
   }
-  return asked ?? (`sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest);
+  return asked ?? sha256Of(bytes);
 }
 
 /** One endpoint's error as is; several: the last one's code, with every endpoint tried named. */
@@ -657,7 +658,7 @@ function combineFailures(failures: Array<{ endpoint: Endpoint; error: unknown }>
   const lastError = last.error as UserError;
   const tried = failures.map(({ endpoint, error }) => `${endpointName(endpoint)}: ${(error as Error).message}`).join('; ');
   return new UserError(lastError.code ?? 'REGISTRY_ERROR', `cannot fetch ${what}; tried ${failures.length} endpoints: ${tried}`, {
-    ...(lastError.hint !== undefined ? { hint: lastError.hint } : {}),
+    hint: lastError.hint,
     cause: lastError,
   });
 }

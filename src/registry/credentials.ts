@@ -56,8 +56,7 @@ export function normaliseAuthKey(key: string): string {
 
 function malformed(file: string, why: string): UserError {
   return new UserError('AUTHFILE_INVALID', `credentials file ${file}: ${why}`, {
-    hint: 'the format is containers-auth.json(5): {"auths":{"HOST[/NAMESPACE]":{"auth":"base64(user:password)"}},"credHelpers":{"HOST":"NAME"},"credsStore":"NAME"}',
-    exitCode: 2,
+    subject: { kind: 'path', name: file },
   });
 }
 
@@ -87,7 +86,7 @@ async function readAuthFile(file: string, required: boolean): Promise<AuthFile |
     text = await readFile(file, 'utf8');
   } catch (err) {
     if (!required && errnoCode(err) === 'ENOENT') return undefined;
-    throw new UserError('AUTHFILE_INVALID', `cannot read credentials file ${file}: ${errnoCode(err) ?? (err as Error).message}`, { exitCode: 2 });
+    throw new UserError('AUTHFILE_INVALID', `cannot read credentials file ${file}: ${errnoCode(err) ?? (err as Error).message}`, { subject: { kind: 'path', name: file } });
   }
   let doc: unknown;
   try {
@@ -128,7 +127,7 @@ const HELPER_TIMEOUT_MS = 60_000;
 const HELPER_NOT_FOUND = 'credentials not found in native keychain';
 
 function helperError(program: string, host: string, origin: string, why: string, hint: string): UserError {
-  return new UserError('CREDENTIAL_HELPER_FAILED', `credential helper ${program} (${origin}) failed for registry ${host}: ${why}`, { hint });
+  return new UserError('CREDENTIAL_HELPER_FAILED', `credential helper ${program} (${origin}) failed for registry ${host}: ${why}`, { hint, subject: { kind: 'registry', name: host } });
 }
 
 /**

@@ -54,8 +54,7 @@ export const EMPTY_REGISTRIES_CONF: RegistriesConf = { registries: [] };
 
 function badValue(file: string, key: string, why: string): UserError {
   return new UserError('REGISTRIES_CONF_INVALID', `${file}: ${key}: ${why}`, {
-    hint: 'see containers-registries.conf(5) for the v2 format',
-    exitCode: 2,
+    subject: { kind: 'path', name: file },
   });
 }
 
@@ -143,13 +142,13 @@ export function parseRegistriesConf(text: string, file: string): RegistriesConf 
     doc = TOML.parse(text) as Table;
   } catch (err) {
     const where = err && typeof err === 'object' && 'line' in err ? ` (line ${Number((err as { line: number }).line) + 1})` : '';
-    throw new UserError('REGISTRIES_CONF_INVALID', `${file}: not valid TOML${where}: ${(err as Error).message.split('\n')[0]}`, { exitCode: 2 });
+    throw new UserError('REGISTRIES_CONF_INVALID', `${file}: not valid TOML${where}: ${(err as Error).message.split('\n')[0]}`, { subject: { kind: 'path', name: file } });
   }
   // unqualified-search-registries, aliases, short-name-mode: we only ever pull fully qualified names.
   if (doc.registries !== undefined) {
     throw new UserError('REGISTRIES_CONF_INVALID', `${file}: this is the v1 format ([registries.search], [registries.insecure], [registries.block]), which pin-preload does not read`, {
+      subject: { kind: 'path', name: file },
       hint: 'rewrite it as [[registry]] tables (v2, containers-registries.conf(5)), or give --registries-conf FILE with a v2 file',
-      exitCode: 2,
     });
   }
   const list = doc.registry ?? [];
@@ -186,7 +185,7 @@ async function fileExists(file: string): Promise<boolean> {
 }
 
 function unreadable(file: string, err: unknown): UserError {
-  return new UserError('REGISTRIES_CONF_INVALID', `cannot read registries configuration ${file}: ${errnoCode(err) ?? (err as Error).message}`, { exitCode: 2 });
+  return new UserError('REGISTRIES_CONF_INVALID', `cannot read registries configuration ${file}: ${errnoCode(err) ?? (err as Error).message}`, { subject: { kind: 'path', name: file } });
 }
 
 /**
@@ -318,7 +317,6 @@ function rewrite(repo: Repository, registry: RegistryConf, location: string, fil
     throw new UserError(
       'REGISTRIES_CONF_INVALID',
       `${file ?? 'registries.conf'}: location "${location}" (prefix "${registry.prefix}") turns ${name} into "${rewritten}", which is not a repository`,
-      { exitCode: 2 },
     );
   }
 }
@@ -345,7 +343,7 @@ export function endpointsFor(conf: RegistriesConf, repo: Repository | Reference,
     throw new UserError(
       'REGISTRY_BLOCKED',
       `pulling ${repo.domain}/${repo.path} is blocked by ${registry.file ?? conf.file ?? 'registries.conf'} (prefix "${registry.prefix}", blocked = true) and no mirror applies to a pull by ${byDigest ? 'digest' : 'tag'}`,
-      { hint: byDigest ? 'add a [[registry.mirror]] for it' : 'refer to the image by digest, or add a mirror that allows pulls by tag' },
+      { hint: byDigest ? 'add a [[registry.mirror]] for it' : 'refer to the image by digest, or add a mirror that allows pulls by tag', subject: { kind: 'image', name: `${repo.domain}/${repo.path}` } },
     );
   }
   return endpoints;

@@ -53,7 +53,7 @@ export async function resolveChannel(request: ChannelRequest, read: GraphReader,
   const maxVersion = request.maxVersion ?? channelEnd(graph).version;
   const minVersion = request.minVersion ?? (request.full ? channelEnd(graph, true).version : maxVersion);
   if (compareVersions(minVersion, maxVersion) > 0) {
-    throw new UserError('USAGE', `${request.origin}: channel ${request.name}: the minimum version ${minVersion} is newer than the maximum ${maxVersion}`, { exitCode: 2 });
+    throw new UserError('USAGE', `${request.origin}: channel ${request.name}: the minimum version ${minVersion} is newer than the maximum ${maxVersion}`);
   }
   let mode: ChannelMode;
   let releases: GraphRelease[];

@@ -24,7 +24,7 @@ function isObject(v: unknown): v is Json {
 }
 
 function unrecognized(release: string, why: string): UserError {
-  return new UserError('RELEASE_IMAGE_REFERENCES_INVALID', `unrecognized image-references in release payload ${release}: ${why}`);
+  return new UserError('RELEASE_IMAGE_REFERENCES_INVALID', `unrecognized image-references in release payload ${release}: ${why}`, { subject: { kind: 'image', name: release } });
 }
 
 /**
@@ -57,7 +57,7 @@ export function parseImageReferences(bytes: Uint8Array | string, release: string
 
 function componentReference(tag: string, pullSpec: unknown, release: string): DigestReference {
   if (typeof pullSpec !== 'string' || pullSpec === '') {
-    throw new UserError('RELEASE_TAG_INVALID', `release tag "${tag}" in ${release} has no image name`);
+    throw new UserError('RELEASE_TAG_INVALID', `release tag "${tag}" in ${release} has no image name`, { subject: { kind: 'image', name: release } });
   }
   let ref;
   try {

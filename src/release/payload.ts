@@ -50,6 +50,7 @@ export async function readPayloadFiles(source: ImageSource, repo: Repository, ma
   const imageReferences = found.get(IMAGE_REFERENCES_PATH);
   if (!imageReferences) {
     throw new UserError('RELEASE_NO_IMAGE_REFERENCES', `release image ${releaseName} did not contain an image-references file`, {
+      subject: { kind: 'image', name: releaseName },
       hint: `a release payload carries ${IMAGE_REFERENCES_PATH}; check that --release names an OpenShift release image`,
     });
   }
@@ -61,9 +62,7 @@ function decompressor(layer: Descriptor, releaseName: string): Transform | undef
   const compression = layerCompression(layer.mediaType);
   if (compression === 'gzip') return createGunzip();
   if (compression === 'none') return undefined;
-  throw new UserError('RELEASE_LAYER_UNREADABLE', `release image ${releaseName}: cannot read layer ${layer.digest} of type ${layer.mediaType}`, {
-    hint: 'only gzip-compressed and uncompressed tar layers can be searched for release-manifests/',
-  });
+  throw new UserError('RELEASE_LAYER_UNREADABLE', `release image ${releaseName}: cannot read layer ${layer.digest} of type ${layer.mediaType}`, { subject: { kind: 'image', name: releaseName } });
 }
 
 /** Streams one layer, adding wanted files not yet in `found`; resolves early once both files are there. */
@@ -92,7 +91,7 @@ function searchLayer(source: ImageSource, repo: Repository, layer: Descriptor, f
         return;
       }
       if ((header.size ?? 0) > MAX_FILE_BYTES) {
-        finish(new UserError('RELEASE_FILE_TOO_LARGE', `release image ${releaseName}: ${name} in layer ${layer.digest} is larger than ${MAX_FILE_BYTES} bytes`));
+        finish(new UserError('RELEASE_FILE_TOO_LARGE', `release image ${releaseName}: ${name} in layer ${layer.digest} is larger than ${MAX_FILE_BYTES} bytes`, { subject: { kind: 'image', name: releaseName } }));
         return;
       }
       const chunks: Buffer[] = [];
@@ -117,7 +116,7 @@ function layerError(err: unknown, layer: Descriptor, releaseName: string): unkno
   // zlib and tar failures mean the layer is not what its media type says; anything else (network,
   // digest mismatch) is passed on as it is, so the registry client's own messages reach the user.
   if (typeof code === 'string' && code.startsWith('Z_')) {
-    return new UserError('RELEASE_LAYER_UNREADABLE', `release image ${releaseName}: layer ${layer.digest} is not valid gzip: ${(err as Error).message}`);
+    return new UserError('RELEASE_LAYER_UNREADABLE', `release image ${releaseName}: layer ${layer.digest} is not valid gzip: ${(err as Error).message}`, { subject: { kind: 'image', name: releaseName } });
   }
   // tar-stream's own errors carry no code: "Invalid tar header…", "Unexpected end of data".
   if (err instanceof Error && !('code' in err) && /tar header|end of data/i.test(err.message)) {

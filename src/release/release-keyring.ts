@@ -53,7 +53,7 @@ export class ReleaseKeyring {
         await handle.close();
       }
     } catch (err) {
-      throw new UserError('USAGE', `--release-keyring ${file} cannot be read: ${(err as Error).message}`, { exitCode: 2 });
+      throw new UserError('USAGE', `--release-keyring ${file} cannot be read: ${(err as Error).message}`, { subject: { kind: 'path', name: file } });
     }
     const home = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-gpg-'));
     try {
@@ -61,7 +61,7 @@ export class ReleaseKeyring {
       if (!head.toString('latin1').includes('-----BEGIN PGP')) return new ReleaseKeyring(home, path.resolve(file));
       const keyring = path.join(home, 'keyring.gpg');
       const result = await run('gpg', ['--batch', '--homedir', home, '--dearmor', '--output', keyring, path.resolve(file)]);
-      if (result.code !== 0) throw new UserError('USAGE', `--release-keyring ${file} is not an OpenPGP key export: gpg --dearmor says: ${result.output}`, { exitCode: 2 });
+      if (result.code !== 0) throw new UserError('USAGE', `--release-keyring ${file} is not an OpenPGP key export: gpg --dearmor says: ${result.output}`, { subject: { kind: 'path', name: file } });
       return new ReleaseKeyring(home, keyring);
     } catch (err) {
       await rm(home, { recursive: true, force: true });

@@ -32,5 +32,5 @@ export function parseReleaseMetadata(bytes: Uint8Array | string, release: string
 }
 
 function invalid(release: string, why: string): UserError {
-  return new UserError('RELEASE_METADATA_INVALID', `invalid release-metadata in release payload ${release}: ${why}`);
+  return new UserError('RELEASE_METADATA_INVALID', `invalid release-metadata in release payload ${release}: ${why}`, { subject: { kind: 'image', name: release } });
 }

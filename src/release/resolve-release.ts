@@ -41,7 +41,6 @@ export function selectChild(index: ImageIndex, platform: Platform, where: string
   if (match) return match;
   const available = runnableChildren(index).map((m) => (m.platform ? formatPlatform(m.platform) : 'unknown'));
   throw new UserError('PLATFORM_NOT_FOUND', `${where}: no matching image found in manifest list for ${formatPlatform(platform)}: available ${available.join(', ') || 'none'}`, {
-    hint: 'choose one of the available platforms with --platform OS/ARCH',
   });
 }
 
@@ -56,7 +55,7 @@ export async function resolveRelease(source: ImageSource, ref: Reference, option
     const fetched = await source.getManifest(childRef);
     const childManifest = parseManifest(fetched.bytes, fetched.mediaType, `release image ${formatReference(childRef)}`);
     if (childManifest.kind !== 'image') {
-      throw new UserError('RELEASE_NESTED_INDEX', `release image ${requestedAs}: the manifest list entry ${child.digest} is itself a manifest list`);
+      throw new UserError('RELEASE_NESTED_INDEX', `release image ${requestedAs}: the manifest list entry ${child.digest} is itself a manifest list`, { subject: { kind: 'image', name: requestedAs } });
     }
     payload = { digest: child.digest, ...(child.platform ? { platform: child.platform } : {}), manifest: childManifest };
   } else {

@@ -21,9 +21,9 @@ export function parseSignatureStore(text: string): URL {
   try {
     url = new URL(text);
   } catch {
-    throw new UserError('USAGE', `--signature-store "${text}" is not a URL`, { exitCode: 2 });
+    throw new UserError('USAGE', `--signature-store "${text}" is not a URL`, { subject: { kind: 'option', name: '--signature-store' } });
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UserError('USAGE', `--signature-store "${text}" is not an http(s) URL`, { exitCode: 2 });
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UserError('USAGE', `--signature-store "${text}" is not an http(s) URL`, { subject: { kind: 'option', name: '--signature-store' } });
   url.pathname = url.pathname.replace(/\/+$/, '');
   return url;
 }
@@ -82,7 +82,7 @@ async function fetchOne(url: string, options: FetchSignaturesOptions): Promise<B
   ).catch((err: unknown) => {
     if (err instanceof UserError) throw err;
     // Ctrl-C while fetching: nothing has been downloaded or written yet, so there is nothing to resume.
-    if (options.signal?.aborted) throw new UserError('INTERRUPTED', `interrupted while fetching the signatures of ${options.release}; nothing was written`, { exitCode: 130 });
+    if (options.signal?.aborted) throw new UserError('INTERRUPTED', `interrupted while fetching the signatures of ${options.release}; nothing was written`);
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     const why = err instanceof StatusFailure ? err.message : (cause?.code ?? cause?.message ?? (err as Error).message);
     throw new UserError('SIGNATURE_STORE_FAILED', `${options.release}: cannot fetch ${url}: ${why}`, { hint: 'check --signature-store and the network (retried a few times already)' });

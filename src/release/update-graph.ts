@@ -35,7 +35,7 @@ export interface UpdateGraph {
  */
 export function parseUpdateGraph(doc: unknown, where: { url: string; channel: string; arch: string }): UpdateGraph {
   const bad = (why: string) =>
-    new UserError('GRAPH_INVALID', `update graph of channel ${where.channel} from ${where.url}: ${why}`, { exitCode: 1, hint: 'check --graph-url: it must be the update service\'s graph endpoint (…/api/upgrades_info/v1/graph)' });
+    new UserError('GRAPH_INVALID', `update graph of channel ${where.channel} from ${where.url}: ${why}`, { subject: { kind: 'url', name: where.url } });
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw bad('not a JSON object');
   const { nodes, edges } = doc as { nodes?: unknown; edges?: unknown };
   if (!Array.isArray(nodes)) throw bad('no nodes list');
@@ -60,9 +60,9 @@ export async function fetchUpdateGraph(url: string, channel: string, arch: strin
   try {
     endpoint = new URL(url);
   } catch {
-    throw new UserError('USAGE', `--graph-url "${url}" is not a URL`, { exitCode: 2 });
+    throw new UserError('USAGE', `--graph-url "${url}" is not a URL`, { subject: { kind: 'option', name: '--graph-url' } });
   }
-  if (endpoint.protocol !== 'http:' && endpoint.protocol !== 'https:') throw new UserError('USAGE', `--graph-url "${url}" is not an http(s) URL`, { exitCode: 2 });
+  if (endpoint.protocol !== 'http:' && endpoint.protocol !== 'https:') throw new UserError('USAGE', `--graph-url "${url}" is not an http(s) URL`, { subject: { kind: 'option', name: '--graph-url' } });
   endpoint.searchParams.set('channel', channel);
   endpoint.searchParams.set('arch', arch);
   let response: Response;
@@ -70,20 +70,20 @@ export async function fetchUpdateGraph(url: string, channel: string, arch: strin
     response = await fetch(endpoint, { headers: { Accept: 'application/json' }, signal: AbortSignal.timeout(options.timeoutMs ?? GRAPH_TIMEOUT_MS) });
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    throw new UserError('GRAPH_UNREACHABLE', `cannot reach the update service at ${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, { exitCode: 1, hint: 'check --graph-url and the network (or a proxy); on a disconnected bastion give --release REF instead of --channel' });
+    throw new UserError('GRAPH_UNREACHABLE', `cannot reach the update service at ${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, { subject: { kind: 'url', name: url } });
   }
   const body = Buffer.from(await response.arrayBuffer());
   if (response.status >= 400 && response.status < 500) {
     // The update service answers 400/404 for a channel it does not know (with an error JSON body).
-    throw new UserError('CHANNEL_UNKNOWN', `the update service at ${url} does not know channel "${channel}" for arch ${arch} (HTTP ${response.status}${errorDetail(body)})`, { exitCode: 2, hint: 'check the channel name, e.g. stable-4.16, fast-4.16, eus-4.16, candidate-4.17' });
+    throw new UserError('CHANNEL_UNKNOWN', `the update service at ${url} does not know channel "${channel}" for arch ${arch} (HTTP ${response.status}${errorDetail(body)})`, { subject: { kind: 'url', name: url } });
   }
-  if (response.status !== 200) throw new UserError('GRAPH_UNREACHABLE', `the update service at ${url} answered HTTP ${response.status} for channel ${channel}`, { exitCode: 1, hint: 'retry later, or check --graph-url' });
-  if (body.length > MAX_GRAPH_BYTES) throw new UserError('GRAPH_INVALID', `update graph of channel ${channel} from ${url} is larger than ${MAX_GRAPH_BYTES} bytes`, { exitCode: 1 });
+  if (response.status !== 200) throw new UserError('GRAPH_UNREACHABLE', `the update service at ${url} answered HTTP ${response.status} for channel ${channel}`, { hint: 'retry later, or check --graph-url', subject: { kind: 'url', name: url } });
+  if (body.length > MAX_GRAPH_BYTES) throw new UserError('GRAPH_INVALID', `update graph of channel ${channel} from ${url} is larger than ${MAX_GRAPH_BYTES} bytes`, { subject: { kind: 'url', name: url } });
   let doc: unknown;
   try {
     doc = JSON.parse(body.toString('utf8'));
   } catch (err) {
-    throw new UserError('GRAPH_INVALID', `update graph of channel ${channel} from ${url}: not JSON (${(err as Error).message})`, { exitCode: 1, hint: 'check --graph-url: it must be the update service\'s graph endpoint' });
+    throw new UserError('GRAPH_INVALID', `update graph of channel ${channel} from ${url}: not JSON (${(err as Error).message})`, { subject: { kind: 'url', name: url }, hint: 'check --graph-url: it must be the update service\'s graph endpoint' });
   }
   return parseUpdateGraph(doc, { url, channel, arch });
 }
@@ -133,7 +133,7 @@ function indexOfVersion(graph: UpdateGraph, version: string): number {
   if (i === -1) {
     const known = [...graph.releases].sort((a, b) => compareVersions(a.version, b.version)).map((r) => r.version);
     const shown = known.length > 8 ? `${known.slice(0, 3).join(', ')}, …, ${known.slice(-3).join(', ')}` : known.join(', ');
-    throw new UserError('VERSION_NOT_IN_CHANNEL', `version ${version} is not in channel ${graph.channel} (arch ${graph.arch}); the channel has ${known.length} releases${known.length > 0 ? `: ${shown}` : ''}`, { exitCode: 2, hint: 'pick a version the channel holds, or another channel (e.g. fast- or candidate-)' });
+    throw new UserError('VERSION_NOT_IN_CHANNEL', `version ${version} is not in channel ${graph.channel} (arch ${graph.arch}); the channel has ${known.length} releases${known.length > 0 ? `: ${shown}` : ''}`);
   }
   return i;
 }
@@ -144,7 +144,7 @@ export function releaseOf(graph: UpdateGraph, version: string): GraphRelease {
 
 /** The channel's newest (or, with `oldest`, its oldest) release. */
 export function channelEnd(graph: UpdateGraph, oldest = false): GraphRelease {
-  if (graph.releases.length === 0) throw new UserError('VERSION_NOT_IN_CHANNEL', `channel ${graph.channel} (arch ${graph.arch}) holds no releases`, { exitCode: 2, hint: 'check the channel name and --platform' });
+  if (graph.releases.length === 0) throw new UserError('VERSION_NOT_IN_CHANNEL', `channel ${graph.channel} (arch ${graph.arch}) holds no releases`, { hint: 'check the channel name and --platform' });
   const sorted = [...graph.releases].sort((a, b) => compareVersions(a.version, b.version));
   return oldest ? sorted[0]! : sorted[sorted.length - 1]!;
 }
@@ -174,7 +174,7 @@ export function shortestUpdatePath(graph: UpdateGraph, from: string, to: string)
     }
   }
   if (!previous.has(goal)) {
-    throw new UserError('NO_UPDATE_PATH', `no update path from ${from} to ${to} in channel ${graph.channel} (arch ${graph.arch})`, { exitCode: 2, hint: 'choose versions the channel connects (a newer minimum, or another channel such as an eus- or fast- one), or give each release with --release' });
+    throw new UserError('NO_UPDATE_PATH', `no update path from ${from} to ${to} in channel ${graph.channel} (arch ${graph.arch})`);
   }
   const path = [goal];
   while (path[0] !== start) path.unshift(previous.get(path[0]!)!);

@@ -158,7 +158,7 @@ export async function loadSampleRelease(dir: string): Promise<SampleRelease> {
     text = await fs.readFile(path.join(dir, SAMPLE_FILE), 'utf8');
   } catch (err) {
     throw new UserError('SAMPLE_MISSING', `no sample release in ${dir} (${SAMPLE_FILE} not readable: ${(err as Error).message})`, {
-      hint: 'generate it first with generateSampleRelease()',
+      subject: { kind: 'path', name: dir },
       cause: err,
     });
   }

@@ -56,7 +56,7 @@ export const DEFAULT_SAMPLE_PARAMS: SampleParams = {
 };
 
 function bad(name: string, value: unknown, why: string): UserError {
-  return new UserError('SAMPLE_PARAM_INVALID', `sample release parameter ${name}=${JSON.stringify(value)}: ${why}`, { exitCode: 2 });
+  return new UserError('SAMPLE_PARAM_INVALID', `sample release parameter ${name}=${JSON.stringify(value)}: ${why}`, { subject: { kind: 'option', name } });
 }
 
 /** Fills in defaults and rejects values that would make a broken or absurd release. */

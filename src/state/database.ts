@@ -22,7 +22,7 @@ export function openStateDatabase(file: string): StateDatabase {
     db = new Database(file);
   } catch (err) {
     throw new UserError('STATE_OPEN_FAILED', `cannot open state database ${file}: ${(err as Error).message}`, {
-      hint: 'check the path and its permissions (--state or [paths] state in the config)',
+      subject: { kind: 'path', name: file },
       cause: err,
     });
   }

@@ -1,20 +1,37 @@
 // Errors a user can act on. The CLI prints `message` (and `hint`) without a stack trace and exits non-zero;
-// anything that is not a UserError is a bug and is printed with its stack.
+// anything that is not a UserError is a bug and is printed with its stack. Codes, their exit status and
+// default hints are declared once in error-codes.ts; only src/cli/ turns a code into an exit status.
+
+import { errorKind, type ErrorCode } from './error-codes.js';
+
+/** What an error is about, for scripts (the `subject` of --json error objects, docs/json-output.md). */
+export interface ErrorSubject {
+  readonly kind: 'path' | 'bundle' | 'image' | 'digest' | 'registry' | 'url' | 'option';
+  /** The path, bundle path, image reference, digest, registry host, URL or option name. */
+  readonly name: string;
+}
+
+export interface UserErrorOptions {
+  /** What the user can do here; without it, the code's default hint from the table. */
+  readonly hint?: string | undefined;
+  readonly subject?: ErrorSubject | undefined;
+  readonly cause?: unknown;
+}
 
 export class UserError extends Error {
   /** A stable, machine-readable code (e.g. REGISTRY_UNAUTHORIZED) for --json output and tests. */
-  readonly code: string;
+  readonly code: ErrorCode;
   /** What the user can do about it, printed on its own line. */
-  readonly hint: string | undefined;
-  /** Process exit code: 1 for failures of the work, 2 for bad usage or input. */
-  readonly exitCode: number;
+  readonly hint: string;
+  /** The file, bundle, image, digest … the error concerns, when there is one. */
+  readonly subject: ErrorSubject | undefined;
 
-  constructor(code: string, message: string, options: { hint?: string | undefined; exitCode?: number; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, options: UserErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'UserError';
     this.code = code;
-    this.hint = options.hint;
-    this.exitCode = options.exitCode ?? 1;
+    this.hint = options.hint ?? errorKind(code).hint;
+    this.subject = options.subject;
   }
 }
 

@@ -14,12 +14,11 @@ export function parseSize(text: string, what = 'size'): number {
   const unit = m ? UNITS[m[2]!.toLowerCase()] : undefined;
   if (!m || unit === undefined) {
     throw new UserError('BAD_SIZE', `invalid ${what} "${text}"`, {
-      hint: 'write a number with an optional unit: B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024)',
-      exitCode: 2,
+      subject: { kind: 'option', name: what },
     });
   }
   const bytes = Math.floor(Number(m[1]) * unit);
-  if (!Number.isSafeInteger(bytes)) throw new UserError('BAD_SIZE', `${what} "${text}" is too large`, { exitCode: 2 });
+  if (!Number.isSafeInteger(bytes)) throw new UserError('BAD_SIZE', `${what} "${text}" is too large`, { subject: { kind: 'option', name: what } });
   return bytes;
 }
 

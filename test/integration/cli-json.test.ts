@@ -25,11 +25,11 @@ function onlyJson(result: CliResult, what: string): Record<string, unknown> {
 test('under --json every failure is one JSON error object on stdout, with the exit status it has without --json', async (t) => {
   const dir = await tempDir(t);
   const missing = path.join(dir, 'missing');
-  const cases: Array<{ args: string[]; code: string; exit: number }> = [
-    { args: ['status', '--state', path.join(missing, 'state.db')], code: 'STATE_MISSING', exit: 1 },
-    { args: ['import', '--config', path.join(missing, 'config.toml'), path.join(dir, 'x.tar')], code: 'CONFIG_UNREADABLE', exit: 2 },
+  const cases: Array<{ args: string[]; code: string; exit: number; subject?: { kind: string; name: string } }> = [
+    { args: ['status', '--state', path.join(missing, 'state.db')], code: 'STATE_MISSING', exit: 1, subject: { kind: 'path', name: path.join(missing, 'state.db') } },
+    { args: ['import', '--config', path.join(missing, 'config.toml'), path.join(dir, 'x.tar')], code: 'CONFIG_UNREADABLE', exit: 2, subject: { kind: 'path', name: path.join(missing, 'config.toml') } },
     { args: ['preload', '--config', path.join(missing, 'config.toml')], code: 'CONFIG_UNREADABLE', exit: 2 },
-    { args: ['bundle', 'inspect', path.join(missing, 'b.tar')], code: 'BUNDLE_NOT_FOUND', exit: 1 },
+    { args: ['bundle', 'inspect', path.join(missing, 'b.tar')], code: 'BUNDLE_NOT_FOUND', exit: 1, subject: { kind: 'path', name: path.join(missing, 'b.tar') } },
     { args: ['bundle', 'verify', path.join(missing, 'b.tar')], code: 'BUNDLE_NOT_FOUND', exit: 1 },
     { args: ['bundle', 'plan', '--registries-conf', path.join(missing, 'r.conf'), '--release', 'quay.io/a/b:1'], code: 'REGISTRIES_CONF_INVALID', exit: 2 },
     { args: ['inventory', '--config', path.join(missing, 'config.toml'), '--output', path.join(dir, 'inventory.json')], code: 'CONFIG_UNREADABLE', exit: 2 },
@@ -47,10 +47,11 @@ test('under --json every failure is one JSON error object on stdout, with the ex
     assert.equal(plain.stdout, '', `${what}: nothing on stdout without --json`);
     const doc = onlyJson(json, what);
     assert.deepEqual(Object.keys(doc), ['error'], what);
-    const error = doc.error as { code: string; message: string; hint?: string };
+    const error = doc.error as { code: string; message: string; hint?: string; subject?: unknown };
     assert.equal(error.code, c.code, `${what}: ${json.stdout}`);
     assert.ok(typeof error.message === 'string' && error.message.length > 0 && !error.message.startsWith('error:'), what);
-    assert.ok(error.hint === undefined || typeof error.hint === 'string', what);
+    assert.ok(typeof error.hint === 'string' && error.hint.length > 0, `${what}: every error has a hint (its own or its code's)`);
+    if (c.subject) assert.deepEqual(error.subject, c.subject, `${what}: the object the error concerns`);
     if (c.code !== 'USAGE') assert.ok(plain.stderr.includes(error.message), `${what}: the JSON message is the one printed without --json`);
   }
 });

@@ -321,8 +321,12 @@ describe('RegistryClient against docker-registry', () => {
     assert.deepEqual(gets.map((r) => r.range ?? 'none'), ['none', 'bytes=500000-', 'bytes=500000-']);
   });
 
-  test('a manifest that does not exist is MANIFEST_UNKNOWN naming the reference', async () => {
-    await assert.rejects(client.getManifest(ref(':no-such-tag')), isUserErrorWith('MANIFEST_UNKNOWN', `${proxy.host}/${REPO}:no-such-tag`));
+  test('a manifest that does not exist is MANIFEST_UNKNOWN naming the reference, also as its subject', async () => {
+    await assert.rejects(client.getManifest(ref(':no-such-tag')), (err: unknown) => {
+      isUserErrorWith('MANIFEST_UNKNOWN', `${proxy.host}/${REPO}:no-such-tag`)(err);
+      assert.deepEqual((err as UserError).subject, { kind: 'image', name: `${proxy.host}/${REPO}:no-such-tag` });
+      return true;
+    });
   });
 
   test('a blob that does not exist is BLOB_UNKNOWN', async () => {

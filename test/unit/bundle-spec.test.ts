@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parseBundleSpec } from '../../src/plan/bundle-spec.js';
+import { exitStatusOf } from '../../src/cli/exit-status.js';
 import { UserError } from '../../src/util/errors.js';
 
-const isSpecError = (pattern: RegExp) => (err: unknown) => err instanceof UserError && err.code === 'BUNDLE_SPEC_INVALID' && err.exitCode === 2 && pattern.test(err.message);
+const isSpecError = (pattern: RegExp) => (err: unknown) => err instanceof UserError && err.code === 'BUNDLE_SPEC_INVALID' && exitStatusOf(err) === 2 && pattern.test(err.message);
 
 test('a bundle spec with every key parses into release, images, files relative to the spec, platforms and sizes', () => {
   const spec = parseBundleSpec([

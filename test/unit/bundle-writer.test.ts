@@ -11,6 +11,7 @@ import { buffer } from 'node:stream/consumers';
 import { createBundle, smallestSplitMiB } from '../../src/bundle/writer.js';
 import { openBundle } from '../../src/bundle/reader.js';
 import { sha256Of } from '../../src/oci/digest.js';
+import { exitStatusOf } from '../../src/cli/exit-status.js';
 import { UserError } from '../../src/util/errors.js';
 import { blobContents, MemorySource, testImage, testPlan } from '../support/bundle-plans.js';
 
@@ -109,7 +110,7 @@ test('an interrupted run (aborted) says so, exits 130 and keeps the work dir for
     await assert.rejects(createBundle({ plan, source: new MemorySource(contents), output, created, signal: controller.signal }), (err: unknown) => {
       assert.ok(err instanceof UserError);
       assert.equal(err.code, 'INTERRUPTED');
-      assert.equal(err.exitCode, 130);
+      assert.equal(exitStatusOf(err), 130);
       return true;
     });
     await stat(`${output}.partial`);

@@ -12,6 +12,7 @@ import { buildClusterManifests, checkPoolName, objectBaseName, writeClusterManif
 import { isMirrorLocation, mirrorRules, parseMirrorHost } from '../../src/cluster/mirror-sets.js';
 import { pinnedImageSetsForPool, pinnedNameProblem, MAX_PINNED_IMAGES } from '../../src/cluster/pinned-image-set.js';
 import type { Digest } from '../../src/oci/digest.js';
+import { exitStatusOf } from '../../src/cli/exit-status.js';
 import { UserError } from '../../src/util/errors.js';
 
 const hex = (n: number) => n.toString(16).padStart(64, '0');
@@ -55,7 +56,7 @@ test('mirror rules send each repository to HOST/path, qualified by registry when
   ]);
   assert.ok(rules.every((r) => isMirrorLocation(r.source) && r.mirrors.every(isMirrorLocation)));
   assert.equal(parseMirrorHost('mirror.example.com:5000'), 'mirror.example.com:5000');
-  for (const bad of ['https://mirror', 'mirror/x', 'mir ror', '-bad.example.com']) assert.throws(() => parseMirrorHost(bad), (e: unknown) => e instanceof UserError && e.exitCode === 2);
+  for (const bad of ['https://mirror', 'mirror/x', 'mir ror', '-bad.example.com']) assert.throws(() => parseMirrorHost(bad), (e: unknown) => e instanceof UserError && exitStatusOf(e) === 2);
   assert.throws(() => checkPoolName('Worker'), (e: unknown) => e instanceof UserError && /--pool "Worker"/.test(e.message));
   assert.equal(objectBaseName('OCP 4.16.3 + extras.tar'), 'pin-preload-ocp-4-16-3-extras-tar');
 });

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { CriError, CriImageService, criSocketPath } from '../../src/cri/image-service.js';
 import { isUserError } from '../../src/util/errors.js';
+import { CRI_CALL_FAILED } from '../../src/util/error-codes.js';
 
 test('criSocketPath accepts unix:///path, unix:/path and a bare path, and rejects tcp endpoints', () => {
   assert.equal(criSocketPath('unix:///var/run/crio/crio.sock'), '/var/run/crio/crio.sock');
@@ -31,11 +32,11 @@ test('CriError flags "no space left on device" so the preload stops all pulls', 
     details: 'failed to copy: write /var/lib/containerd/.../data: No space left on device',
   });
   assert.ok(full.isNoSpace);
-  assert.ok(full.hint);
+  assert.match(full.hint, /storage is full/);
   const other = new CriError({ grpcCode: status.UNKNOWN, operation: 'pull', details: 'connection reset by peer' });
   assert.equal(other.isNoSpace, false);
   assert.equal(other.isNotFound, false);
-  assert.equal(other.hint, undefined);
+  assert.equal(other.hint, CRI_CALL_FAILED.hint, 'without a hint of its own, the one all CRI status codes share');
 });
 
 test('connect fails with CRI_UNREACHABLE when the endpoint is not a socket, and CRI_ENDPOINT_INVALID for tcp', async (t) => {

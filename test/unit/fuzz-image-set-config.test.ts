@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import YAML from 'yaml';
 import { IMAGE_SET_CONFIG_API_VERSIONS, parseImageSetConfig } from '../../src/plan/image-set-config.js';
+import { exitStatusOf } from '../../src/cli/exit-status.js';
 import { UserError } from '../../src/util/errors.js';
 import { expectOnly, FUZZ_OPTIONS, hex64, trickyText } from '../support/fuzz.js';
 
@@ -50,7 +51,7 @@ test('parseImageSetConfig on arbitrary input yields a selection or a UserError n
           parseImageSetConfig(yamlText, 'isc.yaml');
         } catch (err) {
           assert.match((err as UserError).message, /^isc\.yaml:\d+: /);
-          assert.equal((err as UserError).exitCode, 2);
+          assert.equal(exitStatusOf(err), 2);
         }
         return;
       }

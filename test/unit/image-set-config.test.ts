@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { blockedBy, parseImageSetConfig } from '../../src/plan/image-set-config.js';
 import { buildSelection } from '../../src/plan/selection.js';
+import { exitStatusOf } from '../../src/cli/exit-status.js';
 import { UserError } from '../../src/util/errors.js';
 
 const ISC = `kind: ImageSetConfiguration
@@ -30,7 +31,7 @@ mirror:
     - name: ".*/alertmanager.*"
 `;
 
-const failsAt = (code: string, where: RegExp) => (err: unknown) => err instanceof UserError && err.code === code && err.exitCode === 2 && where.test(err.message);
+const failsAt = (code: string, where: RegExp) => (err: unknown) => err instanceof UserError && err.code === code && exitStatusOf(err) === 2 && where.test(err.message);
 
 test('reads channels, architectures, additionalImages and blockedImages with the line of each', () => {
   const isc = parseImageSetConfig(ISC, 'isc.yaml');

@@ -1,6 +1,7 @@
 // Release signatures: the OpenPGP packet reader on real gpg output and hand-built framings, the payload check
 // against the release digest, gpgv against armored and binary keyrings (fuzzing: fuzz-openpgp.test.ts).
 
+import { exitStatusOf } from '../../src/cli/exit-status.js';
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
@@ -153,7 +154,7 @@ describe('release signatures made by gpg', () => {
     // Armor around something that is not a key: refused when the keyring is opened (before any download).
     const badArmor = path.join(other.home, 'bad.asc');
     await writeFile(badArmor, '-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n!!!!\n-----END PGP PUBLIC KEY BLOCK-----\n');
-    await assert.rejects(ReleaseKeyring.open(badArmor).then((k) => k.close()), (err: unknown) => err instanceof UserError && err.exitCode === 2 && /bad\.asc is not an OpenPGP key export/.test(err.message));
+    await assert.rejects(ReleaseKeyring.open(badArmor).then((k) => k.close()), (err: unknown) => err instanceof UserError && exitStatusOf(err) === 2 && /bad\.asc is not an OpenPGP key export/.test(err.message));
   });
 });
 

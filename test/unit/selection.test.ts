@@ -5,12 +5,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { buildSelection, detectImageListFormat, parseImageList, parsePlatformChoice } from '../../src/plan/selection.js';
 import { parseBundleSpec } from '../../src/plan/bundle-spec.js';
+import { exitStatusOf } from '../../src/cli/exit-status.js';
 import { UserError } from '../../src/util/errors.js';
 
 const D = `sha256:${'c'.repeat(64)}`;
 const E = `sha256:${'e'.repeat(64)}`;
 
-const badAt = (where: RegExp) => (err: unknown) => err instanceof UserError && err.exitCode === 2 && where.test(err.message);
+const badAt = (where: RegExp) => (err: unknown) => err instanceof UserError && exitStatusOf(err) === 2 && where.test(err.message);
 
 test('a plain list takes one reference per line, ignoring comments and blank lines, and remembers each line', () => {
   const images = parseImageList(['# tools', '', 'quay.io/acme/tool:1.2  # pinned by tag', `registry.example.com/a/b@${D}`, '   ', 'busybox'].join('\n'), 'list.txt');
@@ -105,7 +106,7 @@ test('flags add images to a spec and override its release and platforms; duplica
 });
 
 test('no selection at all is a usage error; a missing list file is named', async () => {
-  await assert.rejects(buildSelection({}), (err: unknown) => err instanceof UserError && err.code === 'SELECTION_EMPTY' && err.exitCode === 2);
+  await assert.rejects(buildSelection({}), (err: unknown) => err instanceof UserError && err.code === 'SELECTION_EMPTY' && exitStatusOf(err) === 2);
   await assert.rejects(buildSelection({ imagesFrom: ['/nonexistent/list.txt'] }), badAt(/\/nonexistent\/list\.txt: no such file/));
   await assert.rejects(buildSelection({ images: ['quay.io/Upper/case:1'] }), badAt(/^--image: invalid image reference/));
 });

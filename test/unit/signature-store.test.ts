@@ -1,6 +1,7 @@
 // The signature store client against a local HTTP server: signature-1…N until the first 404, overload
 // answers retried as registry requests are, the count bounded, and every failure naming release and URL.
 
+import { exitStatusOf } from '../../src/cli/exit-status.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -77,9 +78,9 @@ test('an abort while fetching is INTERRUPTED (exit 130), not a store failure', a
   script.set(path(1), [503]);
   const controller = new AbortController();
   const slow: RetryPolicy = { ...FAST, attempts: 5, maxRetryAfterMs: 10_000, sleep: async () => controller.abort() };
-  await assert.rejects(fetchReleaseSignatures(root, DIGEST, { release: 'release 4.16.0', retry: slow, signal: controller.signal }), (err: unknown) => err instanceof UserError && err.code === 'INTERRUPTED' && err.exitCode === 130);
+  await assert.rejects(fetchReleaseSignatures(root, DIGEST, { release: 'release 4.16.0', retry: slow, signal: controller.signal }), (err: unknown) => err instanceof UserError && err.code === 'INTERRUPTED' && exitStatusOf(err) === 130);
 });
 
 test('a store URL that is not http(s) is a usage error', () => {
-  for (const text of ['ftp://example.com/sigs', 'not a url']) assert.throws(() => parseSignatureStore(text), (err: unknown) => err instanceof UserError && err.exitCode === 2);
+  for (const text of ['ftp://example.com/sigs', 'not a url']) assert.throws(() => parseSignatureStore(text), (err: unknown) => err instanceof UserError && exitStatusOf(err) === 2);
 });

@@ -1,9 +1,8 @@
 // GET /v2/_catalog?n=&last=: every served repository, host-qualified (one name per source repository),
 // in lexical order, paginated with Link.
 
-import { nextLink, paginate } from '../pagination.js';
+import { nextLink, pageQuery, paginate } from '../pagination.js';
 import { sendJson, type Exchange, type HandlerContext } from './base.js';
-import { pageQuery } from './tags.js';
 
 export function getCatalog(ex: Exchange, ctx: HandlerContext): void {
   const { n, last } = pageQuery(ex.query);

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import TOML from '@iarna/toml';
 import { CONFIG_KEYS, loadNodeConfig, parseDuration } from '../../../src/node/config.js';
+import { exitStatusOf } from '../../../src/cli/exit-status.js';
 import { isUserError } from '../../../src/util/errors.js';
 
 async function withConfig(text: string, fn: (file: string) => Promise<void>): Promise<void> {
@@ -140,7 +141,7 @@ async function rejectsNaming(text: string, ...needles: string[]): Promise<void> 
   await withConfig(text, async (file) => {
     await assert.rejects(loadNodeConfig({ configFile: file }), (err: unknown) => {
       assert.ok(isUserError(err), 'a user error');
-      assert.equal(err.exitCode, 2);
+      assert.equal(exitStatusOf(err), 2);
       assert.ok(err.message.includes(file), `names the file: ${err.message}`);
       for (const needle of needles) assert.ok(err.message.includes(needle), `mentions ${needle}: ${err.message}`);
       return true;
