@@ -47,6 +47,14 @@ function heldSink(): { sink: ByteSink; held: Array<{ chunk: Buffer; done: (err?:
   };
 }
 
+/** Polls until `ready` holds (bounded: 10 s, for a loaded machine), so tests wait for reads, not for a guessed time. */
+async function until(ready: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 2000 && !ready(); i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(ready(), `timed out waiting until ${what}`);
+}
+/** Time for a read that should not happen to show up before asserting that it did not. */
+const QUIET_MS = 50;
+
 const settles = (p: Promise<unknown>, ms: number) => Promise.race([p.then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
 
 test('copies the exact bytes of a blob that crosses a volume boundary, in chunks no larger than the read size', async (t) => {
@@ -73,13 +81,15 @@ test('a copy alone keeps at most three chunks in flight: the next read waits unt
   await writeFile(file, randomBytes(5 * BLOB_READ_CHUNK));
   const { sink, held } = heldSink();
   const copy = fileSegmentsBody([{ path: file, offset: 0, length: 5 * BLOB_READ_CHUNK }]).copyTo(sink, new AbortController().signal);
-  assert.equal(await settles(copy, 100), false, 'the copy waits on the held writes');
+  await until(() => held.length >= 3, 'three chunks are out');
+  assert.equal(await settles(copy, QUIET_MS), false, 'the copy waits on the held writes');
   assert.equal(held.length, 3);
   held[0]!.done();
-  await new Promise((r) => setTimeout(r, 50));
+  await until(() => held.length >= 4, 'a fourth chunk is out');
+  await new Promise((r) => setTimeout(r, QUIET_MS));
   assert.equal(held.length, 4, 'one completed write lets exactly one more chunk out');
   for (let i = 1; i < 5; i++) {
-    for (let j = 0; j < 100 && held.length <= i; j++) await new Promise((r) => setTimeout(r, 5));
+    await until(() => held.length > i, `chunk ${i + 1} is out`);
     held[i]!.done();
   }
   assert.equal(await settles(copy, 1000), true);
@@ -92,7 +102,8 @@ test('with more than four copies running, each keeps at most two chunks in fligh
   await writeFile(file, randomBytes(5 * BLOB_READ_CHUNK));
   const downloads = Array.from({ length: 5 }, () => ({ ...heldSink(), gone: new AbortController() }));
   const copies = downloads.map((d) => fileSegmentsBody([{ path: file, offset: 0, length: 5 * BLOB_READ_CHUNK }]).copyTo(d.sink, d.gone.signal));
-  await new Promise((r) => setTimeout(r, 100));
+  await until(() => downloads.every((d) => d.held.length >= 2), 'every copy has two chunks out');
+  await new Promise((r) => setTimeout(r, QUIET_MS));
   assert.deepEqual(downloads.map((d) => d.held.length), [2, 2, 2, 2, 2]);
   for (const d of downloads) d.gone.abort();
   await Promise.all(copies);
@@ -106,7 +117,7 @@ test('a copy aborted while its writes are held stops reading and gives every poo
   const { sink, held } = heldSink();
   const gone = new AbortController();
   const copy = fileSegmentsBody([{ path: file, offset: 0, length: 4 * BLOB_READ_CHUNK }]).copyTo(sink, gone.signal);
-  await new Promise((r) => setTimeout(r, 50));
+  await until(() => held.length >= 3, 'three chunks are out');
   assert.equal(pooledBuffersLent(), lentBefore + 3);
   gone.abort();
   await copy;
@@ -125,7 +136,7 @@ test('past the pool bound, downloads read smaller chunks of their own instead of
   const lentBefore = pooledBuffersLent();
   const downloads = Array.from({ length: 40 }, () => ({ ...heldSink(), gone: new AbortController() }));
   const copies = downloads.map((d) => fileSegmentsBody([{ path: file, offset: 0, length: 4 * BLOB_READ_CHUNK }]).copyTo(d.sink, d.gone.signal));
-  for (let i = 0; i < 200 && downloads.some((d) => d.held.length < 2); i++) await new Promise((r) => setTimeout(r, 5));
+  await until(() => downloads.every((d) => d.held.length >= 2), 'every download has two chunks out');
   const sizes = downloads.flatMap((d) => d.held.map((h) => h.chunk.length));
   assert.equal(sizes.length, 80, 'every download has its two chunks out, none waits for the pool');
   assert.equal(pooledBuffersLent() - lentBefore, 64, 'the pool lends no more than its bound');
