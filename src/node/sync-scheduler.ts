@@ -93,6 +93,8 @@ export class SyncScheduler {
         }
         this.due = false;
         this.snapshot = await this.options.snapshot();
+        // A stop while the snapshot was read has no running sync to cancel yet: start none.
+        if (signal.aborted) break;
         const running = new AbortController();
         this.running = running;
         const onServiceStop = () => running.abort();

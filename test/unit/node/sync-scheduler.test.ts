@@ -55,7 +55,8 @@ interface Harness {
   done: Promise<void>;
 }
 
-function start(): Harness {
+/** `gate`: the snapshot waits for it (a slow bundle dir). */
+function start(gate?: Promise<void>): Harness {
   const clock = new ManualClock();
   const stop = new AbortController();
   const h: Harness = { clock, stop, dir: { set: 'a' }, snapshots: 0, logs: [], syncs: [], done: Promise.resolve(), scheduler: undefined as unknown as SyncScheduler };
@@ -69,6 +70,7 @@ function start(): Harness {
     timers: clock,
     snapshot: async () => {
       h.snapshots++;
+      await gate;
       if (h.dir.set instanceof Error) throw h.dir.set;
       return h.dir.set;
     },
@@ -188,4 +190,16 @@ test('a snapshot that cannot be taken after a change is logged, and the service 
   await h.clock.advance(60_000 + 2_000);
   assert.equal(h.syncs.length, 2, 'the next rescan still sees the change');
   await shutDown(h);
+});
+
+test('stopping while the first snapshot is being read starts no sync', async () => {
+  let open!: () => void;
+  const h = start(new Promise<void>((resolve) => (open = resolve)));
+  await settle();
+  h.stop.abort();
+  open();
+  await h.done;
+  h.scheduler.dispose();
+  assert.equal(h.syncs.length, 0, 'no sync after the stop');
+  assert.equal(h.clock.pending, 0, 'no timer left behind');
 });
