@@ -530,7 +530,10 @@ async function writeBundleLocked(options: CreateOptions, planned: PlannedBundle)
   options.onEvent?.({ kind: 'disk', ...disk, dir: out.dir });
 
   const journal = await Journal.open(out.workDir, { journalVersion: 1, layoutKey: key, created, blobCount: tasks.length }, start.kind !== 'resume');
-  const volumes = await createVolumeFiles(out.workDir, layout);
+  const volumes = await createVolumeFiles(out.workDir, layout).catch((err: unknown) => {
+    journal.close(); // the try below, which closes both, is not entered
+    throw err;
+  });
   const meter = new CreateProgressMeter(plan, tasks.length, options.onProgress);
   const writer = new BundleWriter(options, volumes, journal, meter);
   let seal: BundleSeal;
