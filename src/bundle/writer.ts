@@ -528,7 +528,8 @@ async function writeBundleLocked(options: CreateOptions, planned: ReturnType<typ
   const journal = await Journal.open(workDir, { journalVersion: 1, layoutKey: key, created, blobCount: tasks.length }, state.kind === 'absent');
   const volumes = await createVolumeFiles(workDir, layout);
   const blobsTotal = tasks.length;
-  const imageBlobs = plan.images.map((im) => [...im.manifests, ...im.blobs]);
+  // A delta's images also name layers its base holds: only the blobs written here count toward "done".
+  const imageBlobs = plan.images.map((im) => [...im.manifests, ...im.blobs].filter((d) => plannedBlobs.has(d)));
   const bytesTotal = plan.blobs.reduce((s, b) => s + b.size, 0);
   let lastReport = 0;
   const progress = (phase: CreateProgress['phase'], force = false) => {
