@@ -140,6 +140,8 @@ describe('delta bundles', { concurrency: false }, () => {
     assert.match(result.stdout, /^OK /m);
     const json = JSON.parse((await runCli(['bundle', 'verify', delta1.seal, '--json'])).stdout) as { ok: boolean; bases: unknown };
     assert.deepEqual([json.ok, json.bases], [true, [{ name: 'ocp-0.tar', manifestDigest: full0.manifestDigest }]]);
+    const inspected = await runCli(['bundle', 'inspect', delta1.seal]);
+    assert.match(inspected.stdout, new RegExp(`^Delta of: +ocp-0\\.tar \\(${full0.manifestDigest}\\)`, 'm'));
   });
 
   test('import of a delta whose base is not in the bundle dir fails naming the base and leaves nothing', async () => {
