@@ -3,7 +3,9 @@
 // - verify names the base; import without the base fails naming it and leaves nothing;
 // - with the base imported, `pin-preload serve` serves the new release across base + delta (skopeo copies
 //   every image by digest); deltas chain; --since takes a node inventory;
-// - a removed base makes the delta a registered-but-not-served bundle naming the base; retiring keeps a base.
+// - preload through a private containerd 1.7 pulls and pins the new releases across base + delta, and retiring
+//   keeps the base a kept delta needs; `pin-preload inventory` of that node feeds --since;
+// - a removed base makes the delta a registered-but-not-served bundle naming the base, and a sync fails naming it.
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,6 +23,8 @@ import { listSealFiles, readNodeBundle, removeBundleFromDir } from '../../src/no
 import { planRetirement } from '../../src/node/retire.js';
 import { generateSampleRelease, pushLayout, RELEASE_REPOSITORY } from '../../src/sample/index.js';
 import { startDockerRegistry, type RunningRegistry } from '../support/docker-registry.js';
+import { CriImageService } from '../../src/cri/image-service.js';
+import { CONTAINERD_VARIANTS, startContainerdVariant, type RunningContainerd } from '../support/containerd.js';
 import { freePort, waitFor } from '../support/ports.js';
 import { assertNoInternalError, CLI, runCli } from '../support/cli.js';
 
@@ -76,7 +80,11 @@ after(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
+const variant = CONTAINERD_VARIANTS.find((v) => v.pins)!;
+
 describe('delta bundles', { concurrency: false }, () => {
+  let containerd: RunningContainerd;
+  let cri: CriImageService;
   let full0: Made;
   let full1: Made;
   let delta1: Made;
@@ -92,8 +100,26 @@ describe('delta bundles', { concurrency: false }, () => {
     const node = path.join(work, 'node');
     bundleDir = path.join(node, 'bundles');
     configFile = path.join(node, 'config.toml');
-    await mkdir(node, { recursive: true });
-    await writeFile(configFile, TOML.stringify({ paths: { bundles: bundleDir, state: path.join(node, 'state.db') } } as TOML.JsonMap));
+    const certs = path.join(node, 'certs.d');
+    await mkdir(certs, { recursive: true });
+    containerd = await startContainerdVariant(variant, { registryHostsDir: certs });
+    cri = await CriImageService.connect(containerd.endpoint);
+    await writeFile(
+      configFile,
+      TOML.stringify({
+        paths: { bundles: bundleDir, state: path.join(node, 'state.db') },
+        mirror: { listen: `127.0.0.1:${await freePort()}` },
+        runtime: { kind: 'containerd', endpoint: containerd.endpoint, reload: [], hosts_dir: certs, registries_conf: path.join(node, 'registries.conf') },
+        storage: { reserve: '1MiB' },
+        pull: { concurrency: 4, retries: 2, timeout: '60s' },
+        pins: { keep_releases: 2 },
+      } as TOML.JsonMap),
+    );
+  });
+
+  after(async () => {
+    cri?.close();
+    await containerd?.stop();
   });
 
   test('a delta holds only the layers its base lacks, and every manifest and config of the new release; it records its base', () => {
@@ -184,27 +210,32 @@ describe('delta bundles', { concurrency: false }, () => {
     }
   });
 
-  test('--since takes a node inventory: the delta leaves out what the node\'s bundles hold and names each as a base', async () => {
+  test(`preload through ${variant.name} pulls and pins every image of the newest releases across base + deltas; the base stays for the kept deltas`, async () => {
+    const result = await runCli(['preload', '--config', configFile, '--json'], { timeoutMs: 180_000 });
+    assertNoInternalError(result, 'preload');
+    assert.equal(result.code, 0, result.stderr);
+    const json = JSON.parse(result.stdout) as { retired: { releases: Array<{ version: string }>; bundles: string[] } };
+    assert.deepEqual(json.retired.releases.map((r) => r.version), [VERSIONS[0]], 'keep_releases = 2: 4.16.0 retired');
+    assert.deepEqual(json.retired.bundles, [], 'its bundle is the base of a kept delta: not removed');
+    assert.match(result.stderr, /kept bundle \S+ocp-0\.tar: its releases are retired but a kept bundle depends on it/);
+    for (const made of [delta1, delta2]) {
+      const pinned = await Promise.all(made.manifest.images.map(async (i) => (await cri.imageStatus(i.name))?.pinned === true));
+      assert.deepEqual(pinned, made.manifest.images.map(() => true), `every image of ${made.file} pinned`);
+    }
+    assert.ok((await readdir(bundleDir)).includes('ocp-0.tar.seal.json'));
+  });
+
+  test('--since takes the node\'s inventory (pin-preload inventory): every bundle it lists is a base, and what they hold is left out', async () => {
     const inventory = path.join(work, 'inventory.json');
-    // The inventory of the bundle dir; the runtime part is not read by --since, so an inventory of a node
-    // without containerd is made by hand from the real bundles.
-    const bundles = await Promise.all((await listSealFiles(bundleDir)).filter((s) => s.includes('ocp-0')).map((s) => readNodeBundle(s)));
-    await writeFile(
-      inventory,
-      JSON.stringify({
-        kind: 'pin-preload.inventory',
-        schemaVersion: 1,
-        tool: { name: 'pin-preload', version: '0.1.0' },
-        node: { name: 'worker-0', hostname: 'worker-0' },
-        generatedAt: new Date().toISOString(),
-        bundles: bundles.map((b) => ({ path: b.path, manifestDigest: b.manifestDigest, releases: [], images: b.manifest.images.length, blobs: b.manifest.blobs.length })),
-        blobs: bundles.flatMap((b) => b.manifest.blobs.map((x) => ({ digest: x.digest, size: x.size }))),
-        runtime: { name: 'containerd', version: '1.7.0', images: [] },
-      }),
-    );
-    const fromInventory = await create(1, 'ocp-1-inv.tar', '--since', inventory);
-    assert.deepEqual(fromInventory.manifest.blobs, delta1.manifest.blobs, 'the same blobs as against the bundle');
-    assert.deepEqual(fromInventory.manifest.bases, [{ name: 'ocp-0.tar', manifestDigest: full0.manifestDigest }]);
+    const made = await runCli(['inventory', '--config', configFile, '--output', inventory]);
+    assert.equal(made.code, 0, made.stderr);
+    const fromInventory = await create(2, 'ocp-2-inv.tar', '--since', inventory);
+    assert.deepEqual(fromInventory.manifest.bases, [full0, delta1, delta2].map((b) => ({ name: b.file, manifestDigest: b.manifestDigest })));
+    assert.deepEqual(fromInventory.manifest.blobs.filter((b) => b.role === 'layer'), [], 'the node has every layer of 4.16.2 already');
+    assert.deepEqual(fromInventory.manifest.blobs.map((b) => b.digest), delta2.manifest.blobs.filter((b) => b.role !== 'layer').map((b) => b.digest), 'every manifest and config carried');
+    // Against the first bundle alone, the node would get 4.16.1's and 4.16.2's new layers again.
+    const fromBundle = await create(2, 'ocp-2-since-0.tar', '--since', full0.seal);
+    assert.ok(bytesOf(fromBundle.manifest) > bytesOf(fromInventory.manifest));
   });
 
   test('retiring keeps a base a kept delta needs (through the chain)', async () => {
@@ -225,5 +256,9 @@ describe('delta bundles', { concurrency: false }, () => {
     } finally {
       store.close();
     }
+    const preload = await runCli(['preload', '--config', configFile, '--json'], { timeoutMs: 60_000 });
+    assertNoInternalError(preload, 'preload without the base');
+    assert.equal(preload.code, 1);
+    assert.match(preload.stdout + preload.stderr, new RegExp(`ocp-1-delta\\.tar is a delta and its base ocp-0\\.tar \\(${full0.manifestDigest}\\) is not in `));
   });
 });
