@@ -112,9 +112,14 @@ async function volumesIntact(files: BundleFiles, dir: string): Promise<boolean> 
  * served whole. Checked before anything is copied, so a refused delta leaves the bundle dir as it was.
  */
 async function requireBases(source: string, files: BundleFiles, bundlesDir: string): Promise<void> {
-  const opened = await openBundle(files.sealPath);
-  const manifest = opened.manifest;
-  await opened.close();
+  let manifest;
+  try {
+    const opened = await openBundle(files.sealPath);
+    manifest = opened.manifest;
+    await opened.close();
+  } catch {
+    return; // a missing volume or a damaged manifest: the copy's verification rejects it, naming the damage
+  }
   if (!manifest.bases) return;
   const present = [];
   for (const seal of await listSealFiles(bundlesDir)) if (seal !== files.sealPath) present.push(await readNodeBundle(seal));
