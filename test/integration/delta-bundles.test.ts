@@ -261,4 +261,17 @@ describe('delta bundles', { concurrency: false }, () => {
     assert.equal(preload.code, 1);
     assert.match(preload.stdout + preload.stderr, new RegExp(`ocp-1-delta\\.tar is a delta and its base ocp-0\\.tar \\(${full0.manifestDigest}\\) is not in `));
   });
+
+  test('with the base imported again, its deltas are served again and a sync succeeds', async () => {
+    const imported = await runCli(['import', '--config', configFile, full0.seal]);
+    assert.equal(imported.code, 0, imported.stderr);
+    const store = await BundleStore.open(path.join(work, 'serve.db'));
+    try {
+      assert.deepEqual(store.listBundles().map((b) => [path.basename(b.path), b.problem ?? null]).sort(), [['ocp-0.tar', null], ['ocp-1-delta.tar', null], ['ocp-2-delta.tar', null]]);
+    } finally {
+      store.close();
+    }
+    const preload = await runCli(['preload', '--config', configFile, '--json'], { timeoutMs: 120_000 });
+    assert.equal(preload.code, 0, preload.stderr);
+  });
 });
