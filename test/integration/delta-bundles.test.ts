@@ -14,7 +14,6 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import TOML from '@iarna/toml';
 import { openBundle } from '../../src/bundle/reader.js';
 import type { BundleManifest } from '../../src/bundle/format.js';
 import { sha256Of } from '../../src/oci/digest.js';
@@ -23,8 +22,9 @@ import { listSealFiles, readNodeBundle, removeBundleFromDir } from '../../src/no
 import { planRetirement } from '../../src/node/retire.js';
 import { generateSampleRelease, pushLayout, RELEASE_REPOSITORY } from '../../src/sample/index.js';
 import { startDockerRegistry, type RunningRegistry } from '../support/docker-registry.js';
-import { CriImageService } from '../../src/cri/image-service.js';
-import { CONTAINERD_VARIANTS, startContainerdVariant, type RunningContainerd } from '../support/containerd.js';
+import type { CriImageService } from '../../src/cri/image-service.js';
+import { CONTAINERD_VARIANTS, type RunningContainerd } from '../support/containerd.js';
+import { startContainerdNode } from '../support/node-config.js';
 import { freePort, waitFor } from '../support/ports.js';
 import { assertNoInternalError, CLI, runCli } from '../support/cli.js';
 
@@ -97,24 +97,7 @@ describe('delta bundles', { concurrency: false }, () => {
     full1 = await create(1, 'ocp-1-full.tar');
     delta1 = await create(1, 'ocp-1-delta.tar', '--since', full0.seal);
     delta2 = await create(2, 'ocp-2-delta.tar', '--since', path.join(work, 'media', 'ocp-1-delta.tar'));
-    const node = path.join(work, 'node');
-    bundleDir = path.join(node, 'bundles');
-    configFile = path.join(node, 'config.toml');
-    const certs = path.join(node, 'certs.d');
-    await mkdir(certs, { recursive: true });
-    containerd = await startContainerdVariant(variant, { registryHostsDir: certs });
-    cri = await CriImageService.connect(containerd.endpoint);
-    await writeFile(
-      configFile,
-      TOML.stringify({
-        paths: { bundles: bundleDir, state: path.join(node, 'state.db') },
-        mirror: { listen: `127.0.0.1:${await freePort()}` },
-        runtime: { kind: 'containerd', endpoint: containerd.endpoint, reload: [], hosts_dir: certs, registries_conf: path.join(node, 'registries.conf') },
-        storage: { reserve: '1MiB' },
-        pull: { concurrency: 4, retries: 2, timeout: '60s' },
-        pins: { keep_releases: 2 },
-      } as TOML.JsonMap),
-    );
+    ({ containerd, cri, configFile, bundleDir } = await startContainerdNode(path.join(work, 'node'), variant));
   });
 
   after(async () => {
