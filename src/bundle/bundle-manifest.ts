@@ -1,7 +1,7 @@
 // The bundle manifest (pin-preload.json, the tar's first entry): built from a plan, serialised into a
 // fixed reserved size so later-learned uncompressed sizes never move a byte offset, and parsed back.
 
-import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, type BundleBlob, type BundleImage, type BundleManifest, type BundleRelease } from './format.js';
+import { BUNDLE_DELTA_FORMAT_VERSION, BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, type BundleBlob, type BundleImage, type BundleBase, type BundleManifest, type BundleRelease } from './format.js';
 import { newestRelease, type BundlePlan } from '../plan/plan.js';
 import { formatPlatform } from '../oci/platform.js';
 import { formatReference, repositoryName } from '../oci/reference.js';
@@ -48,9 +48,10 @@ export function buildBundleManifest(
       };
     });
   const newest = newestRelease(plan.releases);
+  const delta = plan.delta;
   return {
     format: BUNDLE_FORMAT,
-    formatVersion: BUNDLE_FORMAT_VERSION,
+    formatVersion: delta ? BUNDLE_DELTA_FORMAT_VERSION : BUNDLE_FORMAT_VERSION,
     tool: { name: 'pin-preload', version: TOOL_VERSION },
     created: options.created,
     ...(newest ? { release: { name: formatReference(newest.reference), digest: newest.reference.digest, version: newest.version } } : {}),
@@ -69,8 +70,19 @@ export function buildBundleManifest(
     platforms: plan.platforms.map(formatPlatform),
     images,
     blobs,
+    ...(delta
+      ? {
+          bases: delta.bases.map((b) => ({ name: b.name, manifestDigest: b.manifestDigest })),
+          baseBlobs: delta.baseBlobs.map((b) => b.digest).sort(),
+        }
+      : {}),
     ...(options.splitSize !== undefined ? { splitSize: options.splitSize } : {}),
   };
+}
+
+/** A delta's bases (empty for a full bundle). */
+export function bundleBases(manifest: BundleManifest): readonly BundleBase[] {
+  return manifest.bases ?? [];
 }
 
 /** A bundle's releases: `releases` when written, else the single `release` of older bundles (no component list). */
@@ -124,8 +136,8 @@ export function parseBundleManifest(bytes: Buffer, where: string): BundleManifes
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw invalid(where, 'not a JSON object');
   if (doc.format !== BUNDLE_FORMAT) throw invalid(where, `format is ${JSON.stringify(doc.format)}, expected "${BUNDLE_FORMAT}"`);
-  if (doc.formatVersion !== BUNDLE_FORMAT_VERSION) {
-    throw new UserError('BUNDLE_FORMAT_UNSUPPORTED', `${where}: bundle format version ${String(doc.formatVersion)} is not supported (this pin-preload reads version ${BUNDLE_FORMAT_VERSION})`, {
+  if (doc.formatVersion !== BUNDLE_FORMAT_VERSION && doc.formatVersion !== BUNDLE_DELTA_FORMAT_VERSION) {
+    throw new UserError('BUNDLE_FORMAT_UNSUPPORTED', `${where}: bundle format version ${String(doc.formatVersion)} is not supported (this pin-preload reads versions ${BUNDLE_FORMAT_VERSION} and ${BUNDLE_DELTA_FORMAT_VERSION})`, {
       subject: { kind: 'path', name: where },
     });
   }
@@ -157,6 +169,16 @@ export function parseBundleManifest(bytes: Buffer, where: string): BundleManifes
       if (signatures !== undefined && (!Array.isArray(signatures) || !signatures.every(signatureShape))) throw invalid(where, `release ${release.name}: signatures must be a list of {digest, size, base64}`);
     });
   }
+  const isDelta = doc.formatVersion === BUNDLE_DELTA_FORMAT_VERSION;
+  if (isDelta !== (doc.bases !== undefined)) throw invalid(where, isDelta ? 'format version 2 (a delta) needs bases' : 'bases needs format version 2');
+  if (doc.bases !== undefined) {
+    if (!Array.isArray(doc.bases) || doc.bases.length === 0) throw invalid(where, 'bases must be a non-empty list');
+    doc.bases.forEach((b: unknown, i) => {
+      const base = (b ?? {}) as Record<string, unknown>;
+      if (typeof base.name !== 'string' || typeof base.manifestDigest !== 'string' || !isDigest(base.manifestDigest)) throw invalid(where, `base ${i + 1} needs a name and a manifestDigest`);
+    });
+    digestList(doc.baseBlobs ?? [], where, 'baseBlobs');
+  } else if (doc.baseBlobs !== undefined) throw invalid(where, 'baseBlobs needs bases');
   if (typeof doc.created !== 'string') throw invalid(where, 'created must be a string');
   return doc as unknown as BundleManifest;
 }

@@ -33,7 +33,9 @@ export class CreateProgressMeter {
     private readonly onProgress: ((progress: CreateProgress) => void) | undefined,
     private readonly now: () => number = Date.now,
   ) {
-    this.imageBlobs = plan.images.map((im) => [...im.manifests, ...im.blobs]);
+    // A delta's images also name layers its base holds: only the blobs written here count toward "done".
+    const planned = new Set<Digest>(plan.blobs.map((b) => b.digest));
+    this.imageBlobs = plan.images.map((im) => [...im.manifests, ...im.blobs].filter((d) => planned.has(d)));
     this.bytesTotal = plan.blobs.reduce((s, b) => s + b.size, 0);
   }
 

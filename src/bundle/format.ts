@@ -14,6 +14,12 @@ import { digestHex, type Digest } from '../oci/digest.js';
 
 export const BUNDLE_FORMAT = 'pin-preload.bundle';
 export const BUNDLE_FORMAT_VERSION = 1;
+/**
+ * The manifest version of a delta bundle (one with `bases`): its images need blobs it does not hold, so a
+ * reader that knows only version 1 must refuse it (as it does, naming the version) rather than serve images
+ * with missing layers. Full bundles stay version 1, so older readers keep reading them.
+ */
+export const BUNDLE_DELTA_FORMAT_VERSION = 2;
 export const MANIFEST_ENTRY = 'pin-preload.json';
 export const SEAL_SUFFIX = '.seal.json';
 export const SIGNATURE_SUFFIX = '.sig';
@@ -73,9 +79,18 @@ export interface BundleRelease {
   readonly signatures?: ReadonlyArray<{ readonly digest: Digest; readonly size: number; readonly base64: string }>;
 }
 
+/** A bundle a delta needs beside it: identified by its manifest digest (what its seal pins), named for people. */
+export interface BundleBase {
+  /** The base's file name (the tar, or the split volumes' common name), e.g. "ocp-4.16.3.tar". */
+  readonly name: string;
+  /** sha256 of the base's pin-preload.json entry, as its seal's manifestDigest says. */
+  readonly manifestDigest: Digest;
+}
+
 export interface BundleManifest {
   readonly format: typeof BUNDLE_FORMAT;
-  readonly formatVersion: typeof BUNDLE_FORMAT_VERSION;
+  /** 1 for a full bundle, 2 for a delta (see BUNDLE_DELTA_FORMAT_VERSION). */
+  readonly formatVersion: typeof BUNDLE_FORMAT_VERSION | typeof BUNDLE_DELTA_FORMAT_VERSION;
   readonly tool: { readonly name: 'pin-preload'; readonly version: string };
   /** RFC 3339; from SOURCE_DATE_EPOCH when set, so that rebuilds are byte-identical. */
   readonly created: string;
@@ -87,6 +102,13 @@ export interface BundleManifest {
   readonly images: readonly BundleImage[];
   /** Sorted by digest; each stored once in the tar. */
   readonly blobs: readonly BundleBlob[];
+  /**
+   * A delta bundle's bases (`bundle create --since`): the bundles that hold `baseBlobs`. Present, and
+   * non-empty, exactly when formatVersion is 2. A base may itself be a delta (a chain).
+   */
+  readonly bases?: readonly BundleBase[];
+  /** Blobs the images need that this bundle leaves to its bases (layers only: manifests and configs are always carried), sorted by digest. */
+  readonly baseBlobs?: readonly Digest[];
   /**
    * Reserved. pin-preload writes leave it out, so that a split bundle's volumes concatenate to exactly the
    * unsplit tar; the volumes and their sizes are in the seal.

@@ -3,7 +3,7 @@
 
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { BundleManifest } from './format.js';
+import type { BundleBase, BundleManifest } from './format.js';
 import { bundleReleases } from './bundle-manifest.js';
 import { locateBundle, readBundleManifest } from './reader.js';
 import { VolumeSet } from './volumes.js';
@@ -38,6 +38,8 @@ export interface BundleInspection {
   readonly sealed: boolean;
   readonly volumes: ReadonlyArray<{ readonly name: string; readonly size: number; readonly present: boolean; readonly sizeMatches: boolean; readonly sha256?: string }>;
   readonly signature: { readonly present: boolean; readonly keyId?: string };
+  /** A delta's bases (bundle-manifest `bases`); absent for a full bundle. Image sizes count only what this bundle holds. */
+  readonly bases?: readonly BundleBase[];
 }
 
 function imageSummary(manifest: BundleManifest): InspectedImage[] {
@@ -112,5 +114,6 @@ export async function inspectBundle(file: string): Promise<BundleInspection> {
     sealed: files.seal !== undefined,
     volumes: volumeStates,
     signature: { present: files.signaturePath !== undefined, ...(keyId ? { keyId } : {}) },
+    ...(manifest.bases ? { bases: manifest.bases } : {}),
   };
 }

@@ -4,7 +4,7 @@
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { blobEntryName, MANIFEST_ENTRY, SIGNATURE_SUFFIX, type BundleManifest } from './format.js';
+import { blobEntryName, MANIFEST_ENTRY, SIGNATURE_SUFFIX, type BundleBase, type BundleManifest } from './format.js';
 import { locateBundle, readBundleManifest, type BundleFiles, type TarEntry } from './reader.js';
 import { VolumeSet } from './volumes.js';
 import { hashRanges, hashRangesDirect, type HashOptions, type HashRange, type RangeHash, type VolumeOnDisk } from './hash-pipeline.js';
@@ -49,6 +49,9 @@ export interface VerifyReport {
   readonly bytesRead: number;
   readonly signature: SignatureState;
   readonly problems: readonly VerifyProblem[];
+  /** A delta's bases (bundle-manifest `bases`) and how many of its images' blobs they are to hold. */
+  readonly bases?: readonly BundleBase[];
+  readonly baseBlobs?: number;
 }
 
 export interface VerifyOptions {
@@ -101,6 +104,9 @@ async function readSmall(volumes: VolumeSet, entry: TarEntry): Promise<Buffer | 
 async function checkStructure(manifest: BundleManifest, entries: readonly TarEntry[], goodBlobs: ReadonlySet<string>, volumes: VolumeSet, problems: VerifyProblem[]): Promise<void> {
   const byName = new Map(entries.map((e) => [e.name, e]));
   const inBundle = new Set(manifest.blobs.map((b) => b.digest as string));
+  // A delta leaves layers to its bases (baseBlobs); manifests and configs it must hold itself.
+  const fromBase = new Set<string>(manifest.baseBlobs ?? []);
+  const reachable = (d: string) => inBundle.has(d) || fromBase.has(d);
   const blobEntry = (d: Digest) => byName.get(blobEntryName(d));
   for (const name of [OCI_LAYOUT_ENTRY, INDEX_ENTRY]) {
     if (!byName.has(name)) problems.push({ kind: 'tar', subject: name, message: `the tar has no ${name} entry (skopeo and podman need it)` });
@@ -108,7 +114,7 @@ async function checkStructure(manifest: BundleManifest, entries: readonly TarEnt
   for (const image of manifest.images) {
     const listed = new Set<string>([...image.manifests, ...image.blobs]);
     for (const d of listed) {
-      if (!inBundle.has(d)) problems.push({ kind: 'image-manifest', subject: image.name, message: `image ${image.name} needs blob ${d}, which ${MANIFEST_ENTRY} does not list` });
+      if (!(image.manifests.includes(d as Digest) ? inBundle.has(d) : reachable(d))) problems.push({ kind: 'image-manifest', subject: image.name, message: `image ${image.name} needs blob ${d}, which ${MANIFEST_ENTRY} does not list` });
     }
     if (image.manifests[0] !== image.digest) problems.push({ kind: 'image-manifest', subject: image.name, message: `image ${image.name}: its first manifest is not its digest ${image.digest}` });
     for (const d of image.manifests) {
@@ -121,7 +127,7 @@ async function checkStructure(manifest: BundleManifest, entries: readonly TarEnt
         const needed = parsed.kind === 'image' ? referencedBlobs(parsed).map((x) => x.digest) : parsed.manifests.map((x) => x.digest).filter((c) => image.manifests.includes(c));
         for (const ref of needed) {
           // A blob listed but without a tar entry is already reported as blob-missing.
-          if (!inBundle.has(ref)) {
+          if (parsed.kind === 'image' && ref === parsed.config.digest ? !inBundle.has(ref) : !reachable(ref)) {
             problems.push({ kind: 'image-manifest', subject: image.name, message: `manifest ${d} of image ${image.name} references blob ${ref}, which is not in the bundle` });
           }
         }
@@ -312,6 +318,7 @@ export async function verifyBundle(file: string | BundleFiles, options: VerifyOp
       images: manifest?.images.length ?? 0,
       blobsChecked: blobs.ranges.length,
       releaseSignatures: manifest ? carriedSignatureCount(manifest) : 0,
+      ...(manifest?.bases ? { bases: manifest.bases, baseBlobs: manifest.baseBlobs?.length ?? 0 } : {}),
       bytesRead: readAll.bytesRead,
       signature,
       problems,
@@ -540,6 +547,7 @@ function copySink(copies: ReadonlyArray<FileHandle | undefined>, signal: AbortSi
 export function formatVerifyReport(report: VerifyReport): string[] {
   const lines = report.problems.map((p) => `FAIL ${p.kind}: ${p.message}${p.expected !== undefined ? ` (expected ${p.expected}, found ${p.found ?? '?'})` : ''}`);
   const sig = { valid: 'signature valid', invalid: 'signature INVALID', unsigned: 'unsigned', 'present-not-checked': 'signed (not checked: no --trusted-key)' }[report.signature];
+  if (report.bases) lines.push(`delta bundle: ${report.baseBlobs ?? 0} blob(s) of its images are left to its base ${report.bases.map((b) => `${b.name} (${b.manifestDigest})`).join(', ')}, which must be in the same bundle dir`);
   lines.push(
     report.ok
       ? `OK ${report.bundle}: ${report.volumes.length} volume(s), ${report.images} images, ${report.blobsChecked} blobs verified${report.releaseSignatures > 0 ? `, ${report.releaseSignatures} release signature(s)` : ''}, ${sig}`

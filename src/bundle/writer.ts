@@ -390,6 +390,8 @@ async function existingBundleOfPlan(output: string, planned: BundleManifest, lay
       JSON.stringify(manifest.images) === JSON.stringify(planned.images) &&
       blobKey(manifest) === blobKey(planned) &&
       JSON.stringify(manifest.releases ?? null) === JSON.stringify(planned.releases ?? null) &&
+      // A delta of the same blobs against another base is another bundle (its node needs other bundles).
+      JSON.stringify(manifest.bases ?? null) === JSON.stringify(planned.bases ?? null) &&
       (fixedTime === undefined || manifest.created === fixedTime) &&
       (!options.signKey || (await signedBy(bundle.signaturePath, options.signKey)));
     if (!same) return undefined;

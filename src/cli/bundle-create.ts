@@ -9,6 +9,7 @@ import { formatBytes, parseSize } from '../util/size.js';
 import { UserError } from '../util/errors.js';
 import { addManifestOptions, checkManifestOptions, formatManifestsResult, runBundleManifests, warnUnexpressible, type ManifestOptionValues } from './bundle-manifests.js';
 import { progressNotes } from './command-log.js';
+import { SINCE_HELP } from './bundle-plan.js';
 import { action } from './run-command.js';
 import { addSelectionOptions, selectionFromOptions, type SelectionOptionValues } from './selection-options.js';
 import { addSignatureOptions, applySignatureOptions, checkSignatureOptions, type SignatureOptionValues } from './signature-options.js';
@@ -20,6 +21,7 @@ interface CreateOptionValues extends SelectionOptionValues, ManifestOptionValues
   readonly splitSize?: string;
   readonly signKey?: string;
   readonly quiet?: boolean;
+  readonly since?: string;
 }
 
 function describeEvent(event: CreateEvent): string | undefined {
@@ -45,6 +47,7 @@ export function registerBundleCreate(bundle: Command): void {
     .option('--split-size <size>', 'cut the bundle into volumes of at most this size, e.g. 4GiB, 700MB, 25GB')
     .option('--sign-key <file>', 'Ed25519 private key (from "pin-preload keygen") to sign the bundle with: writes OUTPUT.sig')
     .option('--quiet', 'no progress output')
+    .option('--since <prev>', SINCE_HELP)
     .option('--manifests <dir>', 'then write the cluster manifests of the bundle into DIR (as "bundle manifests"; with --pool, --mirror-host, --name)')
     .addHelpText('after', `\n--concurrency N also bounds blob downloads (default ${DEFAULT_CREATE_CONCURRENCY}). An interrupted or failed run resumes when run again.\nRead an OCI-typed image out of a bundle: skopeo copy oci-archive:BUNDLE:<image reference by digest> …  (see docs/bundle-format.md)`);
   addSignatureOptions(addSelectionOptions(addManifestOptions(command))).action(
@@ -67,9 +70,12 @@ export function registerBundleCreate(bundle: Command): void {
           throw new UserError('USAGE', '--pool, --mirror-host and --name go with --manifests DIR');
         }
         note('resolving images…');
-        const [{ planBundle }, { createBundle }] = await Promise.all([import('../plan/resolve.js'), import('../bundle/writer.js')]);
-        const plan = await applySignatureOptions(await planBundle(source, selection, { concurrency }), signatureOptions, stop.signal);
+        const [{ planBundle }, { createBundle }, { planSince }] = await Promise.all([import('../plan/resolve.js'), import('../bundle/writer.js'), import('../plan/delta.js')]);
+        const plan = await planSince(await applySignatureOptions(await planBundle(source, selection, { concurrency }), signatureOptions, stop.signal), options.since);
         note(`${plan.images.length} images, ${plan.blobs.length} unique blobs, ${formatBytes(plan.totals.uniqueBytes)} to bundle`);
+        if (plan.delta) {
+          note(`delta since ${plan.delta.since}: ${formatBytes(plan.delta.newBytes)} new, ${formatBytes(plan.delta.carriedBytes)} of manifests and configs carried, ${plan.delta.baseBlobs.length} layers (${formatBytes(plan.delta.baseBytes)}) left to base ${plan.delta.bases.map((b) => b.name).join(', ')}`);
+        }
         const progress = createProgress({ title: 'downloading', ...(options.quiet ? { quiet: true } : {}) });
         const result = await createBundle({
           plan,
@@ -107,6 +113,7 @@ export function registerBundleCreate(bundle: Command): void {
           `bundle written: ${result.output}${result.volumes.length > 1 ? `.001 … .${String(result.volumes.length).padStart(3, '0')}` : ''}`,
           `  ${result.images} images, ${result.blobs} blobs, ${formatBytes(result.totalSize)} in ${result.volumes.length} volume(s); fetched ${formatBytes(result.bytesFetched)}${result.resumed ? ' (resumed run)' : ''}`,
           ...result.volumes.map((v) => `  ${path.basename(v.path)}  ${formatBytes(v.size)}  sha256:${v.sha256}`),
+          ...(plan.delta ? [`  delta: needs base ${plan.delta.bases.map((b) => `${b.name} (${b.manifestDigest})`).join(', ')} in the same bundle dir`] : []),
           `  seal: ${result.sealPath}`,
           ...(result.signaturePath ? [`  signature: ${result.signaturePath}`] : []),
         ];

@@ -14,6 +14,7 @@ function formatInspection(b: BundleInspection): string {
   out.push(`Size:       ${formatBytes(b.totalSize)} (${b.blobs} unique blobs, ${formatBytes(b.uniqueBytes)}; uncompressed ${b.uncompressedEstimated ? '~' : ''}${formatBytes(b.uncompressedBytes)})`);
   out.push(`Seal:       ${b.sealed ? 'present' : 'MISSING (incomplete bundle or seal not copied)'}`);
   out.push(`Signature:  ${b.signature.present ? `present, key ${b.signature.keyId ?? '?'} (check it with: bundle verify --trusted-key KEY.pub)` : 'none'}`);
+  if (b.bases) out.push(`Delta of:   ${b.bases.map((base) => `${base.name} (${base.manifestDigest})`).join(', ')} (needs it in the same bundle dir)`);
   out.push('', `Volumes (${b.volumes.length}):`);
   for (const v of b.volumes) out.push(`  ${v.name}  ${formatBytes(v.size)}  ${!v.present ? 'MISSING' : v.sizeMatches ? 'present' : 'WRONG SIZE'}`);
   out.push('', `Images (${b.images.length}):`);

@@ -12,18 +12,22 @@ import { action, printJson } from './run-command.js';
 import { addSelectionOptions, selectionFromOptions, type SelectionOptionValues } from './selection-options.js';
 import { addSignatureOptions, applySignatureOptions, checkSignatureOptions, type SignatureOptionValues } from './signature-options.js';
 
+export const SINCE_HELP =
+  'make a delta: leave out the layers PREV already has (PREV: a bundle, its .seal.json, or a node inventory from "pin-preload inventory"); every manifest and config is still carried, and the bundle records PREV\'s bundles as its bases';
+
 export function registerBundlePlan(bundle: Command): void {
   const command = bundle
     .command('plan')
     .description('resolve a release and images to digests and show what a bundle of them would hold (fetches manifests only)')
-    .option('--json', 'print the plan as JSON (schemaVersion 1, see docs/plan-json.md)');
+    .option('--json', 'print the plan as JSON (schemaVersion 1, see docs/plan-json.md)')
+    .option('--since <prev>', SINCE_HELP);
   addSignatureOptions(addSelectionOptions(command)).action(
-    action(async (options: SelectionOptionValues & SignatureOptionValues & { json?: boolean }) => {
+    action(async (options: SelectionOptionValues & SignatureOptionValues & { json?: boolean; since?: string }) => {
       const signatureOptions = await checkSignatureOptions(options);
       const { selection, source, concurrency } = await selectionFromOptions(options);
-      const [{ planBundle }, { dedupRatio, planToJson }] = await Promise.all([import('../plan/resolve.js'), import('../plan/plan-json.js')]);
+      const [{ planBundle }, { dedupRatio, planToJson }, { planSince }] = await Promise.all([import('../plan/resolve.js'), import('../plan/plan-json.js'), import('../plan/delta.js')]);
       try {
-        const plan = await applySignatureOptions(await planBundle(source, selection, { concurrency }), signatureOptions);
+        const plan = await planSince(await applySignatureOptions(await planBundle(source, selection, { concurrency }), signatureOptions), options.since);
         if (options.json) printJson(planToJson(plan));
         else process.stdout.write(formatPlan(plan, dedupRatio(plan)));
       } finally {
@@ -85,6 +89,13 @@ export function formatPlan(plan: BundlePlan, dedup: number): string {
   out.push(`Unique bytes:        ${formatBytes(t.uniqueBytes)} (${t.uniqueBytes} bytes, after deduplication)`);
   out.push(`Bytes with repeats:  ${formatBytes(t.bytesWithRepeats)} (each image counted on its own)`);
   out.push(`Dedup ratio:         ${dedup.toFixed(2)}x`);
+  const d = plan.delta;
+  if (d) {
+    out.push(`Delta since:         ${d.since} (${d.sinceKind}); base ${d.bases.map((b) => `${b.name} (${b.manifestDigest})`).join(', ')}`);
+    out.push(`  New:               ${d.newBlobs} blobs, ${formatBytes(d.newBytes)} (${d.newBytes} bytes) the base lacks`);
+    out.push(`  Carried:           ${d.carriedBlobs} manifests and configs, ${formatBytes(d.carriedBytes)} (${d.carriedBytes} bytes) the base has too`);
+    out.push(`  Left to the base:  ${d.baseBlobs.length} layers, ${formatBytes(d.baseBytes)} (${d.baseBytes} bytes)`);
+  }
   out.push(`Uncompressed:        ${estimated ? '~' : ''}${formatBytes(t.uncompressedBytes)}${estimated ? ` (estimated: compressed layers counted ${COMPRESSED_LAYER_RATIO}x their size)` : ''}`);
   return `${out.join('\n')}\n`;
 }

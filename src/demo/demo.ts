@@ -1,5 +1,6 @@
 // The whole pin-preload flow on the built-in sample release, on one machine, in under a minute:
-// upstream registry → bundle plan/create/verify (bastion) → import, serve, pull, status (node).
+// upstream registry → bundle plan/create/verify (bastion) → import, serve, pull, status (node); then day 2:
+// the next z-stream as a delta bundle → import, pull across base + delta, preload retiring the first release.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { access, constants, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -122,13 +123,26 @@ function nodeConfigToml(paths: DemoPaths, listen: string, options: DemoOptions):
     `hosts_dir = ${JSON.stringify(hostsDir(paths))}`,
     '[storage]',
     'reserve = "64MiB"',
+    '[pins]',
+    '# 1, not the default 2: so that day 2 shows the first release retired as soon as the second is all pinned.',
+    'keep_releases = 1',
     '',
   ].join('\n');
 }
 
-/** Pulls every image of the bundle through the mirror with our registry client, verifying every digest. */
-async function pullThroughMirror(bundleSeal: string, mirrorHost: string): Promise<{ images: number; blobs: number; bytes: number }> {
+/**
+ * Pulls every image of the bundle through the mirror with our registry client, verifying every digest. A
+ * delta's images name layers its base holds: their sizes come from `baseSeals`.
+ */
+async function pullThroughMirror(bundleSeal: string, mirrorHost: string, baseSeals: readonly string[] = []): Promise<{ images: number; blobs: number; bytes: number }> {
+  const sizes = new Map<string, number>();
+  for (const seal of baseSeals) {
+    const base = await openBundle(seal);
+    for (const b of base.manifest.blobs) sizes.set(b.digest, b.size);
+    await base.close();
+  }
   const bundle = await openBundle(bundleSeal);
+  for (const b of bundle.manifest.blobs) sizes.set(b.digest, b.size);
   const client = new RegistryClient({ registriesConf: parseRegistriesConf(mirrorOnlyRegistriesConf(mirrorHost), 'demo registries.conf') });
   const pulled = new Set<string>();
   let bytes = 0;
@@ -141,9 +155,9 @@ async function pullThroughMirror(bundleSeal: string, mirrorHost: string): Promis
       }
       for (const digest of image.blobs) {
         if (pulled.has(digest)) continue;
-        const blob = bundle.manifest.blobs.find((b) => b.digest === digest);
-        if (!blob) continue;
-        await pipeline(client.blobStream(ref, { digest, size: blob.size }), new Writable({ write: (chunk: Buffer, _e, done) => { bytes += chunk.length; done(); } }));
+        const size = sizes.get(digest);
+        if (size === undefined) continue;
+        await pipeline(client.blobStream(ref, { digest, size }), new Writable({ write: (chunk: Buffer, _e, done) => { bytes += chunk.length; done(); } }));
         pulled.add(digest);
       }
     }
@@ -174,12 +188,19 @@ async function startNodeMirror(args: string[], url: string): Promise<ChildProces
   return child;
 }
 
+/** The next z-stream's version: "4.16.0-sample" → "4.16.1-sample". */
+function nextVersion(version: string): string {
+  const m = /^(\d+)\.(\d+)\.(\d+)(.*)$/.exec(version);
+  return m ? `${m[1]}.${m[2]}.${Number(m[3]) + 1}${m[4]}` : `${version}.1`;
+}
+
 export async function runDemo(options: DemoOptions = {}): Promise<void> {
   const out = options.out ?? process.stdout;
   const work = options.workDir ? path.resolve(options.workDir) : await import('node:fs/promises').then((fs) => fs.mkdtemp(path.join(os.tmpdir(), 'pin-preload-demo-')));
   const paths = demoPaths(work);
-  const say = new DemoNarrator(10, out);
+  const say = new DemoNarrator(15, out);
   let upstream: RunningMirror | undefined;
+  let upstream2: RunningMirror | undefined;
   let nodeMirror: ChildProcess | undefined;
   let runtime: RunningContainerd | undefined;
   out.write(`pin-preload demo: the whole flow on a built-in sample release, in ${work}\n`);
@@ -247,11 +268,45 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
 
     say.heading('Node: status, as MachineConfigNode shows it');
     await say.run(['status', '--config', config]);
+
+    // Day 2: the next z-stream, as a delta against the first bundle.
+    say.heading('Bastion, day 2: the next z-stream of the sample (a fifth of the components rebuilt), served upstream');
+    const next = await generateSampleRelease(path.join(work, 'upstream-2'), { version: nextVersion(sample.params.version), changedShare: 0.2 });
+    upstream2 = await startMirror({ store: await LayoutStore.open(next.dir), listen: '127.0.0.1:0', accessLog: false });
+    const registriesConf2 = path.join(work, 'bastion-registries-2.conf');
+    await writeFile(registriesConf2, upstreamRegistriesConf(`127.0.0.1:${upstream2.port}`));
+    say.say(`${next.releaseReference} at ${upstream2.url}`);
+    const selection2 = ['--release', next.releaseReference, ...next.extraImages.flatMap((i) => ['--image', i.reference]), '--registries-conf', registriesConf2];
+
+    say.heading('Bastion: plan and create a delta bundle --since the first (only the layers the node lacks; every manifest and config)');
+    const deltaFile = path.join(paths.media, `sample-${next.params.version}-delta.tar`);
+    await say.run(['bundle', 'plan', ...selection2, '--since', bundleFile], { only: /^(Release|Delta since|  New|  Carried|  Left to the base|Unique bytes):/ });
+    await say.run(['bundle', 'create', ...selection2, '--since', bundleFile, '--output', deltaFile, '--sign-key', key, '--quiet'], { env: { SOURCE_DATE_EPOCH: '1700000000' } });
+    await say.run(['bundle', 'verify', deltaFile, '--trusted-key', `${key}.pub`, '--quiet']);
+
+    say.heading('Node: import the delta (its base is already in the bundle dir) and pull the new release across base + delta');
+    await say.run(['import', deltaFile, '--config', config]);
+    nodeMirror = await startNodeMirror(args, `http://${listen}`);
+    const deltaSeal = path.join(paths.node, 'bundles', `${path.basename(deltaFile)}.seal.json`);
+    const pulled2 = await pullThroughMirror(deltaSeal, listen, [seal]);
+    say.say(`pulled ${pulled2.images} images of ${next.params.version} (${pulled2.blobs} blobs, ${formatBytes(pulled2.bytes)}) through ${listen}, layers from both bundles: every digest verified`);
+    await stopChild(nodeMirror);
+    nodeMirror = undefined;
+
+    if (criEndpoint) {
+      say.heading('Node: pre-load the new release; with keep_releases = 1 the first release\'s own images are unpinned once it is all pinned');
+      await say.run(['preload', '--config', config]);
+    } else {
+      say.heading('Node: pre-load the new release and retire the first: skipped (no CRI runtime, see above)');
+      say.say('retiring needs the new release all pinned first; status shows the two releases, the new images pending');
+    }
+    await say.run(['status', '--config', config]);
     out.write(`\ndemo finished in ${say.elapsedSeconds().toFixed(1)} s${options.keep || options.workDir ? `; files kept in ${work}` : ''}\n`);
   } finally {
     if (nodeMirror) await stopChild(nodeMirror);
     if (runtime) await runtime.stop();
     if (upstream) await upstream.close();
+    if (upstream2) await upstream2.close();
     if (!options.keep && !options.workDir) await rm(work, { recursive: true, force: true });
   }
 }

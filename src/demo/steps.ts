@@ -27,10 +27,12 @@ export class DemoNarrator {
   }
 
   /** Runs `pin-preload ARGS…` as a child, echoing the command and indenting its output. */
-  async run(args: readonly string[], options: { env?: NodeJS.ProcessEnv } = {}): Promise<void> {
+  async run(args: readonly string[], options: { env?: NodeJS.ProcessEnv; only?: RegExp } = {}): Promise<void> {
     this.out.write(`    $ pin-preload ${args.map(shellQuote).join(' ')}\n`);
     const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
-    const indent = (chunk: Buffer) => chunk.toString().replace(/\r/g, '\n').split('\n').filter((l) => l.trim() !== '').map((l) => `      ${l}\n`).join('');
+    // `only`: show just the lines that matter to this step (the rest was shown by an earlier, fuller step).
+    const shown = (l: string) => l.trim() !== '' && (options.only === undefined || options.only.test(l));
+    const indent = (chunk: Buffer) => chunk.toString().replace(/\r/g, '\n').split('\n').filter(shown).map((l) => `      ${l}\n`).join('');
     child.stdout.on('data', (d: Buffer) => this.out.write(indent(d)));
     child.stderr.on('data', (d: Buffer) => this.out.write(indent(d)));
     const code = await new Promise<number>((resolve, reject) => {

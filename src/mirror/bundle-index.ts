@@ -4,7 +4,7 @@
 
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { BundleManifest } from '../bundle/format.js';
+import type { BundleBase, BundleManifest } from '../bundle/format.js';
 import { locateBundle, openBundle, type BundleFiles, type OpenedBundle } from '../bundle/reader.js';
 import { sha256Of, type Digest } from '../oci/digest.js';
 import { isManifestMediaType } from '../oci/media-types.js';
@@ -72,7 +72,16 @@ export const MIRROR_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX mirror_tags_bundle ON mirror_tags(bundle_id);
     `,
   },
+  {
+    // A delta bundle's bases (JSON list of {name, manifestDigest}); NULL for a full bundle.
+    module: 'mirror',
+    version: 2,
+    sql: 'ALTER TABLE mirror_bundles ADD COLUMN bases TEXT;',
+  },
 ];
+
+/** The problem a delta gets while a base is not served; the prefix tells it from a problem of its own files. */
+export const BASE_PROBLEM_PREFIX = 'delta bundle without its base: ';
 
 /** Manifests bigger than this are not images (a 1000-entry index is ~200 KiB); refusing bounds memory. */
 const MAX_STORED_MANIFEST = 4 * 1024 * 1024;
@@ -97,6 +106,8 @@ export interface RegisteredBundle {
   readonly images: number;
   readonly blobs: number;
   readonly registeredAt: string;
+  /** A delta's bases: it is served only while every one of them is. */
+  readonly bases?: readonly BundleBase[];
   /** Why the bundle is not served (its files vanished or changed and could not be re-indexed). */
   readonly problem?: string;
 }
@@ -113,6 +124,7 @@ interface BundleRow {
   blobs: number;
   registered_at: string;
   problem: string | null;
+  bases: string | null;
 }
 
 export function rowToBundle(row: BundleRow): RegisteredBundle {
@@ -127,6 +139,7 @@ export function rowToBundle(row: BundleRow): RegisteredBundle {
     images: row.images,
     blobs: row.blobs,
     registeredAt: row.registered_at,
+    ...(row.bases !== null ? { bases: JSON.parse(row.bases) as BundleBase[] } : {}),
     ...(row.problem !== null ? { problem: row.problem } : {}),
   };
 }
@@ -243,6 +256,7 @@ async function gatherRows(opened: OpenedBundle): Promise<BundleIndexRows> {
       total_size: opened.totalSize,
       images: manifest.images.length,
       blobs: manifest.blobs.length,
+      bases: manifest.bases ? JSON.stringify(manifest.bases.map((b) => ({ name: b.name, manifestDigest: b.manifestDigest }))) : null,
     },
     blobs,
     manifests,
@@ -272,10 +286,10 @@ export async function indexBundle(db: StateDatabase, bundle: string | OpenedBund
     const id = Number(
       db
         .prepare(
-          `INSERT INTO mirror_bundles (path, manifest_digest, created, release, volumes, total_size, images, blobs, registered_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))`,
+          `INSERT INTO mirror_bundles (path, manifest_digest, created, release, volumes, total_size, images, blobs, bases, registered_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))`,
         )
-        .run(b.path, b.manifest_digest, b.created, b.release, b.volumes, b.total_size, b.images, b.blobs).lastInsertRowid,
+        .run(b.path, b.manifest_digest, b.created, b.release, b.volumes, b.total_size, b.images, b.blobs, b.bases).lastInsertRowid,
     );
     const blob = db.prepare('INSERT OR IGNORE INTO mirror_blobs (bundle_id, digest, offset, size, media_type) VALUES (?, ?, ?, ?, ?)');
     for (const r of rows.blobs) blob.run(id, ...r);
@@ -301,4 +315,37 @@ export function setBundleProblem(db: StateDatabase, id: number, problem: string 
 
 export function removeIndexedBundle(db: StateDatabase, bundlePath: string): boolean {
   return db.prepare('DELETE FROM mirror_bundles WHERE path = ?').run(bundlePath).changes > 0;
+}
+
+/**
+ * Marks every registered delta whose bases are not all served (missing, or not served themselves: a chain)
+ * as not served, naming the base, and serves again those whose bases came back. Without it the delta's
+ * manifests would be served and its layers answered 404 (they live in the base).
+ */
+export function checkBases(db: StateDatabase): void {
+  const bundles = listIndexedBundles(db);
+  const ownProblem = (b: RegisteredBundle) => b.problem !== undefined && !b.problem.startsWith(BASE_PROBLEM_PREFIX);
+  const served = new Set(bundles.filter((b) => !ownProblem(b)).map((b) => b.manifestDigest as string));
+  const missing = new Map<number, BundleBase>();
+  // Fixed point: a delta whose base is unserved is unserved, and so are deltas built on it.
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const b of bundles) {
+      if (!served.has(b.manifestDigest)) continue;
+      const absent = b.bases?.find((base) => !served.has(base.manifestDigest));
+      if (absent) {
+        served.delete(b.manifestDigest);
+        missing.set(b.id, absent);
+        changed = true;
+      }
+    }
+  }
+  for (const b of bundles) {
+    if (ownProblem(b)) continue;
+    const absent = missing.get(b.id);
+    const problem = absent
+      ? `${BASE_PROBLEM_PREFIX}its base ${absent.name} (${absent.manifestDigest}) is not in the bundle dir or not served; import the base again or remove this delta`
+      : null;
+    if ((b.problem ?? null) !== problem) setBundleProblem(db, b.id, problem);
+  }
 }

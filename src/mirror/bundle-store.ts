@@ -14,6 +14,7 @@ import { fileSegmentsBody } from './blob-body.js';
 import { OpenFiles } from './open-files.js';
 import {
   bundlePathOf,
+  checkBases,
   indexBundle,
   indexIsCurrent,
   listIndexedBundles,
@@ -121,6 +122,7 @@ export class BundleStore implements MirrorStore, RepositoryDirectory {
         setBundleProblem(this.db, bundle.id, err instanceof Error ? err.message : String(err));
       }
     }
+    checkBases(this.db);
     this.forgetCaches();
     return this.listBundles();
   }
@@ -137,12 +139,14 @@ export class BundleStore implements MirrorStore, RepositoryDirectory {
     if (existing && (await indexIsCurrent(existing, files))) {
       if (existing.problem === undefined) return existing;
       setBundleProblem(this.db, existing.id, null);
+      checkBases(this.db);
       this.forgetCaches();
       return this.listBundles().find((b) => b.id === existing.id) ?? existing;
     }
     const registered = await indexBundle(this.db, typeof bundle === 'string' ? bundlePath : bundle);
+    checkBases(this.db);
     this.forgetCaches();
-    return registered;
+    return this.listBundles().find((b) => b.id === registered.id) ?? registered;
   }
 
   /** Stops serving a bundle; true when it was registered. Its files are not touched. */
@@ -156,6 +160,7 @@ export class BundleStore implements MirrorStore, RepositoryDirectory {
       bundlePath = absolute.endsWith(SEAL_SUFFIX) ? absolute.slice(0, -SEAL_SUFFIX.length) : absolute;
     }
     const removed = removeIndexedBundle(this.db, bundlePath);
+    checkBases(this.db);
     this.forgetCaches();
     return removed;
   }

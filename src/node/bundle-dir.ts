@@ -4,7 +4,7 @@
 
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleImage, type BundleManifest } from '../bundle/format.js';
+import { SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleBase, type BundleImage, type BundleManifest } from '../bundle/format.js';
 import { locateBundle, openLocatedBundle, type BlobLocation, type BundleFiles, type OpenedBundle } from '../bundle/reader.js';
 import { parseManifest } from '../oci/manifest.js';
 import { platformMatches, type Platform } from '../oci/platform.js';
@@ -128,6 +128,27 @@ export class OpenBundles {
   }
 }
 
+/**
+ * The bases `manifest` (a delta) needs that are not among `present`, following chains: a base that is itself
+ * a delta needs its own bases. Empty for a full bundle, or a delta whose every base is there.
+ */
+export function missingBases(manifest: BundleManifest, present: readonly NodeBundle[]): BundleBase[] {
+  const byDigest = new Map(present.map((b) => [b.manifestDigest, b]));
+  const missing: BundleBase[] = [];
+  const seen = new Set<string>();
+  const walk = (bases: readonly BundleBase[]) => {
+    for (const base of bases) {
+      if (seen.has(base.manifestDigest)) continue;
+      seen.add(base.manifestDigest);
+      const found = byDigest.get(base.manifestDigest);
+      if (found) walk(found.manifest.bases ?? []);
+      else missing.push(base);
+    }
+  };
+  walk(manifest.bases ?? []);
+  return missing;
+}
+
 export interface DesiredImage {
   readonly name: string;
   readonly repository: Repository;
@@ -148,8 +169,9 @@ export interface DesiredImage {
  */
 export function desiredImages(bundles: readonly NodeBundle[]): DesiredImage[] {
   const byName = new Map<string, DesiredImage>();
+  // Across bundles: a delta's images have layers its base holds.
+  const blobs = new Map(bundles.flatMap((bundle) => bundle.manifest.blobs.map((b) => [b.digest as string, b] as const)));
   for (const bundle of bundles) {
-    const blobs = new Map(bundle.manifest.blobs.map((b) => [b.digest as string, b]));
     for (const image of bundle.manifest.images) {
       if (byName.has(image.name)) continue;
       byName.set(image.name, toDesired(image, bundle, blobs));
@@ -164,7 +186,7 @@ function toDesired(image: BundleImage, bundle: NodeBundle, blobs: Map<string, Bu
   const layers: Array<ImageLayers['layers'][number]> = [];
   for (const digest of image.blobs) {
     const blob = blobs.get(digest);
-    if (!blob) continue; // the reader already refused bundles whose images name blobs they lack
+    if (!blob) continue; // a delta's layer whose base is missing: preload refuses the bundle before it counts
     bytes += blob.size;
     if (blob.role === 'layer') layers.push({ digest, size: blob.size, uncompressedSize: blob.uncompressedSize });
   }
@@ -199,10 +221,10 @@ export async function layersForPlatform(images: readonly DesiredImage[], bundles
   const multi = images.filter((i) => i.manifests.length > 2);
   if (multi.length === 0) return [...images];
   const narrowed = new Map<string, DesiredImage>();
+  const sizes = new Map(bundles.flatMap((bundle) => bundle.manifest.blobs.map((b) => [b.digest as string, b] as const)));
   for (const bundle of bundles) {
     const mine = multi.filter((i) => i.sealPath === bundle.sealPath);
     if (mine.length === 0) continue;
-    const sizes = new Map(bundle.manifest.blobs.map((b) => [b.digest as string, b]));
     const opened = bundle.opened;
     const located = await opened.locateBlobs();
     const manifestAt = async (digest: string) => {

@@ -6,13 +6,13 @@ import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat } from 'node:
 import path from 'node:path';
 import { importClaimName, SEAL_SUFFIX, SIGNATURE_SUFFIX } from '../bundle/format.js';
 import { verifyBundle, type VerifyReport } from '../bundle/verify.js';
-import { locateBundle, type BundleFiles } from '../bundle/reader.js';
+import { locateBundle, openBundle, type BundleFiles } from '../bundle/reader.js';
 import { isVolumeNameOf } from '../bundle/seal.js';
 import { fsyncDir, removeFileDurably, writeFileAtomic } from '../util/atomic-file.js';
 import { processExists } from '../util/child-process.js';
 import { killPoint } from '../util/kill-point.js';
 import { UserError, errnoCode } from '../util/errors.js';
-import { bundleFingerprint, listSealFiles, readNodeBundle } from './bundle-dir.js';
+import { bundleFingerprint, listSealFiles, missingBases, readNodeBundle } from './bundle-dir.js';
 import { desiredSet } from './retire.js';
 import type { NodeConfig } from './config.js';
 import { openNodeServices } from './preload.js';
@@ -108,6 +108,30 @@ async function volumesIntact(files: BundleFiles, dir: string): Promise<boolean> 
 }
 
 /**
+ * A delta is imported only beside its bases (and theirs, along a chain): without them its images could not be
+ * served whole. Checked before anything is copied, so a refused delta leaves the bundle dir as it was.
+ */
+async function requireBases(source: string, files: BundleFiles, bundlesDir: string): Promise<void> {
+  let manifest;
+  try {
+    const opened = await openBundle(files.sealPath);
+    manifest = opened.manifest;
+    await opened.close();
+  } catch {
+    return; // a missing volume or a damaged manifest: the copy's verification rejects it, naming the damage
+  }
+  if (!manifest.bases) return;
+  const present = [];
+  for (const seal of await listSealFiles(bundlesDir)) if (seal !== files.sealPath) present.push(await readNodeBundle(seal));
+  const missing = missingBases(manifest, present);
+  if (missing.length === 0) return;
+  const names = missing.map((b) => `${b.name} (${b.manifestDigest})`).join(', ');
+  throw new UserError('IMPORT_BASE_MISSING', `bundle ${source} is a delta and its base ${names} is not in ${bundlesDir}; nothing was imported`, {
+    hint: `import the base bundle first ("pin-preload import ${missing[0]!.name}"), then this delta; or bring a full bundle (made without --since)`,
+  });
+}
+
+/**
  * Imports the bundle that `source` (its tar, any volume, or its seal) belongs to into [paths] bundles,
  * and registers it in the state database and the mirror's bundle index.
  */
@@ -124,6 +148,7 @@ export async function importBundle(
   const bundlesDir = path.resolve(config.paths.bundles);
   const targetSeal = path.join(bundlesDir, files.name + SEAL_SUFFIX);
   const bundlePath = path.join(bundlesDir, files.name);
+  await requireBases(source, files, bundlesDir);
   if (path.resolve(files.dir) === bundlesDir) {
     // Already in place (copied by hand, or the second half of `preload BUNDLE`): verify and register only.
     await register(config, targetSeal, true);

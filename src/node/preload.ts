@@ -9,7 +9,7 @@ import { startMirror, type RunningMirror } from '../mirror/server.js';
 import { openStateDatabase, type StateDatabase } from '../state/database.js';
 import { NodeState, type FailureReason } from '../state/node-state.js';
 import { UserError, errnoCode } from '../util/errors.js';
-import { layersForPlatform, listSealFiles, nodePlatform, OpenBundles, type DesiredImage, type NodeBundleOpener, type OpenNodeBundle } from './bundle-dir.js';
+import { layersForPlatform, listSealFiles, missingBases, nodePlatform, OpenBundles, type DesiredImage, type NodeBundleOpener, type OpenNodeBundle } from './bundle-dir.js';
 import type { NodeConfig } from './config.js';
 import { pullImages, type PullOptions } from './pull.js';
 import { applyMirrorConfig, reloadAfterChange } from './runtime-files.js';
@@ -145,6 +145,15 @@ async function loadBundles(ctx: PreloadContext, opened: OpenBundles): Promise<Op
 
 /** Checks each bundle's signature (every sync) and verifies those not verified with their current files. */
 async function verifyBundles(ctx: PreloadContext, bundles: readonly OpenNodeBundle[]): Promise<void> {
+  for (const bundle of bundles) {
+    // A delta without its base would have its manifests served and its layers missing: refuse it by name.
+    const missing = missingBases(bundle.manifest, bundles);
+    if (missing.length > 0) {
+      throw new UserError('BUNDLE_BASE_MISSING', `bundle ${bundle.path} is a delta and its base ${missing.map((b) => `${b.name} (${b.manifestDigest})`).join(', ')} is not in ${ctx.config.paths.bundles}`, {
+        hint: 'import the base bundle again, or remove the delta (seal first) and import a full bundle of its release',
+      });
+    }
+  }
   for (const bundle of bundles) {
     const trustedKey = ctx.config.paths.trustedKey;
     if (trustedKey) await checkNodeBundleSignature(bundle.sealPath, trustedKey, bundle.opened.sealBytes);

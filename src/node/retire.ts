@@ -8,7 +8,7 @@
 // it: it is kept while any bundle holding it is kept. A bundle is removed when all of its releases are
 // retired (a bundle without releases is never removed by retirement) and no kept bundle depends on it.
 
-import { bundleReleases } from '../bundle/bundle-manifest.js';
+import { bundleBases, bundleReleases } from '../bundle/bundle-manifest.js';
 import type { BundleRelease } from '../bundle/format.js';
 import { compareVersions, parseVersion } from '../release/update-graph.js';
 import type { NodeState } from '../state/node-state.js';
@@ -40,12 +40,11 @@ export interface RetirementPlan {
 }
 
 /**
- * The bundles (manifest digests) a bundle needs in the bundle dir to be served whole: the hook for delta
- * bundles (issue 13 item 1), which will name their base bundle. Format v1 has no such field, so today no
- * bundle depends on another; item 1 replaces this with its manifest field.
+ * The bundles (manifest digests) a bundle needs in the bundle dir to be served whole: a delta's bases
+ * (bundle-manifest `bases`); a full bundle needs none. Chains follow through planRetirement's fixed point.
  */
-export function bundleDependencies(_bundle: NodeBundle): readonly string[] {
-  return [];
+export function bundleDependencies(bundle: NodeBundle): readonly string[] {
+  return bundleBases(bundle.manifest).map((b) => b.manifestDigest);
 }
 
 const bundleOwner = (bundle: NodeBundle): string => `bundle:${bundle.path}`;

@@ -69,5 +69,19 @@ export function planToJson(plan: BundlePlan): object {
       uncompressedEstimated: plan.blobs.some((b) => b.uncompressedEstimated),
       compressedLayerRatio: COMPRESSED_LAYER_RATIO,
     },
+    // Added within schemaVersion 1: null unless planned with --since PREV.
+    delta: plan.delta
+      ? {
+          since: plan.delta.since,
+          sinceKind: plan.delta.sinceKind,
+          bases: plan.delta.bases.map((b) => ({ ...b })),
+          newBlobs: plan.delta.newBlobs,
+          newBytes: plan.delta.newBytes,
+          carriedBlobs: plan.delta.carriedBlobs,
+          carriedBytes: plan.delta.carriedBytes,
+          baseBlobs: plan.delta.baseBlobs.map((b) => ({ ...b })),
+          baseBytes: plan.delta.baseBytes,
+        }
+      : null,
   };
 }

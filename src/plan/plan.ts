@@ -107,6 +107,27 @@ export interface BundlePlan {
     readonly bytesWithRepeats: number;
     readonly uncompressedBytes: number;
   };
+  /** Set for a delta (`--since PREV`, see delta.ts): what the bundle leaves to PREV's bundles. */
+  readonly delta?: PlannedDelta;
+}
+
+/** What a delta plan leaves out and why (`bundle plan|create --since PREV`). */
+export interface PlannedDelta {
+  /** PREV as given on the command line. */
+  readonly since: string;
+  readonly sinceKind: 'bundle' | 'inventory';
+  /** The bundles the delta needs beside it (recorded in its manifest as `bases`). */
+  readonly bases: ReadonlyArray<{ readonly name: string; readonly manifestDigest: Digest }>;
+  /** Layers the images need that PREV has: left out of `blobs`, recorded as `baseBlobs`. */
+  readonly baseBlobs: ReadonlyArray<{ readonly digest: Digest; readonly size: number }>;
+  /** Blobs PREV lacks (in `blobs`). */
+  readonly newBlobs: number;
+  readonly newBytes: number;
+  /** Manifests and configs PREV has but the delta carries anyway, so its index is complete (in `blobs`). */
+  readonly carriedBlobs: number;
+  readonly carriedBytes: number;
+  /** Bytes of `baseBlobs`: what the delta saves. */
+  readonly baseBytes: number;
 }
 
 /** The newest of several releases by version (the one a cluster updates to); the later one when versions tie. */

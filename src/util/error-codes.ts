@@ -51,6 +51,8 @@ export const USER_ERRORS = {
   RELEASE_SIGNATURE_MISMATCH: { exit: 1, anchor: choosing, hint: 'do not use that store: it holds a signature of another image under this release digest' },
   RELEASE_SIGNATURE_UNTRUSTED: { exit: 1, anchor: choosing, hint: 'use the right keyring (OpenShift: openshift/cluster-update-keys)' },
   GPG_MISSING: { exit: 1, anchor: choosing, hint: 'install GnuPG (gpgv), or leave out --release-keyring' },
+  SINCE_UNREADABLE: { exit: 2, anchor: choosing, hint: 'fix the --since path or its permissions' },
+  SINCE_EMPTY: { exit: 2, anchor: choosing, hint: 'make a full bundle (leave out --since) for a node that has no bundle yet' },
   SOURCE_DATE_EPOCH_INVALID: { exit: 2, anchor: choosing, hint: 'unset SOURCE_DATE_EPOCH or give whole seconds since 1970' },
 
   // 4.2 Registries and the release
@@ -97,6 +99,7 @@ export const USER_ERRORS = {
   BUNDLE_MANIFEST_INVALID: { exit: 1, anchor: reading, hint: 'the bundle is damaged or was not made by pin-preload; run "pin-preload bundle verify" on it' },
   BUNDLE_FORMAT_UNSUPPORTED: { exit: 1, anchor: reading, hint: 'use the pin-preload version that created the bundle, or a newer one' },
   BUNDLE_DAMAGED: { exit: 1, anchor: reading, hint: 'run "pin-preload bundle verify" on it; copy damaged volumes again or re-create the bundle' },
+  BUNDLE_BASE_MISSING: { exit: 1, anchor: reading, hint: 'import the base bundle again, or remove the delta (seal first) and import a full bundle of its release' },
   BUNDLE_VERIFY_FAILED: { exit: 1, anchor: reading, hint: 'run "pin-preload bundle verify" on it for the full report; copy damaged volumes again or re-create the bundle' },
   BUNDLE_SIGNATURE_INVALID: { exit: 1, anchor: reading, hint: 'sign the bundle with the key whose .pub the node trusts and copy its .sig next to the seal; a bundle changed after signing must not be used' },
 
@@ -105,6 +108,7 @@ export const USER_ERRORS = {
   CONFIG_INVALID: { exit: 2, anchor: node, hint: 'see docs/node.md for every key and its format' },
   STATE_OPEN_FAILED: { exit: 1, anchor: node, hint: 'check the path and its permissions (--state or [paths] state in the config)' },
   STATE_MISSING: { exit: 1, anchor: node, hint: 'nothing has been imported or pre-loaded on this node yet, or --state / [paths] state is wrong' },
+  IMPORT_BASE_MISSING: { exit: 1, anchor: node, hint: 'import the base first, then the delta; or bring a full bundle (made without --since)' },
   IMPORT_REJECTED: { exit: 1, anchor: node, hint: 'copy the bundle again from the bastion' },
   IMPORT_NO_SPACE: { exit: 1, anchor: node, hint: 'free space there (or set [paths] bundles to a larger filesystem) and import again' },
   IMPORT_FAILED: { exit: 1, anchor: node, hint: 'check the device and the bundle dir (ReadWritePaths= in both units for a custom one), then import again' },

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const run = promisify(execFile);
 
-test('the demo runs every step (plan, create, verify, import, serve + pull, status) and exits 0', async (t) => {
+test('the demo runs every step (plan, create, verify, import, serve + pull, status), then day 2 with a delta bundle, and exits 0', async (t) => {
   const work = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-demo-test-'));
   t.after(() => rm(work, { recursive: true, force: true }));
   const { stdout } = await run(process.execPath, [CLI, 'demo', '--work-dir', work, '--no-private-runtime'], { timeout: 120_000 });
@@ -24,6 +24,12 @@ test('the demo runs every step (plan, create, verify, import, serve + pull, stat
   assert.match(stdout, /Desired generation:\s+1/, 'the imported bundle is the desired generation');
   assert.match(stdout, /no CRI runtime here \(the private containerd is off \(--no-private-runtime\)\)/, 'says why nothing is pinned');
   assert.match(stdout, /Images \(15: 0 pinned, 0 present, 15 pending/);
+  // Day 2: the next z-stream as a delta against the first bundle, imported beside it and served across both.
+  assert.match(stdout, /\$ pin-preload bundle create .*--since \S+sample-4\.16\.0-sample\.tar --output \S+sample-4\.16\.1-sample-delta\.tar/);
+  assert.match(stdout, /New: +\d+ blobs, .* the base lacks/);
+  assert.match(stdout, /delta bundle: \d+ blob\(s\) of its images are left to its base sample-4\.16\.0-sample\.tar/);
+  assert.match(stdout, /pulled 15 images of 4\.16\.1-sample .* layers from both bundles: every digest verified/);
+  assert.match(stdout, /Desired generation:\s+2/, 'the delta is the next desired generation');
   assert.match(stdout, /demo finished in/);
   assert.ok((await readdir(path.join(work, 'media'))).some((f) => f.endsWith('.seal.json')), 'the sealed bundle is kept with --work-dir');
 });
@@ -44,6 +50,11 @@ test('with the cached containerd 1.7 the demo pre-loads into it and every image 
   assert.match(stdout, /generation 1: 15 image\(s\) present, 15 pulled, 15 pinned in /);
   assert.match(stdout, /GC protection:\s+pinned by containerd 1\.7\./);
   assert.match(stdout, /Images \(15: 15 pinned, 0 present, 0 pending, 0 failed\)/);
+  // Day 2 with keep_releases = 1: the delta's release all pinned, the first release's own images unpinned,
+  // its bundle kept because the delta needs it.
+  assert.match(stdout, /retired 1 release\(s\) beyond the newest 1 \(by version\): 4\.16\.0-sample/);
+  assert.match(stdout, /kept bundle \S+sample-4\.16\.0-sample\.tar: its releases are retired but a kept bundle depends on it/);
+  assert.match(stdout, /Retired releases \(1: beyond keep_releases = 1;/);
 });
 
 test('without containerd 1.7 the demo uses the installed 1.6 and says why nothing is pinned', asRoot, async (t) => {

@@ -10,17 +10,16 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import TOML from '@iarna/toml';
 import { openBundle } from '../../src/bundle/reader.js';
 import { readInventory } from '../../src/node/inventory.js';
 import type { BundleManifest } from '../../src/bundle/format.js';
 import { ContainerdImages, PINNED_LABEL } from '../../src/cri/containerd-images.js';
-import { CriImageService } from '../../src/cri/image-service.js';
+import type { CriImageService } from '../../src/cri/image-service.js';
 import type { StatusJson } from '../../src/node/status.js';
 import { generateSampleRelease, pushLayout, RELEASE_REPOSITORY } from '../../src/sample/index.js';
-import { CONTAINERD_VARIANTS, startContainerdVariant, type RunningContainerd } from '../support/containerd.js';
+import { CONTAINERD_VARIANTS, type RunningContainerd } from '../support/containerd.js';
 import { startDockerRegistry } from '../support/docker-registry.js';
-import { freePort } from '../support/ports.js';
+import { startContainerdNode } from '../support/node-config.js';
 import { assertNoInternalError, runCli } from '../support/cli.js';
 
 const VERSIONS = ['4.16.0-sample', '4.16.1-sample', '4.16.2-sample'] as const;
@@ -77,25 +76,8 @@ describe(`[pins] keep_releases on a ${variant.name} node`, { concurrency: false 
   let bundleDir: string;
 
   before(async () => {
-    const node = path.join(work, 'node');
-    bundleDir = path.join(node, 'bundles');
-    const certs = path.join(node, 'certs.d');
-    await mkdir(certs, { recursive: true });
-    containerd = await startContainerdVariant(variant, { registryHostsDir: certs });
-    cri = await CriImageService.connect(containerd.endpoint);
+    ({ containerd, cri, configFile, bundleDir } = await startContainerdNode(path.join(work, 'node'), variant));
     records = await ContainerdImages.connect(containerd.endpoint);
-    configFile = path.join(node, 'config.toml');
-    await writeFile(
-      configFile,
-      TOML.stringify({
-        paths: { bundles: bundleDir, state: path.join(node, 'state.db') },
-        mirror: { listen: `127.0.0.1:${await freePort()}` },
-        runtime: { kind: 'containerd', endpoint: containerd.endpoint, reload: [], hosts_dir: certs, registries_conf: path.join(node, 'registries.conf') },
-        storage: { reserve: '1MiB' },
-        pull: { concurrency: 4, retries: 2, timeout: '60s' },
-        pins: { keep_releases: 2 },
-      } as TOML.JsonMap),
-    );
   });
 
   after(async () => {
