@@ -4,6 +4,7 @@
 import { digestHex, type Digest } from '../oci/digest.js';
 import { DEFAULT_RETRY_POLICY, StatusFailure, parseRetryAfter, retryRequest, type RetryPolicy } from '../registry/retry.js';
 import { UserError } from '../util/errors.js';
+import { parseHttpUrlOption } from '../util/http-url.js';
 import { MAX_SIGNATURE_BYTES } from './openpgp.js';
 import { releaseSignature, type ReleaseSignature } from './release-signature.js';
 
@@ -17,13 +18,7 @@ const REQUEST_TIMEOUT_MS = 30_000;
 
 /** The store root as given by the user: http(s) only, without a trailing slash. */
 export function parseSignatureStore(text: string): URL {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new UserError('USAGE', `--signature-store "${text}" is not a URL`, { subject: { kind: 'option', name: '--signature-store' } });
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UserError('USAGE', `--signature-store "${text}" is not an http(s) URL`, { subject: { kind: 'option', name: '--signature-store' } });
+  const url = parseHttpUrlOption(text, '--signature-store');
   url.pathname = url.pathname.replace(/\/+$/, '');
   return url;
 }

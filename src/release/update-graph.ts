@@ -2,6 +2,7 @@
 // fetched from the update service and walked to find the releases a channel request stands for.
 
 import { UserError } from '../util/errors.js';
+import { parseHttpUrlOption } from '../util/http-url.js';
 
 /** The public OpenShift update service's graph endpoint: only a default, tests serve their own graph. */
 export const DEFAULT_GRAPH_URL = 'https://api.openshift.com/api/upgrades_info/v1/graph';
@@ -56,13 +57,7 @@ export function parseUpdateGraph(doc: unknown, where: { url: string; channel: st
 
 /** GET URL?channel=NAME&arch=ARCH with Accept: application/json, as `oc adm upgrade` and oc-mirror ask. */
 export async function fetchUpdateGraph(url: string, channel: string, arch: string, options: { timeoutMs?: number } = {}): Promise<UpdateGraph> {
-  let endpoint: URL;
-  try {
-    endpoint = new URL(url);
-  } catch {
-    throw new UserError('USAGE', `--graph-url "${url}" is not a URL`, { subject: { kind: 'option', name: '--graph-url' } });
-  }
-  if (endpoint.protocol !== 'http:' && endpoint.protocol !== 'https:') throw new UserError('USAGE', `--graph-url "${url}" is not an http(s) URL`, { subject: { kind: 'option', name: '--graph-url' } });
+  const endpoint = parseHttpUrlOption(url, '--graph-url');
   endpoint.searchParams.set('channel', channel);
   endpoint.searchParams.set('arch', arch);
   let response: Response;
