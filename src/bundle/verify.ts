@@ -12,7 +12,7 @@ import { bundleFiles, placeEntries, type BundleLayout, type LayoutEntry } from '
 import { bundleSkeleton, type SkeletonPart, type SkeletonRegion } from './skeleton.js';
 import { INDEX_ENTRY, OCI_LAYOUT_ENTRY, REF_NAME_ANNOTATION } from './oci-layout.js';
 import { checkSignature, loadPublicKey } from './signing.js';
-import { isDigest, type Digest } from '../oci/digest.js';
+import { isDigest, sha256Digest, type Digest } from '../oci/digest.js';
 import { ManifestError, parseManifest, referencedBlobs } from '../oci/manifest.js';
 import { sizeIfPresent } from '../util/disk.js';
 import { carriedSignatureCount, releaseSignatureProblems } from './release-signatures.js';
@@ -485,9 +485,9 @@ export function blobDigestProblems(blobs: Pick<BlobRanges, 'ranges' | 'entryOf'>
     const result = hashes.get(r.id);
     if (!result) problems.push({ kind: 'blob-unreadable', subject: digest, message: `blob ${digest} was not read` });
     else if ('error' in result) problems.push({ kind: 'blob-unreadable', subject: digest, message: `blob ${digest} cannot be checked: ${result.error}` });
-    else if (`sha256:${result.sha256}` !== digest) {
+    else if (sha256Digest(result.sha256) !== digest) {
       const where = whereOnDisk(volumes, r.offset, r.size);
-      problems.push({ kind: 'blob-digest', subject: digest, ...(where.volume ? { volume: where.volume } : {}), message: `blob ${digest} is damaged: its content has another digest (${entry.name}, ${where.text})`, expected: digest, found: `sha256:${result.sha256}` });
+      problems.push({ kind: 'blob-digest', subject: digest, ...(where.volume ? { volume: where.volume } : {}), message: `blob ${digest} is damaged: its content has another digest (${entry.name}, ${where.text})`, expected: digest, found: sha256Digest(result.sha256) });
     } else goodBlobs.add(digest);
   }
   return { problems, goodBlobs };

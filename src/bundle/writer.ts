@@ -8,7 +8,7 @@ import { createHash, createPublicKey, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { BundlePlan, PlannedBlob } from '../plan/plan.js';
 import type { ImageSource } from '../registry/source.js';
-import { DigestMismatchError, sha256Of, type Digest } from '../oci/digest.js';
+import { DigestMismatchError, sha256Digest, sha256Of, type Digest } from '../oci/digest.js';
 import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MAX_VOLUMES, type BundleManifest, type BundleSeal } from './format.js';
 import { openBundle, type OpenedBundle } from './reader.js';
 import { buildBundleManifest, serializeManifest, type UncompressedSize } from './bundle-manifest.js';
@@ -305,7 +305,7 @@ class BundleWriter {
 
   /** A blob written to its end by an earlier run that stopped before recording it done: check it in place. */
   private async checkWritten(task: BlobTask): Promise<void> {
-    const actual = `sha256:${(await this.hashWritten(task.entry, task.blob.size)).digest('hex')}`;
+    const actual = sha256Digest((await this.hashWritten(task.entry, task.blob.size)).digest('hex'));
     if (actual !== task.blob.digest) throw new DigestMismatchError(task.blob.digest, actual, `blob ${task.blob.digest} (on disk)`);
   }
 

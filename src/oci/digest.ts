@@ -48,7 +48,12 @@ export function digestHex(digest: Digest): string {
 }
 
 export function sha256Of(bytes: Uint8Array | string): Digest {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest;
+  return sha256Digest(createHash('sha256').update(bytes).digest('hex'));
+}
+
+/** The digest of a sha256 computed here (a hasher's hex output, never user input). */
+export function sha256Digest(hex: string): Digest {
+  return `sha256:${hex}` as Digest;
 }
 
 export function newHasher(digest: Digest): Hash {

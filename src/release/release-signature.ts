@@ -1,8 +1,7 @@
 // A release signature as the cluster-version operator reads it: an OpenPGP-signed "atomic container
 // signature" JSON whose critical.image.docker-manifest-digest names the release payload it vouches for.
 
-import { createHash } from 'node:crypto';
-import { isDigest, type Digest } from '../oci/digest.js';
+import { isDigest, sha256Of, type Digest } from '../oci/digest.js';
 import { UserError } from '../util/errors.js';
 import { OpenPgpFormatError, signedLiteralData } from './openpgp.js';
 
@@ -18,7 +17,7 @@ export interface ReleaseSignature {
 }
 
 export function releaseSignature(index: number, bytes: Buffer): ReleaseSignature {
-  return { index, bytes, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest };
+  return { index, bytes, digest: sha256Of(bytes) };
 }
 
 /** What a signature's payload claims (checked against the release it was fetched for). */
