@@ -13,7 +13,24 @@
 import { digestHex, type Digest } from '../oci/digest.js';
 
 export const BUNDLE_FORMAT = 'pin-preload.bundle';
+/** The version of a bundle without signatures: what every reader since format 1 reads. */
 export const BUNDLE_FORMAT_VERSION = 1;
+/**
+ * The version of a bundle that carries signatures or referrers (images of origin "signature"). A reader of
+ * version 1 only would take them for images to pin, so such a bundle says 2 and that reader refuses it by name.
+ */
+export const SIGNATURES_FORMAT_VERSION = 2;
+export type BundleFormatVersion = typeof BUNDLE_FORMAT_VERSION | typeof SIGNATURES_FORMAT_VERSION;
+export const READABLE_FORMAT_VERSIONS: readonly BundleFormatVersion[] = [BUNDLE_FORMAT_VERSION, SIGNATURES_FORMAT_VERSION];
+
+/** The version a bundle of these images is written as: 2 only when it carries signatures. */
+export function formatVersionFor(images: ReadonlyArray<{ readonly origin: string }>): BundleFormatVersion {
+  return images.some((i) => i.origin === 'signature') ? SIGNATURES_FORMAT_VERSION : BUNDLE_FORMAT_VERSION;
+}
+
+export function isReadableFormatVersion(version: unknown): version is BundleFormatVersion {
+  return READABLE_FORMAT_VERSIONS.includes(version as BundleFormatVersion);
+}
 export const MANIFEST_ENTRY = 'pin-preload.json';
 export const SEAL_SUFFIX = '.seal.json';
 export const SIGNATURE_SUFFIX = '.sig';
@@ -40,8 +57,13 @@ export interface BundleImage {
   readonly mediaType: string;
   /** The tag it was resolved from, served by the mirror under that tag. */
   readonly tag?: string;
-  readonly origin: 'release' | 'component' | 'extra';
+  /** "signature": a signature or referrer of the image `subject` names (format version 2), served, never pinned. */
+  readonly origin: 'release' | 'component' | 'extra' | 'signature';
   readonly component?: string;
+  /** For origin "signature": the digest of the image (in the same repository) it signs or refers to. */
+  readonly subject?: Digest;
+  /** For origin "signature": the artifact's artifactType, when it declares one. */
+  readonly artifactType?: string;
   /** "linux/amd64", … */
   readonly platforms: readonly string[];
   /** Every manifest of the image, top first. */
@@ -75,7 +97,7 @@ export interface BundleRelease {
 
 export interface BundleManifest {
   readonly format: typeof BUNDLE_FORMAT;
-  readonly formatVersion: typeof BUNDLE_FORMAT_VERSION;
+  readonly formatVersion: BundleFormatVersion;
   readonly tool: { readonly name: 'pin-preload'; readonly version: string };
   /** RFC 3339; from SOURCE_DATE_EPOCH when set, so that rebuilds are byte-identical. */
   readonly created: string;
@@ -103,7 +125,7 @@ export interface SealVolume {
 
 export interface BundleSeal {
   readonly format: typeof BUNDLE_FORMAT;
-  readonly formatVersion: typeof BUNDLE_FORMAT_VERSION;
+  readonly formatVersion: BundleFormatVersion;
   /** sha256 of the exact bytes of the pin-preload.json entry. */
   readonly manifestDigest: Digest;
   readonly totalSize: number;

@@ -23,7 +23,7 @@ export function registerBundlePlan(bundle: Command): void {
       const { selection, source, concurrency } = await selectionFromOptions(options);
       const [{ planBundle }, { dedupRatio, planToJson }] = await Promise.all([import('../plan/resolve.js'), import('../plan/plan-json.js')]);
       try {
-        const plan = await applySignatureOptions(await planBundle(source, selection, { concurrency }), signatureOptions);
+        const plan = await applySignatureOptions(await planBundle(source, selection, { concurrency, signatures: options.signatures === true }), signatureOptions);
         if (options.json) printJson(planToJson(plan));
         else process.stdout.write(formatPlan(plan, dedupRatio(plan)));
       } finally {
@@ -73,6 +73,7 @@ export function formatPlan(plan: BundlePlan, dedup: number): string {
     out.push(`Blocked:    ${plan.blocked.length} image(s) left out by blockedImages`);
     for (const b of plan.blocked) out.push(`            ${b.requestedAs}  (matches "${b.pattern}", ${b.patternOrigin})`);
   }
+  if (plan.signatures) out.push(`Signatures: ${plan.signatures.artifacts} signature(s) and referrer(s) of ${plan.signatures.subjects} image(s)`);
   out.push(`Platforms:  ${plan.platforms.map(formatPlatform).join(', ') || '-'}`);
   out.push('');
   out.push(`Images (${plan.images.length}):`);

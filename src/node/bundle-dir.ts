@@ -7,6 +7,7 @@ import path from 'node:path';
 import { SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleImage, type BundleManifest } from '../bundle/format.js';
 import { locateBundle, openLocatedBundle, type BlobLocation, type BundleFiles, type OpenedBundle } from '../bundle/reader.js';
 import { parseManifest } from '../oci/manifest.js';
+import { pinnableImages } from '../bundle/bundle-manifest.js';
 import { platformMatches, type Platform } from '../oci/platform.js';
 import { sha256Of, type Digest } from '../oci/digest.js';
 import { parseReference, type Repository } from '../oci/reference.js';
@@ -150,7 +151,7 @@ export function desiredImages(bundles: readonly NodeBundle[]): DesiredImage[] {
   const byName = new Map<string, DesiredImage>();
   for (const bundle of bundles) {
     const blobs = new Map(bundle.manifest.blobs.map((b) => [b.digest as string, b]));
-    for (const image of bundle.manifest.images) {
+    for (const image of pinnableImages(bundle.manifest)) {
       if (byName.has(image.name)) continue;
       byName.set(image.name, toDesired(image, bundle, blobs));
     }
