@@ -68,7 +68,7 @@ export function registerBundleCreate(bundle: Command): void {
         }
         note('resolving images…');
         const [{ planBundle }, { createBundle }] = await Promise.all([import('../plan/resolve.js'), import('../bundle/writer.js')]);
-        const plan = await applySignatureOptions(await planBundle(source, selection, { concurrency, signatures: options.signatures === true }), signatureOptions, stop.signal);
+        const plan = await applySignatureOptions(await planBundle(source, selection, { concurrency, signatures: options.signatures === true || spec?.signatures === true }), signatureOptions, stop.signal);
         note(`${plan.images.length} images, ${plan.blobs.length} unique blobs, ${formatBytes(plan.totals.uniqueBytes)} to bundle`);
         const progress = createProgress({ title: 'downloading', ...(options.quiet ? { quiet: true } : {}) });
         const result = await createBundle({

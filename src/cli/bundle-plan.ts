@@ -20,10 +20,10 @@ export function registerBundlePlan(bundle: Command): void {
   addSignatureOptions(addSelectionOptions(command)).action(
     action(async (options: SelectionOptionValues & SignatureOptionValues & { json?: boolean }) => {
       const signatureOptions = await checkSignatureOptions(options);
-      const { selection, source, concurrency } = await selectionFromOptions(options);
+      const { selection, source, spec, concurrency } = await selectionFromOptions(options);
       const [{ planBundle }, { dedupRatio, planToJson }] = await Promise.all([import('../plan/resolve.js'), import('../plan/plan-json.js')]);
       try {
-        const plan = await applySignatureOptions(await planBundle(source, selection, { concurrency, signatures: options.signatures === true }), signatureOptions);
+        const plan = await applySignatureOptions(await planBundle(source, selection, { concurrency, signatures: options.signatures === true || spec?.signatures === true }), signatureOptions);
         if (options.json) printJson(planToJson(plan));
         else process.stdout.write(formatPlan(plan, dedupRatio(plan)));
       } finally {
