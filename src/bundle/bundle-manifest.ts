@@ -1,7 +1,7 @@
 // The bundle manifest (pin-preload.json, the tar's first entry): built from a plan, serialised into a
 // fixed reserved size so later-learned uncompressed sizes never move a byte offset, and parsed back.
 
-import { BUNDLE_DELTA_FORMAT_VERSION, BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, type BundleBlob, type BundleImage, type BundleBase, type BundleManifest, type BundleRelease } from './format.js';
+import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION_2, formatVersionFor, isReadableFormatVersion, READABLE_FORMAT_VERSIONS, type BundleBase, type BundleBlob, type BundleImage, type BundleManifest, type BundleRelease } from './format.js';
 import { newestRelease, type BundlePlan } from '../plan/plan.js';
 import { formatPlatform } from '../oci/platform.js';
 import { formatReference, repositoryName } from '../oci/reference.js';
@@ -30,6 +30,8 @@ export function buildBundleManifest(
     ...(image.tag !== undefined ? { tag: image.tag } : {}),
     origin: image.origin,
     ...(image.component !== undefined ? { component: image.component } : {}),
+    ...(image.subject !== undefined ? { subject: image.subject } : {}),
+    ...(image.artifactType !== undefined ? { artifactType: image.artifactType } : {}),
     platforms: image.platforms.map(formatPlatform),
     manifests: [...image.manifests],
     blobs: [...image.blobs],
@@ -51,7 +53,7 @@ export function buildBundleManifest(
   const delta = plan.delta;
   return {
     format: BUNDLE_FORMAT,
-    formatVersion: delta ? BUNDLE_DELTA_FORMAT_VERSION : BUNDLE_FORMAT_VERSION,
+    formatVersion: formatVersionFor(plan.images, delta !== undefined),
     tool: { name: 'pin-preload', version: TOOL_VERSION },
     created: options.created,
     ...(newest ? { release: { name: formatReference(newest.reference), digest: newest.reference.digest, version: newest.version } } : {}),
@@ -83,6 +85,11 @@ export function buildBundleManifest(
 /** A delta's bases (empty for a full bundle). */
 export function bundleBases(manifest: BundleManifest): readonly BundleBase[] {
   return manifest.bases ?? [];
+}
+
+/** The images a node pins and a cluster's PinnedImageSets name: all but the signatures and referrers carried with them. */
+export function pinnableImages(manifest: Pick<BundleManifest, 'images'>): readonly BundleImage[] {
+  return manifest.images.filter((image) => image.origin !== 'signature');
 }
 
 /** A bundle's releases: `releases` when written, else the single `release` of older bundles (no component list). */
@@ -136,8 +143,8 @@ export function parseBundleManifest(bytes: Buffer, where: string): BundleManifes
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw invalid(where, 'not a JSON object');
   if (doc.format !== BUNDLE_FORMAT) throw invalid(where, `format is ${JSON.stringify(doc.format)}, expected "${BUNDLE_FORMAT}"`);
-  if (doc.formatVersion !== BUNDLE_FORMAT_VERSION && doc.formatVersion !== BUNDLE_DELTA_FORMAT_VERSION) {
-    throw new UserError('BUNDLE_FORMAT_UNSUPPORTED', `${where}: bundle format version ${String(doc.formatVersion)} is not supported (this pin-preload reads versions ${BUNDLE_FORMAT_VERSION} and ${BUNDLE_DELTA_FORMAT_VERSION})`, {
+  if (!isReadableFormatVersion(doc.formatVersion)) {
+    throw new UserError('BUNDLE_FORMAT_UNSUPPORTED', `${where}: bundle format version ${String(doc.formatVersion)} is not supported (this pin-preload reads versions ${READABLE_FORMAT_VERSIONS.join(', ')})`, {
       subject: { kind: 'path', name: where },
     });
   }
@@ -155,6 +162,7 @@ export function parseBundleManifest(bytes: Buffer, where: string): BundleManifes
     if (typeof image.digest !== 'string' || !isDigest(image.digest)) throw invalid(where, `image ${image.name} has a bad digest`);
     digestList(image.manifests, where, `image ${image.name}: manifests`);
     digestList(image.blobs, where, `image ${image.name}: blobs`);
+    if (image.origin === 'signature' && (typeof image.subject !== 'string' || !isDigest(image.subject))) throw invalid(where, `signature ${image.name} has no subject digest`);
   });
   if (doc.releases !== undefined) {
     if (!Array.isArray(doc.releases)) throw invalid(where, 'releases must be a list');
@@ -169,8 +177,9 @@ export function parseBundleManifest(bytes: Buffer, where: string): BundleManifes
       if (signatures !== undefined && (!Array.isArray(signatures) || !signatures.every(signatureShape))) throw invalid(where, `release ${release.name}: signatures must be a list of {digest, size, base64}`);
     });
   }
-  const isDelta = doc.formatVersion === BUNDLE_DELTA_FORMAT_VERSION;
-  if (isDelta !== (doc.bases !== undefined)) throw invalid(where, isDelta ? 'format version 2 (a delta) needs bases' : 'bases needs format version 2');
+  // Version 2 is what keeps a version-1 reader away from these two (format.ts, BUNDLE_FORMAT_VERSION_2).
+  if (doc.bases !== undefined && doc.formatVersion !== BUNDLE_FORMAT_VERSION_2) throw invalid(where, 'bases needs format version 2');
+  if (doc.formatVersion !== BUNDLE_FORMAT_VERSION_2 && doc.images.some((i: { origin?: unknown } | null) => i?.origin === 'signature')) throw invalid(where, 'signatures need format version 2');
   if (doc.bases !== undefined) {
     if (!Array.isArray(doc.bases) || doc.bases.length === 0) throw invalid(where, 'bases must be a non-empty list');
     doc.bases.forEach((b: unknown, i) => {

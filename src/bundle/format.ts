@@ -13,13 +13,26 @@
 import { digestHex, type Digest } from '../oci/digest.js';
 
 export const BUNDLE_FORMAT = 'pin-preload.bundle';
+/** The version of a bundle without signatures: what every reader since format 1 reads. */
 export const BUNDLE_FORMAT_VERSION = 1;
 /**
- * The manifest version of a delta bundle (one with `bases`): its images need blobs it does not hold, so a
- * reader that knows only version 1 must refuse it (as it does, naming the version) rather than serve images
- * with missing layers. Full bundles stay version 1, so older readers keep reading them.
+ * Version 2: a bundle that a reader of version 1 only must refuse (it does, naming the version) — a delta
+ * (with `bases`: its images need blobs it does not hold, so that reader would serve images with missing
+ * layers), or one carrying signatures or referrers (images of origin "signature", which that reader would
+ * take for images to pin). Every other bundle stays version 1, byte for byte, so older readers keep reading it.
  */
-export const BUNDLE_DELTA_FORMAT_VERSION = 2;
+export const BUNDLE_FORMAT_VERSION_2 = 2;
+export type BundleFormatVersion = typeof BUNDLE_FORMAT_VERSION | typeof BUNDLE_FORMAT_VERSION_2;
+export const READABLE_FORMAT_VERSIONS: readonly BundleFormatVersion[] = [BUNDLE_FORMAT_VERSION, BUNDLE_FORMAT_VERSION_2];
+
+/** The version a bundle is written as: 2 only for a delta or when it carries signatures. */
+export function formatVersionFor(images: ReadonlyArray<{ readonly origin: string }>, delta: boolean): BundleFormatVersion {
+  return delta || images.some((i) => i.origin === 'signature') ? BUNDLE_FORMAT_VERSION_2 : BUNDLE_FORMAT_VERSION;
+}
+
+export function isReadableFormatVersion(version: unknown): version is BundleFormatVersion {
+  return READABLE_FORMAT_VERSIONS.includes(version as BundleFormatVersion);
+}
 export const MANIFEST_ENTRY = 'pin-preload.json';
 export const SEAL_SUFFIX = '.seal.json';
 export const SIGNATURE_SUFFIX = '.sig';
@@ -46,8 +59,13 @@ export interface BundleImage {
   readonly mediaType: string;
   /** The tag it was resolved from, served by the mirror under that tag. */
   readonly tag?: string;
-  readonly origin: 'release' | 'component' | 'extra';
+  /** "signature": a signature or referrer of the image `subject` names (format version 2), served, never pinned. */
+  readonly origin: 'release' | 'component' | 'extra' | 'signature';
   readonly component?: string;
+  /** For origin "signature": the digest of the image (in the same repository) it signs or refers to. */
+  readonly subject?: Digest;
+  /** For origin "signature": the artifact's artifactType, when it declares one. */
+  readonly artifactType?: string;
   /** "linux/amd64", … */
   readonly platforms: readonly string[];
   /** Every manifest of the image, top first. */
@@ -89,8 +107,8 @@ export interface BundleBase {
 
 export interface BundleManifest {
   readonly format: typeof BUNDLE_FORMAT;
-  /** 1 for a full bundle, 2 for a delta (see BUNDLE_DELTA_FORMAT_VERSION). */
-  readonly formatVersion: typeof BUNDLE_FORMAT_VERSION | typeof BUNDLE_DELTA_FORMAT_VERSION;
+  /** 1, or 2 for a delta or a bundle carrying signatures (see BUNDLE_FORMAT_VERSION_2). */
+  readonly formatVersion: BundleFormatVersion;
   readonly tool: { readonly name: 'pin-preload'; readonly version: string };
   /** RFC 3339; from SOURCE_DATE_EPOCH when set, so that rebuilds are byte-identical. */
   readonly created: string;
@@ -125,7 +143,7 @@ export interface SealVolume {
 
 export interface BundleSeal {
   readonly format: typeof BUNDLE_FORMAT;
-  readonly formatVersion: typeof BUNDLE_FORMAT_VERSION;
+  readonly formatVersion: BundleFormatVersion;
   /** sha256 of the exact bytes of the pin-preload.json entry. */
   readonly manifestDigest: Digest;
   readonly totalSize: number;

@@ -14,6 +14,9 @@ export interface InspectedImage {
   readonly tag?: string;
   readonly origin: string;
   readonly component?: string;
+  /** For origin "signature": the digest of the image it signs or refers to, and its artifactType if declared. */
+  readonly subject?: string;
+  readonly artifactType?: string;
   readonly platforms: readonly string[];
   /** Bytes of the image's own manifests and blobs (shared blobs counted for each image). */
   readonly size: number;
@@ -51,6 +54,8 @@ function imageSummary(manifest: BundleManifest): InspectedImage[] {
       ...(image.tag !== undefined ? { tag: image.tag } : {}),
       origin: image.origin,
       ...(image.component !== undefined ? { component: image.component } : {}),
+      ...(image.subject !== undefined ? { subject: image.subject } : {}),
+      ...(image.artifactType !== undefined ? { artifactType: image.artifactType } : {}),
       platforms: image.platforms,
       size: own.reduce((s, b) => s + b.size, 0),
       uncompressedSize: own.filter((b) => b.role === 'layer').reduce((s, b) => s + b.uncompressedSize, 0),

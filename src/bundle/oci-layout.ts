@@ -11,6 +11,8 @@ export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
 export const TAG_ANNOTATION = 'io.pin-preload.image.tag';
 export const ORIGIN_ANNOTATION = 'io.pin-preload.image.origin';
 export const COMPONENT_ANNOTATION = 'io.pin-preload.image.component';
+/** On a signature or referrer (origin "signature"): the digest of the image it is about. */
+export const SUBJECT_ANNOTATION = 'io.pin-preload.image.subject';
 
 export function ociLayoutBytes(): Buffer {
   return Buffer.from(`${JSON.stringify({ imageLayoutVersion: '1.0.0' })}\n`, 'utf8');
@@ -31,6 +33,7 @@ export function ociIndexBytes(manifest: BundleManifest): Buffer {
         [ORIGIN_ANNOTATION]: image.origin,
         ...(image.tag !== undefined ? { [TAG_ANNOTATION]: image.tag } : {}),
         ...(image.component !== undefined ? { [COMPONENT_ANNOTATION]: image.component } : {}),
+        ...(image.subject !== undefined ? { [SUBJECT_ANNOTATION]: image.subject } : {}),
       },
     };
   });

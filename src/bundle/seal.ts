@@ -1,7 +1,7 @@
 // The seal (NAME.seal.json): volume names, sizes and sha256, and the manifest's digest, next to the volumes.
 // Written last and atomically by the writer, so a bundle without a seal is never mistaken for a complete one.
 
-import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MAX_VOLUMES, type BundleSeal, type SealVolume } from './format.js';
+import { BUNDLE_FORMAT, isReadableFormatVersion, MAX_VOLUMES, READABLE_FORMAT_VERSIONS, type BundleSeal, type SealVolume } from './format.js';
 import { isDigest, type Digest } from '../oci/digest.js';
 import { UserError } from '../util/errors.js';
 
@@ -29,8 +29,8 @@ export function parseSeal(bytes: Buffer, name: string, where: string): BundleSea
   if (typeof doc !== 'object' || doc === null) throw invalid(where, 'not a JSON object');
   const seal = doc as Record<string, unknown>;
   if (seal.format !== BUNDLE_FORMAT) throw invalid(where, `format is ${JSON.stringify(seal.format)}, expected "${BUNDLE_FORMAT}"`);
-  if (seal.formatVersion !== BUNDLE_FORMAT_VERSION) {
-    throw new UserError('BUNDLE_FORMAT_UNSUPPORTED', `${where}: bundle format version ${String(seal.formatVersion)} is not supported (this pin-preload reads version ${BUNDLE_FORMAT_VERSION})`, {
+  if (!isReadableFormatVersion(seal.formatVersion)) {
+    throw new UserError('BUNDLE_FORMAT_UNSUPPORTED', `${where}: bundle format version ${String(seal.formatVersion)} is not supported (this pin-preload reads versions ${READABLE_FORMAT_VERSIONS.join(', ')})`, {
       subject: { kind: 'path', name: where },
     });
   }
@@ -47,7 +47,7 @@ export function parseSeal(bytes: Buffer, name: string, where: string): BundleSea
   if (seal.totalSize !== total) throw invalid(where, `totalSize ${String(seal.totalSize)} is not the sum of the volume sizes (${total})`);
   return {
     format: BUNDLE_FORMAT,
-    formatVersion: BUNDLE_FORMAT_VERSION,
+    formatVersion: seal.formatVersion,
     manifestDigest: seal.manifestDigest as Digest,
     totalSize: total,
     volumes,

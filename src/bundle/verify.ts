@@ -117,6 +117,10 @@ async function checkStructure(manifest: BundleManifest, entries: readonly TarEnt
       if (!(image.manifests.includes(d as Digest) ? inBundle.has(d) : reachable(d))) problems.push({ kind: 'image-manifest', subject: image.name, message: `image ${image.name} needs blob ${d}, which ${MANIFEST_ENTRY} does not list` });
     }
     if (image.manifests[0] !== image.digest) problems.push({ kind: 'image-manifest', subject: image.name, message: `image ${image.name}: its first manifest is not its digest ${image.digest}` });
+    // A carried signature or referrer is about an image of this bundle, in the same repository (where the mirror serves both).
+    if (image.origin === 'signature' && !manifest.images.some((other) => other.digest === image.subject && other.repository === image.repository && other.origin !== 'signature')) {
+      problems.push({ kind: 'image-manifest', subject: image.name, message: `signature ${image.name} is about ${String(image.subject)}, which is not an image of ${image.repository} in the bundle` });
+    }
     for (const d of image.manifests) {
       const entry = blobEntry(d);
       if (!entry || !goodBlobs.has(d)) continue; // already reported as missing or damaged

@@ -610,7 +610,7 @@ async function sealVolumes(volumes: VolumeSet, planned: PlannedBundle, manifest:
   const sha256s = await hashVolumes(volumes, layout);
   return {
     format: BUNDLE_FORMAT,
-    formatVersion: BUNDLE_FORMAT_VERSION,
+    formatVersion: manifest.formatVersion,
     manifestDigest: sha256Of(manifestBytes),
     totalSize: layout.totalSize,
     volumes: layout.volumes.map((v, i) => ({ name: v.name, size: v.size, sha256: sha256s[i]! })),

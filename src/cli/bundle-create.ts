@@ -71,7 +71,7 @@ export function registerBundleCreate(bundle: Command): void {
         }
         note('resolving images…');
         const [{ planBundle }, { createBundle }, { planSince }] = await Promise.all([import('../plan/resolve.js'), import('../bundle/writer.js'), import('../plan/delta.js')]);
-        const plan = await planSince(await applySignatureOptions(await planBundle(source, selection, { concurrency }), signatureOptions, stop.signal), options.since);
+        const plan = await planSince(await applySignatureOptions(await planBundle(source, selection, { concurrency, signatures: options.signatures === true || spec?.signatures === true }), signatureOptions, stop.signal), options.since);
         note(`${plan.images.length} images, ${plan.blobs.length} unique blobs, ${formatBytes(plan.totals.uniqueBytes)} to bundle`);
         if (plan.delta) {
           note(`delta since ${plan.delta.since}: ${formatBytes(plan.delta.newBytes)} new, ${formatBytes(plan.delta.carriedBytes)} of manifests and configs carried, ${plan.delta.baseBlobs.length} layers (${formatBytes(plan.delta.baseBytes)}) left to base ${plan.delta.bases.map((b) => b.name).join(', ')}`);

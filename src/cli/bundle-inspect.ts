@@ -20,7 +20,8 @@ function formatInspection(b: BundleInspection): string {
   out.push('', `Images (${b.images.length}):`);
   for (const im of b.images) {
     const label = im.component ? `${im.origin}:${im.component}` : im.tag ? `${im.origin}:${im.tag}` : im.origin;
-    out.push(`  ${im.name}  ${label}  ${im.platforms.join(',') || '-'}  ${formatBytes(im.size)}`);
+    const about = im.subject !== undefined ? `  of ${im.subject}${im.artifactType !== undefined ? ` (${im.artifactType})` : ''}` : '';
+    out.push(`  ${im.name}  ${label}  ${im.platforms.join(',') || '-'}  ${formatBytes(im.size)}${about}`);
   }
   return `${out.join('\n')}\n`;
 }

@@ -24,10 +24,10 @@ export function registerBundlePlan(bundle: Command): void {
   addSignatureOptions(addSelectionOptions(command)).action(
     action(async (options: SelectionOptionValues & SignatureOptionValues & { json?: boolean; since?: string }) => {
       const signatureOptions = await checkSignatureOptions(options);
-      const { selection, source, concurrency } = await selectionFromOptions(options);
+      const { selection, source, spec, concurrency } = await selectionFromOptions(options);
       const [{ planBundle }, { dedupRatio, planToJson }, { planSince }] = await Promise.all([import('../plan/resolve.js'), import('../plan/plan-json.js'), import('../plan/delta.js')]);
       try {
-        const plan = await planSince(await applySignatureOptions(await planBundle(source, selection, { concurrency }), signatureOptions), options.since);
+        const plan = await planSince(await applySignatureOptions(await planBundle(source, selection, { concurrency, signatures: options.signatures === true || spec?.signatures === true }), signatureOptions), options.since);
         if (options.json) printJson(planToJson(plan));
         else process.stdout.write(formatPlan(plan, dedupRatio(plan)));
       } finally {
@@ -77,6 +77,7 @@ export function formatPlan(plan: BundlePlan, dedup: number): string {
     out.push(`Blocked:    ${plan.blocked.length} image(s) left out by blockedImages`);
     for (const b of plan.blocked) out.push(`            ${b.requestedAs}  (matches "${b.pattern}", ${b.patternOrigin})`);
   }
+  if (plan.signatures) out.push(`Signatures: ${plan.signatures.artifacts} signature(s) and referrer(s) of ${plan.signatures.subjects} image(s)`);
   out.push(`Platforms:  ${plan.platforms.map(formatPlatform).join(', ') || '-'}`);
   out.push('');
   out.push(`Images (${plan.images.length}):`);

@@ -25,6 +25,7 @@ export interface SelectionOptionValues {
   readonly registriesConf?: string;
   readonly authfile?: string;
   readonly concurrency?: string;
+  readonly signatures?: boolean;
 }
 
 export interface SelectionContext {
@@ -54,6 +55,7 @@ export function addSelectionOptions(command: Command): Command {
     .option('--platform <os/arch>', 'platform of multi-arch images to include, OS/ARCH[/VARIANT] or "all" (repeatable; default linux/amd64)', collect)
     .option('--registries-conf <file>', 'containers-registries.conf(5) file with mirrors and insecure registries (default: the system configuration, /etc/containers/registries.conf and its drop-ins, as skopeo reads it)')
     .option('--authfile <file>', 'containers-auth.json(5) credentials, credHelpers/credsStore honoured (default: REGISTRY_AUTH_FILE, then the usual auth.json locations)')
+    .option('--signatures', "also bundle each image's sigstore signature (cosign's sha256-<hex>.sig tag) and its OCI 1.1 referrers (referrers API, or the sha256-<hex> fallback tag)")
     .option('--concurrency <n>', `manifest fetches in flight at once (default ${DEFAULT_CONCURRENCY})`);
 }
 

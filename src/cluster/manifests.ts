@@ -11,7 +11,7 @@ import { UserError } from '../util/errors.js';
 import { imageDigestMirrorSet, imageTagMirrorSet, isMirrorLocation, mirrorRules, type MirrorSetObject } from './mirror-sets.js';
 import { pinnedImageSetsForPool, pinnedNameProblem, MAX_PINNED_IMAGES, type PinnedImageSetObject } from './pinned-image-set.js';
 import { signatureConfigMap, type SignatureConfigMapObject } from './signature-config-map.js';
-import { bundleReleases } from '../bundle/bundle-manifest.js';
+import { bundleReleases, pinnableImages } from '../bundle/bundle-manifest.js';
 
 export const DEFAULT_POOLS = ['master', 'worker'] as const;
 
@@ -58,7 +58,7 @@ export function checkPoolName(pool: string): string {
 export function buildClusterManifests(manifest: BundleManifest, options: ManifestOptions): ClusterManifests {
   const unexpressible: UnexpressibleImage[] = [];
   const pinnable: string[] = [];
-  for (const image of manifest.images) {
+  for (const image of pinnableImages(manifest)) {
     const problem = pinnedNameProblem(image.name);
     if (problem) unexpressible.push({ image: image.name, object: 'PinnedImageSet', problem: `${image.name} ${problem}` });
     else pinnable.push(image.name);
@@ -69,7 +69,7 @@ export function buildClusterManifests(manifest: BundleManifest, options: Manifes
   if (options.mirrorHost !== undefined) {
     const repositories = new Map<string, Repository>();
     const tagged = new Map<string, Repository>();
-    for (const image of manifest.images) {
+    for (const image of pinnableImages(manifest)) {
       const ref = parseReference(image.name);
       const repo = { domain: ref.domain, path: ref.path };
       repositories.set(image.repository, repo);

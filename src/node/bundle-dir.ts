@@ -7,6 +7,7 @@ import path from 'node:path';
 import { SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleBase, type BundleImage, type BundleManifest } from '../bundle/format.js';
 import { locateBundle, openLocatedBundle, type BlobLocation, type BundleFiles, type OpenedBundle } from '../bundle/reader.js';
 import { parseManifest } from '../oci/manifest.js';
+import { pinnableImages } from '../bundle/bundle-manifest.js';
 import { platformMatches, type Platform } from '../oci/platform.js';
 import { sha256Of, type Digest } from '../oci/digest.js';
 import { parseReference, type Repository } from '../oci/reference.js';
@@ -172,7 +173,7 @@ export function desiredImages(bundles: readonly NodeBundle[]): DesiredImage[] {
   // Across bundles: a delta's images have layers its base holds.
   const blobs = new Map(bundles.flatMap((bundle) => bundle.manifest.blobs.map((b) => [b.digest as string, b] as const)));
   for (const bundle of bundles) {
-    for (const image of bundle.manifest.images) {
+    for (const image of pinnableImages(bundle.manifest)) {
       if (byName.has(image.name)) continue;
       byName.set(image.name, toDesired(image, bundle, blobs));
     }

@@ -5,6 +5,7 @@
 import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { importClaimName, SEAL_SUFFIX, SIGNATURE_SUFFIX } from '../bundle/format.js';
+import { pinnableImages } from '../bundle/bundle-manifest.js';
 import { verifyBundle, type VerifyReport } from '../bundle/verify.js';
 import { locateBundle, openBundle, type BundleFiles } from '../bundle/reader.js';
 import { isVolumeNameOf } from '../bundle/seal.js';
@@ -273,7 +274,7 @@ async function register(config: NodeConfig, sealPath: string, verifyFirst: boole
       path: bundle.path,
       manifestDigest: bundle.manifestDigest,
       ...(bundle.manifest.release ? { release: bundle.manifest.release.version } : {}),
-      imageCount: bundle.manifest.images.length,
+      imageCount: pinnableImages(bundle.manifest).length,
       fingerprint: bundle.fingerprint,
     });
     if (verifyFirst && !services.state.isBundleVerified(bundle.path, bundle.fingerprint)) await verifyNodeBundle(sealPath, { trustedKey: config.paths.trustedKey });

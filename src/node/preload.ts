@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { CriImageService, type CriImage } from '../cri/image-service.js';
 import { BundleStore } from '../mirror/bundle-store.js';
+import { pinnableImages } from '../bundle/bundle-manifest.js';
 import { startMirror, type RunningMirror } from '../mirror/server.js';
 import { openStateDatabase, type StateDatabase } from '../state/database.js';
 import { NodeState, type FailureReason } from '../state/node-state.js';
@@ -135,7 +136,7 @@ async function loadBundles(ctx: PreloadContext, opened: OpenBundles): Promise<Op
       path: bundle.path,
       manifestDigest: bundle.manifestDigest,
       ...(bundle.manifest.release ? { release: bundle.manifest.release.version } : {}),
-      imageCount: bundle.manifest.images.length,
+      imageCount: pinnableImages(bundle.manifest).length,
       fingerprint: bundle.fingerprint,
     });
   }

@@ -8,7 +8,7 @@
 // it: it is kept while any bundle holding it is kept. A bundle is removed when all of its releases are
 // retired (a bundle without releases is never removed by retirement) and no kept bundle depends on it.
 
-import { bundleBases, bundleReleases } from '../bundle/bundle-manifest.js';
+import { bundleBases, bundleReleases, pinnableImages } from '../bundle/bundle-manifest.js';
 import type { BundleRelease } from '../bundle/format.js';
 import { compareVersions, parseVersion } from '../release/update-graph.js';
 import type { NodeState } from '../state/node-state.js';
@@ -66,7 +66,7 @@ export function imageOwners(bundles: readonly NodeBundle[]): Map<string, Set<str
         claimed.add(image);
       }
     }
-    for (const image of bundle.manifest.images) if (!claimed.has(image.name)) own(image.name, bundleOwner(bundle));
+    for (const image of pinnableImages(bundle.manifest)) if (!claimed.has(image.name)) own(image.name, bundleOwner(bundle));
   }
   return owners;
 }
@@ -76,7 +76,7 @@ export function imageOwners(bundles: readonly NodeBundle[]): Map<string, Set<str
  * non-extra image of the bundle is taken to belong to its release.
  */
 function releaseImages(release: BundleRelease, bundle: NodeBundle): string[] {
-  if (release.components.length === 0) return bundle.manifest.images.filter((i) => i.origin !== 'extra').map((i) => i.name);
+  if (release.components.length === 0) return pinnableImages(bundle.manifest).filter((i) => i.origin !== 'extra').map((i) => i.name);
   return [release.name, ...release.components.map((c) => c.image)];
 }
 

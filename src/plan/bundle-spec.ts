@@ -22,9 +22,11 @@ export interface BundleSpec {
   readonly output?: string;
   /** Signing key path (absolute). */
   readonly signKey?: string;
+  /** Also bundle every image's signatures and referrers (as --signatures). */
+  readonly signatures?: boolean;
 }
 
-export const BUNDLE_SPEC_KEYS = ['description', 'release', 'images', 'images-from', 'platforms', 'split-size', 'output', 'sign-key'] as const;
+export const BUNDLE_SPEC_KEYS = ['description', 'release', 'images', 'images-from', 'platforms', 'split-size', 'output', 'sign-key', 'signatures'] as const;
 
 function specError(file: string, key: string | undefined, message: string, line?: number): UserError {
   const where = line !== undefined ? `${file}:${line}` : file;
@@ -113,6 +115,8 @@ export function parseBundleSpec(text: string, file: string): BundleSpec {
   const output = str('output');
   const signKey = str('sign-key');
   const description = str('description');
+  const signatures = doc.signatures;
+  if (signatures !== undefined && typeof signatures !== 'boolean') throw specError(file, 'signatures', 'must be true or false', lineOfKey(text, 'signatures'));
   return {
     file,
     ...(description !== undefined ? { description } : {}),
@@ -123,5 +127,6 @@ export function parseBundleSpec(text: string, file: string): BundleSpec {
     ...(splitSize !== undefined ? { splitSize } : {}),
     ...(output !== undefined ? { output: path.resolve(dir, output) } : {}),
     ...(signKey !== undefined ? { signKey: path.resolve(dir, signKey) } : {}),
+    ...(signatures !== undefined ? { signatures } : {}),
   };
 }

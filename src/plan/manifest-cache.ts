@@ -4,6 +4,7 @@
 import type { Readable } from 'node:stream';
 import type { Digest } from '../oci/digest.js';
 import { formatReference, repositoryName, type Reference, type Repository } from '../oci/reference.js';
+import { UserError } from '../util/errors.js';
 import type { BlobStreamOptions, FetchedManifest, ImageSource } from '../registry/source.js';
 
 export class ManifestCache implements ImageSource {
@@ -24,6 +25,11 @@ export class ManifestCache implements ImageSource {
       this.byReference.set(key, pending);
     }
     return pending;
+  }
+
+  getReferrers(repo: Repository, digest: Digest, options?: { signal?: AbortSignal }): Promise<FetchedManifest> {
+    if (!this.source.getReferrers) return Promise.reject(new UserError('MANIFEST_UNKNOWN', `no referrers API for ${repositoryName(repo)}@${digest}`));
+    return this.source.getReferrers(repo, digest, options);
   }
 
   blobStream(repo: Repository, blob: { readonly digest: Digest; readonly size: number }, options?: BlobStreamOptions): Readable {

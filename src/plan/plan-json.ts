@@ -40,6 +40,8 @@ export function planToJson(plan: BundlePlan): object {
     })),
     channels: plan.channels.map((c) => ({ ...c, versions: [...c.versions] })),
     blocked: plan.blocked.map((b) => ({ ...b })),
+    // With --signatures: how many signatures/referrers were found and for how many images; null when not asked.
+    signatures: plan.signatures ? { ...plan.signatures } : null,
     platforms: plan.platforms.map(formatPlatform),
     images: plan.images.map((i) => ({
       name: formatReference(i.reference),
@@ -49,6 +51,8 @@ export function planToJson(plan: BundlePlan): object {
       tag: i.tag ?? null,
       origin: i.origin,
       component: i.component ?? null,
+      subject: i.subject ?? null,
+      artifactType: i.artifactType ?? null,
       mediaType: i.mediaType,
       platforms: i.platforms.map(formatPlatform),
       manifests: i.manifests,

@@ -18,7 +18,8 @@ export const DEFAULT_CONCURRENCY = 16;
  */
 export const COMPRESSED_LAYER_RATIO = 3;
 
-export type ImageOrigin = 'release' | 'component' | 'extra';
+/** "signature": a signature or referrer of another image (its `subject`), carried with --signatures, never pinned. */
+export type ImageOrigin = 'release' | 'component' | 'extra' | 'signature';
 
 export interface PlannedImage {
   /** The source reference by digest, e.g. quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:… */
@@ -30,6 +31,10 @@ export interface PlannedImage {
   readonly origin: ImageOrigin;
   /** The release component (image-references tag name), for origin "component". */
   readonly component?: string;
+  /** For origin "signature": the digest of the image it signs or refers to. */
+  readonly subject?: Digest;
+  /** For origin "signature": the artifact's declared artifactType, if any. */
+  readonly artifactType?: string;
   /** Media type of the top manifest (an index for multi-arch images). */
   readonly mediaType: string;
   /** Platforms whose manifests are included (for an index: the selected children only). */
@@ -97,6 +102,8 @@ export interface BundlePlan {
   readonly blocked: readonly BlockedPlanImage[];
   readonly platforms: readonly Platform[];
   readonly images: readonly PlannedImage[];
+  /** With --signatures: how many signatures and referrers (images of origin "signature") were found, for how many images. */
+  readonly signatures?: { readonly artifacts: number; readonly subjects: number };
   /** Unique blobs (manifests, configs, layers) sorted by digest. */
   readonly blobs: readonly PlannedBlob[];
   readonly totals: {

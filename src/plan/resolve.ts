@@ -15,6 +15,7 @@ import { graphArch, resolveChannel, type GraphReader, type ResolvedChannel } fro
 import { DEFAULT_GRAPH_URL, fetchUpdateGraph, type UpdateGraph } from '../release/update-graph.js';
 import { blockedBy } from './image-set-config.js';
 import type { BlobRole, BlockedPlanImage, BundlePlan, ImageOrigin, PlannedBlob, PlannedChannel, PlannedImage, PlannedRelease } from './plan.js';
+import { resolveSignatures } from './signatures.js';
 import { requestImage, uniqueRequests, type PlatformChoice, type RequestedImage, type Selection } from './selection.js';
 
 import { COMPRESSED_LAYER_RATIO, DEFAULT_CONCURRENCY } from './plan.js';
@@ -26,6 +27,8 @@ export interface PlanOptions {
   readonly concurrency?: number;
   /** Reads a channel's update graph; default: GET selection.graphUrl (or DEFAULT_GRAPH_URL). */
   readonly readGraph?: GraphReader;
+  /** Also plan every image's signatures and referrers (bundle create --signatures). */
+  readonly signatures?: boolean;
 }
 
 /** Release payloads read at once: each streams its top layer until image-references is found. */
@@ -40,13 +43,13 @@ interface ImageRequest {
   readonly where: string;
 }
 
-interface BlobUse {
+export interface BlobUse {
   readonly descriptor: Descriptor;
   readonly role: BlobRole;
   readonly bytes?: Buffer;
 }
 
-interface ResolvedImage {
+export interface ResolvedImage {
   readonly image: PlannedImage;
   readonly uses: readonly BlobUse[];
 }
@@ -112,8 +115,13 @@ export async function planBundle(source: ImageSource, selection: Selection, opti
     });
   }
   for (const b of extraBlocked) if (!blocked.some((x) => x.requestedAs === b.requestedAs)) blocked.push(b);
-  const resolved = await mapBounded(requests, concurrency, (r) => resolveImage(cache, r, selection.platforms));
-  return assemble([...resolved, ...(await extrasResolved)], releases, channels, blocked, selection);
+  const resolved = [...(await mapBounded(requests, concurrency, (r) => resolveImage(cache, r, selection.platforms))), ...(await extrasResolved)];
+  // Each image's signatures after every image is known, so that they follow the images in the plan's order.
+  const signatures = options.signatures ? (await mapBounded(resolved, concurrency, (r) => resolveSignatures(cache, r.image))).flat() : [];
+  const plan = assemble([...resolved, ...signatures], releases, channels, blocked, selection);
+  if (!options.signatures) return plan;
+  const carried = plan.images.filter((i) => i.origin === 'signature');
+  return { ...plan, signatures: { artifacts: carried.length, subjects: new Set(carried.map((i) => i.subject)).size } };
 }
 
 async function resolveChannels(selection: Selection, readGraph: GraphReader | undefined): Promise<ResolvedChannel[]> {
@@ -210,7 +218,7 @@ async function resolveImageUnwrapped(source: ImageSource, request: ImageRequest,
   return { image, uses };
 }
 
-function imageBlobUses(manifest: ImageManifest): BlobUse[] {
+export function imageBlobUses(manifest: ImageManifest): BlobUse[] {
   return [{ descriptor: manifest.config, role: 'config' as const }, ...manifest.layers.map((l) => ({ descriptor: l, role: 'layer' as const }))];
 }
 

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import { digestAlgorithm, DigestMismatchError, isDigest, sha256Of, VerifyingStream, type Digest } from '../oci/digest.js';
-import { MANIFEST_ACCEPT, isManifestMediaType } from '../oci/media-types.js';
+import { MANIFEST_ACCEPT, MediaType, isManifestMediaType } from '../oci/media-types.js';
 import { formatReference, repositoryName, type Reference, type Repository } from '../oci/reference.js';
 import { UserError, errnoCode, isUserError } from '../util/errors.js';
 import { TOOL_VERSION } from '../version.js';
@@ -52,7 +52,7 @@ const AUTH_HINT = 'give credentials with --authfile FILE (containers-auth.json f
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EPROTO', 'EADDRNOTAVAIL']);
 
 /** What a request is about, for error messages. */
-type Resource = { kind: 'manifest'; reference: string } | { kind: 'blob'; digest: Digest; repository: string } | { kind: 'ping' };
+type Resource = { kind: 'manifest'; reference: string } | { kind: 'referrers'; reference: string } | { kind: 'blob'; digest: Digest; repository: string } | { kind: 'ping' };
 
 interface Request {
   readonly method: 'GET' | 'HEAD';
@@ -123,6 +123,8 @@ function describeResource(resource: Resource, endpoint: Endpoint): string {
   switch (resource.kind) {
     case 'manifest':
       return `manifest ${resource.reference}`;
+    case 'referrers':
+      return `referrers of ${resource.reference}`;
     case 'blob':
       return `blob ${resource.digest} of ${resource.repository}`;
     case 'ping':
@@ -224,6 +226,24 @@ export class RegistryClient implements ImageSource {
   }
 
   // ---- extras ----
+
+  /**
+   * GET /v2/<name>/referrers/<digest> (OCI distribution 1.1): the image index listing the manifests whose
+   * subject is `digest`, as served. MANIFEST_UNKNOWN when the registry answers 404 (it has no referrers API).
+   */
+  async getReferrers(repo: Repository, digest: Digest, options: { signal?: AbortSignal } = {}): Promise<FetchedManifest> {
+    const reference = `${repositoryName(repo)}@${digest}`;
+    return this.acrossEndpoints(endpointsFor(this.conf, repo, true), reference, async (endpoint) => {
+      const { res, bytes } = await this.exchange(
+        endpoint,
+        { method: 'GET', path: `/v2/${endpoint.path}/referrers/${digest}`, headers: { accept: MediaType.ociIndex }, signal: options.signal },
+        { kind: 'referrers', reference },
+        async (res) => ({ res, bytes: await readLimited(res, MAX_MANIFEST_BYTES, `referrers of ${reference} from ${endpoint.host}`) }),
+      );
+      // The list is generated per request, so it has no digest to check: only its shape, by the caller.
+      return { bytes, mediaType: manifestMediaType(header(res, 'content-type'), bytes), digest: sha256Of(bytes) };
+    });
+  }
 
   /** HEAD a manifest: its digest, media type and size, without the body. */
   async headManifest(ref: Reference, options: { signal?: AbortSignal } = {}): Promise<{ digest: Digest | undefined; mediaType: string | undefined; size: number | undefined }> {
@@ -463,6 +483,10 @@ export class RegistryClient implements ImageSource {
     }
     if (status === 404 && resource.kind === 'manifest') {
       return new UserError('MANIFEST_UNKNOWN', `manifest ${resource.reference} not found at ${endpointName(endpoint)}${suffix}`, { subject: { kind: 'image', name: resource.reference } });
+    }
+    if (status === 404 && resource.kind === 'referrers') {
+      // The spec's answer of a registry without the referrers API (docker-registry 2.8): callers fall back to the tag.
+      return new UserError('MANIFEST_UNKNOWN', `${endpointName(endpoint)} does not serve the referrers API for ${resource.reference}${suffix}`, { subject: { kind: 'image', name: resource.reference } });
     }
     if (status === 404 && resource.kind === 'blob') {
       return new UserError('BLOB_UNKNOWN', `blob ${resource.digest} of ${resource.repository} not found at ${endpointName(endpoint)}${suffix}`, { subject: { kind: 'digest', name: resource.digest } });

@@ -31,5 +31,10 @@ export interface ImageSource {
    * request (bounded retries); the stream errors with DigestMismatchError if the whole does not hash to
    * `blob.digest` or its length differs from `blob.size`, and never ends successfully on bad content.
    */
+  /**
+   * The referrers index of `digest` (OCI distribution 1.1), MANIFEST_UNKNOWN when the registry has no
+   * referrers API. Optional: a source without it is read through the referrers fallback tag only.
+   */
+  getReferrers?(repo: Repository, digest: Digest, options?: { signal?: AbortSignal }): Promise<FetchedManifest>;
   blobStream(repo: Repository, blob: { readonly digest: Digest; readonly size: number }, options?: BlobStreamOptions): Readable;
 }

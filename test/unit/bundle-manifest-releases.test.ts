@@ -43,3 +43,17 @@ test('a manifest written before releases existed reads as its one release; a mal
   const bad = { ...old, releases: [{ name: 'x', version: '1.0.0', digest: digest(1), components: [{ name: 'a' }] }] };
   assert.throws(() => parseBundleManifest(Buffer.from(JSON.stringify(bad)), 'bad.tar'), (e: unknown) => e instanceof UserError && e.code === 'BUNDLE_MANIFEST_INVALID' && /release x: components must be a list of \{name, image\}/.test(e.message));
 });
+
+test('a bundle carrying signatures is format version 2 (readers of version 1 refuse it by name); version 3 is refused here', () => {
+  const plain = buildBundleManifest(testPlan([]), { created: '2026-01-01T00:00:00Z' });
+  assert.equal(plain.formatVersion, 1);
+  const subject = digest(1);
+  const signature = { reference: ref('team/app', 2), requestedAs: 'quay.io/team/app:sig', tag: `sha256-${subject.slice(7)}.sig`, origin: 'signature' as const, subject, mediaType: 'application/vnd.oci.image.manifest.v1+json', platforms: [], manifests: [digest(2)], blobs: [] };
+  const signed = buildBundleManifest({ ...testPlan([]), images: [signature] }, { created: '2026-01-01T00:00:00Z' });
+  assert.equal(signed.formatVersion, 2);
+  assert.equal(signed.images[0]?.subject, subject);
+  assert.equal(parseBundleManifest(Buffer.from(JSON.stringify(signed)), 'b.tar').formatVersion, 2);
+  const { subject: _dropped, ...noSubject } = signed.images[0]!;
+  assert.throws(() => parseBundleManifest(Buffer.from(JSON.stringify({ ...signed, images: [noSubject] })), 'b.tar'), /signature .* has no subject digest/);
+  assert.throws(() => parseBundleManifest(Buffer.from(JSON.stringify({ ...signed, formatVersion: 3 })), 'b.tar'), (err: UserError) => err.code === 'BUNDLE_FORMAT_UNSUPPORTED' && /version 3 is not supported \(this pin-preload reads versions 1, 2\)/.test(err.message));
+});

@@ -21,6 +21,7 @@ test('a bundle spec with every key parses into release, images, files relative t
     'split-size = "4GiB"',
     'output = "out/ocp.tar"',
     'sign-key = "/etc/keys/sign.pem"',
+    'signatures = true',
   ].join('\n'), '/specs/ocp.toml');
   assert.equal(spec.release?.requestedAs, 'quay.io/openshift-release-dev/ocp-release:4.16.3-x86_64');
   assert.equal(spec.release?.origin, '/specs/ocp.toml:2');
@@ -33,6 +34,12 @@ test('a bundle spec with every key parses into release, images, files relative t
   assert.equal(spec.splitSize, 4 * 2 ** 30);
   assert.equal(spec.output, '/specs/out/ocp.tar');
   assert.equal(spec.signKey, '/etc/keys/sign.pem');
+  assert.equal(spec.signatures, true);
+});
+
+test('signatures must be a boolean', () => {
+  assert.equal(parseBundleSpec('signatures = false\n', 'x.toml').signatures, false);
+  assert.throws(() => parseBundleSpec('signatures = "yes"\n', 'x.toml'), isSpecError(/^x\.toml:1: key "signatures": must be true or false/));
 });
 
 test('platforms = "all" and a split size in bytes are accepted', () => {

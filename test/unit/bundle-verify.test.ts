@@ -317,3 +317,24 @@ test('a copy stops with ABORT_ERR when its signal is aborted', async () => {
     await assert.rejects(verifyBundle(output, { copyInto: copy, signal: controller.signal }), (err: unknown) => (err as { code?: string }).code === 'ABORT_ERR');
   });
 });
+
+test('a carried signature verifies with the image it is about; one about an image the bundle lacks is named', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-verify-signature-'));
+  try {
+    const repo = { domain: 'registry.example.com', path: 'team/app' };
+    const app = testImage(repo, 'app', [randomBytes(300)]);
+    const sig = testImage(repo, 'sig', [randomBytes(50)]);
+    const signatureOf = (subject: typeof app.image.reference.digest) => ({ ...sig, image: { ...sig.image, origin: 'signature' as const, subject, tag: `sha256-${subject.slice(7)}.sig`, platforms: [] } });
+    const good = path.join(dir, 'good.tar');
+    await createBundle({ plan: testPlan([app, signatureOf(app.image.reference.digest)]), source: new MemorySource(blobContents([app, sig])), output: good, created: '2026-01-01T00:00:00Z' });
+    assert.deepEqual((await verifyBundle(good)).problems, []);
+    const orphan = path.join(dir, 'orphan.tar');
+    const elsewhere = testImage({ domain: 'registry.example.com', path: 'team/other' }, 'other', [randomBytes(10)]).image.reference.digest;
+    await createBundle({ plan: testPlan([app, signatureOf(elsewhere)]), source: new MemorySource(blobContents([app, sig])), output: orphan, created: '2026-01-01T00:00:00Z' });
+    const report = await verifyBundle(orphan);
+    assert.equal(report.ok, false);
+    assert.deepEqual(report.problems.map((p) => [p.kind, p.message]), [['image-manifest', `signature registry.example.com/team/app@${sig.image.reference.digest} is about ${elsewhere}, which is not an image of registry.example.com/team/app in the bundle`]]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

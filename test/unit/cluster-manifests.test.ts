@@ -141,3 +141,16 @@ test('one YAML object per file with the CRD fields; a rerun removes only its own
   ]);
   assert.deepEqual((await readdir(dir)).sort(), ['pin-preload-ocp-worker.pinnedimageset.yaml', 'pin-preload-other-worker.pinnedimageset.yaml']);
 });
+
+test('signatures and referrers carried in a bundle are never pinned and add no tag mirror', () => {
+  const subject = digest(1);
+  const withSignature: BundleManifest = {
+    ...MANIFEST,
+    formatVersion: 2,
+    images: [...MANIFEST.images, bundleImage(`quay.io/openshift-release-dev/ocp-release@${digest(9)}`, { origin: 'signature', subject, tag: `sha256-${subject.slice(7)}.sig`, platforms: [] })],
+  };
+  const plain = buildClusterManifests(MANIFEST, { name: 'pin-preload-ocp', pools: ['worker'], mirrorHost: 'mirror.example.com:5000' });
+  const signed = buildClusterManifests(withSignature, { name: 'pin-preload-ocp', pools: ['worker'], mirrorHost: 'mirror.example.com:5000' });
+  assert.equal(signed.pinnedImages, plain.pinnedImages);
+  assert.deepEqual(signed.objects, plain.objects);
+});

@@ -49,15 +49,15 @@ test('a delta manifest is format version 2 with bases and baseBlobs; a full one 
   assert.deepEqual(parseBundleManifest(Buffer.from(JSON.stringify(manifest)), 'delta'), manifest);
 });
 
-test('the manifest reader refuses bases without version 2, version 2 without bases, and a base without a digest', () => {
+test('the manifest reader refuses bases or signatures without version 2, and a base without a digest', () => {
   const full = buildBundleManifest(plan, { created });
   const refuse = (doc: object, why: RegExp) =>
     assert.throws(() => parseBundleManifest(Buffer.from(JSON.stringify(doc)), 'b'), (err: unknown) => err instanceof UserError && err.code === 'BUNDLE_MANIFEST_INVALID' && why.test(err.message));
   refuse({ ...full, bases: [base] }, /bases needs format version 2/);
-  refuse({ ...full, formatVersion: 2 }, /format version 2 \(a delta\) needs bases/);
+  refuse({ ...full, images: [{ ...full.images[0]!, origin: 'signature', subject: full.images[0]!.digest }] }, /signatures need format version 2/);
   refuse({ ...full, formatVersion: 2, bases: [{ name: 'x' }] }, /base 1 needs a name and a manifestDigest/);
   refuse({ ...full, baseBlobs: [] }, /baseBlobs needs bases/);
-  assert.throws(() => parseBundleManifest(Buffer.from(JSON.stringify({ ...full, formatVersion: 3 })), 'b'), /version 3 is not supported \(this pin-preload reads versions 1 and 2\)/);
+  assert.throws(() => parseBundleManifest(Buffer.from(JSON.stringify({ ...full, formatVersion: 3 })), 'b'), /version 3 is not supported \(this pin-preload reads versions 1, 2\)/);
 });
 
 function nodeBundle(name: string, digest: string, bases: Array<{ name: string; manifestDigest: string }> = []): NodeBundle {

@@ -205,3 +205,75 @@ test('a release asked for twice (by tag and by digest) is planned once; blockedI
   assert.deepEqual(plan.blocked, [{ requestedAs: `${ART}@${tags[1]!.digest}`, pattern: 'by-digest', patternOrigin: 'isc.yaml:9' }]);
   assert.ok(!plan.images.some((i) => i.reference.digest === tags[1]!.digest));
 });
+
+// ---- --signatures ----
+
+/** A MemoryRegistry that also implements the referrers API (by scanning its manifests' subject), or fails it. */
+class ReferrersRegistry extends MemoryRegistry {
+  referrersStatus: 'serve' | 'fail' = 'serve';
+  async getReferrers(repo: Repository, digest: Digest): Promise<FetchedManifest> {
+    if (this.referrersStatus === 'fail') throw new UserError('REGISTRY_ERROR', `registry answered HTTP 500 for referrers of ${repositoryName(repo)}@${digest}`);
+    const manifests: Desc[] = [];
+    for (const [key, m] of this.manifests) {
+      const doc = JSON.parse(m.bytes.toString()) as { subject?: { digest: string } };
+      if (key.startsWith(`${repositoryName(repo)}@`) && doc.subject?.digest === digest) manifests.push({ mediaType: m.mediaType, digest: sha256Of(m.bytes), size: m.bytes.length });
+    }
+    const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests }));
+    return { bytes, mediaType: MediaType.ociIndex, digest: sha256Of(bytes) };
+  }
+}
+
+function signedFixture(reg: MemoryRegistry) {
+  const extra = 'registry.example.com/team/app';
+  const children = [amd64, arm64].map((p) => ({ ...reg.image(extra, reg.blob(JSON.stringify(p), MediaType.ociConfig), [reg.blob(`layer ${p.architecture}`, MediaType.ociLayerTar)]), platform: p }));
+  const top = reg.index(extra, children, 'v1');
+  const payload = reg.blob('{"critical":{}}', 'application/vnd.dev.cosign.simplesigning.v1+json');
+  const sig = reg.image(extra, reg.blob('{"sig":1}', MediaType.ociConfig), [payload], `sha256-${top.digest.slice(7)}.sig`);
+  // A signature of a child: not looked for (only top-level digests are), so it must stay out of the plan.
+  reg.image(extra, reg.blob('{"sig":2}', MediaType.ociConfig), [payload], `sha256-${children[0]!.digest.slice(7)}.sig`);
+  const empty = reg.blob('{}', 'application/vnd.oci.empty.v1+json');
+  const sbom = reg.manifest(extra, { schemaVersion: 2, mediaType: MediaType.ociManifest, artifactType: 'application/spdx+json', config: empty, layers: [reg.blob('{"spdx":1}', 'application/spdx+json')], subject: top });
+  const fallback = reg.index(extra, [{ ...sbom }], `sha256-${top.digest.slice(7)}`);
+  return { extra, top, sig, sbom, fallback, selection: selection({ releases: [], images: [requestImage(`${extra}:v1`, '--image')] }) };
+}
+
+test('--signatures plans the top digest\'s .sig and, without a referrers API, its fallback tag index with the referrers in it', async () => {
+  const reg = new MemoryRegistry();
+  const f = signedFixture(reg);
+  const plan = await planBundle(reg, { ...f.selection, platforms: 'all' }, { signatures: true });
+  assert.deepEqual(plan.images.map((i) => [i.origin, i.tag ?? null, i.reference.digest, i.subject ?? null]), [
+    ['extra', 'v1', f.top.digest, null],
+    ['signature', `sha256-${f.top.digest.slice(7)}.sig`, f.sig.digest, f.top.digest],
+    ['signature', `sha256-${f.top.digest.slice(7)}`, f.fallback.digest, f.top.digest],
+  ]);
+  assert.deepEqual(plan.images[2]!.manifests, [f.fallback.digest, f.sbom.digest]);
+  assert.deepEqual(plan.signatures, { artifacts: 2, subjects: 1 });
+  assert.ok(plan.blobs.some((b) => b.digest === f.sbom.digest && b.role === 'manifest'));
+  const without = await planBundle(reg, { ...f.selection, platforms: 'all' });
+  assert.equal(without.signatures, undefined);
+  assert.deepEqual(without.images.map((i) => i.origin), ['extra']);
+});
+
+test('--signatures takes referrers from the referrers API when the registry has one, each with its artifactType', async () => {
+  const reg = new ReferrersRegistry();
+  const f = signedFixture(reg);
+  const plan = await planBundle(reg, { ...f.selection, platforms: 'all' }, { signatures: true });
+  assert.deepEqual(plan.images.filter((i) => i.origin === 'signature').map((i) => [i.tag ?? null, i.reference.digest, i.artifactType ?? null]), [
+    [`sha256-${f.top.digest.slice(7)}.sig`, f.sig.digest, null],
+    [null, f.sbom.digest, 'application/spdx+json'],
+  ]);
+});
+
+test('--signatures: an image with none plans nothing more; a registry error other than 404 fails naming the image', async () => {
+  const reg = new ReferrersRegistry();
+  const f = signedFixture(reg);
+  const lone = reg.image('registry.example.com/team/lone', reg.blob('{"lone":1}', MediaType.ociConfig), [], 'v2');
+  const plan = await planBundle(reg, selection({ releases: [], images: [requestImage('registry.example.com/team/lone:v2', '--image')] }), { signatures: true });
+  assert.deepEqual(plan.images.map((i) => i.reference.digest), [lone.digest]);
+  reg.referrersStatus = 'fail';
+  await assert.rejects(planBundle(reg, { ...f.selection, platforms: 'all' }, { signatures: true }), (err: UserError) => {
+    assert.equal(err.code, 'REGISTRY_ERROR');
+    assert.match(err.message, new RegExp(`^signatures of image ${f.extra}@${f.top.digest}: `));
+    return true;
+  });
+});

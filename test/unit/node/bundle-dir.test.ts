@@ -10,6 +10,20 @@ import { blobContents, MemorySource, multiArchImage, testImage, testPlan } from 
 
 const REPO = { domain: 'quay.io', path: 'openshift-release-dev/ocp-v4.0-art-dev' };
 
+test('a bundle carrying a signature is written and read as format version 2, and its signature is not a desired image', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-bundle-dir-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const app = testImage(REPO, 'app', [randomBytes(500)]);
+  const sig = testImage(REPO, 'sig', [randomBytes(100)]);
+  const signature = { ...sig, image: { ...sig.image, origin: 'signature' as const, subject: app.image.reference.digest, tag: `sha256-${app.image.reference.digest.slice(7)}.sig`, platforms: [] } };
+  await createBundle({ plan: testPlan([app, signature]), source: new MemorySource(blobContents([app, signature])), output: path.join(dir, 'b.tar'), created: '2026-01-01T00:00:00Z' });
+  const bundle = await openNodeBundle(path.join(dir, 'b.tar.seal.json'));
+  t.after(() => bundle.opened.close());
+  assert.equal(bundle.manifest.formatVersion, 2);
+  assert.equal(bundle.opened.seal?.formatVersion, 2);
+  assert.deepEqual(desiredImages([bundle]).map((i) => i.name), [`quay.io/${REPO.path}@${app.image.reference.digest}`]);
+});
+
 test('desired images: every image once, with its repository, bytes and layer sizes from the bundle manifest', async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-bundle-dir-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
