@@ -1,11 +1,11 @@
 // `bundle push` into a real docker-registry: every image pulled back by skopeo by digest, a re-run that only
 // HEADs, split volumes pushed as they are, refusals and failures named, a re-run continuing, damage refused.
 
-import { test, before, after } from 'node:test';
+import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -18,6 +18,7 @@ import { startDockerRegistry, type RunningRegistry } from '../support/docker-reg
 import { buildSampleBundle, RELEASE_TAG, type SampleBundle } from '../support/mirror-fixture.js';
 import { startRegistryProxy, type RunningProxy } from '../support/registry-proxy.js';
 import { assertNoInternalError, runCli } from '../support/cli.js';
+import { ISSUER, PASSWORD, SERVICE, startTokenServer, USER, type TokenServer } from '../support/token-server.js';
 
 const run = promisify(execFile);
 const FAST_RETRY = { baseDelayMs: 1, maxDelayMs: 5 };
@@ -200,4 +201,47 @@ test('--to is HOST[:PORT][/PREFIX]', () => {
   assert.deepEqual(parsePushTarget('registry.example.com:5000/ocp/mirror'), { host: 'registry.example.com:5000', prefix: 'ocp/mirror' });
   assert.deepEqual(parsePushTarget('127.0.0.1:5000'), { host: '127.0.0.1:5000', prefix: '' });
   assert.throws(() => parsePushTarget('registry.example.com/Bad Prefix'), /--to/);
+});
+
+describe('into a registry with token auth (docker-registry auth: token)', () => {
+  let dir: string;
+  let tokens: TokenServer;
+  let registry: RunningRegistry;
+  let authfile: string;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-push-token-'));
+    await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=pin-preload test token issuer']);
+    tokens = await startTokenServer(await readFile(path.join(dir, 'key.pem'), 'utf8'), await readFile(path.join(dir, 'cert.pem'), 'utf8'), { grantPush: true });
+    registry = await startDockerRegistry({
+      authYaml: ['auth:', '  token:', `    realm: ${tokens.url}/token`, `    service: ${SERVICE}`, `    issuer: ${ISSUER}`, `    rootcertbundle: ${path.join(dir, 'cert.pem')}`].join('\n'),
+    });
+    authfile = path.join(dir, 'auth.json');
+    await writeFile(authfile, JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64') } } }));
+  });
+  after(async () => {
+    await registry?.stop();
+    await tokens?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('without credentials the push is refused, named, exit 1', async () => {
+    const empty = path.join(dir, 'empty.json');
+    await writeFile(empty, '{"auths":{}}');
+    const result = await runCli(['bundle', 'push', bundle.sealPath, '--to', registry.host, '--authfile', empty]);
+    assertNoInternalError(result, 'bundle push');
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /of image \S+ to repository \S+ at 127\.0\.0\.1:\d+: the registry refused it with HTTP 401/);
+  });
+
+  test('with --authfile the push gets push tokens (mounts included) and skopeo pulls the release back by digest', async () => {
+    const result = await runCli(['bundle', 'push', bundle.sealPath, '--to', registry.host, '--authfile', authfile, '--json']);
+    assertNoInternalError(result, 'bundle push');
+    assert.equal(result.code, 0, result.stderr);
+    const summary = JSON.parse(result.stdout);
+    assert.ok(summary.blobsMounted > 0, 'mounts got a token with pull on the source repository');
+    const release = manifest.images.find((i) => i.origin === 'release')!;
+    const raw = await run('skopeo', ['inspect', '--tls-verify=false', '--creds', `${USER}:${PASSWORD}`, '--raw', `docker://${registry.host}/openshift-release-dev/ocp-release@${release.digest}`], { encoding: 'buffer' });
+    assert.equal(`sha256:${createHash('sha256').update(raw.stdout).digest('hex')}`, release.digest);
+  });
 });
