@@ -4,8 +4,8 @@
 // Run: node dist/bench/push-floor.js BLOBS.json CONCURRENCY   (BLOBS.json: { origin, blobs: [{ repository, file, digest, size }] })
 
 import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { Pool } from 'undici';
+import { largestFirst, readFloorList } from './floor-list.js';
 
 interface FloorBlob {
   readonly repository: string;
@@ -14,16 +14,8 @@ interface FloorBlob {
   readonly size: number;
 }
 
-const [listFile, concurrencyText] = process.argv.slice(2);
-if (!listFile || !concurrencyText) {
-  process.stderr.write('usage: node dist/bench/push-floor.js BLOBS.json CONCURRENCY\n');
-  process.exit(2);
-}
-const { origin, blobs } = JSON.parse(await readFile(listFile, 'utf8')) as { origin: string; blobs: FloorBlob[] };
-const concurrency = Number(concurrencyText);
+const { origin, blobs, concurrency } = await readFloorList<FloorBlob>('usage: node dist/bench/push-floor.js BLOBS.json CONCURRENCY');
 const pool = new Pool(origin, { connections: concurrency });
-// Largest first, as the push orders its uploads.
-const queue = [...blobs].sort((a, b) => b.size - a.size);
 let bytes = 0;
 
 async function putOne(blob: FloorBlob): Promise<void> {
@@ -44,10 +36,6 @@ async function putOne(blob: FloorBlob): Promise<void> {
   bytes += blob.size;
 }
 
-await Promise.all(
-  Array.from({ length: concurrency }, async () => {
-    for (let blob = queue.shift(); blob; blob = queue.shift()) await putOne(blob);
-  }),
-);
+await largestFirst(blobs, concurrency, putOne);
 await pool.close();
 process.stdout.write(`${JSON.stringify({ blobs: blobs.length, bytes })}\n`);

@@ -5,6 +5,7 @@ import { PassThrough, Transform, type Readable, type TransformCallback } from 'n
 import { pipeline } from 'node:stream/promises';
 import { DigestMismatchError, sha256Of, VerifyingStream, type Digest } from '../oci/digest.js';
 import type { Repository } from '../oci/reference.js';
+import { describeErrorBody } from '../registry/client.js';
 import { DEFAULT_RETRY_POLICY, retryRequest, StatusFailure, type RetryDecision, type RetryPolicy } from '../registry/retry.js';
 import type { ImageSource } from '../registry/source.js';
 import { mapBounded } from '../util/concurrency.js';
@@ -91,17 +92,6 @@ function statusOf(error: unknown): number | undefined {
   return error instanceof StatusFailure ? error.status : undefined;
 }
 
-function describeBody(body: string): string {
-  try {
-    const doc = JSON.parse(body) as { errors?: Array<{ code?: unknown; message?: unknown }> };
-    const parts = (doc.errors ?? []).map((e) => [e.code, e.message].filter((x) => typeof x === 'string' && x !== '').join(': ')).filter(Boolean);
-    if (parts.length > 0) return parts.join('; ');
-  } catch {
-    // not JSON: show it raw
-  }
-  return body.trim().slice(0, 200);
-}
-
 /**
  * A failed step as the operator reads it: which image, which object, which repository of which
  * destination, and the status. A refusal (401/403/405) is PUSH_REFUSED, anything else PUSH_FAILED.
@@ -116,10 +106,10 @@ function stepError(destination: ImageDestination, step: string, image: CopyImage
   if (isUserError(error) && error.code === 'REGISTRY_UNAUTHORIZED') return new UserError('PUSH_REFUSED', `${what}: ${error.message}`, { subject, cause: error });
   if (isUserError(error)) return new UserError(error.code, `${what}: ${error.message}`, { subject, cause: error, ...(error.hint !== undefined ? { hint: error.hint } : {}) });
   if (status === 401 || status === 403 || status === 405) {
-    const body = error instanceof StatusFailure && error.body ? `: ${describeBody(error.body)}` : '';
+    const body = error instanceof StatusFailure && error.body ? `: ${describeErrorBody(error.body)}` : '';
     return new UserError('PUSH_REFUSED', `${what}: the registry refused it with HTTP ${status}${body}`, { subject, cause: error });
   }
-  const detail = error instanceof StatusFailure ? `HTTP ${status}${error.body ? `: ${describeBody(error.body)}` : ''}` : (error as Error).message;
+  const detail = error instanceof StatusFailure ? `HTTP ${status}${error.body ? `: ${describeErrorBody(error.body)}` : ''}` : (error as Error).message;
   return new UserError('PUSH_FAILED', `${what}: ${detail}${tries}`, { subject, cause: error });
 }
 

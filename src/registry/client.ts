@@ -119,7 +119,7 @@ async function readLimited(res: Response, limit: number, what: string): Promise<
 }
 
 /** "CODE: message" from a distribution error document, or the start of the body. */
-function describeErrorBody(body: string): string {
+export function describeErrorBody(body: string): string {
   try {
     const doc = JSON.parse(body) as { errors?: Array<{ code?: unknown; message?: unknown }> };
     const parts = (doc.errors ?? []).map((e) => [e.code, e.message].filter((x) => typeof x === 'string' && x !== '').join(': ')).filter(Boolean);

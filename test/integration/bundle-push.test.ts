@@ -18,7 +18,7 @@ import { startDockerRegistry, type RunningRegistry } from '../support/docker-reg
 import { buildSampleBundle, RELEASE_TAG, type SampleBundle } from '../support/mirror-fixture.js';
 import { startRegistryProxy, type RunningProxy } from '../support/registry-proxy.js';
 import { assertNoInternalError, runCli } from '../support/cli.js';
-import { ISSUER, PASSWORD, SERVICE, startTokenServer, USER, type TokenServer } from '../support/token-server.js';
+import { PASSWORD, startTokenRegistry, USER, type TokenRegistry } from '../support/token-server.js';
 
 const run = promisify(execFile);
 const FAST_RETRY = { baseDelayMs: 1, maxDelayMs: 5 };
@@ -205,24 +205,16 @@ test('--to is HOST[:PORT][/PREFIX]', () => {
 
 describe('into a registry with token auth (docker-registry auth: token)', () => {
   let dir: string;
-  let tokens: TokenServer;
   let registry: RunningRegistry;
   let authfile: string;
+  let setup: TokenRegistry;
 
   before(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-push-token-'));
-    await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=pin-preload test token issuer']);
-    tokens = await startTokenServer(await readFile(path.join(dir, 'key.pem'), 'utf8'), await readFile(path.join(dir, 'cert.pem'), 'utf8'), { grantPush: true });
-    registry = await startDockerRegistry({
-      authYaml: ['auth:', '  token:', `    realm: ${tokens.url}/token`, `    service: ${SERVICE}`, `    issuer: ${ISSUER}`, `    rootcertbundle: ${path.join(dir, 'cert.pem')}`].join('\n'),
-    });
-    authfile = path.join(dir, 'auth.json');
-    await writeFile(authfile, JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64') } } }));
+    setup = await startTokenRegistry({ grantPush: true });
+    ({ dir, registry, authfile } = setup);
   });
   after(async () => {
-    await registry?.stop();
-    await tokens?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await setup?.stop();
   });
 
   test('without credentials the push is refused, named, exit 1', async () => {

@@ -24,7 +24,7 @@ import { UserError } from '../../src/util/errors.js';
 import { startDockerRegistry, type RunningRegistry } from '../support/docker-registry.js';
 import { freePort } from '../support/ports.js';
 import { faultTimes, startRegistryProxy, type RunningProxy } from '../support/registry-proxy.js';
-import { ISSUER, PASSWORD, SERVICE, startTokenServer, USER, type TokenServer } from '../support/token-server.js';
+import { PASSWORD, startTokenRegistry, USER, type TokenRegistry, type TokenServer } from '../support/token-server.js';
 
 const run = promisify(execFile);
 const FAST_RETRIES: RegistryClientOptions['retries'] = { attempts: 3, baseDelayMs: 1, maxDelayMs: 5, maxRetryAfterMs: 50 };
@@ -472,22 +472,16 @@ describe('RegistryClient with bearer token auth (docker-registry auth: token)', 
   let image: PushedImage;
   let authfile: string;
 
+  let setup: TokenRegistry;
+
   before(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-token-'));
-    await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=pin-preload test token issuer']);
-    tokens = await startTokenServer(await readFile(path.join(dir, 'key.pem'), 'utf8'), await readFile(path.join(dir, 'cert.pem'), 'utf8'));
-    registry = await startDockerRegistry({
-      authYaml: ['auth:', '  token:', `    realm: ${tokens.url}/token`, `    service: ${SERVICE}`, `    issuer: ${ISSUER}`, `    rootcertbundle: ${path.join(dir, 'cert.pem')}`].join('\n'),
-    });
+    setup = await startTokenRegistry();
+    ({ dir, tokens, registry, authfile } = setup);
     const pushToken = `Bearer ${tokens.mint([{ name: REPO, actions: ['pull', 'push'] }])}`;
     image = await pushTestImage(registry.url, REPO, pushToken);
-    authfile = path.join(dir, 'auth.json');
-    await writeFile(authfile, JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64') } } }));
   });
   after(async () => {
-    await registry?.stop();
-    await tokens?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await setup?.stop();
   });
 
   test('the registry itself refuses requests without a token (the setup really checks tokens)', async () => {

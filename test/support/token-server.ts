@@ -1,9 +1,15 @@
 // A bearer token server for docker-registry's `auth: token` in tests, with the constants the registry's
 // configuration and the clients' credentials need. Every test that starts one stops it.
 
+import { execFile } from 'node:child_process';
 import { createPrivateKey, randomBytes, sign, X509Certificate } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { startDockerRegistry, type RunningRegistry } from './docker-registry.js';
 
 export interface TokenServer {
   readonly url: string;
@@ -84,3 +90,41 @@ export async function startTokenServer(keyPem: string, certPem: string, options:
   };
 }
 
+
+export interface TokenRegistry {
+  readonly dir: string;
+  readonly tokens: TokenServer;
+  readonly registry: RunningRegistry;
+  /** containers-auth.json with USER/PASSWORD for the registry. */
+  readonly authfile: string;
+  stop(): Promise<void>;
+}
+
+/** A docker-registry with `auth: token` trusting a fresh token server's certificate, and an authfile for it. */
+export async function startTokenRegistry(options: { grantPush?: boolean } = {}): Promise<TokenRegistry> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-token-'));
+  await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=pin-preload test token issuer']);
+  const tokens = await startTokenServer(await readFile(path.join(dir, 'key.pem'), 'utf8'), await readFile(path.join(dir, 'cert.pem'), 'utf8'), options);
+  let registry: RunningRegistry;
+  try {
+    registry = await startDockerRegistry({
+      authYaml: ['auth:', '  token:', `    realm: ${tokens.url}/token`, `    service: ${SERVICE}`, `    issuer: ${ISSUER}`, `    rootcertbundle: ${path.join(dir, 'cert.pem')}`].join('\n'),
+    });
+  } catch (err) {
+    await tokens.stop();
+    throw err;
+  }
+  const authfile = path.join(dir, 'auth.json');
+  await writeFile(authfile, JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64') } } }));
+  return {
+    dir,
+    tokens,
+    registry,
+    authfile,
+    async stop() {
+      await registry.stop();
+      await tokens.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
