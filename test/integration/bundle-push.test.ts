@@ -18,6 +18,8 @@ import { startDockerRegistry, type RunningRegistry } from '../support/docker-reg
 import { buildSampleBundle, RELEASE_TAG, type SampleBundle } from '../support/mirror-fixture.js';
 import { startRegistryProxy, type RunningProxy } from '../support/registry-proxy.js';
 import { assertNoInternalError, runCli } from '../support/cli.js';
+import { startContainerd, writeHostsToml } from '../support/containerd.js';
+import { CriImageService } from '../../src/cri/image-service.js';
 import { PASSWORD, startTokenRegistry, USER, type TokenRegistry } from '../support/token-server.js';
 
 const run = promisify(execFile);
@@ -195,6 +197,24 @@ test('a damaged bundle is refused before any upload', async (t) => {
   assert.match(result.stderr, /failed verification/);
   assert.equal(proxy.requests.length, 0, 'nothing was sent');
   assert.equal((await readFile(tar)).length > 0, true);
+});
+
+test('containerd pulls pushed images by digest through the target registry as a hosts.toml mirror of quay.io', async (t) => {
+  const { registry } = await target(t);
+  await push(registry.host);
+  const hostsDir = path.join(work, 'push-certs.d');
+  await writeHostsToml(hostsDir, 'quay.io', registry.url);
+  const containerd = await startContainerd({ registryHostsDir: hostsDir });
+  t.after(() => containerd.stop());
+  const cri = await CriImageService.connect(containerd.endpoint, { timeoutMs: 10_000 });
+  t.after(() => cri.close());
+  // quay.io is unreachable here: the content can only come from the registry the bundle was pushed to.
+  const release = manifest.images.find((i) => i.origin === 'release')!;
+  const component = manifest.images.find((i) => i.origin === 'component' && i.manifests.length === 1)!;
+  for (const ref of [`${release.repository}@${release.digest}`, `${component.repository}@${component.digest}`]) {
+    await cri.pullImage(ref, { timeoutMs: 60_000 });
+    assert.ok((await cri.imageStatus(ref))?.repoDigests.includes(ref), `${ref} is present after the pull`);
+  }
 });
 
 test('--to is HOST[:PORT][/PREFIX]', () => {
