@@ -88,7 +88,9 @@ export function registerBundlePush(bundle: Command): void {
           loadCredentials(options.authfile !== undefined ? { authfile: options.authfile } : {}),
           options.destCertDir !== undefined ? readCertDir(options.destCertDir) : Promise.resolve(undefined),
         ]);
-        const client = new RegistryClient({ credentials, maxConcurrentRequests: concurrency, ...(tls !== undefined ? { tls } : {}) });
+        // With --dest-cert-dir the target's certificate is checked against it even on a loopback address,
+        // which otherwise may answer plain HTTP or any certificate (as for pulls).
+        const client = new RegistryClient({ credentials, maxConcurrentRequests: concurrency, ...(tls !== undefined ? { tls, loopbackIsInsecure: false } : {}) });
         const quiet = options.quiet === true || options.json === true;
         const note = progressNotes(quiet);
         const progress = createProgress({ title: 'verifying', ...(quiet ? { quiet: true } : {}) });

@@ -217,6 +217,32 @@ test('containerd pulls pushed images by digest through the target registry as a 
   }
 });
 
+test('--dest-cert-dir: a TLS target whose certificate the given CA signed is pushed to; with another CA the push fails naming it', async (t) => {
+  const registry = await startDockerRegistry();
+  t.after(() => registry.stop());
+  const dir = path.join(work, 'tls');
+  await mkdir(path.join(dir, 'good'), { recursive: true });
+  await mkdir(path.join(dir, 'other'), { recursive: true });
+  const selfSigned = (name: string) =>
+    run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(dir, `${name}.key`), '-out', path.join(dir, `${name}.pem`), '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
+  await selfSigned('server');
+  await selfSigned('stranger');
+  await copyFile(path.join(dir, 'server.pem'), path.join(dir, 'good', 'ca.crt'));
+  await copyFile(path.join(dir, 'stranger.pem'), path.join(dir, 'other', 'ca.crt'));
+  const proxy = await startRegistryProxy(registry.url, { tls: { key: await readFile(path.join(dir, 'server.key'), 'utf8'), cert: await readFile(path.join(dir, 'server.pem'), 'utf8') } });
+  t.after(() => proxy.stop());
+
+  const refused = await runCli(['bundle', 'push', bundle.sealPath, '--to', proxy.host, '--dest-cert-dir', path.join(dir, 'other')]);
+  assertNoInternalError(refused, 'bundle push');
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /to repository \S+ at 127\.0\.0\.1:\d+: .*(certificate|CERT)/i);
+  assert.equal(proxy.requests.length, 0, 'nothing reached the target over an unverified connection');
+
+  const pushed = await runCli(['bundle', 'push', bundle.sealPath, '--to', proxy.host, '--dest-cert-dir', path.join(dir, 'good'), '--json']);
+  assert.equal(pushed.code, 0, pushed.stderr);
+  assert.equal(JSON.parse(pushed.stdout).images, manifest.images.length);
+});
+
 test('--to is HOST[:PORT][/PREFIX]', () => {
   assert.deepEqual(parsePushTarget('registry.example.com:5000/ocp/mirror'), { host: 'registry.example.com:5000', prefix: 'ocp/mirror' });
   assert.deepEqual(parsePushTarget('127.0.0.1:5000'), { host: '127.0.0.1:5000', prefix: '' });
