@@ -4,8 +4,8 @@
 // Run: node dist/bench/pull-floor.js BLOBS.json CONCURRENCY   (BLOBS.json: { origin, blobs: [{ path, digest, size }] })
 
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { Pool } from 'undici';
+import { largestFirst, readFloorList } from './floor-list.js';
 
 interface FloorBlob {
   readonly path: string;
@@ -13,16 +13,8 @@ interface FloorBlob {
   readonly size: number;
 }
 
-const [listFile, concurrencyText] = process.argv.slice(2);
-if (!listFile || !concurrencyText) {
-  process.stderr.write('usage: node dist/bench/pull-floor.js BLOBS.json CONCURRENCY\n');
-  process.exit(2);
-}
-const { origin, blobs } = JSON.parse(await readFile(listFile, 'utf8')) as { origin: string; blobs: FloorBlob[] };
-const concurrency = Number(concurrencyText);
+const { origin, blobs, concurrency } = await readFloorList<FloorBlob>('usage: node dist/bench/pull-floor.js BLOBS.json CONCURRENCY');
 const pool = new Pool(origin, { connections: concurrency });
-// Largest first, as create orders its layers, so neither side ends on one long download the other avoids.
-const queue = [...blobs].sort((a, b) => b.size - a.size);
 let bytes = 0;
 
 async function fetchOne(blob: FloorBlob): Promise<void> {
@@ -37,10 +29,6 @@ async function fetchOne(blob: FloorBlob): Promise<void> {
   if (actual !== blob.digest) throw new Error(`${blob.path}: content has digest ${actual}`);
 }
 
-await Promise.all(
-  Array.from({ length: concurrency }, async () => {
-    for (let blob = queue.shift(); blob; blob = queue.shift()) await fetchOne(blob);
-  }),
-);
+await largestFirst(blobs, concurrency, fetchOne);
 await pool.close();
 process.stdout.write(`${JSON.stringify({ blobs: blobs.length, bytes })}\n`);

@@ -15,7 +15,8 @@ import { fileURLToPath } from 'node:url';
 import type { SampleParams } from '../src/sample/index.js';
 import { benchArgs } from './args.js';
 import { prepareFixture, registryPath, type Fixture } from './fixture.js';
-import { mustSucceed, sh, timed } from './proc.js';
+import { sh } from './proc.js';
+import { measure, median, pair as pairWith, spread, type Sample, type Side } from './rounds.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const FLOOR = fileURLToPath(new URL('./pull-floor.js', import.meta.url));
@@ -32,6 +33,7 @@ const USAGE = `usage: node dist/bench/speed.js [flags]
   --skip LIST      any of floor,skopeo,verify,import,plan`;
 
 const log = (line: string) => process.stderr.write(`speed: ${line}\n`);
+const pair = (rounds: number, a: Side, b: Side) => pairWith(rounds, a, b, log);
 
 function options() {
   const values = benchArgs(USAGE, {
@@ -51,44 +53,6 @@ function options() {
     scale: { components: 190, baseLayers: 3, baseLayerSize: 200 * MiB, componentLayers: 5, componentLayerSize: 9 * MiB, compressionLevel: 0, extraImages: 4 },
   };
   return { size, params: presets[size], rounds, work: values.work ?? path.join(os.tmpdir(), `pin-preload-speed-${size}`), skip: new Set(values.skip!.split(',').filter(Boolean)) };
-}
-
-interface Sample {
-  readonly wallS: number;
-  readonly cpuS: number;
-  readonly rssMB: number;
-  readonly load1: number;
-}
-
-/** Runs argv under /usr/bin/time -v (must exit 0): wall, user + system CPU of it and its children, peak RSS. */
-async function measure(argv: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<Sample & { stdout: string }> {
-  const run = mustSucceed(await timed(argv, { env }));
-  const seconds = (label: string) => Number(new RegExp(`${label} time \\(seconds\\): ([\\d.]+)`).exec(run.stderr)?.[1] ?? NaN);
-  return { wallS: run.wallMs / 1000, cpuS: seconds('User') + seconds('System'), rssMB: run.peakRssBytes / MB, load1: os.loadavg()[0]!, stdout: run.stdout };
-}
-
-const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
-const spread = (xs: readonly number[], digits: number) => `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
-
-interface Side {
-  readonly name: string;
-  readonly before?: () => Promise<void>;
-  readonly run: () => Promise<Sample>;
-}
-
-/** A and B in turn, R rounds, B first in every other round; every sample kept. */
-async function pair(rounds: number, a: Side, b: Side): Promise<{ a: Sample[]; b: Sample[] }> {
-  const out = { a: [] as Sample[], b: [] as Sample[] };
-  for (let r = 0; r < rounds; r++) {
-    const order: Array<['a' | 'b', Side]> = r % 2 === 0 ? [['a', a], ['b', b]] : [['b', b], ['a', a]];
-    for (const [key, side] of order) {
-      await side.before?.();
-      const sample = await side.run();
-      out[key].push(sample);
-      log(`round ${r + 1} ${side.name}: ${sample.wallS.toFixed(2)} s wall, ${sample.cpuS.toFixed(2)} s CPU, ${sample.rssMB.toFixed(0)} MB RSS, load ${sample.load1.toFixed(1)}`);
-    }
-  }
-  return out;
 }
 
 function selectionArgs(f: Fixture): string[] {

@@ -7,6 +7,7 @@ import { registerBundleCreate } from './bundle-create.js';
 import { registerBundleInspect } from './bundle-inspect.js';
 import { registerBundleManifests } from './bundle-manifests.js';
 import { registerBundlePlan } from './bundle-plan.js';
+import { registerBundlePush } from './bundle-push.js';
 import { registerDemo } from './demo.js';
 import { registerBundleVerify } from './bundle-verify.js';
 import { registerImport } from './import.js';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerBundleInspect(bundle);
   registerBundleManifests(bundle);
   registerBundlePlan(bundle);
+  registerBundlePush(bundle);
   registerBundleVerify(bundle);
   registerDemo(program);
   registerImport(program);

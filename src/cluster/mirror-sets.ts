@@ -33,23 +33,26 @@ export interface MirrorRule {
 }
 
 /**
- * One rule per repository: source `domain/path` → `HOST[:PORT]/path`, as the mirror serves it. When two
- * bundled repositories share a path under different registries, the mirror needs the registry in the
- * path to tell them apart (`HOST/domain/path`, see docs/mirror.md), so those rules use that form.
+ * Each repository's path at a mirror or a pushed-to registry: its own path, or `domain/path` when two
+ * bundled repositories share a path under different registries (the mirror needs the registry in the
+ * path to tell them apart, see docs/mirror.md). Keyed by the source repository name ("domain/path").
  */
-export function mirrorRules(repositories: readonly Repository[], mirrorHost: string): MirrorRule[] {
+export function mirrorPaths(repositories: readonly Repository[]): Map<string, string> {
   const byPath = new Map<string, Set<string>>();
   for (const r of repositories) byPath.set(r.path, (byPath.get(r.path) ?? new Set()).add(r.domain));
-  const seen = new Set<string>();
-  const rules: MirrorRule[] = [];
+  const paths = new Map<string, string>();
   for (const r of [...repositories].sort((a, b) => repositoryName(a).localeCompare(repositoryName(b)))) {
     const source = repositoryName(r);
-    if (seen.has(source)) continue;
-    seen.add(source);
+    if (paths.has(source)) continue;
     const shared = (byPath.get(r.path)?.size ?? 0) > 1;
-    rules.push({ source, mirrors: [`${mirrorHost}/${shared ? `${r.domain}/` : ''}${r.path}`] });
+    paths.set(source, `${shared ? `${r.domain}/` : ''}${r.path}`);
   }
-  return rules;
+  return paths;
+}
+
+/** One rule per repository: source `domain/path` → `HOST[:PORT]/path`, as the mirror serves it (mirrorPaths). */
+export function mirrorRules(repositories: readonly Repository[], mirrorHost: string): MirrorRule[] {
+  return [...mirrorPaths(repositories)].map(([source, at]) => ({ source, mirrors: [`${mirrorHost}/${at}`] }));
 }
 
 export interface MirrorSetObject {

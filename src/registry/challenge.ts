@@ -119,7 +119,8 @@ export function tokenRequest(
     };
   }
   if (service) url.searchParams.set('service', service);
-  url.searchParams.set('scope', scope);
+  // Several scopes (a push that mounts from another repository) go as one `scope` parameter each, as docker sends them.
+  for (const one of scope.split(' ')) url.searchParams.append('scope', one);
   const headers: Record<string, string> = {};
   if (credential) {
     url.searchParams.set('account', credential.username);

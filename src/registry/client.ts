@@ -4,6 +4,7 @@
 import type { Hash } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
+import { rootCertificates as tlsRootCertificates } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
 import { digestAlgorithm, DigestMismatchError, isDigest, sha256Of, VerifyingStream, type Digest } from '../oci/digest.js';
 import { MANIFEST_ACCEPT, MediaType, isManifestMediaType } from '../oci/media-types.js';
@@ -39,6 +40,8 @@ export interface RegistryClientOptions {
    * insecure in registries.conf, as Docker allows (default true).
    */
   readonly loopbackIsInsecure?: boolean;
+  /** CA certificates (PEM) trusted besides the system's, and a client certificate and key: `--dest-cert-dir DIR`. */
+  readonly tls?: { readonly ca?: readonly string[]; readonly cert?: string; readonly key?: string };
 }
 
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024; // containers/image's limit
@@ -55,11 +58,19 @@ const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EH
 type Resource = { kind: 'manifest'; reference: string } | { kind: 'referrers'; reference: string } | { kind: 'blob'; digest: Digest; repository: string } | { kind: 'ping' };
 
 interface Request {
-  readonly method: 'GET' | 'HEAD';
+  readonly method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH';
   readonly path: string;
   readonly headers: Record<string, string>;
   readonly signal?: AbortSignal | undefined;
+  /** Made afresh for each send: a 401 answered with a new token sends the request again. */
+  readonly body?: (() => Buffer | Readable) | undefined;
+  /** The token scope; pull of the endpoint's repository when absent. */
+  readonly scope?: string | undefined;
 }
+
+/** A request to a push target (the registry ImageDestination): any method, a body, the scope it needs. */
+export type TargetRequest = Request & { readonly scope: string };
+export type TargetResponse = Dispatcher.ResponseData;
 
 type Response = Dispatcher.ResponseData;
 
@@ -108,7 +119,7 @@ async function readLimited(res: Response, limit: number, what: string): Promise<
 }
 
 /** "CODE: message" from a distribution error document, or the start of the body. */
-function describeErrorBody(body: string): string {
+export function describeErrorBody(body: string): string {
   try {
     const doc = JSON.parse(body) as { errors?: Array<{ code?: unknown; message?: unknown }> };
     const parts = (doc.errors ?? []).map((e) => [e.code, e.message].filter((x) => typeof x === 'string' && x !== '').join(': ')).filter(Boolean);
@@ -169,6 +180,7 @@ export class RegistryClient implements ImageSource {
   private readonly userAgent: string;
   private readonly timeouts: Required<RegistryTimeouts>;
   private readonly loopbackIsInsecure: boolean;
+  private readonly tls: NonNullable<RegistryClientOptions['tls']>;
   private readonly pools = new Map<string, Pool>();
   /** Per insecure host, the scheme that answered ("https" tried first, then "http"). */
   private readonly schemes = new Map<string, Promise<'https' | 'http'>>();
@@ -187,6 +199,7 @@ export class RegistryClient implements ImageSource {
     this.userAgent = options.userAgent ?? `pin-preload/${TOOL_VERSION}`;
     this.timeouts = { connectMs: 30_000, headersMs: 60_000, bodyIdleMs: 60_000, ...options.timeouts };
     this.loopbackIsInsecure = options.loopbackIsInsecure ?? true;
+    this.tls = options.tls ?? {};
     this.tokens = new TokenCache(this.tokenTransport);
   }
 
@@ -223,6 +236,28 @@ export class RegistryClient implements ImageSource {
       out.destroy(controller.signal.aborted && options.signal?.aborted ? (options.signal.reason as Error) : (err as Error));
     });
     return out;
+  }
+
+  // ---- a push target ----
+
+  /**
+   * One try of a request to a push target, authorized (token scope as asked) and not retried: the copy
+   * retries whole destination steps with this client's policy, re-opening the body. A 2xx is returned
+   * unread; any other status is thrown as a StatusFailure for the caller to classify and name.
+   */
+  async targetRequest(endpoint: Endpoint, request: TargetRequest): Promise<TargetResponse> {
+    if (this.closed) throw new Error('RegistryClient is closed');
+    const sent = await this.authorized(endpoint, request, { kind: 'ping' });
+    const res = sent.res;
+    if (res.statusCode >= 200 && res.statusCode < 300) return res;
+    const body = request.method === 'HEAD' ? '' : (await readLimited(res, MAX_ERROR_BODY_BYTES, 'error body').catch(() => Buffer.alloc(0))).toString('utf8');
+    if (request.method === 'HEAD') await res.body.dump();
+    throw new StatusFailure(res.statusCode, body, parseRetryAfter(res.headers['retry-after']));
+  }
+
+  /** The scheme and host a target endpoint is reached at ("http://127.0.0.1:5000"), for absolute Locations. */
+  async targetOrigin(endpoint: Endpoint, signal?: AbortSignal): Promise<string> {
+    return `${await this.scheme(endpoint, signal)}://${endpoint.host}`;
   }
 
   // ---- extras ----
@@ -501,11 +536,11 @@ export class RegistryClient implements ImageSource {
   }
 
   /** An Authorization value from what we already know about the host, fetching a token if needed. */
-  private async upfrontAuthorization(endpoint: Endpoint, credential: Credential | undefined): Promise<string | undefined> {
+  private async upfrontAuthorization(endpoint: Endpoint, credential: Credential | undefined, scope: string): Promise<string | undefined> {
     const challenge = this.challenges.get(endpoint.host);
     if (!challenge) return undefined;
     if (challenge.scheme === 'basic') return credential ? basicAuthorization(credential) : undefined;
-    return `Bearer ${await this.tokens.get(challenge, pullScope(endpoint.path), credential, endpoint.host)}`;
+    return `Bearer ${await this.tokens.get(challenge, scope, credential, endpoint.host)}`;
   }
 
   /**
@@ -514,8 +549,8 @@ export class RegistryClient implements ImageSource {
    */
   private async authorized(endpoint: Endpoint, request: Request, resource: Resource): Promise<Sent> {
     const credential = await this.credentialFor(endpoint);
-    const scope = pullScope(endpoint.path);
-    const before = await this.upfrontAuthorization(endpoint, credential);
+    const scope = request.scope ?? pullScope(endpoint.path);
+    const before = await this.upfrontAuthorization(endpoint, credential, scope);
     const first = await this.send(endpoint, request, before);
     if (first.res.statusCode !== 401) return first;
     const challenge = preferredChallenge(parseChallenges(first.res.headers['www-authenticate']));
@@ -557,9 +592,16 @@ export class RegistryClient implements ImageSource {
     const key = `${origin} ${verifyTls ? 'verify' : 'noverify'}`;
     let pool = this.pools.get(key);
     if (!pool) {
+      const { ca, cert, key: certKey } = this.tls;
       pool = new Pool(origin, {
         connections: this.connections,
-        connect: { rejectUnauthorized: verifyTls, timeout: this.timeouts.connectMs },
+        connect: {
+          rejectUnauthorized: verifyTls,
+          timeout: this.timeouts.connectMs,
+          // Extra CAs are added to Node's bundled ones, as containers' certs.d does.
+          ...(ca !== undefined && ca.length > 0 ? { ca: [...tlsRootCertificates, ...ca] } : {}),
+          ...(cert !== undefined && certKey !== undefined ? { cert, key: certKey } : {}),
+        },
         headersTimeout: this.timeouts.headersMs,
         bodyTimeout: this.timeouts.bodyIdleMs,
       });
@@ -612,6 +654,7 @@ export class RegistryClient implements ImageSource {
       method: request.method,
       path: request.path,
       headers,
+      ...(request.body ? { body: request.body() } : {}),
       ...(request.signal ? { signal: request.signal } : {}),
     });
     return { res, origin, authorization };

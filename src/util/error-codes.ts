@@ -60,6 +60,8 @@ export const USER_ERRORS = {
   REGISTRY_BLOCKED: { exit: 1, anchor: registries, hint: 'add a [[registry.mirror]] for it, or refer to the image by digest' },
   AUTHFILE_INVALID: { exit: 2, anchor: registries, hint: 'the format is containers-auth.json(5): {"auths":{"HOST[/NAMESPACE]":{"auth":"base64(user:password)"}},"credHelpers":{"HOST":"NAME"},"credsStore":"NAME"}' },
   CREDENTIAL_HELPER_FAILED: { exit: 1, anchor: registries, hint: 'install the helper or put it on PATH, or give --authfile FILE with the credentials in "auths"' },
+  PUSH_REFUSED: { exit: 1, anchor: registries, hint: 'give --authfile FILE with credentials that may push to that repository (HTTP 405: the target is read-only, e.g. a pull-through cache)' },
+  PUSH_FAILED: { exit: 1, anchor: registries, hint: 'check the target registry (its log, free disk), then run the same command again: it goes on where it stopped' },
   REGISTRY_UNAUTHORIZED: { exit: 1, anchor: registries, hint: 'give credentials with --authfile FILE (containers-auth.json format) or REGISTRY_AUTH_FILE' },
   REGISTRY_UNREACHABLE: { exit: 1, anchor: registries, hint: 'check the host and the route from here, then run again (bundle create resumes)' },
   REGISTRY_ERROR: { exit: 1, anchor: registries, hint: 'retry later; check the registry or a proxy in front of it' },
@@ -138,7 +140,6 @@ export const USER_ERRORS = {
   LAYOUT_INVALID: { exit: 1, anchor: tooling, hint: 'point at a directory holding oci-layout, index.json and blobs/' },
   SAMPLE_MISSING: { exit: 1, anchor: tooling, hint: 'generate it first with generateSampleRelease()' },
   SAMPLE_PARAM_INVALID: { exit: 2, anchor: tooling, hint: 'fix the parameter' },
-  PUSH_FAILED: { exit: 1, anchor: tooling, hint: 'check the test registry' },
 } as const satisfies Record<string, ErrorKind>;
 
 /** A code of the table: a misspelt code is a compile error where it is thrown. */

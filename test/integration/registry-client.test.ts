@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createHash, createPrivateKey, randomBytes, sign, X509Certificate } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -24,6 +24,7 @@ import { UserError } from '../../src/util/errors.js';
 import { startDockerRegistry, type RunningRegistry } from '../support/docker-registry.js';
 import { freePort } from '../support/ports.js';
 import { faultTimes, startRegistryProxy, type RunningProxy } from '../support/registry-proxy.js';
+import { PASSWORD, startTokenRegistry, USER, type TokenRegistry, type TokenServer } from '../support/token-server.js';
 
 const run = promisify(execFile);
 const FAST_RETRIES: RegistryClientOptions['retries'] = { attempts: 3, baseDelayMs: 1, maxDelayMs: 5, maxRetryAfterMs: 50 };
@@ -463,77 +464,6 @@ describe('RegistryClient against docker-registry', () => {
 
 // ---- bearer tokens: docker-registry with `auth: token` checking JWTs signed by our token server ----
 
-interface TokenServer {
-  readonly url: string;
-  hits: number;
-  /** Seconds from now to the JWT's `exp` claim (the registry's view); expires_in stays 300. */
-  jwtLifetimeS: number;
-  mint(scope: { name: string; actions: string[] }[]): string;
-  stop(): Promise<void>;
-}
-
-const SERVICE = 'pin-preload-test-registry';
-const ISSUER = 'pin-preload-test-issuer';
-const USER = 'alice';
-const PASSWORD = 'correct horse';
-
-function base64url(data: Buffer | string): string {
-  return Buffer.from(data).toString('base64url');
-}
-
-async function startTokenServer(keyPem: string, certPem: string): Promise<TokenServer> {
-  const key = createPrivateKey(keyPem);
-  const certDer = new X509Certificate(certPem).raw;
-  const state = { hits: 0, jwtLifetimeS: 300 };
-  const mint = (access: { name: string; actions: string[] }[]): string => {
-    const now = Math.floor(Date.now() / 1000);
-    const headerPart = base64url(JSON.stringify({ typ: 'JWT', alg: 'RS256', x5c: [certDer.toString('base64')] }));
-    const claims = { iss: ISSUER, sub: USER, aud: SERVICE, iat: now, nbf: now - 5, exp: now + state.jwtLifetimeS, jti: randomBytes(8).toString('hex'), access: access.map((a) => ({ type: 'repository', ...a })) };
-    const payload = base64url(JSON.stringify(claims));
-    const signature = sign('sha256', Buffer.from(`${headerPart}.${payload}`), key);
-    return `${headerPart}.${payload}.${base64url(signature)}`;
-  };
-  const server = http.createServer((req, res) => {
-    state.hits++;
-    const url = new URL(req.url ?? '/', 'http://x');
-    const auth = req.headers.authorization;
-    let access: { name: string; actions: string[] }[] = [];
-    if (auth !== undefined) {
-      if (auth !== `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}` || url.searchParams.get('account') !== USER) {
-        res.writeHead(401, { 'content-type': 'application/json' });
-        res.end('{"details":"wrong credentials"}');
-        return;
-      }
-      const scope = /^repository:([^:]+):(.+)$/.exec(url.searchParams.get('scope') ?? '');
-      if (scope && url.searchParams.get('service') === SERVICE) access = [{ name: scope[1]!, actions: scope[2]!.split(',').filter((a) => a === 'pull') }];
-    }
-    // Anonymous users get a token with no access, as public token servers do.
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ token: mint(access), expires_in: 300 }));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    get hits() {
-      return state.hits;
-    },
-    set hits(v: number) {
-      state.hits = v;
-    },
-    get jwtLifetimeS() {
-      return state.jwtLifetimeS;
-    },
-    set jwtLifetimeS(v: number) {
-      state.jwtLifetimeS = v;
-    },
-    mint,
-    async stop() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
 describe('RegistryClient with bearer token auth (docker-registry auth: token)', () => {
   const REPO = 'secure/app';
   let dir: string;
@@ -542,22 +472,16 @@ describe('RegistryClient with bearer token auth (docker-registry auth: token)', 
   let image: PushedImage;
   let authfile: string;
 
+  let setup: TokenRegistry;
+
   before(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-token-'));
-    await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=pin-preload test token issuer']);
-    tokens = await startTokenServer(await readFile(path.join(dir, 'key.pem'), 'utf8'), await readFile(path.join(dir, 'cert.pem'), 'utf8'));
-    registry = await startDockerRegistry({
-      authYaml: ['auth:', '  token:', `    realm: ${tokens.url}/token`, `    service: ${SERVICE}`, `    issuer: ${ISSUER}`, `    rootcertbundle: ${path.join(dir, 'cert.pem')}`].join('\n'),
-    });
+    setup = await startTokenRegistry();
+    ({ dir, tokens, registry, authfile } = setup);
     const pushToken = `Bearer ${tokens.mint([{ name: REPO, actions: ['pull', 'push'] }])}`;
     image = await pushTestImage(registry.url, REPO, pushToken);
-    authfile = path.join(dir, 'auth.json');
-    await writeFile(authfile, JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64') } } }));
   });
   after(async () => {
-    await registry?.stop();
-    await tokens?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await setup?.stop();
   });
 
   test('the registry itself refuses requests without a token (the setup really checks tokens)', async () => {

@@ -221,8 +221,8 @@ test('a push to a registry that refuses names the image and the blob', async (t)
   t.after(() => registry.stop());
   await assert.rejects(pushLayout(release.dir, registry.url, { concurrency: 1 }), (err: unknown) => {
     assert.ok(isUserError(err));
-    assert.equal(err.code, 'PUSH_FAILED');
-    assert.match(err.message, /blob sha256:[a-f0-9]{64} of quay\.io\/openshift-release-dev\/ocp-release:4\.16\.0-sample-x86_64/);
+    assert.equal(err.code, 'PUSH_REFUSED');
+    assert.match(err.message, /blob sha256:[a-f0-9]{64} of image quay\.io\/openshift-release-dev\/ocp-release:4\.16\.0-sample-x86_64 to repository openshift-release-dev\/ocp-release/);
     assert.match(err.message, /HTTP 401/);
     return true;
   });

@@ -84,6 +84,10 @@ export async function startRegistryProxy(upstreamUrl: string, options: ProxyOpti
       (up) => {
         record.status = up.statusCode ?? 0;
         const responseHeaders = { ...up.headers };
+        // Upload URLs come back absolute, built from the Host we sent upstream: point them at the proxy again.
+        if (typeof responseHeaders.location === 'string' && req.headers.host !== undefined) {
+          responseHeaders.location = responseHeaders.location.replace(`${upstream.protocol}//${upstream.host}`, `${options.tls ? 'https:' : 'http:'}//${req.headers.host}`);
+        }
         if (fault?.kind === 'truncate') delete responseHeaders['content-length'];
         res.writeHead(up.statusCode ?? 502, responseHeaders);
         let sent = 0;

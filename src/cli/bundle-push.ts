@@ -1,0 +1,129 @@
+// `pin-preload bundle push BUNDLE --to HOST[:PORT][/PREFIX]`: a bundle into an existing registry (disk to
+// mirror), verified first. Wiring and output only; the work is in src/bundle/push.ts and src/copy/copy.ts.
+
+import type { Command } from 'commander';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { parsePushTarget, pushBundle, type BundlePushResult } from '../bundle/push.js';
+import { loadCredentials, RegistryClient } from '../registry/index.js';
+import { errnoCode, isUserError, UserError } from '../util/errors.js';
+import { createProgress } from '../util/progress.js';
+import { formatBytes } from '../util/size.js';
+import { progressNotes } from './command-log.js';
+import { action, printJson } from './run-command.js';
+import { stopOnSignals } from './stop-signals.js';
+
+interface PushOptionValues {
+  readonly to: string;
+  readonly destTlsVerify?: string;
+  readonly destCertDir?: string;
+  readonly authfile?: string;
+  readonly trustedKey?: string;
+  readonly concurrency?: string;
+  readonly json?: boolean;
+  readonly quiet?: boolean;
+}
+
+const DEFAULT_PUSH_CONCURRENCY = 8;
+
+function parseBoolean(text: string, option: string): boolean {
+  if (text === 'true') return true;
+  if (text === 'false') return false;
+  throw new UserError('USAGE', `${option}=${text}: write true or false`, { subject: { kind: 'option', name: option } });
+}
+
+/**
+ * `--dest-cert-dir DIR` as containers-certs.d(5) reads it: *.crt are CAs to trust, NAME.cert with NAME.key
+ * a client certificate.
+ */
+async function readCertDir(dir: string): Promise<{ ca: string[]; cert?: string; key?: string }> {
+  let names: string[];
+  try {
+    names = (await fs.readdir(dir)).sort();
+  } catch (err) {
+    throw new UserError('USAGE', `--dest-cert-dir ${dir}: cannot read it (${errnoCode(err) ?? (err as Error).message})`, { subject: { kind: 'option', name: '--dest-cert-dir' } });
+  }
+  const read = (name: string): Promise<string> => fs.readFile(path.join(dir, name), 'utf8');
+  const ca = await Promise.all(names.filter((n) => n.endsWith('.crt')).map(read));
+  const certName = names.find((n) => n.endsWith('.cert') && names.includes(`${n.slice(0, -'.cert'.length)}.key`));
+  if (certName === undefined) return { ca };
+  return { ca, cert: await read(certName), key: await read(`${certName.slice(0, -'.cert'.length)}.key`) };
+}
+
+function summaryLines(result: BundlePushResult): string[] {
+  return [
+    `pushed ${result.bundle} to ${result.target}: ${result.images} images`,
+    `  blobs: ${result.blobsSent} uploaded (${formatBytes(result.bytesSent)}), ${result.blobsMounted} mounted from another repository, ${result.blobsPresent} already there`,
+    `  manifests: ${result.manifestsPut} put, ${result.manifestsPresent} already there; tags: ${result.tagsPut} set, ${result.tagsPresent} already right`,
+    ...(result.sparseIndexesRefused.length > 0
+      ? [
+          `  note: ${result.target} refused the index of ${result.sparseIndexesRefused.length} image(s) because the bundle holds only some of its platforms; their platform manifests are there by digest, the index is not:`,
+          ...result.sparseIndexesRefused.map((name) => `    ${name}`),
+        ]
+      : []),
+  ];
+}
+
+export function registerBundlePush(bundle: Command): void {
+  bundle
+    .command('push <bundle>')
+    .description('push every image of a bundle (BUNDLE: the tar, any volume, or the .seal.json) into a registry, after verifying it; a re-run goes on where a failed one stopped')
+    .requiredOption('--to <host[:port][/prefix]>', 'the target registry, and a repository prefix: quay.example.com/ocp puts quay.io/ns/app at quay.example.com/ocp/ns/app')
+    .option('--dest-tls-verify <bool>', 'false: allow plain HTTP or a certificate that does not verify (loopback targets may always use HTTP)')
+    .option('--dest-cert-dir <dir>', 'CA certificates (*.crt) to trust for the target, and a client certificate (NAME.cert + NAME.key)')
+    .option('--authfile <file>', 'containers-auth.json(5) credentials for the target (default: REGISTRY_AUTH_FILE, then the usual auth.json locations)')
+    .option('--trusted-key <file>', 'Ed25519 public key (KEY.pub from "pin-preload keygen"): push only a bundle with a valid signature by it')
+    .option('--concurrency <n>', `blob uploads in flight at once (default ${DEFAULT_PUSH_CONCURRENCY})`)
+    .option('--json', 'print the summary as JSON (schemaVersion 1, see docs/json-output.md)')
+    .option('--quiet', 'no progress output')
+    .action(
+      action(async (file: string, options: PushOptionValues) => {
+        const target = parsePushTarget(options.to);
+        const insecure = options.destTlsVerify !== undefined && !parseBoolean(options.destTlsVerify, '--dest-tls-verify');
+        const concurrency = options.concurrency !== undefined ? Number(options.concurrency) : DEFAULT_PUSH_CONCURRENCY;
+        if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
+          throw new UserError('USAGE', `--concurrency ${options.concurrency ?? ''}: give a whole number from 1 to 64`, { subject: { kind: 'option', name: '--concurrency' } });
+        }
+        const [credentials, tls] = await Promise.all([
+          loadCredentials(options.authfile !== undefined ? { authfile: options.authfile } : {}),
+          options.destCertDir !== undefined ? readCertDir(options.destCertDir) : Promise.resolve(undefined),
+        ]);
+        // With --dest-cert-dir the target's certificate is checked against it even on a loopback address,
+        // which otherwise may answer plain HTTP or any certificate (as for pulls).
+        const client = new RegistryClient({ credentials, maxConcurrentRequests: concurrency, ...(tls !== undefined ? { tls, loopbackIsInsecure: false } : {}) });
+        const quiet = options.quiet === true || options.json === true;
+        const note = progressNotes(quiet);
+        const progress = createProgress({ title: 'verifying', ...(quiet ? { quiet: true } : {}) });
+        const stop = stopOnSignals();
+        let phase: 'verify' | 'push' = 'verify';
+        try {
+          const result = await pushBundle({
+            bundle: file,
+            target,
+            client,
+            insecure,
+            concurrency,
+            signal: stop.signal,
+            ...(options.trustedKey !== undefined ? { trustedKey: options.trustedKey } : {}),
+            onProgress: (now, p) => {
+              if (now !== phase) {
+                phase = now;
+                progress.setTitle('pushing');
+              }
+              progress.update({ bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, ...(now === 'push' ? { detail: `blobs ${p.blobsDone}/${p.blobsTotal}` } : {}) });
+            },
+          });
+          progress.finish();
+          if (options.json) printJson({ schemaVersion: 1, ...result });
+          else process.stdout.write(`${summaryLines(result).join('\n')}\n`);
+        } catch (err) {
+          progress.finish();
+          if (isUserError(err) && err.code.startsWith('PUSH_')) note('a re-run of the same command goes on where this one stopped');
+          throw err;
+        } finally {
+          stop.dispose();
+          await client.close();
+        }
+      }),
+    );
+}

@@ -1,0 +1,199 @@
+// The push side of the registry client: an ImageDestination over the distribution push API (HEAD, mount,
+// monolithic PUT or PATCH with resume, manifests and tags by PUT), authenticated as the client pulls.
+
+import type { Readable } from 'node:stream';
+import type { BlobReuse, BlobRef, ImageDestination, ManifestBytes } from '../copy/destination.js';
+import { isDigest, type Digest } from '../oci/digest.js';
+import { MANIFEST_ACCEPT } from '../oci/media-types.js';
+import { UserError } from '../util/errors.js';
+import type { RegistryClient, TargetRequest, TargetResponse } from './client.js';
+import type { Endpoint } from './registries-conf.js';
+import { StatusFailure } from './retry.js';
+
+/** Blobs up to this size go in one PUT; larger ones in a PATCH that a later try resumes where it broke. */
+export const DEFAULT_MONOLITHIC_LIMIT = 32 * 1024 * 1024;
+
+export interface RegistryTarget {
+  /** "HOST[:PORT]" */
+  readonly host: string;
+  /** Plain HTTP or unverified TLS allowed (`--dest-tls-verify=false`; loopback hosts are anyway). */
+  readonly insecure: boolean;
+}
+
+function header(res: TargetResponse, name: string): string | undefined {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function isStatus(error: unknown, status: number): boolean {
+  return error instanceof StatusFailure && error.status === status;
+}
+
+export class RegistryDestination implements ImageDestination {
+  readonly name: string;
+  /** Uploads started and not finished, per repository and blob: a retry GETs its offset and goes on. */
+  private readonly uploads = new Map<string, string>();
+
+  constructor(
+    private readonly client: RegistryClient,
+    private readonly target: RegistryTarget,
+    private readonly monolithicLimit = DEFAULT_MONOLITHIC_LIMIT,
+  ) {
+    this.name = target.host;
+  }
+
+  private endpoint(repository: string): Endpoint {
+    return { host: this.target.host, path: repository, insecure: this.target.insecure, mirror: false };
+  }
+
+  private request(repository: string, request: Omit<TargetRequest, 'scope'> & { scope?: string }): Promise<TargetResponse> {
+    return this.client.targetRequest(this.endpoint(repository), { scope: `repository:${repository}:pull,push`, ...request });
+  }
+
+  /** A request whose answer has no body we need; the body is drained so the connection is reused. */
+  private async exchange(repository: string, request: Omit<TargetRequest, 'scope'> & { scope?: string }): Promise<TargetResponse> {
+    const res = await this.request(repository, request);
+    await res.body.dump();
+    return res;
+  }
+
+  async reuseBlob(repository: string, blob: BlobRef, mountFrom: string | undefined, signal?: AbortSignal): Promise<BlobReuse> {
+    try {
+      await this.exchange(repository, { method: 'HEAD', path: `/v2/${repository}/blobs/${blob.digest}`, headers: {}, signal });
+      return 'present';
+    } catch (error) {
+      if (!isStatus(error, 404)) throw error;
+    }
+    if (mountFrom === undefined || this.uploads.has(`${repository}@${blob.digest}`)) return 'absent';
+    const res = await this.exchange(repository, {
+      method: 'POST',
+      path: `/v2/${repository}/blobs/uploads/?mount=${encodeURIComponent(blob.digest)}&from=${encodeURIComponent(mountFrom)}`,
+      headers: { 'content-length': '0' },
+      scope: `repository:${repository}:pull,push repository:${mountFrom}:pull`,
+      signal,
+    });
+    if (res.statusCode === 201) return 'mounted';
+    // 202: the registry would not mount (another policy, or the source gone) and started an upload instead.
+    const location = header(res, 'location');
+    if (location !== undefined) this.uploads.set(`${repository}@${blob.digest}`, location);
+    return 'absent';
+  }
+
+  async putBlob(repository: string, blob: BlobRef, open: (offset: number) => Readable, signal?: AbortSignal): Promise<number> {
+    const key = `${repository}@${blob.digest}`;
+    let location = this.uploads.get(key);
+    let offset = 0;
+    if (location !== undefined) {
+      const known = await this.uploadOffset(repository, location, signal);
+      if (known === undefined) location = undefined;
+      else offset = known;
+    }
+    if (location === undefined) {
+      const res = await this.exchange(repository, { method: 'POST', path: `/v2/${repository}/blobs/uploads/`, headers: { 'content-length': '0' }, signal });
+      location = this.locationOf(repository, res);
+      this.uploads.set(key, location);
+    }
+    const sent = blob.size - offset;
+    if (blob.size <= this.monolithicLimit && offset === 0) {
+      await this.exchange(repository, {
+        method: 'PUT',
+        path: withDigest(location, blob.digest),
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(blob.size) },
+        body: () => open(0),
+        signal,
+      });
+    } else {
+      if (offset < blob.size) {
+        const res = await this.exchange(repository, {
+          method: 'PATCH',
+          path: location,
+          headers: { 'content-type': 'application/octet-stream', 'content-length': String(sent), 'content-range': `${offset}-${blob.size - 1}` },
+          body: () => open(offset),
+          signal,
+        });
+        location = this.locationOf(repository, res);
+        this.uploads.set(key, location);
+      }
+      await this.exchange(repository, { method: 'PUT', path: withDigest(location, blob.digest), headers: { 'content-length': '0' }, signal });
+    }
+    this.uploads.delete(key);
+    return sent;
+  }
+
+  /** Where an interrupted upload stands (GET of its URL: `Range: 0-N`), or undefined to start a new one (forgotten, or nothing usable kept). */
+  private async uploadOffset(repository: string, location: string, signal: AbortSignal | undefined): Promise<number | undefined> {
+    try {
+      const res = await this.exchange(repository, { method: 'GET', path: location, headers: {}, signal });
+      const range = /^(?:bytes=)?0-(\d+)$/.exec(header(res, 'range') ?? '');
+      // distribution answers "0-0" for an empty upload and for one of one byte: start a new upload then.
+      const end = range ? Number(range[1]) : 0;
+      return end > 0 ? end + 1 : undefined;
+    } catch (error) {
+      if (isStatus(error, 404)) return undefined;
+      throw error;
+    }
+  }
+
+  /** The upload URL from a Location header as a path on the target (registries answer absolute URLs too). */
+  private locationOf(repository: string, res: TargetResponse): string {
+    const location = header(res, 'location');
+    if (location === undefined) {
+      throw new UserError('PUSH_FAILED', `${this.target.host} started an upload to ${repository} without a Location header`, { subject: { kind: 'registry', name: this.target.host } });
+    }
+    const url = new URL(location, `http://${this.target.host}`);
+    if (url.host !== this.target.host) {
+      throw new UserError('PUSH_FAILED', `${this.target.host} sent the upload to ${repository} to another host ${url.host}, which pin-preload does not follow`, { subject: { kind: 'registry', name: this.target.host } });
+    }
+    return `${url.pathname}${url.search}`;
+  }
+
+  async hasManifest(repository: string, digest: Digest, signal?: AbortSignal): Promise<boolean> {
+    return (await this.manifestDigest(repository, digest, signal)) !== undefined;
+  }
+
+  async putManifest(repository: string, manifest: ManifestBytes, signal?: AbortSignal): Promise<void> {
+    await this.putManifestAs(repository, manifest.digest, manifest, signal);
+  }
+
+  tagDigest(repository: string, tag: string, signal?: AbortSignal): Promise<Digest | undefined> {
+    return this.manifestDigest(repository, tag, signal);
+  }
+
+  async putTag(repository: string, tag: string, manifest: ManifestBytes, signal?: AbortSignal): Promise<void> {
+    await this.putManifestAs(repository, tag, manifest, signal);
+  }
+
+  async commit(): Promise<void> {
+    // A registry makes each manifest visible as it is PUT: nothing is left to do.
+  }
+
+  async close(): Promise<void> {
+    // The client is the caller's, as is closing it.
+  }
+
+  private async manifestDigest(repository: string, selector: string, signal: AbortSignal | undefined): Promise<Digest | undefined> {
+    try {
+      const res = await this.exchange(repository, { method: 'HEAD', path: `/v2/${repository}/manifests/${selector}`, headers: { accept: MANIFEST_ACCEPT }, signal });
+      const served = header(res, 'docker-content-digest');
+      if (served !== undefined && isDigest(served)) return served;
+      return isDigest(selector) ? selector : undefined;
+    } catch (error) {
+      if (isStatus(error, 404)) return undefined;
+      throw error;
+    }
+  }
+
+  private async putManifestAs(repository: string, selector: string, manifest: ManifestBytes, signal: AbortSignal | undefined): Promise<void> {
+    await this.exchange(repository, {
+      method: 'PUT',
+      path: `/v2/${repository}/manifests/${selector}`,
+      headers: { 'content-type': manifest.mediaType, 'content-length': String(manifest.bytes.length) },
+      body: () => manifest.bytes,
+      signal,
+    });
+  }
+}
+
+function withDigest(location: string, digest: Digest): string {
+  return `${location}${location.includes('?') ? '&' : '?'}digest=${encodeURIComponent(digest)}`;
+}

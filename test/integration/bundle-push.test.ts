@@ -1,0 +1,285 @@
+// `bundle push` into a real docker-registry: every image pulled back by skopeo by digest, a re-run that only
+// HEADs, split volumes pushed as they are, refusals and failures named, a re-run continuing, damage refused.
+
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { pushBundle, parsePushTarget } from '../../src/bundle/push.js';
+import type { BundleManifest } from '../../src/bundle/format.js';
+import { openBundle } from '../../src/bundle/reader.js';
+import { RegistryClient } from '../../src/registry/client.js';
+import { isUserError } from '../../src/util/errors.js';
+import { startDockerRegistry, type RunningRegistry } from '../support/docker-registry.js';
+import { buildSampleBundle, RELEASE_TAG, type SampleBundle } from '../support/mirror-fixture.js';
+import { startRegistryProxy, type RunningProxy } from '../support/registry-proxy.js';
+import { assertNoInternalError, runCli } from '../support/cli.js';
+import { startContainerd, writeHostsToml } from '../support/containerd.js';
+import { CriImageService } from '../../src/cri/image-service.js';
+import { PASSWORD, startTokenRegistry, USER, type TokenRegistry } from '../support/token-server.js';
+
+const run = promisify(execFile);
+const FAST_RETRY = { baseDelayMs: 1, maxDelayMs: 5 };
+const UPLOADS = ['POST', 'PUT', 'PATCH'];
+
+let work: string;
+let bundle: SampleBundle;
+let split: string;
+let manifest: BundleManifest;
+
+before(async () => {
+  work = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-push-'));
+  bundle = await buildSampleBundle(path.join(work, 'fixture'));
+  const opened = await openBundle(bundle.sealPath);
+  manifest = opened.manifest;
+  await opened.close();
+  // The same bundle split into volumes: pushed from the volumes as they lie on the media.
+  split = (await buildSampleBundle(path.join(work, 'split'), { splitSize: 1024 * 1024 })).sealPath;
+});
+
+after(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+/** A fresh registry behind a recording proxy, both stopped when the test ends. */
+async function target(t: { after: (fn: () => Promise<void>) => void }): Promise<{ registry: RunningRegistry; proxy: RunningProxy }> {
+  const registry = await startDockerRegistry();
+  const proxy = await startRegistryProxy(registry.url);
+  t.after(async () => {
+    await proxy.stop();
+    await registry.stop();
+  });
+  return { registry, proxy };
+}
+
+async function push(host: string, options: { bundle?: string; retry?: object; monolithicLimit?: number } = {}) {
+  const client = new RegistryClient();
+  try {
+    return await pushBundle({ bundle: options.bundle ?? bundle.sealPath, target: parsePushTarget(host), client, insecure: true, concurrency: 4, retry: FAST_RETRY, ...options });
+  } finally {
+    await client.close();
+  }
+}
+
+test('pushes every image so that skopeo pulls each back by digest, byte for byte, under the prefix; a re-run only HEADs', async (t) => {
+  const { registry, proxy } = await target(t);
+  const result = await runCli(['bundle', 'push', bundle.sealPath, '--to', `${proxy.host}/mirror`, '--json']);
+  assertNoInternalError(result, 'bundle push');
+  assert.equal(result.code, 0, result.stderr);
+  const summary = JSON.parse(result.stdout);
+  assert.equal(summary.schemaVersion, 1);
+  assert.equal(summary.images, manifest.images.length);
+  assert.ok(summary.blobsSent > 0 && summary.blobsMounted > 0, 'shared layers are sent once and mounted into the other repositories');
+  assert.equal(summary.blobsPresent, 0);
+
+  // The fixture bundles linux/amd64 only: distribution refuses a multi-arch index whose other children are
+  // missing, so for those images the platform manifests are checked by digest.
+  const sparse = new Set<string>(summary.sparseIndexesRefused);
+  assert.ok(sparse.size > 0 && sparse.size < manifest.images.length);
+  for (const image of manifest.images) {
+    const repository = image.repository.slice(image.repository.indexOf('/') + 1);
+    const named = image.tag !== undefined ? `${image.repository}:${image.tag}` : image.name;
+    for (const digest of sparse.has(named) ? image.manifests.slice(1) : [image.digest]) {
+      const raw = await run('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${registry.host}/mirror/${repository}@${digest}`], { encoding: 'buffer', maxBuffer: 16 << 20 });
+      assert.equal(`sha256:${createHash('sha256').update(raw.stdout).digest('hex')}`, digest, image.name);
+    }
+  }
+  const release = manifest.images.find((i) => i.origin === 'release')!;
+  const tagged = JSON.parse((await run('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${registry.host}/mirror/openshift-release-dev/ocp-release:${RELEASE_TAG}`])).stdout);
+  assert.ok(tagged.mediaType !== undefined);
+  const copyDir = path.join(work, 'pulled');
+  await run('skopeo', ['copy', '--src-tls-verify=false', `docker://${registry.host}/mirror/openshift-release-dev/ocp-release@${release.digest}`, `oci:${copyDir}`]);
+  assert.ok((await readdir(path.join(copyDir, 'blobs', 'sha256'))).length > 1);
+
+  proxy.requests.length = 0;
+  const again = await runCli(['bundle', 'push', bundle.sealPath, '--to', `${proxy.host}/mirror`, '--json']);
+  assert.equal(again.code, 0, again.stderr);
+  const second = JSON.parse(again.stdout);
+  assert.equal(second.blobsSent + second.blobsMounted + second.manifestsPut + second.tagsPut, 0);
+  // Only HEADs, but for the sparse indexes, which are offered again (a fixed registry may take them) and refused again.
+  const sent = proxy.requests.filter((r) => UPLOADS.includes(r.method));
+  assert.equal(sent.length, sparse.size);
+  assert.ok(sent.every((r) => r.method === 'PUT' && r.path.includes('/manifests/sha256:') && r.status === 400));
+  assert.deepEqual([...new Set(proxy.requests.filter((r) => r.path !== '/v2/' && !UPLOADS.includes(r.method)).map((r) => r.method))], ['HEAD']);
+});
+
+test('pushes a bundle split into volumes straight from the volumes', async (t) => {
+  const { registry } = await target(t);
+  const result = await push(registry.host, { bundle: split });
+  assert.equal(result.images, manifest.images.length);
+  const image = manifest.images.find((i) => i.origin === 'component')!;
+  const repository = image.repository.slice(image.repository.indexOf('/') + 1);
+  await run('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${registry.host}/${repository}@${image.digest}`]);
+});
+
+for (const status of [401, 403, 405]) {
+  test(`a target that refuses the push with HTTP ${status} is named with the image, blob and repository; exit 1`, async (t) => {
+    const { proxy } = await target(t);
+    proxy.setFault((req) => (req.method === 'POST' ? { kind: 'status', status, body: '{"errors":[{"code":"DENIED","message":"no pushes here"}]}' } : undefined));
+    const result = await runCli(['bundle', 'push', bundle.sealPath, '--to', proxy.host]);
+    assertNoInternalError(result, 'bundle push');
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, new RegExp(`blob sha256:[a-f0-9]{64} of image \\S+ to repository \\S+ at ${proxy.host.replace(/\./g, '\\.')}: the registry refused it with HTTP ${status}: DENIED: no pushes here`));
+  });
+}
+
+test('a registry failing mid-upload (HTTP 500, a full disk) fails naming the blob; a re-run continues and sends only what is missing', async (t) => {
+  const { proxy } = await target(t);
+  let allowed = 3;
+  proxy.setFault((req) => {
+    if (req.method !== 'PUT' || !req.path.includes('/blobs/uploads/')) return undefined;
+    return allowed-- > 0 ? undefined : { kind: 'status', status: 500, body: '{"errors":[{"code":"UNKNOWN","message":"no space left on device"}]}' };
+  });
+  await assert.rejects(push(proxy.host), (err: unknown) => {
+    assert.ok(isUserError(err));
+    assert.equal(err.code, 'PUSH_FAILED');
+    assert.match(err.message, /blob sha256:[a-f0-9]{64} of image .* to repository .*: HTTP 500: UNKNOWN: no space left on device \(retried, giving up\)/);
+    return true;
+  });
+  proxy.setFault(undefined);
+  proxy.requests.length = 0;
+  const rerun = await push(proxy.host);
+  assert.ok(rerun.blobsPresent >= 3, 'the blobs the failed run placed are kept');
+  assert.equal(rerun.images, manifest.images.length);
+});
+
+test('a manifest the target rejects is named; after the fix a re-run finishes', async (t) => {
+  const { proxy } = await target(t);
+  proxy.setFault((req) => (req.method === 'PUT' && req.path.includes('/manifests/') ? { kind: 'status', status: 400, body: '{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid"}]}' } : undefined));
+  await assert.rejects(push(proxy.host), (err: unknown) => {
+    assert.ok(isUserError(err));
+    assert.equal(err.code, 'PUSH_FAILED');
+    assert.match(err.message, /manifest sha256:[a-f0-9]{64} of image .* to repository .*: HTTP 400: MANIFEST_INVALID/);
+    return true;
+  });
+  proxy.setFault(undefined);
+  const rerun = await push(proxy.host);
+  assert.equal(rerun.blobsSent, 0, 'every blob was in place already');
+  assert.ok(rerun.manifestsPut > 0);
+});
+
+test('large blobs go by PATCH, and a broken PATCH is resumed from the offset the registry reports', async (t) => {
+  const { registry, proxy } = await target(t);
+  let broken = 0;
+  proxy.setFault((req) => (req.method === 'PATCH' && broken++ === 0 ? { kind: 'status', status: 503 } : undefined));
+  const result = await push(proxy.host, { monolithicLimit: 0 });
+  assert.equal(result.images, manifest.images.length);
+  assert.ok(proxy.requests.some((r) => r.method === 'GET' && r.path.includes('/blobs/uploads/')), 'the retry asked where the upload stood');
+  assert.equal(proxy.requests.filter((r) => r.method === 'PUT' && r.path.includes('/blobs/uploads/')).length, result.blobsSent);
+  const image = manifest.images.find((i) => i.origin === 'component')!;
+  const repository = image.repository.slice(image.repository.indexOf('/') + 1);
+  await run('skopeo', ['copy', '--src-tls-verify=false', `docker://${registry.host}/${repository}@${image.digest}`, `oci:${path.join(work, 'patched')}`]);
+});
+
+test('a damaged bundle is refused before any upload', async (t) => {
+  const { proxy } = await target(t);
+  const damaged = path.join(work, 'damaged');
+  await mkdir(damaged, { recursive: true });
+  const files = [path.basename(bundle.tarPath), path.basename(bundle.sealPath)];
+  for (const f of files) await copyFile(path.join(path.dirname(bundle.tarPath), f), path.join(damaged, f));
+  const tar = path.join(damaged, files[0]!);
+  const opened = await openBundle(tar);
+  const layer = [...(await opened.locateBlobs()).values()].sort((a, b) => b.size - a.size)[0]!;
+  await opened.close();
+  const handle = await open(tar, 'r+');
+  const byte = Buffer.alloc(1);
+  await handle.read(byte, 0, 1, layer.offset + 10);
+  byte[0] = byte[0]! ^ 0xff;
+  await handle.write(byte, 0, 1, layer.offset + 10);
+  await handle.close();
+  const result = await runCli(['bundle', 'push', path.join(damaged, files[1]!), '--to', proxy.host]);
+  assertNoInternalError(result, 'bundle push');
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /failed verification/);
+  assert.equal(proxy.requests.length, 0, 'nothing was sent');
+  assert.equal((await readFile(tar)).length > 0, true);
+});
+
+test('containerd pulls pushed images by digest through the target registry as a hosts.toml mirror of quay.io', async (t) => {
+  const { registry } = await target(t);
+  await push(registry.host);
+  const hostsDir = path.join(work, 'push-certs.d');
+  await writeHostsToml(hostsDir, 'quay.io', registry.url);
+  const containerd = await startContainerd({ registryHostsDir: hostsDir });
+  t.after(() => containerd.stop());
+  const cri = await CriImageService.connect(containerd.endpoint, { timeoutMs: 10_000 });
+  t.after(() => cri.close());
+  // quay.io is unreachable here: the content can only come from the registry the bundle was pushed to.
+  const release = manifest.images.find((i) => i.origin === 'release')!;
+  const component = manifest.images.find((i) => i.origin === 'component' && i.manifests.length === 1)!;
+  for (const ref of [`${release.repository}@${release.digest}`, `${component.repository}@${component.digest}`]) {
+    await cri.pullImage(ref, { timeoutMs: 60_000 });
+    assert.ok((await cri.imageStatus(ref))?.repoDigests.includes(ref), `${ref} is present after the pull`);
+  }
+});
+
+test('--dest-cert-dir: a TLS target whose certificate the given CA signed is pushed to; with another CA the push fails naming it', async (t) => {
+  const registry = await startDockerRegistry();
+  t.after(() => registry.stop());
+  const dir = path.join(work, 'tls');
+  await mkdir(path.join(dir, 'good'), { recursive: true });
+  await mkdir(path.join(dir, 'other'), { recursive: true });
+  const selfSigned = (name: string) =>
+    run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(dir, `${name}.key`), '-out', path.join(dir, `${name}.pem`), '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
+  await selfSigned('server');
+  await selfSigned('stranger');
+  await copyFile(path.join(dir, 'server.pem'), path.join(dir, 'good', 'ca.crt'));
+  await copyFile(path.join(dir, 'stranger.pem'), path.join(dir, 'other', 'ca.crt'));
+  const proxy = await startRegistryProxy(registry.url, { tls: { key: await readFile(path.join(dir, 'server.key'), 'utf8'), cert: await readFile(path.join(dir, 'server.pem'), 'utf8') } });
+  t.after(() => proxy.stop());
+
+  const refused = await runCli(['bundle', 'push', bundle.sealPath, '--to', proxy.host, '--dest-cert-dir', path.join(dir, 'other')]);
+  assertNoInternalError(refused, 'bundle push');
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /to repository \S+ at 127\.0\.0\.1:\d+: .*(certificate|CERT)/i);
+  assert.equal(proxy.requests.length, 0, 'nothing reached the target over an unverified connection');
+
+  const pushed = await runCli(['bundle', 'push', bundle.sealPath, '--to', proxy.host, '--dest-cert-dir', path.join(dir, 'good'), '--json']);
+  assert.equal(pushed.code, 0, pushed.stderr);
+  assert.equal(JSON.parse(pushed.stdout).images, manifest.images.length);
+});
+
+test('--to is HOST[:PORT][/PREFIX]', () => {
+  assert.deepEqual(parsePushTarget('registry.example.com:5000/ocp/mirror'), { host: 'registry.example.com:5000', prefix: 'ocp/mirror' });
+  assert.deepEqual(parsePushTarget('127.0.0.1:5000'), { host: '127.0.0.1:5000', prefix: '' });
+  assert.throws(() => parsePushTarget('registry.example.com/Bad Prefix'), /--to/);
+});
+
+describe('into a registry with token auth (docker-registry auth: token)', () => {
+  let dir: string;
+  let registry: RunningRegistry;
+  let authfile: string;
+  let setup: TokenRegistry;
+
+  before(async () => {
+    setup = await startTokenRegistry({ grantPush: true });
+    ({ dir, registry, authfile } = setup);
+  });
+  after(async () => {
+    await setup?.stop();
+  });
+
+  test('without credentials the push is refused, named, exit 1', async () => {
+    const empty = path.join(dir, 'empty.json');
+    await writeFile(empty, '{"auths":{}}');
+    const result = await runCli(['bundle', 'push', bundle.sealPath, '--to', registry.host, '--authfile', empty]);
+    assertNoInternalError(result, 'bundle push');
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /of image \S+ to repository \S+ at 127\.0\.0\.1:\d+: the registry refused it with HTTP 401/);
+  });
+
+  test('with --authfile the push gets push tokens (mounts included) and skopeo pulls the release back by digest', async () => {
+    const result = await runCli(['bundle', 'push', bundle.sealPath, '--to', registry.host, '--authfile', authfile, '--json']);
+    assertNoInternalError(result, 'bundle push');
+    assert.equal(result.code, 0, result.stderr);
+    const summary = JSON.parse(result.stdout);
+    assert.ok(summary.blobsMounted > 0, 'mounts got a token with pull on the source repository');
+    const release = manifest.images.find((i) => i.origin === 'release')!;
+    const raw = await run('skopeo', ['inspect', '--tls-verify=false', '--creds', `${USER}:${PASSWORD}`, '--raw', `docker://${registry.host}/openshift-release-dev/ocp-release@${release.digest}`], { encoding: 'buffer' });
+    assert.equal(`sha256:${createHash('sha256').update(raw.stdout).digest('hex')}`, release.digest);
+  });
+});
