@@ -82,10 +82,31 @@ describe('OpenPGP packet reader', () => {
       ['no literal', SIGNATURE_PACKET, /no literal data/],
       ['two literals', Buffer.concat([lit, lit, SIGNATURE_PACKET]), /more than one literal/],
       ['bzip2', packet(8, Buffer.from([3, 1, 2, 3])), /algorithm 3 is not supported/],
-      ['zip bomb', packet(8, Buffer.concat([Buffer.from([2]), deflateSync(Buffer.alloc(4 * 1024 * 1024))])), /does not inflate/],
+      ['zip bomb', packet(8, Buffer.concat([Buffer.from([2]), deflateSync(Buffer.alloc(4 * 1024 * 1024))])), /inflates to more than the 1048576 bytes/],
+      ['bad deflate', packet(8, Buffer.from([2, 1, 2, 3])), /does not inflate/],
       ['foreign packet', Buffer.concat([packet(6, Buffer.alloc(4)), lit, SIGNATURE_PACKET]), /packet type 6/],
     ];
     for (const [name, bytes, message] of cases) assert.throws(() => signedLiteralData(bytes), (err: unknown) => err instanceof OpenPgpFormatError && message.test(err.message), name);
+  });
+
+  test('one inflation budget for the whole message: nested packets each under it are refused together', () => {
+    // 600 KiB inside 600 KiB: each inflation alone is under 1 MiB, both together are not.
+    const inner = packet(8, Buffer.concat([Buffer.from([2]), deflateSync(packet(10, Buffer.alloc(600 * 1024)))]));
+    const message = packet(8, Buffer.concat([Buffer.from([1]), deflateRawSync(Buffer.concat([packet(10, Buffer.alloc(600 * 1024)), inner]))]));
+    assert.throws(() => signedLiteralData(message), (err: unknown) => err instanceof OpenPgpFormatError && /inflates to more than the 1048576 bytes a whole signed message/.test(err.message));
+  });
+
+  test('a message fanning out into many compressed packets fails fast instead of inflating each', () => {
+    // 64 packets of 64 packets of ~1 MiB of zeros: a 100 KiB message that would inflate 4 GiB if each packet
+    // were only bounded by itself (seconds of blocked event loop per level; minutes with a third level).
+    const leaf = packet(8, Buffer.concat([Buffer.from([2]), deflateSync(packet(10, Buffer.alloc(1024 * 1024 - 16)))]));
+    const branch = packet(8, Buffer.concat([Buffer.from([2]), deflateSync(Buffer.concat(Array.from({ length: 64 }, () => leaf)))]));
+    const message = Buffer.concat(Array.from({ length: 64 }, () => branch));
+    const started = performance.now();
+    assert.throws(() => signedLiteralData(message), (err: unknown) => err instanceof OpenPgpFormatError && /more than one compressed data packet/.test(err.message));
+    // One compressed packet may hold the fan-out too: its first leaf already spends the budget.
+    assert.throws(() => signedLiteralData(packet(8, Buffer.concat([Buffer.from([0]), branch]))), (err: unknown) => err instanceof OpenPgpFormatError && /more than one compressed data packet/.test(err.message));
+    assert.ok(performance.now() - started < 2000, `refused in ${Math.round(performance.now() - started)} ms`);
   });
 
   test('rejects compressed packets nested deeper than a signature ever is', () => {
