@@ -180,6 +180,16 @@ describe('release signatures', () => {
     const bundle = await openBundle(output);
     await bundle.close();
     assert.deepEqual(bundle.manifest.releases?.map((r) => r.signatures), [[], []]);
+    // Checked against a keyring before the ConfigMaps are applied: carrying none is a failure naming each release,
+    // and a keyring that cannot be read is a usage error, not an OK.
+    const keyringOnUnsigned = await runCli(['bundle', 'verify', output, '--release-keyring', signer.binaryKeyring]);
+    assert.equal(keyringOnUnsigned.code, 1, keyringOnUnsigned.stdout);
+    assert.equal(keyringOnUnsigned.stdout.match(/^FAIL release-signature: release 4\.16\.\d-sample .* carries no release signature to verify with --release-keyring/gm)?.length, 2, keyringOnUnsigned.stdout);
+    const absentKeyring = await runCli(['bundle', 'verify', output, '--release-keyring', path.join(work, 'absent.gpg')]);
+    assertNoInternalError(absentKeyring, 'verify with an absent keyring');
+    assert.equal(absentKeyring.code, 2, absentKeyring.stderr);
+    assert.match(absentKeyring.stderr, /--release-keyring .*absent\.gpg cannot be read/);
+    assert.equal((await runCli(['bundle', 'verify', output])).code, 0, 'without --release-keyring an unsigned release is not a failure');
     // Options that need the store are refused without it.
     const stray = await create(path.join(work, 'stray.tar'), '--release-keyring', signer.armoredKeyring);
     assert.equal(stray.code, 2);

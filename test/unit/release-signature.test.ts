@@ -216,4 +216,19 @@ describe('signatures carried in a bundle manifest', () => {
     assert.ok(Buffer.from(configMap.binaryData[`sha256-${'a'.repeat(64)}-1`]!, 'base64').equals(good.bytes));
     assert.equal(signatureConfigMap({ ...release, signatures: [] } as BundleRelease), undefined, 'no ConfigMap for a release without signatures');
   });
+
+  test('with a keyring, the keyring is opened whatever the bundle carries, and a release carrying no signature is a problem', async () => {
+    const unsigned = { releases: [{ name: `quay.io/openshift-release-dev/ocp-release@${DIGEST}`, digest: DIGEST, version: '4.16.0', components: [], signatures: [] }] } as unknown as BundleManifest;
+    const noRelease = { images: [] } as unknown as BundleManifest;
+    assert.deepEqual(await releaseSignatureProblems(unsigned), [], 'without a keyring nothing is asked of the signatures');
+    const absent = path.join(signer.home, 'absent.gpg');
+    for (const manifest of [unsigned, noRelease]) {
+      await assert.rejects(releaseSignatureProblems(manifest, absent), (err: unknown) => err instanceof UserError && exitStatusOf(err) === 2 && err.message.includes('absent.gpg cannot be read'));
+    }
+    const [missing] = await releaseSignatureProblems(unsigned, signer.binaryKeyring);
+    assert.equal(missing?.subject, `quay.io/openshift-release-dev/ocp-release@${DIGEST}`);
+    assert.match(missing?.message ?? '', /release 4\.16\.0 \(.*\) carries no release signature to verify with --release-keyring/);
+    const [nothing] = await releaseSignatureProblems(noRelease, signer.binaryKeyring);
+    assert.match(nothing?.message ?? '', /the bundle holds no release, so no release signature to verify/);
+  });
 });
