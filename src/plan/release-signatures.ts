@@ -9,6 +9,7 @@ import { UserError } from '../util/errors.js';
 import type { BundlePlan, PlannedRelease } from './plan.js';
 
 export interface SignatureOptions {
+  /** As parseSignatureStore returns it (ending in one slash, so signature paths resolve under it). */
   readonly store: URL;
   /** gpg keyring (binary or armored) to verify each signature with; without it only the payload is checked. */
   readonly keyring?: string;

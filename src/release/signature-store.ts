@@ -16,15 +16,16 @@ import { releaseSignature, type ReleaseSignature } from './release-signature.js'
 export const MAX_SIGNATURES_PER_RELEASE = 16;
 const REQUEST_TIMEOUT_MS = 30_000;
 
-/** The store root as given by the user: http(s) only, without a trailing slash. */
+/** The store root as given by the user: http(s) only, ending in exactly one slash (a directory to resolve in). */
 export function parseSignatureStore(text: string): URL {
   const url = parseHttpUrlOption(text, '--signature-store');
-  url.pathname = url.pathname.replace(/\/+$/, '');
+  url.pathname = url.pathname.replace(/\/*$/, '/');
   return url;
 }
 
+/** Resolved against the store, not concatenated: a store at a host root has the path "/" already. */
 export function signatureUrl(store: URL, releaseDigest: Digest, index: number): string {
-  return `${store.origin}${store.pathname}/sha256=${digestHex(releaseDigest)}/signature-${index}`;
+  return new URL(`./sha256=${digestHex(releaseDigest)}/signature-${index}`, store).href;
 }
 
 export interface FetchSignaturesOptions {

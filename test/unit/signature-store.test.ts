@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fetchReleaseSignatures, MAX_SIGNATURES_PER_RELEASE, parseSignatureStore } from '../../src/release/signature-store.js';
+import { fetchReleaseSignatures, MAX_SIGNATURES_PER_RELEASE, parseSignatureStore, signatureUrl } from '../../src/release/signature-store.js';
 import type { RetryPolicy } from '../../src/registry/retry.js';
 import type { Digest } from '../../src/oci/digest.js';
 import { UserError } from '../../src/util/errors.js';
@@ -48,6 +48,20 @@ test('reads signature-1, -2, … until the first 404, retrying a 503 on the way'
   const signatures = await fetchReleaseSignatures(root, DIGEST, { release: 'release 4.16.0', retry: FAST });
   assert.deepEqual(signatures.map((s) => [s.index, s.bytes.toString()]), [[1, path(1)], [2, path(2)]]);
   assert.deepEqual(requests, [path(1), path(2), path(2), path(3)]);
+});
+
+test('a store at the host root, with or without its slash, is asked for /sha256=<hex>/signature-N (one slash)', async () => {
+  const port = (server.address() as AddressInfo).port;
+  const atRoot = `/sha256=${'c'.repeat(64)}/signature-1`;
+  for (const text of [`http://127.0.0.1:${port}`, `http://127.0.0.1:${port}/`, `http://127.0.0.1:${port}//`]) {
+    script.clear();
+    requests.length = 0;
+    script.set(atRoot, [200]);
+    const signatures = await fetchReleaseSignatures(parseSignatureStore(text), DIGEST, { release: 'release 4.16.0', retry: FAST });
+    assert.equal(signatures.length, 1, text);
+    assert.equal(requests[0], atRoot, text);
+  }
+  assert.equal(signatureUrl(parseSignatureStore('https://mirror.example.com/pub/sigs//'), DIGEST, 2), `https://mirror.example.com/pub/sigs/sha256=${'c'.repeat(64)}/signature-2`);
 });
 
 test('stops at the bound when a store never answers 404', async () => {
