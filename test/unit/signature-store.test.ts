@@ -15,7 +15,7 @@ import { freePort } from '../support/ports.js';
 const DIGEST = `sha256:${'c'.repeat(64)}` as Digest;
 const FAST: RetryPolicy = { attempts: 3, baseDelayMs: 1, maxDelayMs: 2, maxRetryAfterMs: 5 };
 
-/** Per path: the statuses to answer in turn (the last one repeats); 200 answers with the path as body. */
+/** Per path: the statuses to answer in turn (the last one repeats); 200 answers with the path as body, 0 never answers. */
 const script = new Map<string, number[]>();
 const requests: string[] = [];
 let server: http.Server;
@@ -27,6 +27,7 @@ before(async () => {
     requests.push(url);
     const statuses = script.get(url) ?? [404];
     const status = statuses.length > 1 ? statuses.shift()! : statuses[0]!;
+    if (status === 0) return;
     if (status === 200) res.writeHead(200).end(url);
     else res.writeHead(status, status === 503 ? { 'Retry-After': '0' } : {}).end();
   });
@@ -35,6 +36,7 @@ before(async () => {
 });
 
 after(async () => {
+  server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
 });
 
@@ -81,10 +83,22 @@ test('a 500 that persists and a 401 are errors naming the release and the URL', 
   }
 });
 
+test('a store that never answers is retried as a timeout, then an error naming the URL and the wait', async () => {
+  script.clear();
+  requests.length = 0;
+  script.set(path(1), [0]);
+  await assert.rejects(
+    fetchReleaseSignatures(root, DIGEST, { release: 'release 4.16.0', retry: FAST, timeoutMs: 50 }),
+    (err: unknown) => err instanceof UserError && err.code === 'SIGNATURE_STORE_FAILED' && /release 4\.16\.0: cannot fetch http:\/\/127\.0\.0\.1:\d+\/sigs\/sha256=c{64}\/signature-1: no answer within 50 ms/.test(err.message) && err.subject?.kind === 'url' && /tried 3 times/.test(err.hint),
+  );
+  assert.equal(requests.length, FAST.attempts, 'each try timed out and was tried again, as the hint says');
+});
+
 test('a store that is not there is an error naming the URL', async () => {
   const port = await freePort();
   const closed = parseSignatureStore(`http://127.0.0.1:${port}/sigs`);
-  await assert.rejects(fetchReleaseSignatures(closed, DIGEST, { release: 'release 4.16.0', retry: FAST }), new RegExp(`release 4\\.16\\.0: cannot fetch http://127\\.0\\.0\\.1:${port}/sigs/sha256=c{64}/signature-1: ECONNREFUSED`));
+  await assert.rejects(fetchReleaseSignatures(closed, DIGEST, { release: 'release 4.16.0', retry: FAST }), (err: unknown) =>
+    err instanceof UserError && new RegExp(`release 4\\.16\\.0: cannot fetch http://127\\.0\\.0\\.1:${port}/sigs/sha256=c{64}/signature-1: ECONNREFUSED`).test(err.message) && err.subject?.name === `http://127.0.0.1:${port}/sigs/sha256=${'c'.repeat(64)}/signature-1` && !/tried/.test(err.hint));
 });
 
 test('an abort while fetching is INTERRUPTED (exit 130), not a store failure', async () => {
