@@ -71,7 +71,7 @@ async function signatureProblems(manifest: BundleManifest, trust?: { keyring: Re
     });
   }
   for (const { signature, where } of checked) {
-    await trust.keyring.verify(signature.bytes, where).catch((err: unknown) => {
+    await trust.keyring.verify(signature, where).catch((err: unknown) => {
       if (!isUserError(err) || err.code !== 'RELEASE_SIGNATURE_UNTRUSTED') throw err;
       problems.push({ subject: signature.digest, message: err.message });
     });

@@ -33,13 +33,13 @@ export async function withReleaseSignatures(plan: BundlePlan, options: Signature
       const signatures = await fetchReleaseSignatures(options.store, digest, { release: name, ...(options.signal ? { signal: options.signal } : {}) });
       if (signatures.length === 0 && !options.allowUnsigned) {
         throw new UserError('RELEASE_UNSIGNED', `${name} has no signature in the store (${signatureUrl(options.store, digest, 1)} is not found); a cluster would refuse to update to it`, {
-          hint: 'check --signature-store, or pass --allow-unsigned-releases to bundle it anyway (the cluster then needs the update forced)',
+          subject: { kind: 'image', name: formatReference(release.reference) },
         });
       }
       for (const signature of signatures) {
         const where = `signature-${signature.index} of ${name}`;
         checkSignaturePayload(signature, digest, where);
-        await keyring?.verify(signature.bytes, where);
+        await keyring?.verify(signature, where);
       }
       releases.push({ ...release, signatures });
     }

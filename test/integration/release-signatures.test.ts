@@ -174,6 +174,10 @@ describe('release signatures', () => {
     }
     // The opt-out: a release without signatures is bundled, with none carried.
     served.clear();
+    const unsignedPlan = await runCli(['bundle', 'plan', ...source(), ...releases(), '--signature-store', storeUrl, '--json']);
+    assert.equal(unsignedPlan.code, 1, unsignedPlan.stderr);
+    const { error } = JSON.parse(unsignedPlan.stdout) as { error: { code: string; subject?: { kind: string; name: string } } };
+    assert.deepEqual([error.code, error.subject], ['RELEASE_UNSIGNED', { kind: 'image', name: `${RELEASE_REPOSITORY}@${samples[0]!.releaseDigest}` }]);
     const output = path.join(work, 'unsigned.tar');
     const allowed = await create(output, '--signature-store', storeUrl, '--allow-unsigned-releases');
     assert.equal(allowed.code, 0, allowed.stderr);

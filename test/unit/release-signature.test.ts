@@ -11,7 +11,7 @@ import { OpenPgpFormatError, parsePackets, signedLiteralData } from '../../src/r
 import { checkSignaturePayload, releaseSignature } from '../../src/release/release-signature.js';
 import { ReleaseKeyring } from '../../src/release/release-keyring.js';
 import { UserError } from '../../src/util/errors.js';
-import type { Digest } from '../../src/oci/digest.js';
+import { sha256Of, type Digest } from '../../src/oci/digest.js';
 import type { BundleManifest, BundleRelease } from '../../src/bundle/format.js';
 import { releaseSignatureProblems } from '../../src/bundle/release-signatures.js';
 import { signatureConfigMap } from '../../src/cluster/signature-config-map.js';
@@ -140,14 +140,14 @@ describe('release signatures made by gpg', () => {
     const sig = releaseSignature(2, await signer.sign(atomicPayload(OTHER)));
     assert.throws(
       () => checkSignaturePayload(sig, DIGEST, 'signature-2 of release 4.16.0'),
-      (err: unknown) => err instanceof UserError && err.code === 'RELEASE_SIGNATURE_MISMATCH' && err.message.includes(OTHER) && err.message.includes(DIGEST) && err.message.includes('signature-2'),
+      (err: unknown) => err instanceof UserError && err.code === 'RELEASE_SIGNATURE_MISMATCH' && err.message.includes(OTHER) && err.message.includes(DIGEST) && err.message.includes('signature-2') && err.subject?.name === sig.digest,
     );
   });
 
   test('a payload of another type, or not JSON, is RELEASE_SIGNATURE_INVALID', async () => {
     for (const payload of [atomicPayload(DIGEST, 'x', 'cosign container image signature'), 'not json']) {
       const sig = releaseSignature(1, await signer.sign(payload));
-      assert.throws(() => checkSignaturePayload(sig, DIGEST, 'signature-1'), (err: unknown) => err instanceof UserError && err.code === 'RELEASE_SIGNATURE_INVALID');
+      assert.throws(() => checkSignaturePayload(sig, DIGEST, 'signature-1'), (err: unknown) => err instanceof UserError && err.code === 'RELEASE_SIGNATURE_INVALID' && err.subject?.name === sig.digest);
     }
   });
 
@@ -156,7 +156,7 @@ describe('release signatures made by gpg', () => {
     for (const file of [signer.armoredKeyring, signer.binaryKeyring]) {
       const keyring = await ReleaseKeyring.open(file);
       try {
-        await keyring.verify(bytes, 'signature-1');
+        await keyring.verify(releaseSignature(1, bytes), 'signature-1');
       } finally {
         await keyring.close();
       }
@@ -167,7 +167,7 @@ describe('release signatures made by gpg', () => {
     for (const file of [other.armoredKeyring, garbage]) {
       const wrong = await ReleaseKeyring.open(file);
       try {
-        await assert.rejects(wrong.verify(bytes, 'signature-1 of release 4.16.0'), (err: unknown) => err instanceof UserError && err.code === 'RELEASE_SIGNATURE_UNTRUSTED' && err.message.includes('signature-1 of release 4.16.0'), file);
+        await assert.rejects(wrong.verify(releaseSignature(1, bytes), 'signature-1 of release 4.16.0'), (err: unknown) => err instanceof UserError && err.code === 'RELEASE_SIGNATURE_UNTRUSTED' && err.message.includes('signature-1 of release 4.16.0') && err.subject?.name === sha256Of(bytes), file);
       } finally {
         await wrong.close();
       }
