@@ -25,9 +25,21 @@ export interface SignatureProblem {
 
 /**
  * Each carried signature must decode to its recorded size and digest, and its payload must sign its release;
- * with `keyringFile`, gpgv must also find it a good signature by a key of that keyring.
+ * with `keyringFile`, gpgv must also find it a good signature by a key of that keyring, and every release must
+ * carry one (the check an operator runs before applying the ConfigMaps: none carried is not a pass).
  */
 export async function releaseSignatureProblems(manifest: BundleManifest, keyringFile?: string): Promise<SignatureProblem[]> {
+  // Opened first, whatever the bundle carries: a keyring that cannot be read is a usage error, never an OK.
+  if (keyringFile === undefined) return signatureProblems(manifest);
+  const keyring = await ReleaseKeyring.open(keyringFile);
+  try {
+    return await signatureProblems(manifest, { keyring, file: keyringFile });
+  } finally {
+    await keyring.close();
+  }
+}
+
+async function signatureProblems(manifest: BundleManifest, trust?: { keyring: ReleaseKeyring; file: string }): Promise<SignatureProblem[]> {
   const problems: SignatureProblem[] = [];
   const checked: Array<{ signature: ReleaseSignature; where: string }> = [];
   for (const release of bundleReleases(manifest)) {
@@ -48,17 +60,21 @@ export async function releaseSignatureProblems(manifest: BundleManifest, keyring
       }
     });
   }
-  if (keyringFile === undefined || checked.length === 0) return problems;
-  const keyring = await ReleaseKeyring.open(keyringFile);
-  try {
-    for (const { signature, where } of checked) {
-      await keyring.verify(signature.bytes, where).catch((err: unknown) => {
-        if (!isUserError(err) || err.code !== 'RELEASE_SIGNATURE_UNTRUSTED') throw err;
-        problems.push({ subject: signature.digest, message: err.message });
-      });
-    }
-  } finally {
-    await keyring.close();
+  if (trust === undefined) return problems;
+  const releases = bundleReleases(manifest);
+  if (releases.length === 0) problems.push({ subject: trust.file, message: `--release-keyring ${trust.file} was given, but the bundle holds no release, so no release signature to verify` });
+  for (const release of releases) {
+    if ((release.signatures ?? []).length > 0) continue;
+    problems.push({
+      subject: release.name,
+      message: `release ${release.version} (${release.name}) carries no release signature to verify with --release-keyring (bundled without --signature-store, or with --allow-unsigned-releases): a cluster would refuse to update to it`,
+    });
+  }
+  for (const { signature, where } of checked) {
+    await trust.keyring.verify(signature, where).catch((err: unknown) => {
+      if (!isUserError(err) || err.code !== 'RELEASE_SIGNATURE_UNTRUSTED') throw err;
+      problems.push({ subject: signature.digest, message: err.message });
+    });
   }
   return problems;
 }

@@ -14,7 +14,7 @@ export function registerBundleVerify(bundle: Command): void {
         'index.json, padding, end blocks) equal to what pin-preload.json prescribes; each byte is hashed once, on two cores',
     )
     .option('--trusted-key <file>', 'Ed25519 public key (KEY.pub from "pin-preload keygen"): require a valid signature by it')
-    .option('--release-keyring <file>', 'also verify the release signatures the bundle carries with gpgv against this keyring (binary or armored)')
+    .option('--release-keyring <file>', 'also verify the release signatures the bundle carries with gpgv against this keyring (binary or armored); a release carrying none fails')
     .option('--volume-checksums', "also recompute each volume's sha256 and compare it with the seal (hashes every byte a second time)")
     .option('--json', 'print the report as JSON (schemaVersion 1, see docs/json-output.md)')
     .option('--quiet', 'no progress output')

@@ -2,7 +2,6 @@
 // `--allow-unsigned-releases`), shared by `bundle plan` and `bundle create`, and applying them to a plan.
 
 import type { Command } from 'commander';
-import { access, constants } from 'node:fs/promises';
 import type { BundlePlan } from '../plan/plan.js';
 import type { SignatureOptions } from '../plan/release-signatures.js';
 import { UserError } from '../util/errors.js';
@@ -33,11 +32,9 @@ export async function checkSignatureOptions(options: SignatureOptionValues): Pro
   }
   const { parseSignatureStore } = await import('../release/signature-store.js');
   const store = parseSignatureStore(options.signatureStore);
-  const keyring = options.releaseKeyring;
-  if (keyring !== undefined) {
-    await access(keyring, constants.R_OK).catch((err: Error) => {
-      throw new UserError('USAGE', `--release-keyring ${keyring} cannot be read: ${err.message}`, { subject: { kind: 'path', name: keyring } });
-    });
+  if (options.releaseKeyring !== undefined) {
+    const { readKeyringHead } = await import('../release/release-keyring.js');
+    await readKeyringHead(options.releaseKeyring);
   }
   return { store, ...(options.releaseKeyring !== undefined ? { keyring: options.releaseKeyring } : {}), ...(options.allowUnsignedReleases ? { allowUnsigned: true } : {}) };
 }

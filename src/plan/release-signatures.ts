@@ -9,6 +9,7 @@ import { UserError } from '../util/errors.js';
 import type { BundlePlan, PlannedRelease } from './plan.js';
 
 export interface SignatureOptions {
+  /** As parseSignatureStore returns it (ending in one slash, so signature paths resolve under it). */
   readonly store: URL;
   /** gpg keyring (binary or armored) to verify each signature with; without it only the payload is checked. */
   readonly keyring?: string;
@@ -32,13 +33,13 @@ export async function withReleaseSignatures(plan: BundlePlan, options: Signature
       const signatures = await fetchReleaseSignatures(options.store, digest, { release: name, ...(options.signal ? { signal: options.signal } : {}) });
       if (signatures.length === 0 && !options.allowUnsigned) {
         throw new UserError('RELEASE_UNSIGNED', `${name} has no signature in the store (${signatureUrl(options.store, digest, 1)} is not found); a cluster would refuse to update to it`, {
-          hint: 'check --signature-store, or pass --allow-unsigned-releases to bundle it anyway (the cluster then needs the update forced)',
+          subject: { kind: 'image', name: formatReference(release.reference) },
         });
       }
       for (const signature of signatures) {
         const where = `signature-${signature.index} of ${name}`;
         checkSignaturePayload(signature, digest, where);
-        await keyring?.verify(signature.bytes, where);
+        await keyring?.verify(signature, where);
       }
       releases.push({ ...release, signatures });
     }

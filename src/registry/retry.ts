@@ -120,6 +120,8 @@ export function classifyFailure(error: unknown): Failure {
   if (error instanceof DigestMismatchError) return { kind: 'digest-mismatch' };
   if (isUserError(error)) return { kind: 'other' };
   if ((error as { name?: unknown } | undefined)?.name === 'AbortError') return { kind: 'aborted' };
+  // AbortSignal.timeout's reason: a request's own deadline passed (the caller stopping is seen as `stopped`), a timeout like ETIMEDOUT.
+  if ((error as { name?: unknown } | undefined)?.name === 'TimeoutError') return { kind: 'network', code: 'ETIMEDOUT' };
   const code = codeOf(error);
   if (code === 'UND_ERR_ABORTED' || code === 'ABORT_ERR') return { kind: 'aborted' };
   return code !== undefined ? { kind: 'network', code } : { kind: 'other' };

@@ -5,7 +5,11 @@ import { inflateRawSync, inflateSync } from 'node:zlib';
 
 /** Release signatures are about 600 bytes; their payload JSON well under 1 KiB. Anything far bigger is not one. */
 export const MAX_SIGNATURE_BYTES = 1024 * 1024;
-/** A compressed packet may not inflate past this (a zip bomb must fail fast, not fill memory). */
+/**
+ * What all the compressed packets of one message may inflate to together (a payload is under 1 KiB). One budget
+ * for the whole walk, not one per packet: packets that each stay under a per-packet limit could still fan out
+ * into thousands of synchronous inflations, blocking the event loop for minutes (Ctrl-C included).
+ */
 const MAX_INFLATED_BYTES = 1024 * 1024;
 /** Compressed data inside compressed data is legal but a signature never nests more than once. */
 const MAX_NESTING = 4;
@@ -96,17 +100,20 @@ export function parsePackets(bytes: Buffer): OpenPgpPacket[] {
   return packets;
 }
 
-function inflate(packet: OpenPgpPacket, offset: number): Buffer {
+/** `allowed`: the bytes left of the message's inflation budget (MAX_INFLATED_BYTES). */
+function inflate(packet: OpenPgpPacket, offset: number, allowed: number): Buffer {
   const algorithm = packet.body[0];
   const data = packet.body.subarray(1);
+  const tooLarge = () => new OpenPgpFormatError(`compressed data inflates to more than the ${MAX_INFLATED_BYTES} bytes a whole signed message may inflate to`, offset);
+  if ((algorithm === 1 || algorithm === 2) && allowed < 1) throw tooLarge();
   try {
     switch (algorithm) {
       case 0:
         return data;
       case 1:
-        return inflateRawSync(data, { maxOutputLength: MAX_INFLATED_BYTES });
+        return inflateRawSync(data, { maxOutputLength: allowed });
       case 2:
-        return inflateSync(data, { maxOutputLength: MAX_INFLATED_BYTES });
+        return inflateSync(data, { maxOutputLength: allowed });
       case undefined:
         throw new OpenPgpFormatError('empty compressed data packet', offset);
       default:
@@ -114,6 +121,7 @@ function inflate(packet: OpenPgpPacket, offset: number): Buffer {
     }
   } catch (err) {
     if (err instanceof OpenPgpFormatError) throw err;
+    if ((err as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge();
     throw new OpenPgpFormatError(`compressed data does not inflate: ${(err as Error).message}`, offset);
   }
 }
@@ -126,13 +134,21 @@ export function signedLiteralData(message: Buffer): Buffer {
   if (message.length > MAX_SIGNATURE_BYTES) throw new OpenPgpFormatError(`message of ${message.length} bytes is larger than ${MAX_SIGNATURE_BYTES}`, 0);
   let literal: Buffer | undefined;
   let signatures = 0;
+  let inflated = 0;
   const walk = (bytes: Buffer, depth: number) => {
     if (depth > MAX_NESTING) throw new OpenPgpFormatError(`compressed packets nested more than ${MAX_NESTING} deep`, 0);
-    for (const packet of parsePackets(bytes)) {
+    const packets = parsePackets(bytes);
+    // gpg wraps the whole message in one compressed packet; two side by side are never a signature, and refusing
+    // them before inflating either keeps the walk a chain instead of a tree.
+    if (packets.filter((p) => p.tag === PacketTag.CompressedData).length > 1) throw new OpenPgpFormatError('more than one compressed data packet side by side', 0);
+    for (const packet of packets) {
       switch (packet.tag) {
-        case PacketTag.CompressedData:
-          walk(inflate(packet, 0), depth + 1);
+        case PacketTag.CompressedData: {
+          const inner = inflate(packet, 0, MAX_INFLATED_BYTES - inflated);
+          if (packet.body[0] !== 0) inflated += inner.length;
+          walk(inner, depth + 1);
           break;
+        }
         case PacketTag.LiteralData:
           if (literal !== undefined) throw new OpenPgpFormatError('more than one literal data packet', 0);
           literal = literalBody(packet.body);

@@ -6,6 +6,7 @@ import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { errnoCode, UserError } from '../util/errors.js';
+import type { ReleaseSignature } from './release-signature.js';
 
 /** gpgv answers in milliseconds; a hung one must not hang `bundle create`. */
 const GPG_TIMEOUT_MS = 30_000;
@@ -27,11 +28,30 @@ function run(command: string, args: readonly string[]): Promise<RunResult> {
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
     child.on('error', (err) => {
-      if (errnoCode(err) === 'ENOENT') reject(new UserError('GPG_MISSING', `--release-keyring needs ${command}, which is not installed`, { hint: 'install GnuPG (gpgv and gpg), or leave out --release-keyring' }));
+      if (errnoCode(err) === 'ENOENT') reject(new UserError('GPG_MISSING', `--release-keyring needs ${command}, which is not installed`, { subject: { kind: 'option', name: '--release-keyring' } }));
       else reject(err);
     });
     child.on('close', (code) => resolve({ code, output: output.slice(0, MAX_DIAGNOSTIC_BYTES).trim() }));
   });
+}
+
+/**
+ * The keyring file's first bytes (enough to tell armor from binary): the one place an unreadable keyring is
+ * refused, called early by the CLI (before any planning) and again when the keyring is opened.
+ */
+export async function readKeyringHead(file: string): Promise<Buffer> {
+  try {
+    const handle = await open(file, 'r');
+    try {
+      const head = Buffer.alloc(64);
+      const { bytesRead } = await handle.read(head, 0, 64, 0);
+      return head.subarray(0, bytesRead);
+    } finally {
+      await handle.close();
+    }
+  } catch (err) {
+    throw new UserError('USAGE', `--release-keyring ${file} cannot be read: ${(err as Error).message}`, { subject: { kind: 'path', name: file } });
+  }
 }
 
 /** A keyring that gpgv can read, in its own temp dir: binary keyrings as they are, armored exports dearmored. */
@@ -42,19 +62,7 @@ export class ReleaseKeyring {
   ) {}
 
   static async open(file: string): Promise<ReleaseKeyring> {
-    let head: Buffer;
-    try {
-      const handle = await open(file, 'r');
-      try {
-        head = Buffer.alloc(64);
-        const { bytesRead } = await handle.read(head, 0, 64, 0);
-        head = head.subarray(0, bytesRead);
-      } finally {
-        await handle.close();
-      }
-    } catch (err) {
-      throw new UserError('USAGE', `--release-keyring ${file} cannot be read: ${(err as Error).message}`, { subject: { kind: 'path', name: file } });
-    }
+    const head = await readKeyringHead(file);
     const home = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-gpg-'));
     try {
       // Armored exports (what openshift/cluster-update-keys ships) start with the armor line; gpgv reads only binary keyrings.
@@ -70,16 +78,14 @@ export class ReleaseKeyring {
   }
 
   /** gpgv's verdict on one signed message; throws naming `where` (release and N) when it is not good. */
-  async verify(signature: Buffer, where: string): Promise<void> {
+  async verify(signature: ReleaseSignature, where: string): Promise<void> {
     const file = path.join(this.home, 'signature');
-    await writeFile(file, signature);
+    await writeFile(file, signature.bytes);
     try {
       const result = await run('gpgv', ['--homedir', this.home, '--keyring', this.keyring, '--status-fd', '1', file]);
       if (result.code === 0 && /^\[GNUPG:\] GOODSIG /m.test(result.output) && /^\[GNUPG:\] VALIDSIG /m.test(result.output)) return;
       const reason = result.output.split('\n').filter((l) => !l.startsWith('[GNUPG:]')).join('; ') || `gpgv exited with ${String(result.code)}`;
-      throw new UserError('RELEASE_SIGNATURE_UNTRUSTED', `${where} is not a good signature by a key of the release keyring: ${reason}`, {
-        hint: 'check --release-keyring: it must hold the key the release was signed with (for OpenShift: openshift/cluster-update-keys)',
-      });
+      throw new UserError('RELEASE_SIGNATURE_UNTRUSTED', `${where} is not a good signature by a key of the release keyring: ${reason}`, { subject: { kind: 'digest', name: signature.digest } });
     } finally {
       await rm(file, { force: true });
     }

@@ -32,16 +32,15 @@ export interface SignatureClaims {
  * docker-manifest-digest names `releaseDigest`. `where` names the signature in errors (release and N).
  */
 export function checkSignaturePayload(signature: ReleaseSignature, releaseDigest: Digest, where: string): SignatureClaims {
+  const subject = { kind: 'digest', name: signature.digest } as const;
   let payload: Buffer;
   try {
     payload = signedLiteralData(signature.bytes);
   } catch (err) {
     if (!(err instanceof OpenPgpFormatError)) throw err;
-    throw new UserError('RELEASE_SIGNATURE_INVALID', `${where} is not an OpenPGP signed message: ${err.message}`, {
-      hint: 'check --signature-store: it must be the store root, whose sha256=<hex>/signature-N files are release signatures',
-    });
+    throw new UserError('RELEASE_SIGNATURE_INVALID', `${where} is not an OpenPGP signed message: ${err.message}`, { subject });
   }
-  const bad = (why: string) => new UserError('RELEASE_SIGNATURE_INVALID', `${where}: its signed payload ${why}`, { hint: 'the store serves something that is not an OpenShift release signature' });
+  const bad = (why: string) => new UserError('RELEASE_SIGNATURE_INVALID', `${where}: its signed payload ${why}`, { subject, hint: 'the store serves something that is not an OpenShift release signature' });
   let doc: unknown;
   try {
     doc = JSON.parse(payload.toString('utf8'));
@@ -54,9 +53,7 @@ export function checkSignaturePayload(signature: ReleaseSignature, releaseDigest
   const signed = critical.image?.['docker-manifest-digest'];
   if (typeof signed !== 'string' || !isDigest(signed)) throw bad('has no valid critical.image.docker-manifest-digest');
   if (signed !== releaseDigest) {
-    throw new UserError('RELEASE_SIGNATURE_MISMATCH', `${where} signs ${signed}, not the release ${releaseDigest}`, {
-      hint: 'the store holds a signature of another image under this release\'s digest; do not use this store',
-    });
+    throw new UserError('RELEASE_SIGNATURE_MISMATCH', `${where} signs ${signed}, not the release ${releaseDigest}`, { subject });
   }
   const reference = critical.identity?.['docker-reference'];
   return { manifestDigest: signed, reference: typeof reference === 'string' ? reference : '' };

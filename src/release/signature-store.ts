@@ -2,7 +2,7 @@
 // (mirror.openshift.com/pub/openshift-v4/signatures/openshift/release/sha256=<hex>/signature-N).
 
 import { digestHex, type Digest } from '../oci/digest.js';
-import { DEFAULT_RETRY_POLICY, StatusFailure, parseRetryAfter, retryRequest, type RetryPolicy } from '../registry/retry.js';
+import { DEFAULT_RETRY_POLICY, StatusFailure, parseRetryAfter, retryRequest, type RetryDecision, type RetryPolicy } from '../registry/retry.js';
 import { UserError } from '../util/errors.js';
 import { parseHttpUrlOption } from '../util/http-url.js';
 import { MAX_SIGNATURE_BYTES } from './openpgp.js';
@@ -16,15 +16,16 @@ import { releaseSignature, type ReleaseSignature } from './release-signature.js'
 export const MAX_SIGNATURES_PER_RELEASE = 16;
 const REQUEST_TIMEOUT_MS = 30_000;
 
-/** The store root as given by the user: http(s) only, without a trailing slash. */
+/** The store root as given by the user: http(s) only, ending in exactly one slash (a directory to resolve in). */
 export function parseSignatureStore(text: string): URL {
   const url = parseHttpUrlOption(text, '--signature-store');
-  url.pathname = url.pathname.replace(/\/+$/, '');
+  url.pathname = url.pathname.replace(/\/*$/, '/');
   return url;
 }
 
+/** Resolved against the store, not concatenated: a store at a host root has the path "/" already. */
 export function signatureUrl(store: URL, releaseDigest: Digest, index: number): string {
-  return `${store.origin}${store.pathname}/sha256=${digestHex(releaseDigest)}/signature-${index}`;
+  return new URL(`./sha256=${digestHex(releaseDigest)}/signature-${index}`, store).href;
 }
 
 export interface FetchSignaturesOptions {
@@ -40,13 +41,11 @@ async function boundedBody(response: Response, url: string, release: string): Pr
   const chunks: Buffer[] = [];
   let size = 0;
   if (response.body) {
+    // Throwing out of for-await cancels the stream (the iterator's return()), which closes the connection.
     for await (const chunk of response.body) {
       size += chunk.byteLength;
       if (size > MAX_SIGNATURE_BYTES) {
-        await response.body.cancel().catch(() => undefined);
-        throw new UserError('RELEASE_SIGNATURE_INVALID', `${release}: ${url} is more than ${MAX_SIGNATURE_BYTES} bytes, too large for a release signature`, {
-          hint: 'check --signature-store: it must be the store root, whose sha256=<hex>/signature-N files are release signatures',
-        });
+        throw new UserError('RELEASE_SIGNATURE_INVALID', `${release}: ${url} is more than ${MAX_SIGNATURE_BYTES} bytes, too large for a release signature`, { subject: { kind: 'url', name: url } });
       }
       chunks.push(Buffer.from(chunk));
     }
@@ -54,11 +53,34 @@ async function boundedBody(response: Response, url: string, release: string): Pr
   return Buffer.concat(chunks);
 }
 
-/** One GET: the signature's bytes, or undefined for a 404 (no signature N); overload and broken connections are retried. */
+/** The error a fetch gives up with: the store's own answer, or the network's failure and whether it was retried. */
+function storeFailure(decision: RetryDecision, error: unknown, url: string, options: FetchSignaturesOptions): unknown {
+  if (error instanceof UserError) return error;
+  if (options.signal?.aborted) return interrupted(options);
+  const subject = { kind: 'url', name: url } as const;
+  const reason = decision.action === 'give-up' ? decision.reason : undefined;
+  if (reason === 'not-retryable' && error instanceof StatusFailure) {
+    return new UserError('SIGNATURE_STORE_FAILED', `${options.release}: the signature store answered HTTP ${error.status} for ${url}`, { subject, hint: 'check --signature-store (its root, e.g. https://mirror.openshift.com/pub/openshift-v4/signatures/openshift/release)' });
+  }
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  const why =
+    error instanceof StatusFailure ? error.message
+    : (error as { name?: unknown }).name === 'TimeoutError' ? `no answer within ${options.timeoutMs ?? REQUEST_TIMEOUT_MS} ms`
+    : (cause?.code ?? cause?.message ?? (error as Error).message);
+  return new UserError('SIGNATURE_STORE_FAILED', `${options.release}: cannot fetch ${url}: ${why}`, {
+    subject,
+    ...(reason === 'exhausted' ? { hint: `check --signature-store and the network (tried ${(options.retry ?? DEFAULT_RETRY_POLICY).attempts} times)` } : {}),
+  });
+}
+
+/** One GET: the signature's bytes, or undefined for a 404 (no signature N); overload, broken connections and timeouts are retried. */
 async function fetchOne(url: string, options: FetchSignaturesOptions): Promise<Buffer | undefined> {
+  const timeoutMs = options.timeoutMs ?? REQUEST_TIMEOUT_MS;
   return retryRequest(
     async () => {
-      const response = await fetch(url, { signal: options.signal ? AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs ?? REQUEST_TIMEOUT_MS)]) : AbortSignal.timeout(options.timeoutMs ?? REQUEST_TIMEOUT_MS) });
+      // A fresh deadline per try; its TimeoutError is a network timeout to the policy, the caller's abort is not.
+      const deadline = AbortSignal.timeout(timeoutMs);
+      const response = await fetch(url, { signal: options.signal ? AbortSignal.any([options.signal, deadline]) : deadline });
       if (response.status === 404) {
         await response.body?.cancel().catch(() => undefined);
         return undefined;
@@ -70,18 +92,16 @@ async function fetchOne(url: string, options: FetchSignaturesOptions): Promise<B
     },
     options.retry ?? DEFAULT_RETRY_POLICY,
     options.signal,
-    (decision, error) =>
-      decision.action === 'give-up' && decision.reason === 'not-retryable' && error instanceof StatusFailure
-        ? new UserError('SIGNATURE_STORE_FAILED', `${options.release}: the signature store answered HTTP ${error.status} for ${url}`, { hint: 'check --signature-store (its root, e.g. https://mirror.openshift.com/pub/openshift-v4/signatures/openshift/release)' })
-        : error,
+    (decision, error) => storeFailure(decision, error, url, options),
   ).catch((err: unknown) => {
-    if (err instanceof UserError) throw err;
-    // Ctrl-C while fetching: nothing has been downloaded or written yet, so there is nothing to resume.
-    if (options.signal?.aborted) throw new UserError('INTERRUPTED', `interrupted while fetching the signatures of ${options.release}; nothing was written`);
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    const why = err instanceof StatusFailure ? err.message : (cause?.code ?? cause?.message ?? (err as Error).message);
-    throw new UserError('SIGNATURE_STORE_FAILED', `${options.release}: cannot fetch ${url}: ${why}`, { hint: 'check --signature-store and the network (retried a few times already)' });
+    // The wait between tries ends with the caller's abort reason, which never reaches storeFailure.
+    throw !(err instanceof UserError) && options.signal?.aborted ? interrupted(options) : err;
   });
+}
+
+/** Ctrl-C while fetching: nothing has been downloaded or written yet, so there is nothing to resume. */
+function interrupted(options: FetchSignaturesOptions): UserError {
+  return new UserError('INTERRUPTED', `interrupted while fetching the signatures of ${options.release}; nothing was written`);
 }
 
 /** signature-1, signature-2, … of the release until the first 404 (at most MAX_SIGNATURES_PER_RELEASE). */

@@ -174,12 +174,26 @@ describe('release signatures', () => {
     }
     // The opt-out: a release without signatures is bundled, with none carried.
     served.clear();
+    const unsignedPlan = await runCli(['bundle', 'plan', ...source(), ...releases(), '--signature-store', storeUrl, '--json']);
+    assert.equal(unsignedPlan.code, 1, unsignedPlan.stderr);
+    const { error } = JSON.parse(unsignedPlan.stdout) as { error: { code: string; subject?: { kind: string; name: string } } };
+    assert.deepEqual([error.code, error.subject], ['RELEASE_UNSIGNED', { kind: 'image', name: `${RELEASE_REPOSITORY}@${samples[0]!.releaseDigest}` }]);
     const output = path.join(work, 'unsigned.tar');
     const allowed = await create(output, '--signature-store', storeUrl, '--allow-unsigned-releases');
     assert.equal(allowed.code, 0, allowed.stderr);
     const bundle = await openBundle(output);
     await bundle.close();
     assert.deepEqual(bundle.manifest.releases?.map((r) => r.signatures), [[], []]);
+    // Checked against a keyring before the ConfigMaps are applied: carrying none is a failure naming each release,
+    // and a keyring that cannot be read is a usage error, not an OK.
+    const keyringOnUnsigned = await runCli(['bundle', 'verify', output, '--release-keyring', signer.binaryKeyring]);
+    assert.equal(keyringOnUnsigned.code, 1, keyringOnUnsigned.stdout);
+    assert.equal(keyringOnUnsigned.stdout.match(/^FAIL release-signature: release 4\.16\.\d-sample .* carries no release signature to verify with --release-keyring/gm)?.length, 2, keyringOnUnsigned.stdout);
+    const absentKeyring = await runCli(['bundle', 'verify', output, '--release-keyring', path.join(work, 'absent.gpg')]);
+    assertNoInternalError(absentKeyring, 'verify with an absent keyring');
+    assert.equal(absentKeyring.code, 2, absentKeyring.stderr);
+    assert.match(absentKeyring.stderr, /--release-keyring .*absent\.gpg cannot be read/);
+    assert.equal((await runCli(['bundle', 'verify', output])).code, 0, 'without --release-keyring an unsigned release is not a failure');
     // Options that need the store are refused without it.
     const stray = await create(path.join(work, 'stray.tar'), '--release-keyring', signer.armoredKeyring);
     assert.equal(stray.code, 2);

@@ -66,6 +66,7 @@ const classifications: Array<[string, unknown, Failure]> = [
   ['a digest mismatch', new DigestMismatchError(sha256Of(Buffer.from('a')), 'sha256:00', 'blob x'), { kind: 'digest-mismatch' }],
   ['a UserError (its code is not an errno)', new UserError('REGISTRY_ERROR', 'redirected without a Location header'), { kind: 'other' }],
   ['an AbortSignal reason', new DOMException('This operation was aborted', 'AbortError'), { kind: 'aborted' }],
+  ['a request deadline (AbortSignal.timeout\'s reason)', new DOMException('The operation was aborted due to timeout', 'TimeoutError'), { kind: 'network', code: 'ETIMEDOUT' }],
   ['undici aborting a request', Object.assign(new Error('Request aborted'), { code: 'UND_ERR_ABORTED' }), { kind: 'aborted' }],
   ['an error without a code', new Error('the blob stream was closed'), { kind: 'other' }],
 ];

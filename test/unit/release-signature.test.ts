@@ -11,7 +11,7 @@ import { OpenPgpFormatError, parsePackets, signedLiteralData } from '../../src/r
 import { checkSignaturePayload, releaseSignature } from '../../src/release/release-signature.js';
 import { ReleaseKeyring } from '../../src/release/release-keyring.js';
 import { UserError } from '../../src/util/errors.js';
-import type { Digest } from '../../src/oci/digest.js';
+import { sha256Of, type Digest } from '../../src/oci/digest.js';
 import type { BundleManifest, BundleRelease } from '../../src/bundle/format.js';
 import { releaseSignatureProblems } from '../../src/bundle/release-signatures.js';
 import { signatureConfigMap } from '../../src/cluster/signature-config-map.js';
@@ -82,10 +82,31 @@ describe('OpenPGP packet reader', () => {
       ['no literal', SIGNATURE_PACKET, /no literal data/],
       ['two literals', Buffer.concat([lit, lit, SIGNATURE_PACKET]), /more than one literal/],
       ['bzip2', packet(8, Buffer.from([3, 1, 2, 3])), /algorithm 3 is not supported/],
-      ['zip bomb', packet(8, Buffer.concat([Buffer.from([2]), deflateSync(Buffer.alloc(4 * 1024 * 1024))])), /does not inflate/],
+      ['zip bomb', packet(8, Buffer.concat([Buffer.from([2]), deflateSync(Buffer.alloc(4 * 1024 * 1024))])), /inflates to more than the 1048576 bytes/],
+      ['bad deflate', packet(8, Buffer.from([2, 1, 2, 3])), /does not inflate/],
       ['foreign packet', Buffer.concat([packet(6, Buffer.alloc(4)), lit, SIGNATURE_PACKET]), /packet type 6/],
     ];
     for (const [name, bytes, message] of cases) assert.throws(() => signedLiteralData(bytes), (err: unknown) => err instanceof OpenPgpFormatError && message.test(err.message), name);
+  });
+
+  test('one inflation budget for the whole message: nested packets each under it are refused together', () => {
+    // 600 KiB inside 600 KiB: each inflation alone is under 1 MiB, both together are not.
+    const inner = packet(8, Buffer.concat([Buffer.from([2]), deflateSync(packet(10, Buffer.alloc(600 * 1024)))]));
+    const message = packet(8, Buffer.concat([Buffer.from([1]), deflateRawSync(Buffer.concat([packet(10, Buffer.alloc(600 * 1024)), inner]))]));
+    assert.throws(() => signedLiteralData(message), (err: unknown) => err instanceof OpenPgpFormatError && /inflates to more than the 1048576 bytes a whole signed message/.test(err.message));
+  });
+
+  test('a message fanning out into many compressed packets fails fast instead of inflating each', () => {
+    // 64 packets of 64 packets of ~1 MiB of zeros: a 100 KiB message that would inflate 4 GiB if each packet
+    // were only bounded by itself (seconds of blocked event loop per level; minutes with a third level).
+    const leaf = packet(8, Buffer.concat([Buffer.from([2]), deflateSync(packet(10, Buffer.alloc(1024 * 1024 - 16)))]));
+    const branch = packet(8, Buffer.concat([Buffer.from([2]), deflateSync(Buffer.concat(Array.from({ length: 64 }, () => leaf)))]));
+    const message = Buffer.concat(Array.from({ length: 64 }, () => branch));
+    const started = performance.now();
+    assert.throws(() => signedLiteralData(message), (err: unknown) => err instanceof OpenPgpFormatError && /more than one compressed data packet/.test(err.message));
+    // One compressed packet may hold the fan-out too: its first leaf already spends the budget.
+    assert.throws(() => signedLiteralData(packet(8, Buffer.concat([Buffer.from([0]), branch]))), (err: unknown) => err instanceof OpenPgpFormatError && /more than one compressed data packet/.test(err.message));
+    assert.ok(performance.now() - started < 2000, `refused in ${Math.round(performance.now() - started)} ms`);
   });
 
   test('rejects compressed packets nested deeper than a signature ever is', () => {
@@ -119,14 +140,14 @@ describe('release signatures made by gpg', () => {
     const sig = releaseSignature(2, await signer.sign(atomicPayload(OTHER)));
     assert.throws(
       () => checkSignaturePayload(sig, DIGEST, 'signature-2 of release 4.16.0'),
-      (err: unknown) => err instanceof UserError && err.code === 'RELEASE_SIGNATURE_MISMATCH' && err.message.includes(OTHER) && err.message.includes(DIGEST) && err.message.includes('signature-2'),
+      (err: unknown) => err instanceof UserError && err.code === 'RELEASE_SIGNATURE_MISMATCH' && err.message.includes(OTHER) && err.message.includes(DIGEST) && err.message.includes('signature-2') && err.subject?.name === sig.digest,
     );
   });
 
   test('a payload of another type, or not JSON, is RELEASE_SIGNATURE_INVALID', async () => {
     for (const payload of [atomicPayload(DIGEST, 'x', 'cosign container image signature'), 'not json']) {
       const sig = releaseSignature(1, await signer.sign(payload));
-      assert.throws(() => checkSignaturePayload(sig, DIGEST, 'signature-1'), (err: unknown) => err instanceof UserError && err.code === 'RELEASE_SIGNATURE_INVALID');
+      assert.throws(() => checkSignaturePayload(sig, DIGEST, 'signature-1'), (err: unknown) => err instanceof UserError && err.code === 'RELEASE_SIGNATURE_INVALID' && err.subject?.name === sig.digest);
     }
   });
 
@@ -135,7 +156,7 @@ describe('release signatures made by gpg', () => {
     for (const file of [signer.armoredKeyring, signer.binaryKeyring]) {
       const keyring = await ReleaseKeyring.open(file);
       try {
-        await keyring.verify(bytes, 'signature-1');
+        await keyring.verify(releaseSignature(1, bytes), 'signature-1');
       } finally {
         await keyring.close();
       }
@@ -146,7 +167,7 @@ describe('release signatures made by gpg', () => {
     for (const file of [other.armoredKeyring, garbage]) {
       const wrong = await ReleaseKeyring.open(file);
       try {
-        await assert.rejects(wrong.verify(bytes, 'signature-1 of release 4.16.0'), (err: unknown) => err instanceof UserError && err.code === 'RELEASE_SIGNATURE_UNTRUSTED' && err.message.includes('signature-1 of release 4.16.0'), file);
+        await assert.rejects(wrong.verify(releaseSignature(1, bytes), 'signature-1 of release 4.16.0'), (err: unknown) => err instanceof UserError && err.code === 'RELEASE_SIGNATURE_UNTRUSTED' && err.message.includes('signature-1 of release 4.16.0') && err.subject?.name === sha256Of(bytes), file);
       } finally {
         await wrong.close();
       }
@@ -194,5 +215,20 @@ describe('signatures carried in a bundle manifest', () => {
     assert.deepEqual(Object.keys(configMap.binaryData), [1, 2, 3].map((n) => `sha256-${'a'.repeat(64)}-${n}`));
     assert.ok(Buffer.from(configMap.binaryData[`sha256-${'a'.repeat(64)}-1`]!, 'base64').equals(good.bytes));
     assert.equal(signatureConfigMap({ ...release, signatures: [] } as BundleRelease), undefined, 'no ConfigMap for a release without signatures');
+  });
+
+  test('with a keyring, the keyring is opened whatever the bundle carries, and a release carrying no signature is a problem', async () => {
+    const unsigned = { releases: [{ name: `quay.io/openshift-release-dev/ocp-release@${DIGEST}`, digest: DIGEST, version: '4.16.0', components: [], signatures: [] }] } as unknown as BundleManifest;
+    const noRelease = { images: [] } as unknown as BundleManifest;
+    assert.deepEqual(await releaseSignatureProblems(unsigned), [], 'without a keyring nothing is asked of the signatures');
+    const absent = path.join(signer.home, 'absent.gpg');
+    for (const manifest of [unsigned, noRelease]) {
+      await assert.rejects(releaseSignatureProblems(manifest, absent), (err: unknown) => err instanceof UserError && exitStatusOf(err) === 2 && err.message.includes('absent.gpg cannot be read'));
+    }
+    const [missing] = await releaseSignatureProblems(unsigned, signer.binaryKeyring);
+    assert.equal(missing?.subject, `quay.io/openshift-release-dev/ocp-release@${DIGEST}`);
+    assert.match(missing?.message ?? '', /release 4\.16\.0 \(.*\) carries no release signature to verify with --release-keyring/);
+    const [nothing] = await releaseSignatureProblems(noRelease, signer.binaryKeyring);
+    assert.match(nothing?.message ?? '', /the bundle holds no release, so no release signature to verify/);
   });
 });
