@@ -1,6 +1,7 @@
-// One preload sync, in the MCO's order: Progressing → unpin what left the set → verify bundles → storage check
-// → mirror config → pull everything through CRI from the in-process mirror → ImageStatus again → pin (CRI-O's
-// pinned file + reload, or containerd's pinned label) → ImageStatus `pinned` → record.
+// One preload sync, in the MCO's order: Progressing → the mirror forgets vanished bundles → unpin what left the
+// set → verify bundles → storage check → mirror config → pull everything through CRI from the in-process
+// mirror → ImageStatus again → pin (CRI-O's pinned file + reload, or containerd's pinned label) → ImageStatus
+// `pinned` → record.
 
 import { readFile } from 'node:fs/promises';
 import { CriImageService, type CriImage } from '../cri/image-service.js';
@@ -167,11 +168,20 @@ async function verifyBundles(ctx: PreloadContext, bundles: readonly OpenNodeBund
   checkAborted(ctx.signal);
 }
 
-/** The mirror must serve every bundle before the runtime is told to use it. */
+/**
+ * The mirror stops serving bundles that left the bundle dir, first thing in a sync: unregistering re-checks
+ * the deltas' bases, so a delta whose base an admin removed stops being served even though this sync then
+ * fails on that base (otherwise the running service's mirror would keep serving its manifests, and answer
+ * 404 for the layers the base held).
+ */
+async function forgetVanished(ctx: PreloadContext, bundles: readonly OpenNodeBundle[]): Promise<void> {
+  const present = new Set(bundles.map((b) => b.path));
+  for (const registered of ctx.store.listBundles()) if (!present.has(registered.path)) await ctx.store.unregisterBundle(registered.path);
+}
+
+/** The mirror must serve every bundle before the runtime is told to use it; registered only once verified. */
 async function registerWithMirror(ctx: PreloadContext, bundles: readonly OpenNodeBundle[]): Promise<void> {
-  const wanted = new Set(bundles.map((b) => b.path));
   for (const bundle of bundles) await ctx.store.registerBundle(bundle.opened);
-  for (const registered of ctx.store.listBundles()) if (!wanted.has(registered.path)) await ctx.store.unregisterBundle(registered.path);
 }
 
 /**
@@ -338,6 +348,7 @@ async function syncOnce(ctx: PreloadContext, opened: OpenBundles, retire: boolea
     const method = pinMethod(config, await cri.version());
     state.recordRuntime(method.runtime);
     const sync: Sync = { ctx, bundles, images, method, changes };
+    await forgetVanished(ctx, bundles);
     const released = await releaseLeaving(sync);
     await verifyBundles(ctx, bundles);
     const { present, missing } = await takeStock(sync);
