@@ -11,7 +11,7 @@ import { pinnableImages } from '../bundle/bundle-manifest.js';
 import { platformMatches, type Platform } from '../oci/platform.js';
 import { sha256Of, type Digest } from '../oci/digest.js';
 import { parseReference, type Repository } from '../oci/reference.js';
-import { errnoCode } from '../util/errors.js';
+import { errnoCode, UserError } from '../util/errors.js';
 import { removeFileDurably } from '../util/atomic-file.js';
 import type { ImageLayers } from './storage-check.js';
 
@@ -81,11 +81,16 @@ export type NodeBundleOpener = (sealPath: string) => Promise<OpenNodeBundle>;
 
 /** Opens one bundle of the bundle dir; its `opened.close()` closes the volume files. */
 export async function openNodeBundle(sealPath: string): Promise<OpenNodeBundle> {
-  const files = await locateBundle(sealPath);
-  // The fingerprint stats the volumes before the open checks them, as it always has: a missing volume is
-  // reported by the stat (the same error as before bundles were opened once).
-  const fingerprint = await fingerprintOf(files);
-  const opened = await openLocatedBundle(files);
+  // The open checks the volumes first (a missing one is BUNDLE_VOLUME_MISSING naming it), so the fingerprint's
+  // stat never meets a missing volume as a raw ENOENT.
+  const opened = await openLocatedBundle(await locateBundle(sealPath));
+  let fingerprint: string;
+  try {
+    fingerprint = await fingerprintOf(opened);
+  } catch (err) {
+    await opened.close();
+    throw err;
+  }
   let index: Promise<Map<Digest, BlobLocation>> | undefined;
   return {
     path: path.join(opened.dir, opened.name),
@@ -102,6 +107,31 @@ export async function readNodeBundle(sealPath: string): Promise<NodeBundle> {
   const { opened, ...bundle } = await openNodeBundle(sealPath);
   await opened.close();
   return bundle;
+}
+
+/** A bundle of the bundle dir that could not be read, and why. */
+export interface UnreadableBundle {
+  readonly sealPath: string;
+  readonly why: string;
+}
+
+/**
+ * Reads each bundle (manifest and fingerprint), setting aside those that cannot be read (a missing volume, a
+ * damaged manifest) with why: for what needs only the readable ones, such as an import's base check. A sync
+ * opens every bundle and fails on a bad one by name. A bug (no UserError, no errno code) is thrown.
+ */
+export async function readBundles(sealPaths: readonly string[]): Promise<{ bundles: NodeBundle[]; unreadable: UnreadableBundle[] }> {
+  const bundles: NodeBundle[] = [];
+  const unreadable: UnreadableBundle[] = [];
+  for (const sealPath of sealPaths) {
+    try {
+      bundles.push(await readNodeBundle(sealPath));
+    } catch (err) {
+      if (!(err instanceof UserError) && errnoCode(err) === undefined) throw err;
+      unreadable.push({ sealPath, why: (err as Error).message });
+    }
+  }
+  return { bundles, unreadable };
 }
 
 /**
