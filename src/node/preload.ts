@@ -10,7 +10,7 @@ import { pinnableImages } from '../bundle/bundle-manifest.js';
 import { startMirror, type RunningMirror } from '../mirror/server.js';
 import { openStateDatabase, type StateDatabase } from '../state/database.js';
 import { NodeState, type FailureReason } from '../state/node-state.js';
-import { UserError, errnoCode } from '../util/errors.js';
+import { UserError, errnoCode, type UserErrorOptions } from '../util/errors.js';
 import { layersForPlatform, listSealFiles, missingBases, nodePlatform, OpenBundles, type DesiredImage, type NodeBundleOpener, type OpenNodeBundle } from './bundle-dir.js';
 import type { NodeConfig } from './config.js';
 import { pullImages, type PullOptions } from './pull.js';
@@ -62,7 +62,7 @@ export interface PreloadContext {
 
 /** A failed sync, already recorded in the state as Degraded with `reason`. */
 export class PreloadFailedError extends UserError {
-  constructor(readonly reason: FailureReason, message: string, options: { hint?: string | undefined; cause?: unknown } = {}) {
+  constructor(readonly reason: FailureReason, message: string, options: UserErrorOptions = {}) {
     super(reason === 'StorageInsufficient' ? 'STORAGE_INSUFFICIENT' : 'PREFETCH_FAILED', message, options);
     this.name = 'PreloadFailedError';
   }
@@ -99,7 +99,9 @@ export function classifySyncFailure(err: unknown): SyncFailure {
 function fail(state: NodeState, reason: FailureReason, err: unknown, storage?: StorageNumbers): never {
   const message = describeError(err);
   state.recordFailure(reason, message, storage);
-  throw new PreloadFailedError(reason, message, { hint: err instanceof UserError ? err.hint : undefined, cause: err });
+  // The hint and the object the error names (a bundle, an image) carry over: --json reports them.
+  const own = err instanceof UserError ? { hint: err.hint, subject: err.subject } : {};
+  throw new PreloadFailedError(reason, message, { ...own, cause: err });
 }
 
 /** Ends a sync with `err` as classifySyncFailure decides. */
@@ -152,7 +154,7 @@ async function verifyBundles(ctx: PreloadContext, bundles: readonly OpenNodeBund
     const missing = missingBases(bundle.manifest, bundles);
     if (missing.length > 0) {
       throw new UserError('BUNDLE_BASE_MISSING', `bundle ${bundle.path} is a delta and its base ${missing.map((b) => `${b.name} (${b.manifestDigest})`).join(', ')} is not in ${ctx.config.paths.bundles}`, {
-        hint: 'import the base bundle again, or remove the delta (seal first) and import a full bundle of its release',
+        subject: { kind: 'bundle', name: bundle.path },
       });
     }
   }

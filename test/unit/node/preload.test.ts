@@ -295,6 +295,7 @@ test('a delta whose base is removed while the service runs is no longer served b
   await assert.rejects(f.run(), (err: unknown) => {
     assert.ok(err instanceof PreloadFailedError);
     assert.match(err.message, /d\.tar is a delta and its base b\.tar \(sha256:[0-9a-f]{64}\) is not in /);
+    assert.deepEqual(err.subject, { kind: 'bundle', name: path.join(f.dir, 'bundles', 'd.tar') }, 'the failure names the delta, as --json reports it');
     return true;
   });
   assert.equal(await manifestStatus(), 404, 'without its base, the delta is not served (no manifest whose layers would 404)');
