@@ -68,9 +68,10 @@ export async function removeBundleFromDir(sealPath: string): Promise<string[]> {
 
 /**
  * A bundle opened for one sync: located once (the seal read once), its manifest read once, and its blob index
- * (the scan of the tar headers) built at most once, on first use. Every step of the sync (signature, verify,
- * storage estimate, the mirror's registration) reads from it instead of opening the bundle again. One handle
- * is one bundle's files; bundles that serve together are a list of handles.
+ * (the scan of the tar headers) built at most once, on first use. The signature check, the storage estimate
+ * and the mirror's registration read from it instead of opening the bundle again; the verifier takes its
+ * located files and seal but reads every byte through volume files of its own (its hash workers need their
+ * own descriptors). One handle is one bundle's files; bundles that serve together are a list of handles.
  */
 export interface OpenNodeBundle extends NodeBundle {
   /** The located files (seal bytes, signature path, volumes) and the manifest; `locateBlobs` is remembered. */

@@ -257,7 +257,7 @@ async function countingReads<T>(during: () => Promise<T>): Promise<{ result: T; 
   }
 }
 
-test('one preload opens each bundle once and reads its seal once: signature, verification, storage estimate and mirror registration share it', async (t) => {
+test('one preload opens each bundle once and reads its seal once: the signature check, storage estimate and mirror registration use the open bundle, the verifier its located files and seal', async (t) => {
   const f = await fixture(t, 'crio', { signed: true });
   // A second bundle with a multi-arch image, so the storage estimate reads its index from the bundle too.
   const multi = multiArchImage(REPO);
