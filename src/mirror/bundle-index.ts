@@ -5,7 +5,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { BundleBase, BundleManifest } from '../bundle/format.js';
-import { locateBundle, openBundle, type BundleFiles, type OpenedBundle } from '../bundle/reader.js';
+import { locateBundle, openBundle, readSmallRange, type BundleFiles, type OpenedBundle } from '../bundle/reader.js';
 import { sha256Of, type Digest } from '../oci/digest.js';
 import { isManifestMediaType } from '../oci/media-types.js';
 import { parseReference, type Repository } from '../oci/reference.js';
@@ -183,12 +183,6 @@ export async function indexIsCurrent(bundle: RegisteredBundle, located?: BundleF
   });
 }
 
-async function readSmall(opened: OpenedBundle, offset: number, size: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of opened.createReadStream(offset, size)) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
 /** Everything the index holds for one bundle, gathered (async reads) before one write transaction. */
 interface BundleIndexRows {
   readonly bundle: Omit<BundleRow, 'id' | 'registered_at' | 'problem'>;
@@ -224,7 +218,7 @@ async function gatherRows(opened: OpenedBundle): Promise<BundleIndexRows> {
     if (blob.role !== 'manifest') continue;
     const mediaType = isManifestMediaType(blob.mediaType) ? blob.mediaType : (mediaTypes.get(blob.digest) ?? blob.mediaType);
     if (at.size > MAX_STORED_MANIFEST) throw new UserError('BUNDLE_DAMAGED', `${where}: manifest ${blob.digest} is ${at.size} bytes, too big to be an image manifest`, { subject: { kind: 'bundle', name: where } });
-    const bytes = await readSmall(opened, at.offset, at.size);
+    const bytes = await readSmallRange(opened, at.offset, at.size);
     if (sha256Of(bytes) !== blob.digest) {
       throw new UserError('BUNDLE_DAMAGED', `${where}: manifest ${blob.digest} does not match its digest`, { subject: { kind: 'bundle', name: where } });
     }

@@ -5,7 +5,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleBase, type BundleImage, type BundleManifest } from '../bundle/format.js';
-import { locateBundle, openLocatedBundle, type BlobLocation, type BundleFiles, type OpenedBundle } from '../bundle/reader.js';
+import { locateBundle, openLocatedBundle, readSmallRange, type BlobLocation, type BundleFiles, type OpenedBundle } from '../bundle/reader.js';
 import { parseManifest } from '../oci/manifest.js';
 import { pinnableImages } from '../bundle/bundle-manifest.js';
 import { platformMatches, type Platform } from '../oci/platform.js';
@@ -238,12 +238,6 @@ export function nodePlatform(): Platform {
   return { os: 'linux', architecture: NODE_ARCHITECTURES[process.arch] ?? process.arch };
 }
 
-async function readRange(opened: OpenedBundle, at: { offset: number; size: number }): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of opened.createReadStream(at.offset, at.size)) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
 /**
  * Narrows images stored as an index with several children to the layers of the child the runtime will pick
  * for `platform`, reading the (small) manifests from the bundle. Anything unexpected keeps the union of every
@@ -262,7 +256,7 @@ export async function layersForPlatform(images: readonly DesiredImage[], bundles
     const manifestAt = async (digest: string) => {
       const at = located.get(digest as Digest);
       // Manifests are small; anything bigger is not read into memory (the estimate then stays).
-      return at && at.size <= MAX_MANIFEST_BYTES ? parseManifest(await readRange(opened, at), undefined, `${bundle.path}: manifest ${digest}`) : undefined;
+      return at && at.size <= MAX_MANIFEST_BYTES ? parseManifest(await readSmallRange(opened, at.offset, at.size), undefined, `${bundle.path}: manifest ${digest}`) : undefined;
     };
     for (const image of mine) {
       try {
