@@ -5,6 +5,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { BundleBase, BundleManifest } from '../bundle/format.js';
+import { missingFromChain } from '../bundle/bundle-manifest.js';
 import { locateBundle, openBundle, readSmallRange, type BundleFiles, type OpenedBundle } from '../bundle/reader.js';
 import { sha256Of, type Digest } from '../oci/digest.js';
 import { isManifestMediaType } from '../oci/media-types.js';
@@ -312,31 +313,18 @@ export function removeIndexedBundle(db: StateDatabase, bundlePath: string): bool
 }
 
 /**
- * Marks every registered delta whose bases are not all served (missing, or not served themselves: a chain)
- * as not served, naming the base, and serves again those whose bases came back. Without it the delta's
- * manifests would be served and its layers answered 404 (they live in the base).
+ * Marks every registered delta whose bases are not all served (missing, or not served themselves: a chain,
+ * by missingFromChain) as not served, naming the first base along its chain that is not, and serves again
+ * those whose bases came back. Without it the delta's manifests would be served and its layers answered 404
+ * (they live in the base).
  */
 export function checkBases(db: StateDatabase): void {
   const bundles = listIndexedBundles(db);
   const ownProblem = (b: RegisteredBundle) => b.problem !== undefined && !b.problem.startsWith(BASE_PROBLEM_PREFIX);
-  const served = new Set(bundles.filter((b) => !ownProblem(b)).map((b) => b.manifestDigest as string));
-  const missing = new Map<number, BundleBase>();
-  // Fixed point: a delta whose base is unserved is unserved, and so are deltas built on it.
-  for (let changed = true; changed; ) {
-    changed = false;
-    for (const b of bundles) {
-      if (!served.has(b.manifestDigest)) continue;
-      const absent = b.bases?.find((base) => !served.has(base.manifestDigest));
-      if (absent) {
-        served.delete(b.manifestDigest);
-        missing.set(b.id, absent);
-        changed = true;
-      }
-    }
-  }
+  const served = bundles.filter((b) => !ownProblem(b)).map((b) => ({ manifestDigest: b.manifestDigest as string, bases: b.bases ?? [] }));
   for (const b of bundles) {
     if (ownProblem(b)) continue;
-    const absent = missing.get(b.id);
+    const absent = missingFromChain(b.bases ?? [], served)[0];
     const problem = absent
       ? `${BASE_PROBLEM_PREFIX}its base ${absent.name} (${absent.manifestDigest}) is not in the bundle dir or not served; import the base again or remove this delta`
       : null;

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleBase, type BundleImage, type BundleManifest } from '../bundle/format.js';
 import { locateBundle, openLocatedBundle, readSmallRange, type BlobLocation, type BundleFiles, type OpenedBundle } from '../bundle/reader.js';
 import { parseManifest } from '../oci/manifest.js';
-import { pinnableImages } from '../bundle/bundle-manifest.js';
+import { bundleBases, missingFromChain, pinnableImages } from '../bundle/bundle-manifest.js';
 import { platformMatches, type Platform } from '../oci/platform.js';
 import { sha256Of, type Digest } from '../oci/digest.js';
 import { parseReference, type Repository } from '../oci/reference.js';
@@ -161,24 +161,11 @@ export class OpenBundles {
 }
 
 /**
- * The bases `manifest` (a delta) needs that are not among `present`, following chains: a base that is itself
- * a delta needs its own bases. Empty for a full bundle, or a delta whose every base is there.
+ * The bases `manifest` (a delta) needs that are not among `present`, following chains (missingFromChain).
+ * Empty for a full bundle, or a delta whose every base is there.
  */
 export function missingBases(manifest: BundleManifest, present: readonly NodeBundle[]): BundleBase[] {
-  const byDigest = new Map(present.map((b) => [b.manifestDigest, b]));
-  const missing: BundleBase[] = [];
-  const seen = new Set<string>();
-  const walk = (bases: readonly BundleBase[]) => {
-    for (const base of bases) {
-      if (seen.has(base.manifestDigest)) continue;
-      seen.add(base.manifestDigest);
-      const found = byDigest.get(base.manifestDigest);
-      if (found) walk(found.manifest.bases ?? []);
-      else missing.push(base);
-    }
-  };
-  walk(manifest.bases ?? []);
-  return missing;
+  return missingFromChain(bundleBases(manifest), present.map((b) => ({ manifestDigest: b.manifestDigest, bases: bundleBases(b.manifest) })));
 }
 
 export interface DesiredImage {
