@@ -87,6 +87,34 @@ export function bundleBases(manifest: BundleManifest): readonly BundleBase[] {
   return manifest.bases ?? [];
 }
 
+/** A bundle as a delta chain sees it: its manifest digest and the bases it needs (none for a full bundle). */
+export interface ChainLink {
+  readonly manifestDigest: string;
+  readonly bases: readonly BundleBase[];
+}
+
+/**
+ * The delta-chain rule, the one place it is written: the bases that `bases` needs and `present` lacks,
+ * following chains (a present base that is itself a delta needs its own bases), each once, in walk order.
+ * Empty when the chain is whole: the node's import and sync and the mirror's index all decide by it.
+ */
+export function missingFromChain(bases: readonly BundleBase[], present: readonly ChainLink[]): BundleBase[] {
+  const byDigest = new Map(present.map((link) => [link.manifestDigest, link]));
+  const missing: BundleBase[] = [];
+  const seen = new Set<string>();
+  const walk = (needed: readonly BundleBase[]) => {
+    for (const base of needed) {
+      if (seen.has(base.manifestDigest)) continue;
+      seen.add(base.manifestDigest);
+      const found = byDigest.get(base.manifestDigest);
+      if (found) walk(found.bases);
+      else missing.push(base);
+    }
+  };
+  walk(bases);
+  return missing;
+}
+
 /** The images a node pins and a cluster's PinnedImageSets name: all but the signatures and referrers carried with them. */
 export function pinnableImages(manifest: Pick<BundleManifest, 'images'>): readonly BundleImage[] {
   return manifest.images.filter((image) => image.origin !== 'signature');

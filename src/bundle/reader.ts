@@ -243,3 +243,10 @@ export async function openLocatedBundle(files: BundleFiles): Promise<OpenedBundl
     throw err;
   }
 }
+
+/** `size` bytes at `offset` of an opened bundle, in memory: for small entries (a manifest); callers bound the size. */
+export async function readSmallRange(opened: Pick<OpenedBundle, 'createReadStream'>, offset: number, size: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of opened.createReadStream(offset, size)) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}

@@ -5,7 +5,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { BundleBase, BundleManifest } from '../bundle/format.js';
-import { locateBundle, openBundle, type BundleFiles, type OpenedBundle } from '../bundle/reader.js';
+import { missingFromChain } from '../bundle/bundle-manifest.js';
+import { locateBundle, openBundle, readSmallRange, type BundleFiles, type OpenedBundle } from '../bundle/reader.js';
 import { sha256Of, type Digest } from '../oci/digest.js';
 import { isManifestMediaType } from '../oci/media-types.js';
 import { parseReference, type Repository } from '../oci/reference.js';
@@ -183,12 +184,6 @@ export async function indexIsCurrent(bundle: RegisteredBundle, located?: BundleF
   });
 }
 
-async function readSmall(opened: OpenedBundle, offset: number, size: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of opened.createReadStream(offset, size)) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
 /** Everything the index holds for one bundle, gathered (async reads) before one write transaction. */
 interface BundleIndexRows {
   readonly bundle: Omit<BundleRow, 'id' | 'registered_at' | 'problem'>;
@@ -224,7 +219,7 @@ async function gatherRows(opened: OpenedBundle): Promise<BundleIndexRows> {
     if (blob.role !== 'manifest') continue;
     const mediaType = isManifestMediaType(blob.mediaType) ? blob.mediaType : (mediaTypes.get(blob.digest) ?? blob.mediaType);
     if (at.size > MAX_STORED_MANIFEST) throw new UserError('BUNDLE_DAMAGED', `${where}: manifest ${blob.digest} is ${at.size} bytes, too big to be an image manifest`, { subject: { kind: 'bundle', name: where } });
-    const bytes = await readSmall(opened, at.offset, at.size);
+    const bytes = await readSmallRange(opened, at.offset, at.size);
     if (sha256Of(bytes) !== blob.digest) {
       throw new UserError('BUNDLE_DAMAGED', `${where}: manifest ${blob.digest} does not match its digest`, { subject: { kind: 'bundle', name: where } });
     }
@@ -318,31 +313,18 @@ export function removeIndexedBundle(db: StateDatabase, bundlePath: string): bool
 }
 
 /**
- * Marks every registered delta whose bases are not all served (missing, or not served themselves: a chain)
- * as not served, naming the base, and serves again those whose bases came back. Without it the delta's
- * manifests would be served and its layers answered 404 (they live in the base).
+ * Marks every registered delta whose bases are not all served (missing, or not served themselves: a chain,
+ * by missingFromChain) as not served, naming the first base along its chain that is not, and serves again
+ * those whose bases came back. Without it the delta's manifests would be served and its layers answered 404
+ * (they live in the base).
  */
 export function checkBases(db: StateDatabase): void {
   const bundles = listIndexedBundles(db);
   const ownProblem = (b: RegisteredBundle) => b.problem !== undefined && !b.problem.startsWith(BASE_PROBLEM_PREFIX);
-  const served = new Set(bundles.filter((b) => !ownProblem(b)).map((b) => b.manifestDigest as string));
-  const missing = new Map<number, BundleBase>();
-  // Fixed point: a delta whose base is unserved is unserved, and so are deltas built on it.
-  for (let changed = true; changed; ) {
-    changed = false;
-    for (const b of bundles) {
-      if (!served.has(b.manifestDigest)) continue;
-      const absent = b.bases?.find((base) => !served.has(base.manifestDigest));
-      if (absent) {
-        served.delete(b.manifestDigest);
-        missing.set(b.id, absent);
-        changed = true;
-      }
-    }
-  }
+  const served = bundles.filter((b) => !ownProblem(b)).map((b) => ({ manifestDigest: b.manifestDigest as string, bases: b.bases ?? [] }));
   for (const b of bundles) {
     if (ownProblem(b)) continue;
-    const absent = missing.get(b.id);
+    const absent = missingFromChain(b.bases ?? [], served)[0];
     const problem = absent
       ? `${BASE_PROBLEM_PREFIX}its base ${absent.name} (${absent.manifestDigest}) is not in the bundle dir or not served; import the base again or remove this delta`
       : null;

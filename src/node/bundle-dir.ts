@@ -5,13 +5,13 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleBase, type BundleImage, type BundleManifest } from '../bundle/format.js';
-import { locateBundle, openLocatedBundle, type BlobLocation, type BundleFiles, type OpenedBundle } from '../bundle/reader.js';
+import { locateBundle, openLocatedBundle, readSmallRange, type BlobLocation, type BundleFiles, type OpenedBundle } from '../bundle/reader.js';
 import { parseManifest } from '../oci/manifest.js';
-import { pinnableImages } from '../bundle/bundle-manifest.js';
+import { bundleBases, missingFromChain, pinnableImages } from '../bundle/bundle-manifest.js';
 import { platformMatches, type Platform } from '../oci/platform.js';
 import { sha256Of, type Digest } from '../oci/digest.js';
 import { parseReference, type Repository } from '../oci/reference.js';
-import { errnoCode } from '../util/errors.js';
+import { errnoCode, UserError } from '../util/errors.js';
 import { removeFileDurably } from '../util/atomic-file.js';
 import type { ImageLayers } from './storage-check.js';
 
@@ -68,9 +68,10 @@ export async function removeBundleFromDir(sealPath: string): Promise<string[]> {
 
 /**
  * A bundle opened for one sync: located once (the seal read once), its manifest read once, and its blob index
- * (the scan of the tar headers) built at most once, on first use. Every step of the sync (signature, verify,
- * storage estimate, the mirror's registration) reads from it instead of opening the bundle again. One handle
- * is one bundle's files; bundles that serve together are a list of handles.
+ * (the scan of the tar headers) built at most once, on first use. The signature check, the storage estimate
+ * and the mirror's registration read from it instead of opening the bundle again; the verifier takes its
+ * located files and seal but reads every byte through volume files of its own (its hash workers need their
+ * own descriptors). One handle is one bundle's files; bundles that serve together are a list of handles.
  */
 export interface OpenNodeBundle extends NodeBundle {
   /** The located files (seal bytes, signature path, volumes) and the manifest; `locateBlobs` is remembered. */
@@ -81,11 +82,16 @@ export type NodeBundleOpener = (sealPath: string) => Promise<OpenNodeBundle>;
 
 /** Opens one bundle of the bundle dir; its `opened.close()` closes the volume files. */
 export async function openNodeBundle(sealPath: string): Promise<OpenNodeBundle> {
-  const files = await locateBundle(sealPath);
-  // The fingerprint stats the volumes before the open checks them, as it always has: a missing volume is
-  // reported by the stat (the same error as before bundles were opened once).
-  const fingerprint = await fingerprintOf(files);
-  const opened = await openLocatedBundle(files);
+  // The open checks the volumes first (a missing one is BUNDLE_VOLUME_MISSING naming it), so the fingerprint's
+  // stat never meets a missing volume as a raw ENOENT.
+  const opened = await openLocatedBundle(await locateBundle(sealPath));
+  let fingerprint: string;
+  try {
+    fingerprint = await fingerprintOf(opened);
+  } catch (err) {
+    await opened.close();
+    throw err;
+  }
   let index: Promise<Map<Digest, BlobLocation>> | undefined;
   return {
     path: path.join(opened.dir, opened.name),
@@ -102,6 +108,31 @@ export async function readNodeBundle(sealPath: string): Promise<NodeBundle> {
   const { opened, ...bundle } = await openNodeBundle(sealPath);
   await opened.close();
   return bundle;
+}
+
+/** A bundle of the bundle dir that could not be read, and why. */
+export interface UnreadableBundle {
+  readonly sealPath: string;
+  readonly why: string;
+}
+
+/**
+ * Reads each bundle (manifest and fingerprint), setting aside those that cannot be read (a missing volume, a
+ * damaged manifest) with why: for what needs only the readable ones, such as an import's base check. A sync
+ * opens every bundle and fails on a bad one by name. A bug (no UserError, no errno code) is thrown.
+ */
+export async function readBundles(sealPaths: readonly string[]): Promise<{ bundles: NodeBundle[]; unreadable: UnreadableBundle[] }> {
+  const bundles: NodeBundle[] = [];
+  const unreadable: UnreadableBundle[] = [];
+  for (const sealPath of sealPaths) {
+    try {
+      bundles.push(await readNodeBundle(sealPath));
+    } catch (err) {
+      if (!(err instanceof UserError) && errnoCode(err) === undefined) throw err;
+      unreadable.push({ sealPath, why: (err as Error).message });
+    }
+  }
+  return { bundles, unreadable };
 }
 
 /**
@@ -130,24 +161,11 @@ export class OpenBundles {
 }
 
 /**
- * The bases `manifest` (a delta) needs that are not among `present`, following chains: a base that is itself
- * a delta needs its own bases. Empty for a full bundle, or a delta whose every base is there.
+ * The bases `manifest` (a delta) needs that are not among `present`, following chains (missingFromChain).
+ * Empty for a full bundle, or a delta whose every base is there.
  */
 export function missingBases(manifest: BundleManifest, present: readonly NodeBundle[]): BundleBase[] {
-  const byDigest = new Map(present.map((b) => [b.manifestDigest, b]));
-  const missing: BundleBase[] = [];
-  const seen = new Set<string>();
-  const walk = (bases: readonly BundleBase[]) => {
-    for (const base of bases) {
-      if (seen.has(base.manifestDigest)) continue;
-      seen.add(base.manifestDigest);
-      const found = byDigest.get(base.manifestDigest);
-      if (found) walk(found.manifest.bases ?? []);
-      else missing.push(base);
-    }
-  };
-  walk(manifest.bases ?? []);
-  return missing;
+  return missingFromChain(bundleBases(manifest), present.map((b) => ({ manifestDigest: b.manifestDigest, bases: bundleBases(b.manifest) })));
 }
 
 export interface DesiredImage {
@@ -207,12 +225,6 @@ export function nodePlatform(): Platform {
   return { os: 'linux', architecture: NODE_ARCHITECTURES[process.arch] ?? process.arch };
 }
 
-async function readRange(opened: OpenedBundle, at: { offset: number; size: number }): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of opened.createReadStream(at.offset, at.size)) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
 /**
  * Narrows images stored as an index with several children to the layers of the child the runtime will pick
  * for `platform`, reading the (small) manifests from the bundle. Anything unexpected keeps the union of every
@@ -231,7 +243,7 @@ export async function layersForPlatform(images: readonly DesiredImage[], bundles
     const manifestAt = async (digest: string) => {
       const at = located.get(digest as Digest);
       // Manifests are small; anything bigger is not read into memory (the estimate then stays).
-      return at && at.size <= MAX_MANIFEST_BYTES ? parseManifest(await readRange(opened, at), undefined, `${bundle.path}: manifest ${digest}`) : undefined;
+      return at && at.size <= MAX_MANIFEST_BYTES ? parseManifest(await readSmallRange(opened, at.offset, at.size), undefined, `${bundle.path}: manifest ${digest}`) : undefined;
     };
     for (const image of mine) {
       try {

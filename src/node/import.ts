@@ -13,7 +13,7 @@ import { fsyncDir, removeFileDurably, writeFileAtomic } from '../util/atomic-fil
 import { processExists } from '../util/child-process.js';
 import { killPoint } from '../util/kill-point.js';
 import { UserError, errnoCode } from '../util/errors.js';
-import { bundleFingerprint, listSealFiles, missingBases, readNodeBundle } from './bundle-dir.js';
+import { bundleFingerprint, listSealFiles, missingBases, readBundles, readNodeBundle } from './bundle-dir.js';
 import { desiredSet } from './retire.js';
 import type { NodeConfig } from './config.js';
 import { openNodeServices } from './preload.js';
@@ -122,12 +122,14 @@ async function requireBases(source: string, files: BundleFiles, bundlesDir: stri
     return; // a missing volume or a damaged manifest: the copy's verification rejects it, naming the damage
   }
   if (!manifest.bases) return;
-  const present = [];
-  for (const seal of await listSealFiles(bundlesDir)) if (seal !== files.sealPath) present.push(await readNodeBundle(seal));
+  // A bundle there that cannot be read (a volume missing) is no base: it is named when a base is missing.
+  const { bundles: present, unreadable } = await readBundles((await listSealFiles(bundlesDir)).filter((seal) => seal !== files.sealPath));
   const missing = missingBases(manifest, present);
   if (missing.length === 0) return;
   const names = missing.map((b) => `${b.name} (${b.manifestDigest})`).join(', ');
-  throw new UserError('IMPORT_BASE_MISSING', `bundle ${source} is a delta and its base ${names} is not in ${bundlesDir}; nothing was imported`, {
+  const damaged = unreadable.length > 0 ? `; unreadable there: ${unreadable.map((u) => `${path.basename(u.sealPath, SEAL_SUFFIX)} (${u.why})`).join(', ')}` : '';
+  throw new UserError('IMPORT_BASE_MISSING', `bundle ${source} is a delta and its base ${names} is not in ${bundlesDir}${damaged}; nothing was imported`, {
+    subject: { kind: 'bundle', name: source },
     hint: `import the base bundle first ("pin-preload import ${missing[0]!.name}"), then this delta; or bring a full bundle (made without --since)`,
   });
 }
@@ -284,7 +286,8 @@ async function register(config: NodeConfig, sealPath: string, verifyFirst: boole
     await services.store.registerBundle(sealPath);
     // The node's desired image set changed: a new desired generation, its images pending until a preload
     // (the service starts one as soon as it sees the bundle), as MachineConfigNode shows a new spec.
-    const bundles = await Promise.all((await listSealFiles(config.paths.bundles)).map((seal) => readNodeBundle(seal)));
+    // Of the bundles that can be read: one that cannot fails the next sync, naming it.
+    const { bundles } = await readBundles(await listSealFiles(config.paths.bundles));
     const desired = desiredSet(bundles, config.pins.keepReleases, services.state);
     services.state.setDesired(desired.setKey, desired.images.map((i) => ({ name: i.name, bundle: i.bundle })));
   } finally {

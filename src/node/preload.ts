@@ -1,6 +1,7 @@
-// One preload sync, in the MCO's order: Progressing → unpin what left the set → verify bundles → storage check
-// → mirror config → pull everything through CRI from the in-process mirror → ImageStatus again → pin (CRI-O's
-// pinned file + reload, or containerd's pinned label) → ImageStatus `pinned` → record.
+// One preload sync, in the MCO's order: Progressing → the mirror forgets vanished bundles → unpin what left the
+// set → verify bundles → storage check → mirror config → pull everything through CRI from the in-process
+// mirror → ImageStatus again → pin (CRI-O's pinned file + reload, or containerd's pinned label) → ImageStatus
+// `pinned` → record.
 
 import { readFile } from 'node:fs/promises';
 import { CriImageService, type CriImage } from '../cri/image-service.js';
@@ -9,7 +10,7 @@ import { pinnableImages } from '../bundle/bundle-manifest.js';
 import { startMirror, type RunningMirror } from '../mirror/server.js';
 import { openStateDatabase, type StateDatabase } from '../state/database.js';
 import { NodeState, type FailureReason } from '../state/node-state.js';
-import { UserError, errnoCode } from '../util/errors.js';
+import { UserError, errnoCode, type UserErrorOptions } from '../util/errors.js';
 import { layersForPlatform, listSealFiles, missingBases, nodePlatform, OpenBundles, type DesiredImage, type NodeBundleOpener, type OpenNodeBundle } from './bundle-dir.js';
 import type { NodeConfig } from './config.js';
 import { pullImages, type PullOptions } from './pull.js';
@@ -61,7 +62,7 @@ export interface PreloadContext {
 
 /** A failed sync, already recorded in the state as Degraded with `reason`. */
 export class PreloadFailedError extends UserError {
-  constructor(readonly reason: FailureReason, message: string, options: { hint?: string | undefined; cause?: unknown } = {}) {
+  constructor(readonly reason: FailureReason, message: string, options: UserErrorOptions = {}) {
     super(reason === 'StorageInsufficient' ? 'STORAGE_INSUFFICIENT' : 'PREFETCH_FAILED', message, options);
     this.name = 'PreloadFailedError';
   }
@@ -98,7 +99,9 @@ export function classifySyncFailure(err: unknown): SyncFailure {
 function fail(state: NodeState, reason: FailureReason, err: unknown, storage?: StorageNumbers): never {
   const message = describeError(err);
   state.recordFailure(reason, message, storage);
-  throw new PreloadFailedError(reason, message, { hint: err instanceof UserError ? err.hint : undefined, cause: err });
+  // The hint and the object the error names (a bundle, an image) carry over: --json reports them.
+  const own = err instanceof UserError ? { hint: err.hint, subject: err.subject } : {};
+  throw new PreloadFailedError(reason, message, { ...own, cause: err });
 }
 
 /** Ends a sync with `err` as classifySyncFailure decides. */
@@ -151,7 +154,7 @@ async function verifyBundles(ctx: PreloadContext, bundles: readonly OpenNodeBund
     const missing = missingBases(bundle.manifest, bundles);
     if (missing.length > 0) {
       throw new UserError('BUNDLE_BASE_MISSING', `bundle ${bundle.path} is a delta and its base ${missing.map((b) => `${b.name} (${b.manifestDigest})`).join(', ')} is not in ${ctx.config.paths.bundles}`, {
-        hint: 'import the base bundle again, or remove the delta (seal first) and import a full bundle of its release',
+        subject: { kind: 'bundle', name: bundle.path },
       });
     }
   }
@@ -167,11 +170,20 @@ async function verifyBundles(ctx: PreloadContext, bundles: readonly OpenNodeBund
   checkAborted(ctx.signal);
 }
 
-/** The mirror must serve every bundle before the runtime is told to use it. */
+/**
+ * The mirror stops serving bundles that left the bundle dir, first thing in a sync: unregistering re-checks
+ * the deltas' bases, so a delta whose base an admin removed stops being served even though this sync then
+ * fails on that base (otherwise the running service's mirror would keep serving its manifests, and answer
+ * 404 for the layers the base held).
+ */
+async function forgetVanished(ctx: PreloadContext, bundles: readonly OpenNodeBundle[]): Promise<void> {
+  const present = new Set(bundles.map((b) => b.path));
+  for (const registered of ctx.store.listBundles()) if (!present.has(registered.path)) await ctx.store.unregisterBundle(registered.path);
+}
+
+/** The mirror must serve every bundle before the runtime is told to use it; registered only once verified. */
 async function registerWithMirror(ctx: PreloadContext, bundles: readonly OpenNodeBundle[]): Promise<void> {
-  const wanted = new Set(bundles.map((b) => b.path));
   for (const bundle of bundles) await ctx.store.registerBundle(bundle.opened);
-  for (const registered of ctx.store.listBundles()) if (!wanted.has(registered.path)) await ctx.store.unregisterBundle(registered.path);
 }
 
 /**
@@ -338,6 +350,7 @@ async function syncOnce(ctx: PreloadContext, opened: OpenBundles, retire: boolea
     const method = pinMethod(config, await cri.version());
     state.recordRuntime(method.runtime);
     const sync: Sync = { ctx, bundles, images, method, changes };
+    await forgetVanished(ctx, bundles);
     const released = await releaseLeaving(sync);
     await verifyBundles(ctx, bundles);
     const { present, missing } = await takeStock(sync);

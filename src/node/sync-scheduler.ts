@@ -39,6 +39,8 @@ export class SyncScheduler {
   /** Resolves the loop's wait for a due sync. */
   private wake: (() => void) | undefined;
   private debounce: unknown;
+  /** The one pending retry after a failed sync; cleared when any sync starts, so failures never add a chain. */
+  private retry: unknown;
   private readonly pending = new Set<unknown>();
   private readonly timers: SchedulerTimers;
 
@@ -92,6 +94,7 @@ export class SyncScheduler {
           continue;
         }
         this.due = false;
+        this.cancelRetry();
         this.snapshot = await this.options.snapshot();
         // A stop while the snapshot was read has no running sync to cancel yet: start none.
         if (signal.aborted) break;
@@ -103,7 +106,9 @@ export class SyncScheduler {
           await sync(running.signal);
         } catch {
           if (!running.signal.aborted) {
-            this.later(retryMs, () => {
+            this.cancelRetry();
+            this.retry = this.later(retryMs, () => {
+              this.retry = undefined;
               this.due = true;
               this.nudge();
             });
@@ -124,17 +129,26 @@ export class SyncScheduler {
     this.debounce = undefined;
     for (const timer of this.pending) this.timers.clearTimeout(timer);
     this.pending.clear();
+    this.retry = undefined;
+  }
+
+  private cancelRetry(): void {
+    if (this.retry === undefined) return;
+    this.timers.clearTimeout(this.retry);
+    this.pending.delete(this.retry);
+    this.retry = undefined;
   }
 
   private nudge(): void {
     this.wake?.();
   }
 
-  private later(ms: number, fn: () => void): void {
+  private later(ms: number, fn: () => void): unknown {
     const timer = this.timers.setTimeout(() => {
       this.pending.delete(timer);
       fn();
     }, ms);
     this.pending.add(timer);
+    return timer;
   }
 }

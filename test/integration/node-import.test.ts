@@ -19,7 +19,9 @@ import { openStateDatabase } from '../../src/state/database.js';
 import { NodeState } from '../../src/state/node-state.js';
 import { BundleStore } from '../../src/mirror/bundle-store.js';
 import { isUserError } from '../../src/util/errors.js';
+import { deltaPlan, readPrevious } from '../../src/plan/delta.js';
 import { blobContents, MemorySource, testImage, testPlan } from '../support/bundle-plans.js';
+import { assertNoInternalError, runCli } from '../support/cli.js';
 
 const REPO = { domain: 'quay.io', path: 'openshift-release-dev/ocp-v4.0-art-dev' };
 const CREATED = '2026-01-01T00:00:00Z';
@@ -208,4 +210,29 @@ test('with [paths] trusted_key, an unsigned bundle is rejected by name', async (
     ['paths.trusted_key', path.join(dir, 'key.pub')],
   ]), new Map(), undefined);
   await assert.rejects(importBundle(config, seal), /not signed/);
+});
+
+test('a bundle in the bundle dir with a missing volume does not break importing a delta: beside its base it imports, and a delta on the damaged bundle is refused naming it (CLI, no stack)', async (t) => {
+  const dir = await tempDir(t, 'import-damaged-neighbour');
+  const node = path.join(dir, 'node');
+  const config = nodeConfig(node);
+  const make = async (name: string, plan: ReturnType<typeof testPlan>, images: ReturnType<typeof testImage>[]) =>
+    (await createBundle({ plan, source: new MemorySource(blobContents(images)), output: path.join(dir, 'media', name), created: CREATED })).sealPath;
+  const images = ['base', 'other', 'new', 'newer'].map((name) => testImage(REPO, name, [randomBytes(3000)]));
+  const [base, other, fresh, newer] = images as [typeof images[0], typeof images[0], typeof images[0], typeof images[0]];
+  for (const [name, image] of [['base.tar', base], ['other.tar', other]] as const) await importBundle(config, await make(name, testPlan([image]), [image]));
+  const deltaOnBase = await make('delta.tar', deltaPlan(testPlan([fresh]), await readPrevious(path.join(dir, 'media', 'base.tar.seal.json'))), [fresh]);
+  const deltaOnOther = await make('delta-other.tar', deltaPlan(testPlan([newer]), await readPrevious(path.join(dir, 'media', 'other.tar.seal.json'))), [newer]);
+  await rm(path.join(config.paths.bundles, 'other.tar')); // its only volume, the seal left behind
+
+  const args = ['--bundles', config.paths.bundles, '--state', config.paths.state];
+  const beside = await runCli(['import', deltaOnBase, ...args]);
+  assertNoInternalError(beside, 'import of a delta beside its base');
+  assert.equal(beside.code, 0, beside.stderr);
+
+  const onDamaged = await runCli(['import', deltaOnOther, ...args]);
+  assertNoInternalError(onDamaged, 'import of a delta whose base lost a volume');
+  assert.equal(onDamaged.code, 1);
+  assert.match(onDamaged.stderr, /its base other\.tar \(sha256:[0-9a-f]{64}\) is not in .*; unreadable there: other\.tar \(bundle volume .*other\.tar is missing\)/);
+  assert.deepEqual((await readdir(config.paths.bundles)).filter((f) => f.startsWith('delta-other')), [], 'nothing of the refused delta');
 });

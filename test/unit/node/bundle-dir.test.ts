@@ -5,7 +5,8 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createBundle } from '../../../src/bundle/writer.js';
-import { bundleSetKey, desiredImages, layersForPlatform, listSealFiles, OpenBundles, openNodeBundle, removeBundleFromDir } from '../../../src/node/bundle-dir.js';
+import { bundleSetKey, desiredImages, layersForPlatform, listSealFiles, OpenBundles, openNodeBundle, readBundles, removeBundleFromDir } from '../../../src/node/bundle-dir.js';
+import { UserError } from '../../../src/util/errors.js';
 import { blobContents, MemorySource, multiArchImage, testImage, testPlan } from '../../support/bundle-plans.js';
 
 const REPO = { domain: 'quay.io', path: 'openshift-release-dev/ocp-v4.0-art-dev' };
@@ -96,4 +97,23 @@ test('the bundles of one preload: each seal opened once however often a sync ask
   assert.deepEqual(opens, seals);
   await bundles.close();
   assert.deepEqual(closes, seals);
+});
+
+test('a bundle whose volume is missing is refused by name (BUNDLE_VOLUME_MISSING), not by a raw ENOENT; reading the dir sets it aside', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-bundle-dir-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  for (const name of ['a.tar', 'b.tar']) {
+    const image = testImage(REPO, name, [randomBytes(500)]);
+    await createBundle({ plan: testPlan([image]), source: new MemorySource(blobContents([image])), output: path.join(dir, name), created: '2026-01-01T00:00:00Z' });
+  }
+  await rm(path.join(dir, 'b.tar'));
+  await assert.rejects(openNodeBundle(path.join(dir, 'b.tar.seal.json')), (err: unknown) => {
+    assert.ok(err instanceof UserError, String(err));
+    assert.equal(err.code, 'BUNDLE_VOLUME_MISSING');
+    assert.match(err.message, /bundle volume .*b\.tar is missing/);
+    return true;
+  });
+  const { bundles, unreadable } = await readBundles(await listSealFiles(dir));
+  assert.deepEqual(bundles.map((b) => path.basename(b.path)), ['a.tar']);
+  assert.deepEqual(unreadable.map((u) => [path.basename(u.sealPath), u.why]), [['b.tar.seal.json', `bundle volume ${path.join(dir, 'b.tar')} is missing`]]);
 });

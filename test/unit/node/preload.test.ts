@@ -11,7 +11,9 @@ import { createBundle } from '../../../src/bundle/writer.js';
 import { CriError, type CriImage, type CriImageService } from '../../../src/cri/image-service.js';
 import { BundleStore } from '../../../src/mirror/bundle-store.js';
 import { resolveConfig, type NodeConfig } from '../../../src/node/config.js';
-import { openNodeBundle } from '../../../src/node/bundle-dir.js';
+import { openNodeBundle, removeBundleFromDir } from '../../../src/node/bundle-dir.js';
+import { startMirror } from '../../../src/mirror/server.js';
+import { deltaPlan, readPrevious } from '../../../src/plan/delta.js';
 import { classifySyncFailure, preloadOnce, PreloadFailedError, type PreloadContext, type SyncFailure } from '../../../src/node/preload.js';
 import { StorageInsufficientError, type StorageReport } from '../../../src/node/storage-check.js';
 import { generateSigningKey } from '../../../src/bundle/signing.js';
@@ -255,7 +257,7 @@ async function countingReads<T>(during: () => Promise<T>): Promise<{ result: T; 
   }
 }
 
-test('one preload opens each bundle once and reads its seal once: signature, verification, storage estimate and mirror registration share it', async (t) => {
+test('one preload opens each bundle once and reads its seal once: the signature check, storage estimate and mirror registration use the open bundle, the verifier its located files and seal', async (t) => {
   const f = await fixture(t, 'crio', { signed: true });
   // A second bundle with a multi-arch image, so the storage estimate reads its index from the bundle too.
   const multi = multiArchImage(REPO);
@@ -272,6 +274,34 @@ test('one preload opens each bundle once and reads its seal once: signature, ver
   }
   assert.deepEqual(f.store.listBundles().map((b) => path.basename(b.path)), ['b.tar', 'm.tar'], 'both registered with the mirror');
   assert.ok(f.state.bundles().every((b) => f.state.isBundleVerified(b.path, b.fingerprint)), 'both verified');
+});
+
+test('a delta whose base is removed while the service runs is no longer served by its mirror, and the sync fails naming the base', async (t) => {
+  const f = await fixture(t);
+  f.runtime.pinnedNow = () => new Set(f.runtime.images);
+  const baseSeal = path.join(f.dir, 'bundles', 'b.tar.seal.json');
+  const image = testImage(REPO, 'in-delta', [randomBytes(1500)]);
+  const plan = deltaPlan(testPlan([image]), await readPrevious(baseSeal));
+  await createBundle({ plan, source: new MemorySource(blobContents([image])), output: path.join(f.dir, 'bundles', 'd.tar'), created: '2026-02-01T00:00:00Z' });
+  // The service keeps one store (and its mirror) across syncs: so does this test.
+  const mirror = await startMirror({ store: f.store, listen: '127.0.0.1:0' });
+  t.after(() => mirror.close());
+  const manifestStatus = async () => (await fetch(`${mirror.url}/v2/${REPO.path}/manifests/${image.image.reference.digest}?ns=quay.io`, { method: 'HEAD' })).status;
+
+  await f.run();
+  assert.equal(await manifestStatus(), 200, 'with its base, the delta is served');
+
+  await removeBundleFromDir(baseSeal);
+  await assert.rejects(f.run(), (err: unknown) => {
+    assert.ok(err instanceof PreloadFailedError);
+    assert.match(err.message, /d\.tar is a delta and its base b\.tar \(sha256:[0-9a-f]{64}\) is not in /);
+    assert.deepEqual(err.subject, { kind: 'bundle', name: path.join(f.dir, 'bundles', 'd.tar') }, 'the failure names the delta, as --json reports it');
+    return true;
+  });
+  assert.equal(await manifestStatus(), 404, 'without its base, the delta is not served (no manifest whose layers would 404)');
+  const delta = f.store.listBundles().find((b) => path.basename(b.path) === 'd.tar');
+  assert.match(delta?.problem ?? '', /base b\.tar/, 'still registered, with the missing base as its problem');
+  assert.deepEqual(f.store.listBundles().map((b) => path.basename(b.path)), ['d.tar'], 'the removed base is unregistered');
 });
 
 test('how a sync ends on each kind of error: recorded or not, wrapped as PreloadFailedError or thrown as it is', () => {

@@ -165,6 +165,31 @@ test('a failed sync is tried again after the retry time; a cancelled one is not'
   await shutDown(h);
 });
 
+test('while syncs keep failing there is one retry at a time: the sync of a new set replaces the pending retry instead of adding a chain', async () => {
+  const h = start();
+  const started: number[] = [];
+  // Every sync fails at once, at the time it starts.
+  const failNew = () => {
+    for (const sync of h.syncs.slice(started.length)) {
+      started.push(h.clock.now);
+      sync.finish(new Error('base missing'));
+    }
+  };
+  await settle();
+  failNew();
+  while (h.clock.now < 300_000) {
+    if (h.clock.now === 10_000 || h.clock.now === 110_000) {
+      h.dir.set = `set changed at ${h.clock.now} ms`;
+      h.scheduler.changed();
+    }
+    await h.clock.advance(1_000);
+    failNew();
+  }
+  // At start; 2 s after each change; 30 s after each failure, counted from the last one only.
+  assert.deepEqual(started, [0, 12_000, 42_000, 72_000, 102_000, 112_000, 142_000, 172_000, 202_000, 232_000, 262_000, 292_000]);
+  await shutDown(h);
+});
+
 test('stopping cancels the running sync, ends run(), and leaves no timer', async () => {
   const h = start();
   await settle();
