@@ -103,6 +103,9 @@ export function deltaPlan(plan: BundlePlan, previous: PreviousContent): BundlePl
   const carried = kept.filter((b) => previous.blobs.has(b.digest));
   const fresh = kept.filter((b) => !previous.blobs.has(b.digest));
   const bytes = (blobs: ReadonlyArray<{ size: number }>) => blobs.reduce((n, b) => n + b.size, 0);
+  // Each image counted on its own, over what the delta holds: the dedup ratio is then the delta's own.
+  const keptSize = new Map(kept.map((b) => [b.digest, b.size]));
+  const bytesWithRepeats = plan.images.reduce((n, image) => n + [...new Set([...image.manifests, ...image.blobs])].reduce((m, d) => m + (keptSize.get(d) ?? 0), 0), 0);
   const delta: PlannedDelta = {
     since: previous.since,
     sinceKind: previous.kind,
@@ -121,6 +124,7 @@ export function deltaPlan(plan: BundlePlan, previous: PreviousContent): BundlePl
       ...plan.totals,
       uniqueBlobs: kept.length,
       uniqueBytes: bytes(kept),
+      bytesWithRepeats,
       uncompressedBytes: kept.reduce((n, b) => n + b.uncompressedSize, 0),
     },
     delta,

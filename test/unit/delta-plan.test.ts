@@ -12,6 +12,7 @@ import type { BundleManifest } from '../../src/bundle/format.js';
 import type { Digest } from '../../src/oci/digest.js';
 import { createBundle } from '../../src/bundle/writer.js';
 import { deltaPlan, readPrevious, type PreviousContent } from '../../src/plan/delta.js';
+import { dedupRatio } from '../../src/plan/plan-json.js';
 import { missingBases, type NodeBundle } from '../../src/node/bundle-dir.js';
 import { bundleDependencies } from '../../src/node/retire.js';
 import { UserError } from '../../src/util/errors.js';
@@ -80,6 +81,15 @@ test('missing bases follow a chain: a present base that is a delta needs its own
   assert.deepEqual(missingBases(full.manifest, []), []);
   assert.deepEqual(bundleDependencies(delta2), [d('2')], 'retiring: a delta depends on its bases');
   assert.deepEqual(bundleDependencies(full), []);
+});
+
+test('the dedup ratio of a delta is its own: each image counted over what the delta holds', () => {
+  const delta = deltaPlan(plan, previousHaving([sharedLayer.digest]));
+  // Both images use the shared layer: left to the base, it no longer counts for either of them.
+  assert.equal(delta.totals.bytesWithRepeats, plan.totals.bytesWithRepeats - 2 * sharedLayer.size);
+  const unchanged = deltaPlan(plan, previousHaving([]));
+  assert.equal(unchanged.totals.bytesWithRepeats, plan.totals.bytesWithRepeats, 'nothing in common: the full plan\'s repeats');
+  assert.equal(dedupRatio(unchanged), dedupRatio(plan));
 });
 
 test('PREV as a split bundle needs only its seal and the volume holding its manifest entry', async () => {
