@@ -40,15 +40,17 @@ async function main(): Promise<void> {
   const changedShare = Number(values['changed-share']);
   const work = values.work ? path.resolve(values.work) : await mkdtemp(path.join(os.tmpdir(), 'pin-preload-bench-delta-'));
   await mkdir(path.join(work, 'bundles'), { recursive: true });
-  // The ~1 GB default fixture of bench/run.ts, in two z-streams of one seed.
-  const params: Partial<SampleParams> = { components, baseLayers: 3, baseLayerSize: 48 * MiB, componentLayers: 2, componentLayerSize: 6 * MiB, compressionLevel: 1, extraImages: 4, changedShare };
+  // The ~1 GB default fixture of bench/run.ts, in two z-streams of one seed. The first has no component
+  // depending on its version, the second rebuilds `changedShare` of them: the two differ in exactly that
+  // share (had both a share, each would rebuild its own random choice and they would differ in the union).
+  const params: Partial<SampleParams> = { components, baseLayers: 3, baseLayerSize: 48 * MiB, componentLayers: 2, componentLayerSize: 6 * MiB, compressionLevel: 1, extraImages: 4 };
   const registry = await startDockerRegistry({ storageDir: path.join(work, 'registry-storage') });
   let graph: http.Server | undefined;
   try {
     const releases: string[] = [];
-    for (const version of ['4.16.0-bench', '4.16.1-bench']) {
+    for (const [version, share] of [['4.16.0-bench', 0], ['4.16.1-bench', changedShare]] as const) {
       const t0 = Date.now();
-      const sample = await generateSampleRelease(path.join(work, version), { ...params, version });
+      const sample = await generateSampleRelease(path.join(work, version), { ...params, version, changedShare: share });
       await pushLayout(sample.dir, registry.url, { concurrency: 8 });
       log(`${version}: ${sample.images.length} images, ${sample.blobs} blobs, ${(sample.totalBytes / 1e9).toFixed(2)} GB, generated and pushed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       releases.push(`${RELEASE_REPOSITORY}@${sample.releaseDigest}`);

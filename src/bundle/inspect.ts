@@ -5,9 +5,9 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { BundleBase, BundleManifest } from './format.js';
 import { bundleReleases } from './bundle-manifest.js';
-import { locateBundle, readBundleManifest } from './reader.js';
+import { checkFirstVolumePresent, locateBundle, readBundleManifest } from './reader.js';
 import { VolumeSet } from './volumes.js';
-import { errnoCode, UserError } from '../util/errors.js';
+import { errnoCode } from '../util/errors.js';
 
 export interface InspectedImage {
   readonly name: string;
@@ -76,13 +76,7 @@ async function signatureKeyId(file: string | undefined): Promise<string | undefi
 
 export async function inspectBundle(file: string): Promise<BundleInspection> {
   const files = await locateBundle(file);
-  const first = files.volumes[0]!;
-  if (!(await fs.stat(first.path).then(() => true, () => false))) {
-    throw new UserError('BUNDLE_VOLUME_MISSING', `bundle volume ${first.path} is missing; the bundle manifest is at its start`, {
-      subject: { kind: 'path', name: first.path },
-      hint: 'copy the first volume next to the seal',
-    });
-  }
+  await checkFirstVolumePresent(files);
   const volumes = new VolumeSet(files.volumes);
   let manifest: BundleManifest;
   try {

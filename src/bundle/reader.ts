@@ -211,6 +211,42 @@ export async function readBundleManifest(files: BundleFiles, volumes: VolumeSet)
   return { manifest: parseBundleManifest(manifestBytes, path.join(files.dir, files.name)), manifestBytes };
 }
 
+/**
+ * Reads only pin-preload.json (checked against the seal's manifestDigest): the seal, for a split bundle, and
+ * the volume(s) holding that entry must be there, the other volumes need not be — what a bastion gets back
+ * when only a bundle's small files are carried to it.
+ */
+export async function readManifestEntry(files: BundleFiles): Promise<{ manifest: BundleManifest; manifestBytes: Buffer }> {
+  refuseUnsealedSplit(files);
+  await checkFirstVolumePresent(files);
+  const volumes = new VolumeSet(files.volumes);
+  try {
+    return await readBundleManifest(files, volumes);
+  } finally {
+    await volumes.close();
+  }
+}
+
+/** The manifest entry is at the start of the first volume: without it nothing about the bundle can be read. */
+export async function checkFirstVolumePresent(files: BundleFiles): Promise<void> {
+  const first = files.volumes[0]!;
+  if (!(await fs.stat(first.path).then(() => true, () => false))) {
+    throw new UserError('BUNDLE_VOLUME_MISSING', `bundle volume ${first.path} is missing; the bundle manifest is at its start`, {
+      subject: { kind: 'path', name: first.path },
+      hint: 'copy the first volume next to the seal',
+    });
+  }
+}
+
+/** Without a seal only a single tar is trusted as a whole; split volumes need the seal to say which. */
+function refuseUnsealedSplit(files: BundleFiles): void {
+  if (!files.seal && (files.volumes.length !== 1 || path.basename(files.volumes[0]!.path) !== files.name)) {
+    throw new UserError('BUNDLE_UNSEALED', `${path.join(files.dir, files.name)} is split into volumes but its seal ${files.sealPath} is missing`, {
+      subject: { kind: 'bundle', name: path.join(files.dir, files.name) },
+    });
+  }
+}
+
 /** Opens the bundle that `file` (the tar, any volume, or the seal) belongs to. */
 export async function openBundle(file: string): Promise<OpenedBundle> {
   return openLocatedBundle(await locateBundle(file));
@@ -218,12 +254,7 @@ export async function openBundle(file: string): Promise<OpenedBundle> {
 
 /** Opens a bundle already located (its seal read once, by whoever located it). */
 export async function openLocatedBundle(files: BundleFiles): Promise<OpenedBundle> {
-  // Without a seal only a single tar is trusted as a whole; split volumes need the seal to say which.
-  if (!files.seal && (files.volumes.length !== 1 || path.basename(files.volumes[0]!.path) !== files.name)) {
-    throw new UserError('BUNDLE_UNSEALED', `${path.join(files.dir, files.name)} is split into volumes but its seal ${files.sealPath} is missing`, {
-      subject: { kind: 'bundle', name: path.join(files.dir, files.name) },
-    });
-  }
+  refuseUnsealedSplit(files);
   await checkVolumesPresent(files);
   const volumes = new VolumeSet(files.volumes);
   try {

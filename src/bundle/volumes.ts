@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import { Readable } from 'node:stream';
-import { UserError } from '../util/errors.js';
+import { errnoCode, UserError } from '../util/errors.js';
 
 const pread = promisify(fs.read);
 const pwrite = promisify(fs.write);
@@ -96,7 +96,12 @@ export class VolumeSet {
     if (this.closed) throw new Error('VolumeSet is closed');
     let fd = this.fds[index];
     if (!fd) {
-      fd = openFd(this.volumes[index]!.path, this.writable ? 'r+' : 'r');
+      const volumePath = this.volumes[index]!.path;
+      // A reader that reads only part of a bundle (its manifest entry) has not checked the other volumes.
+      fd = openFd(volumePath, this.writable ? 'r+' : 'r').catch((err: unknown) => {
+        if (this.writable || errnoCode(err) !== 'ENOENT') throw err;
+        throw new UserError('BUNDLE_VOLUME_MISSING', `bundle volume ${volumePath} is missing`, { subject: { kind: 'path', name: volumePath } });
+      });
       fd.catch(() => undefined);
       this.fds[index] = fd;
     }

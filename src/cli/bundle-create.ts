@@ -53,6 +53,9 @@ export function registerBundleCreate(bundle: Command): void {
   addSignatureOptions(addSelectionOptions(addManifestOptions(command))).action(
     action(async (options: CreateOptionValues) => {
       const signatureOptions = await checkSignatureOptions(options);
+      // PREV is read before the plan's registry round trips: a wrong --since fails at once.
+      const { planSince, readPrevious } = await import('../plan/delta.js');
+      const previous = options.since !== undefined ? await readPrevious(options.since) : undefined;
       const { selection, source, spec, concurrency } = await selectionFromOptions(options);
       const stop = stopOnSignals();
       const note = progressNotes(options.quiet);
@@ -70,8 +73,8 @@ export function registerBundleCreate(bundle: Command): void {
           throw new UserError('USAGE', '--pool, --mirror-host and --name go with --manifests DIR');
         }
         note('resolving images…');
-        const [{ planBundle }, { createBundle }, { planSince }] = await Promise.all([import('../plan/resolve.js'), import('../bundle/writer.js'), import('../plan/delta.js')]);
-        const plan = await planSince(await applySignatureOptions(await planBundle(source, selection, { concurrency, signatures: options.signatures === true || spec?.signatures === true }), signatureOptions, stop.signal), options.since);
+        const [{ planBundle }, { createBundle }] = await Promise.all([import('../plan/resolve.js'), import('../bundle/writer.js')]);
+        const plan = planSince(await applySignatureOptions(await planBundle(source, selection, { concurrency, signatures: options.signatures === true || spec?.signatures === true }), signatureOptions, stop.signal), previous);
         note(`${plan.images.length} images, ${plan.blobs.length} unique blobs, ${formatBytes(plan.totals.uniqueBytes)} to bundle`);
         if (plan.delta) {
           note(`delta since ${plan.delta.since}: ${formatBytes(plan.delta.newBytes)} new, ${formatBytes(plan.delta.carriedBytes)} of manifests and configs carried, ${plan.delta.baseBlobs.length} layers (${formatBytes(plan.delta.baseBytes)}) left to base ${plan.delta.bases.map((b) => b.name).join(', ')}`);

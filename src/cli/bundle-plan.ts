@@ -24,10 +24,13 @@ export function registerBundlePlan(bundle: Command): void {
   addSignatureOptions(addSelectionOptions(command)).action(
     action(async (options: SelectionOptionValues & SignatureOptionValues & { json?: boolean; since?: string }) => {
       const signatureOptions = await checkSignatureOptions(options);
+      // PREV is read before the plan's registry round trips: a wrong --since fails at once.
+      const { planSince, readPrevious } = await import('../plan/delta.js');
+      const previous = options.since !== undefined ? await readPrevious(options.since) : undefined;
       const { selection, source, spec, concurrency } = await selectionFromOptions(options);
-      const [{ planBundle }, { dedupRatio, planToJson }, { planSince }] = await Promise.all([import('../plan/resolve.js'), import('../plan/plan-json.js'), import('../plan/delta.js')]);
+      const [{ planBundle }, { dedupRatio, planToJson }] = await Promise.all([import('../plan/resolve.js'), import('../plan/plan-json.js')]);
       try {
-        const plan = await planSince(await applySignatureOptions(await planBundle(source, selection, { concurrency, signatures: options.signatures === true || spec?.signatures === true }), signatureOptions), options.since);
+        const plan = planSince(await applySignatureOptions(await planBundle(source, selection, { concurrency, signatures: options.signatures === true || spec?.signatures === true }), signatureOptions), previous);
         if (options.json) printJson(planToJson(plan));
         else process.stdout.write(formatPlan(plan, dedupRatio(plan)));
       } finally {

@@ -194,11 +194,14 @@ function nextVersion(version: string): string {
   return m ? `${m[1]}.${m[2]}.${Number(m[3]) + 1}${m[4]}` : `${version}.1`;
 }
 
+/** The headings runDemo prints (`say.heading`): one per step on each path through it. */
+const DEMO_STEPS = 14;
+
 export async function runDemo(options: DemoOptions = {}): Promise<void> {
   const out = options.out ?? process.stdout;
   const work = options.workDir ? path.resolve(options.workDir) : await import('node:fs/promises').then((fs) => fs.mkdtemp(path.join(os.tmpdir(), 'pin-preload-demo-')));
   const paths = demoPaths(work);
-  const say = new DemoNarrator(15, out);
+  const say = new DemoNarrator(DEMO_STEPS, out);
   let upstream: RunningMirror | undefined;
   let upstream2: RunningMirror | undefined;
   let nodeMirror: ChildProcess | undefined;

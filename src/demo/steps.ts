@@ -30,10 +30,11 @@ export class DemoNarrator {
   async run(args: readonly string[], options: { env?: NodeJS.ProcessEnv; only?: RegExp } = {}): Promise<void> {
     this.out.write(`    $ pin-preload ${args.map(shellQuote).join(' ')}\n`);
     const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
-    // `only`: show just the lines that matter to this step (the rest was shown by an earlier, fuller step).
-    const shown = (l: string) => l.trim() !== '' && (options.only === undefined || options.only.test(l));
-    const indent = (chunk: Buffer) => chunk.toString().replace(/\r/g, '\n').split('\n').filter(shown).map((l) => `      ${l}\n`).join('');
-    child.stdout.on('data', (d: Buffer) => this.out.write(indent(d)));
+    // `only`: show just the stdout lines that matter to this step (the rest was shown by an earlier, fuller
+    // step); stderr is always shown whole, so a failing step's error and hint are on the screen.
+    const indent = (chunk: Buffer, only?: RegExp) =>
+      chunk.toString().replace(/\r/g, '\n').split('\n').filter((l) => l.trim() !== '' && (only === undefined || only.test(l))).map((l) => `      ${l}\n`).join('');
+    child.stdout.on('data', (d: Buffer) => this.out.write(indent(d, options.only)));
     child.stderr.on('data', (d: Buffer) => this.out.write(indent(d)));
     const code = await new Promise<number>((resolve, reject) => {
       child.once('error', reject);

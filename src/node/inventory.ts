@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { bundleReleases } from '../bundle/bundle-manifest.js';
 import type { CriImageService } from '../cri/image-service.js';
-import { isDigest } from '../oci/digest.js';
+import { isDigest, type Digest } from '../oci/digest.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { UserError, errnoCode } from '../util/errors.js';
 import { TOOL_VERSION } from '../version.js';
@@ -131,6 +131,7 @@ export async function readInventory(file: string): Promise<NodeInventory> {
 }
 
 /** The blob digests an inventory says the node holds in its bundles: what a delta may leave out. */
-export function inventoryBlobDigests(inventory: NodeInventory): Set<string> {
-  return new Set(inventory.blobs.map((b) => b.digest));
+export function inventoryBlobDigests(inventory: NodeInventory): Set<Digest> {
+  // readInventory checked every one with isDigest.
+  return new Set(inventory.blobs.map((b) => b.digest as Digest));
 }

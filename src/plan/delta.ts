@@ -2,13 +2,13 @@
 // earlier bundle or a node's inventory — already has it. Only layers are left out: every manifest and config
 // of the new images is carried even when PREV has it, so the delta's index and image checks are complete.
 
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { SEAL_SUFFIX, type BundleBase } from '../bundle/format.js';
-import { openBundle } from '../bundle/reader.js';
+import { locateBundle, readManifestEntry } from '../bundle/reader.js';
 import { sha256Of, type Digest } from '../oci/digest.js';
-import { readInventory } from '../node/inventory.js';
-import { errnoCode, UserError } from '../util/errors.js';
+import { inventoryBlobDigests, readInventory } from '../node/inventory.js';
+import { errnoCode, isUserError, UserError } from '../util/errors.js';
 import type { BundlePlan, PlannedDelta } from './plan.js';
 
 /** What PREV holds, as far as a delta may rely on it. */
@@ -18,7 +18,11 @@ export interface PreviousContent {
   /** The bundles that hold `blobs`: they become the delta's bases. */
   readonly bases: readonly BundleBase[];
   /** Every blob digest reachable through `bases`. */
-  readonly blobs: ReadonlySet<string>;
+  readonly blobs: ReadonlySet<Digest>;
+}
+
+function unreadable(since: string, why: string, hint?: string): UserError {
+  return new UserError('SINCE_UNREADABLE', `cannot read --since ${since}: ${why}`, { subject: { kind: 'path', name: since }, hint });
 }
 
 /** An inventory is a JSON object; a bundle is a tar (or its volumes) or a seal named NAME.seal.json. */
@@ -26,11 +30,14 @@ async function looksLikeJsonObject(file: string): Promise<boolean> {
   if (file.endsWith(SEAL_SUFFIX)) return false;
   let handle;
   try {
+    // A directory opens but does not read (EISDIR): say so before anything else.
+    if ((await stat(file)).isDirectory()) throw unreadable(file, 'it is a directory');
     handle = await open(file, 'r');
   } catch (err) {
+    if (isUserError(err)) throw err;
     // A split bundle given by its common name has no file of that name: the bundle reader finds its volumes.
     if (errnoCode(err) === 'ENOENT') return false;
-    throw new UserError('SINCE_UNREADABLE', `cannot read --since ${file}: ${errnoCode(err) ?? (err as Error).message}`, { subject: { kind: 'path', name: file } });
+    throw unreadable(file, errnoCode(err) ?? (err as Error).message);
   }
   try {
     const head = Buffer.alloc(64);
@@ -46,8 +53,21 @@ async function looksLikeJsonObject(file: string): Promise<boolean> {
  * A bundle is the one base; a delta given as PREV also offers the blobs it leaves to its own bases (they are
  * on any node that has it), and the chain's dependencies follow from its own `bases`. An inventory makes
  * every bundle it lists a base: it says which blobs the node has, not which bundle holds each.
+ * Of a bundle only the manifest entry is read: its seal and first volume are enough (the other volumes of a
+ * split bundle may stay on the media). Anything that keeps PREV from being read is SINCE_UNREADABLE, so the
+ * CLI can read it before the plan's registry round trips.
  */
 export async function readPrevious(since: string): Promise<PreviousContent> {
+  try {
+    return await readPreviousContent(since);
+  } catch (err) {
+    if (!isUserError(err) || err.code === 'SINCE_UNREADABLE' || err.code === 'SINCE_EMPTY') throw err;
+    // "No bundle there" gets --since's own hint (a bundle or an inventory); a damaged one keeps its reader's.
+    throw unreadable(since, err.message, err.code === 'BUNDLE_NOT_FOUND' ? undefined : err.hint);
+  }
+}
+
+async function readPreviousContent(since: string): Promise<PreviousContent> {
   if (await looksLikeJsonObject(since)) {
     const inventory = await readInventory(since);
     if (inventory.bundles.length === 0) {
@@ -59,21 +79,17 @@ export async function readPrevious(since: string): Promise<PreviousContent> {
       since,
       kind: 'inventory',
       bases: inventory.bundles.map((b) => ({ name: path.basename(b.path), manifestDigest: b.manifestDigest as Digest })),
-      blobs: new Set(inventory.blobs.map((b) => b.digest)),
+      blobs: inventoryBlobDigests(inventory),
     };
   }
-  const opened = await openBundle(since);
-  try {
-    const manifest = opened.manifest;
-    return {
-      since,
-      kind: 'bundle',
-      bases: [{ name: opened.name, manifestDigest: sha256Of(opened.manifestBytes) }],
-      blobs: new Set<string>([...manifest.blobs.map((b) => b.digest), ...(manifest.baseBlobs ?? [])]),
-    };
-  } finally {
-    await opened.close();
-  }
+  const files = await locateBundle(since);
+  const { manifest, manifestBytes } = await readManifestEntry(files);
+  return {
+    since,
+    kind: 'bundle',
+    bases: [{ name: files.name, manifestDigest: sha256Of(manifestBytes) }],
+    blobs: new Set<Digest>([...manifest.blobs.map((b) => b.digest), ...(manifest.baseBlobs ?? [])]),
+  };
 }
 
 /**
@@ -87,6 +103,9 @@ export function deltaPlan(plan: BundlePlan, previous: PreviousContent): BundlePl
   const carried = kept.filter((b) => previous.blobs.has(b.digest));
   const fresh = kept.filter((b) => !previous.blobs.has(b.digest));
   const bytes = (blobs: ReadonlyArray<{ size: number }>) => blobs.reduce((n, b) => n + b.size, 0);
+  // Each image counted on its own, over what the delta holds: the dedup ratio is then the delta's own.
+  const keptSize = new Map(kept.map((b) => [b.digest, b.size]));
+  const bytesWithRepeats = plan.images.reduce((n, image) => n + [...new Set([...image.manifests, ...image.blobs])].reduce((m, d) => m + (keptSize.get(d) ?? 0), 0), 0);
   const delta: PlannedDelta = {
     since: previous.since,
     sinceKind: previous.kind,
@@ -105,13 +124,14 @@ export function deltaPlan(plan: BundlePlan, previous: PreviousContent): BundlePl
       ...plan.totals,
       uniqueBlobs: kept.length,
       uniqueBytes: bytes(kept),
+      bytesWithRepeats,
       uncompressedBytes: kept.reduce((n, b) => n + b.uncompressedSize, 0),
     },
     delta,
   };
 }
 
-/** `plan` itself without --since, its delta against PREV with it. */
-export async function planSince(plan: BundlePlan, since: string | undefined): Promise<BundlePlan> {
-  return since === undefined ? plan : deltaPlan(plan, await readPrevious(since));
+/** `plan` itself without --since, its delta against PREV (read before planning) with it. */
+export function planSince(plan: BundlePlan, previous: PreviousContent | undefined): BundlePlan {
+  return previous === undefined ? plan : deltaPlan(plan, previous);
 }

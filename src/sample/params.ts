@@ -21,7 +21,9 @@ import { UserError } from '../util/errors.js';
  * - `compressionLevel` (1): gzip level of the layers; 0 writes stored blocks (fast, for 10 GB benchmarks).
  * - `multiPayload` (false): also publish `<version>-multi`, a manifest list of per-arch payloads.
  * - `changedShare` (0): fraction of components whose own layers depend on `version`: two releases of the
- *   same seed share every other component byte for byte, like a z-stream (0.2 ≈ a fifth rebuilt).
+ *   same seed share every other component byte for byte, like a z-stream (0.2 ≈ a fifth rebuilt). The
+ *   choice is seeded by the version too, so for "a fifth changed" give the older release 0: with a share in
+ *   both, they differ in the union of two choices.
  */
 export interface SampleParams {
   readonly version: string;

@@ -51,7 +51,7 @@ export const USER_ERRORS = {
   RELEASE_SIGNATURE_MISMATCH: { exit: 1, anchor: choosing, hint: 'do not use that store: it holds a signature of another image under this release digest' },
   RELEASE_SIGNATURE_UNTRUSTED: { exit: 1, anchor: choosing, hint: 'use the right keyring (OpenShift: openshift/cluster-update-keys)' },
   GPG_MISSING: { exit: 1, anchor: choosing, hint: 'install GnuPG (gpgv), or leave out --release-keyring' },
-  SINCE_UNREADABLE: { exit: 2, anchor: choosing, hint: 'fix the --since path or its permissions' },
+  SINCE_UNREADABLE: { exit: 2, anchor: choosing, hint: 'give --since the previous bundle (its .seal.json, its tar or first volume) or a node inventory from "pin-preload inventory"' },
   SINCE_EMPTY: { exit: 2, anchor: choosing, hint: 'make a full bundle (leave out --since) for a node that has no bundle yet' },
   SOURCE_DATE_EPOCH_INVALID: { exit: 2, anchor: choosing, hint: 'unset SOURCE_DATE_EPOCH or give whole seconds since 1970' },
 

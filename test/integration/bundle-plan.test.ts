@@ -211,6 +211,36 @@ describe('bundle plan errors', () => {
     assert.match(result.stderr, new RegExp(`${list.replace(/[.]/g, '\\.')}:4: invalid image reference "registry\\.example\\.com/Sample/Bad:1"`));
   });
 
+  test('a --since that is missing, a directory or not a bundle fails at once as SINCE_UNREADABLE, before any registry request (plan and create)', async () => {
+    const dir = path.join(work, 'since-dir');
+    await mkdir(dir, { recursive: true });
+    const garbage = path.join(work, 'since-garbage.tar');
+    await writeFile(garbage, 'not a bundle\n'.repeat(100));
+    const cases: Array<[string, RegExp]> = [
+      [path.join(work, 'no-such-bundle.tar.seal.json'), /no bundle at/],
+      [path.join(work, 'no-such-bundle.tar'), /no bundle at/],
+      [dir, /it is a directory/],
+      [garbage, /invalid tar header/],
+    ];
+    for (const [since, why] of cases) {
+      const create = ['bundle', 'create', '--registries-conf', conf, '--authfile', authfile, '--release', RELEASE, '--output', path.join(work, 'never.tar'), '--since', since];
+      for (const command of [planArgs('--release', RELEASE, '--since', since), create]) {
+        const what = `${command[1]} --since ${since}`;
+        const requests = proxy.requests.length;
+        const result = await runCli(command);
+        assert.equal(result.code, 2, `${what}: ${result.stderr}`);
+        assert.match(result.stderr, new RegExp(`^pin-preload: error: cannot read --since ${since.replace(/[.]/g, '\\.')}: `, 'm'), what);
+        assert.match(result.stderr, why, what);
+        assert.doesNotMatch(result.stderr, /internal error|\n\s+at /, what);
+        assert.equal(proxy.requests.length, requests, `${what}: PREV is read before the plan asks any registry`);
+      }
+      const json = await runCli(planArgs('--release', RELEASE, '--since', since, '--json'));
+      const error = (JSON.parse(json.stdout) as { error: { code: string; subject: unknown } }).error;
+      assert.equal(error.code, 'SINCE_UNREADABLE', since);
+      assert.deepEqual(error.subject, { kind: 'path', name: since }, since);
+    }
+  });
+
   test('no release and no images is a usage error', async () => {
     const result = await runCli(planArgs());
     assert.equal(result.code, 2);

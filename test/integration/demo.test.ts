@@ -31,6 +31,8 @@ test('the demo runs every step (plan, create, verify, import, serve + pull, stat
   assert.match(stdout, /pulled 15 images of 4\.16\.1-sample .* layers from both bundles: every digest verified/);
   assert.match(stdout, /Desired generation:\s+2/, 'the delta is the next desired generation');
   assert.match(stdout, /demo finished in/);
+  const steps = [...stdout.matchAll(/^\[(\d+)\/(\d+)\] /gm)].map((m) => [Number(m[1]), Number(m[2])]);
+  assert.deepEqual(steps, steps.map((_, i) => [i + 1, steps.length]), 'the steps are numbered 1 to N of N');
   assert.ok((await readdir(path.join(work, 'media'))).some((f) => f.endsWith('.seal.json')), 'the sealed bundle is kept with --work-dir');
 });
 

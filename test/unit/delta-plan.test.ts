@@ -4,14 +4,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { buildBundleManifest, parseBundleManifest } from '../../src/bundle/bundle-manifest.js';
 import type { BundleManifest } from '../../src/bundle/format.js';
 import type { Digest } from '../../src/oci/digest.js';
-import { deltaPlan, type PreviousContent } from '../../src/plan/delta.js';
+import { createBundle } from '../../src/bundle/writer.js';
+import { deltaPlan, readPrevious, type PreviousContent } from '../../src/plan/delta.js';
+import { dedupRatio } from '../../src/plan/plan-json.js';
 import { missingBases, type NodeBundle } from '../../src/node/bundle-dir.js';
 import { bundleDependencies } from '../../src/node/retire.js';
 import { UserError } from '../../src/util/errors.js';
-import { testImage, testPlan } from '../support/bundle-plans.js';
+import { blobContents, MemorySource, testImage, testPlan } from '../support/bundle-plans.js';
 
 const repo = { domain: 'quay.io', path: 'example/app' };
 const shared = randomBytes(5000);
@@ -21,7 +26,7 @@ const created = '2024-01-02T03:04:05Z';
 const sharedLayer = plan.blobs.find((b) => b.role === 'layer' && plan.images.every((i) => i.blobs.includes(b.digest)))!;
 const base = { name: 'ocp-1.tar', manifestDigest: `sha256:${'a'.repeat(64)}` as Digest };
 
-function previousHaving(digests: readonly string[]): PreviousContent {
+function previousHaving(digests: readonly Digest[]): PreviousContent {
   return { since: '/media/ocp-1.tar', kind: 'bundle', bases: [base], blobs: new Set(digests) };
 }
 
@@ -76,4 +81,69 @@ test('missing bases follow a chain: a present base that is a delta needs its own
   assert.deepEqual(missingBases(full.manifest, []), []);
   assert.deepEqual(bundleDependencies(delta2), [d('2')], 'retiring: a delta depends on its bases');
   assert.deepEqual(bundleDependencies(full), []);
+});
+
+test('the dedup ratio of a delta is its own: each image counted over what the delta holds', () => {
+  const delta = deltaPlan(plan, previousHaving([sharedLayer.digest]));
+  // Both images use the shared layer: left to the base, it no longer counts for either of them.
+  assert.equal(delta.totals.bytesWithRepeats, plan.totals.bytesWithRepeats - 2 * sharedLayer.size);
+  const unchanged = deltaPlan(plan, previousHaving([]));
+  assert.equal(unchanged.totals.bytesWithRepeats, plan.totals.bytesWithRepeats, 'nothing in common: the full plan\'s repeats');
+  assert.equal(dedupRatio(unchanged), dedupRatio(plan));
+});
+
+test('PREV as a split bundle needs only its seal and the volume holding its manifest entry', async () => {
+  const images = [testImage(repo, 'big', [randomBytes(150_000), randomBytes(120_000)])];
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-since-'));
+  try {
+    const output = path.join(dir, 'big.tar');
+    const written = await createBundle({ plan: testPlan(images), source: new MemorySource(blobContents(images)), output, created, splitSize: 100_000 });
+    assert.ok(written.volumes.length >= 3, 'split into several volumes');
+    // Only the small files go back to the bastion: the seal and the first volume.
+    for (const v of written.volumes.slice(1)) await rm(v.path);
+    const previous = await readPrevious(written.sealPath);
+    const seal = JSON.parse(await readFile(written.sealPath, 'utf8')) as { manifestDigest: string };
+    assert.deepEqual(previous.bases, [{ name: 'big.tar', manifestDigest: seal.manifestDigest }]);
+    assert.deepEqual([...previous.blobs].sort(), testPlan(images).blobs.map((b) => b.digest).sort());
+    // Given by its first volume, the same.
+    assert.deepEqual((await readPrevious(written.volumes[0]!.path)).bases, previous.bases);
+    // Without the first volume, the manifest cannot be read: named, as --since.
+    await rm(written.volumes[0]!.path);
+    await assert.rejects(readPrevious(written.sealPath), (err: unknown) => {
+      assert.ok(err instanceof UserError && err.code === 'SINCE_UNREADABLE', String(err));
+      assert.match(err.message, /^cannot read --since .*big\.tar\.seal\.json: bundle volume .*big\.tar\.001 is missing/);
+      assert.equal(err.hint, 'copy the first volume next to the seal');
+      return true;
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a --since that is missing, a directory or neither a bundle nor an inventory is SINCE_UNREADABLE naming it', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-since-'));
+  try {
+    const garbage = path.join(dir, 'garbage.tar');
+    await writeFile(garbage, 'x'.repeat(4096));
+    const badInventory = path.join(dir, 'inventory.json');
+    await writeFile(badInventory, '{"kind":"something else"}');
+    const cases: Array<[string, RegExp]> = [
+      [path.join(dir, 'missing.tar'), /no bundle at/],
+      [path.join(dir, 'missing.tar.seal.json'), /no bundle at/],
+      [dir, /it is a directory/],
+      [garbage, /invalid tar header/],
+      [badInventory, /kind is "something else"/],
+    ];
+    for (const [since, why] of cases) {
+      await assert.rejects(readPrevious(since), (err: unknown) => {
+        assert.ok(err instanceof UserError && err.code === 'SINCE_UNREADABLE', `${since}: ${String(err)}`);
+        assert.ok(err.message.startsWith(`cannot read --since ${since}: `), err.message);
+        assert.match(err.message, why);
+        assert.deepEqual(err.subject, { kind: 'path', name: since });
+        return true;
+      });
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

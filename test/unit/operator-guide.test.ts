@@ -83,8 +83,11 @@ test('reads codes from the first cell of the tables with the given header only, 
   assert.deepEqual([...tableCodes(guide, 'Spec code').keys()], ['BLOB_UNKNOWN']);
 });
 
+/** The anchors of every heading of `markdown`. */
+const headingAnchors = (markdown: string) => new Set([...markdown.matchAll(/^#{1,6} (.*)$/gm)].map((m) => headingAnchor(m[1]!)));
+
 test('every section the error table points at is a heading of the operator guide', () => {
-  const anchors = new Set([...guideText().matchAll(/^#{1,6} (.*)$/gm)].map((m) => headingAnchor(m[1]!)));
+  const anchors = headingAnchors(guideText());
   for (const anchor of Object.values(GUIDE_SECTIONS)) assert.ok(anchors.has(anchor), `docs/operator-guide.md has no heading #${anchor}`);
 });
 
@@ -112,4 +115,12 @@ test("the guide's mirror table lists exactly the spec error codes the mirror can
   const table = Object.keys(REGISTRY_ERRORS);
   assert.deepEqual(table.filter((c) => !documented.has(c)).sort(), [], 'spec codes missing from the guide');
   assert.deepEqual([...documented].filter((c) => !table.includes(c)).sort(), [], 'codes in the guide that REGISTRY_ERRORS lacks');
+});
+
+test('every link to a section of the guide itself (#anchor) names one of its headings', () => {
+  const text = guideText();
+  const anchors = headingAnchors(text);
+  const links = [...text.matchAll(/\]\(#([^)\s]+)\)/g)].map((m) => m[1]!);
+  assert.ok(links.length > 0, 'the guide links to its own sections');
+  assert.deepEqual(links.filter((a) => !anchors.has(a)), []);
 });
