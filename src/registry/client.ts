@@ -4,11 +4,12 @@
 import type { Hash } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
-import { Pool, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { digestAlgorithm, DigestMismatchError, isDigest, sha256Of, VerifyingStream, type Digest } from '../oci/digest.js';
 import { MANIFEST_ACCEPT, isManifestMediaType } from '../oci/media-types.js';
 import { formatReference, repositoryName, type Reference, type Repository } from '../oci/reference.js';
 import { UserError, errnoCode, isUserError } from '../util/errors.js';
+import { Pool } from '../util/http-pool.js';
 import { TOOL_VERSION } from '../version.js';
 import { basicAuthorization, parseChallenges, preferredChallenge, pullScope, TokenCache, type Challenge, type TokenTransport } from './challenge.js';
 import { EMPTY_CREDENTIALS, type Credential, type CredentialStore } from './credentials.js';
