@@ -2,6 +2,7 @@
 // cache code and the mocks: ~70 ms of a CLI run here, against ~25 ms for the pool and its request API alone.
 
 import { createRequire } from 'node:module';
+import { setFlagsFromString } from 'node:v8';
 import type { Pool as UndiciPool } from 'undici';
 
 const require = createRequire(import.meta.url);
@@ -25,3 +26,15 @@ function loadPool(): typeof UndiciPool {
 
 export const Pool = loadPool();
 export type Pool = UndiciPool;
+
+/**
+ * For a command that makes a few dozen small requests and ends (`bundle plan`): V8 compiles undici's HTTP
+ * parser (WebAssembly) with its baseline compiler, then again, optimised, on background threads once a
+ * function has run enough. That second compile is 50–100 ms of CPU here that a plan never earns back, and on
+ * a 2-core machine it is taken from the registry and the plan; at a natural exit Node also waits for it.
+ * Raising the budget keeps the baseline code. Call before the first request: the budget is read when the
+ * parser is compiled. A long transfer (`bundle create`) is better off optimised and does not call this.
+ */
+export function keepHttpParserBaseline(): void {
+  setFlagsFromString('--wasm-tiering-budget=2000000000');
+}
