@@ -36,7 +36,10 @@ function wantsJson(args: readonly unknown[]): boolean {
  * parser (WebAssembly: ~40 ms after `bundle plan` is done). Only for a command that leaves nothing running.
  */
 export function exitWhenFlushed(): void {
-  process.stdout.write('', () => process.exit());
+  // A failed stdout (EPIPE: the reader went away) is left to end the process as it did before.
+  process.stdout.write('', (err) => {
+    if (!err) process.exit();
+  });
 }
 
 /** Wraps a command's action so that a UserError prints "pin-preload: error: …" (+ hint) and exits. */
