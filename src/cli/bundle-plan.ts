@@ -8,7 +8,7 @@ import { formatReference } from '../oci/reference.js';
 import type { BundlePlan, PlannedImage } from '../plan/plan.js';
 import { COMPRESSED_LAYER_RATIO } from '../plan/plan.js';
 import { formatBytes } from '../util/size.js';
-import { action, printJson } from './run-command.js';
+import { action, exitWhenFlushed, printJson } from './run-command.js';
 import { addSelectionOptions, selectionFromOptions, type SelectionOptionValues } from './selection-options.js';
 import { addSignatureOptions, applySignatureOptions, checkSignatureOptions, type SignatureOptionValues } from './signature-options.js';
 
@@ -23,6 +23,7 @@ export function registerBundlePlan(bundle: Command): void {
     .option('--since <prev>', SINCE_HELP);
   addSignatureOptions(addSelectionOptions(command)).action(
     action(async (options: SelectionOptionValues & SignatureOptionValues & { json?: boolean; since?: string }) => {
+      (await import('../util/http-pool.js')).keepHttpParserBaseline();
       const signatureOptions = await checkSignatureOptions(options);
       // PREV is read before the plan's registry round trips: a wrong --since fails at once.
       const { planSince, readPrevious } = await import('../plan/delta.js');
@@ -36,6 +37,7 @@ export function registerBundlePlan(bundle: Command): void {
       } finally {
         await source.close();
       }
+      exitWhenFlushed();
     }),
   );
 }

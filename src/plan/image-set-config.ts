@@ -1,10 +1,11 @@
 // oc-mirror's ImageSetConfiguration (mirror.openshift.io/v2alpha1 and v1alpha2) read as a selection: the
 // platform channels and architectures, additionalImages and blockedImages; operators and helm are refused.
 
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode, type YAMLMap } from 'yaml';
+import type { Node as YamlNode, YAMLMap } from 'yaml';
 import type { ChannelRequest } from '../release/channel.js';
 import { parseVersion } from '../release/update-graph.js';
 import { UserError } from '../util/errors.js';
+import { yaml } from '../util/yaml.js';
 import { requestImage, type RequestedImage } from './selection.js';
 
 export const IMAGE_SET_CONFIG_API_VERSIONS = ['mirror.openshift.io/v2alpha1', 'mirror.openshift.io/v1alpha2'];
@@ -32,6 +33,7 @@ export function looksLikeImageSetConfig(text: string): boolean {
 }
 
 export function parseImageSetConfig(text: string, file: string): ImageSetSelection {
+  const { isMap, isScalar, isSeq, LineCounter, parseDocument } = yaml();
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
   const lineOf = (node: unknown): number => {

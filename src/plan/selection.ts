@@ -3,10 +3,11 @@
 // ImageSetConfiguration, bundle spec TOML or one reference per line), checked once here.
 
 import { readFile } from 'node:fs/promises';
-import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node as YamlNode } from 'yaml';
+import type { Document, Node as YamlNode } from 'yaml';
 import { parsePlatform, type Platform } from '../oci/platform.js';
 import { formatReference, parseReference, type Reference } from '../oci/reference.js';
 import { errnoCode, UserError } from '../util/errors.js';
+import { yaml } from '../util/yaml.js';
 import type { ChannelRequest } from '../release/channel.js';
 import { parseBundleSpec, type BundleSpec } from './bundle-spec.js';
 import { looksLikeImageSetConfig, parseImageSetConfig, type BlockedImage, type ImageSetSelection } from './image-set-config.js';
@@ -210,6 +211,7 @@ function yamlError(file: string, line: number, message: string): UserError {
  * `spec.pinnedImages[].name`, from one document, several (`---`) or a `kind: List` of them.
  */
 export function parsePinnedImageSets(text: string, file: string): RequestedImage[] {
+  const { isScalar, LineCounter, parseAllDocuments } = yaml();
   const lines = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false });
   const lineOf = (node: YamlNode | null | undefined): number => (node?.range ? lines.linePos(node.range[0]).line : 1);
@@ -226,6 +228,7 @@ export function parsePinnedImageSets(text: string, file: string): RequestedImage
 }
 
 function collectFromObject(node: unknown, file: string, lineOf: (n: YamlNode | null | undefined) => number, out: RequestedImage[]): void {
+  const { isMap, isScalar, isSeq } = yaml();
   if (!isMap(node)) throw yamlError(file, lineOf(node as YamlNode), 'expected a PinnedImageSet object');
   const kind = node.get('kind');
   if (typeof kind === 'string' && kind.endsWith('List')) {
