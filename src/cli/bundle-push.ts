@@ -1,5 +1,5 @@
 // `pin-preload bundle push BUNDLE --to HOST[:PORT][/PREFIX]`: a bundle into an existing registry (disk to
-// mirror), verified first. Wiring and output only; the work is in src/bundle/push.ts and src/copy/copy.ts.
+// mirror), its structure checked first and every blob while it streams. Wiring and output only; the work is in src/bundle/push.ts and src/copy/copy.ts.
 
 import type { Command } from 'commander';
 import { promises as fs } from 'node:fs';
@@ -19,6 +19,7 @@ interface PushOptionValues {
   readonly destCertDir?: string;
   readonly authfile?: string;
   readonly trustedKey?: string;
+  readonly verifyFirst?: boolean;
   readonly concurrency?: string;
   readonly json?: boolean;
   readonly quiet?: boolean;
@@ -67,12 +68,13 @@ function summaryLines(result: BundlePushResult): string[] {
 export function registerBundlePush(bundle: Command): void {
   bundle
     .command('push <bundle>')
-    .description('push every image of a bundle (BUNDLE: the tar, any volume, or the .seal.json) into a registry, after verifying it; a re-run goes on where a failed one stopped')
+    .description('push every image of a bundle (BUNDLE: the tar, any volume, or the .seal.json) into a registry, each blob checked against its digest as it streams (a damaged one is never committed); a re-run goes on where a failed one stopped')
     .requiredOption('--to <host[:port][/prefix]>', 'the target registry, and a repository prefix: quay.example.com/ocp puts quay.io/ns/app at quay.example.com/ocp/ns/app')
     .option('--dest-tls-verify <bool>', 'false: allow plain HTTP or a certificate that does not verify (loopback targets may always use HTTP)')
     .option('--dest-cert-dir <dir>', 'CA certificates (*.crt) to trust for the target, and a client certificate (NAME.cert + NAME.key)')
     .option('--authfile <file>', 'containers-auth.json(5) credentials for the target (default: REGISTRY_AUTH_FILE, then the usual auth.json locations)')
     .option('--trusted-key <file>', 'Ed25519 public key (KEY.pub from "pin-preload keygen"): push only a bundle with a valid signature by it')
+    .option('--verify-first', 'verify every blob of the bundle before the first request (a second read of every byte): a damaged bundle then sends nothing at all')
     .option('--concurrency <n>', `blob uploads in flight at once (default ${DEFAULT_PUSH_CONCURRENCY})`)
     .option('--json', 'print the summary as JSON (schemaVersion 1, see docs/json-output.md)')
     .option('--quiet', 'no progress output')
@@ -105,6 +107,7 @@ export function registerBundlePush(bundle: Command): void {
             concurrency,
             signal: stop.signal,
             ...(options.trustedKey !== undefined ? { trustedKey: options.trustedKey } : {}),
+            ...(options.verifyFirst === true ? { verifyFirst: true } : {}),
             onProgress: (now, p) => {
               if (now !== phase) {
                 phase = now;

@@ -87,6 +87,25 @@ class SkipBytes extends Transform {
   }
 }
 
+/**
+ * Passes every chunk on one late: the last is released only when the stream ends, that is once the digest
+ * check before it has passed. A blob that fails the check thus never reaches the destination whole: its
+ * request body stays short of its Content-Length, so no registry can take it, and no closing PUT follows.
+ */
+class HoldLastChunk extends Transform {
+  private held: Buffer | undefined;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    const previous = this.held;
+    this.held = chunk;
+    done(null, previous);
+  }
+
+  override _flush(done: TransformCallback): void {
+    done(null, this.held);
+  }
+}
+
 /** The status a failure ended with, for the error message (undefined for a connection failure). */
 function statusOf(error: unknown): number | undefined {
   return error instanceof StatusFailure ? error.status : undefined;
@@ -256,12 +275,13 @@ function refusedAsSparse(error: unknown, manifest: ManifestBytes, image: CopyIma
 /**
  * The blob's bytes from `offset`, checked against its digest and size on the way: the whole blob is read
  * and hashed, the part the destination already has is dropped after hashing, so a resumed upload is
- * verified as a whole too. A source that fails the check errors the stream, and the upload with it.
+ * verified as a whole too. A source that fails the check errors the stream, and the upload with it,
+ * before its last chunk is sent (HoldLastChunk): this check is the only one a bundle push makes of a blob.
  */
 function verifiedBlob(source: ImageSource, image: CopyImage, blob: BlobRef, offset: number, signal: AbortSignal | undefined): Readable {
   const bytes = source.blobStream(image.source, blob, signal ? { signal } : {});
   const verify = new VerifyingStream(blob.digest, blob.size, `blob ${blob.digest} of image ${image.name}`);
   const out = offset > 0 ? new SkipBytes(offset) : new PassThrough();
-  pipeline(bytes, verify, out).catch((err: unknown) => out.destroy(err as Error));
+  pipeline(bytes, verify, new HoldLastChunk(), out).catch((err: unknown) => out.destroy(err as Error));
   return out;
 }

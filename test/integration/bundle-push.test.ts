@@ -1,5 +1,6 @@
 // `bundle push` into a real docker-registry: every image pulled back by skopeo by digest, a re-run that only
-// HEADs, split volumes pushed as they are, refusals and failures named, a re-run continuing, damage refused.
+// HEADs, split volumes pushed as they are, refusals and failures named, a re-run continuing, damage named and
+// never committed.
 
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -175,28 +176,107 @@ test('large blobs go by PATCH, and a broken PATCH is resumed from the offset the
   await run('skopeo', ['copy', '--src-tls-verify=false', `docker://${registry.host}/${repository}@${image.digest}`, `oci:${path.join(work, 'patched')}`]);
 });
 
-test('a damaged bundle is refused before any upload', async (t) => {
-  const { proxy } = await target(t);
-  const damaged = path.join(work, 'damaged');
-  await mkdir(damaged, { recursive: true });
-  const files = [path.basename(bundle.tarPath), path.basename(bundle.sealPath)];
-  for (const f of files) await copyFile(path.join(path.dirname(bundle.tarPath), f), path.join(damaged, f));
-  const tar = path.join(damaged, files[0]!);
+/** A copy of the sample bundle (tar and seal) in `dir`, and its largest layer: where it lies in the tar. */
+async function bundleCopy(dir: string): Promise<{ tar: string; seal: string; layer: { digest: string; offset: number; size: number } }> {
+  await mkdir(dir, { recursive: true });
+  const tar = path.join(dir, path.basename(bundle.tarPath));
+  const seal = path.join(dir, path.basename(bundle.sealPath));
+  await copyFile(bundle.tarPath, tar);
+  await copyFile(bundle.sealPath, seal);
   const opened = await openBundle(tar);
-  const layer = [...(await opened.locateBlobs()).values()].sort((a, b) => b.size - a.size)[0]!;
+  const [digest, at] = [...(await opened.locateBlobs()).entries()].sort((a, b) => b[1].size - a[1].size)[0]!;
   await opened.close();
-  const handle = await open(tar, 'r+');
+  return { tar, seal, layer: { digest, offset: at.offset, size: at.size } };
+}
+
+async function flipByte(file: string, offset: number): Promise<void> {
+  const handle = await open(file, 'r+');
   const byte = Buffer.alloc(1);
-  await handle.read(byte, 0, 1, layer.offset + 10);
+  await handle.read(byte, 0, 1, offset);
   byte[0] = byte[0]! ^ 0xff;
-  await handle.write(byte, 0, 1, layer.offset + 10);
+  await handle.write(byte, 0, 1, offset);
   await handle.close();
-  const result = await runCli(['bundle', 'push', path.join(damaged, files[1]!), '--to', proxy.host]);
-  assertNoInternalError(result, 'bundle push');
-  assert.equal(result.code, 1);
-  assert.match(result.stderr, /failed verification/);
+}
+
+async function blobStatus(registry: RunningRegistry, digest: string): Promise<number[]> {
+  const repositories = [...new Set(manifest.images.map((i) => i.repository.slice(i.repository.indexOf('/') + 1)))];
+  return Promise.all(repositories.map(async (repo) => (await fetch(`${registry.url}/v2/${repo}/blobs/${digest}`, { method: 'HEAD' })).status));
+}
+
+for (const mode of [{ name: 'one PUT', monolithicLimit: undefined }, { name: 'PATCH, then a closing PUT', monolithicLimit: 1024 }]) {
+  test(`a damaged blob (${mode.name}) is BUNDLE_VERIFY_FAILED naming its volume and never committed; after the media is fixed a re-run finishes`, async (t) => {
+    const { registry, proxy } = await target(t);
+    const damaged = await bundleCopy(path.join(work, `damaged-${mode.monolithicLimit ?? 'put'}`));
+    await flipByte(damaged.tar, damaged.layer.offset + damaged.layer.size - 10);
+    const options = { bundle: damaged.seal, ...(mode.monolithicLimit !== undefined ? { monolithicLimit: mode.monolithicLimit } : {}) };
+    const error = await push(proxy.host, options).then(() => undefined, (e: unknown) => e);
+    assert.ok(isUserError(error) && error.code === 'BUNDLE_VERIFY_FAILED', `got ${String(error)}`);
+    assert.match(error.message, new RegExp(`blob ${damaged.layer.digest} is damaged`));
+    assert.ok(error.message.includes(`volume ${damaged.tar} bytes ${damaged.layer.offset}–${damaged.layer.offset + damaged.layer.size}`), error.message);
+    // Its body never reached the target whole (the last chunk waits for the digest check; a blob of one chunk
+    // sends no byte) ...
+    const carrying = proxy.requests.filter((r) => UPLOADS.includes(r.method) && r.contentLength === damaged.layer.size);
+    assert.ok(carrying.every((r) => r.bytesReceived < damaged.layer.size), `received ${carrying.map((r) => r.bytesReceived).join(', ')} of ${damaged.layer.size} bytes`);
+    // ... no upload of it was answered 201 (committed), and the registry does not have it.
+    const closing = proxy.requests.filter((r) => r.method === 'PUT' && r.path.includes(encodeURIComponent(damaged.layer.digest)));
+    assert.deepEqual(closing.filter((r) => r.status === 201), []);
+    if (mode.monolithicLimit !== undefined) assert.deepEqual(closing, [], 'no closing PUT was sent');
+    assert.ok((await blobStatus(registry, damaged.layer.digest)).every((status) => status === 404));
+    assert.equal(proxy.requests.some((r) => r.method === 'PUT' && r.path.includes('/manifests/')), false, 'no manifest was pushed');
+    // The media fixed (the volume copied again): the same push goes on and finishes.
+    await copyFile(bundle.tarPath, damaged.tar);
+    const result = await push(proxy.host, options);
+    assert.equal(result.images, manifest.images.length);
+    assert.ok((await blobStatus(registry, damaged.layer.digest)).includes(200));
+  });
+}
+
+test('the CLI names a damaged blob, where it lies and that a re-run goes on, exit 1; with --verify-first it sends nothing', async (t) => {
+  const { proxy } = await target(t);
+  const damaged = await bundleCopy(path.join(work, 'damaged-cli'));
+  await flipByte(damaged.tar, damaged.layer.offset + 10);
+  const streaming = await runCli(['bundle', 'push', damaged.seal, '--to', proxy.host]);
+  assertNoInternalError(streaming, 'bundle push');
+  assert.equal(streaming.code, 1);
+  assert.ok(streaming.stderr.includes(`blob ${damaged.layer.digest} is damaged`) && streaming.stderr.includes(`volume ${damaged.tar} bytes`), streaming.stderr);
+  assert.match(streaming.stderr, /it was not committed at .*\n.*hint: copy the damaged volume again or re-create the bundle, then run the same push: it goes on where it stopped/);
+  proxy.requests.length = 0;
+  const first = await runCli(['bundle', 'push', damaged.seal, '--to', proxy.host, '--verify-first']);
+  assertNoInternalError(first, 'bundle push --verify-first');
+  assert.equal(first.code, 1);
+  assert.match(first.stderr, /failed verification/);
   assert.equal(proxy.requests.length, 0, 'nothing was sent');
-  assert.equal((await readFile(tar)).length > 0, true);
+});
+
+test('a bundle whose seal, manifest, volume, tar headers or signature are wrong is refused before any request', async (t) => {
+  const { proxy } = await target(t);
+  const cases: Array<{ name: string; damage: (copy: Awaited<ReturnType<typeof bundleCopy>>) => Promise<void>; message: RegExp }> = [
+    {
+      name: 'manifest',
+      damage: async (copy) => {
+        const seal = JSON.parse(await readFile(copy.seal, 'utf8')) as { manifestDigest: string };
+        seal.manifestDigest = `sha256:${createHash('sha256').update('another manifest').digest('hex')}`;
+        await writeFile(copy.seal, JSON.stringify(seal));
+      },
+      message: /failed verification/,
+    },
+    { name: 'header', damage: (copy) => flipByte(copy.tar, copy.layer.offset - 512 + 100), message: /tar header/ },
+    { name: 'volume', damage: async (copy) => writeFile(copy.tar, (await readFile(copy.tar)).subarray(0, copy.layer.offset)), message: /wrong size/ },
+    { name: 'seal', damage: (copy) => rm(copy.seal), message: /failed verification|seal/ },
+    { name: 'signature', damage: async () => undefined, message: /not signed/ },
+  ];
+  const key = path.join(work, 'push.key');
+  assert.equal((await runCli(['keygen', '--output', key])).code, 0);
+  for (const c of cases) {
+    const copy = await bundleCopy(path.join(work, `refused-${c.name}`));
+    await c.damage(copy);
+    const trust = c.name === 'signature' ? ['--trusted-key', `${key}.pub`] : [];
+    const result = await runCli(['bundle', 'push', c.name === 'seal' ? copy.tar : copy.seal, '--to', proxy.host, ...trust]);
+    assertNoInternalError(result, `bundle push (${c.name})`);
+    assert.equal(result.code, 1, c.name);
+    assert.match(result.stderr, c.message, c.name);
+    assert.equal(proxy.requests.length, 0, `${c.name}: nothing was sent`);
+  }
 });
 
 test('containerd pulls pushed images by digest through the target registry as a hosts.toml mirror of quay.io', async (t) => {

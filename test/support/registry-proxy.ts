@@ -36,6 +36,9 @@ export interface RecordedRequest {
   readonly fault?: Fault['kind'];
   /** Response body bytes forwarded to the client so far. */
   bytesSent: number;
+  /** Request body bytes the client sent so far, and the Content-Length it announced (pushes). */
+  bytesReceived: number;
+  readonly contentLength?: number;
 }
 
 export interface ProxyOptions {
@@ -144,8 +147,10 @@ export async function startRegistryProxy(upstreamUrl: string, options: ProxyOpti
     const proxied: ProxiedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers, ...(range ? { range } : {}) };
     options.onRequest?.(proxied);
     const fault = faultHook?.(proxied);
-    const record: RecordedRequest = { method: proxied.method, path: proxied.path, status: 0, bytesSent: 0, ...(range ? { range } : {}), ...(fault ? { fault: fault.kind } : {}) };
+    const length = req.headers['content-length'] !== undefined ? Number(req.headers['content-length']) : undefined;
+    const record: RecordedRequest = { method: proxied.method, path: proxied.path, status: 0, bytesSent: 0, bytesReceived: 0, ...(length !== undefined ? { contentLength: length } : {}), ...(range ? { range } : {}), ...(fault ? { fault: fault.kind } : {}) };
     requests.push(record);
+    req.on('data', (chunk: Buffer) => (record.bytesReceived += chunk.length));
     if (fault?.kind === 'status') {
       record.status = fault.status;
       req.resume();
