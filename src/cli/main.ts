@@ -18,7 +18,7 @@ import { registerRun } from './run.js';
 import { registerServe } from './serve.js';
 import { registerStatus } from './status.js';
 import { USAGE_EXIT } from './exit-status.js';
-import { printJsonError, reportAndExit } from './run-command.js';
+import { endQuietlyWhenStdoutCloses, printJsonError, reportAndExit } from './run-command.js';
 
 export function buildProgram(): Command {
   const program = new Command('pin-preload')
@@ -70,4 +70,5 @@ async function main(): Promise<void> {
 }
 
 process.on('unhandledRejection', (err) => reportAndExit(err, { json: jsonRequested(process.argv) }));
+endQuietlyWhenStdoutCloses();
 await main();

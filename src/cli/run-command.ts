@@ -36,9 +36,24 @@ function wantsJson(args: readonly unknown[]): boolean {
  * parser (WebAssembly: ~40 ms after `bundle plan` is done). Only for a command that leaves nothing running.
  */
 export function exitWhenFlushed(): void {
-  // A failed stdout (EPIPE: the reader went away) is left to end the process as it did before.
+  // A failed stdout (EPIPE: the reader went away) is left to endQuietlyWhenStdoutCloses.
   process.stdout.write('', (err) => {
     if (!err) process.exit();
+  });
+}
+
+/** Exit status of a process that writes into a pipe nobody reads any more (killed by SIGPIPE: 128 + 13). */
+export const STDOUT_CLOSED_EXIT = 141;
+
+/**
+ * `pin-preload … | head -1`: when the reader of stdout goes away, end as a C program killed by SIGPIPE does —
+ * at once, silently, status 141 — instead of an unhandled EPIPE with a stack trace. Node ignores SIGPIPE and
+ * reports the failed write as an 'error' on stdout instead.
+ */
+export function endQuietlyWhenStdoutCloses(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(STDOUT_CLOSED_EXIT);
+    throw err;
   });
 }
 
