@@ -3,8 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { buffer } from 'node:stream/consumers';
@@ -19,6 +18,7 @@ import { openBundle } from '../../src/bundle/reader.js';
 import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION } from '../../src/bundle/format.js';
 import { sha256Of } from '../../src/oci/digest.js';
 import { blobContents, testImage, testPlan } from '../support/bundle-plans.js';
+import { withTempDir } from '../support/temp-dir.js';
 
 const repo = { domain: 'quay.io', path: 'example/app' };
 const images = [
@@ -53,14 +53,7 @@ async function writeTinyBundle(dir: string, name: string, splitSize?: number): P
   return tarBytes;
 }
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-reader-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>): Promise<void> => withTempDir('pin-preload-reader-', fn);
 
 test('opens an unsplit bundle from the tar and from the seal, with the manifest and seal', async () => {
   await withDir(async (dir) => {

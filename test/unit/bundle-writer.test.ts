@@ -3,9 +3,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import os from 'node:os';
 import path from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { createBundle, smallestSplitMiB } from '../../src/bundle/writer.js';
@@ -14,6 +13,7 @@ import { sha256Of } from '../../src/oci/digest.js';
 import { exitStatusOf } from '../../src/cli/exit-status.js';
 import { UserError } from '../../src/util/errors.js';
 import { blobContents, MemorySource, testImage, testPlan } from '../support/bundle-plans.js';
+import { withTempDir } from '../support/temp-dir.js';
 
 const repo = { domain: 'quay.io', path: 'example/app' };
 const images = [
@@ -24,14 +24,7 @@ const plan = testPlan(images);
 const contents = blobContents(images);
 const created = '2024-01-02T03:04:05Z';
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-writer-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>): Promise<void> => withTempDir('pin-preload-writer-', fn);
 
 test('writes a bundle the reader opens, every blob with its digest, and no work dir left behind', async () => {
   await withDir(async (dir) => {

@@ -1,22 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { loadCredentials, lookupKeys, normaliseAuthKey } from '../../src/registry/credentials.js';
 import { UserError } from '../../src/util/errors.js';
 import { credentialHelperOnPath, HELPER_NAME } from '../support/credential-helper.js';
+import { withTempDir } from '../support/temp-dir.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-creds-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>): Promise<void> => withTempDir('pin-preload-creds-', fn);
 
 async function writeJson(file: string, value: unknown): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });

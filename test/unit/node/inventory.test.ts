@@ -3,11 +3,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { INVENTORY_KIND, inventoryBlobDigests, readInventory, writeInventory, type NodeInventory } from '../../../src/node/inventory.js';
 import { UserError } from '../../../src/util/errors.js';
+import { withTempDir } from '../../support/temp-dir.js';
 
 const digest = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
 
@@ -22,14 +22,7 @@ const SAMPLE: NodeInventory = {
   runtime: { name: 'containerd', version: '1.7.24', images: [{ id: digest(5), repoDigests: [`quay.io/x/y@${digest(6)}`], repoTags: [] }] },
 };
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-inventory-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>): Promise<void> => withTempDir('pin-preload-inventory-', fn);
 
 test('an inventory written by the node reads back unchanged, leaving no temp file; its blob digests are a set', async () => {
   await withDir(async (dir) => {
