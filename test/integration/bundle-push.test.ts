@@ -6,7 +6,7 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -19,6 +19,7 @@ import { startDockerRegistry, type RunningRegistry } from '../support/docker-reg
 import { buildSampleBundle, RELEASE_TAG, type SampleBundle } from '../support/mirror-fixture.js';
 import { startRegistryProxy, type RunningProxy } from '../support/registry-proxy.js';
 import { assertNoInternalError, runCli } from '../support/cli.js';
+import { flipByte } from '../support/damage.js';
 import { startContainerd, writeHostsToml } from '../support/containerd.js';
 import { CriImageService } from '../../src/cri/image-service.js';
 import { PASSWORD, startTokenRegistry, USER, type TokenRegistry } from '../support/token-server.js';
@@ -187,15 +188,6 @@ async function bundleCopy(dir: string): Promise<{ tar: string; seal: string; lay
   const [digest, at] = [...(await opened.locateBlobs()).entries()].sort((a, b) => b[1].size - a[1].size)[0]!;
   await opened.close();
   return { tar, seal, layer: { digest, offset: at.offset, size: at.size } };
-}
-
-async function flipByte(file: string, offset: number): Promise<void> {
-  const handle = await open(file, 'r+');
-  const byte = Buffer.alloc(1);
-  await handle.read(byte, 0, 1, offset);
-  byte[0] = byte[0]! ^ 0xff;
-  await handle.write(byte, 0, 1, offset);
-  await handle.close();
 }
 
 async function blobStatus(registry: RunningRegistry, digest: string): Promise<number[]> {
