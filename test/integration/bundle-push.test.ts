@@ -315,10 +315,12 @@ test('--dest-cert-dir: a TLS target whose certificate the given CA signed is pus
   assert.equal(JSON.parse(pushed.stdout).images, manifest.images.length);
 });
 
-test('--to is HOST[:PORT][/PREFIX]', () => {
-  assert.deepEqual(parsePushTarget('registry.example.com:5000/ocp/mirror'), { host: 'registry.example.com:5000', prefix: 'ocp/mirror' });
-  assert.deepEqual(parsePushTarget('127.0.0.1:5000'), { host: '127.0.0.1:5000', prefix: '' });
+test('--to is HOST[:PORT][/PREFIX] or oci:DIR', () => {
+  assert.deepEqual(parsePushTarget('registry.example.com:5000/ocp/mirror'), { kind: 'registry', host: 'registry.example.com:5000', prefix: 'ocp/mirror' });
+  assert.deepEqual(parsePushTarget('127.0.0.1:5000'), { kind: 'registry', host: '127.0.0.1:5000', prefix: '' });
   assert.throws(() => parsePushTarget('registry.example.com/Bad Prefix'), /--to/);
+  assert.deepEqual(parsePushTarget('oci:layout'), { kind: 'layout', dir: path.resolve('layout') });
+  assert.throws(() => parsePushTarget('oci:'), /is not oci:DIR/);
 });
 
 describe('into a registry with token auth (docker-registry auth: token)', () => {
