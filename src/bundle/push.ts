@@ -115,14 +115,19 @@ export async function pushBundle(options: BundlePushOptions): Promise<BundlePush
   const files = await locateBundle(options.bundle);
   const bundlePath = path.join(files.dir, files.name);
   const trusted = options.trustedKey !== undefined ? { trustedKey: options.trustedKey } : {};
-  const report = options.verifyFirst
-    ? await verifyBundle(files, {
-        ...trusted,
-        onBytes: (done, total) => options.onProgress?.('verify', { bytesDone: done, bytesTotal: total, blobsDone: 0, blobsTotal: 0 }),
-      })
+  // The structure check reads the manifest and every tar header; what it read opens the bundle, so the push
+  // reads each once. (--verify-first reads every byte anyway: the bundle is then opened as usual.)
+  const { report, checked } = options.verifyFirst
+    ? {
+        report: await verifyBundle(files, {
+          ...trusted,
+          onBytes: (done, total) => options.onProgress?.('verify', { bytesDone: done, bytesTotal: total, blobsDone: 0, blobsTotal: 0 }),
+        }),
+        checked: undefined,
+      }
     : await verifyBundleStructure(files, trusted);
   if (!report.ok) throw verifyFailure(report, files.sealPath, options.trustedKey);
-  const bundle = await openLocatedBundle(files);
+  const bundle = await openLocatedBundle(files, checked);
   try {
     const locations = await bundle.locateBlobs();
     const source = new BundleSource(bundle, locations);
