@@ -20,7 +20,7 @@ import { INDEX_FILE, layoutBlobPath, OCI_LAYOUT_FILE, readLayoutIndex, type Layo
 import { ManifestError, parseManifest } from '../oci/manifest.js';
 import { MediaType } from '../oci/media-types.js';
 import { fsyncDir, writeFileAtomic } from '../util/atomic-file.js';
-import { errnoCode } from '../util/errors.js';
+import { errnoCode, UserError } from '../util/errors.js';
 import type { BlobRef, BlobReuse, ImageDestination, ManifestBytes } from './destination.js';
 
 /** Our lock and the partial files of blobs being written; same file system as blobs/, so a rename is atomic. */
@@ -78,7 +78,9 @@ export class LayoutDestination implements ImageDestination {
    */
   static async open(dir: string): Promise<LayoutDestination> {
     const absolute = path.resolve(dir);
-    await fs.mkdir(absolute, { recursive: true });
+    await fs.mkdir(absolute, { recursive: true }).catch((err: unknown) => {
+      throw new UserError('LAYOUT_INVALID', `${absolute} cannot hold an OCI image layout: ${errnoCode(err) ?? (err as Error).message}`, { subject: { kind: 'path', name: absolute }, cause: err });
+    });
     const lock = await lockWorkDir(path.join(absolute, LAYOUT_WORK_DIR), `oci:${absolute}`);
     try {
       await clearWorkDir(path.join(absolute, LAYOUT_WORK_DIR));
