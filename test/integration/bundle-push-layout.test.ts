@@ -181,22 +181,37 @@ test('a push killed mid-blob leaves no blob file half-written; the re-run remove
   assert.equal(await skopeoManifestDigest(dir, `${repositoryName(APP)}:1.0`), big.image.reference.digest);
 });
 
-test('a second push into the same layout keeps its images; a tag that moves names the new image, the old stays by digest', async () => {
+test('pushes into a layout another tool wrote and a second push keeps every image; a tag that moves names the new image, the old stays by digest', async () => {
   const first = testImage(APP, 'first', [Buffer.from('first layer')], { tag: 'stable' });
   const tools = testImage({ domain: 'registry.example.com', path: 'sample/tools' }, 'tools', [Buffer.from('tools layer')], { tag: '1.0' });
   const second = testImage(APP, 'second', [Buffer.from('second layer')], { tag: 'stable' });
   const dir = path.join(work, 'layout-tags');
+  const app = repositoryName(APP);
   for (const [name, images] of [['one', [first, tools]], ['two', [second]]] as const) {
     const seal = await buildTinyBundle(path.join(work, `tags-${name}`, `${name}.tar`), images);
+    // skopeo writes the layout first, under a name of its own: the pushes must keep it.
+    if (name === 'one') await run('skopeo', ['copy', '--quiet', `oci-archive:${seal.replace(/\.seal\.json$/, '')}:${app}@${first.image.reference.digest}`, `oci:${dir}:foreign`]);
     const pushed = await runCli(['bundle', 'push', seal, '--to', `oci:${dir}`, '--quiet']);
     assert.equal(pushed.code, 0, pushed.stderr);
   }
   const names = await layoutNames(dir);
-  const app = repositoryName(APP);
+  assert.ok(names.has('foreign'), 'the entry skopeo wrote is kept');
+  await run('skopeo', ['inspect', '--raw', `oci:${dir}:foreign`]);
   assert.equal(names.get(`${app}:stable`), second.image.reference.digest, 'the moved tag names the new image');
   assert.equal(names.get(`${app}@${first.image.reference.digest}`), first.image.reference.digest, 'the old image stays by digest');
   assert.equal(names.get('registry.example.com/sample/tools:1.0'), tools.image.reference.digest, 'the first push’s other image stays');
   assert.equal(await skopeoManifestDigest(dir, `${app}:stable`), second.image.reference.digest);
+});
+
+test('a second push into a layout that a running push holds is refused (BUNDLE_BUSY), exit 1', async () => {
+  const dir = path.join(work, 'layout-busy');
+  await mkdir(path.join(dir, LAYOUT_WORK_DIR), { recursive: true });
+  await writeFile(path.join(dir, LAYOUT_WORK_DIR, 'lock'), `${process.pid}\n`); // this test runner: alive
+  const result = await runCli(['bundle', 'push', bundle.sealPath, '--to', `oci:${dir}`]);
+  assertNoInternalError(result, 'bundle push into a busy layout');
+  assert.equal(result.code, 1);
+  assert.ok(result.stderr.includes(`another pin-preload (pid ${process.pid}) is writing oci:${dir}`), result.stderr);
+  await assert.rejects(stat(path.join(dir, 'index.json')), { code: 'ENOENT' });
 });
 
 test('--to oci:DIR refuses registry-only options and a :REF with a usage error (exit 2)', async () => {
