@@ -62,6 +62,8 @@ export class LayoutDestination implements ImageDestination {
   /** Per repository, the manifests the copy put or found there; the top-level ones get a by-digest name. */
   private readonly manifests = new Map<string, Map<Digest, ManifestInRepository>>();
   private readonly tags = new Map<string, IndexEntry>();
+  /** Directories a blob or manifest was renamed into: fsynced once at commit, before index.json names them. */
+  private readonly renamedInto = new Set<string>();
 
   private constructor(
     readonly dir: string,
@@ -153,17 +155,24 @@ export class LayoutDestination implements ImageDestination {
   async commit(): Promise<void> {
     const named = this.namedEntries();
     const before = this.existing?.entries ?? [];
-    const unchanged = [...named].every(([name, entry]) => before.some((e) => refNameOf(e) === name && e.digest === entry.digest && e.mediaType === entry.mediaType && e.size === entry.size));
-    for (const dir of new Set([...this.written].map((digest) => path.dirname(layoutBlobPath(this.dir, digest))))) await fsyncDir(dir);
-    if (!(await fs.stat(path.join(this.dir, OCI_LAYOUT_FILE)).then(() => true, () => false))) await writeFileAtomic(path.join(this.dir, OCI_LAYOUT_FILE), ociLayoutBytes());
+    const beforeByName = new Map<string, Readonly<Record<string, unknown>>>();
+    for (const entry of before) {
+      const name = refNameOf(entry);
+      if (name !== undefined) beforeByName.set(name, entry);
+    }
+    const unchanged = [...named].every(([name, entry]) => sameEntry(beforeByName.get(name), entry));
+    for (const dir of this.renamedInto) await fsyncDir(dir);
+    const layoutFile = path.join(this.dir, OCI_LAYOUT_FILE);
+    if (!(await fs.stat(layoutFile).then(() => true, () => false))) await writeFileAtomic(layoutFile, ociLayoutBytes());
     if (unchanged && this.existing !== undefined) return;
     // Names already there keep their place; new ones follow in the copy's order.
     const merged = [
       ...before.map((entry) => {
         const name = refNameOf(entry);
-        return name !== undefined && named.has(name) ? indexEntry(name, named.get(name)!) : entry;
+        const now = name !== undefined ? named.get(name) : undefined;
+        return now !== undefined ? indexEntry(name!, now) : entry;
       }),
-      ...[...named].filter(([name]) => !before.some((e) => refNameOf(e) === name)).map(([name, entry]) => indexEntry(name, entry)),
+      ...[...named].filter(([name]) => !beforeByName.has(name)).map(([name, entry]) => indexEntry(name, entry)),
     ];
     const annotations = this.existing?.index.annotations;
     const document = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: merged, ...(annotations !== undefined ? { annotations } : {}) };
@@ -209,6 +218,7 @@ export class LayoutDestination implements ImageDestination {
       throw err;
     }
     await fs.rename(partial, target);
+    this.renamedInto.add(path.dirname(target));
   }
 }
 
@@ -221,6 +231,10 @@ async function syncFile(file: string): Promise<number> {
   } finally {
     await handle.close();
   }
+}
+
+function sameEntry(entry: Readonly<Record<string, unknown>> | undefined, now: IndexEntry): boolean {
+  return entry !== undefined && entry.digest === now.digest && entry.mediaType === now.mediaType && entry.size === now.size;
 }
 
 function indexEntry(name: string, entry: IndexEntry): Record<string, unknown> {
