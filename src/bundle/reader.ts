@@ -252,20 +252,23 @@ export async function openBundle(file: string): Promise<OpenedBundle> {
   return openLocatedBundle(await locateBundle(file));
 }
 
-/** Opens a bundle already located (its seal read once, by whoever located it). */
-export async function openLocatedBundle(files: BundleFiles): Promise<OpenedBundle> {
+/**
+ * Opens a bundle already located (its seal read once, by whoever located it). `known`: its manifest and blob
+ * locations as a structure check just read them (bundle push), so they are not read again.
+ */
+export async function openLocatedBundle(files: BundleFiles, known?: { readonly manifest: BundleManifest; readonly manifestBytes: Buffer; readonly blobs: ReadonlyMap<Digest, BlobLocation> }): Promise<OpenedBundle> {
   refuseUnsealedSplit(files);
   await checkVolumesPresent(files);
   const volumes = new VolumeSet(files.volumes);
   try {
-    const { manifest, manifestBytes } = await readBundleManifest(files, volumes);
+    const { manifest, manifestBytes } = known ?? (await readBundleManifest(files, volumes));
     return {
       ...files,
       manifest,
       manifestBytes,
       totalSize: volumes.totalSize,
       scanEntries: () => scanTar(files, volumes),
-      locateBlobs: () => locateBlobs(files, manifest, volumes),
+      locateBlobs: async () => (known ? new Map(known.blobs) : locateBlobs(files, manifest, volumes)),
       createReadStream: (offset, length) => volumes.createReadStream(offset, length),
       close: () => volumes.close(),
     };

@@ -5,7 +5,7 @@ import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { blobEntryName, MANIFEST_ENTRY, SIGNATURE_SUFFIX, type BundleBase, type BundleManifest } from './format.js';
-import { locateBundle, readBundleManifest, type BundleFiles, type TarEntry } from './reader.js';
+import { locateBundle, readBundleManifest, type BlobLocation, type BundleFiles, type TarEntry } from './reader.js';
 import { VolumeSet } from './volumes.js';
 import { hashRanges, hashRangesDirect, type HashOptions, type HashRange, type RangeHash, type VolumeOnDisk } from './hash-pipeline.js';
 import { bundleFiles, placeEntries, type BundleLayout, type LayoutEntry } from './layout.js';
@@ -338,7 +338,7 @@ export async function verifyBundle(file: string | BundleFiles, options: VerifyOp
  * against the seal's manifestDigest, the layout's size, and every skeleton byte (headers, padding,
  * oci-layout, index.json) against the layout. `blobsChecked` is 0; `bytesRead` counts the skeleton.
  */
-export async function verifyBundleStructure(files: BundleFiles, options: Pick<VerifyOptions, 'trustedKey'> = {}): Promise<VerifyReport> {
+export async function verifyBundleStructure(files: BundleFiles, options: Pick<VerifyOptions, 'trustedKey'> = {}): Promise<{ report: VerifyReport; checked?: CheckedStructure | undefined }> {
   const bundlePath = path.join(files.dir, files.name);
   const problems: VerifyProblem[] = [...sealProblems(files)];
   const signature = await checkSignatureState(files, options.trustedKey, problems);
@@ -350,7 +350,7 @@ export async function verifyBundleStructure(files: BundleFiles, options: Pick<Ve
     problems.push(...read.problems);
     if (read.layout) problems.push(...layoutSizeProblems(bundlePath, read.layout, volumes.totalSize));
     await checkSkeleton(read.skeleton, volumes, onDisk, problems);
-    return {
+    const report: VerifyReport = {
       bundle: bundlePath,
       ok: problems.length === 0,
       sealed: files.seal !== undefined,
@@ -363,9 +363,30 @@ export async function verifyBundleStructure(files: BundleFiles, options: Pick<Ve
       signature,
       problems,
     };
+    const checked = report.ok && read.manifest && read.manifestBytes && read.layout ? { manifest: read.manifest, manifestBytes: read.manifestBytes, blobs: blobLocations(read.layout) } : undefined;
+    return { report, checked };
   } finally {
     await volumes.close();
   }
+}
+
+/**
+ * What a structure check that passed has read: the manifest (checked against the seal) and where every blob
+ * lies (the layout it prescribes, compared with every tar header), so that a reader of the blobs (bundle push)
+ * need not read the manifest and scan the headers again.
+ */
+export interface CheckedStructure {
+  readonly manifest: BundleManifest;
+  readonly manifestBytes: Buffer;
+  readonly blobs: ReadonlyMap<Digest, BlobLocation>;
+}
+
+function blobLocations(layout: BundleLayout): Map<Digest, BlobLocation> {
+  const blobs = new Map<Digest, BlobLocation>();
+  for (const entry of layout.entries) {
+    if (entry.kind === 'blob' && entry.digest !== undefined) blobs.set(entry.digest, { offset: entry.dataOffset, size: entry.size });
+  }
+  return blobs;
 }
 
 /** Where a blob of the tar lies on disk ("volume b.tar.002 bytes 100–612"): for a damaged blob found while reading it. */
@@ -402,6 +423,7 @@ export function staleVolumeProblems(files: BundleFiles, stale: readonly string[]
 /** What the layout check found: the sealed manifest, the layout it prescribes and its skeleton, or why not. */
 export interface ReadLayout {
   readonly manifest?: BundleManifest | undefined;
+  readonly manifestBytes?: Buffer | undefined;
   readonly layout?: BundleLayout | undefined;
   readonly skeleton: readonly SkeletonRegion[];
   readonly problems: VerifyProblem[];
@@ -411,18 +433,18 @@ export interface ReadLayout {
 export async function readLayout(files: BundleFiles, volumes: VolumeSet): Promise<ReadLayout> {
   const bundlePath = path.join(files.dir, files.name);
   let manifest: BundleManifest;
-  let manifestSize: number;
+  let manifestBytes: Buffer;
   try {
     // Checked against the seal's manifestDigest: this pins the layout, so the skeleton can be regenerated.
     const read = await readBundleManifest(files, volumes);
     manifest = read.manifest;
-    manifestSize = read.manifestBytes.length;
+    manifestBytes = read.manifestBytes;
   } catch (err) {
     return { skeleton: [], problems: [{ kind: 'manifest', subject: `${bundlePath}:${MANIFEST_ENTRY}`, message: (err as Error).message }] };
   }
   try {
-    const layout = placeEntries(bundleFiles(manifest, manifestSize), { name: files.name });
-    return { manifest, layout, skeleton: bundleSkeleton(layout, manifest), problems: [] };
+    const layout = placeEntries(bundleFiles(manifest, manifestBytes.length), { name: files.name });
+    return { manifest, manifestBytes, layout, skeleton: bundleSkeleton(layout, manifest), problems: [] };
   } catch (err) {
     return { manifest, skeleton: [], problems: [{ kind: 'manifest', subject: `${bundlePath}:${MANIFEST_ENTRY}`, message: `${MANIFEST_ENTRY} does not describe a bundle layout: ${(err as Error).message}` }] };
   }

@@ -1,10 +1,10 @@
-// `pin-preload bundle push BUNDLE --to HOST[:PORT][/PREFIX]`: a bundle into an existing registry (disk to
-// mirror), its structure checked first and every blob while it streams. Wiring and output only; the work is in src/bundle/push.ts and src/copy/copy.ts.
+// `pin-preload bundle push BUNDLE --to HOST[:PORT][/PREFIX] | oci:DIR`: a bundle into an existing registry
+// (disk to mirror) or an OCI layout directory, its structure checked first and every blob while it streams. Wiring and output only; the work is in src/bundle/push.ts and src/copy/copy.ts.
 
 import type { Command } from 'commander';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { parsePushTarget, pushBundle, type BundlePushResult } from '../bundle/push.js';
+import { parsePushTarget, pushBundle, type BundlePushResult, type PushTarget } from '../bundle/push.js';
 import { loadCredentials, RegistryClient } from '../registry/index.js';
 import { errnoCode, isUserError, UserError } from '../util/errors.js';
 import { createProgress } from '../util/progress.js';
@@ -51,10 +51,27 @@ async function readCertDir(dir: string): Promise<{ ca: string[]; cert?: string; 
   return { ca, cert: await read(certName), key: await read(`${certName.slice(0, -'.cert'.length)}.key`) };
 }
 
+/** The options that only a registry target takes: with oci:DIR they would silently do nothing. */
+const REGISTRY_ONLY_OPTIONS = [
+  ['destTlsVerify', '--dest-tls-verify'],
+  ['destCertDir', '--dest-cert-dir'],
+  ['authfile', '--authfile'],
+] as const;
+
+function refuseRegistryOptions(target: PushTarget, options: PushOptionValues): void {
+  if (target.kind !== 'layout') return;
+  const given = REGISTRY_ONLY_OPTIONS.find(([key]) => options[key] !== undefined);
+  if (given === undefined) return;
+  throw new UserError('USAGE', `${given[1]} applies to a registry target only, not to --to ${options.to}`, { subject: { kind: 'option', name: given[1] } });
+}
+
 function summaryLines(result: BundlePushResult): string[] {
+  // In a layout every repository shares one blob store: a blob "mounted" there was written for another repository in this run.
+  const written = result.target.startsWith('oci:') ? 'written' : 'uploaded';
+  const mounted = result.target.startsWith('oci:') ? 'shared with another repository' : 'mounted from another repository';
   return [
     `pushed ${result.bundle} to ${result.target}: ${result.images} images`,
-    `  blobs: ${result.blobsSent} uploaded (${formatBytes(result.bytesSent)}), ${result.blobsMounted} mounted from another repository, ${result.blobsPresent} already there`,
+    `  blobs: ${result.blobsSent} ${written} (${formatBytes(result.bytesSent)}), ${result.blobsMounted} ${mounted}, ${result.blobsPresent} already there`,
     `  manifests: ${result.manifestsPut} put, ${result.manifestsPresent} already there; tags: ${result.tagsPut} set, ${result.tagsPresent} already right`,
     ...(result.sparseIndexesRefused.length > 0
       ? [
@@ -65,11 +82,21 @@ function summaryLines(result: BundlePushResult): string[] {
   ];
 }
 
+async function registryClient(options: PushOptionValues, concurrency: number): Promise<RegistryClient> {
+  const [credentials, tls] = await Promise.all([
+    loadCredentials(options.authfile !== undefined ? { authfile: options.authfile } : {}),
+    options.destCertDir !== undefined ? readCertDir(options.destCertDir) : Promise.resolve(undefined),
+  ]);
+  // With --dest-cert-dir the target's certificate is checked against it even on a loopback address,
+  // which otherwise may answer plain HTTP or any certificate (as for pulls).
+  return new RegistryClient({ credentials, maxConcurrentRequests: concurrency, ...(tls !== undefined ? { tls, loopbackIsInsecure: false } : {}) });
+}
+
 export function registerBundlePush(bundle: Command): void {
   bundle
     .command('push <bundle>')
-    .description('push every image of a bundle (BUNDLE: the tar, any volume, or the .seal.json) into a registry, each blob checked against its digest as it streams (a damaged one is never committed); a re-run goes on where a failed one stopped')
-    .requiredOption('--to <host[:port][/prefix]>', 'the target registry, and a repository prefix: quay.example.com/ocp puts quay.io/ns/app at quay.example.com/ocp/ns/app')
+    .description('push every image of a bundle (BUNDLE: the tar, any volume, or the .seal.json) into a registry or an OCI layout directory, each blob checked against its digest as it streams (a damaged one is never committed); a re-run goes on where a failed one stopped')
+    .requiredOption('--to <host[:port][/prefix] | oci:dir>', 'the target registry, and a repository prefix: quay.example.com/ocp puts quay.io/ns/app at quay.example.com/ocp/ns/app; or oci:DIR, an OCI image layout naming each image by its source reference (read back with skopeo oci:DIR:quay.io/ns/app@sha256:…)')
     .option('--dest-tls-verify <bool>', 'false: allow plain HTTP or a certificate that does not verify (loopback targets may always use HTTP)')
     .option('--dest-cert-dir <dir>', 'CA certificates (*.crt) to trust for the target, and a client certificate (NAME.cert + NAME.key)')
     .option('--authfile <file>', 'containers-auth.json(5) credentials for the target (default: REGISTRY_AUTH_FILE, then the usual auth.json locations)')
@@ -81,18 +108,13 @@ export function registerBundlePush(bundle: Command): void {
     .action(
       action(async (file: string, options: PushOptionValues) => {
         const target = parsePushTarget(options.to);
+        refuseRegistryOptions(target, options);
         const insecure = options.destTlsVerify !== undefined && !parseBoolean(options.destTlsVerify, '--dest-tls-verify');
         const concurrency = options.concurrency !== undefined ? Number(options.concurrency) : DEFAULT_PUSH_CONCURRENCY;
         if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
           throw new UserError('USAGE', `--concurrency ${options.concurrency ?? ''}: give a whole number from 1 to 64`, { subject: { kind: 'option', name: '--concurrency' } });
         }
-        const [credentials, tls] = await Promise.all([
-          loadCredentials(options.authfile !== undefined ? { authfile: options.authfile } : {}),
-          options.destCertDir !== undefined ? readCertDir(options.destCertDir) : Promise.resolve(undefined),
-        ]);
-        // With --dest-cert-dir the target's certificate is checked against it even on a loopback address,
-        // which otherwise may answer plain HTTP or any certificate (as for pulls).
-        const client = new RegistryClient({ credentials, maxConcurrentRequests: concurrency, ...(tls !== undefined ? { tls, loopbackIsInsecure: false } : {}) });
+        const client = target.kind === 'registry' ? await registryClient(options, concurrency) : undefined;
         const quiet = options.quiet === true || options.json === true;
         const note = progressNotes(quiet);
         const progress = createProgress({ title: 'verifying', ...(quiet ? { quiet: true } : {}) });
@@ -125,7 +147,7 @@ export function registerBundlePush(bundle: Command): void {
           throw err;
         } finally {
           stop.dispose();
-          await client.close();
+          await client?.close();
         }
       }),
     );

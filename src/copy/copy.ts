@@ -4,7 +4,7 @@
 import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestMismatchError, sha256Of, VerifyingStream, type Digest } from '../oci/digest.js';
-import type { Repository } from '../oci/reference.js';
+import { repositoryName, type Repository } from '../oci/reference.js';
 import { describeErrorBody } from '../registry/client.js';
 import { DEFAULT_RETRY_POLICY, retryRequest, StatusFailure, type RetryDecision, type RetryPolicy } from '../registry/retry.js';
 import type { ImageSource } from '../registry/source.js';
@@ -213,7 +213,10 @@ export async function copyImages(source: ImageSource, destination: ImageDestinat
         const fetched = await source.getManifest({ ...image.source, digest: entry.digest }, signal ? { signal } : {});
         // A source need not check what it reads (a layout, a bundle): the copy never sends bytes it has not verified.
         const actual = sha256Of(fetched.bytes);
-        if (actual !== entry.digest) throw new DigestMismatchError(entry.digest, actual, `manifest ${entry.digest} of image ${image.name}`);
+        if (actual !== entry.digest) {
+          const mismatch = new DigestMismatchError(entry.digest, actual, `manifest ${entry.digest} of image ${image.name} read from ${source.name ?? repositoryName(image.source)}`);
+          throw new UserError('DIGEST_MISMATCH', mismatch.message, { subject: { kind: 'image', name: image.name }, hint: 'the source holds other bytes under that digest (a damaged file or medium): repair or re-create it, then run again', cause: mismatch });
+        }
         const manifest: ManifestBytes = { digest: entry.digest, mediaType: entry.mediaType, bytes: fetched.bytes };
         const what = `manifest ${entry.digest}`;
         if (await retried(what, image, () => destination.hasManifest(image.repository, entry.digest, signal))) tally.manifestsPresent++;

@@ -24,6 +24,8 @@ export interface BlobStreamOptions {
 }
 
 export interface ImageSource {
+  /** Where the images are read ("oci:/path"), for messages; without it, the image's source repository. */
+  readonly name?: string | undefined;
   /** GET a manifest by tag or digest, with Accept for OCI and Docker manifests and indexes. */
   getManifest(ref: Reference, options?: { signal?: AbortSignal }): Promise<FetchedManifest>;
   /**

@@ -6,7 +6,7 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -19,6 +19,7 @@ import { startDockerRegistry, type RunningRegistry } from '../support/docker-reg
 import { buildSampleBundle, RELEASE_TAG, type SampleBundle } from '../support/mirror-fixture.js';
 import { startRegistryProxy, type RunningProxy } from '../support/registry-proxy.js';
 import { assertNoInternalError, runCli } from '../support/cli.js';
+import { flipByte } from '../support/damage.js';
 import { startContainerd, writeHostsToml } from '../support/containerd.js';
 import { CriImageService } from '../../src/cri/image-service.js';
 import { PASSWORD, startTokenRegistry, USER, type TokenRegistry } from '../support/token-server.js';
@@ -189,15 +190,6 @@ async function bundleCopy(dir: string): Promise<{ tar: string; seal: string; lay
   return { tar, seal, layer: { digest, offset: at.offset, size: at.size } };
 }
 
-async function flipByte(file: string, offset: number): Promise<void> {
-  const handle = await open(file, 'r+');
-  const byte = Buffer.alloc(1);
-  await handle.read(byte, 0, 1, offset);
-  byte[0] = byte[0]! ^ 0xff;
-  await handle.write(byte, 0, 1, offset);
-  await handle.close();
-}
-
 async function blobStatus(registry: RunningRegistry, digest: string): Promise<number[]> {
   const repositories = [...new Set(manifest.images.map((i) => i.repository.slice(i.repository.indexOf('/') + 1)))];
   return Promise.all(repositories.map(async (repo) => (await fetch(`${registry.url}/v2/${repo}/blobs/${digest}`, { method: 'HEAD' })).status));
@@ -323,10 +315,12 @@ test('--dest-cert-dir: a TLS target whose certificate the given CA signed is pus
   assert.equal(JSON.parse(pushed.stdout).images, manifest.images.length);
 });
 
-test('--to is HOST[:PORT][/PREFIX]', () => {
-  assert.deepEqual(parsePushTarget('registry.example.com:5000/ocp/mirror'), { host: 'registry.example.com:5000', prefix: 'ocp/mirror' });
-  assert.deepEqual(parsePushTarget('127.0.0.1:5000'), { host: '127.0.0.1:5000', prefix: '' });
+test('--to is HOST[:PORT][/PREFIX] or oci:DIR', () => {
+  assert.deepEqual(parsePushTarget('registry.example.com:5000/ocp/mirror'), { kind: 'registry', host: 'registry.example.com:5000', prefix: 'ocp/mirror' });
+  assert.deepEqual(parsePushTarget('127.0.0.1:5000'), { kind: 'registry', host: '127.0.0.1:5000', prefix: '' });
   assert.throws(() => parsePushTarget('registry.example.com/Bad Prefix'), /--to/);
+  assert.deepEqual(parsePushTarget('oci:layout'), { kind: 'layout', dir: path.resolve('layout') });
+  assert.throws(() => parsePushTarget('oci:'), /is not oci:DIR/);
 });
 
 describe('into a registry with token auth (docker-registry auth: token)', () => {

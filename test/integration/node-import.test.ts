@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile, open } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createBundle } from '../../src/bundle/writer.js';
@@ -22,6 +22,7 @@ import { isUserError } from '../../src/util/errors.js';
 import { deltaPlan, readPrevious } from '../../src/plan/delta.js';
 import { blobContents, MemorySource, testImage, testPlan } from '../support/bundle-plans.js';
 import { assertNoInternalError, runCli } from '../support/cli.js';
+import { flipByte } from '../support/damage.js';
 
 const REPO = { domain: 'quay.io', path: 'openshift-release-dev/ocp-v4.0-art-dev' };
 const CREATED = '2026-01-01T00:00:00Z';
@@ -58,18 +59,6 @@ function nodeConfig(root: string): NodeConfig {
     new Map(),
     undefined,
   );
-}
-
-async function flipByte(file: string, offset: number): Promise<void> {
-  const handle = await open(file, 'r+');
-  try {
-    const byte = Buffer.alloc(1);
-    await handle.read(byte, 0, 1, offset);
-    byte[0] = byte[0]! ^ 0xff;
-    await handle.write(byte, 0, 1, offset);
-  } finally {
-    await handle.close();
-  }
 }
 
 test('imports every volume, the seal and the signature, verified, and registers the bundle for state and mirror', async (t) => {

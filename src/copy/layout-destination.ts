@@ -1,0 +1,242 @@
+// An OCI image layout directory as an ImageDestination (`bundle push --to oci:DIR`): blobs and manifests are
+// files under blobs/<alg>/, each whole or absent; the images are named in index.json, merged in at commit.
+//
+// One layout holds every image of a copy, so an image's name in index.json (the
+// org.opencontainers.image.ref.name annotation) carries its repository: "REPOSITORY@sha256:HEX" for every
+// top-level manifest (children of an index are reached through it) and "REPOSITORY:TAG" for every tag.
+// Both read back as `skopeo copy oci:DIR:NAME …` (containers/image splits at the first colon and accepts
+// ':' and '@' in the name, as the image-spec's ref grammar does); a bundle's own index.json uses the same
+// by-digest names. Tags are not the only way in: an image pushed by digest is named by digest.
+
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ociLayoutBytes, REF_NAME_ANNOTATION } from '../bundle/oci-layout.js';
+import { clearWorkDir, lockWorkDir, type WorkLock } from '../bundle/work-lock.js';
+import { sha256Of, type Digest } from '../oci/digest.js';
+import { INDEX_FILE, layoutBlobPath, OCI_LAYOUT_FILE, readLayoutIndex, type LayoutIndex } from '../oci/image-layout.js';
+import { ManifestError, parseManifest } from '../oci/manifest.js';
+import { MediaType } from '../oci/media-types.js';
+import { fsyncDir, writeFileAtomic } from '../util/atomic-file.js';
+import { errnoCode, UserError } from '../util/errors.js';
+import type { BlobRef, BlobReuse, ImageDestination, ManifestBytes } from './destination.js';
+
+/** Our lock and the partial files of blobs being written; same file system as blobs/, so a rename is atomic. */
+export const LAYOUT_WORK_DIR = '.pin-preload';
+
+interface IndexEntry {
+  readonly mediaType: string;
+  readonly digest: Digest;
+  readonly size: number;
+}
+
+/** A manifest the copy put or found in a repository, with the children it lists (an index's). */
+interface ManifestInRepository extends IndexEntry {
+  readonly children: readonly Digest[];
+}
+
+function refNameOf(entry: Readonly<Record<string, unknown>>): string | undefined {
+  const name = (entry.annotations as Record<string, unknown> | undefined)?.[REF_NAME_ANNOTATION];
+  return typeof name === 'string' ? name : undefined;
+}
+
+/** What the copy needs to know of a manifest here: its media type and, for an index, its children. */
+function describeManifest(bytes: Buffer, digest: Digest, mediaType: string | undefined): ManifestInRepository {
+  try {
+    const parsed = parseManifest(bytes, mediaType, `manifest ${digest}`);
+    return { mediaType: parsed.mediaType, digest, size: bytes.length, children: parsed.kind === 'index' ? parsed.manifests.map((m) => m.digest) : [] };
+  } catch (err) {
+    // The copy verified the bytes against the digest; a document we cannot parse is still stored and named.
+    if (!(err instanceof ManifestError)) throw err;
+    return { mediaType: mediaType ?? 'application/octet-stream', digest, size: bytes.length, children: [] };
+  }
+}
+
+export class LayoutDestination implements ImageDestination {
+  readonly name: string;
+  private readonly workDir: string;
+  /** Blobs written by this destination: a later repository that needs one has it "mounted", not "present". */
+  private readonly written = new Set<Digest>();
+  /** Per repository, the manifests the copy put or found there; the top-level ones get a by-digest name. */
+  private readonly manifests = new Map<string, Map<Digest, ManifestInRepository>>();
+  private readonly tags = new Map<string, IndexEntry>();
+  /** Directories a blob or manifest was renamed into: fsynced once at commit, before index.json names them. */
+  private readonly renamedInto = new Set<string>();
+
+  private constructor(
+    readonly dir: string,
+    private readonly existing: LayoutIndex | undefined,
+    private readonly lock: WorkLock,
+  ) {
+    this.name = `oci:${dir}`;
+    this.workDir = path.join(dir, LAYOUT_WORK_DIR);
+  }
+
+  /**
+   * Opens (creating it if need be) the layout at `dir` for one writer: a second pin-preload writing the same
+   * layout is refused while this one runs. Partial blob files a killed run left behind are removed.
+   */
+  static async open(dir: string): Promise<LayoutDestination> {
+    const absolute = path.resolve(dir);
+    await fs.mkdir(absolute, { recursive: true }).catch((err: unknown) => {
+      throw new UserError('LAYOUT_INVALID', `${absolute} cannot hold an OCI image layout: ${errnoCode(err) ?? (err as Error).message}`, { subject: { kind: 'path', name: absolute }, cause: err });
+    });
+    const lock = await lockWorkDir(path.join(absolute, LAYOUT_WORK_DIR), `oci:${absolute}`);
+    try {
+      await clearWorkDir(path.join(absolute, LAYOUT_WORK_DIR));
+      return new LayoutDestination(absolute, await readLayoutIndex(absolute, 'empty'), lock);
+    } catch (err) {
+      await lock.release();
+      throw err;
+    }
+  }
+
+  /** Present when the file is there with the blob's size: it was renamed into place only when whole and verified. */
+  async reuseBlob(_repository: string, blob: BlobRef, mountFrom: string | undefined): Promise<BlobReuse> {
+    const size = await fs.stat(layoutBlobPath(this.dir, blob.digest)).then(
+      (stat) => stat.size,
+      (err: unknown) => {
+        if (errnoCode(err) === 'ENOENT') return undefined;
+        throw err;
+      },
+    );
+    if (size !== blob.size) return 'absent';
+    return mountFrom !== undefined && this.written.has(blob.digest) ? 'mounted' : 'present';
+  }
+
+  /**
+   * Writes the blob from its first byte at every try (no resume): the copy reads and hashes the whole blob
+   * from the source at every try anyway, so resuming would save only local writes, and a partial file of a
+   * killed run was never checked.
+   */
+  async putBlob(_repository: string, blob: BlobRef, open: (offset: number) => Readable, signal?: AbortSignal): Promise<number> {
+    await this.writeBlob(blob, open(0), signal);
+    this.written.add(blob.digest);
+    return blob.size;
+  }
+
+  async hasManifest(repository: string, digest: Digest): Promise<boolean> {
+    let bytes: Buffer;
+    try {
+      bytes = await fs.readFile(layoutBlobPath(this.dir, digest));
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return false;
+      throw err;
+    }
+    if (sha256Of(bytes) !== digest) return false; // not ours, or damaged: putManifest replaces it
+    this.remember(repository, describeManifest(bytes, digest, undefined));
+    return true;
+  }
+
+  async putManifest(repository: string, manifest: ManifestBytes, signal?: AbortSignal): Promise<void> {
+    await this.writeBlob({ digest: manifest.digest, size: manifest.bytes.length }, Readable.from([manifest.bytes]), signal);
+    this.remember(repository, describeManifest(manifest.bytes, manifest.digest, manifest.mediaType));
+  }
+
+  async tagDigest(repository: string, tag: string): Promise<Digest | undefined> {
+    const name = `${repository}:${tag}`;
+    const put = this.tags.get(name);
+    if (put !== undefined) return put.digest;
+    const entry = this.existing?.entries.find((e) => refNameOf(e) === name);
+    return typeof entry?.digest === 'string' ? (entry.digest as Digest) : undefined;
+  }
+
+  async putTag(repository: string, tag: string, manifest: ManifestBytes): Promise<void> {
+    this.tags.set(`${repository}:${tag}`, { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length });
+  }
+
+  /**
+   * Names every image in index.json (merged with what the layout named before: a name given again is
+   * replaced, as a moved tag must be; the others stay), after making the blobs' directory entries durable,
+   * so that index.json never names a file a crash could lose. Unchanged names write nothing.
+   */
+  async commit(): Promise<void> {
+    const named = this.namedEntries();
+    const before = this.existing?.entries ?? [];
+    const beforeByName = new Map<string, Readonly<Record<string, unknown>>>();
+    for (const entry of before) {
+      const name = refNameOf(entry);
+      if (name !== undefined) beforeByName.set(name, entry);
+    }
+    const unchanged = [...named].every(([name, entry]) => sameEntry(beforeByName.get(name), entry));
+    for (const dir of this.renamedInto) await fsyncDir(dir);
+    const layoutFile = path.join(this.dir, OCI_LAYOUT_FILE);
+    if (!(await fs.stat(layoutFile).then(() => true, () => false))) await writeFileAtomic(layoutFile, ociLayoutBytes());
+    if (unchanged && this.existing !== undefined) return;
+    // Names already there keep their place; new ones follow in the copy's order.
+    const merged = [
+      ...before.map((entry) => {
+        const name = refNameOf(entry);
+        const now = name !== undefined ? named.get(name) : undefined;
+        return now !== undefined ? indexEntry(name!, now) : entry;
+      }),
+      ...[...named].filter(([name]) => !beforeByName.has(name)).map(([name, entry]) => indexEntry(name, entry)),
+    ];
+    const annotations = this.existing?.index.annotations;
+    const document = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: merged, ...(annotations !== undefined ? { annotations } : {}) };
+    await writeFileAtomic(path.join(this.dir, INDEX_FILE), `${JSON.stringify(document, null, 2)}\n`);
+  }
+
+  async close(): Promise<void> {
+    await this.lock.release();
+  }
+
+  /** The names this copy gives: REPOSITORY@DIGEST for each top-level manifest, REPOSITORY:TAG for each tag. */
+  private namedEntries(): Map<string, IndexEntry> {
+    const named = new Map<string, IndexEntry>();
+    for (const [repository, manifests] of this.manifests) {
+      const children = new Set([...manifests.values()].flatMap((m) => m.children));
+      for (const manifest of manifests.values()) {
+        if (!children.has(manifest.digest)) named.set(`${repository}@${manifest.digest}`, manifest);
+      }
+    }
+    for (const [name, entry] of this.tags) named.set(name, entry);
+    return named;
+  }
+
+  private remember(repository: string, manifest: ManifestInRepository): void {
+    let manifests = this.manifests.get(repository);
+    if (manifests === undefined) this.manifests.set(repository, (manifests = new Map()));
+    manifests.set(manifest.digest, manifest);
+  }
+
+  /** The bytes into a partial file, fsynced, then renamed to the digest's path: the path holds the whole blob or nothing. */
+  private async writeBlob(blob: BlobRef, bytes: Readable, signal: AbortSignal | undefined): Promise<void> {
+    const target = layoutBlobPath(this.dir, blob.digest);
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    const partial = path.join(this.workDir, `${path.basename(target)}.${randomBytes(4).toString('hex')}.partial`);
+    try {
+      const file = createWriteStream(partial, { flags: 'wx' });
+      await (signal !== undefined ? pipeline(bytes, file, { signal }) : pipeline(bytes, file));
+      // The copy's stream ends only on bytes that match the digest and size; a short file here is a bug, not damage.
+      const size = await syncFile(partial);
+      if (size !== blob.size) throw new Error(`blob ${blob.digest}: wrote ${size} bytes of ${blob.size}`);
+    } catch (err) {
+      await fs.rm(partial, { force: true });
+      throw err;
+    }
+    await fs.rename(partial, target);
+    this.renamedInto.add(path.dirname(target));
+  }
+}
+
+/** fsync (Linux syncs the file through any descriptor of it); returns the file's size. */
+async function syncFile(file: string): Promise<number> {
+  const handle = await fs.open(file, 'r');
+  try {
+    await handle.sync();
+    return (await handle.stat()).size;
+  } finally {
+    await handle.close();
+  }
+}
+
+function sameEntry(entry: Readonly<Record<string, unknown>> | undefined, now: IndexEntry): boolean {
+  return entry !== undefined && entry.digest === now.digest && entry.mediaType === now.mediaType && entry.size === now.size;
+}
+
+function indexEntry(name: string, entry: IndexEntry): Record<string, unknown> {
+  return { mediaType: entry.mediaType, digest: entry.digest, size: entry.size, annotations: { [REF_NAME_ANNOTATION]: name } };
+}
