@@ -77,7 +77,7 @@ export function registerBundleCreate(bundle: Command): void {
         const plan = planSince(await applySignatureOptions(await planBundle(source, selection, { concurrency, signatures: options.signatures === true || spec?.signatures === true }), signatureOptions, stop.signal), previous);
         note(`${plan.images.length} images, ${plan.blobs.length} unique blobs, ${formatBytes(plan.totals.uniqueBytes)} to bundle`);
         if (plan.delta) {
-          note(`delta since ${plan.delta.since}: ${formatBytes(plan.delta.newBytes)} new, ${formatBytes(plan.delta.carriedBytes)} of manifests and configs carried, ${plan.delta.baseBlobs.length} layers (${formatBytes(plan.delta.baseBytes)}) left to base ${plan.delta.bases.map((b) => b.name).join(', ')}`);
+          note(`delta since ${plan.delta.since}: ${formatBytes(plan.delta.newBytes)} new, ${formatBytes(plan.delta.carriedBytes)} of manifests and configs carried, ${plan.delta.baseBlobs.length} layers (${formatBytes(plan.delta.baseBytes)}) left to base ${plan.delta.bases.map((b) => b.name).join(', ') || '(none)'}`);
         }
         const progress = createProgress({ title: 'downloading', ...(options.quiet ? { quiet: true } : {}) });
         const result = await createBundle({
@@ -116,7 +116,7 @@ export function registerBundleCreate(bundle: Command): void {
           `bundle written: ${result.output}${result.volumes.length > 1 ? `.001 … .${String(result.volumes.length).padStart(3, '0')}` : ''}`,
           `  ${result.images} images, ${result.blobs} blobs, ${formatBytes(result.totalSize)} in ${result.volumes.length} volume(s); fetched ${formatBytes(result.bytesFetched)}${result.resumed ? ' (resumed run)' : ''}`,
           ...result.volumes.map((v) => `  ${path.basename(v.path)}  ${formatBytes(v.size)}  sha256:${v.sha256}`),
-          ...(plan.delta ? [`  delta: needs base ${plan.delta.bases.map((b) => `${b.name} (${b.manifestDigest})`).join(', ')} in the same bundle dir`] : []),
+          ...(plan.delta && plan.delta.bases.length > 0 ? [`  delta: needs base ${plan.delta.bases.map((b) => `${b.name} (${b.manifestDigest})`).join(', ')} in the same bundle dir`] : []),
           `  seal: ${result.sealPath}`,
           ...(result.signaturePath ? [`  signature: ${result.signaturePath}`] : []),
         ];

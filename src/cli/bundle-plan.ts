@@ -13,7 +13,7 @@ import { addSelectionOptions, selectionFromOptions, type SelectionOptionValues }
 import { addSignatureOptions, applySignatureOptions, checkSignatureOptions, type SignatureOptionValues } from './signature-options.js';
 
 export const SINCE_HELP =
-  'make a delta: leave out the layers PREV already has (PREV: a bundle, its .seal.json, or a node inventory from "pin-preload inventory"); every manifest and config is still carried, and the bundle records PREV\'s bundles as its bases';
+  'make a delta: leave out the layers PREV already has (PREV: a bundle, its .seal.json, or a node inventory from "pin-preload inventory"); every manifest and config is still carried, and the bundle records as its bases PREV, or the bundles of the inventory it leaves layers to';
 
 export function registerBundlePlan(bundle: Command): void {
   const command = bundle
@@ -97,7 +97,7 @@ export function formatPlan(plan: BundlePlan, dedup: number): string {
   out.push(`Dedup ratio:         ${dedup.toFixed(2)}x`);
   const d = plan.delta;
   if (d) {
-    out.push(`Delta since:         ${d.since} (${d.sinceKind}); base ${d.bases.map((b) => `${b.name} (${b.manifestDigest})`).join(', ')}`);
+    out.push(`Delta since:         ${d.since} (${d.sinceKind}); ${d.bases.length > 0 ? `base ${d.bases.map((b) => `${b.name} (${b.manifestDigest})`).join(', ')}` : 'no base (the node holds none of its layers: a full bundle)'}`);
     out.push(`  New:               ${d.newBlobs} blobs, ${formatBytes(d.newBytes)} (${d.newBytes} bytes) the base lacks`);
     out.push(`  Carried:           ${d.carriedBlobs} manifests and configs, ${formatBytes(d.carriedBytes)} (${d.carriedBytes} bytes) the base has too`);
     out.push(`  Left to the base:  ${d.baseBlobs.length} layers, ${formatBytes(d.baseBytes)} (${d.baseBytes} bytes)`);

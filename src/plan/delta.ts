@@ -7,7 +7,7 @@ import path from 'node:path';
 import { SEAL_SUFFIX, type BundleBase } from '../bundle/format.js';
 import { locateBundle, readManifestEntry } from '../bundle/reader.js';
 import { sha256Of, type Digest } from '../oci/digest.js';
-import { inventoryBlobDigests, readInventory } from '../node/inventory.js';
+import { inventoryBlobDigests, inventoryBlobHolders, readInventory } from '../node/inventory.js';
 import { errnoCode, isUserError, UserError } from '../util/errors.js';
 import type { BundlePlan, PlannedDelta } from './plan.js';
 
@@ -15,10 +15,15 @@ import type { BundlePlan, PlannedDelta } from './plan.js';
 export interface PreviousContent {
   readonly since: string;
   readonly kind: 'bundle' | 'inventory';
-  /** The bundles that hold `blobs`: they become the delta's bases. */
+  /** The bundles that hold `blobs`, oldest first: the delta's bases are taken from them (basesUsed). */
   readonly bases: readonly BundleBase[];
   /** Every blob digest reachable through `bases`. */
   readonly blobs: ReadonlySet<Digest>;
+  /**
+   * Which of `bases` (indexes) hold each blob, when PREV says so (an inventory that names each blob's
+   * bundles). Without it every one of `bases` is a base of the delta.
+   */
+  readonly holders?: ReadonlyMap<Digest, readonly number[]>;
 }
 
 function unreadable(since: string, why: string, hint?: string): UserError {
@@ -51,8 +56,9 @@ async function looksLikeJsonObject(file: string): Promise<boolean> {
 /**
  * Reads PREV: a bundle (its tar, any volume, or its seal) or a node inventory (`pin-preload inventory`).
  * A bundle is the one base; a delta given as PREV also offers the blobs it leaves to its own bases (they are
- * on any node that has it), and the chain's dependencies follow from its own `bases`. An inventory makes
- * every bundle it lists a base: it says which blobs the node has, not which bundle holds each.
+ * on any node that has it), and the chain's dependencies follow from its own `bases`. Of an inventory, the
+ * bundles the delta leaves blobs to become its bases (basesUsed); an inventory too old to say which bundle
+ * holds each blob makes every bundle it lists a base.
  * Of a bundle only the manifest entry is read: its seal and first volume are enough (the other volumes of a
  * split bundle may stay on the media). Anything that keeps PREV from being read is SINCE_UNREADABLE, so the
  * CLI can read it before the plan's registry round trips.
@@ -75,11 +81,17 @@ async function readPreviousContent(since: string): Promise<PreviousContent> {
         subject: { kind: 'path', name: since },
       });
     }
+    // Oldest first (stable: bundles made at the same time keep the inventory's order), so "newest" is the
+    // highest index in basesUsed.
+    const bundles = [...inventory.bundles].sort((a, b) => cmp(a.created ?? '', b.created ?? ''));
+    const holders = inventoryBlobHolders(inventory);
+    const indexOf = new Map(bundles.map((b, i) => [b.manifestDigest, i]));
     return {
       since,
       kind: 'inventory',
-      bases: inventory.bundles.map((b) => ({ name: path.basename(b.path), manifestDigest: b.manifestDigest as Digest })),
+      bases: bundles.map((b) => ({ name: path.basename(b.path), manifestDigest: b.manifestDigest as Digest })),
       blobs: inventoryBlobDigests(inventory),
+      ...(holders !== undefined ? { holders: new Map([...holders].map(([digest, held]) => [digest, held.flatMap((d) => indexOf.get(d) ?? [])])) } : {}),
     };
   }
   const files = await locateBundle(since);
@@ -92,10 +104,32 @@ async function readPreviousContent(since: string): Promise<PreviousContent> {
   };
 }
 
+const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * The bases a delta that leaves `left` to PREV needs: the bundles that hold at least one of those blobs. A
+ * blob one bundle alone holds decides that bundle; a blob several hold is left to one already chosen, else to
+ * the newest of them. Why the newest: the mirror serves a blob from any served bundle (one holder is enough),
+ * and retiring removes the bundles of the oldest releases first, so tying the delta to the newest holder keeps
+ * no old bundle on the node longer than the delta's own release needs. Deterministic: `left` is in plan order
+ * and `bases` in age order. PREV without holders (a bundle, an old inventory): all of its bases.
+ */
+export function basesUsed(previous: PreviousContent, left: readonly Digest[]): readonly BundleBase[] {
+  const holders = previous.holders;
+  if (holders === undefined) return previous.bases;
+  const held = left.map((digest) => holders.get(digest) ?? []);
+  const chosen = new Set<number>();
+  for (const h of held) if (h.length === 1) chosen.add(h[0]!);
+  for (const h of held) if (h.length > 1 && !h.some((i) => chosen.has(i))) chosen.add(Math.max(...h));
+  return previous.bases.filter((_, i) => chosen.has(i));
+}
+
 /**
  * The delta of `plan` against `previous`: the layers PREV has leave `blobs` (recorded as base blobs); every
- * manifest and config stays. Totals are those of what the delta holds. A plan PREV has nothing in common
- * with is still a delta (all new, no base blob): the caller asked for one and the bases are recorded.
+ * manifest and config stays. Totals are those of what the delta holds. A plan a bundle PREV has nothing in
+ * common with is still a delta (all new, no base blob): the caller asked for one and the base is recorded. Of
+ * an inventory only the bundles used are (basesUsed): none when the node has none of the layers, and then the
+ * bundle is written as a full one.
  */
 export function deltaPlan(plan: BundlePlan, previous: PreviousContent): BundlePlan {
   const kept = plan.blobs.filter((b) => b.role !== 'layer' || !previous.blobs.has(b.digest));
@@ -109,7 +143,7 @@ export function deltaPlan(plan: BundlePlan, previous: PreviousContent): BundlePl
   const delta: PlannedDelta = {
     since: previous.since,
     sinceKind: previous.kind,
-    bases: previous.bases,
+    bases: basesUsed(previous, left.map((b) => b.digest)),
     baseBlobs: left.map((b) => ({ digest: b.digest, size: b.size })),
     newBlobs: fresh.length,
     newBytes: bytes(fresh),
