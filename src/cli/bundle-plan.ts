@@ -9,8 +9,9 @@ import type { BundlePlan, PlannedImage } from '../plan/plan.js';
 import { COMPRESSED_LAYER_RATIO } from '../plan/plan.js';
 import { formatBytes } from '../util/size.js';
 import { action, exitWhenFlushed, printJson } from './run-command.js';
-import { addSelectionOptions, selectionFromOptions, type SelectionOptionValues } from './selection-options.js';
-import { addSignatureOptions, applySignatureOptions, checkSignatureOptions, type SignatureOptionValues } from './signature-options.js';
+import { addSelectionOptions, selectionFromOptions } from './selection-options.js';
+import { addSignatureOptions, applySignatureOptions, checkSignatureOptions } from './signature-options.js';
+import { withSpecOptions, type SpecOptionValues } from './spec-options.js';
 
 export const SINCE_HELP =
   'make a delta: leave out the layers PREV already has (PREV: a bundle, its .seal.json, or a node inventory from "pin-preload inventory"); every manifest and config is still carried, and the bundle records as its bases PREV, or the bundles of the inventory it leaves layers to';
@@ -22,16 +23,17 @@ export function registerBundlePlan(bundle: Command): void {
     .option('--json', 'print the plan as JSON (schemaVersion 1, see docs/plan-json.md)')
     .option('--since <prev>', SINCE_HELP);
   addSignatureOptions(addSelectionOptions(command)).action(
-    action(async (options: SelectionOptionValues & SignatureOptionValues & { json?: boolean; since?: string }) => {
+    action(async (given: SpecOptionValues & { json?: boolean }) => {
       (await import('../util/http-pool.js')).keepHttpParserBaseline();
+      const { options, spec } = await withSpecOptions(given);
       const signatureOptions = await checkSignatureOptions(options);
       // PREV is read before the plan's registry round trips: a wrong --since fails at once.
       const { planSince, readPrevious } = await import('../plan/delta.js');
       const previous = options.since !== undefined ? await readPrevious(options.since) : undefined;
-      const { selection, source, spec, concurrency } = await selectionFromOptions(options);
+      const { selection, source, concurrency } = await selectionFromOptions(options, spec);
       const [{ planBundle }, { dedupRatio, planToJson }] = await Promise.all([import('../plan/resolve.js'), import('../plan/plan-json.js')]);
       try {
-        const plan = planSince(await applySignatureOptions(await planBundle(source, selection, { concurrency, signatures: options.signatures === true || spec?.signatures === true }), signatureOptions), previous);
+        const plan = planSince(await applySignatureOptions(await planBundle(source, selection, { concurrency, signatures: options.signatures === true }), signatureOptions), previous);
         if (options.json) printJson(planToJson(plan));
         else process.stdout.write(formatPlan(plan, dedupRatio(plan)));
       } finally {
