@@ -170,6 +170,19 @@ describe('delta bundles', { concurrency: false }, () => {
     assert.match(text.stdout, new RegExp(`^  Carried: +${plan.delta.carriedBlobs} manifests and configs`, 'm'));
   });
 
+  test('a spec\'s since (relative to the spec file) plans the same delta as --since; --since on the command line wins', async () => {
+    const source = ['--registries-conf', conf, '--authfile', authfile];
+    const byFlag = await runCli(['bundle', 'plan', '--release', releases[1]!, '--platform', 'linux/amd64', ...source, '--since', full0.seal, '--json']);
+    assert.equal(byFlag.code, 0, byFlag.stderr);
+    const spec = path.join(work, 'media', 'ocp-1-delta.toml');
+    await writeFile(spec, `release = "${releases[1]}"\nplatforms = ["linux/amd64"]\nsince = "ocp-0.tar.seal.json"\n`);
+    const bySpec = await runCli(['bundle', 'plan', '--spec', spec, ...source, '--json']);
+    assert.equal(bySpec.code, 0, bySpec.stderr);
+    assert.deepEqual(JSON.parse(bySpec.stdout), JSON.parse(byFlag.stdout), 'the same plan, to the byte counts and the base');
+    const overridden = JSON.parse((await runCli(['bundle', 'plan', '--spec', spec, ...source, '--json', '--since', delta1.seal])).stdout) as { delta: { since: string; bases: unknown } };
+    assert.deepEqual([overridden.delta.since, overridden.delta.bases], [delta1.seal, [{ name: 'ocp-1-delta.tar', manifestDigest: delta1.manifestDigest }]]);
+  });
+
   test('bundle verify checks the delta and names its base', async () => {
     const result = await runCli(['bundle', 'verify', delta1.seal]);
     assert.equal(result.code, 0, result.stdout + result.stderr);

@@ -77,6 +77,11 @@ test('the example bundle specs in bundles/ parse', async () => {
     assert.ok(spec.release, `${name} names a release`);
     assert.ok(spec.images.length > 0, `${name} names extra images`);
   }
+  // The keys ocp-4.16.toml shows commented out parse too, once uncommented.
+  const file = fileURLToPath(new URL('../../../bundles/ocp-4.16.toml', import.meta.url));
+  const uncommented = (await readFile(file, 'utf8')).replace(/^# ([a-z-]+ = )/gm, '$1');
+  const spec = parseBundleSpec(uncommented, file);
+  assert.deepEqual([spec.channel?.version, spec.signatureStore !== undefined, spec.releaseKeyring, spec.since], ['4.16.3', true, '/etc/pki/rpm-gpg/RPM-GPG-KEY-redhat-release', '/media/usb/worker-0.inventory.json']);
 });
 
 test('the keys for a delta, a channel and release signatures parse; paths are relative to the spec', () => {
