@@ -13,7 +13,7 @@ import { SINCE_HELP } from './bundle-plan.js';
 import { action } from './run-command.js';
 import { addSelectionOptions, selectionFromOptions } from './selection-options.js';
 import { addSignatureOptions, applySignatureOptions, checkSignatureOptions } from './signature-options.js';
-import { withSpecOptions, type SpecOptionValues } from './spec-options.js';
+import { optionSource, withSpecOptions, type SpecOptionValues } from './spec-options.js';
 import { stopOnSignals } from './stop-signals.js';
 
 interface CreateOptionValues extends SpecOptionValues, ManifestOptionValues {
@@ -56,7 +56,7 @@ export function registerBundleCreate(bundle: Command): void {
       const signatureOptions = await checkSignatureOptions(options);
       // PREV is read before the plan's registry round trips: a wrong --since fails at once.
       const { planSince, readPrevious } = await import('../plan/delta.js');
-      const previous = options.since !== undefined ? await readPrevious(options.since) : undefined;
+      const previous = options.since !== undefined ? await readPrevious(options.since, optionSource(given, 'since', 'since')) : undefined;
       const { selection, source, concurrency } = await selectionFromOptions(options, spec);
       const stop = stopOnSignals();
       const note = progressNotes(options.quiet);

@@ -11,7 +11,7 @@ import { formatBytes } from '../util/size.js';
 import { action, exitWhenFlushed, printJson } from './run-command.js';
 import { addSelectionOptions, selectionFromOptions } from './selection-options.js';
 import { addSignatureOptions, applySignatureOptions, checkSignatureOptions } from './signature-options.js';
-import { withSpecOptions, type SpecOptionValues } from './spec-options.js';
+import { optionSource, withSpecOptions, type SpecOptionValues } from './spec-options.js';
 
 export const SINCE_HELP =
   'make a delta: leave out the layers PREV already has (PREV: a bundle, its .seal.json, or a node inventory from "pin-preload inventory"); every manifest and config is still carried, and the bundle records as its bases PREV, or the bundles of the inventory it leaves layers to';
@@ -29,7 +29,7 @@ export function registerBundlePlan(bundle: Command): void {
       const signatureOptions = await checkSignatureOptions(options);
       // PREV is read before the plan's registry round trips: a wrong --since fails at once.
       const { planSince, readPrevious } = await import('../plan/delta.js');
-      const previous = options.since !== undefined ? await readPrevious(options.since) : undefined;
+      const previous = options.since !== undefined ? await readPrevious(options.since, optionSource(given, 'since', 'since')) : undefined;
       const { selection, source, concurrency } = await selectionFromOptions(options, spec);
       const [{ planBundle }, { dedupRatio, planToJson }] = await Promise.all([import('../plan/resolve.js'), import('../plan/plan-json.js')]);
       try {

@@ -18,6 +18,11 @@ export async function withSpecOptions<T extends SpecOptionValues>(options: T): P
   return { options: { ...options, ...specFills(options, spec) }, spec };
 }
 
+/** How errors name an option: the flag when it was given, else the spec's key and file ("since (ocp.toml)"). */
+export function optionSource(given: SpecOptionValues, flag: keyof SpecOptionValues, key: string): string {
+  return given[flag] !== undefined || given.spec === undefined ? `--${key}` : `${key} (${given.spec})`;
+}
+
 /**
  * The values the spec gives for options the command line left unset. The channel is one choice with its
  * versions: --channel replaces the spec's channel and its version keys; --version, --min-version or

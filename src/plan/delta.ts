@@ -26,23 +26,24 @@ export interface PreviousContent {
   readonly holders?: ReadonlyMap<Digest, readonly number[]>;
 }
 
-function unreadable(since: string, why: string, hint?: string): UserError {
-  return new UserError('SINCE_UNREADABLE', `cannot read --since ${since}: ${why}`, { subject: { kind: 'path', name: since }, hint });
+/** `option` names where PREV was given: "--since", or the spec key ("since in FILE"). */
+function unreadable(option: string, since: string, why: string, hint?: string): UserError {
+  return new UserError('SINCE_UNREADABLE', `cannot read ${option} ${since}: ${why}`, { subject: { kind: 'path', name: since }, hint });
 }
 
 /** An inventory is a JSON object; a bundle is a tar (or its volumes) or a seal named NAME.seal.json. */
-async function looksLikeJsonObject(file: string): Promise<boolean> {
+async function looksLikeJsonObject(file: string, option: string): Promise<boolean> {
   if (file.endsWith(SEAL_SUFFIX)) return false;
   let handle;
   try {
     // A directory opens but does not read (EISDIR): say so before anything else.
-    if ((await stat(file)).isDirectory()) throw unreadable(file, 'it is a directory');
+    if ((await stat(file)).isDirectory()) throw unreadable(option, file, 'it is a directory');
     handle = await open(file, 'r');
   } catch (err) {
     if (isUserError(err)) throw err;
     // A split bundle given by its common name has no file of that name: the bundle reader finds its volumes.
     if (errnoCode(err) === 'ENOENT') return false;
-    throw unreadable(file, errnoCode(err) ?? (err as Error).message);
+    throw unreadable(option, file, errnoCode(err) ?? (err as Error).message);
   }
   try {
     const head = Buffer.alloc(64);
@@ -63,21 +64,21 @@ async function looksLikeJsonObject(file: string): Promise<boolean> {
  * split bundle may stay on the media). Anything that keeps PREV from being read is SINCE_UNREADABLE, so the
  * CLI can read it before the plan's registry round trips.
  */
-export async function readPrevious(since: string): Promise<PreviousContent> {
+export async function readPrevious(since: string, option = '--since'): Promise<PreviousContent> {
   try {
-    return await readPreviousContent(since);
+    return await readPreviousContent(since, option);
   } catch (err) {
     if (!isUserError(err) || err.code === 'SINCE_UNREADABLE' || err.code === 'SINCE_EMPTY') throw err;
     // "No bundle there" gets --since's own hint (a bundle or an inventory); a damaged one keeps its reader's.
-    throw unreadable(since, err.message, err.code === 'BUNDLE_NOT_FOUND' ? undefined : err.hint);
+    throw unreadable(option, since, err.message, err.code === 'BUNDLE_NOT_FOUND' ? undefined : err.hint);
   }
 }
 
-async function readPreviousContent(since: string): Promise<PreviousContent> {
-  if (await looksLikeJsonObject(since)) {
+async function readPreviousContent(since: string, option: string): Promise<PreviousContent> {
+  if (await looksLikeJsonObject(since, option)) {
     const inventory = await readInventory(since);
     if (inventory.bundles.length === 0) {
-      throw new UserError('SINCE_EMPTY', `--since ${since}: the node inventory lists no bundles, so a delta against it would have no base`, {
+      throw new UserError('SINCE_EMPTY', `${option} ${since}: the node inventory lists no bundles, so a delta against it would have no base`, {
         subject: { kind: 'path', name: since },
       });
     }

@@ -145,6 +145,8 @@ test('a --since that is missing, a directory or neither a bundle nor an inventor
         return true;
       });
     }
+    // Given in a bundle spec, the error names the spec's key instead of the flag.
+    await assert.rejects(readPrevious(dir, 'since (ocp.toml)'), (err: unknown) => err instanceof UserError && err.code === 'SINCE_UNREADABLE' && err.message === `cannot read since (ocp.toml) ${dir}: it is a directory`);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
