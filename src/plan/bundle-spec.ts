@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import TOML from '@iarna/toml';
+import { compareVersions } from '../release/update-graph.js';
 import { errnoCode, UserError } from '../util/errors.js';
 import { parseHttpUrlOption } from '../util/http-url.js';
 import { parseSize } from '../util/size.js';
@@ -204,6 +205,9 @@ function channelOf(text: string, file: string, str: (key: string) => string | un
   }
   if (versions.version !== undefined && (versions.minVersion !== undefined || versions.maxVersion !== undefined)) throw refuse('version', 'cannot be combined with min-version or max-version');
   if ((versions.minVersion === undefined) !== (versions.maxVersion === undefined)) throw refuse(versions.minVersion === undefined ? 'max-version' : 'min-version', 'min-version and max-version go together');
+  if (versions.minVersion !== undefined && versions.maxVersion !== undefined && compareVersions(versions.minVersion, versions.maxVersion) > 0) {
+    throw refuse('min-version', `${versions.minVersion} is newer than max-version ${versions.maxVersion}`);
+  }
   if (name === undefined) return undefined;
   return {
     name,

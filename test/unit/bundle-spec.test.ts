@@ -117,6 +117,7 @@ test('bad values of the delta, channel and signature keys are refused naming fil
     ['channel = "c"\nversion = "4.16.3"\nmin-version = "4.16.1"\nmax-version = "4.16.3"\n', /^s\.toml:2: key "version": cannot be combined with min-version or max-version/],
     ['channel = "c"\nmin-version = "4.16.1"\n', /^s\.toml:2: key "min-version": min-version and max-version go together/],
     ['channel = "c"\nmax-version = "4.16.1"\n', /^s\.toml:2: key "max-version": min-version and max-version go together/],
+    ['channel = "c"\nmin-version = "4.16.10"\nmax-version = "4.16.9"\n', /^s\.toml:2: key "min-version": 4\.16\.10 is newer than max-version 4\.16\.9/],
     ['graph-url = "osus.example.com/graph"\n', /^s\.toml:1: key "graph-url": value "osus\.example\.com\/graph" is not a URL/],
     ['signature-store = "ftp://example.com/sigs"\n', /^s\.toml:1: key "signature-store": value "ftp:\/\/example\.com\/sigs" is not an http\(s\) URL/],
     ['signature-store = ["https://a"]\n', /^s\.toml:1: key "signature-store": must be a non-empty string/],
