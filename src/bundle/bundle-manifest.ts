@@ -50,7 +50,8 @@ export function buildBundleManifest(
       };
     });
   const newest = newestRelease(plan.releases);
-  const delta = plan.delta;
+  // A delta against an inventory that leaves nothing to the node's bundles has no base: it is a full bundle.
+  const delta = plan.delta !== undefined && plan.delta.bases.length > 0 ? plan.delta : undefined;
   return {
     format: BUNDLE_FORMAT,
     formatVersion: formatVersionFor(plan.images, delta !== undefined),

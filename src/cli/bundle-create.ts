@@ -11,17 +11,17 @@ import { addManifestOptions, checkManifestOptions, formatManifestsResult, runBun
 import { progressNotes } from './command-log.js';
 import { SINCE_HELP } from './bundle-plan.js';
 import { action } from './run-command.js';
-import { addSelectionOptions, selectionFromOptions, type SelectionOptionValues } from './selection-options.js';
-import { addSignatureOptions, applySignatureOptions, checkSignatureOptions, type SignatureOptionValues } from './signature-options.js';
+import { addSelectionOptions, selectionFromOptions } from './selection-options.js';
+import { addSignatureOptions, applySignatureOptions, checkSignatureOptions } from './signature-options.js';
+import { optionSource, withSpecOptions, type SpecOptionValues } from './spec-options.js';
 import { stopOnSignals } from './stop-signals.js';
 
-interface CreateOptionValues extends SelectionOptionValues, ManifestOptionValues, SignatureOptionValues {
+interface CreateOptionValues extends SpecOptionValues, ManifestOptionValues {
   readonly manifests?: string;
   readonly output?: string;
   readonly splitSize?: string;
   readonly signKey?: string;
   readonly quiet?: boolean;
-  readonly since?: string;
 }
 
 function describeEvent(event: CreateEvent): string | undefined {
@@ -51,12 +51,13 @@ export function registerBundleCreate(bundle: Command): void {
     .option('--manifests <dir>', 'then write the cluster manifests of the bundle into DIR (as "bundle manifests"; with --pool, --mirror-host, --name)')
     .addHelpText('after', `\n--concurrency N also bounds blob downloads (default ${DEFAULT_CREATE_CONCURRENCY}). An interrupted or failed run resumes when run again.\nRead an OCI-typed image out of a bundle: skopeo copy oci-archive:BUNDLE:<image reference by digest> …  (see docs/bundle-format.md)`);
   addSignatureOptions(addSelectionOptions(addManifestOptions(command))).action(
-    action(async (options: CreateOptionValues) => {
+    action(async (given: CreateOptionValues) => {
+      const { options, spec } = await withSpecOptions(given);
       const signatureOptions = await checkSignatureOptions(options);
       // PREV is read before the plan's registry round trips: a wrong --since fails at once.
       const { planSince, readPrevious } = await import('../plan/delta.js');
-      const previous = options.since !== undefined ? await readPrevious(options.since) : undefined;
-      const { selection, source, spec, concurrency } = await selectionFromOptions(options);
+      const previous = options.since !== undefined ? await readPrevious(options.since, optionSource(given, 'since', 'since')) : undefined;
+      const { selection, source, concurrency } = await selectionFromOptions(options, spec);
       const stop = stopOnSignals();
       const note = progressNotes(options.quiet);
       try {
@@ -74,10 +75,10 @@ export function registerBundleCreate(bundle: Command): void {
         }
         note('resolving images…');
         const [{ planBundle }, { createBundle }] = await Promise.all([import('../plan/resolve.js'), import('../bundle/writer.js')]);
-        const plan = planSince(await applySignatureOptions(await planBundle(source, selection, { concurrency, signatures: options.signatures === true || spec?.signatures === true }), signatureOptions, stop.signal), previous);
+        const plan = planSince(await applySignatureOptions(await planBundle(source, selection, { concurrency, signatures: options.signatures === true }), signatureOptions, stop.signal), previous);
         note(`${plan.images.length} images, ${plan.blobs.length} unique blobs, ${formatBytes(plan.totals.uniqueBytes)} to bundle`);
         if (plan.delta) {
-          note(`delta since ${plan.delta.since}: ${formatBytes(plan.delta.newBytes)} new, ${formatBytes(plan.delta.carriedBytes)} of manifests and configs carried, ${plan.delta.baseBlobs.length} layers (${formatBytes(plan.delta.baseBytes)}) left to base ${plan.delta.bases.map((b) => b.name).join(', ')}`);
+          note(`delta since ${plan.delta.since}: ${formatBytes(plan.delta.newBytes)} new, ${formatBytes(plan.delta.carriedBytes)} of manifests and configs carried, ${plan.delta.baseBlobs.length} layers (${formatBytes(plan.delta.baseBytes)}) left to base ${plan.delta.bases.map((b) => b.name).join(', ') || '(none)'}`);
         }
         const progress = createProgress({ title: 'downloading', ...(options.quiet ? { quiet: true } : {}) });
         const result = await createBundle({
@@ -116,7 +117,7 @@ export function registerBundleCreate(bundle: Command): void {
           `bundle written: ${result.output}${result.volumes.length > 1 ? `.001 … .${String(result.volumes.length).padStart(3, '0')}` : ''}`,
           `  ${result.images} images, ${result.blobs} blobs, ${formatBytes(result.totalSize)} in ${result.volumes.length} volume(s); fetched ${formatBytes(result.bytesFetched)}${result.resumed ? ' (resumed run)' : ''}`,
           ...result.volumes.map((v) => `  ${path.basename(v.path)}  ${formatBytes(v.size)}  sha256:${v.sha256}`),
-          ...(plan.delta ? [`  delta: needs base ${plan.delta.bases.map((b) => `${b.name} (${b.manifestDigest})`).join(', ')} in the same bundle dir`] : []),
+          ...(plan.delta && plan.delta.bases.length > 0 ? [`  delta: needs base ${plan.delta.bases.map((b) => `${b.name} (${b.manifestDigest})`).join(', ')} in the same bundle dir`] : []),
           `  seal: ${result.sealPath}`,
           ...(result.signaturePath ? [`  signature: ${result.signaturePath}`] : []),
         ];

@@ -9,11 +9,12 @@ import type { BundlePlan, PlannedImage } from '../plan/plan.js';
 import { COMPRESSED_LAYER_RATIO } from '../plan/plan.js';
 import { formatBytes } from '../util/size.js';
 import { action, exitWhenFlushed, printJson } from './run-command.js';
-import { addSelectionOptions, selectionFromOptions, type SelectionOptionValues } from './selection-options.js';
-import { addSignatureOptions, applySignatureOptions, checkSignatureOptions, type SignatureOptionValues } from './signature-options.js';
+import { addSelectionOptions, selectionFromOptions } from './selection-options.js';
+import { addSignatureOptions, applySignatureOptions, checkSignatureOptions } from './signature-options.js';
+import { optionSource, withSpecOptions, type SpecOptionValues } from './spec-options.js';
 
 export const SINCE_HELP =
-  'make a delta: leave out the layers PREV already has (PREV: a bundle, its .seal.json, or a node inventory from "pin-preload inventory"); every manifest and config is still carried, and the bundle records PREV\'s bundles as its bases';
+  'make a delta: leave out the layers PREV already has (PREV: a bundle, its .seal.json, or a node inventory from "pin-preload inventory"); every manifest and config is still carried, and the bundle records as its bases PREV, or the bundles of the inventory it leaves layers to';
 
 export function registerBundlePlan(bundle: Command): void {
   const command = bundle
@@ -22,16 +23,17 @@ export function registerBundlePlan(bundle: Command): void {
     .option('--json', 'print the plan as JSON (schemaVersion 1, see docs/plan-json.md)')
     .option('--since <prev>', SINCE_HELP);
   addSignatureOptions(addSelectionOptions(command)).action(
-    action(async (options: SelectionOptionValues & SignatureOptionValues & { json?: boolean; since?: string }) => {
+    action(async (given: SpecOptionValues & { json?: boolean }) => {
       (await import('../util/http-pool.js')).keepHttpParserBaseline();
+      const { options, spec } = await withSpecOptions(given);
       const signatureOptions = await checkSignatureOptions(options);
       // PREV is read before the plan's registry round trips: a wrong --since fails at once.
       const { planSince, readPrevious } = await import('../plan/delta.js');
-      const previous = options.since !== undefined ? await readPrevious(options.since) : undefined;
-      const { selection, source, spec, concurrency } = await selectionFromOptions(options);
+      const previous = options.since !== undefined ? await readPrevious(options.since, optionSource(given, 'since', 'since')) : undefined;
+      const { selection, source, concurrency } = await selectionFromOptions(options, spec);
       const [{ planBundle }, { dedupRatio, planToJson }] = await Promise.all([import('../plan/resolve.js'), import('../plan/plan-json.js')]);
       try {
-        const plan = planSince(await applySignatureOptions(await planBundle(source, selection, { concurrency, signatures: options.signatures === true || spec?.signatures === true }), signatureOptions), previous);
+        const plan = planSince(await applySignatureOptions(await planBundle(source, selection, { concurrency, signatures: options.signatures === true }), signatureOptions), previous);
         if (options.json) printJson(planToJson(plan));
         else process.stdout.write(formatPlan(plan, dedupRatio(plan)));
       } finally {
@@ -97,7 +99,7 @@ export function formatPlan(plan: BundlePlan, dedup: number): string {
   out.push(`Dedup ratio:         ${dedup.toFixed(2)}x`);
   const d = plan.delta;
   if (d) {
-    out.push(`Delta since:         ${d.since} (${d.sinceKind}); base ${d.bases.map((b) => `${b.name} (${b.manifestDigest})`).join(', ')}`);
+    out.push(`Delta since:         ${d.since} (${d.sinceKind}); ${d.bases.length > 0 ? `base ${d.bases.map((b) => `${b.name} (${b.manifestDigest})`).join(', ')}` : 'no base (the node holds none of its layers: a full bundle)'}`);
     out.push(`  New:               ${d.newBlobs} blobs, ${formatBytes(d.newBytes)} (${d.newBytes} bytes) the base lacks`);
     out.push(`  Carried:           ${d.carriedBlobs} manifests and configs, ${formatBytes(d.carriedBytes)} (${d.carriedBytes} bytes) the base has too`);
     out.push(`  Left to the base:  ${d.baseBlobs.length} layers, ${formatBytes(d.baseBytes)} (${d.baseBytes} bytes)`);

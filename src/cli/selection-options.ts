@@ -32,8 +32,6 @@ export interface SelectionContext {
   readonly selection: Selection;
   /** The registry client; close it when done so its connections do not keep the process alive. */
   readonly source: RegistryClient;
-  /** The spec given with --spec, for the keys that are not about selection (split-size, output, sign-key). */
-  readonly spec?: BundleSpec;
   readonly concurrency: number;
 }
 
@@ -51,7 +49,7 @@ export function addSelectionOptions(command: Command): Command {
     .option('--image <ref>', 'an extra image by tag or digest (repeatable)', collect)
     .option('--images-from <file>', 'images from a PinnedImageSet YAML, an oc-mirror ImageSetConfiguration, a bundle spec or a list with one reference per line (repeatable)', collect)
     .option('--config <file>', 'an oc-mirror ImageSetConfiguration (same as --images-from; repeatable)', collect)
-    .option('--spec <file>', 'a bundle spec (TOML, see bundles/README.md); flags add images to it and override its release and platforms')
+    .option('--spec <file>', 'a bundle spec (TOML, see bundles/README.md): what the bundle is made of; flags add images to it and override its other keys')
     .option('--platform <os/arch>', 'platform of multi-arch images to include, OS/ARCH[/VARIANT] or "all" (repeatable; default linux/amd64)', collect)
     .option('--registries-conf <file>', 'containers-registries.conf(5) file with mirrors and insecure registries (default: the system configuration, /etc/containers/registries.conf and its drop-ins, as skopeo reads it)')
     .option('--authfile <file>', 'containers-auth.json(5) credentials, credHelpers/credsStore honoured (default: REGISTRY_AUTH_FILE, then the usual auth.json locations)')
@@ -68,18 +66,17 @@ function parseConcurrency(text: string | undefined): number {
   return n;
 }
 
-/** Reads the spec and image lists, checks every reference, and sets up the registry client. */
-export async function selectionFromOptions(options: SelectionOptionValues): Promise<SelectionContext> {
+/**
+ * Reads the image lists, checks every reference, and sets up the registry client. `spec` is --spec's file,
+ * read by withSpecOptions, whose keys other than the images it merged into `options` already.
+ */
+export async function selectionFromOptions(options: SelectionOptionValues, spec?: BundleSpec): Promise<SelectionContext> {
   const concurrency = parseConcurrency(options.concurrency);
   // Loaded here, not at start-up: every command's --help and --version stay fast.
-  const [{ readBundleSpec }, { buildSelection }, { createImageSource }] = await Promise.all([
-    import('../plan/bundle-spec.js'),
-    import('../plan/selection.js'),
-    import('../registry/index.js'),
-  ]);
-  const spec = options.spec !== undefined ? await readBundleSpec(options.spec) : undefined;
+  const [{ buildSelection }, { createImageSource }] = await Promise.all([import('../plan/selection.js'), import('../registry/index.js')]);
   const versionFlag = [options.version && '--version', options.minVersion && '--min-version', options.maxVersion && '--max-version'].find(Boolean);
   if (options.channel === undefined && versionFlag) throw new UserError('USAGE', `${versionFlag} needs --channel NAME`, { subject: { kind: 'option', name: versionFlag } });
+  // After --graph-url and the spec's graph-url (merged into options): oc-mirror's environment variable.
   const graphUrl = options.graphUrl ?? process.env.UPDATE_URL_OVERRIDE;
   const selection = await buildSelection({
     ...(spec ? { spec } : {}),
@@ -87,7 +84,7 @@ export async function selectionFromOptions(options: SelectionOptionValues): Prom
     ...(options.channel !== undefined
       ? { channel: { name: options.channel, ...(options.version ? { version: options.version } : {}), ...(options.minVersion ? { minVersion: options.minVersion } : {}), ...(options.maxVersion ? { maxVersion: options.maxVersion } : {}) } }
       : {}),
-    // oc-mirror's environment variable for the same endpoint, so its users' setups carry over.
+    // UPDATE_URL_OVERRIDE is oc-mirror's variable for the same endpoint, so its users' setups carry over.
     ...(graphUrl !== undefined && graphUrl !== '' ? { graphUrl } : {}),
     images: options.image ?? [],
     imagesFrom: [...(options.imagesFrom ?? []), ...(options.config ?? [])],
@@ -98,5 +95,5 @@ export async function selectionFromOptions(options: SelectionOptionValues): Prom
     ...(options.authfile !== undefined ? { authfile: options.authfile } : {}),
     maxConcurrentRequests: concurrency,
   });
-  return { selection, source, ...(spec ? { spec } : {}), concurrency };
+  return { selection, source, concurrency };
 }

@@ -26,12 +26,18 @@ export interface NodeInventory {
   readonly bundles: ReadonlyArray<{
     readonly path: string;
     readonly manifestDigest: string;
+    /** When the bundle was made (its manifest's `created`): which of several holders of a blob is newest. */
+    readonly created?: string;
     readonly releases: ReadonlyArray<{ readonly name: string; readonly version: string; readonly channel?: string }>;
     readonly images: number;
     readonly blobs: number;
   }>;
-  /** Every blob (manifest, config, layer) of every bundle, once, sorted by digest. */
-  readonly blobs: ReadonlyArray<{ readonly digest: string; readonly size: number }>;
+  /**
+   * Every blob (manifest, config, layer) of every bundle, once, sorted by digest, with the manifest digests of
+   * the bundles holding it (in `bundles[]` order): a delta records as bases only the bundles it leaves blobs to.
+   * Inventories written before `bundles` was added lack it.
+   */
+  readonly blobs: ReadonlyArray<{ readonly digest: string; readonly size: number; readonly bundles?: readonly string[] }>;
   /** The runtime as CRI Version names it, and every image it lists (CRI ListImages), sorted by id. */
   readonly runtime: {
     readonly name: string;
@@ -43,13 +49,18 @@ export interface NodeInventory {
 /** Collects the inventory of the bundles in `bundleDir` and of the runtime behind `cri`. */
 export async function collectInventory(bundleDir: string, cri: CriImageService, nodeName?: string): Promise<NodeInventory> {
   const bundles = [];
-  const blobs = new Map<string, number>();
+  const blobs = new Map<string, { size: number; bundles: string[] }>();
   for (const seal of await listSealFiles(bundleDir)) {
     const bundle = await readNodeBundle(seal);
-    for (const blob of bundle.manifest.blobs) blobs.set(blob.digest, blob.size);
+    for (const blob of bundle.manifest.blobs) {
+      const known = blobs.get(blob.digest);
+      if (known) known.bundles.push(bundle.manifestDigest);
+      else blobs.set(blob.digest, { size: blob.size, bundles: [bundle.manifestDigest] });
+    }
     bundles.push({
       path: bundle.path,
       manifestDigest: bundle.manifestDigest,
+      created: bundle.manifest.created,
       releases: bundleReleases(bundle.manifest).map((r) => ({ name: r.name, version: r.version, ...(r.channel !== undefined ? { channel: r.channel } : {}) })),
       images: bundle.manifest.images.length,
       blobs: bundle.manifest.blobs.length,
@@ -67,7 +78,7 @@ export async function collectInventory(bundleDir: string, cri: CriImageService, 
     node: { name: nodeName ?? hostname, hostname },
     generatedAt: new Date().toISOString(),
     bundles,
-    blobs: [...blobs].sort(([a], [b]) => (a < b ? -1 : 1)).map(([digest, size]) => ({ digest, size })),
+    blobs: [...blobs].sort(([a], [b]) => (a < b ? -1 : 1)).map(([digest, { size, bundles: holders }]) => ({ digest, size, bundles: holders })),
     runtime: { name: version.runtimeName, version: version.runtimeVersion, images },
   };
 }
@@ -116,11 +127,16 @@ export async function readInventory(file: string): Promise<NodeInventory> {
   doc.bundles.forEach((b: unknown, i) => {
     if (!isObject(b) || typeof b.path !== 'string' || typeof b.manifestDigest !== 'string' || !isDigest(b.manifestDigest)) throw invalid(file, `bundle ${i + 1} needs a path and a manifestDigest`);
     if (!Array.isArray(b.releases) || !b.releases.every((r: unknown) => isObject(r) && typeof r.name === 'string' && typeof r.version === 'string')) throw invalid(file, `bundle ${b.path}: releases must be a list of {name, version}`);
+    if (b.created !== undefined && (typeof b.created !== 'string' || Number.isNaN(Date.parse(b.created)))) throw invalid(file, `bundle ${b.path}: created must be an RFC 3339 time`);
   });
+  const listed = new Set((doc.bundles as Array<{ manifestDigest: string }>).map((b) => b.manifestDigest));
   if (!Array.isArray(doc.blobs)) throw invalid(file, 'blobs must be a list');
   doc.blobs.forEach((b: unknown, i) => {
     if (!isObject(b) || typeof b.digest !== 'string' || !isDigest(b.digest)) throw invalid(file, `blob ${i + 1} has no valid digest`);
     if (typeof b.size !== 'number' || !Number.isSafeInteger(b.size) || b.size < 0) throw invalid(file, `blob ${b.digest} has no valid size`);
+    if (b.bundles !== undefined && (!isStringList(b.bundles) || b.bundles.length === 0 || !b.bundles.every((d) => listed.has(d)))) {
+      throw invalid(file, `blob ${b.digest}: bundles must be a non-empty list of manifest digests of bundles[]`);
+    }
   });
   const runtime = doc.runtime;
   if (!isObject(runtime) || !Array.isArray(runtime.images)) throw invalid(file, 'runtime.images must be a list');
@@ -128,6 +144,15 @@ export async function readInventory(file: string): Promise<NodeInventory> {
     if (!isObject(image) || typeof image.id !== 'string' || !isStringList(image.repoDigests) || !isStringList(image.repoTags)) throw invalid(file, `runtime image ${i + 1} needs an id, repoDigests and repoTags`);
   });
   return doc as unknown as NodeInventory;
+}
+
+/**
+ * Which bundles (manifest digests) hold each blob, or undefined for an inventory written before blobs named
+ * their bundles (then any listed bundle may hold any blob).
+ */
+export function inventoryBlobHolders(inventory: NodeInventory): Map<Digest, readonly string[]> | undefined {
+  if (inventory.blobs.some((b) => b.bundles === undefined)) return undefined;
+  return new Map(inventory.blobs.map((b) => [b.digest as Digest, b.bundles ?? []]));
 }
 
 /** The blob digests an inventory says the node holds in its bundles: what a delta may leave out. */

@@ -1,17 +1,25 @@
 // Bundle specs: a TOML file that says what a bundle holds and how it is written (bundles/README.md lists
-// every key). Parsed strictly: an unknown key or a bad value is an error naming the file and the key.
+// every key). Parsed strictly: an unknown key or a bad value is an error naming the file and the key. A key
+// exists for every option that changes what the bundle is made of; options about the run (progress, output
+// format, concurrency, credentials, the registries' configuration) have none.
 
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import TOML from '@iarna/toml';
+import { compareVersions } from '../release/update-graph.js';
 import { errnoCode, UserError } from '../util/errors.js';
+import { parseHttpUrlOption } from '../util/http-url.js';
 import { parseSize } from '../util/size.js';
-import { parsePlatformChoice, requestImage, type PlatformChoice, type RequestedImage } from './selection.js';
+import { isReleaseVersion, parsePlatformChoice, requestImage, type ChannelFlags, type PlatformChoice, type RequestedImage } from './selection.js';
 
 export interface BundleSpec {
   readonly file: string;
   readonly description?: string;
   readonly release?: RequestedImage;
+  /** Releases from an update channel, as --channel with --version, or --min-version and --max-version. */
+  readonly channel?: ChannelFlags;
+  /** The update service's graph endpoint for `channel`, as --graph-url. */
+  readonly graphUrl?: string;
   readonly images: readonly RequestedImage[];
   /** Image-list files, made absolute (relative paths in a spec are relative to the spec's directory). */
   readonly imagesFrom: readonly string[];
@@ -24,9 +32,36 @@ export interface BundleSpec {
   readonly signKey?: string;
   /** Also bundle every image's signatures and referrers (as --signatures). */
   readonly signatures?: boolean;
+  /** Release signature store URL, as --signature-store. */
+  readonly signatureStore?: string;
+  /** Keyring the release signatures are verified against (absolute), as --release-keyring. */
+  readonly releaseKeyring?: string;
+  /** Bundle a release the store has no signature for, as --allow-unsigned-releases. */
+  readonly allowUnsignedReleases?: boolean;
+  /** PREV of a delta bundle (absolute), as --since. */
+  readonly since?: string;
 }
 
-export const BUNDLE_SPEC_KEYS = ['description', 'release', 'images', 'images-from', 'platforms', 'split-size', 'output', 'sign-key', 'signatures'] as const;
+export const BUNDLE_SPEC_KEYS = [
+  'description',
+  'release',
+  'channel',
+  'version',
+  'min-version',
+  'max-version',
+  'graph-url',
+  'images',
+  'images-from',
+  'platforms',
+  'signatures',
+  'signature-store',
+  'release-keyring',
+  'allow-unsigned-releases',
+  'since',
+  'split-size',
+  'output',
+  'sign-key',
+] as const;
 
 function specError(file: string, key: string | undefined, message: string, line?: number): UserError {
   const where = line !== undefined ? `${file}:${line}` : file;
@@ -89,6 +124,11 @@ export function parseBundleSpec(text: string, file: string): BundleSpec {
     if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) throw specError(file, key, 'must be a string or a list of strings', lineOfKey(text, key));
     return v as string[];
   };
+  const bool = (key: string): boolean | undefined => {
+    const v = doc[key];
+    if (v !== undefined && typeof v !== 'boolean') throw specError(file, key, 'must be true or false', lineOfKey(text, key));
+    return v;
+  };
   const at = (key: string, fn: () => unknown): unknown => {
     try {
       return fn();
@@ -115,12 +155,28 @@ export function parseBundleSpec(text: string, file: string): BundleSpec {
   const output = str('output');
   const signKey = str('sign-key');
   const description = str('description');
-  const signatures = doc.signatures;
-  if (signatures !== undefined && typeof signatures !== 'boolean') throw specError(file, 'signatures', 'must be true or false', lineOfKey(text, 'signatures'));
+  const signatures = bool('signatures');
+  const httpUrl = (key: string): string | undefined => {
+    const v = str(key);
+    if (v !== undefined) at(key, () => parseHttpUrlOption(v, 'value'));
+    return v;
+  };
+  const graphUrl = httpUrl('graph-url');
+  const signatureStore = httpUrl('signature-store');
+  const releaseKeyring = str('release-keyring');
+  const allowUnsignedReleases = bool('allow-unsigned-releases');
+  // As for the flags: the keyring and the opt-out are about a store's signatures, so they need one here.
+  for (const key of ['release-keyring', 'allow-unsigned-releases'] as const) {
+    if (doc[key] !== undefined && signatureStore === undefined) throw specError(file, key, 'goes with signature-store', lineOfKey(text, key));
+  }
+  const since = str('since');
+  const channel = channelOf(text, file, str);
   return {
     file,
     ...(description !== undefined ? { description } : {}),
     ...(releaseText !== undefined ? { release: requestImage(releaseText, `${file}:${lineOfKey(text, 'release') ?? 1}`) } : {}),
+    ...(channel !== undefined ? { channel } : {}),
+    ...(graphUrl !== undefined ? { graphUrl } : {}),
     images,
     imagesFrom: strings('images-from').map((f) => path.resolve(dir, f)),
     ...(platforms !== undefined ? { platforms } : {}),
@@ -128,5 +184,35 @@ export function parseBundleSpec(text: string, file: string): BundleSpec {
     ...(output !== undefined ? { output: path.resolve(dir, output) } : {}),
     ...(signKey !== undefined ? { signKey: path.resolve(dir, signKey) } : {}),
     ...(signatures !== undefined ? { signatures } : {}),
+    ...(signatureStore !== undefined ? { signatureStore } : {}),
+    ...(releaseKeyring !== undefined ? { releaseKeyring: path.resolve(dir, releaseKeyring) } : {}),
+    ...(allowUnsignedReleases !== undefined ? { allowUnsignedReleases } : {}),
+    ...(since !== undefined ? { since: path.resolve(dir, since) } : {}),
+  };
+}
+
+/** `channel` with `version`, or `min-version` and `max-version` (or neither: the newest), checked as the flags are. */
+function channelOf(text: string, file: string, str: (key: string) => string | undefined): ChannelFlags | undefined {
+  const name = str('channel');
+  const versions = { version: str('version'), minVersion: str('min-version'), maxVersion: str('max-version') };
+  const keys = { version: 'version', minVersion: 'min-version', maxVersion: 'max-version' } as const;
+  const refuse = (key: string, message: string) => specError(file, key, message, lineOfKey(text, key));
+  for (const field of ['version', 'minVersion', 'maxVersion'] as const) {
+    const v = versions[field];
+    if (v === undefined) continue;
+    if (name === undefined) throw refuse(keys[field], 'goes with channel');
+    if (!isReleaseVersion(v)) throw refuse(keys[field], `"${v}" is not a release version such as 4.16.3`);
+  }
+  if (versions.version !== undefined && (versions.minVersion !== undefined || versions.maxVersion !== undefined)) throw refuse('version', 'cannot be combined with min-version or max-version');
+  if ((versions.minVersion === undefined) !== (versions.maxVersion === undefined)) throw refuse(versions.minVersion === undefined ? 'max-version' : 'min-version', 'min-version and max-version go together');
+  if (versions.minVersion !== undefined && versions.maxVersion !== undefined && compareVersions(versions.minVersion, versions.maxVersion) > 0) {
+    throw refuse('min-version', `${versions.minVersion} is newer than max-version ${versions.maxVersion}`);
+  }
+  if (name === undefined) return undefined;
+  return {
+    name,
+    ...(versions.version !== undefined ? { version: versions.version } : {}),
+    ...(versions.minVersion !== undefined ? { minVersion: versions.minVersion } : {}),
+    ...(versions.maxVersion !== undefined ? { maxVersion: versions.maxVersion } : {}),
   };
 }

@@ -116,12 +116,17 @@ export async function buildSelection(input: SelectionInput): Promise<Selection> 
   };
 }
 
+/** X.Y.Z with an optional pre-release part (4.16.3, 4.17.0-rc.1): what --version and the spec's version keys take. */
+export function isReleaseVersion(text: string): boolean {
+  return /^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(text);
+}
+
 function channelFromFlags(flags: ChannelFlags): ChannelRequest {
   const usage = (message: string) => new UserError('USAGE', message, { hint: 'give --channel NAME --version X.Y.Z, or --channel NAME --min-version A --max-version B' });
   if (flags.version !== undefined && (flags.minVersion !== undefined || flags.maxVersion !== undefined)) throw usage('--version cannot be combined with --min-version or --max-version');
   if ((flags.minVersion === undefined) !== (flags.maxVersion === undefined)) throw usage('--min-version and --max-version go together');
   for (const [flag, v] of [['--version', flags.version], ['--min-version', flags.minVersion], ['--max-version', flags.maxVersion]] as const) {
-    if (v !== undefined && !/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(v)) throw usage(`${flag} "${v}" is not a release version such as 4.16.3`);
+    if (v !== undefined && !isReleaseVersion(v)) throw usage(`${flag} "${v}" is not a release version such as 4.16.3`);
   }
   const min = flags.version ?? flags.minVersion;
   const max = flags.version ?? flags.maxVersion;

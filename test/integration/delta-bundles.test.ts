@@ -2,12 +2,13 @@
 // - the delta holds exactly the blobs PREV lacks plus every manifest and config, and records its base;
 // - verify names the base; import without the base fails naming it and leaves nothing;
 // - with the base imported, `pin-preload serve` serves the new release across base + delta (skopeo copies
-//   every image by digest); deltas chain; --since takes a node inventory;
+//   every image by digest); deltas chain; --since takes a node inventory, and records as bases only the
+//   bundles it leaves layers to (served with only those present);
 // - preload through a private containerd 1.7 pulls and pins the new releases across base + delta, and retiring
 //   keeps the base a kept delta needs; `pin-preload inventory` of that node feeds --since;
 // - a removed base makes the delta a registered-but-not-served bundle naming the base, and a sync fails naming it.
 
-import { describe, test, before, after } from 'node:test';
+import { describe, test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
@@ -24,7 +25,7 @@ import { generateSampleRelease, pushLayout, RELEASE_REPOSITORY } from '../../src
 import { startDockerRegistry, type RunningRegistry } from '../support/docker-registry.js';
 import type { CriImageService } from '../../src/cri/image-service.js';
 import { CONTAINERD_VARIANTS, type RunningContainerd } from '../support/containerd.js';
-import { startContainerdNode } from '../support/node-config.js';
+import { startContainerdNode, writeContainerdNodeConfig } from '../support/node-config.js';
 import { freePort, waitFor } from '../support/ports.js';
 import { assertNoInternalError, CLI, runCli } from '../support/cli.js';
 
@@ -58,6 +59,33 @@ async function create(version: number, name: string, ...args: string[]): Promise
 }
 
 const bytesOf = (m: BundleManifest) => m.blobs.reduce((n, b) => n + b.size, 0);
+
+/** Runs `pin-preload serve` over `dir` and copies every image of `bundles` out of it by digest with skopeo. */
+async function copyEveryImage(t: TestContext, dir: string, state: string, bundles: readonly Made[]): Promise<void> {
+  const host = `127.0.0.1:${await freePort()}`;
+  let stderr = '';
+  const serve: ChildProcess = spawn(process.execPath, [CLI, 'serve', '--bundle-dir', dir, '--listen', host, '--state', state], { stdio: ['ignore', 'ignore', 'pipe'] });
+  serve.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise((resolve) => serve.once('exit', resolve));
+  t.after(async () => {
+    if (serve.exitCode === null) serve.kill('SIGKILL');
+    await exited;
+  });
+  await waitFor(`serve on ${host}`, async () => {
+    if (serve.exitCode !== null) throw new Error(`serve exited: ${stderr}`);
+    return (await fetch(`http://${host}/v2/`)).status === 200;
+  });
+  const copies = await mkdtemp(path.join(work, 'copy-'));
+  for (const made of bundles) {
+    for (const image of made.manifest.images) {
+      const out = path.join(copies, `${made.file}-${image.digest.slice(7, 19)}`);
+      const name = image.name.replace(/^quay\.io\//, '');
+      await run('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${host}/${name}`, `dir:${out}`], { timeout: 60_000 });
+      // skopeo checks every blob's digest as it copies: a missing base layer would fail it.
+      assert.ok((await readdir(out)).includes('manifest.json'));
+    }
+  }
+}
 
 before(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-delta-'));
@@ -142,6 +170,19 @@ describe('delta bundles', { concurrency: false }, () => {
     assert.match(text.stdout, new RegExp(`^  Carried: +${plan.delta.carriedBlobs} manifests and configs`, 'm'));
   });
 
+  test('a spec\'s since (relative to the spec file) plans the same delta as --since; --since on the command line wins', async () => {
+    const source = ['--registries-conf', conf, '--authfile', authfile];
+    const byFlag = await runCli(['bundle', 'plan', '--release', releases[1]!, '--platform', 'linux/amd64', ...source, '--since', full0.seal, '--json']);
+    assert.equal(byFlag.code, 0, byFlag.stderr);
+    const spec = path.join(work, 'media', 'ocp-1-delta.toml');
+    await writeFile(spec, `release = "${releases[1]}"\nplatforms = ["linux/amd64"]\nsince = "ocp-0.tar.seal.json"\n`);
+    const bySpec = await runCli(['bundle', 'plan', '--spec', spec, ...source, '--json']);
+    assert.equal(bySpec.code, 0, bySpec.stderr);
+    assert.deepEqual(JSON.parse(bySpec.stdout), JSON.parse(byFlag.stdout), 'the same plan, to the byte counts and the base');
+    const overridden = JSON.parse((await runCli(['bundle', 'plan', '--spec', spec, ...source, '--json', '--since', delta1.seal])).stdout) as { delta: { since: string; bases: unknown } };
+    assert.deepEqual([overridden.delta.since, overridden.delta.bases], [delta1.seal, [{ name: 'ocp-1-delta.tar', manifestDigest: delta1.manifestDigest }]]);
+  });
+
   test('bundle verify checks the delta and names its base', async () => {
     const result = await runCli(['bundle', 'verify', delta1.seal]);
     assert.equal(result.code, 0, result.stdout + result.stderr);
@@ -168,29 +209,7 @@ describe('delta bundles', { concurrency: false }, () => {
       assert.equal(result.code, 0, `import ${b.file}: ${result.stderr}`);
     }
     assert.deepEqual(delta2.manifest.bases, [{ name: 'ocp-1-delta.tar', manifestDigest: delta1.manifestDigest }], 'a chain: delta2 names delta1');
-    const host = `127.0.0.1:${await freePort()}`;
-    let stderr = '';
-    const serve: ChildProcess = spawn(process.execPath, [CLI, 'serve', '--bundle-dir', bundleDir, '--listen', host, '--state', path.join(work, 'serve.db')], { stdio: ['ignore', 'ignore', 'pipe'] });
-    serve.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise((resolve) => serve.once('exit', resolve));
-    t.after(async () => {
-      if (serve.exitCode === null) serve.kill('SIGKILL');
-      await exited;
-    });
-    await waitFor(`serve on ${host}`, async () => {
-      if (serve.exitCode !== null) throw new Error(`serve exited: ${stderr}`);
-      return (await fetch(`http://${host}/v2/`)).status === 200;
-    });
-    await mkdir(path.join(work, 'copy'));
-    for (const made of [delta1, delta2]) {
-      for (const image of made.manifest.images) {
-        const out = path.join(work, 'copy', `${made.file}-${image.digest.slice(7, 19)}`);
-        const name = image.name.replace(/^quay\.io\//, '');
-        await run('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${host}/${name}`, `dir:${out}`], { timeout: 60_000 });
-        // skopeo checks every blob's digest as it copies: a missing base layer would fail it.
-        assert.ok((await readdir(out)).includes('manifest.json'));
-      }
-    }
+    await copyEveryImage(t, bundleDir, path.join(work, 'serve.db'), [delta1, delta2]);
   });
 
   test(`preload through ${variant.name} pulls and pins every image of the newest releases across base + deltas; the base stays for the kept deltas`, async () => {
@@ -208,17 +227,48 @@ describe('delta bundles', { concurrency: false }, () => {
     assert.ok((await readdir(bundleDir)).includes('ocp-0.tar.seal.json'));
   });
 
-  test('--since takes the node\'s inventory (pin-preload inventory): every bundle it lists is a base, and what they hold is left out', async () => {
+  test('--since takes the node\'s inventory (pin-preload inventory): what its bundles hold is left out, and the bundles holding it are the bases', async () => {
     const inventory = path.join(work, 'inventory.json');
     const made = await runCli(['inventory', '--config', configFile, '--output', inventory]);
     assert.equal(made.code, 0, made.stderr);
     const fromInventory = await create(2, 'ocp-2-inv.tar', '--since', inventory);
-    assert.deepEqual(fromInventory.manifest.bases, [full0, delta1, delta2].map((b) => ({ name: b.file, manifestDigest: b.manifestDigest })));
+    // Along this chain each layer is in one bundle: the bases are exactly the bundles holding a layer it leaves out.
+    const used = [full0, delta1, delta2].filter((b) => b.manifest.blobs.some((blob) => fromInventory.manifest.baseBlobs!.includes(blob.digest)));
+    assert.deepEqual(fromInventory.manifest.bases, used.map((b) => ({ name: b.file, manifestDigest: b.manifestDigest })));
     assert.deepEqual(fromInventory.manifest.blobs.filter((b) => b.role === 'layer'), [], 'the node has every layer of 4.16.2 already');
     assert.deepEqual(fromInventory.manifest.blobs.map((b) => b.digest), delta2.manifest.blobs.filter((b) => b.role !== 'layer').map((b) => b.digest), 'every manifest and config carried');
     // Against the first bundle alone, the node would get 4.16.1's and 4.16.2's new layers again.
     const fromBundle = await create(2, 'ocp-2-since-0.tar', '--since', full0.seal);
     assert.ok(bytesOf(fromBundle.manifest) > bytesOf(fromInventory.manifest));
+  });
+
+  test('of an inventory listing two full bundles, a delta needing only the newer records that one, and is served with only it', async (t) => {
+    const node = path.join(work, 'node-two-full');
+    await mkdir(node, { recursive: true });
+    const twoFull = await writeContainerdNodeConfig(node, containerd.endpoint, path.join(node, 'certs.d'));
+    for (const b of [full0, full1]) {
+      const result = await runCli(['import', '--config', twoFull, b.seal]);
+      assert.equal(result.code, 0, `import ${b.file}: ${result.stderr}`);
+    }
+    const inventory = path.join(work, 'inventory-two-full.json');
+    const made = await runCli(['inventory', '--config', twoFull, '--output', inventory]);
+    assert.equal(made.code, 0, made.stderr);
+    // 4.16.1 again (say, re-bundled with other extras): ocp-1-full.tar holds every layer of it, ocp-0.tar only
+    // some, and those the older bundle holds too are left to the one already needed.
+    const delta = await create(1, 'ocp-1-since-two.tar', '--since', inventory);
+    assert.deepEqual(delta.manifest.bases, [{ name: full1.file, manifestDigest: full1.manifestDigest }], 'one base, not both');
+    const base = full1;
+    const inBoth = new Set(full0.manifest.blobs.map((b) => b.digest as string));
+    assert.ok(delta.manifest.baseBlobs!.some((d) => inBoth.has(d)), 'some of its layers are in both bundles');
+    // A node with that base alone: import accepts the delta, and the mirror serves every image of it.
+    const alone = path.join(work, 'node-one-base');
+    await mkdir(alone, { recursive: true });
+    const aloneConfig = await writeContainerdNodeConfig(alone, containerd.endpoint, path.join(alone, 'certs.d'));
+    for (const b of [base, delta]) {
+      const result = await runCli(['import', '--config', aloneConfig, b.seal]);
+      assert.equal(result.code, 0, `import ${b.file} beside ${base.file} alone: ${result.stderr}`);
+    }
+    await copyEveryImage(t, path.join(alone, 'bundles'), path.join(alone, 'serve.db'), [delta]);
   });
 
   test('retiring keeps a base a kept delta needs (through the chain)', async () => {

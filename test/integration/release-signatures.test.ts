@@ -4,7 +4,7 @@
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -130,6 +130,60 @@ describe('release signatures', () => {
       sigs.forEach((bytes, n) => assert.ok(Buffer.from(doc.binaryData[`${name}-${n + 1}`]!, 'base64').equals(bytes), `${name}-${n + 1} decodes to the store's file`));
     }
     assert.equal((await readdir(dir)).filter((f) => f.endsWith('.configmap.yaml')).length, 2);
+  });
+
+  test('a spec with the channel range, graph, signature store and keyring carries the same signatures as the flags', async () => {
+    const expected = await serveGoodSignatures();
+    const specDir = path.join(work, 'spec');
+    await mkdir(specDir, { recursive: true });
+    // The keyring beside the spec, named relative to it.
+    await copyFile(signer.armoredKeyring, path.join(specDir, 'release-keyring.asc'));
+    const spec = path.join(specDir, 'signed.toml');
+    const keys = [
+      'channel = "stable-4.16"',
+      `min-version = "${samples[0]!.params.version}"`,
+      `max-version = "${samples[1]!.params.version}"`,
+      `graph-url = "${graphUrl}"`,
+      `signature-store = "${storeUrl}"`,
+      'release-keyring = "release-keyring.asc"',
+    ];
+    await writeFile(spec, `${keys.join('\n')}\n`);
+    const planned = await runCli(['bundle', 'plan', ...source(), '--spec', spec, '--json']);
+    assert.equal(planned.code, 0, planned.stderr);
+    const byFlags = await runCli(['bundle', 'plan', ...source(), ...releases(), '--signature-store', storeUrl, '--release-keyring', signer.armoredKeyring, '--json']);
+    assert.deepEqual(JSON.parse(planned.stdout), JSON.parse(byFlags.stdout), 'the same plan as the flags');
+    const output = path.join(work, 'signed-by-spec.tar');
+    const created = await runCli(['bundle', 'create', ...source(), '--spec', spec, '--output', output, '--quiet'], { timeoutMs: 120_000 });
+    assert.equal(created.code, 0, created.stderr);
+    const bundle = await openBundle(output);
+    await bundle.close();
+    assert.deepEqual(bundle.manifest.releases?.map((r) => r.version), samples.map((s) => s.params.version));
+    for (const release of bundle.manifest.releases ?? []) {
+      assert.deepEqual(release.signatures?.map((sig) => Buffer.from(sig.base64, 'base64')), expected.get(release.digest), `release ${release.version}`);
+    }
+    // The keyring from the spec is used: a stranger's signature is refused, naming it.
+    served.set(`sha256=${hexOf(samples[0]!.releaseDigest)}/signature-1`, await stranger.sign(atomicPayload(samples[0]!.releaseDigest)));
+    const untrusted = await runCli(['bundle', 'plan', ...source(), '--spec', spec]);
+    assertNoInternalError(untrusted, 'plan --spec with a stranger\'s signature');
+    assert.equal(untrusted.code, 1, untrusted.stderr);
+    assert.match(untrusted.stderr, /signature-1 of release 4\.16\.0-sample .* is not a good signature by a key of the release keyring/);
+    // A store without signatures: refused, unless the spec (or the flag) allows unsigned releases.
+    served.clear();
+    const refused = await runCli(['bundle', 'plan', ...source(), '--spec', spec, '--json']);
+    assert.equal((JSON.parse(refused.stdout) as { error: { code: string } }).error.code, 'RELEASE_UNSIGNED');
+    await writeFile(spec, `${keys.join('\n')}\nallow-unsigned-releases = true\n`);
+    const allowed = await runCli(['bundle', 'plan', ...source(), '--spec', spec, '--json']);
+    assert.equal(allowed.code, 0, allowed.stderr);
+    // --signature-store on the command line replaces the spec's: the spec names an empty store, the flag the good one.
+    await serveGoodSignatures();
+    await writeFile(spec, `${keys.join('\n').replace(`"${storeUrl}"`, `"${storeUrl}empty/"`)}\nallow-unsigned-releases = true\n`);
+    const signatureCounts = async (...args: string[]) => {
+      const result = await runCli(['bundle', 'plan', ...source(), '--spec', spec, '--json', ...args]);
+      assert.equal(result.code, 0, result.stderr);
+      return (JSON.parse(result.stdout) as { releases: Array<{ signatures: number }> }).releases.map((r) => r.signatures);
+    };
+    assert.deepEqual(await signatureCounts(), [0, 0], 'the spec\'s empty store');
+    assert.deepEqual(await signatureCounts('--signature-store', storeUrl), [2, 1], 'the flag\'s store');
   });
 
   test('a carried signature changed by one byte fails verify: the seal pins pin-preload.json, which holds it', async () => {

@@ -15,8 +15,10 @@ import { deltaPlan, readPrevious, type PreviousContent } from '../../src/plan/de
 import { dedupRatio } from '../../src/plan/plan-json.js';
 import { missingBases, type NodeBundle } from '../../src/node/bundle-dir.js';
 import { bundleDependencies } from '../../src/node/retire.js';
+import { INVENTORY_KIND, writeInventory, type NodeInventory } from '../../src/node/inventory.js';
 import { UserError } from '../../src/util/errors.js';
 import { blobContents, MemorySource, testImage, testPlan } from '../support/bundle-plans.js';
+import { withTempDir } from '../support/temp-dir.js';
 
 const repo = { domain: 'quay.io', path: 'example/app' };
 const shared = randomBytes(5000);
@@ -143,7 +145,81 @@ test('a --since that is missing, a directory or neither a bundle nor an inventor
         return true;
       });
     }
+    // Given in a bundle spec, the error names the spec's key instead of the flag.
+    await assert.rejects(readPrevious(dir, 'since (ocp.toml)'), (err: unknown) => err instanceof UserError && err.code === 'SINCE_UNREADABLE' && err.message === `cannot read since (ocp.toml) ${dir}: it is a directory`);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+/** A node inventory listing `bundles` (oldest first by `created`), each holding the given blobs. */
+function inventoryOf(bundles: Array<{ name: string; digest: string; created: string; blobs: readonly Digest[] }>, withHolders = true): NodeInventory {
+  const holders = new Map<string, string[]>();
+  for (const b of bundles) for (const d of b.blobs) holders.set(d, [...(holders.get(d) ?? []), b.digest]);
+  return {
+    kind: INVENTORY_KIND,
+    schemaVersion: 1,
+    tool: { name: 'pin-preload', version: '0.1.0' },
+    node: { name: 'worker-0', hostname: 'worker-0' },
+    generatedAt: created,
+    bundles: bundles.map((b) => ({ path: `/var/lib/pin-preload/bundles/${b.name}`, manifestDigest: b.digest, created: b.created, releases: [], images: 1, blobs: b.blobs.length })),
+    blobs: [...holders].sort(([a], [b]) => (a < b ? -1 : 1)).map(([digest, held]) => ({ digest, size: 1, ...(withHolders ? { bundles: held } : {}) })),
+    runtime: { name: 'containerd', version: '1.7.24', images: [] },
+  };
+}
+
+async function deltaAgainst(inventory: NodeInventory): Promise<ReturnType<typeof deltaPlan>> {
+  return withTempDir('pin-preload-since-', async (dir) => {
+    const file = path.join(dir, 'inventory.json');
+    await writeInventory(file, inventory);
+    return deltaPlan(plan, await readPrevious(file));
+  });
+}
+
+const layers = plan.blobs.filter((b) => b.role === 'layer').map((b) => b.digest);
+const ownLayers = layers.filter((d) => d !== sharedLayer.digest);
+const bundleDigest = (c: string) => `sha256:${c.repeat(64)}` as Digest;
+const unrelatedLayer = bundleDigest('9');
+
+test('against an inventory, a delta records as bases only the bundles it leaves layers to', async () => {
+  const delta = await deltaAgainst(inventoryOf([
+    { name: 'ocp-0.tar', digest: bundleDigest('1'), created: '2026-01-01T00:00:00Z', blobs: [sharedLayer.digest] },
+    { name: 'tools.tar', digest: bundleDigest('2'), created: '2026-02-01T00:00:00Z', blobs: [unrelatedLayer] },
+  ]));
+  assert.deepEqual(delta.delta!.bases, [{ name: 'ocp-0.tar', manifestDigest: bundleDigest('1') }]);
+  assert.deepEqual(delta.delta!.baseBlobs.map((b) => b.digest), [sharedLayer.digest]);
+  assert.deepEqual(buildBundleManifest(delta, { created }).bases, [{ name: 'ocp-0.tar', manifestDigest: bundleDigest('1') }]);
+});
+
+test('a layer several bundles hold goes to a bundle already needed, else to the newest of them', async () => {
+  // The shared layer is in all three; the old bundle alone has one of the other layers: it is needed anyway.
+  const forced = await deltaAgainst(inventoryOf([
+    { name: 'new.tar', digest: bundleDigest('3'), created: '2026-03-01T00:00:00Z', blobs: [sharedLayer.digest] },
+    { name: 'old.tar', digest: bundleDigest('1'), created: '2026-01-01T00:00:00Z', blobs: [sharedLayer.digest, ownLayers[0]!] },
+    { name: 'mid.tar', digest: bundleDigest('2'), created: '2026-02-01T00:00:00Z', blobs: [sharedLayer.digest] },
+  ]));
+  assert.deepEqual(forced.delta!.bases.map((b) => b.name), ['old.tar']);
+  // No bundle is needed for a layer of its own: the newest by creation time, whatever the inventory's order.
+  const newest = await deltaAgainst(inventoryOf([
+    { name: 'new.tar', digest: bundleDigest('3'), created: '2026-03-01T00:00:00Z', blobs: [sharedLayer.digest] },
+    { name: 'old.tar', digest: bundleDigest('1'), created: '2026-01-01T00:00:00Z', blobs: [sharedLayer.digest] },
+    { name: 'mid.tar', digest: bundleDigest('2'), created: '2026-02-01T00:00:00Z', blobs: [sharedLayer.digest] },
+  ]));
+  assert.deepEqual(newest.delta!.bases.map((b) => b.name), ['new.tar']);
+});
+
+test('against an inventory holding none of its layers, a delta has no base and is written as a full bundle', async () => {
+  const delta = await deltaAgainst(inventoryOf([{ name: 'tools.tar', digest: bundleDigest('2'), created, blobs: [unrelatedLayer] }]));
+  assert.deepEqual(delta.delta!.bases, []);
+  const manifest = buildBundleManifest(delta, { created });
+  assert.equal(manifest.formatVersion, 1);
+  assert.equal('bases' in manifest || 'baseBlobs' in manifest, false);
+});
+
+test('an inventory that does not say which bundle holds each blob (older pin-preload) makes every bundle a base', async () => {
+  const delta = await deltaAgainst(inventoryOf([
+    { name: 'ocp-0.tar', digest: bundleDigest('1'), created: '2026-01-01T00:00:00Z', blobs: [sharedLayer.digest] },
+    { name: 'tools.tar', digest: bundleDigest('2'), created: '2026-02-01T00:00:00Z', blobs: [unrelatedLayer] },
+  ], false));
+  assert.deepEqual(delta.delta!.bases.map((b) => b.name), ['ocp-0.tar', 'tools.tar']);
 });

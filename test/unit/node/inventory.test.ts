@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { INVENTORY_KIND, inventoryBlobDigests, readInventory, writeInventory, type NodeInventory } from '../../../src/node/inventory.js';
+import { INVENTORY_KIND, inventoryBlobDigests, inventoryBlobHolders, readInventory, writeInventory, type NodeInventory } from '../../../src/node/inventory.js';
 import { UserError } from '../../../src/util/errors.js';
 import { withTempDir } from '../../support/temp-dir.js';
 
@@ -17,8 +17,8 @@ const SAMPLE: NodeInventory = {
   tool: { name: 'pin-preload', version: '0.1.0' },
   node: { name: 'worker-0', hostname: 'worker-0.example.com' },
   generatedAt: '2026-11-30T12:00:00.000Z',
-  bundles: [{ path: '/var/lib/pin-preload/bundles/ocp-4.16.3.tar', manifestDigest: digest(1), releases: [{ name: `quay.io/openshift-release-dev/ocp-release@${digest(2)}`, version: '4.16.3', channel: 'stable-4.16' }], images: 2, blobs: 2 }],
-  blobs: [{ digest: digest(3), size: 10 }, { digest: digest(4), size: 0 }],
+  bundles: [{ path: '/var/lib/pin-preload/bundles/ocp-4.16.3.tar', manifestDigest: digest(1), created: '2026-11-29T08:00:00.000Z', releases: [{ name: `quay.io/openshift-release-dev/ocp-release@${digest(2)}`, version: '4.16.3', channel: 'stable-4.16' }], images: 2, blobs: 2 }],
+  blobs: [{ digest: digest(3), size: 10, bundles: [digest(1)] }, { digest: digest(4), size: 0, bundles: [digest(1)] }],
   runtime: { name: 'containerd', version: '1.7.24', images: [{ id: digest(5), repoDigests: [`quay.io/x/y@${digest(6)}`], repoTags: [] }] },
 };
 
@@ -31,6 +31,9 @@ test('an inventory written by the node reads back unchanged, leaving no temp fil
     assert.deepEqual(await readInventory(file), SAMPLE);
     assert.deepEqual(await readdir(dir), ['inventory.json']);
     assert.deepEqual([...inventoryBlobDigests(SAMPLE)], [digest(3), digest(4)]);
+    assert.deepEqual([...inventoryBlobHolders(SAMPLE)!], [[digest(3), [digest(1)]], [digest(4), [digest(1)]]]);
+    // Written before blobs named their bundles: no holders, so a delta takes every bundle as a base.
+    assert.equal(inventoryBlobHolders({ ...SAMPLE, blobs: [{ digest: digest(3), size: 10 }] }), undefined);
     await assert.rejects(writeInventory(path.join(file, 'inventory.json'), SAMPLE), (e: unknown) => e instanceof UserError && e.code === 'INVENTORY_WRITE_FAILED' && /inventory\.json\/inventory\.json: E[A-Z]+$/.test(e.message), 'a path under a file');
   });
 });
@@ -45,6 +48,9 @@ test('a file that is not a valid inventory is refused with INVENTORY_INVALID nam
     [{ ...SAMPLE, bundles: [{ ...SAMPLE.bundles[0], releases: [{ name: 'x' }] }] }, /releases must be a list of \{name, version\}/],
     [{ ...SAMPLE, blobs: [{ digest: 'md5:abc', size: 1 }] }, /blob 1 has no valid digest/],
     [{ ...SAMPLE, blobs: [{ digest: digest(3), size: -1 }] }, /blob sha256:0+3 has no valid size/],
+    [{ ...SAMPLE, blobs: [{ digest: digest(3), size: 1, bundles: [digest(9)] }] }, /blob sha256:0+3: bundles must be a non-empty list of manifest digests of bundles\[\]/],
+    [{ ...SAMPLE, blobs: [{ digest: digest(3), size: 1, bundles: [] }] }, /blob sha256:0+3: bundles must be/],
+    [{ ...SAMPLE, bundles: [{ ...SAMPLE.bundles[0], created: 'last week' }] }, /created must be an RFC 3339 time/],
     [{ ...SAMPLE, runtime: { images: [{ id: 'x', repoDigests: 'y', repoTags: [] }] } }, /runtime image 1 needs an id, repoDigests and repoTags/],
     [[SAMPLE], /not a JSON object/],
   ];
