@@ -67,6 +67,12 @@ interface Request {
   readonly body?: (() => Buffer | Readable) | undefined;
   /** The token scope; pull of the endpoint's repository when absent. */
   readonly scope?: string | undefined;
+  /**
+   * Keep the connection after a HEAD. undici closes it after every HEAD by default (a server might send a
+   * body it should not); a push HEADs every blob and manifest, and a new connection for each cost as much
+   * CPU as the HEAD itself (368 connections for the 1 GB push bench). Registries send no body to a HEAD.
+   */
+  readonly keepAlive?: boolean | undefined;
 }
 
 /** A request to a push target (the registry ImageDestination): any method, a body, the scope it needs. */
@@ -657,6 +663,7 @@ export class RegistryClient implements ImageSource {
       headers,
       ...(request.body ? { body: request.body() } : {}),
       ...(request.signal ? { signal: request.signal } : {}),
+      ...(request.keepAlive ? { reset: false } : {}),
     });
     return { res, origin, authorization };
   }

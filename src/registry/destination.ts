@@ -59,7 +59,7 @@ export class RegistryDestination implements ImageDestination {
 
   async reuseBlob(repository: string, blob: BlobRef, mountFrom: string | undefined, signal?: AbortSignal): Promise<BlobReuse> {
     try {
-      await this.exchange(repository, { method: 'HEAD', path: `/v2/${repository}/blobs/${blob.digest}`, headers: {}, signal });
+      await this.exchange(repository, { method: 'HEAD', path: `/v2/${repository}/blobs/${blob.digest}`, headers: {}, keepAlive: true, signal });
       return 'present';
     } catch (error) {
       if (!isStatus(error, 404)) throw error;
@@ -173,7 +173,7 @@ export class RegistryDestination implements ImageDestination {
 
   private async manifestDigest(repository: string, selector: string, signal: AbortSignal | undefined): Promise<Digest | undefined> {
     try {
-      const res = await this.exchange(repository, { method: 'HEAD', path: `/v2/${repository}/manifests/${selector}`, headers: { accept: MANIFEST_ACCEPT }, signal });
+      const res = await this.exchange(repository, { method: 'HEAD', path: `/v2/${repository}/manifests/${selector}`, headers: { accept: MANIFEST_ACCEPT }, keepAlive: true, signal });
       const served = header(res, 'docker-content-digest');
       if (served !== undefined && isDigest(served)) return served;
       return isDigest(selector) ? selector : undefined;

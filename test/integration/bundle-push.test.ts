@@ -109,6 +109,17 @@ test('pushes every image so that skopeo pulls each back by digest, byte for byte
   assert.deepEqual([...new Set(proxy.requests.filter((r) => r.path !== '/v2/' && !UPLOADS.includes(r.method)).map((r) => r.method))], ['HEAD']);
 });
 
+test('keeps its connections across the HEADs of blobs and manifests: no more connections than the pool holds', async (t) => {
+  const { proxy } = await target(t);
+  const result = await push(proxy.host);
+  assert.equal(result.images, manifest.images.length);
+  const heads = proxy.requests.filter((r) => r.method === 'HEAD').length;
+  assert.ok(heads >= 20, `the fixture makes the push ask enough HEADs to tell (${heads})`);
+  // undici closes a connection after every HEAD unless told otherwise: that was one connection per HEAD.
+  // The pool holds 8; one more is the https probe of the plain-HTTP target.
+  assert.ok(proxy.connectionsAccepted() <= 9, `${proxy.connectionsAccepted()} connections for ${proxy.requests.length} requests (${heads} HEADs)`);
+});
+
 test('pushes a bundle split into volumes straight from the volumes', async (t) => {
   const { registry } = await target(t);
   const result = await push(registry.host, { bundle: split });

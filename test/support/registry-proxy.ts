@@ -58,6 +58,8 @@ export interface RunningProxy {
   readonly requests: RecordedRequest[];
   /** GETs of /v2/…/blobs/<digest>, whatever their outcome. */
   countBlobGets(digest: string): number;
+  /** TCP connections the proxy accepted so far (a client that keeps its connections opens few). */
+  connectionsAccepted(): number;
   /** Replaces the fault hook (e.g. between tests sharing one proxy). */
   setFault(fault: ProxyOptions['fault']): void;
   stop(): Promise<void>;
@@ -168,6 +170,8 @@ export async function startRegistryProxy(upstreamUrl: string, options: ProxyOpti
     forward(req, res, record, fault);
   };
   const server = options.tls ? https.createServer({ key: options.tls.key, cert: options.tls.cert }, handle) : http.createServer(handle);
+  let connections = 0;
+  server.on('connection', () => connections++);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -179,6 +183,7 @@ export async function startRegistryProxy(upstreamUrl: string, options: ProxyOpti
     host: `127.0.0.1:${port}`,
     requests,
     countBlobGets: (digest) => requests.filter((r) => r.method === 'GET' && r.path.split('?')[0]!.endsWith(`/blobs/${digest}`)).length,
+    connectionsAccepted: () => connections,
     setFault(fault) {
       faultHook = fault;
     },
