@@ -129,6 +129,13 @@ async function requireBases(source: string, files: BundleFiles, manifest: Bundle
   });
 }
 
+export interface ImportOptions {
+  readonly signal?: AbortSignal;
+  readonly log?: (line: string) => void;
+  /** Also recompute each volume's sha256 and compare it with the seal, as `bundle verify --volume-checksums`. */
+  readonly volumeChecksums?: boolean;
+}
+
 /**
  * Imports the bundle that `source` (its tar, any volume, or its seal) belongs to into [paths] bundles,
  * and registers it in the state database and the mirror's bundle index.
@@ -136,7 +143,7 @@ async function requireBases(source: string, files: BundleFiles, manifest: Bundle
 export async function importBundle(
   config: NodeConfig,
   source: string,
-  options: { signal?: AbortSignal; log?: (line: string) => void } = {},
+  options: ImportOptions = {},
 ): Promise<ImportResult> {
   const files = await locateBundle(source);
   if (!files.seal || !files.sealBytes) {
@@ -157,7 +164,7 @@ async function importOpened(
   source: string,
   files: BundleFiles & { seal: NonNullable<BundleFiles['seal']>; sealBytes: Buffer },
   volumes: VolumeSet,
-  options: { signal?: AbortSignal; log?: (line: string) => void },
+  options: ImportOptions,
 ): Promise<ImportResult> {
   const log = options.log ?? (() => undefined);
   const bundlesDir = path.resolve(config.paths.bundles);
@@ -211,6 +218,7 @@ async function importOpened(
       { ...files, ...(signatureBytes ? { signatureBytes } : {}) },
       {
         copyInto: temp,
+        ...(options.volumeChecksums ? { volumeChecksums: true } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
         ...(config.paths.trustedKey ? { trustedKey: config.paths.trustedKey } : {}),
       },

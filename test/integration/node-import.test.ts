@@ -152,6 +152,12 @@ test('a blob damaged on the media is rejected naming the blob, its volume and it
     return true;
   });
   assert.deepEqual(await readdir(config.paths.bundles), [], 'no volume, seal or temp dir left');
+  await assert.rejects(importBundle(config, seal, { volumeChecksums: true }), (err: unknown) => {
+    assert.ok(isUserError(err));
+    assert.match(err.message, new RegExp(`volume ${path.basename(damaged.volume).replace('.', '\\.')} has sha256 [0-9a-f]{64}, the seal says`), 'with volumeChecksums, the volume sha256 as well');
+    return true;
+  });
+  assert.deepEqual(await readdir(config.paths.bundles), []);
   await flipByte(damaged.volume, damaged.local);
   assert.equal((await importBundle(config, seal)).alreadyImported, false, 'the repaired media imports on a re-run');
 });
