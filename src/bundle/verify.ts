@@ -525,18 +525,29 @@ async function readEveryByte(
       [hashes] = await Promise.all([hashing, checkSkeleton(read.skeleton, volumes, onDisk, skeletonProblems)]);
     } else {
       const fds = await Promise.all(onDisk.map((v, i) => (v.actualSize === undefined ? null : volumes.fd(i))));
+      // The workers write to the copies' descriptors: they are stopped, and have stopped, before any of them
+      // is closed (a closed descriptor's number may be reused by the next file opened).
+      const stop = new AbortController();
       const hashing = hashRangesDirect(onDisk, balance(blobs), {
         ...progress,
         fds,
         ...(copies ? { copyFds: copies.map((h) => h?.fd ?? null) } : {}),
-        ...(options.signal ? { signal: options.signal } : {}),
+        signal: options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal,
       });
       const rest = async () => {
         const copy = sink ? (offset: number, bytes: Buffer) => sink.writeAt(volumes, offset, bytes) : undefined;
         if (copy) await copyManifest(read, blobs, volumes, copy);
         await checkSkeleton(read.skeleton, volumes, onDisk, skeletonProblems, copy);
       };
-      [hashes] = await Promise.all([hashing, rest()]);
+      const checking = rest().catch((err: unknown) => {
+        stop.abort();
+        throw err;
+      });
+      const [hashed, checked] = await Promise.allSettled([hashing, checking]);
+      // The main thread's error first: the workers' is then only their being stopped.
+      if (checked.status === 'rejected') throw checked.reason;
+      if (hashed.status === 'rejected') throw hashed.reason;
+      hashes = hashed.value;
     }
     await sink?.settle();
     if (copies) for (const handle of copies) await handle?.sync();
