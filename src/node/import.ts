@@ -18,7 +18,7 @@ import { UserError, errnoCode } from '../util/errors.js';
 import { bundleFingerprint, listSealFiles, missingBases, readBundles, readNodeBundle } from './bundle-dir.js';
 import { desiredSet } from './retire.js';
 import type { NodeConfig } from './config.js';
-import { openNodeServices } from './preload.js';
+import { openNodeServices } from './node-services.js';
 import { freeBytes } from '../util/disk.js';
 import { describeBytes } from './storage-check.js';
 import { checkNodeBundleSignature, verifyFailure, verifyNodeBundle } from './verify.js';

@@ -20,7 +20,7 @@ import { NodeState } from '../../src/state/node-state.js';
 import { BundleStore } from '../../src/mirror/bundle-store.js';
 import { isUserError } from '../../src/util/errors.js';
 import { deltaPlan, readPrevious } from '../../src/plan/delta.js';
-import { blobContents, MemorySource, testImage, testPlan } from '../support/bundle-plans.js';
+import { blobContents, MemorySource, tarEntry, testImage, testPlan } from '../support/bundle-plans.js';
 import { assertNoInternalError, CLI, runCli } from '../support/cli.js';
 
 const REPO = { domain: 'quay.io', path: 'openshift-release-dev/ocp-v4.0-art-dev' };
@@ -124,16 +124,6 @@ function volumeAt(volumes: readonly string[], sizes: readonly number[], offset: 
   return { volume: volumes[i]!, local: offset };
 }
 
-async function entryOf(seal: string, name: string): Promise<{ headerOffset: number; dataOffset: number; size: number }> {
-  const opened = await openBundle(seal);
-  try {
-    for await (const e of opened.scanEntries()) if (e.name === name) return e;
-  } finally {
-    await opened.close();
-  }
-  throw new Error(`no entry ${name}`);
-}
-
 test('a blob damaged on the media is rejected naming the blob, its volume and its byte range, leaving nothing behind', async (t) => {
   const dir = await tempDir(t, 'import-bad');
   const { seal, volumes } = await makeBundle(dir);
@@ -175,7 +165,7 @@ test('a damaged tar header or padding on the media (bytes no digest covers) is r
     { name: `blobs/sha256/${padded.digest.slice(7)}`, at: (e: { dataOffset: number; size: number }) => e.dataOffset + e.size + 3, what: 'the padding after' },
   ];
   for (const c of cases) {
-    const byte = volumeAt(volumes, sizes, c.at(await entryOf(seal, c.name)));
+    const byte = volumeAt(volumes, sizes, c.at(await tarEntry(seal, c.name)));
     await flipByte(byte.volume, byte.local);
     const config = nodeConfig(path.join(dir, `node-${c.what.split(' ')[1]!}`));
     await assert.rejects(importBundle(config, seal), (err: unknown) => {
