@@ -181,7 +181,7 @@ test('a damaged tar header or padding on the media (bytes no digest covers) is r
 
 test('import opens each volume of the media once, reads the seal, the signature and pin-preload.json once (system calls counted)', async (t) => {
   try {
-    execFileSync('strace', ['-f', '-e', 'trace=none', '-o', '/dev/null', 'true'], { stdio: 'ignore' });
+    execFileSync('strace', ['-f', '-e', 'trace=none', '-o', '/dev/null', 'true'], { stdio: 'ignore', timeout: 10_000 });
   } catch {
     t.skip('strace cannot trace here');
     return;
@@ -195,7 +195,7 @@ test('import opens each volume of the media once, reads the seal, the signature 
   const trace = path.join(dir, 'trace');
   // One file per thread (-ff): a call is never split by another thread's, and -ttt orders them all.
   execFileSync('strace', ['-ff', '-ttt', '-s', '0', '-e', 'trace=openat,pread64,close', '-o', trace, process.execPath, CLI,
-    'import', seal, '--config', '/dev/null', '--bundles', config.paths.bundles, '--state', config.paths.state], { stdio: 'ignore' });
+    'import', seal, '--config', '/dev/null', '--bundles', config.paths.bundles, '--state', config.paths.state], { stdio: 'ignore', timeout: 120_000 });
   const calls = (await Promise.all((await readdir(dir)).filter((f) => f.startsWith('trace.')).map((f) => readFile(path.join(dir, f), 'utf8'))))
     .flatMap((text) => text.split('\n').filter(Boolean))
     .sort((a, b) => Number(a.split(' ')[0]) - Number(b.split(' ')[0]));
