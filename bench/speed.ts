@@ -5,7 +5,8 @@
 //
 // Pairs: create vs the pull floor (bench/pull-floor.ts: the same blobs, same registry, same concurrency,
 // digests checked, nothing written); create vs skopeo (one `skopeo copy` per image into one OCI layout, or
-// with --small `skopeo sync --src yaml --dest dir`); verify vs `openssl dgst -sha256`; import vs verify;
+// with --small `skopeo sync --src yaml --dest dir`); verify vs `openssl dgst -sha256`; import vs verify, and
+// import vs its floor (`cp` + `sync FILE`: the same bytes copied and fsynced, nothing checked);
 // `bundle plan` vs the CLI's start-up (`pin-preload --version`).
 
 import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
@@ -164,7 +165,20 @@ async function main(): Promise<void> {
       json.import = { import: vs.a, verify: vs.b };
       const ratio = median(vs.a.map((s) => s.wallS)) / median(vs.b.map((s) => s.wallS));
       rows.push(['import vs verify: time', `${spread(vs.a.map((s) => s.wallS), 2)} s`, `${spread(vs.b.map((s) => s.wallS), 2)} s`, `${ratio.toFixed(2)}×`, '≤ 1.2×']);
+      // What the copy alone costs on this disk: the same bytes copied by the kernel and fsynced, nothing checked.
+      const copied = path.join(opts.work, 'speed-copy');
+      const copyFloor: Side = {
+        name: 'cp + fsync',
+        before: () => fresh(copied),
+        run: () => measure(['sh', '-c', `cp ${JSON.stringify(output)} ${JSON.stringify(copied)}/ && sync ${JSON.stringify(path.join(copied, path.basename(output)))}`]),
+      };
+      const vsCopy = await pair(opts.rounds, importSide, copyFloor);
+      note([...vsCopy.a, ...vsCopy.b]);
+      json.importCopyFloor = { import: vsCopy.a, copy: vsCopy.b };
+      const copyRatio = median(vsCopy.a.map((s) => s.wallS)) / median(vsCopy.b.map((s) => s.wallS));
+      rows.push(['import vs cp + fsync (floor): time', `${spread(vsCopy.a.map((s) => s.wallS), 2)} s`, `${spread(vsCopy.b.map((s) => s.wallS), 2)} s`, `${copyRatio.toFixed(2)}×`, '']);
       await rm(node, { recursive: true, force: true });
+      await rm(copied, { recursive: true, force: true });
     }
 
     // 5. plan against the CLI's start-up.

@@ -24,6 +24,7 @@ export type HashWorkerReply =
   | { readonly type: 'result'; readonly id: number; readonly sha256: string }
   | { readonly type: 'failed'; readonly id: number; readonly reason: string }
   | { readonly type: 'progress'; readonly bytes: number }
+  | { readonly type: 'error'; readonly message: string; readonly code?: string }
   | { readonly type: 'done' };
 
 export type RangeHash = { readonly sha256: string } | { readonly error: string };
@@ -164,22 +165,43 @@ export async function hashRanges(volumes: readonly VolumeOnDisk[], groups: reado
   }
 }
 
+export interface DirectHashOptions extends Pick<HashOptions, 'onBytes' | 'chunkSize'> {
+  /** Each volume's descriptor, opened once by the caller and shared by the workers (null for a missing volume). */
+  readonly fds?: ReadonlyArray<number | null>;
+  /**
+   * Descriptors of the volumes' copies: every byte of a range is also written there, at its offset in its
+   * volume, from the buffer it was hashed from (bytes outside every range are the caller's to copy).
+   */
+  readonly copyFds?: ReadonlyArray<number | null>;
+  /** Stops the workers, the call failing with an ABORT_ERR error. */
+  readonly signal?: AbortSignal;
+}
+
 /**
  * The sha256 of every range, each group read and hashed by its own worker thread with its own small
  * positional reads (no hand-off between threads, the buffer stays in the core's cache), the groups in
- * parallel. For groups that share no bytes (blobs split across workers): a shared byte would be read twice.
- * Bytes missing on disk make the ranges over them fail with a reason, as in hashRanges.
+ * parallel; with `copyFds`, each worker also writes what it read to the copy. For groups that share no
+ * bytes (blobs split across workers): a shared byte would be read twice. Bytes missing on disk make the
+ * ranges over them fail with a reason, as in hashRanges; a read or write error fails the call with its code.
  */
-export async function hashRangesDirect(volumes: readonly VolumeOnDisk[], groups: readonly (readonly HashRange[])[], options: HashOptions = {}): Promise<Map<number, RangeHash>> {
+export async function hashRangesDirect(volumes: readonly VolumeOnDisk[], groups: readonly (readonly HashRange[])[], options: DirectHashOptions = {}): Promise<Map<number, RangeHash>> {
   const chunkSize = options.chunkSize ?? 256 * 1024;
   const results = new Map<number, RangeHash>();
   let read = 0;
+  const shared = { ...(options.fds ? { fds: options.fds } : {}), ...(options.copyFds ? { copyFds: options.copyFds } : {}) };
   const workers = groups
     .filter((g) => g.length > 0)
     .map((group) => {
       const ranges = [...group].sort((a, b) => a.offset - b.offset);
-      return new Worker(new URL('./hash-worker.js', import.meta.url), { workerData: { mode: 'read', volumes, ranges, chunkSize } });
+      return new Worker(new URL('./hash-worker.js', import.meta.url), { workerData: { mode: 'read', volumes, ranges, chunkSize, ...shared } });
     });
+  let abort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    abort = () => reject(Object.assign(new Error('the copy was cancelled'), { code: 'ABORT_ERR' }));
+    if (options.signal?.aborted) abort();
+    else options.signal?.addEventListener('abort', abort, { once: true });
+  });
+  aborted.catch(() => undefined);
   const work = workers.map(
     (worker) =>
       new Promise<void>((resolve, reject) => {
@@ -187,6 +209,7 @@ export async function hashRangesDirect(volumes: readonly VolumeOnDisk[], groups:
           if (reply.type === 'result') results.set(reply.id, { sha256: reply.sha256 });
           else if (reply.type === 'failed') results.set(reply.id, { error: reply.reason });
           else if (reply.type === 'progress') options.onBytes?.((read += reply.bytes));
+          else if (reply.type === 'error') reject(Object.assign(new Error(reply.message), reply.code !== undefined ? { code: reply.code } : {}));
           else if (reply.type === 'done') resolve();
         });
         worker.on('error', reject);
@@ -194,9 +217,10 @@ export async function hashRangesDirect(volumes: readonly VolumeOnDisk[], groups:
       }),
   );
   try {
-    await Promise.all(work);
+    await Promise.race([Promise.all(work), aborted]);
     return results;
   } finally {
+    if (abort) options.signal?.removeEventListener('abort', abort);
     await Promise.all(workers.map((w) => w.terminate()));
   }
 }

@@ -8,7 +8,16 @@ import type { HashRange, HashWorkerMessage, HashWorkerReply, VolumeOnDisk } from
 
 type Init =
   | { readonly mode: 'shared'; readonly shared: SharedArrayBuffer; readonly ranges: readonly HashRange[] }
-  | { readonly mode: 'read'; readonly volumes: readonly VolumeOnDisk[]; readonly ranges: readonly HashRange[]; readonly chunkSize: number };
+  | {
+      readonly mode: 'read';
+      readonly volumes: readonly VolumeOnDisk[];
+      readonly ranges: readonly HashRange[];
+      readonly chunkSize: number;
+      /** Descriptors of the volumes, opened by the main thread (null: open it here). */
+      readonly fds?: ReadonlyArray<number | null>;
+      /** Descriptors of the volumes' copies: each chunk read is written there, at its offset, from the buffer it is hashed from. */
+      readonly copyFds?: ReadonlyArray<number | null>;
+    };
 
 const init = workerData as Init;
 const ranges = init.ranges;
@@ -69,13 +78,17 @@ function unreadable(volumes: readonly VolumeOnDisk[], offset: number, length: nu
   return undefined;
 }
 
+function writeAll(fd: number, bytes: Buffer, position: number): void {
+  for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done, position + done);
+}
+
 /**
  * Reads and hashes every range itself, in small positional reads into one buffer that stays in this core's
  * cache: no hand-off between threads, so a byte costs what `openssl dgst` pays for it.
  */
-function readAndHash({ volumes, chunkSize }: Extract<Init, { mode: 'read' }>): void {
+function readAndHash({ volumes, chunkSize, fds: given, copyFds }: Extract<Init, { mode: 'read' }>): void {
   const buffer = Buffer.allocUnsafe(chunkSize);
-  const fds = new Map<number, number>();
+  const fds = new Map<number, number>(); // the ones this worker opened (and closes)
   const PROGRESS_EVERY = 32 * 1024 * 1024;
   let read = 0;
   let reported = 0;
@@ -93,8 +106,9 @@ function readAndHash({ volumes, chunkSize }: Extract<Init, { mode: 'read' }>): v
         const start = Math.max(range.offset, v.offset);
         const end = Math.min(range.offset + range.size, v.offset + v.size);
         if (end <= start) continue;
-        let fd = fds.get(i);
+        let fd = given?.[i] ?? fds.get(i);
         if (fd === undefined) fds.set(i, (fd = fs.openSync(v.path, 'r')));
+        const copy = copyFds?.[i] ?? undefined;
         for (let at = start; at < end; ) {
           const n = fs.readSync(fd, buffer, 0, Math.min(chunkSize, end - at), at - v.offset);
           if (n === 0) {
@@ -102,6 +116,7 @@ function readAndHash({ volumes, chunkSize }: Extract<Init, { mode: 'read' }>): v
             break;
           }
           hash.update(buffer.subarray(0, n));
+          if (copy !== undefined) writeAll(copy, buffer.subarray(0, n), at - v.offset);
           at += n;
           read += n;
           if (read - reported >= PROGRESS_EVERY) {
@@ -120,7 +135,13 @@ function readAndHash({ volumes, chunkSize }: Extract<Init, { mode: 'read' }>): v
 }
 
 if (init.mode === 'read') {
-  readAndHash(init);
+  try {
+    readAndHash(init);
+  } catch (err) {
+    // A read or write error (EIO, ENOSPC) keeps its code across the thread boundary, for the caller to name it.
+    const { message, code } = err as NodeJS.ErrnoException;
+    reply({ type: 'error', message, ...(code !== undefined ? { code } : {}) });
+  }
 } else {
   port.on('message', (message: HashWorkerMessage) => {
     if (message.type === 'chunk') {

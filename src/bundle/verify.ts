@@ -65,9 +65,11 @@ export interface VerifyOptions {
   readonly onBytes?: (bytesRead: number, totalBytes: number) => void;
   /**
    * Copies every volume into this directory (DIR/<volume name>, created new, fsynced) while checking it:
-   * each byte is read once, for the copy, its volume's sha256 and its blob's digest. Implies volumeChecksums
-   * (the copy is proven equal to the sealed volumes). Volumes missing or short are not copied whole; the
-   * report names them.
+   * each byte is read once and written from the buffer it was checked in — a blob's bytes by the worker
+   * that hashes them, every other byte by the main thread that compares it with the skeleton (or, for
+   * pin-preload.json, checks it against the seal). So the copy is what was checked, hashed once; with
+   * volumeChecksums the old double hash (volume sha256 and blob digests of one shared read). Volumes
+   * missing or short are not copied whole; the report names them.
    */
   readonly copyInto?: string;
   /** A gpg keyring (binary or armored): also verify every carried release signature with gpgv. */
@@ -173,7 +175,7 @@ async function checkIndex(manifest: BundleManifest, entry: TarEntry | undefined,
   }
 }
 
-async function checkSignatureState(files: BundleFiles, trustedKey: string | undefined, problems: VerifyProblem[]): Promise<SignatureState> {
+async function checkSignatureState(files: BundleFiles & { readonly signatureBytes?: Buffer | undefined }, trustedKey: string | undefined, problems: VerifyProblem[]): Promise<SignatureState> {
   const present = files.signaturePath !== undefined;
   if (!trustedKey) return present ? 'present-not-checked' : 'unsigned';
   const key = await loadPublicKey(trustedKey);
@@ -186,7 +188,7 @@ async function checkSignatureState(files: BundleFiles, trustedKey: string | unde
     problems.push({ kind: 'signature', subject: sigPath, message: 'the signature cannot be checked without the seal' });
     return 'invalid';
   }
-  const check = checkSignature(files.sealBytes, await fs.readFile(sigPath), key);
+  const check = checkSignature(files.sealBytes, files.signatureBytes ?? (await fs.readFile(sigPath)), key);
   if (check.ok) return 'valid';
   problems.push({ kind: 'signature', subject: sigPath, message: `bad signature: ${check.reason}` });
   return 'invalid';
@@ -220,11 +222,15 @@ function byteText(b: number): string {
   return `0x${b.toString(16).padStart(2, '0')}`;
 }
 
+/** Gets the bytes of the tar read at `offset` (a copy being written from what is checked). */
+type ReadSink = (offset: number, bytes: Buffer) => Promise<void>;
+
 /**
  * Compares every skeleton byte (headers, oci-layout, index.json, padding, end blocks) with what the layout
  * prescribes: a byte comparison, no hashing. Names each differing region with its first differing byte.
+ * `copy` gets every byte read, from the buffer it is compared in.
  */
-async function checkSkeleton(regions: readonly SkeletonRegion[], volumes: VolumeSet, onDisk: readonly VolumeOnDisk[], problems: VerifyProblem[]): Promise<void> {
+async function checkSkeleton(regions: readonly SkeletonRegion[], volumes: VolumeSet, onDisk: readonly VolumeOnDisk[], problems: VerifyProblem[], copy?: ReadSink): Promise<void> {
   let mismatched = 0;
   const compare = (region: SkeletonRegion, found: Buffer) => {
     if (found.equals(region.bytes)) return;
@@ -253,6 +259,7 @@ async function checkSkeleton(regions: readonly SkeletonRegion[], volumes: Volume
     if (onDiskWhole(volumes, onDisk, start, end - start)) {
       const run = Buffer.alloc(end - start);
       await volumes.read(run, start);
+      await copy?.(start, run);
       for (let k = i; k < j; k++) compare(regions[k]!, run.subarray(regions[k]!.offset - start, regions[k]!.offset - start + regions[k]!.bytes.length));
     } else {
       for (let k = i; k < j; k++) {
@@ -260,6 +267,7 @@ async function checkSkeleton(regions: readonly SkeletonRegion[], volumes: Volume
         if (!onDiskWhole(volumes, onDisk, r.offset, r.bytes.length)) continue; // in a missing or short volume: reported as such
         const found = Buffer.alloc(r.bytes.length);
         await volumes.read(found, r.offset);
+        await copy?.(r.offset, found);
         compare(r, found);
       }
     }
@@ -282,12 +290,23 @@ function balance(ranges: readonly HashRange[]): [HashRange[], HashRange[]] {
   return groups;
 }
 
+/** A bundle whose volumes its caller has open and whose layout it has read already (`import`: for its base check). */
+export interface OpenedLayout {
+  readonly volumes: VolumeSet;
+  readonly read: ReadLayout;
+}
+
 /**
  * Runs every check, its problems reported in this order: seal, signature, volume files, layout, the pass over
  * the bytes (skeleton, volume and blob hashes), structure. `file` is a path in the bundle, or the bundle
- * already located (its seal not read again).
+ * already located (its seal not read again, its signature not either when `signatureBytes` are given).
+ * With `opened`, the caller's open volumes and read layout are used (and left open).
  */
-export async function verifyBundle(file: string | BundleFiles, options: VerifyOptions = {}): Promise<VerifyReport> {
+export async function verifyBundle(
+  file: string | (BundleFiles & { readonly signatureBytes?: Buffer | undefined }),
+  options: VerifyOptions = {},
+  opened?: OpenedLayout,
+): Promise<VerifyReport> {
   const files = typeof file === 'string' ? await locateBundle(file) : file;
   const bundlePath = path.join(files.dir, files.name);
   const problems: VerifyProblem[] = [...sealProblems(files)];
@@ -296,18 +315,21 @@ export async function verifyBundle(file: string | BundleFiles, options: VerifyOp
   problems.push(...volumeProblems);
   if (files.seal) problems.push(...staleVolumeProblems(files, await staleVolumes(files)));
 
-  const volumes = new VolumeSet(files.volumes);
+  const volumes = opened?.volumes ?? new VolumeSet(files.volumes);
   try {
-    const read = await readLayout(files, volumes);
+    const read = opened?.read ?? (await readLayout(files, volumes));
     problems.push(...read.problems);
     const { manifest, layout } = read;
     if (manifest) problems.push(...(await releaseSignatureProblems(manifest, options.releaseKeyring)).map((p) => ({ kind: 'release-signature' as const, ...p })));
     if (layout) problems.push(...layoutSizeProblems(bundlePath, layout, volumes.totalSize));
     const blobs = blobRanges(layout, files.volumes.length, volumes.totalSize);
     problems.push(...blobs.problems);
-    const volumeChecksums = wantsVolumeChecksums(files, options, layout !== undefined);
+    // A copy is written by blob and skeleton only from a layout that covers the volumes exactly; otherwise
+    // (a bundle that will be rejected) it is written from the shared read, with volume checksums.
+    const copyByLayout = options.copyInto === undefined || layout?.totalSize === volumes.totalSize;
+    const volumeChecksums = wantsVolumeChecksums(files, options, layout !== undefined && copyByLayout);
     const volumeRanges: HashRange[] = volumeChecksums ? onDisk.map((v, i) => ({ id: i, offset: v.offset, size: v.size })) : [];
-    const readAll = await readEveryByte(onDisk, volumes, volumeChecksums ? volumeRanges : undefined, blobs.ranges, read.skeleton, options);
+    const readAll = await readEveryByte(onDisk, volumes, volumeChecksums ? volumeRanges : undefined, blobs.ranges, read, options);
     problems.push(...readAll.skeletonProblems);
     problems.push(...volumeChecksumProblems(volumeRanges, readAll.hashes, files.seal?.volumes ?? [], onDisk));
     const checked = blobDigestProblems(blobs, readAll.hashes, volumes);
@@ -328,7 +350,7 @@ export async function verifyBundle(file: string | BundleFiles, options: VerifyOp
       problems,
     };
   } finally {
-    await volumes.close();
+    if (!opened) await volumes.close();
   }
 }
 
@@ -423,6 +445,7 @@ export function staleVolumeProblems(files: BundleFiles, stale: readonly string[]
 /** What the layout check found: the sealed manifest, the layout it prescribes and its skeleton, or why not. */
 export interface ReadLayout {
   readonly manifest?: BundleManifest | undefined;
+  /** pin-preload.json as read (and checked against the seal): a copy gets these very bytes. */
   readonly manifestBytes?: Buffer | undefined;
   readonly layout?: BundleLayout | undefined;
   readonly skeleton: readonly SkeletonRegion[];
@@ -432,21 +455,19 @@ export interface ReadLayout {
 /** Reads the manifest (checked against the seal's manifestDigest) and regenerates from it the layout and skeleton every byte is compared with. */
 export async function readLayout(files: BundleFiles, volumes: VolumeSet): Promise<ReadLayout> {
   const bundlePath = path.join(files.dir, files.name);
-  let manifest: BundleManifest;
-  let manifestBytes: Buffer;
+  let read: Awaited<ReturnType<typeof readBundleManifest>>;
   try {
     // Checked against the seal's manifestDigest: this pins the layout, so the skeleton can be regenerated.
-    const read = await readBundleManifest(files, volumes);
-    manifest = read.manifest;
-    manifestBytes = read.manifestBytes;
+    read = await readBundleManifest(files, volumes);
   } catch (err) {
     return { skeleton: [], problems: [{ kind: 'manifest', subject: `${bundlePath}:${MANIFEST_ENTRY}`, message: (err as Error).message }] };
   }
   try {
-    const layout = placeEntries(bundleFiles(manifest, manifestBytes.length), { name: files.name });
-    return { manifest, manifestBytes, layout, skeleton: bundleSkeleton(layout, manifest), problems: [] };
+    const { manifest } = read;
+    const layout = placeEntries(bundleFiles(manifest, read.manifestBytes.length), { name: files.name });
+    return { manifest, manifestBytes: read.manifestBytes, layout, skeleton: bundleSkeleton(layout, manifest), problems: [] };
   } catch (err) {
-    return { manifest, skeleton: [], problems: [{ kind: 'manifest', subject: `${bundlePath}:${MANIFEST_ENTRY}`, message: `${MANIFEST_ENTRY} does not describe a bundle layout: ${(err as Error).message}` }] };
+    return { manifest: read.manifest, manifestBytes: read.manifestBytes, skeleton: [], problems: [{ kind: 'manifest', subject: `${bundlePath}:${MANIFEST_ENTRY}`, message: `${MANIFEST_ENTRY} does not describe a bundle layout: ${(err as Error).message}` }] };
   }
 }
 
@@ -484,16 +505,18 @@ export function blobRanges(layout: BundleLayout | undefined, firstId: number, vo
   return { ranges, entryOf, problems };
 }
 
-/** Volume checksums when asked (or copying), or when without a readable layout they are all that can be checked; never without a seal. */
+/** Volume checksums when asked, or when without a readable layout they are all that can be checked; never without a seal. */
 export function wantsVolumeChecksums(files: BundleFiles, options: VerifyOptions, hasLayout: boolean): boolean {
-  return files.seal !== undefined && (options.volumeChecksums === true || options.copyInto !== undefined || !hasLayout);
+  return files.seal !== undefined && (options.volumeChecksums === true || !hasLayout);
 }
 
 /**
  * The one pass over the bytes: hashes the volume and blob ranges, compares the skeleton at the same time, and
- * writes the copy when asked (a copy always comes with volume checksums). Without volume checksums each byte is hashed once: each worker reads and hashes
- * its own half of the blobs (by bytes), so both cores hash even while one works through a large layer. With
- * them, the main thread reads every byte once for two workers (volume hashes, blob hashes).
+ * writes the copy when asked. Without volume checksums each byte is hashed once: each worker reads and hashes
+ * its own half of the blobs (by bytes), so both cores hash even while one works through a large layer, and
+ * when copying writes them from the buffer it hashed; the main thread reads, compares and copies the rest
+ * (pin-preload.json from the bytes checked against the seal). With them, the main thread reads every byte
+ * once for two workers (volume hashes, blob hashes) and writes the copy from that shared buffer.
  */
 async function readEveryByte(
   onDisk: readonly VolumeOnDisk[],
@@ -501,26 +524,52 @@ async function readEveryByte(
   /** The volumes' ranges when their checksums are wanted. */
   volumeRanges: readonly HashRange[] | undefined,
   blobs: readonly HashRange[],
-  skeleton: readonly SkeletonRegion[],
+  read: ReadLayout,
   options: VerifyOptions,
 ): Promise<{ hashes: Map<number, RangeHash>; skeletonProblems: VerifyProblem[]; bytesRead: number }> {
   const total = onDisk.reduce((s, v) => s + Math.min(v.actualSize ?? 0, v.size), 0);
   let bytesRead = 0;
+  const copies = options.copyInto !== undefined ? await copyTargets(options.copyInto, onDisk) : undefined;
+  const sink = copies ? copySink(copies, options.signal) : undefined;
   const progress: HashOptions = {
     onBytes: (n) => {
+      if (sink && !volumeRanges) sink.progress(n - bytesRead);
       bytesRead = n;
       options.onBytes?.(n, total);
     },
   };
-  const copies = options.copyInto !== undefined ? await copyTargets(options.copyInto, onDisk) : undefined;
-  const sink = copies ? copySink(copies, options.signal) : undefined;
-  const hashing = volumeRanges
-    ? hashRanges(onDisk, [volumeRanges, blobs], { ...progress, ...(sink ? { sink: sink.write } : {}) })
-    : hashRangesDirect(onDisk, balance(blobs), progress);
   const skeletonProblems: VerifyProblem[] = [];
-  let hashes: Awaited<typeof hashing>;
+  let hashes: Map<number, RangeHash>;
   try {
-    [hashes] = await Promise.all([hashing, checkSkeleton(skeleton, volumes, onDisk, skeletonProblems)]);
+    if (volumeRanges) {
+      const hashing = hashRanges(onDisk, [volumeRanges, blobs], { ...progress, ...(sink ? { sink: sink.write } : {}) });
+      [hashes] = await Promise.all([hashing, checkSkeleton(read.skeleton, volumes, onDisk, skeletonProblems)]);
+    } else {
+      const fds = await Promise.all(onDisk.map((v, i) => (v.actualSize === undefined ? null : volumes.fd(i))));
+      // The workers write to the copies' descriptors: they are stopped, and have stopped, before any of them
+      // is closed (a closed descriptor's number may be reused by the next file opened).
+      const stop = new AbortController();
+      const hashing = hashRangesDirect(onDisk, balance(blobs), {
+        ...progress,
+        fds,
+        ...(copies ? { copyFds: copies.map((h) => h?.fd ?? null) } : {}),
+        signal: options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal,
+      });
+      const rest = async () => {
+        const copy = sink ? (offset: number, bytes: Buffer) => sink.writeAt(volumes, offset, bytes) : undefined;
+        if (copy) await copyManifest(read, blobs, volumes, copy);
+        await checkSkeleton(read.skeleton, volumes, onDisk, skeletonProblems, copy);
+      };
+      const checking = rest().catch((err: unknown) => {
+        stop.abort();
+        throw err;
+      });
+      const [hashed, checked] = await Promise.allSettled([hashing, checking]);
+      // The main thread's error first: the workers' is then only their being stopped.
+      if (checked.status === 'rejected') throw checked.reason;
+      if (hashed.status === 'rejected') throw hashed.reason;
+      hashes = hashed.value;
+    }
     await sink?.settle();
     if (copies) for (const handle of copies) await handle?.sync();
   } finally {
@@ -528,6 +577,28 @@ async function readEveryByte(
     if (copies) for (const handle of copies) await handle?.close();
   }
   return { hashes, skeletonProblems, bytesRead };
+}
+
+/**
+ * Writes pin-preload.json's data to the copy from the bytes checked against the seal, after making sure the
+ * copy's writers cover the tar exactly once (blobs by the workers, the skeleton and this by the main thread):
+ * a gap would leave zeros in the copy that nothing checked.
+ */
+async function copyManifest(read: ReadLayout, blobs: readonly HashRange[], volumes: VolumeSet, copy: ReadSink): Promise<void> {
+  const entry = read.layout?.entries.find((e) => e.kind === 'manifest');
+  if (!entry || !read.manifestBytes) throw new Error('a copy without a layout must be made with volume checksums');
+  const pieces = [
+    ...blobs.map((b) => ({ offset: b.offset, size: b.size })),
+    ...read.skeleton.map((r) => ({ offset: r.offset, size: r.bytes.length })),
+    { offset: entry.dataOffset, size: read.manifestBytes.length },
+  ].sort((a, b) => a.offset - b.offset);
+  let end = 0;
+  for (const piece of pieces) {
+    if (piece.offset !== end) throw new Error(`the copy's writers leave bytes ${Math.min(end, piece.offset)}–${Math.max(end, piece.offset)} of the tar uncovered or covered twice`);
+    end += piece.size;
+  }
+  if (end !== volumes.totalSize) throw new Error(`the copy's writers cover ${end} of the tar's ${volumes.totalSize} bytes`);
+  await copy(entry.dataOffset, read.manifestBytes);
 }
 
 /** Each recomputed volume sha256 against the one in the seal. */
@@ -577,34 +648,49 @@ async function copyTargets(dir: string, onDisk: readonly VolumeOnDisk[]): Promis
   return handles;
 }
 
-/** Bytes written to a copy before its next fdatasync is started (not awaited: reading and hashing go on). */
+/** Bytes written to the copy between two background fdatasync rounds. */
 const COPY_SYNC_BYTES = 64 * 1024 * 1024;
 
 /**
- * Writes each chunk to its volume's copy. Every COPY_SYNC_BYTES a background fdatasync is started, so the
- * disk writes overlap the hashing instead of all waiting for the final fsync; `settle` awaits them.
+ * Writes to the volumes' copies, and every COPY_SYNC_BYTES written (by this sink or, reported through
+ * `progress`, by the hash workers) starts a background fdatasync of the copies, so the disk writes overlap
+ * the hashing instead of all waiting for the final fsync; `settle` awaits them.
  */
 function copySink(copies: ReadonlyArray<FileHandle | undefined>, signal: AbortSignal | undefined) {
-  const unsynced = copies.map(() => 0);
-  const syncing = new Set<Promise<void>>();
+  let unsynced = 0;
+  let syncing: Promise<void> | undefined;
   let syncError: unknown;
+  const wrote = (bytes: number) => {
+    if ((unsynced += bytes) < COPY_SYNC_BYTES || syncing) return;
+    unsynced = 0;
+    // One round at a time: a round still running when the next is due already covers most of its bytes.
+    syncing = Promise.all(copies.map((h) => h?.datasync()))
+      .then(
+        () => undefined,
+        (err: unknown) => {
+          syncError ??= err;
+        },
+      )
+      .finally(() => (syncing = undefined));
+  };
+  const write = async (volume: number, localOffset: number, bytes: Buffer): Promise<void> => {
+    if (signal?.aborted) throw Object.assign(new Error('the copy was cancelled'), { code: 'ABORT_ERR' });
+    if (syncError) throw syncError;
+    const handle = copies[volume];
+    if (!handle) return;
+    for (let done = 0; done < bytes.length; ) done += (await handle.write(bytes, done, bytes.length - done, localOffset + done)).bytesWritten;
+    wrote(bytes.length);
+  };
   return {
-    write: async (volume: number, localOffset: number, bytes: Buffer): Promise<void> => {
-      if (signal?.aborted) throw Object.assign(new Error('the copy was cancelled'), { code: 'ABORT_ERR' });
-      if (syncError) throw syncError;
-      const handle = copies[volume];
-      if (!handle) return;
-      for (let done = 0; done < bytes.length; ) done += (await handle.write(bytes, done, bytes.length - done, localOffset + done)).bytesWritten;
-      if ((unsynced[volume]! += bytes.length) < COPY_SYNC_BYTES) return;
-      unsynced[volume] = 0;
-      const sync: Promise<void> = handle.datasync().catch((err: unknown) => {
-        syncError ??= err;
-      });
-      syncing.add(sync);
-      void sync.finally(() => syncing.delete(sync));
+    write,
+    /** Writes `bytes` at `offset` of the tar, across volume boundaries. */
+    writeAt: async (volumes: VolumeSet, offset: number, bytes: Buffer): Promise<void> => {
+      for (const p of volumes.pieces(offset, bytes.length)) await write(p.volume, p.localOffset, bytes.subarray(p.globalOffset - offset, p.globalOffset - offset + p.length));
     },
+    /** Bytes the workers wrote to the copies meanwhile. */
+    progress: wrote,
     settle: async (): Promise<void> => {
-      await Promise.all([...syncing]);
+      await syncing;
       if (syncError) throw syncError;
     },
   };

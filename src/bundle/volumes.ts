@@ -92,7 +92,8 @@ export class VolumeSet {
     return lo;
   }
 
-  private fd(index: number): Promise<number> {
+  /** The descriptor of volume `index`, opened on first use and kept until close (worker threads may share it). */
+  fd(index: number): Promise<number> {
     if (this.closed) throw new Error('VolumeSet is closed');
     let fd = this.fds[index];
     if (!fd) {

@@ -18,14 +18,15 @@ export function registerImport(program: Command): void {
     .command('import')
     .description('copy a bundle (all volumes, seal and signature) into the bundle dir, verifying every byte; rejects a bad one leaving nothing behind')
     .argument('<path>', 'the bundle: its tar, any of its volumes, or its .seal.json')
+    .option('--volume-checksums', "also recompute each volume's sha256 and compare it with the seal, as bundle verify --volume-checksums (hashes every byte a second time)")
     .option('--json', 'print the result as JSON (schemaVersion 1, see docs/json-output.md)');
   addNodeConfigOptions(command).action(
-    action(async (source: string, options: ConfigFlags & { config?: string; json?: boolean }) => {
+    action(async (source: string, options: ConfigFlags & { config?: string; json?: boolean; volumeChecksums?: boolean }) => {
       const config = await nodeConfigFromOptions(options);
       const [{ importBundle }, { describeBytes }] = await Promise.all([import('../node/import.js'), import('../node/storage-check.js')]);
       const stop = stopOnSignals();
       try {
-        const result = await importBundle(config, source, { signal: stop.signal, log: logLine });
+        const result = await importBundle(config, source, { signal: stop.signal, log: logLine, ...(options.volumeChecksums ? { volumeChecksums: true } : {}) });
         if (options.json) printJson({ schemaVersion: 1, ...importResultJson(result) });
         else {
           process.stdout.write(

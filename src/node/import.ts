@@ -1,13 +1,15 @@
-// Brings a bundle from removable media into the bundle dir: every volume copied in one read of the media that
-// also yields its sha256 (compared with the seal) and every blob's digest, then renamed into place (seal
-// last); a bad bundle leaves nothing.
+// Brings a bundle from removable media into the bundle dir: every volume copied in one read of the media,
+// checked as `bundle verify` checks it (each blob against its digest, every other byte against the layout the
+// sealed manifest prescribes), then renamed into place (seal last); a bad bundle leaves nothing.
 
 import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { importClaimName, SEAL_SUFFIX, SIGNATURE_SUFFIX } from '../bundle/format.js';
 import { pinnableImages } from '../bundle/bundle-manifest.js';
-import { verifyBundle, type VerifyReport } from '../bundle/verify.js';
-import { locateBundle, openBundle, type BundleFiles } from '../bundle/reader.js';
+import { readLayout, verifyBundle, type VerifyReport } from '../bundle/verify.js';
+import { locateBundle, type BundleFiles } from '../bundle/reader.js';
+import { VolumeSet } from '../bundle/volumes.js';
+import type { BundleManifest } from '../bundle/format.js';
 import { isVolumeNameOf } from '../bundle/seal.js';
 import { fsyncDir, removeFileDurably, writeFileAtomic } from '../util/atomic-file.js';
 import { processExists } from '../util/child-process.js';
@@ -16,7 +18,7 @@ import { UserError, errnoCode } from '../util/errors.js';
 import { bundleFingerprint, listSealFiles, missingBases, readBundles, readNodeBundle } from './bundle-dir.js';
 import { desiredSet } from './retire.js';
 import type { NodeConfig } from './config.js';
-import { openNodeServices } from './preload.js';
+import { openNodeServices } from './node-services.js';
 import { freeBytes } from '../util/disk.js';
 import { describeBytes } from './storage-check.js';
 import { checkNodeBundleSignature, verifyFailure, verifyNodeBundle } from './verify.js';
@@ -112,16 +114,9 @@ async function volumesIntact(files: BundleFiles, dir: string): Promise<boolean> 
  * A delta is imported only beside its bases (and theirs, along a chain): without them its images could not be
  * served whole. Checked before anything is copied, so a refused delta leaves the bundle dir as it was.
  */
-async function requireBases(source: string, files: BundleFiles, bundlesDir: string): Promise<void> {
-  let manifest;
-  try {
-    const opened = await openBundle(files.sealPath);
-    manifest = opened.manifest;
-    await opened.close();
-  } catch {
-    return; // a missing volume or a damaged manifest: the copy's verification rejects it, naming the damage
-  }
-  if (!manifest.bases) return;
+async function requireBases(source: string, files: BundleFiles, manifest: BundleManifest | undefined, bundlesDir: string): Promise<void> {
+  // Without a manifest (a missing volume or a damaged manifest), the copy's verification rejects it, naming the damage.
+  if (!manifest?.bases) return;
   // A bundle there that cannot be read (a volume missing) is no base: it is named when a base is missing.
   const { bundles: present, unreadable } = await readBundles((await listSealFiles(bundlesDir)).filter((seal) => seal !== files.sealPath));
   const missing = missingBases(manifest, present);
@@ -134,6 +129,13 @@ async function requireBases(source: string, files: BundleFiles, bundlesDir: stri
   });
 }
 
+export interface ImportOptions {
+  readonly signal?: AbortSignal;
+  readonly log?: (line: string) => void;
+  /** Also recompute each volume's sha256 and compare it with the seal, as `bundle verify --volume-checksums`. */
+  readonly volumeChecksums?: boolean;
+}
+
 /**
  * Imports the bundle that `source` (its tar, any volume, or its seal) belongs to into [paths] bundles,
  * and registers it in the state database and the mirror's bundle index.
@@ -141,17 +143,35 @@ async function requireBases(source: string, files: BundleFiles, bundlesDir: stri
 export async function importBundle(
   config: NodeConfig,
   source: string,
-  options: { signal?: AbortSignal; log?: (line: string) => void } = {},
+  options: ImportOptions = {},
 ): Promise<ImportResult> {
-  const log = options.log ?? (() => undefined);
   const files = await locateBundle(source);
   if (!files.seal || !files.sealBytes) {
     throw rejected(source, `it has no seal (${files.sealPath})`, 'copy the .seal.json file (and .sig) that came with the bundle next to its volumes');
   }
+  // The media's volumes are opened once, and the manifest read once (checked against the seal), for the base
+  // check and the copy's verification alike.
+  const volumes = new VolumeSet(files.volumes);
+  try {
+    return await importOpened(config, source, { ...files, seal: files.seal, sealBytes: files.sealBytes }, volumes, options);
+  } finally {
+    await volumes.close();
+  }
+}
+
+async function importOpened(
+  config: NodeConfig,
+  source: string,
+  files: BundleFiles & { seal: NonNullable<BundleFiles['seal']>; sealBytes: Buffer },
+  volumes: VolumeSet,
+  options: ImportOptions,
+): Promise<ImportResult> {
+  const log = options.log ?? (() => undefined);
   const bundlesDir = path.resolve(config.paths.bundles);
   const targetSeal = path.join(bundlesDir, files.name + SEAL_SUFFIX);
   const bundlePath = path.join(bundlesDir, files.name);
-  await requireBases(source, files, bundlesDir);
+  const layout = await readLayout(files, volumes);
+  await requireBases(source, files, layout.manifest, bundlesDir);
   if (path.resolve(files.dir) === bundlesDir) {
     // Already in place (copied by hand, or the second half of `preload BUNDLE`): verify and register only.
     await register(config, targetSeal, true);
@@ -170,8 +190,9 @@ export async function importBundle(
     return { bundlePath, sealPath: targetSeal, bytesCopied: 0, alreadyImported: true };
   }
 
-  const signatureBytes = files.signaturePath ? (await stat(files.signaturePath)).size : 0;
-  const needed = files.seal.totalSize + files.sealBytes.length + signatureBytes + IMPORT_MARGIN;
+  // Read once: checked against the trusted key (when there is one) and written to the copy from these bytes.
+  const signatureBytes = files.signaturePath ? await readFile(files.signaturePath) : undefined;
+  const needed = files.seal.totalSize + files.sealBytes.length + (signatureBytes?.length ?? 0) + IMPORT_MARGIN;
   const available = await freeBytes(bundlesDir).catch((err: unknown) => {
     throw new UserError('IMPORT_FAILED', `importing bundle ${files.name} into ${bundlesDir} failed: cannot read the free space there (${errnoCode(err) ?? (err as Error).message}); nothing was copied`, {
       subject: { kind: 'bundle', name: files.name },
@@ -189,34 +210,39 @@ export async function importBundle(
   const temp = await mkdtemp(path.join(bundlesDir, `${TEMP_PREFIX}${process.pid}-`));
   killPoint('import:copying');
   try {
-    // One read of the media: each chunk is written to the copy from the buffer its volume sha256 and its
-    // blob's digest are computed from, so what is checked is what was written.
+    // One read of the media: each byte is written to the copy from the buffer it is checked in (a blob's
+    // bytes hashed against its digest, the rest compared with the layout), so what is checked is what was written.
     const bytesCopied = files.seal.totalSize;
     log(`copying and verifying ${files.seal.volumes.length} volume(s) from ${files.dir} (${describeBytes(bytesCopied)})`);
-    const report = await verifyBundle(files.sealPath, {
-      copyInto: temp,
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(config.paths.trustedKey ? { trustedKey: config.paths.trustedKey } : {}),
-    });
+    const report = await verifyBundle(
+      { ...files, ...(signatureBytes ? { signatureBytes } : {}) },
+      {
+        copyInto: temp,
+        ...(options.volumeChecksums ? { volumeChecksums: true } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(config.paths.trustedKey ? { trustedKey: config.paths.trustedKey } : {}),
+      },
+      { volumes, read: layout },
+    );
     const rejection = copyRejection(source, files, report, config.paths.trustedKey);
     if (rejection) throw rejection;
     const sealName = files.name + SEAL_SUFFIX;
     const signatureName = files.name + SIGNATURE_SUFFIX;
     await writeSmall(path.join(temp, sealName), files.sealBytes);
-    if (files.signaturePath) await writeSmall(path.join(temp, signatureName), await readFile(files.signaturePath));
+    if (signatureBytes) await writeSmall(path.join(temp, signatureName), signatureBytes);
 
     // Into place: volumes and signature first, the seal last, so a seal in the bundle dir means "complete".
     // The claim stands beside them meanwhile: `serve` takes no unsealed tar it names, and if this process
     // dies before the seal is in, the next import removes what it lists.
     killPoint('import:verified');
-    const claim: ImportClaim = { pid: process.pid, name: files.name, files: [...files.seal.volumes.map((v) => v.name), ...(files.signaturePath ? [signatureName] : [])] };
+    const claim: ImportClaim = { pid: process.pid, name: files.name, files: [...files.seal.volumes.map((v) => v.name), ...(signatureBytes ? [signatureName] : [])] };
     await writeFileAtomic(path.join(bundlesDir, importClaimName(files.name)), `${JSON.stringify(claim)}\n`);
     killPoint('import:claimed');
     for (const [i, volume] of files.seal.volumes.entries()) {
       await rename(path.join(temp, volume.name), path.join(bundlesDir, volume.name));
       killPoint(`import:after-volume-${i + 1}`);
     }
-    if (files.signaturePath) await rename(path.join(temp, signatureName), path.join(bundlesDir, signatureName));
+    if (signatureBytes) await rename(path.join(temp, signatureName), path.join(bundlesDir, signatureName));
     await fsyncDir(bundlesDir);
     killPoint('import:before-seal');
     await rename(path.join(temp, sealName), targetSeal);

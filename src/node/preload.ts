@@ -8,7 +8,7 @@ import { CriImageService, type CriImage } from '../cri/image-service.js';
 import { BundleStore } from '../mirror/bundle-store.js';
 import { pinnableImages } from '../bundle/bundle-manifest.js';
 import { startMirror, type RunningMirror } from '../mirror/server.js';
-import { openStateDatabase, type StateDatabase } from '../state/database.js';
+import { openNodeServices } from './node-services.js';
 import { NodeState, type FailureReason } from '../state/node-state.js';
 import { UserError, errnoCode, type UserErrorOptions } from '../util/errors.js';
 import { layersForPlatform, listSealFiles, missingBases, nodePlatform, OpenBundles, type DesiredImage, type NodeBundleOpener, type OpenNodeBundle } from './bundle-dir.js';
@@ -380,26 +380,6 @@ async function syncOnce(ctx: PreloadContext, opened: OpenBundles, retire: boolea
     };
   } catch (err) {
     return endSync(state, err);
-  }
-}
-
-/** The state database, node state and mirror bundle store, opened together. */
-export interface NodeServices {
-  readonly db: StateDatabase;
-  readonly state: NodeState;
-  readonly store: BundleStore;
-  close(): void;
-}
-
-export async function openNodeServices(config: NodeConfig): Promise<NodeServices> {
-  const db = openStateDatabase(config.paths.state);
-  try {
-    const state = new NodeState(db);
-    const store = await BundleStore.open(db);
-    return { db, state, store, close: () => db.close() };
-  } catch (err) {
-    db.close();
-    throw err;
   }
 }
 

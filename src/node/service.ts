@@ -8,7 +8,8 @@ import { CriImageService } from '../cri/image-service.js';
 import type { RunningMirror } from '../mirror/server.js';
 import { listSealFiles } from './bundle-dir.js';
 import type { NodeConfig } from './config.js';
-import { openNodeServices, preloadOnce, startNodeMirror, type PreloadContext, type PreloadResult } from './preload.js';
+import { openNodeServices } from './node-services.js';
+import { preloadOnce, startNodeMirror, type PreloadContext, type PreloadResult } from './preload.js';
 import { SyncScheduler } from './sync-scheduler.js';
 
 export interface ServiceOptions {

@@ -20,8 +20,8 @@ import { NodeState } from '../../src/state/node-state.js';
 import { BundleStore } from '../../src/mirror/bundle-store.js';
 import { isUserError } from '../../src/util/errors.js';
 import { deltaPlan, readPrevious } from '../../src/plan/delta.js';
-import { blobContents, MemorySource, testImage, testPlan } from '../support/bundle-plans.js';
-import { assertNoInternalError, runCli } from '../support/cli.js';
+import { blobContents, MemorySource, tarEntry, testImage, testPlan } from '../support/bundle-plans.js';
+import { assertNoInternalError, CLI, runCli } from '../support/cli.js';
 import { flipByte } from '../support/damage.js';
 
 const REPO = { domain: 'quay.io', path: 'openshift-release-dev/ocp-v4.0-art-dev' };
@@ -93,18 +93,120 @@ test('imports every volume, the seal and the signature, verified, and registers 
   assert.equal(again.bytesCopied, 0);
 });
 
-test('a volume damaged on the media is rejected naming it and its checksum, leaving nothing behind', async (t) => {
+/** Where [offset, offset+size) of the tar lies in the volumes: "volume V bytes a–b", pieces joined by " and ". */
+function volumeText(volumes: readonly string[], sizes: readonly number[], offset: number, size: number): string {
+  const pieces: string[] = [];
+  let start = 0;
+  volumes.forEach((v, i) => {
+    const from = Math.max(offset, start);
+    const to = Math.min(offset + size, start + sizes[i]!);
+    if (to > from) pieces.push(`volume ${v} bytes ${from - start}–${to - start}`);
+    start += sizes[i]!;
+  });
+  return pieces.join(' and ');
+}
+
+/** The volume and offset in it of byte `offset` of the tar. */
+function volumeAt(volumes: readonly string[], sizes: readonly number[], offset: number): { volume: string; local: number } {
+  let i = 0;
+  while (offset >= sizes[i]!) offset -= sizes[i++]!;
+  return { volume: volumes[i]!, local: offset };
+}
+
+test('a blob damaged on the media is rejected naming the blob, its volume and its byte range, leaving nothing behind', async (t) => {
   const dir = await tempDir(t, 'import-bad');
   const { seal, volumes } = await makeBundle(dir);
-  await flipByte(volumes[1]!, 1000);
+  const sizes = await Promise.all(volumes.map(async (v) => (await readFile(v)).length));
+  const opened = await openBundle(seal);
+  const layer = opened.manifest.blobs.find((b) => b.role === 'layer')!;
+  const at = (await opened.locateBlobs()).get(layer.digest)!;
+  await opened.close();
+  const damaged = volumeAt(volumes, sizes, at.offset + Math.floor(at.size / 2));
+  await flipByte(damaged.volume, damaged.local);
   const config = nodeConfig(path.join(dir, 'node'));
   await assert.rejects(importBundle(config, seal), (err: unknown) => {
     assert.ok(isUserError(err));
     assert.equal(err.code, 'IMPORT_REJECTED');
-    assert.match(err.message, new RegExp(`volume ${path.basename(volumes[1]!).replace('.', '\\.')} has sha256 [0-9a-f]{64}, the seal says`));
+    assert.ok(err.message.includes(`blob ${layer.digest} is damaged: its content has another digest (blobs/sha256/${layer.digest.slice(7)}, ${volumeText(volumes, sizes, at.offset, at.size)})`), err.message);
     return true;
   });
   assert.deepEqual(await readdir(config.paths.bundles), [], 'no volume, seal or temp dir left');
+  await assert.rejects(importBundle(config, seal, { volumeChecksums: true }), (err: unknown) => {
+    assert.ok(isUserError(err));
+    assert.match(err.message, new RegExp(`volume ${path.basename(damaged.volume).replace('.', '\\.')} has sha256 [0-9a-f]{64}, the seal says`), 'with volumeChecksums, the volume sha256 as well');
+    return true;
+  });
+  assert.deepEqual(await readdir(config.paths.bundles), []);
+  await flipByte(damaged.volume, damaged.local);
+  assert.equal((await importBundle(config, seal)).alreadyImported, false, 'the repaired media imports on a re-run');
+});
+
+test('a damaged tar header or padding on the media (bytes no digest covers) is rejected naming the entry, volume and byte, leaving nothing behind', async (t) => {
+  const dir = await tempDir(t, 'import-skeleton');
+  const { seal, volumes } = await makeBundle(dir);
+  const sizes = await Promise.all(volumes.map(async (v) => (await readFile(v)).length));
+  const opened = await openBundle(seal);
+  const layers = opened.manifest.blobs.filter((b) => b.role === 'layer');
+  await opened.close();
+  const padded = layers.find((b) => b.size % 512 !== 0)!;
+  const cases = [
+    { name: `blobs/sha256/${layers[0]!.digest.slice(7)}`, at: (e: { headerOffset: number }) => e.headerOffset + 130, what: 'the tar header of' },
+    { name: `blobs/sha256/${padded.digest.slice(7)}`, at: (e: { dataOffset: number; size: number }) => e.dataOffset + e.size + 3, what: 'the padding after' },
+  ];
+  for (const c of cases) {
+    const byte = volumeAt(volumes, sizes, c.at(await tarEntry(seal, c.name)));
+    await flipByte(byte.volume, byte.local);
+    const config = nodeConfig(path.join(dir, `node-${c.what.split(' ')[1]!}`));
+    await assert.rejects(importBundle(config, seal), (err: unknown) => {
+      assert.ok(isUserError(err));
+      assert.equal(err.code, 'IMPORT_REJECTED');
+      assert.match(err.message, new RegExp(`${c.what} ${c.name} .*\\(volume ${byte.volume.replace(/\./g, '\\.')} byte ${byte.local}\\)`));
+      return true;
+    });
+    assert.deepEqual(await readdir(config.paths.bundles), [], `${c.what}: nothing left`);
+    await flipByte(byte.volume, byte.local);
+  }
+});
+
+test('import opens each volume of the media once, reads the seal, the signature and pin-preload.json once (system calls counted)', async (t) => {
+  try {
+    execFileSync('strace', ['-f', '-e', 'trace=none', '-o', '/dev/null', 'true'], { stdio: 'ignore', timeout: 10_000 });
+  } catch {
+    t.skip('strace cannot trace here');
+    return;
+  }
+  const dir = await tempDir(t, 'import-opens');
+  const { seal, volumes } = await makeBundle(dir);
+  const opened = await openBundle(seal);
+  const manifest = { offset: 512, size: opened.manifestBytes.length };
+  await opened.close();
+  const config = nodeConfig(path.join(dir, 'node'));
+  const trace = path.join(dir, 'trace');
+  // One file per thread (-ff): a call is never split by another thread's, and -ttt orders them all.
+  execFileSync('strace', ['-ff', '-ttt', '-s', '0', '-e', 'trace=openat,pread64,close', '-o', trace, process.execPath, CLI,
+    'import', seal, '--config', '/dev/null', '--bundles', config.paths.bundles, '--state', config.paths.state], { stdio: 'ignore', timeout: 120_000 });
+  const calls = (await Promise.all((await readdir(dir)).filter((f) => f.startsWith('trace.')).map((f) => readFile(path.join(dir, f), 'utf8'))))
+    .flatMap((text) => text.split('\n').filter(Boolean))
+    .sort((a, b) => Number(a.split(' ')[0]) - Number(b.split(' ')[0]));
+  const opens = new Map<string, number>();
+  const fdPath = new Map<number, string>();
+  let manifestReads = 0;
+  for (const call of calls) {
+    const open = /openat\([^,]+, "([^"]+)".* = (\d+)$/.exec(call);
+    if (open) {
+      opens.set(open[1]!, (opens.get(open[1]!) ?? 0) + 1);
+      fdPath.set(Number(open[2]), open[1]!);
+    }
+    const close = /close\((\d+)\) = 0/.exec(call);
+    if (close) fdPath.delete(Number(close[1]));
+    const pread = /pread64\((\d+), .*, (\d+), (\d+)\) = (\d+)/.exec(call);
+    if (pread && fdPath.get(Number(pread[1])) === volumes[0] && Number(pread[3]) < manifest.offset + manifest.size && Number(pread[3]) + Number(pread[4]) > manifest.offset) manifestReads++;
+  }
+  for (const v of volumes) assert.equal(opens.get(v), 1, `${v} opened once`);
+  assert.equal(opens.get(seal), 1, 'the seal read once');
+  assert.equal(opens.get(seal.replace(/\.seal\.json$/, '.sig')), 1, 'the signature read once');
+  assert.equal(manifestReads, 1, 'pin-preload.json read once');
+  assert.deepEqual((await readdir(config.paths.bundles)).filter((f) => !f.startsWith('.')).sort(), [...volumes.map((v) => path.basename(v)), 'ocp.tar.seal.json', 'ocp.tar.sig'].sort());
 });
 
 test('a bundle whose blob is damaged (sealed that way) is rejected by blob verification, leaving nothing behind', async (t) => {

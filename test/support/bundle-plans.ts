@@ -9,6 +9,7 @@ import type { BlobStreamOptions, FetchedManifest, ImageSource } from '../../src/
 import { DigestMismatchError, sha256Of, VerifyingStream, type Digest } from '../../src/oci/digest.js';
 import type { Reference, Repository } from '../../src/oci/reference.js';
 import { MediaType } from '../../src/oci/media-types.js';
+import { openBundle, type TarEntry } from '../../src/bundle/reader.js';
 
 export interface TestImage {
   readonly image: PlannedImage;
@@ -138,4 +139,15 @@ export function multiArchImage(repo: Repository): TestImage {
     blobs: [...amd64.image.blobs, ...arm64.image.blobs],
   };
   return { image, blobs: [index, ...amd64.blobs, ...arm64.blobs] };
+}
+
+/** The tar entry `name` of the bundle at `file` (any of its files), from a header scan. */
+export async function tarEntry(file: string, name: string): Promise<TarEntry> {
+  const bundle = await openBundle(file);
+  try {
+    for await (const e of bundle.scanEntries()) if (e.name === name) return e;
+  } finally {
+    await bundle.close();
+  }
+  throw new Error(`no entry ${name} in ${file}`);
 }

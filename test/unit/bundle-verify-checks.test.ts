@@ -125,11 +125,12 @@ test('a hash range for every blob, numbered after the volumes; a blob past the e
   });
 });
 
-test('volume checksums are computed when asked, when copying, or when no layout can be checked, and never without a seal', async () => {
+test('volume checksums are computed when asked or when no layout can be checked (copying or not), and never without a seal', async () => {
   await withBundle(async (sealed) => {
     assert.equal(wantsVolumeChecksums(sealed, {}, true), false);
     assert.equal(wantsVolumeChecksums(sealed, { volumeChecksums: true }, true), true);
-    assert.equal(wantsVolumeChecksums(sealed, { copyInto: '/copy' }, true), true);
+    assert.equal(wantsVolumeChecksums(sealed, { copyInto: '/copy' }, true), false);
+    assert.equal(wantsVolumeChecksums(sealed, { copyInto: '/copy' }, false), true);
     assert.equal(wantsVolumeChecksums(sealed, {}, false), true);
     assert.equal(wantsVolumeChecksums(unsealed('/bundles'), { volumeChecksums: true }, false), false);
   });

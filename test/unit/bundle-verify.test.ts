@@ -11,7 +11,7 @@ import { createBundle } from '../../src/bundle/writer.js';
 import { openBundle } from '../../src/bundle/reader.js';
 import { verifyBundle, type VerifyReport } from '../../src/bundle/verify.js';
 import { generateSigningKey } from '../../src/bundle/signing.js';
-import { blobContents, MemorySource, testImage, testPlan } from '../support/bundle-plans.js';
+import { blobContents, MemorySource, tarEntry, testImage, testPlan } from '../support/bundle-plans.js';
 
 const repo = { domain: 'quay.io', path: 'example/app' };
 const images = [
@@ -101,20 +101,10 @@ async function flipByte(output: string, at: number, split?: number): Promise<{ f
   return { file, local };
 }
 
-async function entryAt(output: string, name: string): Promise<{ headerOffset: number; dataOffset: number; size: number }> {
-  const bundle = await openBundle(output);
-  try {
-    for await (const e of bundle.scanEntries()) if (e.name === name) return e;
-  } finally {
-    await bundle.close();
-  }
-  throw new Error(`no entry ${name}`);
-}
-
 test('a flipped byte in a blob\'s tar header is named: entry, volume, byte, expected and found', async () => {
   await withBundle({ splitSize: 40_000 }, async (_dir, output) => {
     const name = `blobs/sha256/${bigLayer.digest.slice('sha256:'.length)}`;
-    const entry = await entryAt(output, name);
+    const entry = await tarEntry(output, name);
     const { file, local } = await flipByte(output, entry.headerOffset + 130, 40_000); // inside the size field
     const report = await verifyBundle(output);
     assert.deepEqual(kinds(report), ['tar-header']);
@@ -132,7 +122,7 @@ test('a non-zero byte in the padding after a blob, and in the end-of-archive blo
   await withBundle({}, async (_dir, output) => {
     const padded = images.flatMap((i) => i.blobs).find((b) => b.size % 512 !== 0 && b.size % 512 < 500)!;
     const name = `blobs/sha256/${padded.digest.slice('sha256:'.length)}`;
-    const entry = await entryAt(output, name);
+    const entry = await tarEntry(output, name);
     await flipByte(output, entry.dataOffset + padded.size + 3);
     const total = (await verifyBundle(output)).volumes[0]!.size;
     await flipByte(output, total - 1);
@@ -148,7 +138,7 @@ test('a non-zero byte in the padding after a blob, and in the end-of-archive blo
 
 test('a flipped byte in index.json is named with its offset, though the file is still valid JSON', async () => {
   await withBundle({}, async (_dir, output) => {
-    const entry = await entryAt(output, 'index.json');
+    const entry = await tarEntry(output, 'index.json');
     const bytes = Buffer.alloc(entry.size);
     const handle = await open(output, 'r');
     await handle.read(bytes, 0, entry.size, entry.dataOffset);
@@ -286,25 +276,51 @@ test('the skeleton, the blob data and pin-preload.json cover every byte of the t
   });
 });
 
-test('a copy made while verifying (copyInto) is byte-identical, split or not, and a damaged blob is still named in it', async () => {
+test('a copy made while verifying (copyInto) is byte-identical, split or not, each byte hashed once; with volume checksums as well', async () => {
   for (const splitSize of [undefined, 40_000]) {
-    await withBundle(splitSize ? { splitSize } : {}, async (dir, output) => {
-      const copy = path.join(dir, 'copy');
-      await mkdir(copy);
-      const report = await verifyBundle(output, { copyInto: copy });
-      assert.deepEqual(report.problems, []);
-      assert.equal(report.volumeChecksums, true, 'a copy is proven against the sealed volume checksums');
-      for (const v of report.volumes) assert.ok((await readFile(v.path)).equals(await readFile(path.join(copy, path.basename(v.path)))), `${v.path} copied exactly`);
-    });
+    for (const volumeChecksums of [false, true]) {
+      await withBundle(splitSize ? { splitSize } : {}, async (dir, output) => {
+        const copy = path.join(dir, 'copy');
+        await mkdir(copy);
+        const report = await verifyBundle(output, { copyInto: copy, ...(volumeChecksums ? { volumeChecksums } : {}) });
+        assert.deepEqual(report.problems, []);
+        assert.equal(report.volumeChecksums, volumeChecksums, 'the volume sha256 only when asked, as for verify');
+        for (const v of report.volumes) assert.ok((await readFile(v.path)).equals(await readFile(path.join(copy, path.basename(v.path)))), `${v.path} copied exactly`);
+      });
+    }
   }
+});
+
+test('a copy names a damaged blob with its volume and range, and holds what was read', async () => {
   await withBundle({}, async (dir, output) => {
-    await flipBlobByte(output, 7);
+    const located = await flipBlobByte(output, 7);
     const copy = path.join(dir, 'copy');
     await mkdir(copy);
     const report = await verifyBundle(output, { copyInto: copy });
-    assert.deepEqual(kinds(report), ['blob-digest', 'volume-sha256']);
-    assert.ok(report.problems.some((p) => p.kind === 'blob-digest' && p.subject === bigLayer.digest));
+    assert.deepEqual(kinds(report), ['blob-digest']);
+    const damaged = report.problems[0]!;
+    assert.equal(damaged.subject, bigLayer.digest);
+    assert.equal(damaged.volume, output);
+    assert.match(damaged.message, new RegExp(`volume ${output} bytes ${located.offset}–${located.offset + located.size}\\)$`));
     assert.ok((await readFile(output)).equals(await readFile(path.join(copy, 'b.tar'))), 'the copy holds what was read and hashed');
+  });
+});
+
+test('a copy names a damaged tar header and padding (bytes no hash covers) and still holds what was read', async () => {
+  await withBundle({ splitSize: 40_000 }, async (dir, output) => {
+    const name = `blobs/sha256/${bigLayer.digest.slice('sha256:'.length)}`;
+    const entry = await tarEntry(output, name);
+    const header = await flipByte(output, entry.headerOffset + 130, 40_000);
+    const padded = images.flatMap((i) => i.blobs).find((b) => b.size % 512 !== 0 && b.size % 512 < 500)!;
+    const paddedEntry = await tarEntry(output, `blobs/sha256/${padded.digest.slice('sha256:'.length)}`);
+    const padding = await flipByte(output, paddedEntry.dataOffset + padded.size + 3, 40_000);
+    const copy = path.join(dir, 'copy');
+    await mkdir(copy);
+    const report = await verifyBundle(output, { copyInto: copy });
+    assert.deepEqual(kinds(report), ['padding', 'tar-header']);
+    assert.match(report.problems.find((p) => p.kind === 'tar-header')!.message, new RegExp(`the tar header of ${name} differs .*\\(volume ${header.file} byte ${header.local}\\)`));
+    assert.match(report.problems.find((p) => p.kind === 'padding')!.message, new RegExp(`\\(volume ${padding.file} byte ${padding.local}\\)`));
+    for (const v of report.volumes) assert.ok((await readFile(v.path)).equals(await readFile(path.join(copy, path.basename(v.path)))), `${v.path} copied as read`);
   });
 });
 
