@@ -3,7 +3,7 @@
 // source → registry or layout, and its streaming digest check is the content check: each byte is hashed once.
 
 import path from 'node:path';
-import { copyImages, type CopyProgress, type CopySummary } from '../copy/copy.js';
+import { copyImages, type CopyImage, type CopyProgress, type CopySummary } from '../copy/copy.js';
 import type { ImageDestination } from '../copy/destination.js';
 import { LayoutDestination } from '../copy/layout-destination.js';
 import { isMirrorLocation, mirrorPaths } from '../cluster/mirror-sets.js';
@@ -133,7 +133,7 @@ export async function pushBundle(options: BundlePushOptions): Promise<BundlePush
     const source = new BundleSource(bundle, locations);
     const images = bundleImages(bundle.manifest, repositoryFor(options.target, bundle.manifest.images));
     const target = pushTargetName(options.target);
-    const destination = await openDestination(options);
+    const destination = await openDestination(options, images);
     let summary: CopySummary;
     try {
       summary = await copyImages(source, destination, images, {
@@ -167,9 +167,13 @@ function repositoryFor(target: PushTarget, images: ReadonlyArray<{ readonly name
   };
 }
 
-async function openDestination(options: BundlePushOptions): Promise<ImageDestination> {
+async function openDestination(options: BundlePushOptions, images: readonly CopyImage[]): Promise<ImageDestination> {
   const target = options.target;
-  if (target.kind === 'layout') return LayoutDestination.open(target.dir);
+  if (target.kind === 'layout') {
+    const layout = await LayoutDestination.open(target.dir);
+    layout.nameImages(images);
+    return layout;
+  }
   if (options.client === undefined) throw new Error('pushBundle: a registry target needs a client');
   return new RegistryDestination(options.client, { host: target.host, insecure: options.insecure ?? false }, options.monolithicLimit);
 }

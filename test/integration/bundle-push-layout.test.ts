@@ -116,7 +116,9 @@ test('LayoutSource reads what the layout destination wrote: layout → layout ke
   assert.equal(pushed.code, 0, pushed.stderr);
   const destination = await LayoutDestination.open(to);
   try {
-    const summary = await copyImages(new LayoutSource(from), destination, await layoutImages(from, repositoryName));
+    const images = await layoutImages(from, repositoryName);
+    destination.nameImages(images);
+    const summary = await copyImages(new LayoutSource(from), destination, images);
     assert.ok(summary.blobsSent > 0);
   } finally {
     await destination.close();
