@@ -97,6 +97,8 @@ export interface BundlePushOptions {
 export interface BundlePushResult extends CopySummary {
   readonly bundle: string;
   readonly target: string;
+  /** What `target` is: a registry (HOST[/PREFIX]) or an OCI layout directory (oci:DIR). */
+  readonly targetKind: PushTarget['kind'];
   /** Bytes read to check the bundle before pushing (the skeleton; every byte with verifyFirst). */
   readonly bytesVerified: number;
 }
@@ -147,7 +149,7 @@ export async function pushBundle(options: BundlePushOptions): Promise<BundlePush
     } finally {
       await destination.close();
     }
-    return { bundle: bundlePath, target, bytesVerified: report.bytesRead, ...summary };
+    return { bundle: bundlePath, target, targetKind: options.target.kind, bytesVerified: report.bytesRead, ...summary };
   } finally {
     await bundle.close();
   }

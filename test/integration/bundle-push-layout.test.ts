@@ -82,6 +82,7 @@ test('pushes every image into an OCI layout that skopeo reads back by digest and
   assert.equal(result.code, 0, result.stderr);
   const summary = JSON.parse(result.stdout);
   assert.equal(summary.target, `oci:${dir}`);
+  assert.equal(summary.targetKind, 'layout');
   assert.equal(summary.images, manifest.images.length);
   assert.ok(summary.blobsSent > 0 && summary.blobsPresent === 0);
   assert.deepEqual(summary.sparseIndexesRefused, [], 'a layout takes an index with only some of its platforms');
