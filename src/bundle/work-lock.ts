@@ -26,6 +26,7 @@ export async function lockWorkDir(workDir: string, output: string): Promise<Work
   // The token makes this acquisition's content unique, so a takeover can tell a dead holder's lock from a new one.
   const content = `${process.pid} ${randomBytes(8).toString('hex')}\n`;
   for (let attempt = 0; ; attempt++) {
+    if (attempt > 0) await fs.mkdir(workDir, { recursive: true }); // a holder that released may have removed it
     if (await createWhole(lockPath, content)) break;
     const seen = await readIfPresent(lockPath);
     const pid = seen !== undefined ? holderPid(seen) : undefined;
@@ -73,15 +74,17 @@ async function removeStaleLock(lockPath: string, seen: string, depth: number): P
 /**
  * Creates `file` holding `content` unless it exists, content and all at once (a temp file hard-linked into
  * place): with a plain `wx` write a contender could read the new file still empty and take it for stale.
+ * False when it exists, or when the temp file or its dir went away under us (a new holder clearing the work
+ * dir, an old one removing it at release): the caller looks at the lock again.
  */
 async function createWhole(file: string, content: string): Promise<boolean> {
   const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  await fs.writeFile(temp, content, { flag: 'wx' });
   try {
+    await fs.writeFile(temp, content, { flag: 'wx' });
     await fs.link(temp, file);
     return true;
   } catch (err) {
-    if (errnoCode(err) === 'EEXIST') return false;
+    if (errnoCode(err) === 'EEXIST' || errnoCode(err) === 'ENOENT') return false;
     throw err;
   } finally {
     await fs.rm(temp, { force: true });

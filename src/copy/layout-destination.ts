@@ -68,7 +68,8 @@ export class LayoutDestination implements ImageDestination {
   private readonly imageTops = new Map<string, Set<Digest>>();
   /**
    * Directories whose entries index.json will depend on: those a blob or manifest was renamed into or found
-   * in (a killed run may have renamed it without the directory's fsync), and the parents of directories this
+   * in (a killed run may have renamed it without the directory's fsync; its data was fsynced before the
+   * rename, so the entry is what may be lost), and the parents of directories this
    * run created (DIR in its parent, blobs/ and blobs/sha256). Fsynced once at commit, before index.json.
    */
   private readonly syncBeforeIndex: Set<string>;
