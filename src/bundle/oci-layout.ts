@@ -2,21 +2,19 @@
 // as `oci-archive:BUNDLE:NAME`, NAME being the image's source reference by digest.
 
 import type { BundleManifest } from './format.js';
+import { REF_NAME_ANNOTATION } from '../oci/image-layout.js';
 import { MediaType } from '../oci/media-types.js';
 
+// The layout's own names live with the layout (src/oci/image-layout.ts); re-exported for the bundle's modules.
+export { ociLayoutBytes, REF_NAME_ANNOTATION } from '../oci/image-layout.js';
 export const OCI_LAYOUT_ENTRY = 'oci-layout';
 export const INDEX_ENTRY = 'index.json';
-export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
 /** Our own annotations on index.json entries, for tools that want to know where an image came from. */
 export const TAG_ANNOTATION = 'io.pin-preload.image.tag';
 export const ORIGIN_ANNOTATION = 'io.pin-preload.image.origin';
 export const COMPONENT_ANNOTATION = 'io.pin-preload.image.component';
 /** On a signature or referrer (origin "signature"): the digest of the image it is about. */
 export const SUBJECT_ANNOTATION = 'io.pin-preload.image.subject';
-
-export function ociLayoutBytes(): Buffer {
-  return Buffer.from(`${JSON.stringify({ imageLayoutVersion: '1.0.0' })}\n`, 'utf8');
-}
 
 /** index.json: one entry per image, named by its source reference by digest, in the manifest's image order. */
 export function ociIndexBytes(manifest: BundleManifest): Buffer {

@@ -3,7 +3,7 @@
 // source → registry or layout, and its streaming digest check is the content check: each byte is hashed once.
 
 import path from 'node:path';
-import { copyImages, type CopyProgress, type CopySummary } from '../copy/copy.js';
+import { copyImages, type CopyImage, type CopyProgress, type CopySummary } from '../copy/copy.js';
 import type { ImageDestination } from '../copy/destination.js';
 import { LayoutDestination } from '../copy/layout-destination.js';
 import { isMirrorLocation, mirrorPaths } from '../cluster/mirror-sets.js';
@@ -97,6 +97,8 @@ export interface BundlePushOptions {
 export interface BundlePushResult extends CopySummary {
   readonly bundle: string;
   readonly target: string;
+  /** What `target` is: a registry (HOST[/PREFIX]) or an OCI layout directory (oci:DIR). */
+  readonly targetKind: PushTarget['kind'];
   /** Bytes read to check the bundle before pushing (the skeleton; every byte with verifyFirst). */
   readonly bytesVerified: number;
 }
@@ -133,7 +135,7 @@ export async function pushBundle(options: BundlePushOptions): Promise<BundlePush
     const source = new BundleSource(bundle, locations);
     const images = bundleImages(bundle.manifest, repositoryFor(options.target, bundle.manifest.images));
     const target = pushTargetName(options.target);
-    const destination = await openDestination(options);
+    const destination = await openDestination(options, images);
     let summary: CopySummary;
     try {
       summary = await copyImages(source, destination, images, {
@@ -147,7 +149,7 @@ export async function pushBundle(options: BundlePushOptions): Promise<BundlePush
     } finally {
       await destination.close();
     }
-    return { bundle: bundlePath, target, bytesVerified: report.bytesRead, ...summary };
+    return { bundle: bundlePath, target, targetKind: options.target.kind, bytesVerified: report.bytesRead, ...summary };
   } finally {
     await bundle.close();
   }
@@ -167,9 +169,13 @@ function repositoryFor(target: PushTarget, images: ReadonlyArray<{ readonly name
   };
 }
 
-async function openDestination(options: BundlePushOptions): Promise<ImageDestination> {
+async function openDestination(options: BundlePushOptions, images: readonly CopyImage[]): Promise<ImageDestination> {
   const target = options.target;
-  if (target.kind === 'layout') return LayoutDestination.open(target.dir);
+  if (target.kind === 'layout') {
+    const layout = await LayoutDestination.open(target.dir);
+    layout.nameImages(images);
+    return layout;
+  }
   if (options.client === undefined) throw new Error('pushBundle: a registry target needs a client');
   return new RegistryDestination(options.client, { host: target.host, insecure: options.insecure ?? false }, options.monolithicLimit);
 }

@@ -53,7 +53,7 @@ export function registerBundleCreate(bundle: Command): void {
   addSignatureOptions(addSelectionOptions(addManifestOptions(command))).action(
     action(async (given: CreateOptionValues) => {
       const { options, spec } = await withSpecOptions(given);
-      const signatureOptions = await checkSignatureOptions(options);
+      const signatureOptions = await checkSignatureOptions(options, given);
       // PREV is read before the plan's registry round trips: a wrong --since fails at once.
       const { planSince, readPrevious } = await import('../plan/delta.js');
       const previous = options.since !== undefined ? await readPrevious(options.since, optionSource(given, 'since', 'since')) : undefined;

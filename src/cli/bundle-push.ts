@@ -67,8 +67,9 @@ function refuseRegistryOptions(target: PushTarget, options: PushOptionValues): v
 
 function summaryLines(result: BundlePushResult): string[] {
   // In a layout every repository shares one blob store: a blob "mounted" there was written for another repository in this run.
-  const written = result.target.startsWith('oci:') ? 'written' : 'uploaded';
-  const mounted = result.target.startsWith('oci:') ? 'shared with another repository' : 'mounted from another repository';
+  const layout = result.targetKind === 'layout';
+  const written = layout ? 'written' : 'uploaded';
+  const mounted = layout ? 'shared with another repository' : 'mounted from another repository';
   return [
     `pushed ${result.bundle} to ${result.target}: ${result.images} images`,
     `  blobs: ${result.blobsSent} ${written} (${formatBytes(result.bytesSent)}), ${result.blobsMounted} ${mounted}, ${result.blobsPresent} already there`,

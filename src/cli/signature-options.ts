@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import type { BundlePlan } from '../plan/plan.js';
 import type { SignatureOptions } from '../plan/release-signatures.js';
 import { UserError } from '../util/errors.js';
+import { optionSource, specKeyHint } from './spec-options.js';
 
 export interface SignatureOptionValues {
   readonly signatureStore?: string;
@@ -21,9 +22,10 @@ export function addSignatureOptions(command: Command): Command {
 
 /**
  * Checked before any planning or download: the store URL, the keyring's readability, and that the other two
- * options come with a store. Undefined when no store is asked for.
+ * options come with a store. Undefined when no store is asked for. `given` is the command line before --spec
+ * filled it in: an error about a value the spec gave names its key and file, as for `since`.
  */
-export async function checkSignatureOptions(options: SignatureOptionValues): Promise<SignatureOptions | undefined> {
+export async function checkSignatureOptions(options: SignatureOptionValues, given: SignatureOptionValues & { readonly spec?: string } = options): Promise<SignatureOptions | undefined> {
   if (options.signatureStore === undefined) {
     if (options.releaseKeyring !== undefined || options.allowUnsignedReleases) {
       throw new UserError('USAGE', `${options.releaseKeyring !== undefined ? '--release-keyring' : '--allow-unsigned-releases'} goes with --signature-store URL`, { subject: { kind: 'option', name: '--signature-store' } });
@@ -34,7 +36,7 @@ export async function checkSignatureOptions(options: SignatureOptionValues): Pro
   const store = parseSignatureStore(options.signatureStore);
   if (options.releaseKeyring !== undefined) {
     const { readKeyringHead } = await import('../release/release-keyring.js');
-    await readKeyringHead(options.releaseKeyring);
+    await readKeyringHead(options.releaseKeyring, { label: optionSource(given, 'releaseKeyring', 'release-keyring'), hint: specKeyHint(given, 'releaseKeyring', 'release-keyring') });
   }
   return { store, ...(options.releaseKeyring !== undefined ? { keyring: options.releaseKeyring } : {}), ...(options.allowUnsignedReleases ? { allowUnsigned: true } : {}) };
 }

@@ -23,6 +23,11 @@ export function optionSource(given: SpecOptionValues, flag: keyof SpecOptionValu
   return given[flag] !== undefined || given.spec === undefined ? `--${key}` : `${key} (${given.spec})`;
 }
 
+/** The hint for an error about a value the spec gave (its key, not a flag); undefined for a flag (the code's own hint). */
+export function specKeyHint(given: SpecOptionValues, flag: keyof SpecOptionValues, key: string): string | undefined {
+  return given[flag] !== undefined || given.spec === undefined ? undefined : `fix ${key} in ${given.spec}, or give --${key} (the command line wins over the spec)`;
+}
+
 /**
  * The values the spec gives for options the command line left unset. The channel is one choice with its
  * versions: --channel replaces the spec's channel and its version keys; --version, --min-version or

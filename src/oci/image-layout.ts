@@ -3,17 +3,47 @@
 
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomic } from '../util/atomic-file.js';
 import { errnoCode, UserError } from '../util/errors.js';
+import { killPoint } from '../util/kill-point.js';
 import { type Digest } from './digest.js';
 import { parseManifest, type ImageIndex } from './manifest.js';
 
 export const OCI_LAYOUT_FILE = 'oci-layout';
 export const INDEX_FILE = 'index.json';
+/** The annotation that names an image in index.json (`skopeo … oci:DIR:NAME` looks NAME up in it). */
+export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
+
+export function ociLayoutBytes(): Buffer {
+  return Buffer.from(`${JSON.stringify({ imageLayoutVersion: '1.0.0' })}\n`, 'utf8');
+}
+
+/** `blobs/<algorithm>`: the directory of every blob of that algorithm. */
+export function layoutBlobDir(dir: string, algorithm = 'sha256'): string {
+  return path.join(dir, 'blobs', algorithm);
+}
 
 /** `blobs/<algorithm>/<encoded>`: manifests, configs and layers alike. */
 export function layoutBlobPath(dir: string, digest: Digest): string {
   const colon = digest.indexOf(':');
-  return path.join(dir, 'blobs', digest.slice(0, colon), digest.slice(colon + 1));
+  return path.join(layoutBlobDir(dir, digest.slice(0, colon)), digest.slice(colon + 1));
+}
+
+/**
+ * Writes index.json and then oci-layout, each atomically: the spec requires both, and oci-layout is what
+ * marks the directory as a layout, so it never appears before the index it needs (a crash in between leaves a
+ * directory that is not yet a layout). oci-layout already there is left as it is.
+ */
+export async function writeLayoutIndex(dir: string, document: Readonly<Record<string, unknown>>): Promise<void> {
+  await writeFileAtomic(path.join(dir, INDEX_FILE), `${JSON.stringify(document, null, 2)}\n`);
+  killPoint('layout:index-written');
+  await writeOciLayoutIfAbsent(dir);
+}
+
+/** oci-layout, when the directory has none yet (another tool's, formatted otherwise, stays). */
+export async function writeOciLayoutIfAbsent(dir: string): Promise<void> {
+  const file = path.join(dir, OCI_LAYOUT_FILE);
+  if (!(await fs.stat(file).then(() => true, () => false))) await writeFileAtomic(file, ociLayoutBytes());
 }
 
 /** Whether the layout holds the blob (any size: for a manifest the reader checks the digest when it reads it). */
@@ -24,10 +54,11 @@ export async function layoutHasBlob(dir: string, digest: Digest): Promise<boolea
   );
 }
 
-/** index.json, parsed; `entries` are its `manifests` as written (every field kept, for a writer that merges). */
+/** index.json, parsed; `document` and `entries` (its `manifests`) as written, every field kept for a writer that merges. */
 export interface LayoutIndex {
   readonly file: string;
   readonly index: ImageIndex;
+  readonly document: Readonly<Record<string, unknown>>;
   readonly entries: ReadonlyArray<Readonly<Record<string, unknown>>>;
 }
 
@@ -50,8 +81,8 @@ export async function readLayoutIndex(dir: string, missing: 'invalid' | 'empty' 
     throw new UserError('LAYOUT_INVALID', `${dir} is not an OCI image layout: ${(err as Error).message}`, { subject: { kind: 'path', name: dir }, cause: err });
   }
   if (index.kind !== 'index') throw new UserError('LAYOUT_INVALID', `${file} is not an image index`, { subject: { kind: 'path', name: file } });
-  const entries = (JSON.parse(bytes.toString('utf8')) as { manifests: Array<Record<string, unknown>> }).manifests;
-  return { file, index, entries };
+  const document = JSON.parse(bytes.toString('utf8')) as { manifests: Array<Record<string, unknown>> };
+  return { file, index, document, entries: document.manifests };
 }
 
 /** A manifest's bytes from the layout; LAYOUT_INVALID naming `where` (the image) when the file is not there. */

@@ -39,7 +39,8 @@ function run(command: string, args: readonly string[]): Promise<RunResult> {
  * The keyring file's first bytes (enough to tell armor from binary): the one place an unreadable keyring is
  * refused, called early by the CLI (before any planning) and again when the keyring is opened.
  */
-export async function readKeyringHead(file: string): Promise<Buffer> {
+/** `source` names the keyring in the error: the flag, or the spec key that gave it (with a hint to fix the spec). */
+export async function readKeyringHead(file: string, source: { readonly label: string; readonly hint?: string | undefined } = { label: '--release-keyring' }): Promise<Buffer> {
   try {
     const handle = await open(file, 'r');
     try {
@@ -50,7 +51,7 @@ export async function readKeyringHead(file: string): Promise<Buffer> {
       await handle.close();
     }
   } catch (err) {
-    throw new UserError('USAGE', `--release-keyring ${file} cannot be read: ${(err as Error).message}`, { subject: { kind: 'path', name: file } });
+    throw new UserError('USAGE', `${source.label} ${file} cannot be read: ${(err as Error).message}`, { subject: { kind: 'path', name: file }, ...(source.hint !== undefined ? { hint: source.hint } : {}) });
   }
 }
 

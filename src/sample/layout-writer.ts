@@ -1,14 +1,15 @@
-// Writes an OCI image layout directory (oci-layout, index.json, blobs/sha256/<hex>) from generated parts.
-// Blobs are content-addressed, so rewriting one is harmless; index.json is written last, atomically.
+// Writes an OCI image layout directory (oci-layout, index.json, blobs/sha256/<hex>) from generated parts, with
+// the paths and index files of src/oci/image-layout.ts. Blobs are content-addressed, so rewriting one is
+// harmless; index.json is written last, atomically.
 
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { digestHex, sha256Of, type Digest } from '../oci/digest.js';
+import { sha256Of, type Digest } from '../oci/digest.js';
+import { layoutBlobDir, layoutBlobPath, REF_NAME_ANNOTATION, writeLayoutIndex } from '../oci/image-layout.js';
 import { MediaType } from '../oci/media-types.js';
 import type { Platform } from '../oci/platform.js';
-import { writeFileAtomic } from '../util/atomic-file.js';
 
-export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
+export { REF_NAME_ANNOTATION };
 
 /** JSON with object keys sorted at every level: one text per value, so digests are reproducible. */
 export function canonicalJson(value: unknown): string {
@@ -33,7 +34,7 @@ export class LayoutWriter {
   private readonly entries: BlobDescriptor[] = [];
 
   constructor(readonly dir: string) {
-    this.blobsDir = path.join(dir, 'blobs', 'sha256');
+    this.blobsDir = layoutBlobDir(dir);
   }
 
   async open(): Promise<void> {
@@ -51,7 +52,7 @@ export class LayoutWriter {
   async writeJson(mediaType: string, value: unknown): Promise<BlobDescriptor> {
     const bytes = Buffer.from(canonicalJson(value), 'utf8');
     const digest = sha256Of(bytes);
-    await fs.writeFile(path.join(this.blobsDir, digestHex(digest)), bytes);
+    await fs.writeFile(layoutBlobPath(this.dir, digest), bytes);
     this.written.set(digest, bytes.length);
     return { mediaType, digest, size: bytes.length };
   }
@@ -83,10 +84,6 @@ export class LayoutWriter {
 
   async finish(): Promise<void> {
     await this.pruneUnwritten();
-    await writeFileAtomic(path.join(this.dir, 'oci-layout'), canonicalJson({ imageLayoutVersion: '1.0.0' }));
-    await writeFileAtomic(
-      path.join(this.dir, 'index.json'),
-      canonicalJson({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: this.entries }),
-    );
+    await writeLayoutIndex(this.dir, { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: this.entries });
   }
 }

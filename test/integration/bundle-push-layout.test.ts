@@ -82,6 +82,7 @@ test('pushes every image into an OCI layout that skopeo reads back by digest and
   assert.equal(result.code, 0, result.stderr);
   const summary = JSON.parse(result.stdout);
   assert.equal(summary.target, `oci:${dir}`);
+  assert.equal(summary.targetKind, 'layout');
   assert.equal(summary.images, manifest.images.length);
   assert.ok(summary.blobsSent > 0 && summary.blobsPresent === 0);
   assert.deepEqual(summary.sparseIndexesRefused, [], 'a layout takes an index with only some of its platforms');
@@ -116,7 +117,9 @@ test('LayoutSource reads what the layout destination wrote: layout → layout ke
   assert.equal(pushed.code, 0, pushed.stderr);
   const destination = await LayoutDestination.open(to);
   try {
-    const summary = await copyImages(new LayoutSource(from), destination, await layoutImages(from, repositoryName));
+    const images = await layoutImages(from, repositoryName);
+    destination.nameImages(images);
+    const summary = await copyImages(new LayoutSource(from), destination, images);
     assert.ok(summary.blobsSent > 0);
   } finally {
     await destination.close();

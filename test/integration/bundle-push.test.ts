@@ -74,6 +74,7 @@ test('pushes every image so that skopeo pulls each back by digest, byte for byte
   assert.equal(result.code, 0, result.stderr);
   const summary = JSON.parse(result.stdout);
   assert.equal(summary.schemaVersion, 1);
+  assert.equal(summary.targetKind, 'registry');
   assert.equal(summary.images, manifest.images.length);
   assert.ok(summary.blobsSent > 0 && summary.blobsMounted > 0, 'shared layers are sent once and mounted into the other repositories');
   assert.equal(summary.blobsPresent, 0);
