@@ -3,11 +3,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, readdir, rm, stat } from 'node:fs/promises';
+import { open, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { buffer } from 'node:stream/consumers';
-import { createBundle, smallestSplitMiB } from '../../src/bundle/writer.js';
+import { createBundle, smallestSplitMiB, type CreateEvent } from '../../src/bundle/writer.js';
 import { openBundle } from '../../src/bundle/reader.js';
 import { sha256Of } from '../../src/oci/digest.js';
 import { exitStatusOf } from '../../src/cli/exit-status.js';
@@ -92,6 +92,46 @@ test('a failed blob fails the run naming image and blob, keeps the work dir, and
     await rm(`${output}.ref`, { force: true });
     await createBundle({ plan, source: new MemorySource(contents), output: `${output}.ref`, created });
     assert.ok((await readFile(output)).equals(await readFile(`${output}.ref`)));
+  });
+});
+
+test('a partial blob whose prefix on disk was damaged is fetched again from 0, once (blob-retry), and the bundle is identical', async () => {
+  await withDir(async (dir) => {
+    const output = path.join(dir, 'b.tar');
+    const big = images[0]!.blobs.find((b) => b.size > 100_000)!;
+    const source = new MemorySource(contents);
+    source.failAfter.set(big.digest, 70_000);
+    await assert.rejects(createBundle({ plan, source, output, created }));
+    // Where the blob lies: the same plan under the same name puts it at the same offset.
+    const reference = path.join(dir, 'ref', 'b.tar');
+    await createBundle({ plan, source: new MemorySource(contents), output: reference, created });
+    const ref = await openBundle(reference);
+    const at = (await ref.locateBlobs()).get(big.digest)!;
+    await ref.close();
+    const volume = await open(path.join(`${output}.partial`, 'b.tar'), 'r+');
+    await volume.write(Buffer.from([0x55 ^ (await readFile(reference))[at.offset + 100]!]), 0, 1, at.offset + 100);
+    await volume.close();
+
+    source.failAfter.clear();
+    source.served.clear();
+    const events: CreateEvent[] = [];
+    await createBundle({ plan, source, output, created, onEvent: (e) => events.push(e) });
+    // The rest after the recorded position (a Range request), then the whole blob once more: nothing else.
+    assert.deepEqual([...source.served.keys()], [big.digest]);
+    assert.equal(source.served.get(big.digest), big.size - 70_000 + big.size);
+    assert.deepEqual(events.filter((e) => e.kind === 'blob-retry').map((e) => e.kind === 'blob-retry' && e.digest), [big.digest]);
+    assert.ok((await readFile(output)).equals(await readFile(reference)));
+  });
+});
+
+test('manifests the plan already holds are written from its bytes, never fetched again', async () => {
+  await withDir(async (dir) => {
+    const source = new MemorySource(contents);
+    source.getManifest = async (ref) => {
+      throw new Error(`manifest ${ref.digest} was fetched`);
+    };
+    const result = await createBundle({ plan, source, output: path.join(dir, 'b.tar'), created });
+    assert.equal(result.blobs, plan.blobs.length);
   });
 });
 
