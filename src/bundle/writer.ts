@@ -1,5 +1,7 @@
-// `bundle create`: writes a plan's bundle straight into preallocated volume files (no second copy),
-// resumable after kill -9 from a journal, sealed and published (src/bundle/publish.ts) only when complete.
+// `bundle create`: copies a plan's images from the registry into preallocated volume files with the one copy
+// pipeline (src/copy/copy.ts into BundleDestination, src/bundle/destination.ts: no second copy loop, no second
+// copy of the bytes), resumable after kill -9 from a journal, sealed and published (src/bundle/publish.ts)
+// only when complete.
 
 import fs from 'node:fs';
 import { promises as fsp } from 'node:fs';

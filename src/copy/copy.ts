@@ -339,14 +339,14 @@ function verifiedBlob(source: ImageSource, image: CopyImage, blob: BlobRef, at: 
   const { offset, prefixHash, signal, holdBack } = at;
   const from = prefixHash !== undefined ? offset : 0;
   // A source that verifies takes the prefix hash itself; otherwise it is the copy's own check that continues it.
-  const own = source.verifiesBlobs === true;
+  const sourceVerifies = source.verifiesBlobs === true;
   const bytes = source.blobStream(image.source, blob, {
     ...(from > 0 ? { offset: from } : {}),
-    ...(from > 0 && own && prefixHash ? { prefixHash } : {}),
+    ...(from > 0 && sourceVerifies && prefixHash ? { prefixHash } : {}),
     ...(signal ? { signal } : {}),
   });
   const stages: [Readable, ...Transform[]] = [bytes];
-  if (!own) stages.push(new VerifyingStream(blob.digest, blob.size, `blob ${blob.digest} of image ${image.name}`, from > 0 ? prefixHash : undefined, from));
+  if (!sourceVerifies) stages.push(new VerifyingStream(blob.digest, blob.size, `blob ${blob.digest} of image ${image.name}`, from > 0 ? prefixHash : undefined, from));
   if (holdBack) stages.push(new HoldLastChunk());
   if (offset > from) stages.push(new SkipBytes(offset - from));
   if (stages.length === 1) return bytes; // a verified source into a destination that holds nothing back: as it is
