@@ -1,5 +1,6 @@
-// The one copy of images from an ImageSource to an ImageDestination, in containers/image's order: every
-// blob (each once per destination repository), then manifests children first, then tags, then commit.
+// The one copy of images from an ImageSource to an ImageDestination, in containers/image's order: blobs (each
+// once per destination repository); each image's manifests, children first, and tags as soon as its blobs are
+// in; commit at the end.
 
 import type { Hash } from 'node:crypto';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
@@ -84,6 +85,9 @@ export interface CopySummary {
    */
   readonly sparseIndexesRefused: readonly string[];
 }
+
+/** Blobs up to this size are copied first (quick on any link): they complete images early. */
+const SMALL_BLOB = 1024 * 1024;
 
 /** One blob into one destination repository, on behalf of the first image that needs it there. */
 interface BlobStep {
@@ -215,12 +219,14 @@ export async function copyImages(source: ImageSource, destination: ImageDestinat
       }
     }
   }
-  // Largest first, so the longest upload never starts last and leaves the other connections idle.
-  firstSteps.sort((a, b) => b.blob.size - a.blob.size);
+  // Small blobs (configs, mostly) first in image order, so that images become whole early; then the rest
+  // largest first, so the longest transfer never starts last and leaves the other connections idle.
+  const small = (step: BlobStep): boolean => step.blob.size <= SMALL_BLOB;
+  firstSteps.sort((a, b) => Number(small(b)) - Number(small(a)) || (small(a) ? 0 : b.blob.size - a.blob.size));
   const blobsTotal = firstSteps.length + laterSteps.length;
   const report = (): void => options.onProgress?.({ bytesDone: tally.bytesDone, bytesTotal, blobsDone: tally.blobsDone, blobsTotal });
 
-  const copyBlob = ({ image, blob }: BlobStep, mountFrom: string | undefined): Promise<void> => step(image, blob.digest, async () => {
+  const copyBlobStep = ({ image, blob }: BlobStep, mountFrom: string | undefined): Promise<void> => step(image, blob.digest, async () => {
     const what = `blob ${blob.digest}`;
     const reuse = await retried(what, image, () => destination.reuseBlob(image.repository, blob, mountFrom, signal));
     if (reuse === 'present') tally.blobsPresent++;
@@ -235,8 +241,6 @@ export async function copyImages(source: ImageSource, destination: ImageDestinat
     tally.bytesDone += blob.size;
     report();
   });
-  await mapBounded(firstSteps, concurrency, (step) => copyBlob(step, undefined));
-  await mapBounded(laterSteps, concurrency, (step) => copyBlob(step, firstRepository.get(step.blob.digest)));
 
   // Manifests: children before the index that lists them (the registry checks that they exist), each once per
   // repository. The destination is asked first: a manifest it holds is read from the source only for a tag.
@@ -299,7 +303,61 @@ export async function copyImages(source: ImageSource, destination: ImageDestinat
       }
     }
   };
-  await mapBounded(images, concurrency, copyImageManifests);
+
+  // An image's manifests go as soon as every blob it needs is in its repository (containers/image copies
+  // image by image), at most `concurrency` images at once beside the blobs: images become whole as the copy
+  // goes. Without keepGoing the first failure is thrown at the end: a blob's stops all new work, a manifest's
+  // stops the manifests only, so the blobs still all go in (a re-run then has manifests left, not bytes).
+  const waitingOn = new Map<CopyImage, number>();
+  const dependents = new Map<string, CopyImage[]>();
+  for (const image of images) {
+    const keys = new Set(image.blobs.map((blob) => `${image.repository}@${blob.digest}`));
+    waitingOn.set(image, keys.size);
+    for (const key of keys) {
+      let list = dependents.get(key);
+      if (list === undefined) dependents.set(key, (list = []));
+      list.push(image);
+    }
+  }
+  let stopped: { readonly error: unknown } | undefined;
+  let blobsStopped = false;
+  const ready = images.filter((image) => waitingOn.get(image) === 0);
+  const running = new Set<Promise<void>>();
+  const startManifests = (): void => {
+    while (running.size < concurrency && ready.length > 0 && stopped === undefined) {
+      const run: Promise<void> = copyImageManifests(ready.shift()!)
+        .catch((error: unknown) => {
+          stopped ??= { error };
+        })
+        .finally(() => {
+          running.delete(run);
+          startManifests();
+        });
+      running.add(run);
+    }
+  };
+  const copyBlob = async (blobStep: BlobStep, mountFrom: string | undefined): Promise<void> => {
+    if (blobsStopped) throw stopped!.error;
+    try {
+      await copyBlobStep(blobStep, mountFrom);
+    } catch (error) {
+      stopped ??= { error };
+      blobsStopped = true;
+      throw error;
+    }
+    for (const image of dependents.get(`${blobStep.image.repository}@${blobStep.blob.digest}`) ?? []) {
+      const left = waitingOn.get(image)! - 1;
+      waitingOn.set(image, left);
+      if (left === 0) ready.push(image);
+    }
+    startManifests();
+  };
+  startManifests();
+  await mapBounded(firstSteps, concurrency, (blobStep) => copyBlob(blobStep, undefined))
+    .then(() => mapBounded(laterSteps, concurrency, (blobStep) => copyBlob(blobStep, firstRepository.get(blobStep.blob.digest))))
+    .catch(() => undefined); // the error is in `stopped`
+  while (running.size > 0) await Promise.all(running);
+  if (stopped !== undefined) throw stopped.error;
 
   if (failures.size > 0) throw new CopyIncomplete([...failures.values()]);
   await destination.commit(signal);

@@ -32,8 +32,8 @@ export type BlobReuse = 'present' | 'mounted' | 'absent';
 /**
  * Where images are written, as containers/image's ImageDestination. The copy calls, per destination
  * repository (a path such as "openshift/release"): reuseBlob, then putBlob when the blob is absent, for
- * every blob; then hasManifest/putManifest for every manifest, children before the index that lists
- * them; then putTag; and commit once at the end. Each call is one try: the copy retries a failed step
+ * every blob; for each image, once every blob it needs is in its repository, hasManifest/putManifest for
+ * its manifests, children before the index that lists them, then putTag; and commit once at the end. Each call is one try: the copy retries a failed step
  * with the copy's retry policy, so a step must be safe to repeat (putBlob resumes where the destination
  * stands: it gets an `open(offset, prefixHash?)` and asks for the bytes it still needs). A stream from
  * `open` that errors (a bad digest included) is never to be kept as the blob: only one that ends is whole.

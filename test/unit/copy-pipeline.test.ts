@@ -167,3 +167,38 @@ test('keepGoing: every blob that fails is named in one run, the rest is copied, 
   for (const b of others) assert.ok(destination.blobs.has(b.digest), `blob ${b.digest} was copied`);
   assert.equal(destination.committed, false);
 });
+
+test('an image is whole (its manifest placed) as soon as its own blobs are in, while another image\'s blob still streams', async () => {
+  const two = testImage({ domain: 'quay.io', path: 'example/other' }, 'two', [randomBytes(2_000_000)]);
+  const slow = two.blobs.find((b) => b.role === 'layer')!;
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const source = new PlainSource(new Map([...contents, ...blobContents([two])]));
+  const plainStream = source.blobStream.bind(source);
+  source.blobStream = (repository, blob, options) => {
+    if (blob.digest !== slow.digest) return plainStream(repository, blob, options);
+    const bytes = plainStream(repository, blob, options);
+    return Readable.from((async function* () {
+      await gate; // held until the first image is whole
+      for await (const chunk of bytes) yield chunk as Buffer;
+    })(), { objectMode: false });
+  };
+  const destination = new MemoryDestination();
+  const firstWhole = new Promise<void>((resolve) => {
+    const put = destination.putManifest.bind(destination);
+    destination.putManifest = async (repository, manifest) => {
+      await put(repository, manifest);
+      if (manifest.digest === one.image.reference.digest) resolve();
+    };
+  });
+  const copied = copyImages(source, destination, [copyImageOf(one), { ...copyImageOf(two), source: two.image.reference, repository: 'example/other' }], noRetry);
+  // A copy that put manifests only after every blob would wait here: the gate opens anyway after 5 s, and the
+  // blob is then in before the manifest, which the assertion catches.
+  const fallback = setTimeout(release, 5000);
+  await firstWhole;
+  clearTimeout(fallback);
+  assert.equal(destination.blobs.has(slow.digest), false, 'the other image\'s blob is still streaming');
+  release();
+  await copied;
+  assert.ok(destination.manifests.has(two.image.reference.digest));
+});
