@@ -1,8 +1,7 @@
-// The blobs `bundle create` writes: one task per blob entry of the layout (its index is its journal slot), and
-// which of them this run still has to write, in the order that keeps every connection busy.
+// The blobs `bundle create` writes: one task per blob entry of the layout (its index is its journal slot, its
+// entry its place in the volumes). Which are left to write and in what order is the copy's (src/copy/copy.ts).
 
 import type { BundlePlan, PlannedBlob } from '../plan/plan.js';
-import type { Digest } from '../oci/digest.js';
 import type { BundleLayout, LayoutEntry } from './layout.js';
 
 export interface BlobTask {
@@ -20,12 +19,3 @@ export function blobTasks(plan: BundlePlan, layout: BundleLayout): BlobTask[] {
     .map((entry, index) => ({ index, entry, blob: plannedBlobs.get(entry.digest!)! }));
 }
 
-/**
- * The tasks not yet done, in download order: small manifests and configs first (they complete images early),
- * then layers largest first, so the biggest download never starts last and leaves the other connections idle.
- */
-export function blobsToWrite(tasks: readonly BlobTask[], done: ReadonlyMap<Digest, unknown>): BlobTask[] {
-  return tasks
-    .filter((t) => !done.has(t.blob.digest))
-    .sort((a, b) => Number(a.blob.role === 'layer') - Number(b.blob.role === 'layer') || (a.blob.role === 'layer' ? b.blob.size - a.blob.size : a.index - b.index));
-}

@@ -1,27 +1,30 @@
-// `bundle create`: writes a plan's bundle straight into preallocated volume files (no second copy),
-// resumable after kill -9 from a journal, sealed and published (src/bundle/publish.ts) only when complete.
+// `bundle create`: copies a plan's images from the registry into preallocated volume files with the one copy
+// pipeline (src/copy/copy.ts into BundleDestination, src/bundle/destination.ts: no second copy loop, no second
+// copy of the bytes), resumable after kill -9 from a journal, sealed and published (src/bundle/publish.ts)
+// only when complete.
 
 import fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { createHash, createPublicKey, type Hash } from 'node:crypto';
-import type { Readable } from 'node:stream';
-import type { BundlePlan, PlannedBlob } from '../plan/plan.js';
+import { createHash, createPublicKey } from 'node:crypto';
+import type { BundlePlan } from '../plan/plan.js';
 import type { ImageSource } from '../registry/source.js';
-import { DigestMismatchError, sha256Digest, sha256Of, type Digest } from '../oci/digest.js';
+import { copyImages, CopyIncomplete } from '../copy/copy.js';
+import { sha256Of, type Digest } from '../oci/digest.js';
 import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MAX_VOLUMES, type BundleManifest, type BundleSeal } from './format.js';
 import { openBundle, type OpenedBundle } from './reader.js';
-import { buildBundleManifest, serializeManifest, type UncompressedSize } from './bundle-manifest.js';
-import { planLayout, type BundleLayout, type LayoutEntry, type PlannedBundle } from './layout.js';
+import { buildBundleManifest, serializeManifest } from './bundle-manifest.js';
+import { planLayout, type BundleLayout, type PlannedBundle } from './layout.js';
 import { bundleSkeleton } from './skeleton.js';
 import { VolumeSet } from './volumes.js';
-import { Journal, readJournal, type BlobDone } from './journal.js';
-import { blobsToWrite, blobTasks, type BlobTask } from './blob-tasks.js';
-import { createdFor, resumePoint, workStart, type ResumePoint, type WorkStart } from './resume.js';
+import { Journal, readJournal } from './journal.js';
+import { blobTasks } from './blob-tasks.js';
+import { createdFor, resumePoint, workStart, type WorkStart } from './resume.js';
+import { BundleDestination } from './destination.js';
+import { PlanSource, planCopyImages } from './plan-source.js';
 import { CreateProgressMeter, type CreateProgress } from './create-progress.js';
 import { checkDiskSpace } from './disk-space.js';
 import { clearWorkDir, lockWorkDir } from './work-lock.js';
-import { hasGzipTrailer, sizeFromGzipTrailer } from './uncompressed.js';
 import { hashRangesDirect, type HashRange, type VolumeOnDisk } from './hash-pipeline.js';
 import { serializeSeal } from './seal.js';
 import { keyIdOf, loadPrivateKey, signSeal } from './signing.js';
@@ -94,274 +97,6 @@ function layoutKey(plan: BundlePlan, layout: BundleLayout): string {
   return createHash('sha256')
     .update(JSON.stringify({ v: BUNDLE_FORMAT_VERSION, manifest, entries: layout.entries, volumes: layout.volumes }))
     .digest('hex');
-}
-
-function repositoryOf(blob: PlannedBlob): { domain: string; path: string } {
-  const name = blob.repositories[0];
-  const slash = name ? name.indexOf('/') : -1;
-  if (!name || slash <= 0) throw new Error(`blob ${blob.digest} has no repository to fetch it from`);
-  return { domain: name.slice(0, slash), path: name.slice(slash + 1) };
-}
-
-/** A batch smaller than the minimum is written anyway once the stream has been silent this long. */
-const BATCH_IDLE_MS = 20;
-
-/**
- * Yields the stream's chunks in batches of at least `min` bytes and about `max` at most, or fewer when the
- * stream ends, fails or stalls for BATCH_IDLE_MS (`idle`: what arrived is put on disk and in the journal, not held
- * while waiting): the chunks as they came (one writev, never copied into one buffer) and their total length.
- * Network chunks are ~16–64 KiB: written one by one, each would cost a thread-pool round trip.
- */
-async function* batches(stream: Readable, min: number, max: number): AsyncGenerator<{ parts: Buffer[]; length: number; idle: boolean }> {
-  let error: Error | undefined;
-  let ended = false;
-  let wake: (() => void) | undefined;
-  const onReadable = () => wake?.();
-  const onEnd = () => {
-    ended = true;
-    wake?.();
-  };
-  const onError = (err: Error) => {
-    error = err;
-    wake?.();
-  };
-  stream.on('readable', onReadable).on('end', onEnd).on('error', onError);
-  try {
-    let parts: Buffer[] = [];
-    let n = 0;
-    for (;;) {
-      let chunk: Buffer | null;
-      while (n < max && (chunk = stream.read() as Buffer | null) !== null) {
-        parts.push(chunk);
-        n += chunk.length;
-      }
-      // What arrived before an error is written first (a re-run continues after it), then the error thrown.
-      if (error && n === 0) throw error;
-      if (n >= min || ((ended || error) && n > 0)) {
-        yield { parts, length: n, idle: ended || error !== undefined };
-        parts = [];
-        n = 0;
-        continue;
-      }
-      if (ended) return;
-      let timer: NodeJS.Timeout | undefined;
-      const woken = await new Promise<boolean>((resolve) => {
-        wake = () => resolve(true);
-        if (n > 0) timer = setTimeout(() => resolve(false), BATCH_IDLE_MS);
-      });
-      clearTimeout(timer);
-      wake = undefined;
-      if (!woken && n > 0) {
-        yield { parts, length: n, idle: true };
-        parts = [];
-        n = 0;
-      }
-    }
-  } finally {
-    stream.off('readable', onReadable).off('end', onEnd).off('error', onError);
-    if (!ended) stream.destroy();
-  }
-}
-
-/**
- * Bytes a blob may run ahead of its journal slot while streaming: progress is recorded every this many bytes,
- * not per network chunk, and exactly when the stream ends or fails. A run killed mid-blob re-fetches at most
- * this much; a resumed run re-checks the recorded prefix, so a coarser slot never costs correctness.
- */
-const PROGRESS_RECORD_BYTES = 1024 * 1024;
-
-/**
- * Makes finished blobs durable in groups: one fdatasync of each volume they lie in, then one append of all
- * their journal lines. A blob joins the group that starts after its last write returned, so its bytes are on
- * disk before its line is: what the journal calls done is durable, with one fsync per group, not per blob.
- */
-class DoneCommitter {
-  private queue: Array<{ done: BlobDone; volumes: readonly number[]; settle: (err?: unknown) => void }> = [];
-  private running = false;
-
-  constructor(
-    private readonly volumes: VolumeSet,
-    private readonly journal: Journal,
-  ) {}
-
-  commit(done: BlobDone, volumes: readonly number[]): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ done, volumes, settle: (err) => (err === undefined ? resolve() : reject(err)) });
-      this.kick();
-    });
-  }
-
-  private kick(): void {
-    if (this.running || this.queue.length === 0) return;
-    this.running = true;
-    const group = this.queue.splice(0);
-    void this.flush(group).then(() => {
-      this.running = false;
-      this.kick();
-    });
-  }
-
-  private async flush(group: typeof this.queue): Promise<void> {
-    try {
-      for (const v of new Set(group.flatMap((g) => g.volumes))) await this.volumes.syncVolume(v);
-      await this.journal.recordDone(group.map((g) => g.done));
-      for (const g of group) g.settle();
-    } catch (err) {
-      for (const g of group) g.settle(err ?? new Error('journal commit failed'));
-    }
-  }
-}
-
-class BundleWriter {
-  bytesDone = 0;
-  bytesFetched = 0;
-  readonly done = new Map<Digest, UncompressedSize>();
-  readonly failures = new Map<Digest, string>();
-  private readonly committer: DoneCommitter;
-
-  constructor(
-    private readonly options: CreateOptions,
-    private readonly volumes: VolumeSet,
-    private readonly journal: Journal,
-    private readonly meter: CreateProgressMeter,
-  ) {
-    this.committer = new DoneCommitter(volumes, journal);
-  }
-
-  /** Takes over what an earlier run finished; its partly written blobs are counted when their task starts. */
-  resume(point: ResumePoint): void {
-    for (const [digest, size] of point.done) this.done.set(digest, size);
-    this.bytesDone = point.bytesDone;
-  }
-
-  /** Download progress, throttled by the meter unless `force`. */
-  report(force = false): void {
-    this.meter.report('download', this, force);
-  }
-
-  /**
-   * Writes every task, at most `concurrency` at once. A blob that fails (or is not started after a cancel) is
-   * collected in `failures` and the others go on: one run finds every blob that cannot be had.
-   */
-  async writeAll(todo: readonly BlobTask[], resumeFrom: readonly number[], concurrency: number): Promise<void> {
-    await forEachBounded(todo, concurrency, async (task) => {
-      if (this.options.signal?.aborted) {
-        this.failures.set(task.blob.digest, 'cancelled');
-        return;
-      }
-      try {
-        await this.writeBlob(task, resumeFrom[task.index]!);
-      } catch (err) {
-        this.failures.set(task.blob.digest, describeError(err));
-      }
-      this.report();
-    });
-  }
-
-  /** Bytes of each blob on disk so far, by task index: the sum is bytesDone. */
-  private readonly positions = new Map<number, number>();
-  /** The position last written to each blob's journal slot. */
-  private readonly recorded = new Map<number, number>();
-
-  /**
-   * Sets how far blob `index` is written, keeping bytesDone in step, and its journal slot when it moved by
-   * PROGRESS_RECORD_BYTES or more, or `always`.
-   */
-  private async setPosition(index: number, position: number, always = true): Promise<void> {
-    this.bytesDone += position - (this.positions.get(index) ?? 0);
-    this.positions.set(index, position);
-    if (!always && Math.abs(position - (this.recorded.get(index) ?? 0)) < PROGRESS_RECORD_BYTES) return;
-    this.recorded.set(index, position);
-    await this.journal.recordProgress(index, position);
-  }
-
-  /** Downloads (or resumes) one blob into its data range; records it done only when verified and fsynced. */
-  async writeBlob(task: BlobTask, resumeFrom: number): Promise<void> {
-    const { blob, entry, index } = task;
-    this.positions.set(index, resumeFrom);
-    this.recorded.set(index, resumeFrom);
-    let from = resumeFrom;
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        if (blob.bytes) await this.writeKnownBytes(task, blob.bytes);
-        else if (from >= blob.size) await this.checkWritten(task);
-        else if (blob.role === 'manifest' && from === 0) await this.writeKnownBytes(task, await this.fetchManifest(blob));
-        else await this.stream(task, from);
-        const uncompressed = await this.uncompressedSize(task);
-        // The committer syncs each volume of a group once, so repeats here cost nothing.
-        await this.committer.commit({ digest: blob.digest, uncompressed }, this.volumes.pieces(entry.dataOffset, entry.size).map((p) => p.volume));
-        this.done.set(blob.digest, uncompressed);
-        return;
-      } catch (err) {
-        if (!(err instanceof DigestMismatchError)) throw err;
-        // Bytes that do not verify are never trusted by a later run; a resumed blob is fetched again from 0, once.
-        await this.setPosition(index, 0);
-        if (from === 0 || attempt > 0) throw err;
-        this.options.onEvent?.({ kind: 'blob-retry', digest: blob.digest, reason: `${err.message}; fetching it again from the start` });
-        from = 0;
-      }
-    }
-  }
-
-  /** A blob written to its end by an earlier run that stopped before recording it done: check it in place. */
-  private async checkWritten(task: BlobTask): Promise<void> {
-    const actual = sha256Digest((await this.hashWritten(task.entry, task.blob.size)).digest('hex'));
-    if (actual !== task.blob.digest) throw new DigestMismatchError(task.blob.digest, actual, `blob ${task.blob.digest} (on disk)`);
-  }
-
-  private async fetchManifest(blob: PlannedBlob): Promise<Buffer> {
-    const repo = repositoryOf(blob);
-    const fetched = await this.options.source.getManifest({ ...repo, digest: blob.digest }, this.options.signal ? { signal: this.options.signal } : {});
-    return fetched.bytes;
-  }
-
-  private async writeKnownBytes(task: BlobTask, bytes: Buffer): Promise<void> {
-    const actual = sha256Of(bytes);
-    if (actual !== task.blob.digest || bytes.length !== task.blob.size) throw new DigestMismatchError(task.blob.digest, actual, `manifest ${task.blob.digest}`);
-    await this.volumes.write(bytes, task.entry.dataOffset);
-    await this.setPosition(task.index, bytes.length);
-  }
-
-  /** Streams the blob from `from` into place; bytes before `from` are re-hashed from the volume first. */
-  private async stream(task: BlobTask, from: number): Promise<void> {
-    const { blob, entry } = task;
-    let prefixHash: Hash | undefined;
-    if (from > 0) prefixHash = await this.hashWritten(entry, from);
-    const source = this.options.source.blobStream(repositoryOf(blob), { digest: blob.digest, size: blob.size }, {
-      ...(from > 0 ? { offset: from, prefixHash: prefixHash! } : {}),
-      ...(this.options.signal ? { signal: this.options.signal } : {}),
-    });
-    let position = from;
-    try {
-      for await (const { parts, length, idle } of batches(source, 1024 * 1024, 4 * 1024 * 1024)) {
-        if (position + length > blob.size) throw new DigestMismatchError(blob.digest, `(more than ${blob.size} bytes)`, `blob ${blob.digest}`);
-        await this.volumes.writev(parts, entry.dataOffset + position);
-        position += length;
-        this.bytesFetched += length;
-        await this.setPosition(task.index, position, idle);
-        this.report();
-      }
-    } finally {
-      // A failed or finished stream leaves its exact position: a re-run fetches only what is missing.
-      if (this.recorded.get(task.index) !== position) await this.setPosition(task.index, position);
-    }
-  }
-
-  private async hashWritten(entry: LayoutEntry, length: number): Promise<Hash> {
-    const hash = createHash('sha256');
-    for await (const chunk of this.volumes.createReadStream(entry.dataOffset, length)) hash.update(chunk as Buffer);
-    return hash;
-  }
-
-  private async uncompressedSize(task: BlobTask): Promise<UncompressedSize> {
-    const { blob, entry } = task;
-    if (blob.role !== 'layer' || !blob.uncompressedEstimated || !hasGzipTrailer(blob.mediaType, blob.size)) {
-      return { size: blob.uncompressedSize, estimated: blob.uncompressedEstimated };
-    }
-    const trailer = Buffer.alloc(4);
-    await this.volumes.read(trailer, entry.dataOffset + blob.size - 4, 4);
-    return sizeFromGzipTrailer(trailer.readUInt32LE(0), blob.size, blob.uncompressedSize);
-  }
 }
 
 function describeError(err: unknown): string {
@@ -452,15 +187,6 @@ async function writeSkeleton(volumes: VolumeSet, layout: BundleLayout, manifest:
   }
 }
 
-/** Runs `work` on every task with at most `limit` in flight; never stops early (failures are collected). */
-async function forEachBounded<T>(tasks: readonly T[], limit: number, work: (task: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < tasks.length) await work(tasks[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, tasks.length)) }, worker));
-}
-
 /** Writes the bundle; a disk that fills up after the pre-flight check (another writer, a quota) is a UserError. */
 export async function createBundle(options: CreateOptions): Promise<CreateResult> {
   try {
@@ -537,26 +263,44 @@ async function writeBundleLocked(options: CreateOptions, planned: PlannedBundle)
     throw err;
   });
   const meter = new CreateProgressMeter(plan, tasks.length, options.onProgress);
-  const writer = new BundleWriter(options, volumes, journal, meter);
+  const destination = new BundleDestination({ name: out.output, volumes, journal, tasks, resume, meter, onEvent: options.onEvent });
   let seal: BundleSeal;
   try {
-    if (start.kind === 'resume') {
-      writer.resume(resume);
-      options.onEvent?.({ kind: 'resume', blobsDone: writer.done.size, bytesDone: resume.written });
-    }
+    if (start.kind === 'resume') options.onEvent?.({ kind: 'resume', blobsDone: destination.done.size, bytesDone: resume.written });
     await writeSkeleton(volumes, layout, planned.manifest);
-    await writer.writeAll(blobsToWrite(tasks, writer.done), resume.resumeFrom, options.concurrency ?? DEFAULT_CREATE_CONCURRENCY);
-    writer.report(true);
-    refuseUnfinished(writer, tasks.length, plan, out.workDir, options.signal);
+    const failures = await copyPlan(options, destination);
+    destination.report(true);
+    refuseUnfinished({ done: destination.done, failures }, tasks.length, plan, out.workDir, options.signal);
     // Every blob is in place: the manifest with what downloading taught us, then the seal.
-    const manifest = buildBundleManifest(plan, { created, uncompressed: writer.done });
-    seal = await sealVolumes(volumes, planned, manifest, () => meter.report('seal', writer, true));
+    const manifest = buildBundleManifest(plan, { created, uncompressed: destination.done });
+    seal = await sealVolumes(volumes, planned, manifest, () => meter.report('seal', destination, true));
   } finally {
     // The one place the work files are closed: before publishing moves them, and on every failure.
-    await volumes.close();
-    journal.close();
+    await destination.close();
   }
-  return publishSealed(out, seal, options.signKey, { images: plan.images.length, blobs: tasks.length, bytesFetched: writer.bytesFetched, resumed: start.kind === 'resume' });
+  return publishSealed(out, seal, options.signKey, { images: plan.images.length, blobs: tasks.length, bytesFetched: destination.bytesFetched, resumed: start.kind === 'resume' });
+}
+
+/**
+ * The one copy (src/copy/copy.ts) from the registry into the bundle: every planned blob not yet done, every
+ * failure collected rather than stopping at the first. The copy itself does not retry: the registry client
+ * retries each request and resumes broken bodies, and the destination is the local disk. Returns the blobs
+ * that failed, by digest, with why.
+ */
+async function copyPlan(options: CreateOptions, destination: BundleDestination): Promise<Map<Digest, string>> {
+  const failures = new Map<Digest, string>();
+  try {
+    await copyImages(new PlanSource(options.plan, options.source), destination, planCopyImages(options.plan), {
+      concurrency: options.concurrency ?? DEFAULT_CREATE_CONCURRENCY,
+      retry: { attempts: 1 },
+      keepGoing: true,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  } catch (err) {
+    if (!(err instanceof CopyIncomplete)) throw err;
+    for (const failure of err.failures) failures.set(failure.digest, describeError(failure.error));
+  }
+  return failures;
 }
 
 /**

@@ -1,7 +1,9 @@
-// The one copy of images from an ImageSource to an ImageDestination, in containers/image's order: every
-// blob (each once per destination repository), then manifests children first, then tags, then commit.
+// The one copy of images from an ImageSource to an ImageDestination, in containers/image's order: blobs (each
+// once per destination repository); each image's manifests, children first, and tags as soon as its blobs are
+// in; commit at the end.
 
-import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { Hash } from 'node:crypto';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestMismatchError, sha256Of, VerifyingStream, type Digest } from '../oci/digest.js';
 import { repositoryName, type Repository } from '../oci/reference.js';
@@ -41,6 +43,27 @@ export interface CopyOptions {
   readonly retry?: Partial<RetryPolicy>;
   readonly signal?: AbortSignal;
   readonly onProgress?: (progress: CopyProgress) => void;
+  /**
+   * Go on past a blob or manifest that fails, and name them all at the end (CopyIncomplete, thrown
+   * without committing) instead of stopping at the first: `bundle create` reports every blob it cannot
+   * have in one run. The errors are kept as the steps threw them, not reworded as push errors.
+   */
+  readonly keepGoing?: boolean;
+}
+
+/** A blob or manifest the copy could not place, with the first image that needed it. */
+export interface CopyFailure {
+  readonly image: CopyImage;
+  readonly digest: Digest;
+  readonly error: unknown;
+}
+
+/** A keepGoing copy that ended with failures: everything else was placed, nothing was committed. */
+export class CopyIncomplete extends Error {
+  constructor(readonly failures: readonly CopyFailure[]) {
+    super(`${failures.length} blob(s) or manifest(s) could not be copied`);
+    this.name = 'CopyIncomplete';
+  }
 }
 
 export interface CopySummary {
@@ -62,6 +85,9 @@ export interface CopySummary {
    */
   readonly sparseIndexesRefused: readonly string[];
 }
+
+/** Blobs up to this size are copied first (quick on any link): they complete images early. */
+const SMALL_BLOB = 1024 * 1024;
 
 /** One blob into one destination repository, on behalf of the first image that needs it there. */
 interface BlobStep {
@@ -160,7 +186,19 @@ export async function copyImages(source: ImageSource, destination: ImageDestinat
   const tally = new Tally();
 
   const retried = <T>(step: string, image: CopyImage, work: () => Promise<T>): Promise<T> =>
-    retryRequest(work, policy, signal, (decision, error) => stepError(destination, step, image, decision, error));
+    retryRequest(work, policy, signal, options.keepGoing ? undefined : (decision, error) => stepError(destination, step, image, decision, error));
+  // keepGoing: the first failure of each digest, and the steps run so that one failure stops nothing else.
+  const failures = new Map<Digest, CopyFailure>();
+  const step = async (image: CopyImage, digest: Digest, work: () => Promise<void>): Promise<void> => {
+    if (!options.keepGoing) return work();
+    if (failures.has(digest)) return; // another repository's step for it failed already: no second try
+    try {
+      if (signal?.aborted) throw new Error('cancelled');
+      await work();
+    } catch (error) {
+      if (!failures.has(digest)) failures.set(digest, { image, digest, error });
+    }
+  };
 
   // Blobs: the first repository to need a digest gets its bytes; other repositories mount it from there.
   const firstSteps: BlobStep[] = [];
@@ -181,77 +219,150 @@ export async function copyImages(source: ImageSource, destination: ImageDestinat
       }
     }
   }
-  // Largest first, so the longest upload never starts last and leaves the other connections idle.
-  firstSteps.sort((a, b) => b.blob.size - a.blob.size);
+  // Small blobs (configs, mostly) first in image order, so that images become whole early; then the rest
+  // largest first, so the longest transfer never starts last and leaves the other connections idle.
+  const small = (step: BlobStep): boolean => step.blob.size <= SMALL_BLOB;
+  firstSteps.sort((a, b) => Number(small(b)) - Number(small(a)) || (small(a) ? 0 : b.blob.size - a.blob.size));
   const blobsTotal = firstSteps.length + laterSteps.length;
   const report = (): void => options.onProgress?.({ bytesDone: tally.bytesDone, bytesTotal, blobsDone: tally.blobsDone, blobsTotal });
 
-  const copyBlob = async ({ image, blob }: BlobStep, mountFrom: string | undefined): Promise<void> => {
+  const copyBlobStep = ({ image, blob }: BlobStep, mountFrom: string | undefined): Promise<void> => step(image, blob.digest, async () => {
     const what = `blob ${blob.digest}`;
     const reuse = await retried(what, image, () => destination.reuseBlob(image.repository, blob, mountFrom, signal));
     if (reuse === 'present') tally.blobsPresent++;
     else if (reuse === 'mounted') tally.blobsMounted++;
     else {
-      const sent = await retried(what, image, () => destination.putBlob(image.repository, blob, (offset) => verifiedBlob(source, image, blob, offset, signal), signal));
+      const open = (offset: number, prefixHash?: Hash): Readable => verifiedBlob(source, image, blob, { offset, prefixHash, signal, holdBack: destination.resumesPartialBlobs !== true });
+      const sent = await retried(what, image, () => destination.putBlob(image.repository, blob, open, signal));
       tally.blobsSent++;
       tally.bytesSent += sent;
     }
     tally.blobsDone++;
     tally.bytesDone += blob.size;
     report();
-  };
-  await mapBounded(firstSteps, concurrency, (step) => copyBlob(step, undefined));
-  await mapBounded(laterSteps, concurrency, (step) => copyBlob(step, firstRepository.get(step.blob.digest)));
+  });
 
-  // Manifests: children before the index that lists them (the registry checks that they exist), each once per repository.
-  const manifestsDone = new Map<string, Promise<ManifestBytes | undefined>>();
-  const copyManifest = (image: CopyImage, entry: { digest: Digest; mediaType: string }): Promise<ManifestBytes | undefined> => {
+  // Manifests: children before the index that lists them (the registry checks that they exist), each once per
+  // repository. The destination is asked first: a manifest it holds is read from the source only for a tag.
+  const fetchManifest = async (image: CopyImage, entry: { digest: Digest; mediaType: string }): Promise<ManifestBytes> => {
+    const fetched = await source.getManifest({ ...image.source, digest: entry.digest }, signal ? { signal } : {});
+    // A source need not check what it reads (a layout, a bundle): the copy never sends bytes it has not verified.
+    const actual = sha256Of(fetched.bytes);
+    if (actual !== entry.digest) {
+      const mismatch = new DigestMismatchError(entry.digest, actual, `manifest ${entry.digest} of image ${image.name} read from ${source.name ?? repositoryName(image.source)}`);
+      throw new UserError('DIGEST_MISMATCH', mismatch.message, { subject: { kind: 'image', name: image.name }, hint: 'the source holds other bytes under that digest (a damaged file or medium): repair or re-create it, then run again', cause: mismatch });
+    }
+    return { digest: entry.digest, mediaType: entry.mediaType, bytes: fetched.bytes };
+  };
+  /** Placed (with its bytes when they were read), or refused as a sparse index. */
+  type ManifestPlaced = { readonly manifest?: ManifestBytes } | 'refused';
+  const manifestsDone = new Map<string, Promise<ManifestPlaced>>();
+  const copyManifest = (image: CopyImage, entry: { digest: Digest; mediaType: string }): Promise<ManifestPlaced> => {
     const key = `${image.repository}@${entry.digest}`;
     let done = manifestsDone.get(key);
     if (done === undefined) {
-      done = (async () => {
-        const fetched = await source.getManifest({ ...image.source, digest: entry.digest }, signal ? { signal } : {});
-        // A source need not check what it reads (a layout, a bundle): the copy never sends bytes it has not verified.
-        const actual = sha256Of(fetched.bytes);
-        if (actual !== entry.digest) {
-          const mismatch = new DigestMismatchError(entry.digest, actual, `manifest ${entry.digest} of image ${image.name} read from ${source.name ?? repositoryName(image.source)}`);
-          throw new UserError('DIGEST_MISMATCH', mismatch.message, { subject: { kind: 'image', name: image.name }, hint: 'the source holds other bytes under that digest (a damaged file or medium): repair or re-create it, then run again', cause: mismatch });
-        }
-        const manifest: ManifestBytes = { digest: entry.digest, mediaType: entry.mediaType, bytes: fetched.bytes };
+      done = (async (): Promise<ManifestPlaced> => {
         const what = `manifest ${entry.digest}`;
-        if (await retried(what, image, () => destination.hasManifest(image.repository, entry.digest, signal))) tally.manifestsPresent++;
-        else {
-          try {
-            await retried(what, image, () => destination.putManifest(image.repository, manifest, signal));
-          } catch (error) {
-            if (!refusedAsSparse(error, manifest, image)) throw error;
-            tally.sparseIndexesRefused.push(image.name);
-            return undefined;
-          }
-          tally.manifestsPut++;
+        if (await retried(what, image, () => destination.hasManifest(image.repository, entry.digest, signal))) {
+          tally.manifestsPresent++;
+          return {};
         }
-        return manifest;
+        const manifest = await fetchManifest(image, entry);
+        try {
+          await retried(what, image, () => destination.putManifest(image.repository, manifest, signal));
+        } catch (error) {
+          if (!refusedAsSparse(error, manifest, image)) throw error;
+          tally.sparseIndexesRefused.push(image.name);
+          return 'refused';
+        }
+        tally.manifestsPut++;
+        return { manifest };
       })();
       manifestsDone.set(key, done);
     }
     return done;
   };
-  await mapBounded(images, concurrency, async (image) => {
-    let top: ManifestBytes | undefined;
-    for (const entry of image.manifests) top = await copyManifest(image, entry);
-    if (top === undefined) return; // no manifest, or a sparse index the destination refused: no tag either
+  const copyImageManifests = async (image: CopyImage): Promise<void> => {
+    let placed: ManifestPlaced | undefined;
+    let complete = true;
+    for (const entry of image.manifests) {
+      await step(image, entry.digest, async () => {
+        placed = await copyManifest(image, entry);
+      });
+      // keepGoing: the image's other manifests are still tried (one run names them all), its tags are not.
+      if (failures.has(entry.digest)) complete = false;
+    }
+    if (placed === undefined || placed === 'refused' || !complete) return; // no manifest, a refused sparse index, or a failure: no tag
+    const topEntry = image.manifests[image.manifests.length - 1]!;
+    let top = placed.manifest;
     for (const tag of image.tags) {
-      const what = `tag ${tag} (manifest ${top.digest})`;
+      const what = `tag ${tag} (manifest ${topEntry.digest})`;
       const current = await retried(what, image, () => destination.tagDigest(image.repository, tag, signal));
-      if (current === top.digest) tally.tagsPresent++;
+      if (current === topEntry.digest) tally.tagsPresent++;
       else {
-        const manifest = top;
+        const manifest = top ?? (top = await fetchManifest(image, topEntry));
         await retried(what, image, () => destination.putTag(image.repository, tag, manifest, signal));
         tally.tagsPut++;
       }
     }
-  });
+  };
 
+  // An image's manifests go as soon as every blob it needs is in its repository (containers/image copies
+  // image by image), at most `concurrency` images at once beside the blobs: images become whole as the copy
+  // goes. Without keepGoing the first failure is thrown at the end: a blob's stops all new work, a manifest's
+  // stops the manifests only, so the blobs still all go in (a re-run then has manifests left, not bytes).
+  const waitingOn = new Map<CopyImage, number>();
+  const dependents = new Map<string, CopyImage[]>();
+  for (const image of images) {
+    const keys = new Set(image.blobs.map((blob) => `${image.repository}@${blob.digest}`));
+    waitingOn.set(image, keys.size);
+    for (const key of keys) {
+      let list = dependents.get(key);
+      if (list === undefined) dependents.set(key, (list = []));
+      list.push(image);
+    }
+  }
+  let stopped: { readonly error: unknown } | undefined;
+  let blobsStopped = false;
+  const ready = images.filter((image) => waitingOn.get(image) === 0);
+  const running = new Set<Promise<void>>();
+  const startManifests = (): void => {
+    while (running.size < concurrency && ready.length > 0 && stopped === undefined) {
+      const run: Promise<void> = copyImageManifests(ready.shift()!)
+        .catch((error: unknown) => {
+          stopped ??= { error };
+        })
+        .finally(() => {
+          running.delete(run);
+          startManifests();
+        });
+      running.add(run);
+    }
+  };
+  const copyBlob = async (blobStep: BlobStep, mountFrom: string | undefined): Promise<void> => {
+    if (blobsStopped) throw stopped!.error;
+    try {
+      await copyBlobStep(blobStep, mountFrom);
+    } catch (error) {
+      stopped ??= { error };
+      blobsStopped = true;
+      throw error;
+    }
+    for (const image of dependents.get(`${blobStep.image.repository}@${blobStep.blob.digest}`) ?? []) {
+      const left = waitingOn.get(image)! - 1;
+      waitingOn.set(image, left);
+      if (left === 0) ready.push(image);
+    }
+    startManifests();
+  };
+  startManifests();
+  await mapBounded(firstSteps, concurrency, (blobStep) => copyBlob(blobStep, undefined))
+    .then(() => mapBounded(laterSteps, concurrency, (blobStep) => copyBlob(blobStep, firstRepository.get(blobStep.blob.digest))))
+    .catch(() => undefined); // the error is in `stopped`
+  while (running.size > 0) await Promise.all(running);
+  if (stopped !== undefined) throw stopped.error;
+
+  if (failures.size > 0) throw new CopyIncomplete([...failures.values()]);
   await destination.commit(signal);
   const { blobsSent, blobsMounted, blobsPresent, bytesSent, manifestsPut, manifestsPresent, tagsPut, tagsPresent, sparseIndexesRefused } = tally;
   return { images: images.length, blobsSent, blobsMounted, blobsPresent, bytesSent, manifestsPut, manifestsPresent, tagsPut, tagsPresent, sparseIndexesRefused };
@@ -276,15 +387,32 @@ function refusedAsSparse(error: unknown, manifest: ManifestBytes, image: CopyIma
 }
 
 /**
- * The blob's bytes from `offset`, checked against its digest and size on the way: the whole blob is read
- * and hashed, the part the destination already has is dropped after hashing, so a resumed upload is
- * verified as a whole too. A source that fails the check errors the stream, and the upload with it,
- * before its last chunk is sent (HoldLastChunk): this check is the only one a bundle push makes of a blob.
+ * The blob's bytes from `offset`, checked against its digest and size on the way, exactly once: by the
+ * source when it declares `verifiesBlobs` (the registry client), else here. With `prefixHash` (the
+ * destination's own bytes [0, offset) hashed) only the rest is read from the source; without it the whole
+ * blob is read and hashed and the part the destination already has dropped, so a resumed upload is
+ * verified as a whole too. A failed check errors the stream before its last chunk is passed on
+ * (HoldLastChunk): no destination ever sees a blob whole whose digest is wrong. A destination that
+ * resumes partial blobs (ImageDestination.resumesPartialBlobs) gets every byte at once instead: it keeps
+ * a blob only when its stream ended, and the bytes before an error are its progress.
  */
-function verifiedBlob(source: ImageSource, image: CopyImage, blob: BlobRef, offset: number, signal: AbortSignal | undefined): Readable {
-  const bytes = source.blobStream(image.source, blob, signal ? { signal } : {});
-  const verify = new VerifyingStream(blob.digest, blob.size, `blob ${blob.digest} of image ${image.name}`);
-  const out = offset > 0 ? new SkipBytes(offset) : new PassThrough();
-  pipeline(bytes, verify, new HoldLastChunk(), out).catch((err: unknown) => out.destroy(err as Error));
+function verifiedBlob(source: ImageSource, image: CopyImage, blob: BlobRef, at: { offset: number; prefixHash: Hash | undefined; signal: AbortSignal | undefined; holdBack: boolean }): Readable {
+  const { offset, prefixHash, signal, holdBack } = at;
+  const from = prefixHash !== undefined ? offset : 0;
+  // A source that verifies takes the prefix hash itself; otherwise it is the copy's own check that continues it.
+  const sourceVerifies = source.verifiesBlobs === true;
+  const bytes = source.blobStream(image.source, blob, {
+    ...(from > 0 ? { offset: from } : {}),
+    ...(from > 0 && sourceVerifies && prefixHash ? { prefixHash } : {}),
+    ...(signal ? { signal } : {}),
+  });
+  const stages: [Readable, ...Transform[]] = [bytes];
+  if (!sourceVerifies) stages.push(new VerifyingStream(blob.digest, blob.size, `blob ${blob.digest} of image ${image.name}`, from > 0 ? prefixHash : undefined, from));
+  if (holdBack) stages.push(new HoldLastChunk());
+  if (offset > from) stages.push(new SkipBytes(offset - from));
+  if (stages.length === 1) return bytes; // a verified source into a destination that holds nothing back: as it is
+  // The last stage is handed out as it is (no extra pass-through per chunk): pipeline destroys it with the error.
+  const out = stages[stages.length - 1]!;
+  pipeline(stages).catch((err: unknown) => out.destroy(err as Error));
   return out;
 }

@@ -180,6 +180,8 @@ function waitForDrain(stream: Writable): Promise<void> {
 }
 
 export class RegistryClient implements ImageSource {
+  /** blobStream checks digest and size itself (VerifyingStream over prefixHash and the body): the copy hashes nothing again. */
+  readonly verifiesBlobs = true;
   private readonly conf: RegistriesConf;
   private readonly credentials: CredentialStore;
   private readonly connections: number;

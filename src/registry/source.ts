@@ -26,6 +26,12 @@ export interface BlobStreamOptions {
 export interface ImageSource {
   /** Where the images are read ("oci:/path"), for messages; without it, the image's source repository. */
   readonly name?: string | undefined;
+  /**
+   * True when every blobStream already checks the blob's digest and size as it streams (erroring, never
+   * ending, on bad content) and takes `prefixHash` for a resumed blob, as RegistryClient's does. The copy
+   * then adds no second hash of its own; a source without it (a bundle, a layout dir) is checked by the copy.
+   */
+  readonly verifiesBlobs?: boolean;
   /** GET a manifest by tag or digest, with Accept for OCI and Docker manifests and indexes. */
   getManifest(ref: Reference, options?: { signal?: AbortSignal }): Promise<FetchedManifest>;
   /**

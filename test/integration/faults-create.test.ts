@@ -161,6 +161,46 @@ test('a blob that stays broken (500 every time, or corrupt every time) fails nam
   }
 });
 
+test('a re-run continues a half-written blob with one Range request from where the first run stopped, fetching only the rest', async () => {
+  const big = blobs[0]!;
+  const output = path.join(work, 'range-resume', 'bundle.tar');
+  // The first run gets 300 kB of the blob, then the connection breaks and the registry refuses the rest (404, final).
+  let broken = false;
+  proxy.setFault((req) => {
+    if (!isBlobGet(big.digest)(req)) return undefined;
+    if (broken) return { kind: 'status', status: 404 };
+    broken = true;
+    return { kind: 'reset-after-bytes', bytes: 300_000 };
+  });
+  let first: CliResult;
+  try {
+    first = await runCli(createArgs(output));
+  } finally {
+    proxy.setFault(undefined);
+  }
+  assertNoInternalError(first, 'range-resume');
+  assert.notEqual(first.code, 0);
+  assert.ok(first.stderr.includes(big.digest), first.stderr);
+  const seen = proxy.requests.length;
+  const rerun = await runCli(createArgs(output));
+  assert.equal(rerun.code, 0, rerun.stderr);
+  const gets = proxy.requests.slice(seen).filter((r) => isBlobGet(big.digest)({ ...r, headers: {} }));
+  assert.equal(gets.length, 1, 'one request for the rest of the blob');
+  const from = Number(/^bytes=(\d+)-/.exec(gets[0]!.range ?? '')?.[1] ?? 0);
+  assert.ok(from > 0 && from <= 300_000, `the re-run asked for the blob from byte ${from} (Range ${gets[0]!.range})`);
+  assert.equal(gets[0]!.bytesSent, big.size - from, 'only the bytes after the kept prefix were served');
+  await assertIdenticalToClean(output, 'range-resume');
+  await rm(path.dirname(output), { recursive: true, force: true });
+});
+
+test('every blob that cannot be had is named in one run, and a clean re-run is identical', async () => {
+  const victims = [blobs[1]!.digest, blobs[blobs.length - 1]!.digest];
+  const result = await createUnderFault('two-missing', (req) => (victims.some((v) => isBlobGet(v)(req)) ? { kind: 'status', status: 404 } : undefined));
+  assert.notEqual(result.code, 0);
+  assert.match(result.stderr, /BUNDLE_BLOBS_FAILED|2 of \d+ blobs could not be written/);
+  for (const v of victims) assert.ok(result.stderr.includes(v), `the error names ${v}:\n${result.stderr}`);
+});
+
 test('a token that expires mid-run is renewed and the bundle is identical', async () => {
   // The registry's own token harness lives inside registry-client.test.ts; here the proxy plays the
   // registry's part: a 401 Bearer challenge first, then a 401 again on a request that carries the token

@@ -89,6 +89,8 @@ export function blobContents(images: readonly TestImage[]): Map<Digest, Buffer> 
 
 /** An ImageSource serving `contents` from memory, counting the bytes it hands out per blob. */
 export class MemorySource implements ImageSource {
+  /** Its streams check digest and size, as the registry client's do (VerifyingStream below). */
+  readonly verifiesBlobs = true;
   readonly served = new Map<Digest, number>();
   /** Blobs that fail after this many bytes (once per listed count), for failure and resume tests. */
   readonly failAfter = new Map<Digest, number>();

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { Journal, readJournal, type JournalHeader, type JournalState } from '../../src/bundle/journal.js';
 import { createdFor, resumePoint, workStart, type WorkStart } from '../../src/bundle/resume.js';
-import { blobsToWrite, blobTasks } from '../../src/bundle/blob-tasks.js';
+import { blobTasks } from '../../src/bundle/blob-tasks.js';
 import { planLayout } from '../../src/bundle/layout.js';
 import { refuseUnfinished } from '../../src/bundle/writer.js';
 import { UserError } from '../../src/util/errors.js';
@@ -145,21 +145,6 @@ test('closing a journal twice is harmless (it could otherwise close a file opene
     journal.close();
     assert.doesNotThrow(() => journal.close());
   });
-});
-
-test('download order: blobs already done are left out; manifests and configs first in layout order, then layers largest first', () => {
-  const done = new Map([[tasks[0]!.blob.digest, exact(1)]]);
-  const todo = blobsToWrite(tasks, done);
-  assert.equal(todo.length, tasks.length - 1);
-  assert.ok(!todo.some((t) => done.has(t.blob.digest)));
-  const firstLayer = todo.findIndex((t) => t.blob.role === 'layer');
-  const small = todo.slice(0, firstLayer);
-  const layers = todo.slice(firstLayer);
-  assert.ok(small.length > 0 && layers.length >= 3);
-  assert.ok(small.every((t) => t.blob.role !== 'layer'));
-  assert.deepEqual(small.map((t) => t.index), [...small.map((t) => t.index)].sort((x, y) => x - y));
-  assert.ok(layers.every((t) => t.blob.role === 'layer'));
-  assert.deepEqual(layers.map((t) => t.blob.size), [...layers.map((t) => t.blob.size)].sort((x, y) => y - x));
 });
 
 test('an unfinished run ends with INTERRUPTED when cancelled, else with every failed blob named under its image', () => {

@@ -3,11 +3,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, readdir, rm, stat } from 'node:fs/promises';
+import { open, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { buffer } from 'node:stream/consumers';
-import { createBundle, smallestSplitMiB } from '../../src/bundle/writer.js';
+import { createBundle, smallestSplitMiB, type CreateEvent } from '../../src/bundle/writer.js';
 import { openBundle } from '../../src/bundle/reader.js';
 import { sha256Of } from '../../src/oci/digest.js';
 import { exitStatusOf } from '../../src/cli/exit-status.js';
@@ -25,6 +25,16 @@ const contents = blobContents(images);
 const created = '2024-01-02T03:04:05Z';
 
 const withDir = (fn: (dir: string) => Promise<void>): Promise<void> => withTempDir('pin-preload-writer-', fn);
+
+/** The big layer of the first image, and a run into `dir` that fails once it has `failAfter` bytes of it. */
+const big = images[0]!.blobs.find((b) => b.size > 100_000)!;
+async function runFailingAt(dir: string, failAfter: number): Promise<{ output: string; source: MemorySource }> {
+  const output = path.join(dir, 'b.tar');
+  const source = new MemorySource(contents);
+  source.failAfter.set(big.digest, failAfter);
+  await assert.rejects(createBundle({ plan, source, output, created }));
+  return { output, source };
+}
 
 test('writes a bundle the reader opens, every blob with its digest, and no work dir left behind', async () => {
   await withDir(async (dir) => {
@@ -69,7 +79,6 @@ test('the same plan and creation time give byte-identical bundles', async () => 
 test('a failed blob fails the run naming image and blob, keeps the work dir, and a re-run fetches only the rest', async () => {
   await withDir(async (dir) => {
     const output = path.join(dir, 'b.tar');
-    const big = images[0]!.blobs.find((b) => b.size > 100_000)!;
     const source = new MemorySource(contents);
     source.failAfter.set(big.digest, 70_000);
     await assert.rejects(createBundle({ plan, source, output, created, concurrency: 2 }), (err: unknown) => {
@@ -95,6 +104,42 @@ test('a failed blob fails the run naming image and blob, keeps the work dir, and
   });
 });
 
+test('a partial blob whose prefix on disk was damaged is fetched again from 0, once (blob-retry), and the bundle is identical', async () => {
+  await withDir(async (dir) => {
+    const { output, source } = await runFailingAt(dir, 70_000);
+    // Where the blob lies: the same plan under the same name puts it at the same offset.
+    const reference = path.join(dir, 'ref', 'b.tar');
+    await createBundle({ plan, source: new MemorySource(contents), output: reference, created });
+    const ref = await openBundle(reference);
+    const at = (await ref.locateBlobs()).get(big.digest)!;
+    await ref.close();
+    const volume = await open(path.join(`${output}.partial`, 'b.tar'), 'r+');
+    await volume.write(Buffer.from([0x55 ^ (await readFile(reference))[at.offset + 100]!]), 0, 1, at.offset + 100);
+    await volume.close();
+
+    source.failAfter.clear();
+    source.served.clear();
+    const events: CreateEvent[] = [];
+    await createBundle({ plan, source, output, created, onEvent: (e) => events.push(e) });
+    // The rest after the recorded position (a Range request), then the whole blob once more: nothing else.
+    assert.deepEqual([...source.served.keys()], [big.digest]);
+    assert.equal(source.served.get(big.digest), big.size - 70_000 + big.size);
+    assert.deepEqual(events.filter((e) => e.kind === 'blob-retry').map((e) => e.kind === 'blob-retry' && e.digest), [big.digest]);
+    assert.ok((await readFile(output)).equals(await readFile(reference)));
+  });
+});
+
+test('manifests the plan already holds are written from its bytes, never fetched again', async () => {
+  await withDir(async (dir) => {
+    const source = new MemorySource(contents);
+    source.getManifest = async (ref) => {
+      throw new Error(`manifest ${ref.digest} was fetched`);
+    };
+    const result = await createBundle({ plan, source, output: path.join(dir, 'b.tar'), created });
+    assert.equal(result.blobs, plan.blobs.length);
+  });
+});
+
 test('an interrupted run (aborted) says so, exits 130 and keeps the work dir for the re-run', async () => {
   await withDir(async (dir) => {
     const output = path.join(dir, 'b.tar');
@@ -113,12 +158,8 @@ test('an interrupted run (aborted) says so, exits 130 and keeps the work dir for
 
 test('a blob written to its end but not recorded done is checked on disk, not fetched again; bad bytes are refetched', async () => {
   await withDir(async (dir) => {
-    const output = path.join(dir, 'b.tar');
-    const big = images[0]!.blobs.find((b) => b.size > 100_000)!;
-    const source = new MemorySource(contents);
     // The source serves the whole blob but then breaks: bytes on disk, blob not done.
-    source.failAfter.set(big.digest, big.size);
-    await assert.rejects(createBundle({ plan, source, output, created }));
+    const { output, source } = await runFailingAt(dir, big.size);
     source.failAfter.clear();
     source.served.clear();
     await createBundle({ plan, source, output, created });
@@ -132,11 +173,7 @@ test('a blob written to its end but not recorded done is checked on disk, not fe
 
 test('a work dir whose volume file vanished is not trusted: the run starts over and says why', async () => {
   await withDir(async (dir) => {
-    const output = path.join(dir, 'b.tar');
-    const big = images[0]!.blobs.find((b) => b.size > 100_000)!;
-    const source = new MemorySource(contents);
-    source.failAfter.set(big.digest, 1000);
-    await assert.rejects(createBundle({ plan, source, output, created }));
+    const { output, source } = await runFailingAt(dir, 1000);
     await rm(path.join(`${output}.partial`, 'b.tar'));
     source.failAfter.clear();
     const events: string[] = [];
@@ -172,11 +209,7 @@ test('the smallest split size the refusal names always fits the bundle in 999 vo
 
 test('a re-run with a different plan (here another split size) says so and starts over', async () => {
   await withDir(async (dir) => {
-    const output = path.join(dir, 'b.tar');
-    const big = images[0]!.blobs.find((b) => b.size > 100_000)!;
-    const source = new MemorySource(contents);
-    source.failAfter.set(big.digest, 1000);
-    await assert.rejects(createBundle({ plan, source, output, created }));
+    const { output, source } = await runFailingAt(dir, 1000);
     source.failAfter.clear();
     const events: string[] = [];
     const result = await createBundle({ plan, source, output, created, splitSize: 100_000, onEvent: (e) => events.push(e.kind === 'start-over' ? e.reason : e.kind) });
