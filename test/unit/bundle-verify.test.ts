@@ -12,6 +12,7 @@ import { openBundle } from '../../src/bundle/reader.js';
 import { verifyBundle, type VerifyReport } from '../../src/bundle/verify.js';
 import { generateSigningKey } from '../../src/bundle/signing.js';
 import { blobContents, MemorySource, tarEntry, testImage, testPlan } from '../support/bundle-plans.js';
+import { flipByte } from '../support/damage.js';
 
 const repo = { domain: 'quay.io', path: 'example/app' };
 const images = [
@@ -86,18 +87,10 @@ test('one flipped byte in a blob names the blob with expected and found digests,
 });
 
 /** Flips one bit of the byte at tar offset `at` in a bundle split every `split` bytes (or unsplit). */
-async function flipByte(output: string, at: number, split?: number): Promise<{ file: string; local: number }> {
+async function flipTarByte(output: string, at: number, split?: number): Promise<{ file: string; local: number }> {
   const file = split ? `${output}.${String(Math.floor(at / split) + 1).padStart(3, '0')}` : output;
   const local = split ? at % split : at;
-  const handle = await open(file, 'r+');
-  try {
-    const byte = Buffer.alloc(1);
-    await handle.read(byte, 0, 1, local);
-    byte[0] = byte[0]! ^ 0x04;
-    await handle.write(byte, 0, 1, local);
-  } finally {
-    await handle.close();
-  }
+  await flipByte(file, local, 0x04);
   return { file, local };
 }
 
@@ -105,7 +98,7 @@ test('a flipped byte in a blob\'s tar header is named: entry, volume, byte, expe
   await withBundle({ splitSize: 40_000 }, async (_dir, output) => {
     const name = `blobs/sha256/${bigLayer.digest.slice('sha256:'.length)}`;
     const entry = await tarEntry(output, name);
-    const { file, local } = await flipByte(output, entry.headerOffset + 130, 40_000); // inside the size field
+    const { file, local } = await flipTarByte(output, entry.headerOffset + 130, 40_000); // inside the size field
     const report = await verifyBundle(output);
     assert.deepEqual(kinds(report), ['tar-header']);
     const p = report.problems[0]!;
@@ -123,9 +116,9 @@ test('a non-zero byte in the padding after a blob, and in the end-of-archive blo
     const padded = images.flatMap((i) => i.blobs).find((b) => b.size % 512 !== 0 && b.size % 512 < 500)!;
     const name = `blobs/sha256/${padded.digest.slice('sha256:'.length)}`;
     const entry = await tarEntry(output, name);
-    await flipByte(output, entry.dataOffset + padded.size + 3);
+    await flipTarByte(output, entry.dataOffset + padded.size + 3);
     const total = (await verifyBundle(output)).volumes[0]!.size;
-    await flipByte(output, total - 1);
+    await flipTarByte(output, total - 1);
     const report = await verifyBundle(output);
     assert.deepEqual(kinds(report), ['end-of-archive', 'padding']);
     const padding = report.problems.find((p) => p.kind === 'padding')!;
@@ -145,7 +138,7 @@ test('a flipped byte in index.json is named with its offset, though the file is 
     await handle.close();
     // A letter inside the "io.pin-preload.image.origin" annotation: JSON stays valid, the digests unchanged.
     const at = bytes.indexOf('io.pin-preload.image.origin') + 3;
-    await flipByte(output, entry.dataOffset + at);
+    await flipTarByte(output, entry.dataOffset + at);
     const report = await verifyBundle(output);
     assert.deepEqual(kinds(report), ['index']);
     const p = report.problems[0]!;
@@ -310,10 +303,10 @@ test('a copy names a damaged tar header and padding (bytes no hash covers) and s
   await withBundle({ splitSize: 40_000 }, async (dir, output) => {
     const name = `blobs/sha256/${bigLayer.digest.slice('sha256:'.length)}`;
     const entry = await tarEntry(output, name);
-    const header = await flipByte(output, entry.headerOffset + 130, 40_000);
+    const header = await flipTarByte(output, entry.headerOffset + 130, 40_000);
     const padded = images.flatMap((i) => i.blobs).find((b) => b.size % 512 !== 0 && b.size % 512 < 500)!;
     const paddedEntry = await tarEntry(output, `blobs/sha256/${padded.digest.slice('sha256:'.length)}`);
-    const padding = await flipByte(output, paddedEntry.dataOffset + padded.size + 3, 40_000);
+    const padding = await flipTarByte(output, paddedEntry.dataOffset + padded.size + 3, 40_000);
     const copy = path.join(dir, 'copy');
     await mkdir(copy);
     const report = await verifyBundle(output, { copyInto: copy });
