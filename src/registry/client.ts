@@ -15,7 +15,7 @@ import { TOOL_VERSION } from '../version.js';
 import { basicAuthorization, parseChallenges, preferredChallenge, pullScope, TokenCache, type Challenge, type TokenTransport } from './challenge.js';
 import { EMPTY_CREDENTIALS, type Credential, type CredentialStore } from './credentials.js';
 import { EMPTY_REGISTRIES_CONF, endpointsFor, type Endpoint, type RegistriesConf } from './registries-conf.js';
-import { abortableSleep, classifyFailure, decideRetry, DEFAULT_RETRY_POLICY, isTransientNetworkError, parseRetryAfter, retryRequest, StatusFailure, type Failure, type RetryDecision, type RetryLimits, type RetryPolicy } from './retry.js';
+import { abortableSleep, classifyFailure, decideRetry, DEFAULT_RETRY_POLICY, isTransientNetworkError, networkErrorCode, parseRetryAfter, retryRequest, StatusFailure, type Failure, type RetryDecision, type RetryLimits, type RetryPolicy } from './retry.js';
 import type { BlobStreamOptions, FetchedManifest, ImageSource } from './source.js';
 
 export interface RegistryTimeouts {
@@ -499,7 +499,7 @@ export class RegistryClient implements ImageSource {
       const detail = error.body ? `: ${describeErrorBody(error.body)}` : '';
       return new UserError('REGISTRY_ERROR', `${endpoint.host} answered HTTP ${error.status} for ${what} after ${this.retry.attempts} tries${detail}`, { subject: { kind: 'registry', name: endpoint.host }, cause: error });
     }
-    const code = errnoCode(error) ?? errnoCode((error as { cause?: unknown }).cause);
+    const code = networkErrorCode(error);
     if (code !== undefined && (UNREACHABLE_CODES.has(code) || isTlsError(code) || isTransientNetworkError(error))) {
       return new UserError('REGISTRY_UNREACHABLE', `cannot reach registry ${endpoint.host} for ${what}: ${code} (${(error as Error).message})`, {
         subject: { kind: 'registry', name: endpoint.host },
