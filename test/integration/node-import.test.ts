@@ -168,21 +168,19 @@ test('a damaged tar header or padding on the media (bytes no digest covers) is r
   }
 });
 
-/** Whether strace can trace (and so inject faults) here: not in every container. */
-function straceWorks(): boolean {
+/** Skips the test, saying why, when strace cannot trace (and so count calls or inject faults) here: not in every container. */
+function skippedWithoutStrace(t: { skip(message: string): void }): boolean {
   try {
     execFileSync('strace', ['-f', '-e', 'trace=none', '-o', '/dev/null', 'true'], { stdio: 'ignore', timeout: 10_000 });
-    return true;
-  } catch {
     return false;
+  } catch {
+    t.skip('strace cannot trace here');
+    return true;
   }
 }
 
 test('import opens each volume of the media once, reads the seal and the signature once, with volume checksums or without, and pin-preload.json once without (system calls counted)', async (t) => {
-  if (!straceWorks()) {
-    t.skip('strace cannot trace here');
-    return;
-  }
+  if (skippedWithoutStrace(t)) return;
   const dir = await tempDir(t, 'import-opens');
   const { seal, volumes } = await makeBundle(dir);
   const opened = await openBundle(seal);
@@ -223,10 +221,7 @@ test('import opens each volume of the media once, reads the seal and the signatu
 });
 
 test('a read error on the media (EIO injected) fails the import naming the volume, the byte and the blob, with the volume as subject, leaving nothing behind', async (t) => {
-  if (!straceWorks()) {
-    t.skip('strace cannot trace here');
-    return;
-  }
+  if (skippedWithoutStrace(t)) return;
   const dir = await tempDir(t, 'import-eio');
   const { seal, volumes } = await makeBundle(dir);
   const config = nodeConfig(path.join(dir, 'node'));
