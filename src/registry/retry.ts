@@ -33,7 +33,7 @@ const RETRYABLE_STATUSES = new Set([429, 500, 502, 503, 504]);
  * A server that sends a body after a HEAD's headers on a kept connection garbles the next response on it;
  * undici drops that connection, so a new try, on a fresh one, may well succeed.
  */
-const HTTP_PARSER_ERROR = 'HTTP_PARSER_ERROR';
+export const HTTP_PARSER_ERROR = 'HTTP_PARSER_ERROR';
 
 /** Connection failures that a new try may well not see: resets, timeouts, a peer closing mid-response. */
 const TRANSIENT_NETWORK_CODES = new Set([

@@ -646,7 +646,7 @@ async function startStrayBodyServer(): Promise<{ port: number; connections: () =
 }
 
 describe('RegistryClient against a server that sends a body with a HEAD', () => {
-  test('the request after a kept HEAD fails to parse once and succeeds through a retry on a fresh connection', async () => {
+  test('the request after a kept HEAD fails to parse once and succeeds through a retry on a fresh connection; later HEADs there close their connection', async () => {
     const server = await startStrayBodyServer();
     // One connection: the next request surely goes on the HEAD's (with more, undici picks one of them).
     const client = new RegistryClient({ retries: FAST_RETRIES, maxConcurrentRequests: 1 });
@@ -665,6 +665,11 @@ describe('RegistryClient against a server that sends a body with a HEAD', () => 
       assert.equal(body, 'ok');
       assert.equal(tries, 2, 'the first try fails on the garbled connection, the second succeeds');
       assert.ok(server.connections() >= 2, `a fresh connection for the retry (${server.connections()} connections)`);
+      // Seen once, that origin's HEADs close their connection again: the next request after one needs no retry.
+      const again = await client.targetRequest(endpoint, { method: 'HEAD', path: '/v2/pin/app/blobs/sha256:01', headers: {}, keepAlive: true, scope });
+      await again.body.dump();
+      const next = await client.targetRequest(endpoint, { method: 'GET', path: '/v2/pin/app/manifests/latest', headers: {}, scope });
+      assert.equal(await next.body.text(), 'ok', 'the request after a later HEAD is not garbled');
     } finally {
       await client.close();
       await server.close();
