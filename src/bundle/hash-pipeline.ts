@@ -31,7 +31,6 @@ export type HashWorkerReply =
 /** Where a worker's read or write failed: the volume (or its copy), the byte in that file, the range being read. */
 export interface IoFailure {
   readonly io: VolumeIo;
-  readonly volume: number;
   readonly path: string;
   readonly offset: number;
   readonly id: number;
@@ -199,7 +198,8 @@ export interface DirectHashOptions extends Pick<HashOptions, 'onBytes' | 'chunkS
  * positional reads (no hand-off between threads, the buffer stays in the core's cache), the groups in
  * parallel; with `copyFds`, each worker also writes what it read to the copy. For groups that share no
  * bytes (blobs split across workers): a shared byte would be read twice. Bytes missing on disk make the
- * ranges over them fail with a reason, as in hashRanges; a read or write error fails the call with its code.
+ * ranges over them fail with a reason, as in hashRanges; a read or write error fails the call with its code,
+ * as a VolumeIoError naming the file, the byte and (with `rangeName`) the range.
  */
 export async function hashRangesDirect(volumes: readonly VolumeOnDisk[], groups: readonly (readonly HashRange[])[], options: DirectHashOptions = {}): Promise<Map<number, RangeHash>> {
   const chunkSize = options.chunkSize ?? 256 * 1024;

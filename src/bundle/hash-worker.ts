@@ -127,11 +127,11 @@ function readAndHash({ volumes, chunkSize, fds: given, copyFds, copyPaths }: Ext
         const start = Math.max(range.offset, v.offset);
         const end = Math.min(range.offset + range.size, v.offset + v.size);
         if (end <= start) continue;
-        const reading = { io: 'read', volume: i, path: v.path, id: range.id } as const;
+        const reading = { io: 'read', path: v.path, id: range.id } as const;
         let fd = given?.[i] ?? fds.get(i);
         if (fd === undefined) fds.set(i, (fd = placed({ ...reading, offset: start - v.offset }, () => fs.openSync(v.path, 'r'))));
         const copy = copyFds?.[i] ?? undefined;
-        const writing = { io: 'write', volume: i, path: copyPaths?.[i] ?? `copy of ${v.path}`, id: range.id } as const;
+        const writing = { io: 'write', path: copyPaths?.[i] ?? `copy of ${v.path}`, id: range.id } as const;
         for (let position = start; position < end; ) {
           const local = position - v.offset;
           const n = placed({ ...reading, offset: local }, () => fs.readSync(fd, buffer, 0, Math.min(chunkSize, end - position), local));
