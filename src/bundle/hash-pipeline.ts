@@ -5,6 +5,7 @@ import { Worker } from 'node:worker_threads';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import type { Volume } from './volumes.js';
+import { placeIoError, VolumeIoError, type VolumeIo } from './volume-io-error.js';
 
 const pread = promisify(fs.read);
 
@@ -24,8 +25,16 @@ export type HashWorkerReply =
   | { readonly type: 'result'; readonly id: number; readonly sha256: string }
   | { readonly type: 'failed'; readonly id: number; readonly reason: string }
   | { readonly type: 'progress'; readonly bytes: number }
-  | { readonly type: 'error'; readonly message: string; readonly code?: string }
+  | { readonly type: 'error'; readonly message: string; readonly code?: string; readonly place?: IoFailure }
   | { readonly type: 'done' };
+
+/** Where a worker's read or write failed: the volume (or its copy), the byte in that file, the range being read. */
+export interface IoFailure {
+  readonly io: VolumeIo;
+  readonly path: string;
+  readonly offset: number;
+  readonly id: number;
+}
 
 export type RangeHash = { readonly sha256: string } | { readonly error: string };
 
@@ -39,6 +48,8 @@ export interface HashOptions {
    * Every byte of every present volume is read when a sink is given, whether a range wants it or not.
    */
   readonly sink?: (volume: number, localOffset: number, bytes: Buffer) => Promise<void>;
+  /** Each volume's descriptor, opened once by the caller (null for a missing volume); opened here when absent. */
+  readonly fds?: ReadonlyArray<number | null>;
 }
 
 /** A volume as laid out (global offset, expected size) and what is really on disk (size, or missing). */
@@ -114,7 +125,8 @@ export async function hashRanges(volumes: readonly VolumeOnDisk[], groups: reado
         for (const i of targets) workers[i]!.postMessage({ type: 'skip', offset: volume.offset + present, length: volume.size - present, reason } satisfies HashWorkerMessage);
       }
       if (present === 0) continue;
-      const fd = fs.openSync(volume.path, 'r');
+      const given = options.fds?.[index] ?? undefined;
+      const fd = given ?? fs.openSync(volume.path, 'r');
       try {
         for (let local = 0; local < present; ) {
           const length = Math.min(chunkSize, present - local);
@@ -128,7 +140,9 @@ export async function hashRanges(volumes: readonly VolumeOnDisk[], groups: reado
           const view = Buffer.from(shared, slot * chunkSize, length);
           let got = 0;
           while (got < length) {
-            const { bytesRead } = await pread(fd, view, got, length - got, local + got);
+            const { bytesRead } = await pread(fd, view, got, length - got, local + got).catch((err: unknown) => {
+              throw placeIoError(err, { io: 'read', path: volume.path, offset: local + got });
+            });
             if (bytesRead === 0) throw new Error(`volume ${volume.path} shrank while being read`);
             got += bytesRead;
           }
@@ -151,7 +165,7 @@ export async function hashRanges(volumes: readonly VolumeOnDisk[], groups: reado
           options.onBytes?.(read);
         }
       } finally {
-        fs.closeSync(fd);
+        if (given === undefined) fs.closeSync(fd);
       }
     }
     for (const worker of workers) worker.postMessage({ type: 'end' } satisfies HashWorkerMessage);
@@ -165,14 +179,16 @@ export async function hashRanges(volumes: readonly VolumeOnDisk[], groups: reado
   }
 }
 
-export interface DirectHashOptions extends Pick<HashOptions, 'onBytes' | 'chunkSize'> {
-  /** Each volume's descriptor, opened once by the caller and shared by the workers (null for a missing volume). */
-  readonly fds?: ReadonlyArray<number | null>;
+export interface DirectHashOptions extends Pick<HashOptions, 'onBytes' | 'chunkSize' | 'fds'> {
   /**
    * Descriptors of the volumes' copies: every byte of a range is also written there, at its offset in its
    * volume, from the buffer it was hashed from (bytes outside every range are the caller's to copy).
    */
   readonly copyFds?: ReadonlyArray<number | null>;
+  /** The copies' paths, to name one whose write fails. */
+  readonly copyPaths?: ReadonlyArray<string | null>;
+  /** What a range is ("blob sha256:…"), to name it when a read or write within it fails. */
+  readonly rangeName?: (id: number) => string | undefined;
   /** Stops the workers, the call failing with an ABORT_ERR error. */
   readonly signal?: AbortSignal;
 }
@@ -182,13 +198,18 @@ export interface DirectHashOptions extends Pick<HashOptions, 'onBytes' | 'chunkS
  * positional reads (no hand-off between threads, the buffer stays in the core's cache), the groups in
  * parallel; with `copyFds`, each worker also writes what it read to the copy. For groups that share no
  * bytes (blobs split across workers): a shared byte would be read twice. Bytes missing on disk make the
- * ranges over them fail with a reason, as in hashRanges; a read or write error fails the call with its code.
+ * ranges over them fail with a reason, as in hashRanges; a read or write error fails the call with its code,
+ * as a VolumeIoError naming the file, the byte and (with `rangeName`) the range.
  */
 export async function hashRangesDirect(volumes: readonly VolumeOnDisk[], groups: readonly (readonly HashRange[])[], options: DirectHashOptions = {}): Promise<Map<number, RangeHash>> {
   const chunkSize = options.chunkSize ?? 256 * 1024;
   const results = new Map<number, RangeHash>();
   let read = 0;
-  const shared = { ...(options.fds ? { fds: options.fds } : {}), ...(options.copyFds ? { copyFds: options.copyFds } : {}) };
+  const shared = {
+    ...(options.fds ? { fds: options.fds } : {}),
+    ...(options.copyFds ? { copyFds: options.copyFds } : {}),
+    ...(options.copyPaths ? { copyPaths: options.copyPaths } : {}),
+  };
   const workers = groups
     .filter((g) => g.length > 0)
     .map((group) => {
@@ -197,7 +218,7 @@ export async function hashRangesDirect(volumes: readonly VolumeOnDisk[], groups:
     });
   let abort: (() => void) | undefined;
   const aborted = new Promise<never>((_, reject) => {
-    abort = () => reject(Object.assign(new Error('the copy was cancelled'), { code: 'ABORT_ERR' }));
+    abort = () => reject(copyCancelled());
     if (options.signal?.aborted) abort();
     else options.signal?.addEventListener('abort', abort, { once: true });
   });
@@ -209,7 +230,7 @@ export async function hashRangesDirect(volumes: readonly VolumeOnDisk[], groups:
           if (reply.type === 'result') results.set(reply.id, { sha256: reply.sha256 });
           else if (reply.type === 'failed') results.set(reply.id, { error: reply.reason });
           else if (reply.type === 'progress') options.onBytes?.((read += reply.bytes));
-          else if (reply.type === 'error') reject(Object.assign(new Error(reply.message), reply.code !== undefined ? { code: reply.code } : {}));
+          else if (reply.type === 'error') reject(workerError(reply, options.rangeName));
           else if (reply.type === 'done') resolve();
         });
         worker.on('error', reject);
@@ -223,4 +244,16 @@ export async function hashRangesDirect(volumes: readonly VolumeOnDisk[], groups:
     if (abort) options.signal?.removeEventListener('abort', abort);
     await Promise.all(workers.map((w) => w.terminate()));
   }
+}
+
+/** The error a cancelled copy fails with: ABORT_ERR, as Node's own aborted operations. */
+export function copyCancelled(): Error {
+  return Object.assign(new Error('the copy was cancelled'), { code: 'ABORT_ERR' });
+}
+
+/** A worker's error reply as an error of this thread: a failed read or write named by file, byte and range. */
+function workerError(reply: Extract<HashWorkerReply, { type: 'error' }>, rangeName: DirectHashOptions['rangeName']): Error {
+  const { place } = reply;
+  if (!place) return Object.assign(new Error(reply.message), reply.code !== undefined ? { code: reply.code } : {});
+  return new VolumeIoError({ io: place.io, path: place.path, offset: place.offset, what: rangeName?.(place.id) }, reply);
 }

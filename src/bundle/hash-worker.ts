@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import { createHash, type Hash } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { HashRange, HashWorkerMessage, HashWorkerReply, VolumeOnDisk } from './hash-pipeline.js';
+import type { HashRange, HashWorkerMessage, HashWorkerReply, IoFailure, VolumeOnDisk } from './hash-pipeline.js';
 
 type Init =
   | { readonly mode: 'shared'; readonly shared: SharedArrayBuffer; readonly ranges: readonly HashRange[] }
@@ -17,6 +17,8 @@ type Init =
       readonly fds?: ReadonlyArray<number | null>;
       /** Descriptors of the volumes' copies: each chunk read is written there, at its offset, from the buffer it is hashed from. */
       readonly copyFds?: ReadonlyArray<number | null>;
+      /** The copies' paths, to name one whose write fails. */
+      readonly copyPaths?: ReadonlyArray<string | null>;
     };
 
 const init = workerData as Init;
@@ -78,15 +80,34 @@ function unreadable(volumes: readonly VolumeOnDisk[], offset: number, length: nu
   return undefined;
 }
 
-function writeAll(fd: number, bytes: Buffer, position: number): void {
-  for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done, position + done);
+/** A failed read or write, with the file, the byte in it and the range being read, for the error reply. */
+class PlacedError extends Error {
+  constructor(
+    override readonly cause: NodeJS.ErrnoException,
+    readonly place: IoFailure,
+  ) {
+    super(cause.message);
+  }
+}
+
+/** Runs one read or write at `place`, its system error carrying the place. */
+function placed<T>(place: IoFailure, io: () => T): T {
+  try {
+    return io();
+  } catch (err) {
+    throw (err as NodeJS.ErrnoException).code !== undefined ? new PlacedError(err as NodeJS.ErrnoException, place) : err;
+  }
+}
+
+function writeAll(fd: number, bytes: Buffer, position: number, place: Omit<IoFailure, 'offset'>): void {
+  for (let done = 0; done < bytes.length; ) done += placed({ ...place, offset: position + done }, () => fs.writeSync(fd, bytes, done, bytes.length - done, position + done));
 }
 
 /**
  * Reads and hashes every range itself, in small positional reads into one buffer that stays in this core's
  * cache: no hand-off between threads, so a byte costs what `openssl dgst` pays for it.
  */
-function readAndHash({ volumes, chunkSize, fds: given, copyFds }: Extract<Init, { mode: 'read' }>): void {
+function readAndHash({ volumes, chunkSize, fds: given, copyFds, copyPaths }: Extract<Init, { mode: 'read' }>): void {
   const buffer = Buffer.allocUnsafe(chunkSize);
   const fds = new Map<number, number>(); // the ones this worker opened (and closes)
   const PROGRESS_EVERY = 32 * 1024 * 1024;
@@ -106,18 +127,21 @@ function readAndHash({ volumes, chunkSize, fds: given, copyFds }: Extract<Init, 
         const start = Math.max(range.offset, v.offset);
         const end = Math.min(range.offset + range.size, v.offset + v.size);
         if (end <= start) continue;
+        const reading = { io: 'read', path: v.path, id: range.id } as const;
         let fd = given?.[i] ?? fds.get(i);
-        if (fd === undefined) fds.set(i, (fd = fs.openSync(v.path, 'r')));
+        if (fd === undefined) fds.set(i, (fd = placed({ ...reading, offset: start - v.offset }, () => fs.openSync(v.path, 'r'))));
         const copy = copyFds?.[i] ?? undefined;
-        for (let at = start; at < end; ) {
-          const n = fs.readSync(fd, buffer, 0, Math.min(chunkSize, end - at), at - v.offset);
+        const writing = { io: 'write', path: copyPaths?.[i] ?? `copy of ${v.path}`, id: range.id } as const;
+        for (let position = start; position < end; ) {
+          const local = position - v.offset;
+          const n = placed({ ...reading, offset: local }, () => fs.readSync(fd, buffer, 0, Math.min(chunkSize, end - position), local));
           if (n === 0) {
             failure = `volume ${v.path} shrank while being read`;
             break;
           }
           hash.update(buffer.subarray(0, n));
-          if (copy !== undefined) writeAll(copy, buffer.subarray(0, n), at - v.offset);
-          at += n;
+          if (copy !== undefined) writeAll(copy, buffer.subarray(0, n), local, writing);
+          position += n;
           read += n;
           if (read - reported >= PROGRESS_EVERY) {
             reply({ type: 'progress', bytes: read - reported });
@@ -138,9 +162,10 @@ if (init.mode === 'read') {
   try {
     readAndHash(init);
   } catch (err) {
-    // A read or write error (EIO, ENOSPC) keeps its code across the thread boundary, for the caller to name it.
-    const { message, code } = err as NodeJS.ErrnoException;
-    reply({ type: 'error', message, ...(code !== undefined ? { code } : {}) });
+    // A read or write error (EIO, ENOSPC) keeps its code across the thread boundary, and where it happened
+    // (file, byte, range), for the caller to name the volume and the blob.
+    const { message, code } = err instanceof PlacedError ? err.cause : (err as NodeJS.ErrnoException);
+    reply({ type: 'error', message, ...(code !== undefined ? { code } : {}), ...(err instanceof PlacedError ? { place: err.place } : {}) });
   }
 } else {
   port.on('message', (message: HashWorkerMessage) => {

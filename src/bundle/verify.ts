@@ -6,8 +6,9 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { blobEntryName, MANIFEST_ENTRY, SIGNATURE_SUFFIX, type BundleBase, type BundleManifest } from './format.js';
 import { locateBundle, readBundleManifest, type BlobLocation, type BundleFiles, type TarEntry } from './reader.js';
-import { VolumeSet } from './volumes.js';
-import { hashRanges, hashRangesDirect, type HashOptions, type HashRange, type RangeHash, type VolumeOnDisk } from './hash-pipeline.js';
+import { pwriteAll, VolumeSet } from './volumes.js';
+import { placeIoError } from './volume-io-error.js';
+import { copyCancelled, hashRanges, hashRangesDirect, type HashOptions, type HashRange, type RangeHash, type VolumeOnDisk } from './hash-pipeline.js';
 import { bundleFiles, placeEntries, type BundleLayout, type LayoutEntry } from './layout.js';
 import { bundleSkeleton, type SkeletonPart, type SkeletonRegion } from './skeleton.js';
 import { INDEX_ENTRY, OCI_LAYOUT_ENTRY, REF_NAME_ANNOTATION } from './oci-layout.js';
@@ -329,7 +330,7 @@ export async function verifyBundle(
     const copyByLayout = options.copyInto === undefined || layout?.totalSize === volumes.totalSize;
     const volumeChecksums = wantsVolumeChecksums(files, options, layout !== undefined && copyByLayout);
     const volumeRanges: HashRange[] = volumeChecksums ? onDisk.map((v, i) => ({ id: i, offset: v.offset, size: v.size })) : [];
-    const readAll = await readEveryByte(onDisk, volumes, volumeChecksums ? volumeRanges : undefined, blobs.ranges, read, options);
+    const readAll = await readEveryByte(onDisk, volumes, volumeChecksums ? volumeRanges : undefined, blobs, read, options);
     problems.push(...readAll.skeletonProblems);
     problems.push(...volumeChecksumProblems(volumeRanges, readAll.hashes, files.seal?.volumes ?? [], onDisk));
     const checked = blobDigestProblems(blobs, readAll.hashes, volumes);
@@ -523,7 +524,7 @@ async function readEveryByte(
   volumes: VolumeSet,
   /** The volumes' ranges when their checksums are wanted. */
   volumeRanges: readonly HashRange[] | undefined,
-  blobs: readonly HashRange[],
+  { ranges: blobs, entryOf }: Pick<BlobRanges, 'ranges' | 'entryOf'>,
   read: ReadLayout,
   options: VerifyOptions,
 ): Promise<{ hashes: Map<number, RangeHash>; skeletonProblems: VerifyProblem[]; bytesRead: number }> {
@@ -541,18 +542,20 @@ async function readEveryByte(
   const skeletonProblems: VerifyProblem[] = [];
   let hashes: Map<number, RangeHash>;
   try {
+    // The volumes are opened once, by the VolumeSet, for every reader (this thread and the workers).
+    const fds = await Promise.all(onDisk.map((v, i) => (v.actualSize === undefined ? null : volumes.fd(i))));
     if (volumeRanges) {
-      const hashing = hashRanges(onDisk, [volumeRanges, blobs], { ...progress, ...(sink ? { sink: sink.write } : {}) });
+      const hashing = hashRanges(onDisk, [volumeRanges, blobs], { ...progress, fds, ...(sink ? { sink: sink.write } : {}) });
       [hashes] = await Promise.all([hashing, checkSkeleton(read.skeleton, volumes, onDisk, skeletonProblems)]);
     } else {
-      const fds = await Promise.all(onDisk.map((v, i) => (v.actualSize === undefined ? null : volumes.fd(i))));
       // The workers write to the copies' descriptors: they are stopped, and have stopped, before any of them
       // is closed (a closed descriptor's number may be reused by the next file opened).
       const stop = new AbortController();
       const hashing = hashRangesDirect(onDisk, balance(blobs), {
         ...progress,
         fds,
-        ...(copies ? { copyFds: copies.map((h) => h?.fd ?? null) } : {}),
+        ...(copies ? { copyFds: copies.map((c) => c?.handle.fd ?? null), copyPaths: copies.map((c) => c?.path ?? null) } : {}),
+        rangeName: (id) => (entryOf.get(id)?.digest !== undefined ? `blob ${entryOf.get(id)!.digest}` : undefined),
         signal: options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal,
       });
       const rest = async () => {
@@ -571,10 +574,10 @@ async function readEveryByte(
       hashes = hashed.value;
     }
     await sink?.settle();
-    if (copies) for (const handle of copies) await handle?.sync();
+    if (copies) for (const copy of copies) await copy?.handle.sync();
   } finally {
     await sink?.settle().catch(() => undefined); // no fdatasync may outlive its file handle
-    if (copies) for (const handle of copies) await handle?.close();
+    if (copies) for (const copy of copies) await copy?.handle.close();
   }
   return { hashes, skeletonProblems, bytesRead };
 }
@@ -637,15 +640,24 @@ export function volumeStatus(onDisk: readonly VolumeOnDisk[], problems: readonly
 }
 
 /** New files for the copies of the volumes that are on disk (copyInto); undefined for missing ones. */
-async function copyTargets(dir: string, onDisk: readonly VolumeOnDisk[]): Promise<Array<FileHandle | undefined>> {
-  const handles: Array<FileHandle | undefined> = [];
+async function copyTargets(dir: string, onDisk: readonly VolumeOnDisk[]): Promise<Array<VolumeCopy | undefined>> {
+  const copies: Array<VolumeCopy | undefined> = [];
   try {
-    for (const v of onDisk) handles.push(v.actualSize === undefined ? undefined : await fs.open(path.join(dir, path.basename(v.path)), 'wx', 0o644));
+    for (const v of onDisk) {
+      const copyPath = path.join(dir, path.basename(v.path));
+      copies.push(v.actualSize === undefined ? undefined : { path: copyPath, handle: await fs.open(copyPath, 'wx', 0o644) });
+    }
   } catch (err) {
-    for (const handle of handles) await handle?.close();
+    for (const copy of copies) await copy?.handle.close();
     throw err;
   }
-  return handles;
+  return copies;
+}
+
+/** A volume's copy being written (copyInto). */
+interface VolumeCopy {
+  readonly path: string;
+  readonly handle: FileHandle;
 }
 
 /** Bytes written to the copy between two background fdatasync rounds. */
@@ -656,7 +668,7 @@ const COPY_SYNC_BYTES = 64 * 1024 * 1024;
  * `progress`, by the hash workers) starts a background fdatasync of the copies, so the disk writes overlap
  * the hashing instead of all waiting for the final fsync; `settle` awaits them.
  */
-function copySink(copies: ReadonlyArray<FileHandle | undefined>, signal: AbortSignal | undefined) {
+function copySink(copies: ReadonlyArray<VolumeCopy | undefined>, signal: AbortSignal | undefined) {
   let unsynced = 0;
   let syncing: Promise<void> | undefined;
   let syncError: unknown;
@@ -664,7 +676,7 @@ function copySink(copies: ReadonlyArray<FileHandle | undefined>, signal: AbortSi
     if ((unsynced += bytes) < COPY_SYNC_BYTES || syncing) return;
     unsynced = 0;
     // One round at a time: a round still running when the next is due already covers most of its bytes.
-    syncing = Promise.all(copies.map((h) => h?.datasync()))
+    syncing = Promise.all(copies.map((c) => c?.handle.datasync()))
       .then(
         () => undefined,
         (err: unknown) => {
@@ -674,11 +686,13 @@ function copySink(copies: ReadonlyArray<FileHandle | undefined>, signal: AbortSi
       .finally(() => (syncing = undefined));
   };
   const write = async (volume: number, localOffset: number, bytes: Buffer): Promise<void> => {
-    if (signal?.aborted) throw Object.assign(new Error('the copy was cancelled'), { code: 'ABORT_ERR' });
+    if (signal?.aborted) throw copyCancelled();
     if (syncError) throw syncError;
-    const handle = copies[volume];
-    if (!handle) return;
-    for (let done = 0; done < bytes.length; ) done += (await handle.write(bytes, done, bytes.length - done, localOffset + done)).bytesWritten;
+    const copy = copies[volume];
+    if (!copy) return;
+    await pwriteAll(copy.handle.fd, bytes, localOffset).catch((err: unknown) => {
+      throw placeIoError(err, { io: 'write', path: copy.path, offset: localOffset });
+    });
     wrote(bytes.length);
   };
   return {

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import { promisify } from 'node:util';
 import { Readable } from 'node:stream';
 import { errnoCode, UserError } from '../util/errors.js';
+import { placeIoError } from './volume-io-error.js';
 
 const pread = promisify(fs.read);
 const pwrite = promisify(fs.write);
@@ -43,6 +44,11 @@ export function volumeFileNames(name: string, count: number, split: boolean): st
 }
 
 const STREAM_CHUNK = 256 * 1024;
+
+/** Writes all of `bytes` at `position` of `fd`, going on after a short write (signals, a quota at its margin). */
+export async function pwriteAll(fd: number, bytes: Buffer, position: number): Promise<void> {
+  for (let done = 0; done < bytes.length; ) done += (await pwrite(fd, bytes, done, bytes.length - done, position + done)).bytesWritten;
+}
 
 export class VolumeSet {
   readonly totalSize: number;
@@ -114,11 +120,13 @@ export class VolumeSet {
     let at = bufferOffset;
     for (const piece of this.pieces(offset, length)) {
       const fd = await this.fd(piece.volume);
+      const v = this.volumes[piece.volume]!;
       let done = 0;
       while (done < piece.length) {
-        const { bytesRead } = await pread(fd, buffer, at + done, piece.length - done, piece.localOffset + done);
+        const { bytesRead } = await pread(fd, buffer, at + done, piece.length - done, piece.localOffset + done).catch((err: unknown) => {
+          throw placeIoError(err, { io: 'read', path: v.path, offset: piece.localOffset + done });
+        });
         if (bytesRead === 0) {
-          const v = this.volumes[piece.volume]!;
           throw new UserError('BUNDLE_TRUNCATED', `volume ${v.path} ends at byte ${piece.localOffset + done}, expected ${v.size} bytes`, {
             subject: { kind: 'path', name: v.path },
           });
@@ -134,11 +142,7 @@ export class VolumeSet {
     let at = 0;
     for (const piece of this.pieces(offset, buffer.length)) {
       const fd = await this.fd(piece.volume);
-      let done = 0;
-      while (done < piece.length) {
-        const { bytesWritten } = await pwrite(fd, buffer, at + done, piece.length - done, piece.localOffset + done);
-        done += bytesWritten;
-      }
+      await pwriteAll(fd, buffer.subarray(at, at + piece.length), piece.localOffset);
       at += piece.length;
     }
   }

@@ -21,6 +21,7 @@ import type { NodeConfig } from './config.js';
 import { openNodeServices } from './node-services.js';
 import { freeBytes } from '../util/disk.js';
 import { describeBytes } from './storage-check.js';
+import { VolumeIoError } from '../bundle/volume-io-error.js';
 import { checkNodeBundleSignature, verifyFailure, verifyNodeBundle } from './verify.js';
 
 /** Room kept free beyond the bundle itself: filesystem metadata, the state database's growth. */
@@ -274,8 +275,9 @@ function importFailure(err: unknown, name: string, bundlesDir: string): unknown 
   }
   if (code === 'ABORT_ERR') return new UserError('IMPORT_CANCELLED', `the import of bundle ${name} was cancelled; nothing was imported`, { subject: { kind: 'bundle', name }, cause: err });
   if (code !== undefined && /^E[A-Z]+$/.test(code)) {
+    // A failed read or write names its file (the volume on the media, or its copy): that is what to check.
     return new UserError('IMPORT_FAILED', `importing bundle ${name} into ${bundlesDir} failed: ${(err as Error).message}; the import did not complete`, {
-      subject: { kind: 'bundle', name },
+      subject: err instanceof VolumeIoError ? { kind: 'path', name: err.path } : { kind: 'bundle', name },
       hint: 'a read error (EIO) means damaged media or a bad copy; check the device and the bundle dir, then import again',
       cause: err,
     });

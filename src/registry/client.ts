@@ -15,7 +15,7 @@ import { TOOL_VERSION } from '../version.js';
 import { basicAuthorization, parseChallenges, preferredChallenge, pullScope, TokenCache, type Challenge, type TokenTransport } from './challenge.js';
 import { EMPTY_CREDENTIALS, type Credential, type CredentialStore } from './credentials.js';
 import { EMPTY_REGISTRIES_CONF, endpointsFor, type Endpoint, type RegistriesConf } from './registries-conf.js';
-import { abortableSleep, classifyFailure, decideRetry, DEFAULT_RETRY_POLICY, isTransientNetworkError, parseRetryAfter, retryRequest, StatusFailure, type Failure, type RetryDecision, type RetryLimits, type RetryPolicy } from './retry.js';
+import { abortableSleep, classifyFailure, decideRetry, DEFAULT_RETRY_POLICY, HTTP_PARSER_ERROR, isTransientNetworkError, networkErrorCode, parseRetryAfter, retryRequest, StatusFailure, type Failure, type RetryDecision, type RetryLimits, type RetryPolicy } from './retry.js';
 import type { BlobStreamOptions, FetchedManifest, ImageSource } from './source.js';
 
 export interface RegistryTimeouts {
@@ -70,7 +70,8 @@ interface Request {
   /**
    * Keep the connection after a HEAD. undici closes it after every HEAD by default (a server might send a
    * body it should not); a push HEADs every blob and manifest, and a new connection for each cost as much
-   * CPU as the HEAD itself (368 connections for the 1 GB push bench). Registries send no body to a HEAD.
+   * CPU as the HEAD itself (368 connections for the 1 GB push bench). Registries send no body to a HEAD; a
+   * server that does garbles the next answer (retried on a fresh connection), and its HEADs close again after.
    */
   readonly keepAlive?: boolean | undefined;
 }
@@ -193,6 +194,11 @@ export class RegistryClient implements ImageSource {
   private readonly pools = new Map<string, Pool>();
   /** Per insecure host, the scheme that answered ("https" tried first, then "http"). */
   private readonly schemes = new Map<string, Promise<'https' | 'http'>>();
+  /**
+   * Origins whose answer to a request did not parse as HTTP: likely a server that sends a body with a HEAD,
+   * garbling the next answer on the connection. Their HEADs close the connection again (undici's default).
+   */
+  private readonly garbledOrigins = new Set<string>();
   /** The last auth challenge each host sent, so later requests authenticate up front. */
   private readonly challenges = new Map<string, Challenge>();
   /** Hosts we may talk to without verified TLS (insecure endpoints), also for their token realms. */
@@ -501,7 +507,7 @@ export class RegistryClient implements ImageSource {
       const detail = error.body ? `: ${describeErrorBody(error.body)}` : '';
       return new UserError('REGISTRY_ERROR', `${endpoint.host} answered HTTP ${error.status} for ${what} after ${this.retry.attempts} tries${detail}`, { subject: { kind: 'registry', name: endpoint.host }, cause: error });
     }
-    const code = errnoCode(error) ?? errnoCode((error as { cause?: unknown }).cause);
+    const code = networkErrorCode(error);
     if (code !== undefined && (UNREACHABLE_CODES.has(code) || isTlsError(code) || isTransientNetworkError(error))) {
       return new UserError('REGISTRY_UNREACHABLE', `cannot reach registry ${endpoint.host} for ${what}: ${code} (${(error as Error).message})`, {
         subject: { kind: 'registry', name: endpoint.host },
@@ -659,14 +665,19 @@ export class RegistryClient implements ImageSource {
     const origin = `${scheme}://${endpoint.host}`;
     const headers: Record<string, string> = { 'user-agent': this.userAgent, ...request.headers };
     if (authorization) headers.authorization = authorization;
-    const res = await this.pool(origin, !this.isInsecure(endpoint)).request({
-      method: request.method,
-      path: request.path,
-      headers,
-      ...(request.body ? { body: request.body() } : {}),
-      ...(request.signal ? { signal: request.signal } : {}),
-      ...(request.keepAlive ? { reset: false } : {}),
-    });
+    const res = await this.pool(origin, !this.isInsecure(endpoint))
+      .request({
+        method: request.method,
+        path: request.path,
+        headers,
+        ...(request.body ? { body: request.body() } : {}),
+        ...(request.signal ? { signal: request.signal } : {}),
+        ...(request.keepAlive && !this.garbledOrigins.has(origin) ? { reset: false } : {}),
+      })
+      .catch((error: unknown) => {
+        if (networkErrorCode(error) === HTTP_PARSER_ERROR) this.garbledOrigins.add(origin);
+        throw error;
+      });
     return { res, origin, authorization };
   }
 

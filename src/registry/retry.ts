@@ -28,6 +28,13 @@ export type RetryLimits = RetryPolicy & { readonly maxBlobResumes: number };
 
 const RETRYABLE_STATUSES = new Set([429, 500, 502, 503, 504]);
 
+/**
+ * A response that does not parse as HTTP, whatever undici's HTTPParserError carries as its code (often none).
+ * A server that sends a body after a HEAD's headers on a kept connection garbles the next response on it;
+ * undici drops that connection, so a new try, on a fresh one, may well succeed.
+ */
+export const HTTP_PARSER_ERROR = 'HTTP_PARSER_ERROR';
+
 /** Connection failures that a new try may well not see: resets, timeouts, a peer closing mid-response. */
 const TRANSIENT_NETWORK_CODES = new Set([
   'ECONNRESET',
@@ -40,15 +47,18 @@ const TRANSIENT_NETWORK_CODES = new Set([
   'UND_ERR_BODY_TIMEOUT',
   'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
   'UND_ERR_CLOSED',
+  HTTP_PARSER_ERROR,
 ]);
 
-function codeOf(err: unknown): string | undefined {
+/** The code a connection failure is known by: its own, its cause's, or HTTP_PARSER_ERROR for an unparsable response. */
+export function networkErrorCode(err: unknown): string | undefined {
+  if ((err as { name?: unknown } | undefined)?.name === 'HTTPParserError') return HTTP_PARSER_ERROR;
   return errnoCode(err) ?? errnoCode((err as { cause?: unknown } | undefined)?.cause);
 }
 
 /** A broken connection (by its code or its cause's); the client also reports these as REGISTRY_UNREACHABLE. */
 export function isTransientNetworkError(err: unknown): boolean {
-  const code = codeOf(err);
+  const code = networkErrorCode(err);
   return code !== undefined && TRANSIENT_NETWORK_CODES.has(code);
 }
 
@@ -122,7 +132,7 @@ export function classifyFailure(error: unknown): Failure {
   if ((error as { name?: unknown } | undefined)?.name === 'AbortError') return { kind: 'aborted' };
   // AbortSignal.timeout's reason: a request's own deadline passed (the caller stopping is seen as `stopped`), a timeout like ETIMEDOUT.
   if ((error as { name?: unknown } | undefined)?.name === 'TimeoutError') return { kind: 'network', code: 'ETIMEDOUT' };
-  const code = codeOf(error);
+  const code = networkErrorCode(error);
   if (code === 'UND_ERR_ABORTED' || code === 'ABORT_ERR') return { kind: 'aborted' };
   return code !== undefined ? { kind: 'network', code } : { kind: 'other' };
 }

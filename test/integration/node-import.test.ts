@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -168,45 +168,76 @@ test('a damaged tar header or padding on the media (bytes no digest covers) is r
   }
 });
 
-test('import opens each volume of the media once, reads the seal, the signature and pin-preload.json once (system calls counted)', async (t) => {
+/** Skips the test, saying why, when strace cannot trace (and so count calls or inject faults) here: not in every container. */
+function skippedWithoutStrace(t: { skip(message: string): void }): boolean {
   try {
     execFileSync('strace', ['-f', '-e', 'trace=none', '-o', '/dev/null', 'true'], { stdio: 'ignore', timeout: 10_000 });
+    return false;
   } catch {
     t.skip('strace cannot trace here');
-    return;
+    return true;
   }
+}
+
+test('import opens each volume of the media once, reads the seal and the signature once, with volume checksums or without, and pin-preload.json once without (system calls counted)', async (t) => {
+  if (skippedWithoutStrace(t)) return;
   const dir = await tempDir(t, 'import-opens');
   const { seal, volumes } = await makeBundle(dir);
   const opened = await openBundle(seal);
   const manifest = { offset: 512, size: opened.manifestBytes.length };
   await opened.close();
-  const config = nodeConfig(path.join(dir, 'node'));
-  const trace = path.join(dir, 'trace');
-  // One file per thread (-ff): a call is never split by another thread's, and -ttt orders them all.
-  execFileSync('strace', ['-ff', '-ttt', '-s', '0', '-e', 'trace=openat,pread64,close', '-o', trace, process.execPath, CLI,
-    'import', seal, '--config', '/dev/null', '--bundles', config.paths.bundles, '--state', config.paths.state], { stdio: 'ignore', timeout: 120_000 });
-  const calls = (await Promise.all((await readdir(dir)).filter((f) => f.startsWith('trace.')).map((f) => readFile(path.join(dir, f), 'utf8'))))
-    .flatMap((text) => text.split('\n').filter(Boolean))
-    .sort((a, b) => Number(a.split(' ')[0]) - Number(b.split(' ')[0]));
-  const opens = new Map<string, number>();
-  const fdPath = new Map<number, string>();
-  let manifestReads = 0;
-  for (const call of calls) {
-    const open = /openat\([^,]+, "([^"]+)".* = (\d+)$/.exec(call);
-    if (open) {
-      opens.set(open[1]!, (opens.get(open[1]!) ?? 0) + 1);
-      fdPath.set(Number(open[2]), open[1]!);
+  for (const flags of [[], ['--volume-checksums']]) {
+    const what = flags.length > 0 ? 'with volume checksums' : 'without volume checksums';
+    const config = nodeConfig(path.join(dir, `node${flags.length}`));
+    const traces = path.join(dir, `traces${flags.length}`);
+    await mkdir(traces);
+    // One file per thread (-ff): a call is never split by another thread's, and -ttt orders them all.
+    execFileSync('strace', ['-ff', '-ttt', '-s', '0', '-e', 'trace=openat,pread64,close', '-o', path.join(traces, 'trace'), process.execPath, CLI,
+      'import', seal, ...flags, '--config', '/dev/null', '--bundles', config.paths.bundles, '--state', config.paths.state], { stdio: 'ignore', timeout: 120_000 });
+    const calls = (await Promise.all((await readdir(traces)).map((f) => readFile(path.join(traces, f), 'utf8'))))
+      .flatMap((text) => text.split('\n').filter(Boolean))
+      .sort((a, b) => Number(a.split(' ')[0]) - Number(b.split(' ')[0]));
+    const opens = new Map<string, number>();
+    const fdPath = new Map<number, string>();
+    let manifestReads = 0;
+    for (const call of calls) {
+      const open = /openat\([^,]+, "([^"]+)".* = (\d+)$/.exec(call);
+      if (open) {
+        opens.set(open[1]!, (opens.get(open[1]!) ?? 0) + 1);
+        fdPath.set(Number(open[2]), open[1]!);
+      }
+      const close = /close\((\d+)\) = 0/.exec(call);
+      if (close) fdPath.delete(Number(close[1]));
+      const pread = /pread64\((\d+), .*, (\d+), (\d+)\) = (\d+)/.exec(call);
+      if (pread && fdPath.get(Number(pread[1])) === volumes[0] && Number(pread[3]) < manifest.offset + manifest.size && Number(pread[3]) + Number(pread[4]) > manifest.offset) manifestReads++;
     }
-    const close = /close\((\d+)\) = 0/.exec(call);
-    if (close) fdPath.delete(Number(close[1]));
-    const pread = /pread64\((\d+), .*, (\d+), (\d+)\) = (\d+)/.exec(call);
-    if (pread && fdPath.get(Number(pread[1])) === volumes[0] && Number(pread[3]) < manifest.offset + manifest.size && Number(pread[3]) + Number(pread[4]) > manifest.offset) manifestReads++;
+    for (const v of volumes) assert.equal(opens.get(v), 1, `${v} opened once, ${what}`);
+    assert.equal(opens.get(seal), 1, `the seal read once, ${what}`);
+    assert.equal(opens.get(seal.replace(/\.seal\.json$/, '.sig')), 1, `the signature read once, ${what}`);
+    // With volume checksums the volumes' hashes read every byte, pin-preload.json's too, after the layout's read.
+    assert.equal(manifestReads, flags.length > 0 ? 2 : 1, `pin-preload.json read ${flags.length > 0 ? 'twice' : 'once'}, ${what}`);
+    assert.deepEqual((await readdir(config.paths.bundles)).filter((f) => !f.startsWith('.')).sort(), [...volumes.map((v) => path.basename(v)), 'ocp.tar.seal.json', 'ocp.tar.sig'].sort());
   }
-  for (const v of volumes) assert.equal(opens.get(v), 1, `${v} opened once`);
-  assert.equal(opens.get(seal), 1, 'the seal read once');
-  assert.equal(opens.get(seal.replace(/\.seal\.json$/, '.sig')), 1, 'the signature read once');
-  assert.equal(manifestReads, 1, 'pin-preload.json read once');
-  assert.deepEqual((await readdir(config.paths.bundles)).filter((f) => !f.startsWith('.')).sort(), [...volumes.map((v) => path.basename(v)), 'ocp.tar.seal.json', 'ocp.tar.sig'].sort());
+});
+
+test('a read error on the media (EIO injected) fails the import naming the volume, the byte and the blob, with the volume as subject, leaving nothing behind', async (t) => {
+  if (skippedWithoutStrace(t)) return;
+  const dir = await tempDir(t, 'import-eio');
+  const { seal, volumes } = await makeBundle(dir);
+  const config = nodeConfig(path.join(dir, 'node'));
+  // Every read of the second volume fails with EIO, as a bad medium does: the error comes mid-copy, the first
+  // volume read and copied (-P: only calls on that file are traced and tampered with).
+  const damaged = volumes[1]!;
+  const run = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', '-P', damaged, '-e', 'trace=pread64', '-e', 'inject=pread64:error=EIO',
+    process.execPath, CLI, 'import', seal, '--json', '--config', '/dev/null', '--bundles', config.paths.bundles, '--state', config.paths.state], { encoding: 'utf8', timeout: 120_000 });
+  const result = { code: run.status, signal: run.signal, stdout: run.stdout, stderr: run.stderr, ms: 0 };
+  assertNoInternalError(result, 'import with a read error on the media');
+  assert.equal(result.code, 1, result.stderr);
+  const { error } = JSON.parse(result.stdout) as { error: { code: string; message: string; subject?: { kind: string; name: string } } };
+  assert.equal(error.code, 'IMPORT_FAILED');
+  assert.deepEqual(error.subject, { kind: 'path', name: damaged }, 'the subject is the damaged volume');
+  assert.match(error.message, new RegExp(`failed: reading volume ${damaged.replace(/\./g, '\\.')} at byte \\d+ (\\(blob sha256:[0-9a-f]{64}\\) )?failed: EIO`));
+  assert.deepEqual((await readdir(config.paths.bundles)).filter((f) => !f.startsWith('.pin-preload')), [], 'nothing imported');
 });
 
 test('a bundle whose blob is damaged (sealed that way) is rejected by blob verification, leaving nothing behind', async (t) => {

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -16,6 +16,7 @@ import { DigestMismatchError, sha256Of, type Digest } from '../../src/oci/digest
 import { MediaType } from '../../src/oci/media-types.js';
 import { parseReference } from '../../src/oci/reference.js';
 import { RegistryClient, type RegistryClientOptions } from '../../src/registry/client.js';
+import { DEFAULT_RETRY_POLICY, retryRequest } from '../../src/registry/retry.js';
 import { loadCredentials } from '../../src/registry/credentials.js';
 import { credentialHelperOnPath, HELPER_NAME } from '../support/credential-helper.js';
 import { createImageSource } from '../../src/registry/index.js';
@@ -595,6 +596,83 @@ describe('RegistryClient with bearer token auth (docker-registry auth: token)', 
       await assert.rejects(client.getManifest(parseReference(`${registry.host}/${REPO}:docker`)), isUserErrorWith('REGISTRY_UNAUTHORIZED', registry.host, wrong));
     } finally {
       await client.close();
+    }
+  });
+});
+
+// ---- a server that sends a body with a HEAD response ----
+
+/**
+ * A raw HTTP/1.1 server on 127.0.0.1 that answers a HEAD with headers and then, on the same connection, the
+ * body it should not send, just before its answer to the next request there (as a misbehaving proxy does).
+ * Every other request gets 200 "ok". A TLS hello (the client's https probe) is refused at once.
+ */
+async function startStrayBodyServer(): Promise<{ port: number; connections: () => number; close: () => Promise<void> }> {
+  let connections = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    let received = '';
+    let stray = '';
+    socket.once('data', (first) => {
+      if (first[0] === 0x16) socket.destroy(); // a TLS ClientHello
+      else connections++;
+    });
+    socket.on('data', (bytes) => {
+      received += bytes.toString('latin1');
+      for (let end = received.indexOf('\r\n\r\n'); end >= 0; end = received.indexOf('\r\n\r\n')) {
+        const method = received.slice(0, received.indexOf(' '));
+        received = received.slice(end + 4);
+        if (method === 'HEAD') {
+          socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n');
+          stray = 'stray';
+        } else {
+          socket.write(`${stray}HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok`);
+          stray = '';
+        }
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    connections: () => connections,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe('RegistryClient against a server that sends a body with a HEAD', () => {
+  test('the request after a kept HEAD fails to parse once and succeeds through a retry on a fresh connection; later HEADs there close their connection', async () => {
+    const server = await startStrayBodyServer();
+    // One connection: the next request surely goes on the HEAD's (with more, undici picks one of them).
+    const client = new RegistryClient({ retries: FAST_RETRIES, maxConcurrentRequests: 1 });
+    const endpoint = { host: `127.0.0.1:${server.port}`, path: 'pin/app', insecure: true, mirror: false };
+    const scope = 'repository:pin/app:pull,push';
+    try {
+      const head = await client.targetRequest(endpoint, { method: 'HEAD', path: '/v2/pin/app/blobs/sha256:00', headers: {}, keepAlive: true, scope });
+      await head.body.dump();
+      let tries = 0;
+      // The loop a push step runs in (copy.ts): each try a single targetRequest, retried by the client's policy.
+      const body = await retryRequest(async () => {
+        tries++;
+        const res = await client.targetRequest(endpoint, { method: 'GET', path: '/v2/pin/app/manifests/latest', headers: {}, scope });
+        return await res.body.text();
+      }, { ...DEFAULT_RETRY_POLICY, ...FAST_RETRIES }, undefined);
+      assert.equal(body, 'ok');
+      assert.equal(tries, 2, 'the first try fails on the garbled connection, the second succeeds');
+      assert.ok(server.connections() >= 2, `a fresh connection for the retry (${server.connections()} connections)`);
+      // Seen once, that origin's HEADs close their connection again: the next request after one needs no retry.
+      const again = await client.targetRequest(endpoint, { method: 'HEAD', path: '/v2/pin/app/blobs/sha256:01', headers: {}, keepAlive: true, scope });
+      await again.body.dump();
+      const next = await client.targetRequest(endpoint, { method: 'GET', path: '/v2/pin/app/manifests/latest', headers: {}, scope });
+      assert.equal(await next.body.text(), 'ok', 'the request after a later HEAD is not garbled');
+    } finally {
+      await client.close();
+      await server.close();
     }
   });
 });

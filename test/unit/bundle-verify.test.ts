@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, mkdir, mkdtemp, open, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, open, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -269,15 +269,22 @@ test('the skeleton, the blob data and pin-preload.json cover every byte of the t
   });
 });
 
-test('a copy made while verifying (copyInto) is byte-identical, split or not, each byte hashed once; with volume checksums as well', async () => {
+test('a copy made while verifying (copyInto) is byte-identical, split or not; each blob byte is read and hashed once, and with volume checksums every byte read once', async () => {
   for (const splitSize of [undefined, 40_000]) {
     for (const volumeChecksums of [false, true]) {
       await withBundle(splitSize ? { splitSize } : {}, async (dir, output) => {
         const copy = path.join(dir, 'copy');
         await mkdir(copy);
+        const bundle = await openBundle(output);
+        const blobBytes = [...(await bundle.locateBlobs()).values()].reduce((sum, b) => sum + b.size, 0);
+        const totalBytes = bundle.totalSize;
+        await bundle.close();
         const report = await verifyBundle(output, { copyInto: copy, ...(volumeChecksums ? { volumeChecksums } : {}) });
         assert.deepEqual(report.problems, []);
         assert.equal(report.volumeChecksums, volumeChecksums, 'the volume sha256 only when asked, as for verify');
+        // bytesRead counts what the hash workers read and hash (without volume checksums: each its share of the
+        // blobs, so a byte hashed twice would count twice), or what the shared read passed to both workers.
+        assert.equal(report.bytesRead, volumeChecksums ? totalBytes : blobBytes, volumeChecksums ? 'every byte read once for both hashes' : 'each blob byte read and hashed once');
         for (const v of report.volumes) assert.ok((await readFile(v.path)).equals(await readFile(path.join(copy, path.basename(v.path)))), `${v.path} copied exactly`);
       });
     }
@@ -325,6 +332,38 @@ test('a copy stops with ABORT_ERR when its signal is aborted', async () => {
     controller.abort();
     await assert.rejects(verifyBundle(output, { copyInto: copy, signal: controller.signal }), (err: unknown) => (err as { code?: string }).code === 'ABORT_ERR');
   });
+});
+
+test('a copy of a larger bundle aborted mid-way stops both workers and the main thread with ABORT_ERR, every descriptor closed', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-verify-abort-'));
+  try {
+    // Two 36 MiB layers, one per worker: a worker reports progress every 32 MiB, so the first report comes
+    // while both still have bytes to read and copy.
+    const big = testImage(repo, 'big', [randomBytes(36 * 1024 * 1024), randomBytes(36 * 1024 * 1024)]);
+    const output = path.join(dir, 'big.tar');
+    await createBundle({ plan: testPlan([big]), source: new MemorySource(blobContents([big])), output, created });
+    const copy = path.join(dir, 'copy');
+    await mkdir(copy);
+    const openFds = async () => (await readdir('/proc/self/fd')).length;
+    const fdsBefore = await openFds();
+    const controller = new AbortController();
+    let seen = 0;
+    let total = 0;
+    const copying = verifyBundle(output, {
+      copyInto: copy,
+      signal: controller.signal,
+      onBytes: (bytes, totalBytes) => {
+        seen = bytes;
+        total = totalBytes;
+        controller.abort();
+      },
+    });
+    await assert.rejects(copying, (err: unknown) => (err as { code?: string }).code === 'ABORT_ERR');
+    assert.ok(seen > 0 && seen < total, `aborted mid-copy: ${seen} of ${total} bytes read`);
+    assert.equal(await openFds(), fdsBefore, 'the volumes and the copies are closed');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('a carried signature verifies with the image it is about; one about an image the bundle lacks is named', async () => {

@@ -29,6 +29,7 @@ const decisions: Array<[string, Failure, Attempt, RetryDecision]> = [
   ...['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_CLOSED'].map(
     (code): [string, Failure, Attempt, RetryDecision] => [`${code}, first try`, network(code), request(1), retry(99)],
   ),
+  ['an unparsable response, first try: a fresh connection', network('HTTP_PARSER_ERROR'), request(1), retry(99)],
   ['ECONNRESET, second try', network('ECONNRESET'), request(2), retry(199)],
   ['ECONNRESET, last try', network('ECONNRESET'), request(4), giveUp('exhausted')],
   ['ECONNRESET after the caller stopped', network('ECONNRESET'), request(1, true), giveUp('aborted')],
@@ -69,6 +70,9 @@ const classifications: Array<[string, unknown, Failure]> = [
   ['a request deadline (AbortSignal.timeout\'s reason)', new DOMException('The operation was aborted due to timeout', 'TimeoutError'), { kind: 'network', code: 'ETIMEDOUT' }],
   ['undici aborting a request', Object.assign(new Error('Request aborted'), { code: 'UND_ERR_ABORTED' }), { kind: 'aborted' }],
   ['an error without a code', new Error('the blob stream was closed'), { kind: 'other' }],
+  // undici's HTTPParserError for a response garbled by a stray body after a HEAD carries no code
+  ['an unparsable response (undici HTTPParserError, no code)', Object.assign(new Error('Response does not match the HTTP/1.1 protocol (Expected HTTP/, RTSP/ or ICE/)'), { name: 'HTTPParserError', code: undefined }), { kind: 'network', code: 'HTTP_PARSER_ERROR' }],
+  ['an unparsable response with an llhttp code', Object.assign(new Error('Invalid header value char'), { name: 'HTTPParserError', code: 'HPE_INVALID_HEADER_TOKEN' }), { kind: 'network', code: 'HTTP_PARSER_ERROR' }],
 ];
 
 for (const [name, error, expected] of classifications) {

@@ -1,0 +1,42 @@
+// A read or write of a bundle volume (or of its copy) that failed, named by file, byte and what lies there:
+// an EIO on the media says which volume, where, and which blob, not only "i/o error, read".
+
+import { errnoCode } from '../util/errors.js';
+
+export type VolumeIo = 'read' | 'write';
+
+/** Where an I/O error happened: the file read (a volume) or written (its copy), the byte in it, what lies there. */
+export interface VolumeIoPlace {
+  readonly io: VolumeIo;
+  readonly path: string;
+  readonly offset: number;
+  /** What was being read or written ("blob sha256:…"), when known. */
+  readonly what?: string | undefined;
+}
+
+export class VolumeIoError extends Error implements VolumeIoPlace {
+  /** The system error's code (EIO, ENOSPC, …), kept for callers that switch on it. */
+  readonly code: string | undefined;
+  readonly io: VolumeIo;
+  readonly path: string;
+  readonly offset: number;
+  readonly what: string | undefined;
+
+  constructor(place: VolumeIoPlace, reason: { readonly message: string; readonly code?: string | undefined }, cause?: unknown) {
+    const file = place.io === 'read' ? `volume ${place.path}` : `the copy ${place.path}`;
+    super(`${place.io === 'read' ? 'reading' : 'writing'} ${file} at byte ${place.offset}${place.what ? ` (${place.what})` : ''} failed: ${reason.message}`, cause === undefined ? undefined : { cause });
+    this.name = 'VolumeIoError';
+    this.code = reason.code;
+    this.io = place.io;
+    this.path = place.path;
+    this.offset = place.offset;
+    this.what = place.what;
+  }
+}
+
+/** A system error (one with a code) of an I/O at `place` as a VolumeIoError; anything else (a bug, an error already placed) as it is. */
+export function placeIoError(err: unknown, place: VolumeIoPlace): unknown {
+  const code = errnoCode(err);
+  if (err instanceof VolumeIoError || code === undefined || !(err instanceof Error)) return err;
+  return new VolumeIoError(place, { message: err.message, code }, err);
+}
