@@ -169,6 +169,45 @@ function stepError(destination: ImageDestination, step: string, image: CopyImage
   return new UserError('PUSH_FAILED', `${what}: ${detail}${tries}`, { subject, cause: error });
 }
 
+/** Every blob step of a copy, in the order they run, with the repository each digest is first sent to. */
+interface BlobPlan {
+  /** One per digest: its bytes go to the first repository that needs it. */
+  readonly firstSteps: readonly BlobStep[];
+  /** The same digest for other repositories: mounted from the first once its bytes are in. */
+  readonly laterSteps: readonly BlobStep[];
+  readonly firstRepository: ReadonlyMap<Digest, string>;
+  readonly bytesTotal: number;
+}
+
+/**
+ * Each blob once per destination repository. Small blobs (configs, mostly) first in image order, so that
+ * images become whole early; then the rest largest first, so the longest transfer never starts last and
+ * leaves the other connections idle.
+ */
+function planBlobSteps(images: readonly CopyImage[]): BlobPlan {
+  const firstSteps: BlobStep[] = [];
+  const laterSteps: BlobStep[] = [];
+  const firstRepository = new Map<Digest, string>();
+  const planned = new Set<string>();
+  let bytesTotal = 0;
+  for (const image of images) {
+    for (const blob of image.blobs) {
+      const key = `${image.repository}@${blob.digest}`;
+      if (planned.has(key)) continue;
+      planned.add(key);
+      bytesTotal += blob.size;
+      if (firstRepository.has(blob.digest)) laterSteps.push({ image, blob });
+      else {
+        firstRepository.set(blob.digest, image.repository);
+        firstSteps.push({ image, blob });
+      }
+    }
+  }
+  const small = (step: BlobStep): boolean => step.blob.size <= SMALL_BLOB;
+  firstSteps.sort((a, b) => Number(small(b)) - Number(small(a)) || (small(a) ? 0 : b.blob.size - a.blob.size));
+  return { firstSteps, laterSteps, firstRepository, bytesTotal };
+}
+
 /** The running totals of one copy. */
 class Tally {
   blobsSent = 0;
@@ -219,29 +258,7 @@ export async function copyImages(source: ImageSource, destination: ImageDestinat
     }
   };
 
-  // Blobs: the first repository to need a digest gets its bytes; other repositories mount it from there.
-  const firstSteps: BlobStep[] = [];
-  const laterSteps: BlobStep[] = [];
-  const firstRepository = new Map<Digest, string>();
-  const planned = new Set<string>();
-  let bytesTotal = 0;
-  for (const image of images) {
-    for (const blob of image.blobs) {
-      const key = `${image.repository}@${blob.digest}`;
-      if (planned.has(key)) continue;
-      planned.add(key);
-      bytesTotal += blob.size;
-      if (firstRepository.has(blob.digest)) laterSteps.push({ image, blob });
-      else {
-        firstRepository.set(blob.digest, image.repository);
-        firstSteps.push({ image, blob });
-      }
-    }
-  }
-  // Small blobs (configs, mostly) first in image order, so that images become whole early; then the rest
-  // largest first, so the longest transfer never starts last and leaves the other connections idle.
-  const small = (step: BlobStep): boolean => step.blob.size <= SMALL_BLOB;
-  firstSteps.sort((a, b) => Number(small(b)) - Number(small(a)) || (small(a) ? 0 : b.blob.size - a.blob.size));
+  const { firstSteps, laterSteps, firstRepository, bytesTotal } = planBlobSteps(images);
   const blobsTotal = firstSteps.length + laterSteps.length;
   const report = (): void => options.onProgress?.({ bytesDone: tally.bytesDone, bytesTotal, blobsDone: tally.blobsDone, blobsTotal });
 
@@ -263,16 +280,7 @@ export async function copyImages(source: ImageSource, destination: ImageDestinat
 
   // Manifests: children before the index that lists them (the registry checks that they exist), each once per
   // repository. The destination is asked first: a manifest it holds is read from the source only for a tag.
-  const fetchManifest = async (image: CopyImage, entry: { digest: Digest; mediaType: string }): Promise<ManifestBytes> => {
-    const fetched = await source.getManifest({ ...image.source, digest: entry.digest }, signal ? { signal } : {});
-    // A source need not check what it reads (a layout, a bundle): the copy never sends bytes it has not verified.
-    const actual = sha256Of(fetched.bytes);
-    if (actual !== entry.digest) {
-      const mismatch = new DigestMismatchError(entry.digest, actual, `manifest ${entry.digest} of image ${image.name} read from ${source.name ?? repositoryName(image.source)}`);
-      throw new UserError('DIGEST_MISMATCH', mismatch.message, { subject: { kind: 'image', name: image.name }, hint: 'the source holds other bytes under that digest (a damaged file or medium): repair or re-create it, then run again', cause: mismatch });
-    }
-    return { digest: entry.digest, mediaType: entry.mediaType, bytes: fetched.bytes };
-  };
+  const fetchManifest = (image: CopyImage, entry: { digest: Digest; mediaType: string }): Promise<ManifestBytes> => fetchVerifiedManifest(source, image, entry, signal);
   /** Placed (with its bytes when they were read), or refused as a sparse index. */
   type ManifestPlaced = { readonly manifest?: ManifestBytes } | 'refused';
   const manifestsDone = new Map<string, Promise<ManifestPlaced>>();
@@ -374,6 +382,17 @@ export async function copyImages(source: ImageSource, destination: ImageDestinat
   await destination.commit(signal);
   const { blobsSent, blobsMounted, blobsPresent, bytesSent, manifestsPut, manifestsPresent, tagsPut, tagsPresent, sparseIndexesRefused } = tally;
   return { images: images.length, blobsSent, blobsMounted, blobsPresent, bytesSent, manifestsPut, manifestsPresent, tagsPut, tagsPresent, sparseIndexesRefused };
+}
+
+/** A manifest's bytes from the source, checked against its digest here: a source need not check what it reads (a layout, a bundle). */
+async function fetchVerifiedManifest(source: ImageSource, image: CopyImage, entry: { digest: Digest; mediaType: string }, signal: AbortSignal | undefined): Promise<ManifestBytes> {
+  const fetched = await source.getManifest({ ...image.source, digest: entry.digest }, signal ? { signal } : {});
+  const actual = sha256Of(fetched.bytes);
+  if (actual !== entry.digest) {
+    const mismatch = new DigestMismatchError(entry.digest, actual, `manifest ${entry.digest} of image ${image.name} read from ${source.name ?? repositoryName(image.source)}`);
+    throw new UserError('DIGEST_MISMATCH', mismatch.message, { subject: { kind: 'image', name: image.name }, hint: 'the source holds other bytes under that digest (a damaged file or medium): repair or re-create it, then run again', cause: mismatch });
+  }
+  return { digest: entry.digest, mediaType: entry.mediaType, bytes: fetched.bytes };
 }
 
 /**
