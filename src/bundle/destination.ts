@@ -172,7 +172,7 @@ export class BundleDestination implements ImageDestination {
     this.committer = new DoneCommitter(options.volumes, options.journal);
     this.byDigest = new Map(options.tasks.map((t) => [t.blob.digest, t]));
     for (const [digest, size] of options.resume.done) this.done.set(digest, size);
-    // Partly written blobs are counted when their copy starts.
+    // Partly written blobs are counted when their copy starts (putBlob).
     this.bytesDone = options.resume.bytesDone;
   }
 
@@ -200,13 +200,15 @@ export class BundleDestination implements ImageDestination {
       const from = this.options.resume.resumeFrom[index] ?? 0;
       this.positions.set(index, from);
       this.recorded.set(index, from);
+      this.bytesDone += from; // the prefix an earlier run wrote is on disk: progress, not fetched again
     }
-    const fetchedBefore = this.bytesFetched;
+    // Counted here, not as a difference of bytesFetched: other blobs' putBlob calls add to that meanwhile.
+    let fetched = 0;
     let from = this.positions.get(index)!;
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         if (from >= task.blob.size) await this.checkWritten(task);
-        else await this.stream(task, open, from);
+        else await this.stream(task, open, from, (length) => (fetched += length));
         await this.markDone(task);
         break;
       } catch (err) {
@@ -219,7 +221,7 @@ export class BundleDestination implements ImageDestination {
       }
     }
     this.report();
-    return this.bytesFetched - fetchedBefore;
+    return fetched;
   }
 
   async hasManifest(_repository: string, digest: Digest): Promise<boolean> {
@@ -282,7 +284,7 @@ export class BundleDestination implements ImageDestination {
   }
 
   /** Streams the blob from `from` into place; bytes before `from` are re-hashed from the volume and passed on, not fetched. */
-  private async stream(task: BlobTask, open: OpenBlob, from: number): Promise<void> {
+  private async stream(task: BlobTask, open: OpenBlob, from: number, onFetched: (length: number) => void): Promise<void> {
     const { blob, entry } = task;
     const source = from > 0 ? open(from, await this.hashWritten(entry, from)) : open(0);
     let position = from;
@@ -292,6 +294,7 @@ export class BundleDestination implements ImageDestination {
         await this.volumes.writev(parts, entry.dataOffset + position);
         position += length;
         this.bytesFetched += length;
+        onFetched(length);
         await this.setPosition(task.index, position, idle);
         this.report();
       }

@@ -294,6 +294,7 @@ async function copyPlan(options: CreateOptions, destination: BundleDestination):
       concurrency: options.concurrency ?? DEFAULT_CREATE_CONCURRENCY,
       retry: { attempts: 1 },
       keepGoing: true,
+      isFatal: isLocalDiskFailure,
       ...(options.signal ? { signal: options.signal } : {}),
     });
   } catch (err) {
@@ -301,6 +302,16 @@ async function copyPlan(options: CreateOptions, destination: BundleDestination):
     for (const failure of err.failures) failures.set(failure.digest, describeError(failure.error));
   }
   return failures;
+}
+
+/**
+ * A failure of the bundle's own disk (full, over quota, read-only, an I/O error): every other blob would hit it
+ * too, so the copy stops and it passes through as it is (createBundle makes a full disk DISK_FULL) instead of
+ * being reported as one blob's failure among many.
+ */
+function isLocalDiskFailure(error: unknown): boolean {
+  const code = errnoCode(error);
+  return code === 'ENOSPC' || code === 'EDQUOT' || code === 'EROFS' || code === 'EIO';
 }
 
 /**

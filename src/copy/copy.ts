@@ -13,6 +13,7 @@ import type { ImageSource } from '../registry/source.js';
 import { mapBounded } from '../util/concurrency.js';
 import { isUserError, UserError } from '../util/errors.js';
 import type { BlobRef, ImageDestination, ManifestBytes } from './destination.js';
+import { ImageReadiness } from './image-readiness.js';
 
 /** One image to copy, as a plan (bundle manifest, layout walk) describes it. */
 export interface CopyImage {
@@ -38,7 +39,11 @@ export interface CopyProgress {
 }
 
 export interface CopyOptions {
-  /** Blob and manifest steps in flight at once (default 8). */
+  /**
+   * Blob steps in flight at once (default 8), and beside them at most as many images' manifest steps: up to
+   * twice this many requests. Two limits, not one shared, so that an image whose blobs are in gets its small
+   * manifest requests through at once instead of queueing behind large blob transfers.
+   */
   readonly concurrency?: number;
   readonly retry?: Partial<RetryPolicy>;
   readonly signal?: AbortSignal;
@@ -49,6 +54,12 @@ export interface CopyOptions {
    * have in one run. The errors are kept as the steps threw them, not reworded as push errors.
    */
   readonly keepGoing?: boolean;
+  /**
+   * With keepGoing: an error that no other step could get past either (the destination's disk is full, its
+   * volume fails with EIO). It stops the whole copy, blobs and manifests, and is thrown as it is instead of
+   * being collected as one blob's failure.
+   */
+  readonly isFatal?: (error: unknown) => boolean;
 }
 
 /** A blob or manifest the copy could not place, with the first image that needed it. */
@@ -158,6 +169,45 @@ function stepError(destination: ImageDestination, step: string, image: CopyImage
   return new UserError('PUSH_FAILED', `${what}: ${detail}${tries}`, { subject, cause: error });
 }
 
+/** Every blob step of a copy, in the order they run, with the repository each digest is first sent to. */
+interface BlobPlan {
+  /** One per digest: its bytes go to the first repository that needs it. */
+  readonly firstSteps: readonly BlobStep[];
+  /** The same digest for other repositories: mounted from the first once its bytes are in. */
+  readonly laterSteps: readonly BlobStep[];
+  readonly firstRepository: ReadonlyMap<Digest, string>;
+  readonly bytesTotal: number;
+}
+
+/**
+ * Each blob once per destination repository. Small blobs (configs, mostly) first in image order, so that
+ * images become whole early; then the rest largest first, so the longest transfer never starts last and
+ * leaves the other connections idle.
+ */
+function planBlobSteps(images: readonly CopyImage[]): BlobPlan {
+  const firstSteps: BlobStep[] = [];
+  const laterSteps: BlobStep[] = [];
+  const firstRepository = new Map<Digest, string>();
+  const planned = new Set<string>();
+  let bytesTotal = 0;
+  for (const image of images) {
+    for (const blob of image.blobs) {
+      const key = `${image.repository}@${blob.digest}`;
+      if (planned.has(key)) continue;
+      planned.add(key);
+      bytesTotal += blob.size;
+      if (firstRepository.has(blob.digest)) laterSteps.push({ image, blob });
+      else {
+        firstRepository.set(blob.digest, image.repository);
+        firstSteps.push({ image, blob });
+      }
+    }
+  }
+  const small = (step: BlobStep): boolean => step.blob.size <= SMALL_BLOB;
+  firstSteps.sort((a, b) => Number(small(b)) - Number(small(a)) || (small(a) ? 0 : b.blob.size - a.blob.size));
+  return { firstSteps, laterSteps, firstRepository, bytesTotal };
+}
+
 /** The running totals of one copy. */
 class Tally {
   blobsSent = 0;
@@ -187,46 +237,32 @@ export async function copyImages(source: ImageSource, destination: ImageDestinat
 
   const retried = <T>(step: string, image: CopyImage, work: () => Promise<T>): Promise<T> =>
     retryRequest(work, policy, signal, options.keepGoing ? undefined : (decision, error) => stepError(destination, step, image, decision, error));
-  // keepGoing: the first failure of each digest, and the steps run so that one failure stops nothing else.
+  // keepGoing: the first failure of each digest, and the steps run so that one failure stops nothing else
+  // (except a fatal one: see CopyOptions.isFatal). A step says whether it succeeded: only then do the images
+  // that wait for its blob move on.
   const failures = new Map<Digest, CopyFailure>();
-  const step = async (image: CopyImage, digest: Digest, work: () => Promise<void>): Promise<void> => {
-    if (!options.keepGoing) return work();
-    if (failures.has(digest)) return; // another repository's step for it failed already: no second try
+  const step = async (image: CopyImage, digest: Digest, work: () => Promise<void>): Promise<boolean> => {
+    if (!options.keepGoing) {
+      await work();
+      return true;
+    }
+    if (failures.has(digest)) return false; // another repository's step for it failed already: no second try
     try {
       if (signal?.aborted) throw new Error('cancelled');
       await work();
+      return true;
     } catch (error) {
+      if (options.isFatal?.(error) === true) throw error;
       if (!failures.has(digest)) failures.set(digest, { image, digest, error });
+      return false;
     }
   };
 
-  // Blobs: the first repository to need a digest gets its bytes; other repositories mount it from there.
-  const firstSteps: BlobStep[] = [];
-  const laterSteps: BlobStep[] = [];
-  const firstRepository = new Map<Digest, string>();
-  const planned = new Set<string>();
-  let bytesTotal = 0;
-  for (const image of images) {
-    for (const blob of image.blobs) {
-      const key = `${image.repository}@${blob.digest}`;
-      if (planned.has(key)) continue;
-      planned.add(key);
-      bytesTotal += blob.size;
-      if (firstRepository.has(blob.digest)) laterSteps.push({ image, blob });
-      else {
-        firstRepository.set(blob.digest, image.repository);
-        firstSteps.push({ image, blob });
-      }
-    }
-  }
-  // Small blobs (configs, mostly) first in image order, so that images become whole early; then the rest
-  // largest first, so the longest transfer never starts last and leaves the other connections idle.
-  const small = (step: BlobStep): boolean => step.blob.size <= SMALL_BLOB;
-  firstSteps.sort((a, b) => Number(small(b)) - Number(small(a)) || (small(a) ? 0 : b.blob.size - a.blob.size));
+  const { firstSteps, laterSteps, firstRepository, bytesTotal } = planBlobSteps(images);
   const blobsTotal = firstSteps.length + laterSteps.length;
   const report = (): void => options.onProgress?.({ bytesDone: tally.bytesDone, bytesTotal, blobsDone: tally.blobsDone, blobsTotal });
 
-  const copyBlobStep = ({ image, blob }: BlobStep, mountFrom: string | undefined): Promise<void> => step(image, blob.digest, async () => {
+  const copyBlobStep = ({ image, blob }: BlobStep, mountFrom: string | undefined): Promise<boolean> => step(image, blob.digest, async () => {
     const what = `blob ${blob.digest}`;
     const reuse = await retried(what, image, () => destination.reuseBlob(image.repository, blob, mountFrom, signal));
     if (reuse === 'present') tally.blobsPresent++;
@@ -244,16 +280,7 @@ export async function copyImages(source: ImageSource, destination: ImageDestinat
 
   // Manifests: children before the index that lists them (the registry checks that they exist), each once per
   // repository. The destination is asked first: a manifest it holds is read from the source only for a tag.
-  const fetchManifest = async (image: CopyImage, entry: { digest: Digest; mediaType: string }): Promise<ManifestBytes> => {
-    const fetched = await source.getManifest({ ...image.source, digest: entry.digest }, signal ? { signal } : {});
-    // A source need not check what it reads (a layout, a bundle): the copy never sends bytes it has not verified.
-    const actual = sha256Of(fetched.bytes);
-    if (actual !== entry.digest) {
-      const mismatch = new DigestMismatchError(entry.digest, actual, `manifest ${entry.digest} of image ${image.name} read from ${source.name ?? repositoryName(image.source)}`);
-      throw new UserError('DIGEST_MISMATCH', mismatch.message, { subject: { kind: 'image', name: image.name }, hint: 'the source holds other bytes under that digest (a damaged file or medium): repair or re-create it, then run again', cause: mismatch });
-    }
-    return { digest: entry.digest, mediaType: entry.mediaType, bytes: fetched.bytes };
-  };
+  const fetchManifest = (image: CopyImage, entry: { digest: Digest; mediaType: string }): Promise<ManifestBytes> => fetchVerifiedManifest(source, image, entry, signal);
   /** Placed (with its bytes when they were read), or refused as a sparse index. */
   type ManifestPlaced = { readonly manifest?: ManifestBytes } | 'refused';
   const manifestsDone = new Map<string, Promise<ManifestPlaced>>();
@@ -286,11 +313,11 @@ export async function copyImages(source: ImageSource, destination: ImageDestinat
     let placed: ManifestPlaced | undefined;
     let complete = true;
     for (const entry of image.manifests) {
-      await step(image, entry.digest, async () => {
+      // keepGoing: the image's other manifests are still tried (one run names them all), its tags are not.
+      const stepped = await step(image, entry.digest, async () => {
         placed = await copyManifest(image, entry);
       });
-      // keepGoing: the image's other manifests are still tried (one run names them all), its tags are not.
-      if (failures.has(entry.digest)) complete = false;
+      if (!stepped) complete = false;
     }
     if (placed === undefined || placed === 'refused' || !complete) return; // no manifest, a refused sparse index, or a failure: no tag
     const topEntry = image.manifests[image.manifests.length - 1]!;
@@ -311,27 +338,19 @@ export async function copyImages(source: ImageSource, destination: ImageDestinat
   // image by image), at most `concurrency` images at once beside the blobs: images become whole as the copy
   // goes. Without keepGoing the first failure is thrown at the end: a blob's stops all new work, a manifest's
   // stops the manifests only, so the blobs still all go in (a re-run then has manifests left, not bytes).
-  const waitingOn = new Map<CopyImage, number>();
-  const dependents = new Map<string, CopyImage[]>();
-  for (const image of images) {
-    const keys = new Set(image.blobs.map((blob) => `${image.repository}@${blob.digest}`));
-    waitingOn.set(image, keys.size);
-    for (const key of keys) {
-      let list = dependents.get(key);
-      if (list === undefined) dependents.set(key, (list = []));
-      list.push(image);
-    }
-  }
+  // A fatal error (keepGoing's isFatal) stops both wherever it comes from.
+  const readiness = new ImageReadiness(images);
   let stopped: { readonly error: unknown } | undefined;
   let blobsStopped = false;
-  const ready = images.filter((image) => waitingOn.get(image) === 0);
+  const stop = (error: unknown, blobsToo: boolean): void => {
+    stopped ??= { error };
+    if (blobsToo) blobsStopped = true;
+  };
   const running = new Set<Promise<void>>();
   const startManifests = (): void => {
-    while (running.size < concurrency && ready.length > 0 && stopped === undefined) {
-      const run: Promise<void> = copyImageManifests(ready.shift()!)
-        .catch((error: unknown) => {
-          stopped ??= { error };
-        })
+    while (running.size < concurrency && readiness.hasReady && stopped === undefined) {
+      const run: Promise<void> = copyImageManifests(readiness.next()!)
+        .catch((error: unknown) => stop(error, options.isFatal?.(error) === true))
         .finally(() => {
           running.delete(run);
           startManifests();
@@ -341,18 +360,15 @@ export async function copyImages(source: ImageSource, destination: ImageDestinat
   };
   const copyBlob = async (blobStep: BlobStep, mountFrom: string | undefined): Promise<void> => {
     if (blobsStopped) throw stopped!.error;
+    let placed: boolean;
     try {
-      await copyBlobStep(blobStep, mountFrom);
+      placed = await copyBlobStep(blobStep, mountFrom);
     } catch (error) {
-      stopped ??= { error };
-      blobsStopped = true;
+      stop(error, true);
       throw error;
     }
-    for (const image of dependents.get(`${blobStep.image.repository}@${blobStep.blob.digest}`) ?? []) {
-      const left = waitingOn.get(image)! - 1;
-      waitingOn.set(image, left);
-      if (left === 0) ready.push(image);
-    }
+    // A blob that failed (keepGoing) leaves its images waiting: their manifests are never written.
+    if (placed) readiness.blobPlaced(blobStep.image.repository, blobStep.blob.digest);
     startManifests();
   };
   startManifests();
@@ -366,6 +382,17 @@ export async function copyImages(source: ImageSource, destination: ImageDestinat
   await destination.commit(signal);
   const { blobsSent, blobsMounted, blobsPresent, bytesSent, manifestsPut, manifestsPresent, tagsPut, tagsPresent, sparseIndexesRefused } = tally;
   return { images: images.length, blobsSent, blobsMounted, blobsPresent, bytesSent, manifestsPut, manifestsPresent, tagsPut, tagsPresent, sparseIndexesRefused };
+}
+
+/** A manifest's bytes from the source, checked against its digest here: a source need not check what it reads (a layout, a bundle). */
+async function fetchVerifiedManifest(source: ImageSource, image: CopyImage, entry: { digest: Digest; mediaType: string }, signal: AbortSignal | undefined): Promise<ManifestBytes> {
+  const fetched = await source.getManifest({ ...image.source, digest: entry.digest }, signal ? { signal } : {});
+  const actual = sha256Of(fetched.bytes);
+  if (actual !== entry.digest) {
+    const mismatch = new DigestMismatchError(entry.digest, actual, `manifest ${entry.digest} of image ${image.name} read from ${source.name ?? repositoryName(image.source)}`);
+    throw new UserError('DIGEST_MISMATCH', mismatch.message, { subject: { kind: 'image', name: image.name }, hint: 'the source holds other bytes under that digest (a damaged file or medium): repair or re-create it, then run again', cause: mismatch });
+  }
+  return { digest: entry.digest, mediaType: entry.mediaType, bytes: fetched.bytes };
 }
 
 /**

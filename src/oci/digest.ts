@@ -86,6 +86,9 @@ export class VerifyingStream extends Transform {
     prefixLength = 0,
   ) {
     super();
+    // Without the prefix's hash only the rest would be hashed, and every good blob would fail its check:
+    // a caller bug (e.g. a source wrapper that hides verifiesBlobs from the copy), refused at once.
+    if (prefixLength > 0 && prefix === undefined) throw new Error(`${where}: verifying from byte ${prefixLength} needs the hash of the bytes before it`);
     this.hash = prefix ?? newHasher(expected);
     this.seen = prefixLength;
   }

@@ -8,9 +8,13 @@ import { UserError } from '../util/errors.js';
 import type { BlobStreamOptions, FetchedManifest, ImageSource } from '../registry/source.js';
 
 export class ManifestCache implements ImageSource {
+  /** The wrapped source's: the copy must know who checks blobs, or it asks a verifying source for a range without its prefix hash. */
+  readonly verifiesBlobs: boolean;
   private readonly byReference = new Map<string, Promise<FetchedManifest>>();
 
-  constructor(private readonly source: ImageSource) {}
+  constructor(private readonly source: ImageSource) {
+    this.verifiesBlobs = source.verifiesBlobs === true;
+  }
 
   getManifest(ref: Reference, options?: { signal?: AbortSignal }): Promise<FetchedManifest> {
     // By digest the content cannot change, so the tag (if any) is irrelevant to the key.

@@ -114,8 +114,8 @@ export class MemorySource implements ImageSource {
       yield Buffer.from(slice);
       if (failAt !== undefined) throw new Error(`connection reset in ${want.digest}`);
     })(), { objectMode: false });
-    const hash = options.prefixHash ?? createHash('sha256');
-    return pipeline(body, new VerifyingStream(want.digest, want.size, `blob ${want.digest}`, hash, offset), () => undefined);
+    // As the registry client: the caller's prefix hash as given, so an offset without one is refused.
+    return pipeline(body, new VerifyingStream(want.digest, want.size, `blob ${want.digest}`, options.prefixHash, offset), () => undefined);
   }
 }
 

@@ -8,6 +8,8 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { createBundle, smallestSplitMiB, type CreateEvent } from '../../src/bundle/writer.js';
+import { BundleDestination } from '../../src/bundle/destination.js';
+import type { CreateProgress } from '../../src/bundle/create-progress.js';
 import { openBundle } from '../../src/bundle/reader.js';
 import { sha256Of } from '../../src/oci/digest.js';
 import { exitStatusOf } from '../../src/cli/exit-status.js';
@@ -102,6 +104,35 @@ test('a failed blob fails the run naming image and blob, keeps the work dir, and
     await createBundle({ plan, source: new MemorySource(contents), output: `${output}.ref`, created });
     assert.ok((await readFile(output)).equals(await readFile(`${output}.ref`)));
   });
+});
+
+test('a resumed run counts the kept prefix of a partial blob: its download progress ends at 100 %', async () => {
+  await withDir(async (dir) => {
+    const { output, source } = await runFailingAt(dir, 70_000);
+    source.failAfter.clear();
+    const reports: CreateProgress[] = [];
+    await createBundle({ plan, source, output, created, onProgress: (p) => reports.push(p) });
+    const last = reports.filter((p) => p.phase === 'download').at(-1)!;
+    assert.equal(last.bytesDone, last.bytesTotal);
+  });
+});
+
+test('each putBlob returns the bytes it fetched itself, though blobs are fetched concurrently', async () => {
+  const returned: number[] = [];
+  const putBlob = BundleDestination.prototype.putBlob;
+  BundleDestination.prototype.putBlob = async function (this: BundleDestination, ...args: Parameters<typeof putBlob>) {
+    const fetched = await putBlob.apply(this, args);
+    returned.push(fetched);
+    return fetched;
+  };
+  try {
+    await withDir(async (dir) => {
+      const result = await createBundle({ plan, source: new MemorySource(contents), output: path.join(dir, 'b.tar'), created, concurrency: 4 });
+      assert.equal(returned.reduce((a, b) => a + b, 0), result.bytesFetched);
+    });
+  } finally {
+    BundleDestination.prototype.putBlob = putBlob;
+  }
 });
 
 test('a partial blob whose prefix on disk was damaged is fetched again from 0, once (blob-retry), and the bundle is identical', async () => {

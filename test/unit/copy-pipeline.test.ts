@@ -13,6 +13,7 @@ import { DigestMismatchError, type Digest } from '../../src/oci/digest.js';
 import type { Reference, Repository } from '../../src/oci/reference.js';
 import type { BlobStreamOptions, FetchedManifest, ImageSource } from '../../src/registry/source.js';
 import { MediaType } from '../../src/oci/media-types.js';
+import { ManifestCache } from '../../src/plan/manifest-cache.js';
 import { blobContents, MemorySource, testImage, type TestImage } from '../support/bundle-plans.js';
 
 const repo = { domain: 'quay.io', path: 'example/app' };
@@ -201,4 +202,75 @@ test('an image is whole (its manifest placed) as soon as its own blobs are in, w
   release();
   await copied;
   assert.ok(destination.manifests.has(two.image.reference.digest));
+});
+
+/** `t` as a copy image of its own repository (copyImageOf puts every image in example/app). */
+function copyImageIn(t: TestImage): CopyImage {
+  return { ...copyImageOf(t), source: t.image.reference, repository: t.image.reference.path };
+}
+
+test('keepGoing: an image with a blob that failed gets no manifest, the other images are whole, and the blob is named', async () => {
+  const two = testImage({ domain: 'quay.io', path: 'example/other' }, 'two', [randomBytes(40_000)]);
+  const source = new PlainSource(new Map([...contents, ...blobContents([two])]));
+  source.failing.add(layer.digest); // a 404 for one layer of image one
+  const destination = new MemoryDestination();
+  await assert.rejects(copyImages(source, destination, [copyImageOf(one), copyImageIn(two)], { ...noRetry, keepGoing: true }), (err: unknown) => {
+    assert.ok(err instanceof CopyIncomplete);
+    assert.deepEqual(err.failures.map((f) => f.digest), [layer.digest]);
+    return true;
+  });
+  assert.equal(destination.manifests.has(one.image.reference.digest), false, 'no manifest over a missing blob');
+  assert.ok(destination.manifests.has(two.image.reference.digest), 'the other image is whole');
+  assert.equal(destination.committed, false);
+});
+
+test('keepGoing stops at a fatal error (a full disk) and throws it as it is, not as one blob among many', async () => {
+  const many = Array.from({ length: 6 }, (_, i) => testImage({ domain: 'quay.io', path: `example/app${i}` }, `app${i}`, [randomBytes(10_000)]));
+  const destination = new MemoryDestination();
+  let puts = 0;
+  destination.putBlob = async () => {
+    puts++;
+    throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  };
+  const isFatal = (error: unknown): boolean => (error as { code?: unknown }).code === 'ENOSPC';
+  await assert.rejects(copyImages(new PlainSource(blobContents(many)), destination, many.map(copyImageIn), { ...noRetry, keepGoing: true, isFatal, concurrency: 1 }), (err: unknown) => {
+    assert.ok(!(err instanceof CopyIncomplete), String(err));
+    assert.equal((err as { code?: unknown }).code, 'ENOSPC');
+    return true;
+  });
+  assert.equal(puts, 1, 'no blob is tried after the disk filled up');
+  assert.equal(destination.manifests.size, 0);
+});
+
+test('a resumed blob read through ManifestCache gets only the rest from a verifying source, checked as a whole', async () => {
+  const at = 123_456;
+  const inner = new MemorySource(contents);
+  const destination = new MemoryDestination(new Map([[layer.digest, contents.get(layer.digest)!.subarray(0, at)]]));
+  await copyImages(new ManifestCache(inner), destination, [copyImageOf(one)], noRetry);
+  assert.equal(inner.served.get(layer.digest), layer.size - at);
+  assert.deepEqual(destination.blobs.get(layer.digest), contents.get(layer.digest));
+});
+
+test('a verifying stream asked to start past byte 0 without the prefix hash is refused at once, not failed at the end', () => {
+  assert.throws(() => new MemorySource(contents).blobStream(repo, layer, { offset: 1000 }), /needs the hash of the bytes before it/);
+});
+
+test('blobs are copied small ones first in image order, then the large ones largest first', async () => {
+  const images = [
+    testImage({ domain: 'quay.io', path: 'example/a' }, 'a', [randomBytes(1_200_000), randomBytes(4_000)]),
+    testImage({ domain: 'quay.io', path: 'example/b' }, 'b', [randomBytes(2_500_000), randomBytes(6_000)]),
+    testImage({ domain: 'quay.io', path: 'example/c' }, 'c', [randomBytes(1_800_000)]),
+  ];
+  const destination = new MemoryDestination();
+  const order: BlobRef[] = [];
+  const put = destination.putBlob.bind(destination);
+  destination.putBlob = (repository, blob, open) => {
+    order.push(blob);
+    return put(repository, blob, open);
+  };
+  await copyImages(new PlainSource(blobContents(images)), destination, images.map(copyImageIn), { ...noRetry, concurrency: 1 });
+  const small = images.flatMap((t) => copyImageIn(t).blobs.filter((b) => b.size <= 1024 * 1024));
+  const large = images.flatMap((t) => copyImageIn(t).blobs.filter((b) => b.size > 1024 * 1024)).sort((a, b) => b.size - a.size);
+  assert.equal(large.length, 3);
+  assert.deepEqual(order.map((b) => b.digest), [...small, ...large].map((b) => b.digest));
 });
