@@ -187,16 +187,30 @@ async function writeSkeleton(volumes: VolumeSet, layout: BundleLayout, manifest:
   }
 }
 
-/** Writes the bundle; a disk that fills up after the pre-flight check (another writer, a quota) is a UserError. */
+/**
+ * Writes the bundle. A failure of the output's own disk is a UserError naming it: one that fills up after the
+ * pre-flight check (another writer, a quota) is DISK_FULL; one that fails or turns read-only under us is
+ * BUNDLE_DISK_FAILED. Either way the work dir is kept for the re-run.
+ */
 export async function createBundle(options: CreateOptions): Promise<CreateResult> {
   try {
     return await writeBundle(options);
   } catch (err) {
     const code = errnoCode(err);
-    if (code !== 'ENOSPC' && code !== 'EDQUOT') throw err;
+    if (!isLocalDiskFailure(err) || code === undefined) throw err;
     const output = path.resolve(options.output);
-    throw new UserError('DISK_FULL', `the disk holding ${path.dirname(output)} filled up while writing the bundle (${code}); ${path.basename(output)} was not published`, {
-      hint: `free space there and run the same command again: finished blobs are kept in ${output}${WORK_DIR_SUFFIX} and not fetched again`,
+    const kept = `${output}${WORK_DIR_SUFFIX}`;
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      throw new UserError('DISK_FULL', `the disk holding ${path.dirname(output)} filled up while writing the bundle (${code}); ${path.basename(output)} was not published`, {
+        subject: { kind: 'path', name: path.dirname(output) },
+        hint: `free space there and run the same command again: finished blobs are kept in ${kept} and not fetched again`,
+        cause: err,
+      });
+    }
+    const why = code === 'EROFS' ? 'became read-only' : 'failed with an I/O error';
+    throw new UserError('BUNDLE_DISK_FAILED', `the disk holding ${path.dirname(output)} ${why} while writing the bundle (${code}: ${(err as Error).message}); ${path.basename(output)} was not published`, {
+      subject: { kind: 'path', name: path.dirname(output) },
+      hint: `check the device and its mount (the kernel log, a read-only remount), then run the same command again: finished blobs are kept in ${kept} and not fetched again`,
       cause: err,
     });
   }

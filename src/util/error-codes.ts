@@ -83,6 +83,7 @@ export const USER_ERRORS = {
   // 4.3 Writing the bundle
   DISK_SPACE: { exit: 1, anchor: writing, hint: 'free space there, choose another --output directory, or bundle fewer images; nothing was downloaded' },
   DISK_FULL: { exit: 1, anchor: writing, hint: 'free space there and run the same command again: finished blobs are kept and not fetched again' },
+  BUNDLE_DISK_FAILED: { exit: 1, anchor: writing, hint: 'check the device and its mount (the kernel log, a read-only remount), then run the same command again: finished blobs are kept and not fetched again' },
   BUNDLE_BUSY: { exit: 1, anchor: writing, hint: 'wait for the other run to finish, or stop it' },
   INTERRUPTED: { exit: 130, anchor: writing, hint: 'run the same command again to resume' },
   BUNDLE_BLOBS_FAILED: { exit: 1, anchor: writing, hint: 'fix the cause shown per blob and run the same command again' },

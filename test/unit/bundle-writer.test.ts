@@ -9,6 +9,7 @@ import path from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { createBundle, smallestSplitMiB, type CreateEvent } from '../../src/bundle/writer.js';
 import { BundleDestination } from '../../src/bundle/destination.js';
+import { VolumeSet } from '../../src/bundle/volumes.js';
 import type { CreateProgress } from '../../src/bundle/create-progress.js';
 import { openBundle } from '../../src/bundle/reader.js';
 import { sha256Of } from '../../src/oci/digest.js';
@@ -186,6 +187,32 @@ test('an interrupted run (aborted) says so, exits 130 and keeps the work dir for
     await assert.rejects(stat(output));
   });
 });
+
+for (const [code, code_] of [['EIO', 'BUNDLE_DISK_FAILED'], ['EROFS', 'BUNDLE_DISK_FAILED'], ['ENOSPC', 'DISK_FULL']] as const) {
+  test(`a ${code} from the bundle's own disk mid-download is ${code_} naming the directory (exit 1), not an internal error; the work dir is kept`, async () => {
+    await withDir(async (dir) => {
+      const output = path.join(dir, 'b.tar');
+      const original = VolumeSet.prototype.writev;
+      VolumeSet.prototype.writev = async function (): Promise<void> {
+        throw Object.assign(new Error(`${code}: simulated, write`), { code });
+      };
+      try {
+        await assert.rejects(createBundle({ plan, source: new MemorySource(contents), output, created }), (err: unknown) => {
+          assert.ok(err instanceof UserError, `a UserError, not ${String(err)}`);
+          assert.equal(err.code, code_);
+          assert.equal(exitStatusOf(err), 1);
+          assert.match(err.message, new RegExp(code));
+          assert.deepEqual(err.subject, { kind: 'path', name: dir });
+          return true;
+        });
+      } finally {
+        VolumeSet.prototype.writev = original;
+      }
+      await stat(`${output}.partial`);
+      await assert.rejects(stat(output));
+    });
+  });
+}
 
 test('a blob written to its end but not recorded done is checked on disk, not fetched again; bad bytes are refetched', async () => {
   await withDir(async (dir) => {
