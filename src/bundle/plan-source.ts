@@ -33,17 +33,12 @@ export class PlanSource implements ImageSource {
   }
 }
 
-function repositoryOf(name: string): Repository {
-  const slash = name.indexOf('/');
-  if (slash <= 0) throw new Error(`repository ${name} has no registry host`);
-  return { domain: name.slice(0, slash), path: name.slice(slash + 1) };
-}
-
 /**
  * The plan as copy images: each image with only the manifests and blobs this bundle holds (a delta leaves
  * its base's out), manifests children first, no tags (they live in the bundle manifest). Signature
- * artefacts and release payloads are images like any other. A planned blob no image names (none today)
- * is copied on behalf of an image of its own, from its first repository, as the plan says to fetch it.
+ * artefacts and release payloads are images like any other. Every planned blob comes from an image's own
+ * manifests and blobs (src/plan/resolve.ts), so the images name them all; one they did not would be left
+ * unwritten, so that is refused as a bug before anything is fetched.
  */
 export function planCopyImages(plan: BundlePlan): CopyImage[] {
   const planned = new Map(plan.blobs.map((b) => [b.digest, b]));
@@ -62,18 +57,7 @@ export function planCopyImages(plan: BundlePlan): CopyImage[] {
       tags: [],
     };
   });
-  for (const blob of plan.blobs) {
-    if (named.has(blob.digest)) continue;
-    const source = repositoryOf(blob.repositories[0] ?? '');
-    const isManifest = blob.role === 'manifest';
-    images.push({
-      name: `${blob.repositories[0]}@${blob.digest}`,
-      source,
-      repository: `${source.domain}/${source.path}`,
-      manifests: isManifest ? [{ digest: blob.digest, mediaType: blob.mediaType }] : [],
-      blobs: isManifest ? [] : [{ digest: blob.digest, size: blob.size }],
-      tags: [],
-    });
-  }
+  const orphan = plan.blobs.find((b) => !named.has(b.digest));
+  if (orphan) throw new Error(`planned blob ${orphan.digest} belongs to no planned image`);
   return images;
 }
