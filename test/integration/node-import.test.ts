@@ -236,8 +236,41 @@ test('a read error on the media (EIO injected) fails the import naming the volum
   const { error } = JSON.parse(result.stdout) as { error: { code: string; message: string; subject?: { kind: string; name: string } } };
   assert.equal(error.code, 'IMPORT_FAILED');
   assert.deepEqual(error.subject, { kind: 'path', name: damaged }, 'the subject is the damaged volume');
-  assert.match(error.message, new RegExp(`failed: reading volume ${damaged.replace(/\./g, '\\.')} at byte \\d+ (\\(blob sha256:[0-9a-f]{64}\\) )?failed: EIO`));
+  // The first read of the volume is the structure check's (a header or padding), else a blob's: either is named.
+  assert.match(error.message, new RegExp(`failed: reading volume ${damaged.replace(/\./g, '\\.')} at byte \\d+ \\(((tar header of |padding after )?blob sha256:[0-9a-f]{64})\\) failed: EIO`));
   assert.deepEqual((await readdir(config.paths.bundles)).filter((f) => !f.startsWith('.pin-preload')), [], 'nothing imported');
+});
+
+test('a read error on a tar header (the first read of a volume fails with EIO) names the volume, the byte and the entry whose header it is', async (t) => {
+  if (skippedWithoutStrace(t)) return;
+  const dir = await tempDir(t, 'import-header-eio');
+  const { seal, volumes } = await makeBundle(dir);
+  const config = nodeConfig(path.join(dir, 'node'));
+  // The structure check reads the skeleton (headers, padding) on the main thread before any blob is hashed or
+  // copied: the first read of the second volume is one of those, and only it fails (when=1).
+  const damaged = volumes[1]!;
+  const traced = (command: readonly string[]) => {
+    const run = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', '-P', damaged, '-e', 'trace=pread64', '-e', 'inject=pread64:error=EIO:when=1', process.execPath, CLI, ...command], { encoding: 'utf8', timeout: 120_000 });
+    return { code: run.status, signal: run.signal, stdout: run.stdout, stderr: run.stderr, ms: 0 };
+  };
+  const entryNamed = new RegExp(`reading volume ${damaged.replace(/\./g, '\\.')} at byte \\d+ \\((tar header|padding after|end-of-archive)[^)]*\\) failed: EIO`);
+  const result = traced(['import', seal, '--json', '--config', '/dev/null', '--bundles', config.paths.bundles, '--state', config.paths.state]);
+  assertNoInternalError(result, 'import with a read error on a tar header');
+  assert.equal(result.code, 1, result.stderr);
+  const { error } = JSON.parse(result.stdout) as { error: { code: string; message: string; subject?: { kind: string; name: string } } };
+  assert.equal(error.code, 'IMPORT_FAILED');
+  assert.deepEqual(error.subject, { kind: 'path', name: damaged }, 'the subject is the damaged volume');
+  assert.match(error.message, entryNamed);
+  assert.match(error.message, /\((tar header of (blob sha256:[0-9a-f]{64}|[\w.-]+)|padding after [^)]+|end-of-archive blocks)\)/, 'the entry is named');
+  assert.deepEqual((await readdir(config.paths.bundles)).filter((f) => !f.startsWith('.pin-preload')), [], 'nothing imported');
+  // bundle verify reads the same skeleton the same way.
+  const verified = traced(['bundle', 'verify', seal, '--json']);
+  assertNoInternalError(verified, 'verify with a read error on a tar header');
+  assert.equal(verified.code, 1, verified.stderr);
+  const failed = (JSON.parse(verified.stdout) as { error: { code: string; message: string; subject?: { kind: string; name: string } } }).error;
+  assert.equal(failed.code, 'BUNDLE_READ_FAILED');
+  assert.deepEqual(failed.subject, { kind: 'path', name: damaged });
+  assert.match(failed.message, entryNamed);
 });
 
 test('a bundle whose blob is damaged (sealed that way) is rejected by blob verification, leaving nothing behind', async (t) => {
