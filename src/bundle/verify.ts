@@ -4,10 +4,10 @@
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { BLOB_ENTRY_PREFIX, blobEntryDigest, blobEntryName, MANIFEST_ENTRY, SIGNATURE_SUFFIX, type BundleBase, type BundleManifest } from './format.js';
+import { blobEntryName, describeEntry, MANIFEST_ENTRY, SIGNATURE_SUFFIX, type BundleBase, type BundleManifest } from './format.js';
 import { locateBundle, readBundleManifest, type BlobLocation, type BundleFiles, type TarEntry } from './reader.js';
 import { pwriteAll, VolumeSet } from './volumes.js';
-import { placeIoError, VolumeIoError } from './volume-io-error.js';
+import { nameIoError, placeIoError, VolumeIoError } from './volume-io-error.js';
 import { copyCancelled, hashRanges, hashRangesDirect, type HashOptions, type HashRange, type RangeHash, type VolumeOnDisk } from './hash-pipeline.js';
 import { bundleFiles, placeEntries, type BundleLayout, type LayoutEntry } from './layout.js';
 import { bundleSkeleton, type SkeletonPart, type SkeletonRegion } from './skeleton.js';
@@ -282,18 +282,13 @@ async function checkSkeleton(regions: readonly SkeletonRegion[], volumes: Volume
 /** Reads skeleton `regions` (back to back from `offset`); a failed read names the region, so the tar entry, at its byte. */
 async function readSkeleton(volumes: VolumeSet, buffer: Buffer, offset: number, regions: readonly SkeletonRegion[]): Promise<void> {
   await volumes.read(buffer, offset).catch((err: unknown) => {
-    if (!(err instanceof VolumeIoError) || err.what !== undefined) throw err;
+    if (!(err instanceof VolumeIoError)) throw err;
     const index = volumes.volumes.findIndex((v) => v.path === err.path);
     if (index < 0) throw err;
     const at = volumes.volumes.slice(0, index).reduce((sum, v) => sum + v.size, 0) + err.offset;
     const region = regions.find((r) => r.offset <= at && at < r.offset + r.bytes.length);
-    throw region ? err.naming(SKELETON_PART_NAME[region.part](entryName(region.entry))) : err;
+    throw region ? nameIoError(err, SKELETON_PART_NAME[region.part](describeEntry(region.entry))) : err;
   });
-}
-
-/** A tar entry as errors name it: a blob by its digest, the others by their file name. */
-function entryName(entry: string): string {
-  return entry.startsWith(BLOB_ENTRY_PREFIX) ? `blob ${blobEntryDigest(entry)}` : entry;
 }
 
 const SKELETON_PART_NAME: Record<SkeletonPart, (entry: string) => string> = {

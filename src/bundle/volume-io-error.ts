@@ -48,3 +48,8 @@ export function placeIoError(err: unknown, place: VolumeIoPlace): unknown {
   if (err instanceof VolumeIoError || code === undefined || !(err instanceof Error)) return err;
   return new VolumeIoError(place, { message: err.message, code }, err);
 }
+
+/** `err` naming what lies at its byte when it is a VolumeIoError that names nothing yet; anything else as it is. */
+export function nameIoError(err: unknown, what: string): unknown {
+  return err instanceof VolumeIoError && err.what === undefined ? err.naming(what) : err;
+}

@@ -249,8 +249,9 @@ test('a read error on a tar header (the first read of a volume fails with EIO) n
   // The structure check reads the skeleton (headers, padding) on the main thread before any blob is hashed or
   // copied: the first read of the second volume is one of those, and only it fails (when=1).
   const damaged = volumes[1]!;
-  const traced = (command: readonly string[]) => {
-    const run = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', '-P', damaged, '-e', 'trace=pread64', '-e', 'inject=pread64:error=EIO:when=1', process.execPath, CLI, ...command], { encoding: 'utf8', timeout: 120_000 });
+  // when=1 counts per thread: the first read of the volume on each thread fails (libuv's pool threads too).
+  const traced = (command: readonly string[], file = damaged) => {
+    const run = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', '-P', file, '-e', 'trace=pread64', '-e', 'inject=pread64:error=EIO:when=1', process.execPath, CLI, ...command], { encoding: 'utf8', timeout: 120_000 });
     return { code: run.status, signal: run.signal, stdout: run.stdout, stderr: run.stderr, ms: 0 };
   };
   const entryNamed = new RegExp(`reading volume ${damaged.replace(/\./g, '\\.')} at byte \\d+ \\((tar header|padding after|end-of-archive)[^)]*\\) failed: EIO`);
@@ -271,6 +272,11 @@ test('a read error on a tar header (the first read of a volume fails with EIO) n
   assert.equal(failed.code, 'BUNDLE_READ_FAILED');
   assert.deepEqual(failed.subject, { kind: 'path', name: damaged });
   assert.match(failed.message, entryNamed);
+  // The first header of all, read before the layout is known (pin-preload.json's), is named as the first.
+  const first = traced(['bundle', 'verify', seal, '--json'], volumes[0]!);
+  assertNoInternalError(first, 'verify with a read error on the first tar header');
+  assert.notEqual(first.code, 0, first.stdout);
+  assert.ok(first.stdout.includes(`reading volume ${volumes[0]!} at byte 0 (the first tar header) failed: EIO`), first.stdout);
 });
 
 test('a bundle whose blob is damaged (sealed that way) is rejected by blob verification, leaving nothing behind', async (t) => {
