@@ -47,6 +47,8 @@ export const BLOB_ENTRY_PREFIX = 'blobs/sha256/';
 export const blobEntryName = (digest: Digest): string => `${BLOB_ENTRY_PREFIX}${digestHex(digest)}`;
 /** The digest a blob entry's name claims; unchecked, as a damaged tar may name anything (isDigest tells). */
 export const blobEntryDigest = (name: string): string => `sha256:${name.slice(BLOB_ENTRY_PREFIX.length)}`;
+/** A tar entry as errors name it: a blob by its digest ("blob sha256:…"), the others by their file name. */
+export const describeEntry = (name: string): string => (name.startsWith(BLOB_ENTRY_PREFIX) ? `blob ${blobEntryDigest(name)}` : name);
 /** Volume names carry three digits (NAME.001 … NAME.999). */
 export const MAX_VOLUMES = 999;
 

@@ -4,12 +4,13 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { BLOB_ENTRY_PREFIX, blobEntryDigest, blobEntryName, MANIFEST_ENTRY, MAX_VOLUMES, SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleManifest, type BundleSeal } from './format.js';
+import { BLOB_ENTRY_PREFIX, blobEntryDigest, blobEntryName, describeEntry, MANIFEST_ENTRY, MAX_VOLUMES, SEAL_SUFFIX, SIGNATURE_SUFFIX, type BundleManifest, type BundleSeal } from './format.js';
 import { parseSeal } from './seal.js';
 import { publishInterrupted, WORK_DIR_SUFFIX } from './publish.js';
 import { MAX_MANIFEST_SIZE, parseBundleManifest } from './bundle-manifest.js';
 import { BLOCK, decodeHeader, isZeroBlock, paddedSize, TarHeaderError, type TarEntryType } from './tar-header.js';
 import { VolumeSet, type Volume } from './volumes.js';
+import { nameIoError } from './volume-io-error.js';
 import { isDigest, sha256Of, type Digest } from '../oci/digest.js';
 import { errnoCode, UserError } from '../util/errors.js';
 
@@ -151,8 +152,13 @@ function damaged(files: BundleFiles, why: string): UserError {
 export async function* scanTar(files: BundleFiles, volumes: VolumeSet): AsyncGenerator<TarEntry> {
   const block = Buffer.alloc(BLOCK);
   let offset = 0;
+  let previous: string | undefined;
   while (offset + BLOCK <= volumes.totalSize) {
-    await volumes.read(block, offset, BLOCK);
+    // A read error names the header by the entry before it: this one's name is in the bytes that failed.
+    const what = previous === undefined ? 'the first tar header' : `the tar header after ${describeEntry(previous)}`;
+    await volumes.read(block, offset, BLOCK).catch((err: unknown) => {
+      throw nameIoError(err, what);
+    });
     if (isZeroBlock(block)) return;
     let header;
     try {
@@ -166,6 +172,7 @@ export async function* scanTar(files: BundleFiles, volumes: VolumeSet): AsyncGen
       throw damaged(files, `entry ${entry.name} at byte ${offset} runs past the end of the bundle (${volumes.totalSize} bytes)`);
     }
     yield entry;
+    previous = entry.name;
     offset = entry.dataOffset + paddedSize(entry.size);
   }
   throw damaged(files, `the tar has no end-of-archive marker (${volumes.totalSize} bytes)`);
@@ -201,7 +208,9 @@ export async function readBundleManifest(files: BundleFiles, volumes: VolumeSet)
   }
   if (first.value.size > MAX_MANIFEST_SIZE) throw damaged(files, `${MANIFEST_ENTRY} is ${first.value.size} bytes, more than the ${MAX_MANIFEST_SIZE} allowed`);
   const manifestBytes = Buffer.alloc(first.value.size);
-  await volumes.read(manifestBytes, first.value.dataOffset, first.value.size);
+  await volumes.read(manifestBytes, first.value.dataOffset, first.value.size).catch((err: unknown) => {
+    throw nameIoError(err, MANIFEST_ENTRY);
+  });
   if (files.seal) {
     const actual = sha256Of(manifestBytes);
     if (actual !== files.seal.manifestDigest) {

@@ -67,7 +67,7 @@ async function signatureProblems(manifest: BundleManifest, trust?: { keyring: Re
     if ((release.signatures ?? []).length > 0) continue;
     problems.push({
       subject: release.name,
-      message: `release ${release.version} (${release.name}) carries no release signature to verify with --release-keyring (bundled without --signature-store, or with --allow-unsigned-releases): a cluster would refuse to update to it`,
+      message: `release ${release.version} (${release.name}) carries no release signature to verify with --release-keyring (bundled without a signature store, or with unsigned releases allowed: --signature-store, --allow-unsigned-releases or their spec keys): a cluster would refuse to update to it`,
     });
   }
   for (const { signature, where } of checked) {

@@ -4,10 +4,10 @@
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { blobEntryName, MANIFEST_ENTRY, SIGNATURE_SUFFIX, type BundleBase, type BundleManifest } from './format.js';
+import { blobEntryName, describeEntry, MANIFEST_ENTRY, SIGNATURE_SUFFIX, type BundleBase, type BundleManifest } from './format.js';
 import { locateBundle, readBundleManifest, type BlobLocation, type BundleFiles, type TarEntry } from './reader.js';
 import { pwriteAll, VolumeSet } from './volumes.js';
-import { placeIoError } from './volume-io-error.js';
+import { nameIoError, placeIoError, VolumeIoError } from './volume-io-error.js';
 import { copyCancelled, hashRanges, hashRangesDirect, type HashOptions, type HashRange, type RangeHash, type VolumeOnDisk } from './hash-pipeline.js';
 import { bundleFiles, placeEntries, type BundleLayout, type LayoutEntry } from './layout.js';
 import { bundleSkeleton, type SkeletonPart, type SkeletonRegion } from './skeleton.js';
@@ -259,7 +259,7 @@ async function checkSkeleton(regions: readonly SkeletonRegion[], volumes: Volume
     const start = regions[i]!.offset;
     if (onDiskWhole(volumes, onDisk, start, end - start)) {
       const run = Buffer.alloc(end - start);
-      await volumes.read(run, start);
+      await readSkeleton(volumes, run, start, regions.slice(i, j));
       await copy?.(start, run);
       for (let k = i; k < j; k++) compare(regions[k]!, run.subarray(regions[k]!.offset - start, regions[k]!.offset - start + regions[k]!.bytes.length));
     } else {
@@ -267,7 +267,7 @@ async function checkSkeleton(regions: readonly SkeletonRegion[], volumes: Volume
         const r = regions[k]!;
         if (!onDiskWhole(volumes, onDisk, r.offset, r.bytes.length)) continue; // in a missing or short volume: reported as such
         const found = Buffer.alloc(r.bytes.length);
-        await volumes.read(found, r.offset);
+        await readSkeleton(volumes, found, r.offset, [r]);
         await copy?.(r.offset, found);
         compare(r, found);
       }
@@ -278,6 +278,26 @@ async function checkSkeleton(regions: readonly SkeletonRegion[], volumes: Volume
     problems.push({ kind: 'tar', subject: volumes.volumes[0]?.path ?? '', message: `and ${mismatched - SKELETON_PROBLEMS_SHOWN} more regions of headers, padding or layout files differ from what ${MANIFEST_ENTRY} prescribes` });
   }
 }
+
+/** Reads skeleton `regions` (back to back from `offset`); a failed read names the region, so the tar entry, at its byte. */
+async function readSkeleton(volumes: VolumeSet, buffer: Buffer, offset: number, regions: readonly SkeletonRegion[]): Promise<void> {
+  await volumes.read(buffer, offset).catch((err: unknown) => {
+    if (!(err instanceof VolumeIoError)) throw err;
+    const index = volumes.volumes.findIndex((v) => v.path === err.path);
+    if (index < 0) throw err;
+    const at = volumes.volumes.slice(0, index).reduce((sum, v) => sum + v.size, 0) + err.offset;
+    const region = regions.find((r) => r.offset <= at && at < r.offset + r.bytes.length);
+    throw region ? nameIoError(err, SKELETON_PART_NAME[region.part](describeEntry(region.entry))) : err;
+  });
+}
+
+const SKELETON_PART_NAME: Record<SkeletonPart, (entry: string) => string> = {
+  header: (e) => `tar header of ${e}`,
+  'oci-layout': (e) => e,
+  index: (e) => e,
+  padding: (e) => `padding after ${e}`,
+  'end-of-archive': () => 'end-of-archive blocks',
+};
 
 /** Splits the blobs into two groups of about equal bytes (largest first onto the lighter group), one per worker. */
 function balance(ranges: readonly HashRange[]): [HashRange[], HashRange[]] {

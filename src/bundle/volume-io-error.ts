@@ -21,6 +21,8 @@ export class VolumeIoError extends Error implements VolumeIoPlace {
   readonly path: string;
   readonly offset: number;
   readonly what: string | undefined;
+  /** The system's own words ("EIO: i/o error, read"). */
+  readonly reason: string;
 
   constructor(place: VolumeIoPlace, reason: { readonly message: string; readonly code?: string | undefined }, cause?: unknown) {
     const file = place.io === 'read' ? `volume ${place.path}` : `the copy ${place.path}`;
@@ -31,6 +33,12 @@ export class VolumeIoError extends Error implements VolumeIoPlace {
     this.path = place.path;
     this.offset = place.offset;
     this.what = place.what;
+    this.reason = reason.message;
+  }
+
+  /** The same error naming what lies at its byte, for a reader that knows what it read there (a tar entry). */
+  naming(what: string): VolumeIoError {
+    return new VolumeIoError({ io: this.io, path: this.path, offset: this.offset, what }, { message: this.reason, code: this.code }, this.cause);
   }
 }
 
@@ -39,4 +47,9 @@ export function placeIoError(err: unknown, place: VolumeIoPlace): unknown {
   const code = errnoCode(err);
   if (err instanceof VolumeIoError || code === undefined || !(err instanceof Error)) return err;
   return new VolumeIoError(place, { message: err.message, code }, err);
+}
+
+/** `err` naming what lies at its byte when it is a VolumeIoError that names nothing yet; anything else as it is. */
+export function nameIoError(err: unknown, what: string): unknown {
+  return err instanceof VolumeIoError && err.what === undefined ? err.naming(what) : err;
 }

@@ -57,7 +57,7 @@ export function registerBundleCreate(bundle: Command): void {
       // PREV is read before the plan's registry round trips: a wrong --since fails at once.
       const { planSince, readPrevious } = await import('../plan/delta.js');
       const previous = options.since !== undefined ? await readPrevious(options.since, optionSource(given, 'since', 'since')) : undefined;
-      const { selection, source, concurrency } = await selectionFromOptions(options, spec);
+      const { selection, source, concurrency } = await selectionFromOptions(options, spec, given);
       const stop = stopOnSignals();
       const note = progressNotes(options.quiet);
       try {

@@ -30,7 +30,7 @@ export function registerBundlePlan(bundle: Command): void {
       // PREV is read before the plan's registry round trips: a wrong --since fails at once.
       const { planSince, readPrevious } = await import('../plan/delta.js');
       const previous = options.since !== undefined ? await readPrevious(options.since, optionSource(given, 'since', 'since')) : undefined;
-      const { selection, source, concurrency } = await selectionFromOptions(options, spec);
+      const { selection, source, concurrency } = await selectionFromOptions(options, spec, given);
       const [{ planBundle }, { dedupRatio, planToJson }] = await Promise.all([import('../plan/resolve.js'), import('../plan/plan-json.js')]);
       try {
         const plan = planSince(await applySignatureOptions(await planBundle(source, selection, { concurrency, signatures: options.signatures === true }), signatureOptions), previous);

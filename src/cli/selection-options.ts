@@ -8,6 +8,8 @@ import type { BundleSpec } from '../plan/bundle-spec.js';
 import type { Selection } from '../plan/selection.js';
 import type { RegistryClient } from '../registry/index.js';
 import { UserError } from '../util/errors.js';
+import type { OptionOrigin } from '../util/option-origin.js';
+import { optionOrigin, optionSource } from './spec-options.js';
 
 /** What commander hands the action for the options added by addSelectionOptions. */
 export interface SelectionOptionValues {
@@ -68,24 +70,31 @@ function parseConcurrency(text: string | undefined): number {
 
 /**
  * Reads the image lists, checks every reference, and sets up the registry client. `spec` is --spec's file,
- * read by withSpecOptions, whose keys other than the images it merged into `options` already.
+ * read by withSpecOptions, whose keys other than the images it merged into `options` already; `given` is the
+ * command line before that merge, so that errors raised while planning name a value's origin (flag or spec key).
  */
-export async function selectionFromOptions(options: SelectionOptionValues, spec?: BundleSpec): Promise<SelectionContext> {
+export async function selectionFromOptions(options: SelectionOptionValues, spec?: BundleSpec, given: SelectionOptionValues = options): Promise<SelectionContext> {
   const concurrency = parseConcurrency(options.concurrency);
   // Loaded here, not at start-up: every command's --help and --version stay fast.
   const [{ buildSelection }, { createImageSource }] = await Promise.all([import('../plan/selection.js'), import('../registry/index.js')]);
   const versionFlag = [options.version && '--version', options.minVersion && '--min-version', options.maxVersion && '--max-version'].find(Boolean);
   if (options.channel === undefined && versionFlag) throw new UserError('USAGE', `${versionFlag} needs --channel NAME`, { subject: { kind: 'option', name: versionFlag } });
-  // After --graph-url and the spec's graph-url (merged into options): oc-mirror's environment variable.
-  const graphUrl = options.graphUrl ?? process.env.UPDATE_URL_OVERRIDE;
+  const graph = graphUrlOf(options, given);
   const selection = await buildSelection({
     ...(spec ? { spec } : {}),
     ...(options.release !== undefined ? { release: options.release } : {}),
     ...(options.channel !== undefined
-      ? { channel: { name: options.channel, ...(options.version ? { version: options.version } : {}), ...(options.minVersion ? { minVersion: options.minVersion } : {}), ...(options.maxVersion ? { maxVersion: options.maxVersion } : {}) } }
+      ? {
+          channel: {
+            name: options.channel,
+            ...(options.version ? { version: options.version } : {}),
+            ...(options.minVersion ? { minVersion: options.minVersion } : {}),
+            ...(options.maxVersion ? { maxVersion: options.maxVersion } : {}),
+            origin: optionSource(given, 'channel', 'channel'),
+          },
+        }
       : {}),
-    // UPDATE_URL_OVERRIDE is oc-mirror's variable for the same endpoint, so its users' setups carry over.
-    ...(graphUrl !== undefined && graphUrl !== '' ? { graphUrl } : {}),
+    ...(graph !== undefined ? { graphUrl: graph.url, graphUrlOrigin: graph.origin } : {}),
     images: options.image ?? [],
     imagesFrom: [...(options.imagesFrom ?? []), ...(options.config ?? [])],
     platforms: options.platform ?? [],
@@ -96,4 +105,15 @@ export async function selectionFromOptions(options: SelectionOptionValues, spec?
     maxConcurrentRequests: concurrency,
   });
   return { selection, source, concurrency };
+}
+
+/**
+ * The update graph endpoint and where it was given: --graph-url, the spec's graph-url (merged into `options`),
+ * then UPDATE_URL_OVERRIDE, oc-mirror's variable for the same endpoint, so its users' setups carry over.
+ */
+function graphUrlOf(options: SelectionOptionValues, given: SelectionOptionValues): { url: string; origin: OptionOrigin } | undefined {
+  if (options.graphUrl !== undefined) return { url: options.graphUrl, origin: optionOrigin(given, 'graphUrl', 'graph-url') };
+  const fromEnv = process.env.UPDATE_URL_OVERRIDE;
+  if (fromEnv === undefined || fromEnv === '') return undefined;
+  return { url: fromEnv, origin: { kind: 'env', flag: '--graph-url', variable: 'UPDATE_URL_OVERRIDE' } };
 }

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import type { BundlePlan } from '../plan/plan.js';
 import type { SignatureOptions } from '../plan/release-signatures.js';
 import { UserError } from '../util/errors.js';
-import { optionSource, specKeyHint } from './spec-options.js';
+import { optionOrigin } from './spec-options.js';
 
 export interface SignatureOptionValues {
   readonly signatureStore?: string;
@@ -32,13 +32,15 @@ export async function checkSignatureOptions(options: SignatureOptionValues, give
     }
     return undefined;
   }
+  const storeOrigin = optionOrigin(given, 'signatureStore', 'signature-store');
   const { parseSignatureStore } = await import('../release/signature-store.js');
-  const store = parseSignatureStore(options.signatureStore);
-  if (options.releaseKeyring !== undefined) {
-    const { readKeyringHead } = await import('../release/release-keyring.js');
-    await readKeyringHead(options.releaseKeyring, { label: optionSource(given, 'releaseKeyring', 'release-keyring'), hint: specKeyHint(given, 'releaseKeyring', 'release-keyring') });
-  }
-  return { store, ...(options.releaseKeyring !== undefined ? { keyring: options.releaseKeyring } : {}), ...(options.allowUnsignedReleases ? { allowUnsigned: true } : {}) };
+  const store = parseSignatureStore(options.signatureStore, storeOrigin);
+  if (options.releaseKeyring === undefined) return { store, storeOrigin, ...(options.allowUnsignedReleases ? { allowUnsigned: true } : {}) };
+  // Where the keyring came from goes with it: errors raised while planning (a signature it does not verify) name it.
+  const keyringOrigin = optionOrigin(given, 'releaseKeyring', 'release-keyring');
+  const { readKeyringHead } = await import('../release/release-keyring.js');
+  await readKeyringHead(options.releaseKeyring, keyringOrigin);
+  return { store, storeOrigin, keyring: options.releaseKeyring, keyringOrigin, ...(options.allowUnsignedReleases ? { allowUnsigned: true } : {}) };
 }
 
 /** The plan with its releases' signatures when a store was asked for; the plan as it is otherwise. */

@@ -2,6 +2,7 @@
 // command line wins, the spec fills in the rest (bundles/README.md, "Flags and the spec").
 
 import type { BundleSpec } from '../plan/bundle-spec.js';
+import { flagOrigin, originLabel, type OptionOrigin } from '../util/option-origin.js';
 import type { SelectionOptionValues } from './selection-options.js';
 import type { SignatureOptionValues } from './signature-options.js';
 
@@ -18,14 +19,14 @@ export async function withSpecOptions<T extends SpecOptionValues>(options: T): P
   return { options: { ...options, ...specFills(options, spec) }, spec };
 }
 
-/** How errors name an option: the flag when it was given, else the spec's key and file ("since (ocp.toml)"). */
-export function optionSource(given: SpecOptionValues, flag: keyof SpecOptionValues, key: string): string {
-  return given[flag] !== undefined || given.spec === undefined ? `--${key}` : `${key} (${given.spec})`;
+/** Where an option's value came from: the flag when it was given (or without a spec), else the spec's key and file. */
+export function optionOrigin(given: SpecOptionValues, flag: keyof SpecOptionValues, key: string): OptionOrigin {
+  return given[flag] !== undefined || given.spec === undefined ? flagOrigin(`--${key}`) : { kind: 'spec', flag: `--${key}`, key, file: given.spec };
 }
 
-/** The hint for an error about a value the spec gave (its key, not a flag); undefined for a flag (the code's own hint). */
-export function specKeyHint(given: SpecOptionValues, flag: keyof SpecOptionValues, key: string): string | undefined {
-  return given[flag] !== undefined || given.spec === undefined ? undefined : `fix ${key} in ${given.spec}, or give --${key} (the command line wins over the spec)`;
+/** How errors name an option: the flag when it was given, else the spec's key and file ("since (ocp.toml)"). */
+export function optionSource(given: SpecOptionValues, flag: keyof SpecOptionValues, key: string): string {
+  return originLabel(optionOrigin(given, flag, key));
 }
 
 /**

@@ -6,6 +6,7 @@ import type { Hash } from 'node:crypto';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestMismatchError, sha256Of, VerifyingStream, type Digest } from '../oci/digest.js';
+import { isIndexMediaType } from '../oci/media-types.js';
 import { repositoryName, type Repository } from '../oci/reference.js';
 import { describeErrorBody } from '../registry/client.js';
 import { DEFAULT_RETRY_POLICY, retryRequest, StatusFailure, type RetryDecision, type RetryPolicy } from '../registry/retry.js';
@@ -74,6 +75,21 @@ export class CopyIncomplete extends Error {
   constructor(readonly failures: readonly CopyFailure[]) {
     super(`${failures.length} blob(s) or manifest(s) could not be copied`);
     this.name = 'CopyIncomplete';
+  }
+}
+
+/**
+ * keepGoing: an index left unwritten because a manifest of its image before it (a child) could not be placed.
+ * A registry would refuse it (its child is missing) and a bundle would hold an index pointing at nothing.
+ */
+export class IndexSkipped extends Error {
+  constructor(
+    readonly index: Digest,
+    readonly child: Digest,
+    image: string,
+  ) {
+    super(`index ${index} of image ${image} not written: its manifest ${child} could not be copied`);
+    this.name = 'IndexSkipped';
   }
 }
 
@@ -311,15 +327,21 @@ export async function copyImages(source: ImageSource, destination: ImageDestinat
   };
   const copyImageManifests = async (image: CopyImage): Promise<void> => {
     let placed: ManifestPlaced | undefined;
-    let complete = true;
+    /** keepGoing: the image's first manifest that could not be placed. */
+    let missing: Digest | undefined;
     for (const entry of image.manifests) {
-      // keepGoing: the image's other manifests are still tried (one run names them all), its tags are not.
+      // keepGoing: the image's other manifests are still tried (one run names them all), but no index after a
+      // manifest that failed (it lists it, or an index that does), and no tag.
+      if (missing !== undefined && isIndexMediaType(entry.mediaType)) {
+        if (!failures.has(entry.digest)) failures.set(entry.digest, { image, digest: entry.digest, error: new IndexSkipped(entry.digest, missing, image.name) });
+        continue;
+      }
       const stepped = await step(image, entry.digest, async () => {
         placed = await copyManifest(image, entry);
       });
-      if (!stepped) complete = false;
+      if (!stepped) missing ??= entry.digest;
     }
-    if (placed === undefined || placed === 'refused' || !complete) return; // no manifest, a refused sparse index, or a failure: no tag
+    if (placed === undefined || placed === 'refused' || missing !== undefined) return; // no manifest, a refused sparse index, or a failure: no tag
     const topEntry = image.manifests[image.manifests.length - 1]!;
     let top = placed.manifest;
     for (const tag of image.tags) {

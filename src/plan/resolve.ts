@@ -131,7 +131,7 @@ async function resolveChannels(selection: Selection, readGraph: GraphReader | un
   const graphs = new Map<string, Promise<UpdateGraph>>();
   const read: GraphReader = (channel, a) => {
     const key = `${channel}\n${a}`;
-    if (!graphs.has(key)) graphs.set(key, (readGraph ?? ((c, x) => fetchUpdateGraph(graphUrl, c, x)))(channel, a));
+    if (!graphs.has(key)) graphs.set(key, (readGraph ?? ((c, x) => fetchUpdateGraph(graphUrl, c, x, { origin: selection.graphUrlOrigin })))(channel, a));
     return graphs.get(key)!;
   };
   const out: ResolvedChannel[] = [];

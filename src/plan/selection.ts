@@ -7,6 +7,7 @@ import type { Document, Node as YamlNode } from 'yaml';
 import { parsePlatform, type Platform } from '../oci/platform.js';
 import { formatReference, parseReference, type Reference } from '../oci/reference.js';
 import { errnoCode, UserError } from '../util/errors.js';
+import type { OptionOrigin } from '../util/option-origin.js';
 import { yaml } from '../util/yaml.js';
 import type { ChannelRequest } from '../release/channel.js';
 import { parseBundleSpec, type BundleSpec } from './bundle-spec.js';
@@ -30,6 +31,8 @@ export interface Selection {
   readonly channels: readonly ChannelRequest[];
   /** The update service's graph endpoint for `channels` (default DEFAULT_GRAPH_URL). */
   readonly graphUrl?: string;
+  /** Where graphUrl was given (default the flag): errors about the endpoint name it. */
+  readonly graphUrlOrigin?: OptionOrigin;
   readonly images: readonly RequestedImage[];
   /** Images left out wherever they come from (ImageSetConfiguration blockedImages). */
   readonly blocked: readonly BlockedImage[];
@@ -42,6 +45,8 @@ export interface ChannelFlags {
   readonly version?: string;
   readonly minVersion?: string;
   readonly maxVersion?: string;
+  /** How errors name the channel: "--channel" (default), or the spec key that gave it. */
+  readonly origin?: string;
 }
 
 export interface SelectionInput {
@@ -50,6 +55,7 @@ export interface SelectionInput {
   readonly release?: string;
   readonly channel?: ChannelFlags;
   readonly graphUrl?: string;
+  readonly graphUrlOrigin?: OptionOrigin;
   readonly images?: readonly string[];
   readonly imagesFrom?: readonly string[];
   readonly platforms?: readonly string[];
@@ -110,6 +116,7 @@ export async function buildSelection(input: SelectionInput): Promise<Selection> 
     releases: uniqueImages(releases),
     channels,
     ...(input.graphUrl !== undefined ? { graphUrl: input.graphUrl } : {}),
+    ...(input.graphUrl !== undefined && input.graphUrlOrigin !== undefined ? { graphUrlOrigin: input.graphUrlOrigin } : {}),
     images: uniqueImages(images),
     blocked,
     platforms,
@@ -131,7 +138,7 @@ function channelFromFlags(flags: ChannelFlags): ChannelRequest {
   const min = flags.version ?? flags.minVersion;
   const max = flags.version ?? flags.maxVersion;
   // A range on the command line is the shortest update path (what an update from A to B needs).
-  return { name: flags.name, ...(min !== undefined ? { minVersion: min } : {}), ...(max !== undefined ? { maxVersion: max } : {}), shortestPath: true, full: false, origin: '--channel' };
+  return { name: flags.name, ...(min !== undefined ? { minVersion: min } : {}), ...(max !== undefined ? { maxVersion: max } : {}), shortestPath: true, full: false, origin: flags.origin ?? '--channel' };
 }
 
 /** ImageSetConfiguration architectures (amd64, arm64, ppc64le, s390x; multi = all) as platforms. */

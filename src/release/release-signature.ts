@@ -29,16 +29,17 @@ export interface SignatureClaims {
 
 /**
  * Opens the signed message and checks its payload: the type is "atomic container signature" and
- * docker-manifest-digest names `releaseDigest`. `where` names the signature in errors (release and N).
+ * docker-manifest-digest names `releaseDigest`. `where` names the signature in errors (release and N);
+ * `notSignatureHint` replaces the code's hint (which names --signature-store) for bytes that are no signed message.
  */
-export function checkSignaturePayload(signature: ReleaseSignature, releaseDigest: Digest, where: string): SignatureClaims {
+export function checkSignaturePayload(signature: ReleaseSignature, releaseDigest: Digest, where: string, notSignatureHint?: string): SignatureClaims {
   const subject = { kind: 'digest', name: signature.digest } as const;
   let payload: Buffer;
   try {
     payload = signedLiteralData(signature.bytes);
   } catch (err) {
     if (!(err instanceof OpenPgpFormatError)) throw err;
-    throw new UserError('RELEASE_SIGNATURE_INVALID', `${where} is not an OpenPGP signed message: ${err.message}`, { subject });
+    throw new UserError('RELEASE_SIGNATURE_INVALID', `${where} is not an OpenPGP signed message: ${err.message}`, { subject, ...(notSignatureHint !== undefined ? { hint: notSignatureHint } : {}) });
   }
   const bad = (why: string) => new UserError('RELEASE_SIGNATURE_INVALID', `${where}: its signed payload ${why}`, { subject, hint: 'the store serves something that is not an OpenShift release signature' });
   let doc: unknown;

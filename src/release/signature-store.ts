@@ -5,6 +5,7 @@ import { digestHex, type Digest } from '../oci/digest.js';
 import { DEFAULT_RETRY_POLICY, StatusFailure, parseRetryAfter, retryRequest, type RetryDecision, type RetryPolicy } from '../registry/retry.js';
 import { UserError } from '../util/errors.js';
 import { parseHttpUrlOption } from '../util/http-url.js';
+import { flagOrigin, originFixHint, originLabel, originToCheck, type OptionOrigin } from '../util/option-origin.js';
 import { MAX_SIGNATURE_BYTES } from './openpgp.js';
 import { releaseSignature, type ReleaseSignature } from './release-signature.js';
 
@@ -16,11 +17,22 @@ import { releaseSignature, type ReleaseSignature } from './release-signature.js'
 export const MAX_SIGNATURES_PER_RELEASE = 16;
 const REQUEST_TIMEOUT_MS = 30_000;
 
+const STORE_FLAG = flagOrigin('--signature-store');
+
 /** The store root as given by the user: http(s) only, ending in exactly one slash (a directory to resolve in). */
-export function parseSignatureStore(text: string): URL {
-  const url = parseHttpUrlOption(text, '--signature-store');
+export function parseSignatureStore(text: string, origin: OptionOrigin = STORE_FLAG): URL {
+  const url = parseHttpUrlOption(text, originLabel(origin), originFixHint(origin));
   url.pathname = url.pathname.replace(/\/*$/, '/');
   return url;
+}
+
+/**
+ * The hint for a store that serves something other than release signatures: the code's own (naming the flag)
+ * for the flag, else the same advice naming where the store was given.
+ */
+export function storeHint(origin: OptionOrigin | undefined): string | undefined {
+  if (origin === undefined || origin.kind === 'flag') return undefined;
+  return `check ${originToCheck(origin)}: it must be the store root, whose sha256=<hex>/signature-N files are release signatures`;
 }
 
 /** Resolved against the store, not concatenated: a store at a host root has the path "/" already. */
@@ -31,13 +43,16 @@ export function signatureUrl(store: URL, releaseDigest: Digest, index: number): 
 export interface FetchSignaturesOptions {
   /** Names the release in errors, e.g. "release 4.16.3 (quay.io/…@sha256:…)". */
   readonly release: string;
+  /** Where the store was given (the flag by default): hints say what to check. */
+  readonly storeOrigin?: OptionOrigin;
   readonly retry?: RetryPolicy;
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
 }
 
 /** Reads the body, refusing more than a signature can be (a wrong URL serving a big file fails fast). */
-async function boundedBody(response: Response, url: string, release: string): Promise<Buffer> {
+async function boundedBody(response: Response, url: string, options: FetchSignaturesOptions): Promise<Buffer> {
+  const release = options.release;
   const chunks: Buffer[] = [];
   let size = 0;
   if (response.body) {
@@ -45,7 +60,8 @@ async function boundedBody(response: Response, url: string, release: string): Pr
     for await (const chunk of response.body) {
       size += chunk.byteLength;
       if (size > MAX_SIGNATURE_BYTES) {
-        throw new UserError('RELEASE_SIGNATURE_INVALID', `${release}: ${url} is more than ${MAX_SIGNATURE_BYTES} bytes, too large for a release signature`, { subject: { kind: 'url', name: url } });
+        const hint = storeHint(options.storeOrigin);
+        throw new UserError('RELEASE_SIGNATURE_INVALID', `${release}: ${url} is more than ${MAX_SIGNATURE_BYTES} bytes, too large for a release signature`, { subject: { kind: 'url', name: url }, ...(hint !== undefined ? { hint } : {}) });
       }
       chunks.push(Buffer.from(chunk));
     }
@@ -59,18 +75,22 @@ function storeFailure(decision: RetryDecision, error: unknown, url: string, opti
   if (options.signal?.aborted) return interrupted(options);
   const subject = { kind: 'url', name: url } as const;
   const reason = decision.action === 'give-up' ? decision.reason : undefined;
+  const origin = options.storeOrigin ?? STORE_FLAG;
+  const toCheck = originToCheck(origin);
   if (reason === 'not-retryable' && error instanceof StatusFailure) {
-    return new UserError('SIGNATURE_STORE_FAILED', `${options.release}: the signature store answered HTTP ${error.status} for ${url}`, { subject, hint: 'check --signature-store (its root, e.g. https://mirror.openshift.com/pub/openshift-v4/signatures/openshift/release)' });
+    return new UserError('SIGNATURE_STORE_FAILED', `${options.release}: the signature store answered HTTP ${error.status} for ${url}`, { subject, hint: `check ${toCheck} (its root, e.g. https://mirror.openshift.com/pub/openshift-v4/signatures/openshift/release)` });
   }
   const cause = (error as { cause?: { code?: string; message?: string } }).cause;
   const why =
     error instanceof StatusFailure ? error.message
     : (error as { name?: unknown }).name === 'TimeoutError' ? `no answer within ${options.timeoutMs ?? REQUEST_TIMEOUT_MS} ms`
     : (cause?.code ?? cause?.message ?? (error as Error).message);
-  return new UserError('SIGNATURE_STORE_FAILED', `${options.release}: cannot fetch ${url}: ${why}`, {
-    subject,
-    ...(reason === 'exhausted' ? { hint: `check --signature-store and the network (tried ${(options.retry ?? DEFAULT_RETRY_POLICY).attempts} times)` } : {}),
-  });
+  // Otherwise the code's own hint, which names the flag: a store from a spec gets it with the spec's key.
+  const hint =
+    reason === 'exhausted' ? `check ${toCheck} and the network (tried ${(options.retry ?? DEFAULT_RETRY_POLICY).attempts} times)`
+    : origin.kind !== 'flag' ? `check ${toCheck} (its root, ending in …/signatures/openshift/release) and the network`
+    : undefined;
+  return new UserError('SIGNATURE_STORE_FAILED', `${options.release}: cannot fetch ${url}: ${why}`, { subject, ...(hint !== undefined ? { hint } : {}) });
 }
 
 /** One GET: the signature's bytes, or undefined for a 404 (no signature N); overload, broken connections and timeouts are retried. */
@@ -85,7 +105,7 @@ async function fetchOne(url: string, options: FetchSignaturesOptions): Promise<B
         await response.body?.cancel().catch(() => undefined);
         return undefined;
       }
-      if (response.status === 200) return boundedBody(response, url, options.release);
+      if (response.status === 200) return boundedBody(response, url, options);
       await response.body?.cancel().catch(() => undefined);
       // The policy retries overload statuses; any other is this store's answer, reported as it is.
       throw new StatusFailure(response.status, '', parseRetryAfter(response.headers.get('retry-after') ?? undefined));

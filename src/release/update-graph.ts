@@ -3,6 +3,7 @@
 
 import { UserError } from '../util/errors.js';
 import { parseHttpUrlOption } from '../util/http-url.js';
+import { flagOrigin, originFixHint, originLabel, originToCheck, type OptionOrigin } from '../util/option-origin.js';
 
 /** The public OpenShift update service's graph endpoint: only a default, tests serve their own graph. */
 export const DEFAULT_GRAPH_URL = 'https://api.openshift.com/api/upgrades_info/v1/graph';
@@ -34,9 +35,9 @@ export interface UpdateGraph {
  * Parses a graph answer: `nodes[]` of {version, payload, metadata} and `edges[]` of [from, to] indexes.
  * `conditionalEdges` (updates with known risks) are ignored, as oc-mirror's path search ignores them.
  */
-export function parseUpdateGraph(doc: unknown, where: { url: string; channel: string; arch: string }): UpdateGraph {
+export function parseUpdateGraph(doc: unknown, where: { url: string; channel: string; arch: string; invalidHint?: string | undefined }): UpdateGraph {
   const bad = (why: string) =>
-    new UserError('GRAPH_INVALID', `update graph of channel ${where.channel} from ${where.url}: ${why}`, { subject: { kind: 'url', name: where.url } });
+    new UserError('GRAPH_INVALID', `update graph of channel ${where.channel} from ${where.url}: ${why}`, { subject: { kind: 'url', name: where.url }, ...(where.invalidHint !== undefined ? { hint: where.invalidHint } : {}) });
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw bad('not a JSON object');
   const { nodes, edges } = doc as { nodes?: unknown; edges?: unknown };
   if (!Array.isArray(nodes)) throw bad('no nodes list');
@@ -52,12 +53,32 @@ export function parseUpdateGraph(doc: unknown, where: { url: string; channel: st
     if (!ok) throw bad(`edge ${i} is not a pair of node indexes`);
     return [e[0] as number, e[1] as number];
   });
-  return { ...where, releases, edges: pairs };
+  return { url: where.url, channel: where.channel, arch: where.arch, releases, edges: pairs };
 }
 
-/** GET URL?channel=NAME&arch=ARCH with Accept: application/json, as `oc adm upgrade` and oc-mirror ask. */
-export async function fetchUpdateGraph(url: string, channel: string, arch: string, options: { timeoutMs?: number } = {}): Promise<UpdateGraph> {
-  const endpoint = parseHttpUrlOption(url, '--graph-url');
+/**
+ * The hints of errors about the endpoint. The codes' own hints name --graph-url: an endpoint from a spec or
+ * UPDATE_URL_OVERRIDE gets the same advice naming where it was given.
+ */
+function graphHints(origin: OptionOrigin): { unreachable?: string; invalid?: string; status: string } {
+  const check = originToCheck(origin);
+  if (origin.kind === 'flag') return { status: `retry later, or check ${check}` };
+  return {
+    unreachable: `check ${check} and the network (or a proxy); on a disconnected bastion give --release REF instead of a channel`,
+    invalid: `check ${check}: it must be the update service's graph endpoint (…/api/upgrades_info/v1/graph)`,
+    status: `retry later, or check ${check}`,
+  };
+}
+
+/**
+ * GET URL?channel=NAME&arch=ARCH with Accept: application/json, as `oc adm upgrade` and oc-mirror ask. `origin`
+ * is where URL was given (default the flag): errors name it.
+ */
+export async function fetchUpdateGraph(url: string, channel: string, arch: string, options: { timeoutMs?: number; origin?: OptionOrigin | undefined } = {}): Promise<UpdateGraph> {
+  const origin = options.origin ?? flagOrigin('--graph-url');
+  const hints = graphHints(origin);
+  const withHint = (hint: string | undefined) => (hint !== undefined ? { hint } : {});
+  const endpoint = parseHttpUrlOption(url, originLabel(origin), originFixHint(origin));
   endpoint.searchParams.set('channel', channel);
   endpoint.searchParams.set('arch', arch);
   let response: Response;
@@ -65,22 +86,22 @@ export async function fetchUpdateGraph(url: string, channel: string, arch: strin
     response = await fetch(endpoint, { headers: { Accept: 'application/json' }, signal: AbortSignal.timeout(options.timeoutMs ?? GRAPH_TIMEOUT_MS) });
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    throw new UserError('GRAPH_UNREACHABLE', `cannot reach the update service at ${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, { subject: { kind: 'url', name: url } });
+    throw new UserError('GRAPH_UNREACHABLE', `cannot reach the update service at ${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, { subject: { kind: 'url', name: url }, ...withHint(hints.unreachable) });
   }
   const body = Buffer.from(await response.arrayBuffer());
   if (response.status >= 400 && response.status < 500) {
     // The update service answers 400/404 for a channel it does not know (with an error JSON body).
     throw new UserError('CHANNEL_UNKNOWN', `the update service at ${url} does not know channel "${channel}" for arch ${arch} (HTTP ${response.status}${errorDetail(body)})`, { subject: { kind: 'url', name: url } });
   }
-  if (response.status !== 200) throw new UserError('GRAPH_UNREACHABLE', `the update service at ${url} answered HTTP ${response.status} for channel ${channel}`, { hint: 'retry later, or check --graph-url', subject: { kind: 'url', name: url } });
-  if (body.length > MAX_GRAPH_BYTES) throw new UserError('GRAPH_INVALID', `update graph of channel ${channel} from ${url} is larger than ${MAX_GRAPH_BYTES} bytes`, { subject: { kind: 'url', name: url } });
+  if (response.status !== 200) throw new UserError('GRAPH_UNREACHABLE', `the update service at ${url} answered HTTP ${response.status} for channel ${channel}`, { hint: hints.status, subject: { kind: 'url', name: url } });
+  if (body.length > MAX_GRAPH_BYTES) throw new UserError('GRAPH_INVALID', `update graph of channel ${channel} from ${url} is larger than ${MAX_GRAPH_BYTES} bytes`, { subject: { kind: 'url', name: url }, ...withHint(hints.invalid) });
   let doc: unknown;
   try {
     doc = JSON.parse(body.toString('utf8'));
   } catch (err) {
-    throw new UserError('GRAPH_INVALID', `update graph of channel ${channel} from ${url}: not JSON (${(err as Error).message})`, { subject: { kind: 'url', name: url }, hint: 'check --graph-url: it must be the update service\'s graph endpoint' });
+    throw new UserError('GRAPH_INVALID', `update graph of channel ${channel} from ${url}: not JSON (${(err as Error).message})`, { subject: { kind: 'url', name: url }, hint: hints.invalid ?? "check --graph-url: it must be the update service's graph endpoint" });
   }
-  return parseUpdateGraph(doc, { url, channel, arch });
+  return parseUpdateGraph(doc, { url, channel, arch, invalidHint: hints.invalid });
 }
 
 function errorDetail(body: Buffer): string {

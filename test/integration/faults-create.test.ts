@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -199,6 +199,43 @@ test('every blob that cannot be had is named in one run, and a clean re-run is i
   assert.notEqual(result.code, 0);
   assert.match(result.stderr, /BUNDLE_BLOBS_FAILED|2 of \d+ blobs could not be written/);
   for (const v of victims) assert.ok(result.stderr.includes(v), `the error names ${v}:\n${result.stderr}`);
+});
+
+/** A manifest of the sample's OCI layout, parsed. */
+async function sampleManifest(digest: string): Promise<{ manifests?: Array<{ digest: string; platform?: { architecture: string } }>; layers?: Array<{ digest: string }> }> {
+  return JSON.parse(await readFile(path.join(sample.dir, 'blobs', 'sha256', digest.slice('sha256:'.length)), 'utf8')) as never;
+}
+
+test('a layer of one platform child that cannot be had leaves its multi-arch image unwritten (no index, no child manifest), names the layer and the image, and a clean re-run completes', async () => {
+  const multi = sample.components.find((c) => c.platforms.length > 1)!;
+  assert.ok(multi, 'the sample has a multi-arch component');
+  const children = (await sampleManifest(multi.digest)).manifests!;
+  const arm64 = children.find((c) => c.platform?.architecture === 'arm64')!;
+  const victim = (await sampleManifest(arm64.digest)).layers!.at(-1)!.digest;
+  const output = path.join(work, 'child-layer', 'bundle.tar');
+  const allPlatforms = ['--platform', 'all']; // both children in the bundle, not the default amd64 only
+  proxy.setFault((req) => (isBlobGet(victim)(req) ? { kind: 'status', status: 404 } : undefined));
+  let result: CliResult;
+  try {
+    result = await runCli(createArgs(output, allPlatforms));
+  } finally {
+    proxy.setFault(undefined);
+  }
+  assertNoInternalError(result, 'child-layer');
+  assert.notEqual(result.code, 0);
+  assert.match(result.stderr, /BUNDLE_BLOBS_FAILED|could not be written/);
+  assert.ok(result.stderr.includes(victim), `the error names the layer ${victim}:\n${result.stderr}`);
+  assert.ok(result.stderr.includes(multi.digest), `the error names the image by its index ${multi.digest}:\n${result.stderr}`);
+  await assertNothingComplete(output, 'child-layer');
+  // The journal's done log lists every blob and manifest written: the image's index and children are not among them.
+  const done = await readFile(path.join(`${output}.partial`, 'done.log'), 'utf8');
+  for (const manifest of [multi.digest, ...children.map((c) => c.digest)]) assert.ok(!done.includes(manifest), `manifest ${manifest} was not written`);
+  assert.ok(done.includes(sample.releaseDigest), 'the other images are written');
+  const rerun = await runCli(createArgs(output, allPlatforms));
+  assert.equal(rerun.code, 0, `the clean re-run failed:\n${rerun.stderr}`);
+  const verified = await runCli(['bundle', 'verify', output]);
+  assert.equal(verified.code, 0, `the re-run's bundle does not verify:\n${verified.stdout}${verified.stderr}`);
+  await rm(path.dirname(output), { recursive: true, force: true });
 });
 
 test('a token that expires mid-run is renewed and the bundle is identical', async () => {

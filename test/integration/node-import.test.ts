@@ -21,7 +21,7 @@ import { BundleStore } from '../../src/mirror/bundle-store.js';
 import { isUserError } from '../../src/util/errors.js';
 import { deltaPlan, readPrevious } from '../../src/plan/delta.js';
 import { blobContents, MemorySource, tarEntry, testImage, testPlan } from '../support/bundle-plans.js';
-import { assertNoInternalError, CLI, runCli } from '../support/cli.js';
+import { assertNoInternalError, CLI, runCli, type CliResult } from '../support/cli.js';
 import { flipByte } from '../support/damage.js';
 
 const REPO = { domain: 'quay.io', path: 'openshift-release-dev/ocp-v4.0-art-dev' };
@@ -220,24 +220,64 @@ test('import opens each volume of the media once, reads the seal and the signatu
   }
 });
 
-test('a read error on the media (EIO injected) fails the import naming the volume, the byte and the blob, with the volume as subject, leaving nothing behind', async (t) => {
-  if (skippedWithoutStrace(t)) return;
-  const dir = await tempDir(t, 'import-eio');
-  const { seal, volumes } = await makeBundle(dir);
-  const config = nodeConfig(path.join(dir, 'node'));
-  // Every read of the second volume fails with EIO, as a bad medium does: the error comes mid-copy, the first
-  // volume read and copied (-P: only calls on that file are traced and tampered with).
-  const damaged = volumes[1]!;
-  const run = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', '-P', damaged, '-e', 'trace=pread64', '-e', 'inject=pread64:error=EIO',
-    process.execPath, CLI, 'import', seal, '--json', '--config', '/dev/null', '--bundles', config.paths.bundles, '--state', config.paths.state], { encoding: 'utf8', timeout: 120_000 });
-  const result = { code: run.status, signal: run.signal, stdout: run.stdout, stderr: run.stderr, ms: 0 };
+/**
+ * The CLI with the reads (pread64) of `file` failing with EIO: every one, as a bad medium does, or with `firstOnly`
+ * the first of each thread (strace counts per thread: the main thread's and each libuv pool thread's first).
+ * -P: only calls on that file are traced and tampered with.
+ */
+function cliUnderEio(file: string, args: readonly string[], firstOnly = false): CliResult {
+  const inject = `inject=pread64:error=EIO${firstOnly ? ':when=1' : ''}`;
+  const run = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', '-P', file, '-e', 'trace=pread64', '-e', inject, process.execPath, CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { code: run.status, signal: run.signal, stdout: run.stdout, stderr: run.stderr, ms: 0 };
+}
+
+/** An import under EIO on volume `damaged`: a clear IMPORT_FAILED with that volume as subject, nothing left behind. Returns its message. */
+async function failedImportMessage(seal: string, config: NodeConfig, damaged: string, firstOnly: boolean): Promise<string> {
+  const result = cliUnderEio(damaged, ['import', seal, '--json', '--config', '/dev/null', '--bundles', config.paths.bundles, '--state', config.paths.state], firstOnly);
   assertNoInternalError(result, 'import with a read error on the media');
   assert.equal(result.code, 1, result.stderr);
   const { error } = JSON.parse(result.stdout) as { error: { code: string; message: string; subject?: { kind: string; name: string } } };
   assert.equal(error.code, 'IMPORT_FAILED');
   assert.deepEqual(error.subject, { kind: 'path', name: damaged }, 'the subject is the damaged volume');
-  assert.match(error.message, new RegExp(`failed: reading volume ${damaged.replace(/\./g, '\\.')} at byte \\d+ (\\(blob sha256:[0-9a-f]{64}\\) )?failed: EIO`));
   assert.deepEqual((await readdir(config.paths.bundles)).filter((f) => !f.startsWith('.pin-preload')), [], 'nothing imported');
+  return error.message;
+}
+
+test('a read error on the media (EIO injected) fails the import naming the volume, the byte and the blob, with the volume as subject, leaving nothing behind', async (t) => {
+  if (skippedWithoutStrace(t)) return;
+  const dir = await tempDir(t, 'import-eio');
+  const { seal, volumes } = await makeBundle(dir);
+  // Every read of the second volume fails: the error comes mid-copy, the first volume read and copied.
+  const damaged = volumes[1]!;
+  const message = await failedImportMessage(seal, nodeConfig(path.join(dir, 'node')), damaged, false);
+  // The first read of the volume is the structure check's (a header or padding), else a blob's: either is named.
+  assert.match(message, new RegExp(`failed: reading volume ${damaged.replace(/\./g, '\\.')} at byte \\d+ \\(((tar header of |padding after )?blob sha256:[0-9a-f]{64})\\) failed: EIO`));
+});
+
+test('a read error on a tar header (the first read of a volume fails with EIO) names the volume, the byte and the entry whose header it is', async (t) => {
+  if (skippedWithoutStrace(t)) return;
+  const dir = await tempDir(t, 'import-header-eio');
+  const { seal, volumes } = await makeBundle(dir);
+  // The structure check reads the skeleton (headers, padding) on the main thread before any blob is hashed or
+  // copied: the first read of the second volume is one of those.
+  const damaged = volumes[1]!;
+  const entryNamed = new RegExp(`reading volume ${damaged.replace(/\./g, '\\.')} at byte \\d+ \\((tar header|padding after|end-of-archive)[^)]*\\) failed: EIO`);
+  const message = await failedImportMessage(seal, nodeConfig(path.join(dir, 'node')), damaged, true);
+  assert.match(message, entryNamed);
+  assert.match(message, /\((tar header of (blob sha256:[0-9a-f]{64}|[\w.-]+)|padding after [^)]+|end-of-archive blocks)\)/, 'the entry is named');
+  // bundle verify reads the same skeleton the same way.
+  const verified = cliUnderEio(damaged, ['bundle', 'verify', seal, '--json'], true);
+  assertNoInternalError(verified, 'verify with a read error on a tar header');
+  assert.equal(verified.code, 1, verified.stderr);
+  const failed = (JSON.parse(verified.stdout) as { error: { code: string; message: string; subject?: { kind: string; name: string } } }).error;
+  assert.equal(failed.code, 'BUNDLE_READ_FAILED');
+  assert.deepEqual(failed.subject, { kind: 'path', name: damaged });
+  assert.match(failed.message, entryNamed);
+  // The first header of all, read before the layout is known (pin-preload.json's), is named as the first.
+  const first = cliUnderEio(volumes[0]!, ['bundle', 'verify', seal, '--json'], true);
+  assertNoInternalError(first, 'verify with a read error on the first tar header');
+  assert.notEqual(first.code, 0, first.stdout);
+  assert.ok(first.stdout.includes(`reading volume ${volumes[0]!} at byte 0 (the first tar header) failed: EIO`), first.stdout);
 });
 
 test('a bundle whose blob is damaged (sealed that way) is rejected by blob verification, leaving nothing behind', async (t) => {

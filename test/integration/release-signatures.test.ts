@@ -167,6 +167,10 @@ describe('release signatures', () => {
     assertNoInternalError(untrusted, 'plan --spec with a stranger\'s signature');
     assert.equal(untrusted.code, 1, untrusted.stderr);
     assert.match(untrusted.stderr, /signature-1 of release 4\.16\.0-sample .* is not a good signature by a key of the release keyring/);
+    // Named as the spec gave it (its key and file), not as a flag that was never given.
+    assert.ok(untrusted.stderr.includes(`the release keyring (release-keyring (${spec}) ${path.join(specDir, 'release-keyring.asc')})`), untrusted.stderr);
+    assert.match(untrusted.stderr, new RegExp(`fix release-keyring in ${spec.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, or give --release-keyring`));
+    assert.doesNotMatch(untrusted.stderr, /--release-keyring [^(]/);
     // A store without signatures: refused, unless the spec (or the flag) allows unsigned releases.
     served.clear();
     const refused = await runCli(['bundle', 'plan', ...source(), '--spec', spec, '--json']);
@@ -207,7 +211,7 @@ describe('release signatures', () => {
     const key = `sha256=${hexOf(first.releaseDigest)}/signature-1`;
     const cases: Array<[string, () => Promise<void>, string[], number, RegExp]> = [
       ['wrong digest', async () => void served.set(key, await signer.sign(atomicPayload(samples[1]!.releaseDigest))), [], 1, new RegExp(`signature-1 of release 4\\.16\\.0-sample .* signs ${samples[1]!.releaseDigest}, not the release ${first.releaseDigest}`)],
-      ['untrusted key', async () => void served.set(key, await stranger.sign(atomicPayload(first.releaseDigest))), ['--release-keyring', signer.binaryKeyring], 1, /signature-1 of release 4\.16\.0-sample .* is not a good signature by a key of the release keyring/],
+      ['untrusted key', async () => void served.set(key, await stranger.sign(atomicPayload(first.releaseDigest))), ['--release-keyring', signer.binaryKeyring], 1, /signature-1 of release 4\.16\.0-sample .* is not a good signature by a key of the release keyring \(--release-keyring .*keyring\.gpg\)/],
       ['store 500', async () => void served.set(key, 500), [], 1, /release 4\.16\.0-sample .*cannot fetch http:\/\/127\.0\.0\.1:\d+\/store\/sha256=[0-9a-f]{64}\/signature-1: HTTP 500/],
       ['store 403', async () => void served.set(key, 403), [], 1, /answered HTTP 403 for http:\/\/127\.0\.0\.1:\d+\/store\/sha256=/],
       ['no signature', async () => {

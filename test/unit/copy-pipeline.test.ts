@@ -7,14 +7,14 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { copyImages, CopyIncomplete, type CopyImage } from '../../src/copy/copy.js';
+import { copyImages, CopyIncomplete, IndexSkipped, type CopyImage } from '../../src/copy/copy.js';
 import type { BlobRef, BlobReuse, ImageDestination, ManifestBytes, OpenBlob } from '../../src/copy/destination.js';
 import { DigestMismatchError, type Digest } from '../../src/oci/digest.js';
 import type { Reference, Repository } from '../../src/oci/reference.js';
 import type { BlobStreamOptions, FetchedManifest, ImageSource } from '../../src/registry/source.js';
 import { MediaType } from '../../src/oci/media-types.js';
 import { ManifestCache } from '../../src/plan/manifest-cache.js';
-import { blobContents, MemorySource, testImage, type TestImage } from '../support/bundle-plans.js';
+import { blobContents, MemorySource, multiArchImage, testImage, type TestImage } from '../support/bundle-plans.js';
 
 const repo = { domain: 'quay.io', path: 'example/app' };
 const one = testImage(repo, 'one', [randomBytes(300_000), randomBytes(5_000)]);
@@ -41,6 +41,7 @@ class PlainSource implements ImageSource {
   constructor(private readonly contents: Map<Digest, Buffer>) {}
 
   async getManifest(ref: Reference): Promise<FetchedManifest> {
+    if (this.failing.has(ref.digest!)) throw new Error(`manifest ${ref.digest!} not found`);
     const bytes = this.contents.get(ref.digest!)!;
     return { bytes, mediaType: MediaType.ociManifest, digest: ref.digest! };
   }
@@ -222,6 +223,68 @@ test('keepGoing: an image with a blob that failed gets no manifest, the other im
   assert.equal(destination.manifests.has(one.image.reference.digest), false, 'no manifest over a missing blob');
   assert.ok(destination.manifests.has(two.image.reference.digest), 'the other image is whole');
   assert.equal(destination.committed, false);
+});
+
+/** `t` as a copy image with each manifest's own media type (an index is one), in example/app. */
+function typedCopyImageOf(t: TestImage): CopyImage {
+  const byDigest = new Map(t.blobs.map((b) => [b.digest, b]));
+  return { ...copyImageOf(t), manifests: [...t.image.manifests].reverse().map((digest) => ({ digest, mediaType: byDigest.get(digest)!.mediaType })) };
+}
+
+/** The multi-arch image's index and its amd64 and arm64 child manifests. */
+function multiArchParts(t: TestImage): { index: Digest; amd64: Digest; arm64: Digest } {
+  const [index, amd64, arm64] = t.image.manifests;
+  return { index: index!, amd64: amd64!, arm64: arm64! };
+}
+
+test('keepGoing: an index whose child manifest could not be copied is never written, and the failures name the child and the index', async () => {
+  const multi = multiArchImage(repo);
+  const { index, amd64, arm64 } = multiArchParts(multi);
+  const source = new PlainSource(blobContents([multi]));
+  source.failing.add(arm64);
+  const destination = new MemoryDestination();
+  await assert.rejects(copyImages(source, destination, [typedCopyImageOf(multi)], { ...noRetry, keepGoing: true }), (err: unknown) => {
+    assert.ok(err instanceof CopyIncomplete);
+    assert.deepEqual(err.failures.map((f) => f.digest), [arm64, index]);
+    const skipped = err.failures[1]!.error;
+    assert.ok(skipped instanceof IndexSkipped);
+    assert.equal(skipped.child, arm64);
+    assert.match(skipped.message, new RegExp(`index ${index} .*not written: its manifest ${arm64} could not be copied`));
+    return true;
+  });
+  assert.equal(destination.manifests.has(index), false, 'no index over a missing child');
+  assert.ok(destination.manifests.has(amd64), 'the other child is still tried');
+  assert.equal(destination.committed, false);
+});
+
+test('keepGoing: a child manifest that failed for one image keeps the index of another image that lists it unwritten too', async () => {
+  const multi = multiArchImage(repo);
+  const { index, arm64 } = multiArchParts(multi);
+  const source = new PlainSource(blobContents([multi]));
+  source.failing.add(arm64);
+  const arm64Alone: CopyImage = { ...typedCopyImageOf(multi), name: `quay.io/example/app@${arm64}`, manifests: [{ digest: arm64, mediaType: MediaType.ociManifest }] };
+  const destination = new MemoryDestination();
+  await assert.rejects(copyImages(source, destination, [arm64Alone, typedCopyImageOf(multi)], { ...noRetry, keepGoing: true }), (err: unknown) => {
+    assert.ok(err instanceof CopyIncomplete);
+    assert.deepEqual(err.failures.map((f) => f.digest).sort(), [arm64, index].sort());
+    return true;
+  });
+  assert.equal(destination.manifests.has(index), false);
+});
+
+test('keepGoing: a layer of one platform child that fails leaves the whole multi-arch image unwritten (no index, no child), naming the layer', async () => {
+  const multi = multiArchImage(repo);
+  const { index, amd64, arm64 } = multiArchParts(multi);
+  const arm64Layer = multi.blobs.find((b) => b.role === 'layer' && b.size > 6000)!.digest;
+  const source = new PlainSource(blobContents([multi]));
+  source.failing.add(arm64Layer);
+  const destination = new MemoryDestination();
+  await assert.rejects(copyImages(source, destination, [typedCopyImageOf(multi)], { ...noRetry, keepGoing: true }), (err: unknown) => {
+    assert.ok(err instanceof CopyIncomplete);
+    assert.deepEqual(err.failures.map((f) => f.digest), [arm64Layer]);
+    return true;
+  });
+  for (const manifest of [index, amd64, arm64]) assert.equal(destination.manifests.has(manifest), false, `manifest ${manifest} is not written`);
 });
 
 test('keepGoing stops at a fatal error (a full disk) and throws it as it is, not as one blob among many', async () => {
