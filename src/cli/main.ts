@@ -31,8 +31,8 @@ const COMMANDS: ReadonlyArray<{ readonly words: readonly [string] | readonly ['b
 ];
 
 /**
- * The program with the command `args` (the arguments after `node main.js`) name, or with every command when
- * they name none (help, a mistyped command: commander then lists or suggests them all).
+ * The program with the command `args` (the arguments after `node main.js`) name, with none for --version, or
+ * with every command when they name none (help, a mistyped command: commander then lists or suggests them all).
  */
 export async function buildProgram(args: readonly string[]): Promise<Command> {
   const program = new Command('pin-preload')
@@ -44,7 +44,8 @@ export async function buildProgram(args: readonly string[]): Promise<Command> {
     .exitOverride();
   const bundle = program.command('bundle').description('make, check and look into offline bundles (bastion side)');
   const named = COMMANDS.filter((c) => c.words.every((word, i) => args[i] === word));
-  const registering = await Promise.all((named.length === 1 ? named : COMMANDS).map(async (c) => ({ parent: c.words.length === 2 ? bundle : program, register: await c.load() })));
+  const wanted = args[0] === '--version' || args[0] === '-V' ? [] : named.length === 1 ? named : COMMANDS;
+  const registering = await Promise.all(wanted.map(async (c) => ({ parent: c.words.length === 2 ? bundle : program, register: await c.load() })));
   for (const { parent, register } of registering) register(parent);
   return program;
 }

@@ -24,6 +24,14 @@ test('a command run loads its own command module and none of the others\'', asyn
   assert.ok(!loaded.some((u) => u.includes('/node_modules/undici/')), 'the registry client is not loaded');
 });
 
+test('--version loads no command module', async () => {
+  const { code, stdout, stderr } = await startCli(['--version'], { env: { NODE_OPTIONS: TRACE_LOADS } }).done;
+  assert.equal(code, 0, stderr);
+  assert.match(stdout, /^\d+\.\d+\.\d+/);
+  const commands = stderr.split('\n').filter((l) => /^loaded .*\/cli\/(bundle-|demo|import|inventory|keygen|preload|run\.|serve|status)/.test(l));
+  assert.deepEqual(commands, []);
+});
+
 test('help lists every command, and a mistyped one is still told the nearest', async () => {
   const help = await startCli(['--help']).done;
   assert.equal(help.code, 0);
