@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import { promisify } from 'node:util';
 import type { Volume } from './volumes.js';
 import { placeIoError, VolumeIoError, type VolumeIo } from './volume-io-error.js';
+import type { ReadTask } from './hash-worker.js';
 
 const pread = promisify(fs.read);
 
@@ -202,6 +203,62 @@ export interface DirectHashOptions extends Pick<HashOptions, 'onBytes' | 'chunkS
  * as a VolumeIoError naming the file, the byte and (with `rangeName`) the range.
  */
 export async function hashRangesDirect(volumes: readonly VolumeOnDisk[], groups: readonly (readonly HashRange[])[], options: DirectHashOptions = {}): Promise<Map<number, RangeHash>> {
+  const queues = groups.filter((g) => g.length > 0).map((g) => ({ ranges: [...g].sort((a, b) => a.offset - b.offset), workers: 1 }));
+  return readAndHashQueues(volumes, queues, options);
+}
+
+/**
+ * As hashRangesDirect, but the ranges (which must not overlap) are one queue that `workers` threads take from,
+ * the largest first: a worker that is done with its range takes the next, so all end within about the time of
+ * the smallest ranges, whatever the mix of sizes (a static split by bytes leaves one idle while the other
+ * finishes, when one started late or got less of the CPU).
+ */
+export async function hashRangesQueued(volumes: readonly VolumeOnDisk[], ranges: readonly HashRange[], options: DirectHashOptions & { readonly workers?: number } = {}): Promise<Map<number, RangeHash>> {
+  const workers = Math.min(options.workers ?? QUEUE_WORKERS, ranges.length);
+  const queues = workers > 0 ? [{ ranges: [...ranges].sort((a, b) => b.size - a.size || a.offset - b.offset), workers }] : [];
+  return readAndHashQueues(volumes, queues, options);
+}
+
+const HASH_WORKER = new URL('./hash-worker.js', import.meta.url);
+/** Workers on one queue by default: one a core of the two this runs on. */
+const QUEUE_WORKERS = 2;
+
+/** Reading workers started ahead of their work, idle until a call takes them; what drops each if it exits idle. */
+const prestarted: Worker[] = [];
+const idleListeners = new WeakMap<Worker, () => void>();
+
+/**
+ * Starts `count` reading hash workers now, for the next hashRangesDirect or hashRangesQueued call to take: a
+ * worker's start (a new V8 isolate and Node environment: 40–80 ms here) then overlaps the caller's own start
+ * (loading its modules, reading the seal and the manifest) instead of following it. An idle worker does not keep
+ * the process alive; one that exits while idle is dropped.
+ */
+export function prestartHashWorkers(count = QUEUE_WORKERS): void {
+  while (prestarted.length < count) {
+    const worker = new Worker(HASH_WORKER);
+    worker.unref();
+    const drop = () => {
+      const at = prestarted.indexOf(worker);
+      if (at >= 0) prestarted.splice(at, 1);
+    };
+    worker.once('exit', drop).on('error', drop);
+    idleListeners.set(worker, drop);
+    prestarted.push(worker);
+  }
+}
+
+/** A reading worker: a prestarted one if there is one, else a new one. */
+function readingWorker(): Worker {
+  const worker = prestarted.shift();
+  if (!worker) return new Worker(HASH_WORKER);
+  const drop = idleListeners.get(worker)!;
+  worker.off('exit', drop).off('error', drop);
+  worker.ref();
+  return worker;
+}
+
+/** Runs `workers` reading workers on each queue of ranges (see hashRangesDirect). */
+async function readAndHashQueues(volumes: readonly VolumeOnDisk[], queues: ReadonlyArray<{ readonly ranges: readonly HashRange[]; readonly workers: number }>, options: DirectHashOptions): Promise<Map<number, RangeHash>> {
   const chunkSize = options.chunkSize ?? 256 * 1024;
   const results = new Map<number, RangeHash>();
   let read = 0;
@@ -210,12 +267,14 @@ export async function hashRangesDirect(volumes: readonly VolumeOnDisk[], groups:
     ...(options.copyFds ? { copyFds: options.copyFds } : {}),
     ...(options.copyPaths ? { copyPaths: options.copyPaths } : {}),
   };
-  const workers = groups
-    .filter((g) => g.length > 0)
-    .map((group) => {
-      const ranges = [...group].sort((a, b) => a.offset - b.offset);
-      return new Worker(new URL('./hash-worker.js', import.meta.url), { workerData: { mode: 'read', volumes, ranges, chunkSize, ...shared } });
+  const workers = queues.flatMap(({ ranges, workers: count }) => {
+    const task: ReadTask = { volumes, ranges, taken: new SharedArrayBuffer(4), chunkSize, ...shared };
+    return Array.from({ length: count }, () => {
+      const worker = readingWorker();
+      worker.postMessage(task);
+      return worker;
     });
+  });
   let abort: (() => void) | undefined;
   const aborted = new Promise<never>((_, reject) => {
     abort = () => reject(copyCancelled());

@@ -1,28 +1,36 @@
 // Worker thread of the hash pipeline: the sha256 of every range assigned to it (volumes, blobs), off the main
-// thread on its own core — from chunks the main thread reads into shared memory, or read by itself.
+// thread on its own core — from chunks the main thread reads into shared memory, or read by itself from a
+// queue of ranges it shares with the other workers.
 
 import fs from 'node:fs';
 import { createHash, type Hash } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { HashRange, HashWorkerMessage, HashWorkerReply, IoFailure, VolumeOnDisk } from './hash-pipeline.js';
 
-type Init =
-  | { readonly mode: 'shared'; readonly shared: SharedArrayBuffer; readonly ranges: readonly HashRange[] }
-  | {
-      readonly mode: 'read';
-      readonly volumes: readonly VolumeOnDisk[];
-      readonly ranges: readonly HashRange[];
-      readonly chunkSize: number;
-      /** Descriptors of the volumes, opened by the main thread (null: open it here). */
-      readonly fds?: ReadonlyArray<number | null>;
-      /** Descriptors of the volumes' copies: each chunk read is written there, at its offset, from the buffer it is hashed from. */
-      readonly copyFds?: ReadonlyArray<number | null>;
-      /** The copies' paths, to name one whose write fails. */
-      readonly copyPaths?: ReadonlyArray<string | null>;
-    };
+/** What a reading worker is given: its volumes, and the ranges it takes one at a time from a queue. */
+export interface ReadTask {
+  readonly volumes: readonly VolumeOnDisk[];
+  /** In the order they are to be taken. */
+  readonly ranges: readonly HashRange[];
+  /**
+   * One Int32 counting the ranges taken: shared by every worker of one queue, so a worker that is done takes
+   * the next range while another is still busy with a large one.
+   */
+  readonly taken: SharedArrayBuffer;
+  readonly chunkSize: number;
+  /** Descriptors of the volumes, opened by the main thread (null: open it here). */
+  readonly fds?: ReadonlyArray<number | null>;
+  /** Descriptors of the volumes' copies: each chunk read is written there, at its offset, from the buffer it is hashed from. */
+  readonly copyFds?: ReadonlyArray<number | null>;
+  /** The copies' paths, to name one whose write fails. */
+  readonly copyPaths?: ReadonlyArray<string | null>;
+}
+
+/** Without workerData, a reading worker started ahead of its work: the task comes as its first message. */
+type Init = { readonly mode: 'shared'; readonly shared: SharedArrayBuffer; readonly ranges: readonly HashRange[] } | undefined;
 
 const init = workerData as Init;
-const ranges = init.ranges;
+const ranges = init?.ranges ?? [];
 const port = parentPort!;
 let next = 0; // first range not finished yet (ranges are sorted by offset and do not overlap)
 const open = new Map<number, { hash: Hash; seen: number }>();
@@ -45,7 +53,7 @@ function finishBefore(offset: number): void {
 }
 
 function onChunk(slotOffset: number, offset: number, length: number): void {
-  const bytes = Buffer.from((init as Extract<Init, { mode: 'shared' }>).shared, slotOffset, length);
+  const bytes = Buffer.from(init!.shared, slotOffset, length);
   finishBefore(offset);
   for (let i = next; i < ranges.length && ranges[i]!.offset < offset + length; i++) {
     const range = ranges[i]!;
@@ -104,17 +112,19 @@ function writeAll(fd: number, bytes: Buffer, position: number, place: Omit<IoFai
 }
 
 /**
- * Reads and hashes every range itself, in small positional reads into one buffer that stays in this core's
- * cache: no hand-off between threads, so a byte costs what `openssl dgst` pays for it.
+ * Reads and hashes every range it takes from the queue, in small positional reads into one buffer that stays
+ * in this core's cache: no hand-off between threads, so a byte costs what `openssl dgst` pays for it.
  */
-function readAndHash({ volumes, chunkSize, fds: given, copyFds, copyPaths }: Extract<Init, { mode: 'read' }>): void {
+function readAndHash({ volumes, ranges: queue, taken, chunkSize, fds: given, copyFds, copyPaths }: ReadTask): void {
   const buffer = Buffer.allocUnsafe(chunkSize);
   const fds = new Map<number, number>(); // the ones this worker opened (and closes)
   const PROGRESS_EVERY = 32 * 1024 * 1024;
+  const counter = new Int32Array(taken);
   let read = 0;
   let reported = 0;
   try {
-    for (const range of ranges) {
+    for (let take = Atomics.add(counter, 0, 1); take < queue.length; take = Atomics.add(counter, 0, 1)) {
+      const range = queue[take]!;
       const why = unreadable(volumes, range.offset, range.size);
       if (why) {
         reply({ type: 'failed', id: range.id, reason: why });
@@ -158,15 +168,20 @@ function readAndHash({ volumes, chunkSize, fds: given, copyFds, copyPaths }: Ext
   reply({ type: 'done' });
 }
 
-if (init.mode === 'read') {
+/** Runs a read task, a failed read or write reported as an error reply. */
+function runReadTask(task: ReadTask): void {
   try {
-    readAndHash(init);
+    readAndHash(task);
   } catch (err) {
     // A read or write error (EIO, ENOSPC) keeps its code across the thread boundary, and where it happened
     // (file, byte, range), for the caller to name the volume and the blob.
     const { message, code } = err instanceof PlacedError ? err.cause : (err as NodeJS.ErrnoException);
     reply({ type: 'error', message, ...(code !== undefined ? { code } : {}), ...(err instanceof PlacedError ? { place: err.place } : {}) });
   }
+}
+
+if (init === undefined) {
+  port.once('message', (task: ReadTask) => runReadTask(task));
 } else {
   port.on('message', (message: HashWorkerMessage) => {
     if (message.type === 'chunk') {

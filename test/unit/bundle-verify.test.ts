@@ -386,3 +386,39 @@ test('a carried signature verifies with the image it is about; one about an imag
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a bundle of one large blob and many small ones verifies; damaged blobs, whichever worker takes them, are named with their volume and bytes', async () => {
+  const split = 64_000;
+  const mixedImages = [testImage(repo, 'large', [randomBytes(400_000)]), ...Array.from({ length: 6 }, (_, i) => testImage(repo, `small-${i}`, Array.from({ length: 5 }, (_, j) => randomBytes(500 + 97 * (i * 5 + j)))))];
+  const mixed = { plan: testPlan(mixedImages), contents: blobContents(mixedImages) };
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-verify-'));
+  try {
+    const output = path.join(dir, 'b.tar');
+    await createBundle({ plan: mixed.plan, source: new MemorySource(mixed.contents), output, created, splitSize: split });
+    const good = await verifyBundle(output);
+    assert.deepEqual(good.problems, []);
+    assert.equal(good.blobsChecked, mixed.plan.blobs.length);
+
+    // The largest blob (taken first) and the three smallest that lie in one volume (taken last).
+    const bundle = await openBundle(`${output}.001`);
+    const located = [...(await bundle.locateBlobs())].map(([digest, at]) => ({ digest, ...at }));
+    await bundle.close();
+    const inOneVolume = located.filter((b) => Math.floor(b.offset / split) === Math.floor((b.offset + b.size - 1) / split) && b.size > 0);
+    const bySize = [...inOneVolume].sort((a, b) => a.size - b.size);
+    const damaged = [...bySize.slice(0, 3), [...located].sort((a, b) => b.size - a.size)[0]!];
+    for (const b of damaged) await flipTarByte(output, b.offset + Math.floor(b.size / 2), split);
+
+    const report = await verifyBundle(output);
+    assert.deepEqual(kinds(report), ['blob-digest']);
+    assert.deepEqual(report.problems.map((p) => p.subject).sort(), damaged.map((b) => b.digest).sort());
+    for (const b of damaged.slice(0, 3)) {
+      const problem = report.problems.find((p) => p.subject === b.digest)!;
+      const file = `${output}.${String(Math.floor(b.offset / split) + 1).padStart(3, '0')}`;
+      const local = b.offset % split;
+      assert.equal(problem.volume, file);
+      assert.match(problem.message, new RegExp(`volume ${file} bytes ${local}–${local + b.size}\\)$`));
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -1,12 +1,16 @@
-// The hash pipeline's failures: a read or write error on a worker or the main thread names the file, the
-// byte and the range (blob) it was in, and keeps its code; a closed-off copy descriptor is reported, not hung on.
+// The hash pipeline: workers sharing one queue hash every range once, whatever the mix of sizes; its failures:
+// a read or write error on a worker or the main thread names the file, the byte and the range (blob) it was in,
+// and keeps its code; a closed-off copy descriptor is reported, not hung on.
 
 import { test } from 'node:test';
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { hashRanges, hashRangesDirect, type VolumeOnDisk } from '../../src/bundle/hash-pipeline.js';
+import { hashRanges, hashRangesDirect, hashRangesQueued, prestartHashWorkers, type VolumeOnDisk } from '../../src/bundle/hash-pipeline.js';
 import { VolumeIoError } from '../../src/bundle/volume-io-error.js';
 import { VolumeSet } from '../../src/bundle/volumes.js';
 
@@ -82,4 +86,65 @@ test('a read error of a VolumeSet names the volume and the byte in it, and keeps
       await volumes.close();
     }
   });
+});
+
+/** A file of `size` random bytes in `dir`, as one volume. */
+async function randomVolume(dir: string, size: number): Promise<{ volume: VolumeOnDisk; bytes: Buffer }> {
+  const bytes = randomBytes(size);
+  const file = path.join(dir, 'b.tar');
+  await writeFile(file, bytes);
+  return { volume: { path: file, size, offset: 0, actualSize: size }, bytes };
+}
+
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+test('workers sharing one queue hash one huge range and many small ones, each once and right, whatever the order', async () => {
+  await withDir(async (dir) => {
+    const { volume, bytes } = await randomVolume(dir, 3 * 1024 * 1024);
+    // One range of 2 MiB, then 40 small ones of different sizes after it, some empty.
+    const ranges = [{ id: 0, offset: 0, size: 2 * 1024 * 1024 }];
+    for (let offset = 2 * 1024 * 1024, id = 1; id <= 40; id++) {
+      const size = (id * 7919) % 20_000;
+      ranges.push({ id, offset, size });
+      offset += size;
+    }
+    for (const workers of [1, 2, 3]) {
+      let read = 0;
+      const hashes = await hashRangesQueued([volume], ranges, { workers, chunkSize: 64 * 1024, onBytes: (n) => (read = n) });
+      assert.equal(hashes.size, ranges.length);
+      for (const r of ranges) assert.deepEqual(hashes.get(r.id), { sha256: sha256(bytes.subarray(r.offset, r.offset + r.size)) }, `range ${r.id} with ${workers} workers`);
+      assert.equal(read, ranges.reduce((n, r) => n + r.size, 0), 'each byte read once');
+    }
+  });
+});
+
+test('prestarted workers take the next call\'s work; a missing volume fails only the ranges on it', async () => {
+  await withDir(async (dir) => {
+    const { volume, bytes } = await randomVolume(dir, 100_000);
+    const missing: VolumeOnDisk = { path: path.join(dir, 'b.tar.002'), size: 50_000, offset: 100_000, actualSize: undefined };
+    prestartHashWorkers();
+    const hashes = await hashRangesQueued([volume, missing], [{ id: 1, offset: 10, size: 60_000 }, { id: 2, offset: 90_000, size: 20_000 }, { id: 3, offset: 60_010, size: 10 }]);
+    assert.deepEqual(hashes.get(1), { sha256: sha256(bytes.subarray(10, 60_010)) });
+    assert.deepEqual(hashes.get(2), { error: `volume ${missing.path} is missing` });
+    assert.deepEqual(hashes.get(3), { sha256: sha256(bytes.subarray(60_010, 60_020)) });
+  });
+});
+
+test('a read error in a worker of a shared queue names the volume, the byte and the blob', async () => {
+  await withDir(async (dir) => {
+    const volume = await unreadableVolume(dir, 8192);
+    const blob = 'blob sha256:' + 'cd'.repeat(32);
+    const hashing = hashRangesQueued([volume], [{ id: 3, offset: 0, size: 512 }, { id: 9, offset: 1024, size: 4096 }], { rangeName: (id) => (id === 9 ? blob : undefined), workers: 1 });
+    // The largest range is taken first.
+    await assert.rejects(hashing, isIoError('read', volume.path, 1024, 'EISDIR', blob));
+  });
+});
+
+test('idle prestarted workers do not keep the process alive', async () => {
+  const module = new URL('../../src/bundle/hash-pipeline.js', import.meta.url).href;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', `(await import(${JSON.stringify(module)})).prestartHashWorkers(2)`], { stdio: 'inherit' });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+  clearTimeout(timer);
+  assert.deepEqual({ code, signal }, { code: 0, signal: null });
 });
