@@ -7,7 +7,7 @@ import path from 'node:path';
 import { blobEntryName, describeEntry, MANIFEST_ENTRY, SIGNATURE_SUFFIX, type BundleBase, type BundleManifest } from './format.js';
 import { locateBundle, readBundleManifest, type BlobLocation, type BundleFiles, type TarEntry } from './reader.js';
 import { pwriteAll, VolumeSet } from './volumes.js';
-import { nameIoError, placeIoError, VolumeIoError } from './volume-io-error.js';
+import { bundleReadFailure, nameIoError, placeIoError, VolumeIoError } from './volume-io-error.js';
 import { copyCancelled, hashRanges, hashRangesDirect, type HashOptions, type HashRange, type RangeHash, type VolumeOnDisk } from './hash-pipeline.js';
 import { bundleFiles, placeEntries, type BundleLayout, type LayoutEntry } from './layout.js';
 import { bundleSkeleton, type SkeletonPart, type SkeletonRegion } from './skeleton.js';
@@ -370,6 +370,9 @@ export async function verifyBundle(
       signature,
       problems,
     };
+  } catch (err) {
+    // A caller that opened the volumes (import) names their read errors itself.
+    throw opened ? err : bundleReadFailure(err, bundlePath);
   } finally {
     if (!opened) await volumes.close();
   }
@@ -408,6 +411,8 @@ export async function verifyBundleStructure(files: BundleFiles, options: Pick<Ve
     };
     const checked = report.ok && read.manifest && read.manifestBytes && read.layout ? { manifest: read.manifest, manifestBytes: read.manifestBytes, blobs: blobLocations(read.layout) } : undefined;
     return { report, checked };
+  } catch (err) {
+    throw bundleReadFailure(err, bundlePath);
   } finally {
     await volumes.close();
   }

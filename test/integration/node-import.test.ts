@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,7 +21,8 @@ import { BundleStore } from '../../src/mirror/bundle-store.js';
 import { isUserError } from '../../src/util/errors.js';
 import { deltaPlan, readPrevious } from '../../src/plan/delta.js';
 import { blobContents, MemorySource, tarEntry, testImage, testPlan } from '../support/bundle-plans.js';
-import { assertNoInternalError, CLI, runCli, type CliResult } from '../support/cli.js';
+import { assertNoInternalError, CLI, runCli } from '../support/cli.js';
+import { cliUnderEio, skippedWithoutStrace } from '../support/eio.js';
 import { flipByte } from '../support/damage.js';
 
 const REPO = { domain: 'quay.io', path: 'openshift-release-dev/ocp-v4.0-art-dev' };
@@ -168,17 +169,6 @@ test('a damaged tar header or padding on the media (bytes no digest covers) is r
   }
 });
 
-/** Skips the test, saying why, when strace cannot trace (and so count calls or inject faults) here: not in every container. */
-function skippedWithoutStrace(t: { skip(message: string): void }): boolean {
-  try {
-    execFileSync('strace', ['-f', '-e', 'trace=none', '-o', '/dev/null', 'true'], { stdio: 'ignore', timeout: 10_000 });
-    return false;
-  } catch {
-    t.skip('strace cannot trace here');
-    return true;
-  }
-}
-
 test('import opens each volume of the media once, reads the seal and the signature once, with volume checksums or without, and pin-preload.json once without (system calls counted)', async (t) => {
   if (skippedWithoutStrace(t)) return;
   const dir = await tempDir(t, 'import-opens');
@@ -219,17 +209,6 @@ test('import opens each volume of the media once, reads the seal and the signatu
     assert.deepEqual((await readdir(config.paths.bundles)).filter((f) => !f.startsWith('.')).sort(), [...volumes.map((v) => path.basename(v)), 'ocp.tar.seal.json', 'ocp.tar.sig'].sort());
   }
 });
-
-/**
- * The CLI with the reads (pread64) of `file` failing with EIO: every one, as a bad medium does, or with `firstOnly`
- * the first of each thread (strace counts per thread: the main thread's and each libuv pool thread's first).
- * -P: only calls on that file are traced and tampered with.
- */
-function cliUnderEio(file: string, args: readonly string[], firstOnly = false): CliResult {
-  const inject = `inject=pread64:error=EIO${firstOnly ? ':when=1' : ''}`;
-  const run = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', '-P', file, '-e', 'trace=pread64', '-e', inject, process.execPath, CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
-  return { code: run.status, signal: run.signal, stdout: run.stdout, stderr: run.stderr, ms: 0 };
-}
 
 /** An import under EIO on volume `damaged`: a clear IMPORT_FAILED with that volume as subject, nothing left behind. Returns its message. */
 async function failedImportMessage(seal: string, config: NodeConfig, damaged: string, firstOnly: boolean): Promise<string> {
