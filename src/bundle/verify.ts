@@ -486,6 +486,8 @@ export async function readLayout(files: BundleFiles, volumes: VolumeSet): Promis
     // Checked against the seal's manifestDigest: this pins the layout, so the skeleton can be regenerated.
     read = await readBundleManifest(files, volumes);
   } catch (err) {
+    // A read error is the media's, not the manifest's: its caller names it (BUNDLE_READ_FAILED, IMPORT_FAILED).
+    if (err instanceof VolumeIoError) throw err;
     return { skeleton: [], problems: [{ kind: 'manifest', subject: `${bundlePath}:${MANIFEST_ENTRY}`, message: (err as Error).message }] };
   }
   try {

@@ -63,10 +63,13 @@ test('bundle push to a layout and to a registry, with or without --verify-first,
   assert.deepEqual(catalog.repositories, [], 'nothing was pushed to the registry');
 });
 
-test('bundle inspect names a failed read of the first tar header (pin-preload.json\'s) as BUNDLE_READ_FAILED', async (t) => {
+test('bundle push and bundle inspect name a failed read of the first tar header (pin-preload.json\'s) as BUNDLE_READ_FAILED', async (t) => {
   if (skippedWithoutStrace(t)) return;
   const { seal, volumes } = await splitBundle(t);
   const first = volumes[0]!;
-  const message = readFailure(cliUnderEio(first, ['bundle', 'inspect', seal, '--json'], true), first, 'bundle inspect');
-  assert.ok(message.includes(`reading volume ${first} at byte 0 (the first tar header) failed: EIO`), message);
+  const named = `reading volume ${first} at byte 0 (the first tar header) failed: EIO`;
+  for (const args of [['bundle', 'push', seal, '--to', `oci:${path.join(path.dirname(seal), 'layout')}`, '--json'], ['bundle', 'inspect', seal, '--json']]) {
+    const message = readFailure(cliUnderEio(first, args, true), first, args.slice(0, 2).join(' '));
+    assert.ok(message.includes(named), message);
+  }
 });

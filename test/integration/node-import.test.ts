@@ -218,7 +218,12 @@ async function failedImportMessage(seal: string, config: NodeConfig, damaged: st
   const { error } = JSON.parse(result.stdout) as { error: { code: string; message: string; subject?: { kind: string; name: string } } };
   assert.equal(error.code, 'IMPORT_FAILED');
   assert.deepEqual(error.subject, { kind: 'path', name: damaged }, 'the subject is the damaged volume');
-  assert.deepEqual((await readdir(config.paths.bundles)).filter((f) => !f.startsWith('.pin-preload')), [], 'nothing imported');
+  // A failed read before the copy starts leaves even the bundle dir uncreated.
+  const left = await readdir(config.paths.bundles).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [];
+    throw err;
+  });
+  assert.deepEqual(left.filter((f) => !f.startsWith('.pin-preload')), [], 'nothing imported');
   return error.message;
 }
 
@@ -252,11 +257,18 @@ test('a read error on a tar header (the first read of a volume fails with EIO) n
   assert.equal(failed.code, 'BUNDLE_READ_FAILED');
   assert.deepEqual(failed.subject, { kind: 'path', name: damaged });
   assert.match(failed.message, entryNamed);
-  // The first header of all, read before the layout is known (pin-preload.json's), is named as the first.
+  // The first header of all, read before the layout is known (pin-preload.json's), is named as the first: a
+  // read error of the media (verify: BUNDLE_READ_FAILED, import: IMPORT_FAILED), not a damaged manifest.
+  const firstNamed = `reading volume ${volumes[0]!} at byte 0 (the first tar header) failed: EIO`;
   const first = cliUnderEio(volumes[0]!, ['bundle', 'verify', seal, '--json'], true);
   assertNoInternalError(first, 'verify with a read error on the first tar header');
-  assert.notEqual(first.code, 0, first.stdout);
-  assert.ok(first.stdout.includes(`reading volume ${volumes[0]!} at byte 0 (the first tar header) failed: EIO`), first.stdout);
+  assert.equal(first.code, 1, first.stderr);
+  const firstFailed = (JSON.parse(first.stdout) as { error: { code: string; message: string; subject?: { kind: string; name: string } } }).error;
+  assert.equal(firstFailed.code, 'BUNDLE_READ_FAILED');
+  assert.deepEqual(firstFailed.subject, { kind: 'path', name: volumes[0]! });
+  assert.ok(firstFailed.message.includes(firstNamed), firstFailed.message);
+  const firstImport = await failedImportMessage(seal, nodeConfig(path.join(dir, 'node-first')), volumes[0]!, true);
+  assert.ok(firstImport.includes(firstNamed), firstImport);
 });
 
 test('a bundle whose blob is damaged (sealed that way) is rejected by blob verification, leaving nothing behind', async (t) => {
