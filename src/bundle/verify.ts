@@ -208,12 +208,16 @@ function onDiskWhole(volumes: VolumeSet, onDisk: readonly VolumeOnDisk[], offset
   return volumes.pieces(offset, length).every((p) => (onDisk[p.volume]!.actualSize ?? 0) >= p.localOffset + p.length);
 }
 
-const SKELETON_PROBLEM: Record<SkeletonPart, { kind: ProblemKind; what: (entry: string) => string }> = {
-  header: { kind: 'tar-header', what: (e) => `the tar header of ${e} differs from the one ${MANIFEST_ENTRY} prescribes` },
-  'oci-layout': { kind: 'oci-layout', what: (e) => `${e} differs from the one every bundle has` },
-  index: { kind: 'index', what: (e) => `${e} differs from the one ${MANIFEST_ENTRY} implies` },
-  padding: { kind: 'padding', what: (e) => `the padding after ${e} is not zeros` },
-  'end-of-archive': { kind: 'end-of-archive', what: () => 'the end-of-archive blocks are not zeros' },
+/**
+ * Each part of the skeleton: its problem kind, its name for a tar entry (a read error says what it was reading,
+ * a problem what differs), and what a problem says of it when its bytes differ.
+ */
+const SKELETON_PART: Record<SkeletonPart, { kind: ProblemKind; name: (entry: string) => string; differs: (name: string) => string }> = {
+  header: { kind: 'tar-header', name: (e) => `tar header of ${e}`, differs: (n) => `the ${n} differs from the one ${MANIFEST_ENTRY} prescribes` },
+  'oci-layout': { kind: 'oci-layout', name: (e) => e, differs: (n) => `${n} differs from the one every bundle has` },
+  index: { kind: 'index', name: (e) => e, differs: (n) => `${n} differs from the one ${MANIFEST_ENTRY} implies` },
+  padding: { kind: 'padding', name: (e) => `padding after ${e}`, differs: (n) => `the ${n} is not zeros` },
+  'end-of-archive': { kind: 'end-of-archive', name: () => 'end-of-archive blocks', differs: (n) => `the ${n} are not zeros` },
 };
 const SKELETON_PROBLEMS_SHOWN = 20;
 /** Regions read together: consecutive ones (a blob's padding and the next header) cost one read. */
@@ -240,13 +244,13 @@ async function checkSkeleton(regions: readonly SkeletonRegion[], volumes: Volume
     while (found[first] === region.bytes[first]) first++;
     let differing = 0;
     for (let i = first; i < found.length; i++) if (found[i] !== region.bytes[i]) differing++;
-    const { kind, what } = SKELETON_PROBLEM[region.part];
+    const { kind, name, differs } = SKELETON_PART[region.part];
     const where = whereOnDisk(volumes, region.offset + first, 1);
     problems.push({
       kind,
       subject: region.entry || path.basename(where.volume ?? ''),
       ...(where.volume ? { volume: where.volume } : {}),
-      message: `${what(region.entry)}: ${differing} of its ${region.bytes.length} bytes differ, the first at byte ${first} of it (${where.text.replace(/ bytes (\d+)–\d+$/, ' byte $1')})`,
+      message: `${differs(name(region.entry))}: ${differing} of its ${region.bytes.length} bytes differ, the first at byte ${first} of it (${where.text.replace(/ bytes (\d+)–\d+$/, ' byte $1')})`,
       expected: byteText(region.bytes[first]!),
       found: byteText(found[first]!),
     });
@@ -285,19 +289,11 @@ async function readSkeleton(volumes: VolumeSet, buffer: Buffer, offset: number, 
     if (!(err instanceof VolumeIoError)) throw err;
     const index = volumes.volumes.findIndex((v) => v.path === err.path);
     if (index < 0) throw err;
-    const at = volumes.volumes.slice(0, index).reduce((sum, v) => sum + v.size, 0) + err.offset;
+    const at = volumes.bundleOffset(index, err.offset);
     const region = regions.find((r) => r.offset <= at && at < r.offset + r.bytes.length);
-    throw region ? nameIoError(err, SKELETON_PART_NAME[region.part](describeEntry(region.entry))) : err;
+    throw region ? nameIoError(err, SKELETON_PART[region.part].name(describeEntry(region.entry))) : err;
   });
 }
-
-const SKELETON_PART_NAME: Record<SkeletonPart, (entry: string) => string> = {
-  header: (e) => `tar header of ${e}`,
-  'oci-layout': (e) => e,
-  index: (e) => e,
-  padding: (e) => `padding after ${e}`,
-  'end-of-archive': () => 'end-of-archive blocks',
-};
 
 /** Splits the blobs into two groups of about equal bytes (largest first onto the lighter group), one per worker. */
 function balance(ranges: readonly HashRange[]): [HashRange[], HashRange[]] {
