@@ -10,7 +10,7 @@
 // JSON file next to the volumes ("NAME.seal.json") that also pins the manifest by digest; the detached
 // signature ("NAME.sig") is over the seal's exact bytes, and so covers the manifest and every blob.
 
-import { digestHex, type Digest } from '../oci/digest.js';
+import { digestHex, isDigest, type Digest } from '../oci/digest.js';
 
 export const BUNDLE_FORMAT = 'pin-preload.bundle';
 /** The version of a bundle without signatures: what every reader since format 1 reads. */
@@ -47,8 +47,14 @@ export const BLOB_ENTRY_PREFIX = 'blobs/sha256/';
 export const blobEntryName = (digest: Digest): string => `${BLOB_ENTRY_PREFIX}${digestHex(digest)}`;
 /** The digest a blob entry's name claims; unchecked, as a damaged tar may name anything (isDigest tells). */
 export const blobEntryDigest = (name: string): string => `sha256:${name.slice(BLOB_ENTRY_PREFIX.length)}`;
-/** A tar entry as errors name it: a blob by its digest ("blob sha256:…"), the others by their file name. */
-export const describeEntry = (name: string): string => (name.startsWith(BLOB_ENTRY_PREFIX) ? `blob ${blobEntryDigest(name)}` : name);
+/**
+ * A tar entry as errors name it: a blob by its digest ("blob sha256:…"), the others by their file name — among
+ * them the directory blobs/sha256/ itself and, in a damaged tar, a name under it that is no digest.
+ */
+export function describeEntry(name: string): string {
+  const digest = name.startsWith(BLOB_ENTRY_PREFIX) ? blobEntryDigest(name) : undefined;
+  return digest !== undefined && isDigest(digest) ? `blob ${digest}` : name;
+}
 /** Volume names carry three digits (NAME.001 … NAME.999). */
 export const MAX_VOLUMES = 999;
 

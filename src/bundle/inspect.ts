@@ -7,6 +7,7 @@ import type { BundleBase, BundleManifest } from './format.js';
 import { bundleReleases } from './bundle-manifest.js';
 import { checkFirstVolumePresent, locateBundle, readBundleManifest } from './reader.js';
 import { VolumeSet } from './volumes.js';
+import { bundleReadFailure } from './volume-io-error.js';
 import { errnoCode } from '../util/errors.js';
 
 export interface InspectedImage {
@@ -81,6 +82,8 @@ export async function inspectBundle(file: string): Promise<BundleInspection> {
   let manifest: BundleManifest;
   try {
     manifest = (await readBundleManifest(files, volumes)).manifest;
+  } catch (err) {
+    throw bundleReadFailure(err, path.join(files.dir, files.name));
   } finally {
     await volumes.close();
   }

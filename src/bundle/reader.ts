@@ -10,7 +10,7 @@ import { publishInterrupted, WORK_DIR_SUFFIX } from './publish.js';
 import { MAX_MANIFEST_SIZE, parseBundleManifest } from './bundle-manifest.js';
 import { BLOCK, decodeHeader, isZeroBlock, paddedSize, TarHeaderError, type TarEntryType } from './tar-header.js';
 import { VolumeSet, type Volume } from './volumes.js';
-import { nameIoError } from './volume-io-error.js';
+import { bundleReadFailure, nameIoError } from './volume-io-error.js';
 import { isDigest, sha256Of, type Digest } from '../oci/digest.js';
 import { errnoCode, UserError } from '../util/errors.js';
 
@@ -231,6 +231,8 @@ export async function readManifestEntry(files: BundleFiles): Promise<{ manifest:
   const volumes = new VolumeSet(files.volumes);
   try {
     return await readBundleManifest(files, volumes);
+  } catch (err) {
+    throw bundleReadFailure(err, path.join(files.dir, files.name));
   } finally {
     await volumes.close();
   }
@@ -283,7 +285,7 @@ export async function openLocatedBundle(files: BundleFiles, known?: { readonly m
     };
   } catch (err) {
     await volumes.close();
-    throw err;
+    throw bundleReadFailure(err, path.join(files.dir, files.name));
   }
 }
 

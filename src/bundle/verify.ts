@@ -7,7 +7,7 @@ import path from 'node:path';
 import { blobEntryName, describeEntry, MANIFEST_ENTRY, SIGNATURE_SUFFIX, type BundleBase, type BundleManifest } from './format.js';
 import { locateBundle, readBundleManifest, type BlobLocation, type BundleFiles, type TarEntry } from './reader.js';
 import { pwriteAll, VolumeSet } from './volumes.js';
-import { nameIoError, placeIoError, VolumeIoError } from './volume-io-error.js';
+import { bundleReadFailure, nameIoError, placeIoError, VolumeIoError } from './volume-io-error.js';
 import { copyCancelled, hashRanges, hashRangesQueued, type HashOptions, type HashRange, type RangeHash, type VolumeOnDisk } from './hash-pipeline.js';
 import { bundleFiles, placeEntries, type BundleLayout, type LayoutEntry } from './layout.js';
 import { bundleSkeleton, type SkeletonPart, type SkeletonRegion } from './skeleton.js';
@@ -208,12 +208,16 @@ function onDiskWhole(volumes: VolumeSet, onDisk: readonly VolumeOnDisk[], offset
   return volumes.pieces(offset, length).every((p) => (onDisk[p.volume]!.actualSize ?? 0) >= p.localOffset + p.length);
 }
 
-const SKELETON_PROBLEM: Record<SkeletonPart, { kind: ProblemKind; what: (entry: string) => string }> = {
-  header: { kind: 'tar-header', what: (e) => `the tar header of ${e} differs from the one ${MANIFEST_ENTRY} prescribes` },
-  'oci-layout': { kind: 'oci-layout', what: (e) => `${e} differs from the one every bundle has` },
-  index: { kind: 'index', what: (e) => `${e} differs from the one ${MANIFEST_ENTRY} implies` },
-  padding: { kind: 'padding', what: (e) => `the padding after ${e} is not zeros` },
-  'end-of-archive': { kind: 'end-of-archive', what: () => 'the end-of-archive blocks are not zeros' },
+/**
+ * Each part of the skeleton: its problem kind, its name for a tar entry (a read error says what it was reading,
+ * a problem what differs), and what a problem says of it when its bytes differ.
+ */
+const SKELETON_PART: Record<SkeletonPart, { kind: ProblemKind; name: (entry: string) => string; differs: (name: string) => string }> = {
+  header: { kind: 'tar-header', name: (e) => `tar header of ${e}`, differs: (n) => `the ${n} differs from the one ${MANIFEST_ENTRY} prescribes` },
+  'oci-layout': { kind: 'oci-layout', name: (e) => e, differs: (n) => `${n} differs from the one every bundle has` },
+  index: { kind: 'index', name: (e) => e, differs: (n) => `${n} differs from the one ${MANIFEST_ENTRY} implies` },
+  padding: { kind: 'padding', name: (e) => `padding after ${e}`, differs: (n) => `the ${n} is not zeros` },
+  'end-of-archive': { kind: 'end-of-archive', name: () => 'end-of-archive blocks', differs: (n) => `the ${n} are not zeros` },
 };
 const SKELETON_PROBLEMS_SHOWN = 20;
 /** Regions read together: consecutive ones (a blob's padding and the next header) cost one read. */
@@ -240,13 +244,13 @@ async function checkSkeleton(regions: readonly SkeletonRegion[], volumes: Volume
     while (found[first] === region.bytes[first]) first++;
     let differing = 0;
     for (let i = first; i < found.length; i++) if (found[i] !== region.bytes[i]) differing++;
-    const { kind, what } = SKELETON_PROBLEM[region.part];
+    const { kind, name, differs } = SKELETON_PART[region.part];
     const where = whereOnDisk(volumes, region.offset + first, 1);
     problems.push({
       kind,
       subject: region.entry || path.basename(where.volume ?? ''),
       ...(where.volume ? { volume: where.volume } : {}),
-      message: `${what(region.entry)}: ${differing} of its ${region.bytes.length} bytes differ, the first at byte ${first} of it (${where.text.replace(/ bytes (\d+)–\d+$/, ' byte $1')})`,
+      message: `${differs(name(region.entry))}: ${differing} of its ${region.bytes.length} bytes differ, the first at byte ${first} of it (${where.text.replace(/ bytes (\d+)–\d+$/, ' byte $1')})`,
       expected: byteText(region.bytes[first]!),
       found: byteText(found[first]!),
     });
@@ -285,19 +289,12 @@ async function readSkeleton(volumes: VolumeSet, buffer: Buffer, offset: number, 
     if (!(err instanceof VolumeIoError)) throw err;
     const index = volumes.volumes.findIndex((v) => v.path === err.path);
     if (index < 0) throw err;
-    const at = volumes.volumes.slice(0, index).reduce((sum, v) => sum + v.size, 0) + err.offset;
+    const at = volumes.bundleOffset(index, err.offset);
     const region = regions.find((r) => r.offset <= at && at < r.offset + r.bytes.length);
-    throw region ? nameIoError(err, SKELETON_PART_NAME[region.part](describeEntry(region.entry))) : err;
+    throw region ? nameIoError(err, SKELETON_PART[region.part].name(describeEntry(region.entry))) : err;
   });
 }
 
-const SKELETON_PART_NAME: Record<SkeletonPart, (entry: string) => string> = {
-  header: (e) => `tar header of ${e}`,
-  'oci-layout': (e) => e,
-  index: (e) => e,
-  padding: (e) => `padding after ${e}`,
-  'end-of-archive': () => 'end-of-archive blocks',
-};
 
 /** A bundle whose volumes its caller has open and whose layout it has read already (`import`: for its base check). */
 export interface OpenedLayout {
@@ -358,6 +355,9 @@ export async function verifyBundle(
       signature,
       problems,
     };
+  } catch (err) {
+    // A caller that opened the volumes (import) names their read errors itself.
+    throw opened ? err : bundleReadFailure(err, bundlePath);
   } finally {
     if (!opened) await volumes.close();
   }
@@ -396,6 +396,8 @@ export async function verifyBundleStructure(files: BundleFiles, options: Pick<Ve
     };
     const checked = report.ok && read.manifest && read.manifestBytes && read.layout ? { manifest: read.manifest, manifestBytes: read.manifestBytes, blobs: blobLocations(read.layout) } : undefined;
     return { report, checked };
+  } catch (err) {
+    throw bundleReadFailure(err, bundlePath);
   } finally {
     await volumes.close();
   }
@@ -469,6 +471,8 @@ export async function readLayout(files: BundleFiles, volumes: VolumeSet): Promis
     // Checked against the seal's manifestDigest: this pins the layout, so the skeleton can be regenerated.
     read = await readBundleManifest(files, volumes);
   } catch (err) {
+    // A read error is the media's, not the manifest's: its caller names it (BUNDLE_READ_FAILED, IMPORT_FAILED).
+    if (err instanceof VolumeIoError) throw err;
     return { skeleton: [], problems: [{ kind: 'manifest', subject: `${bundlePath}:${MANIFEST_ENTRY}`, message: (err as Error).message }] };
   }
   try {

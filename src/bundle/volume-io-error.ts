@@ -1,7 +1,7 @@
 // A read or write of a bundle volume (or of its copy) that failed, named by file, byte and what lies there:
 // an EIO on the media says which volume, where, and which blob, not only "i/o error, read".
 
-import { errnoCode } from '../util/errors.js';
+import { errnoCode, UserError } from '../util/errors.js';
 
 export type VolumeIo = 'read' | 'write';
 
@@ -52,4 +52,14 @@ export function placeIoError(err: unknown, place: VolumeIoPlace): unknown {
 /** `err` naming what lies at its byte when it is a VolumeIoError that names nothing yet; anything else as it is. */
 export function nameIoError(err: unknown, what: string): unknown {
   return err instanceof VolumeIoError && err.what === undefined ? err.naming(what) : err;
+}
+
+/**
+ * A failed read of a bundle's volume as BUNDLE_READ_FAILED, naming the volume (its subject), the byte and what
+ * lies there: the media's fault, not a bug. The one place every reader of a bundle (verify, push, inspect, the
+ * node's opening of a bundle) turns it into the user's error; anything else as it is.
+ */
+export function bundleReadFailure(err: unknown, bundle: string): unknown {
+  if (!(err instanceof VolumeIoError) || err.io !== 'read') return err;
+  return new UserError('BUNDLE_READ_FAILED', `bundle ${bundle}: ${err.message}`, { subject: { kind: 'path', name: err.path }, cause: err });
 }

@@ -98,6 +98,11 @@ export class VolumeSet {
     return lo;
   }
 
+  /** The bundle (tar) offset of byte `localOffset` of volume `index`: a place in one volume as a place in the tar. */
+  bundleOffset(index: number, localOffset: number): number {
+    return this.starts[index]! + localOffset;
+  }
+
   /** The descriptor of volume `index`, opened on first use and kept until close (worker threads may share it). */
   fd(index: number): Promise<number> {
     if (this.closed) throw new Error('VolumeSet is closed');

@@ -2,8 +2,6 @@
 
 import type { Command } from 'commander';
 import { prestartHashWorkers } from '../bundle/hash-pipeline.js';
-import { VolumeIoError } from '../bundle/volume-io-error.js';
-import { UserError } from '../util/errors.js';
 import { createProgress } from '../util/progress.js';
 import { action, printJson } from './run-command.js';
 
@@ -32,10 +30,6 @@ export function registerBundleVerify(bundle: Command): void {
           ...(options.volumeChecksums ? { volumeChecksums: true } : {}),
           ...(options.releaseKeyring !== undefined ? { releaseKeyring: options.releaseKeyring } : {}),
           onBytes: (done, total) => progress.update({ bytesDone: done, bytesTotal: total }),
-        }).catch((err: unknown) => {
-          // A volume that cannot be read (EIO) is the media's fault, named by volume, byte and entry: not a bug.
-          if (!(err instanceof VolumeIoError)) throw err;
-          throw new UserError('BUNDLE_READ_FAILED', `verifying bundle ${file} failed: ${err.message}`, { subject: { kind: 'path', name: err.path }, cause: err });
         });
         progress.finish();
         if (options.json) printJson({ schemaVersion: 1, ...report });

@@ -3,7 +3,7 @@
 
 import type { Command } from 'commander';
 import { DEFAULT_CONCURRENCY } from '../plan/plan.js';
-import { DEFAULT_GRAPH_URL } from '../release/update-graph.js';
+import { compareVersions, DEFAULT_GRAPH_URL } from '../release/update-graph.js';
 import type { BundleSpec } from '../plan/bundle-spec.js';
 import type { Selection } from '../plan/selection.js';
 import type { RegistryClient } from '../registry/index.js';
@@ -79,6 +79,7 @@ export async function selectionFromOptions(options: SelectionOptionValues, spec?
   const [{ buildSelection }, { createImageSource }] = await Promise.all([import('../plan/selection.js'), import('../registry/index.js')]);
   const versionFlag = [options.version && '--version', options.minVersion && '--min-version', options.maxVersion && '--max-version'].find(Boolean);
   if (options.channel === undefined && versionFlag) throw new UserError('USAGE', `${versionFlag} needs --channel NAME`, { subject: { kind: 'option', name: versionFlag } });
+  refuseReversedRange(options, given);
   const graph = graphUrlOf(options, given);
   const selection = await buildSelection({
     ...(spec ? { spec } : {}),
@@ -105,6 +106,18 @@ export async function selectionFromOptions(options: SelectionOptionValues, spec?
     maxConcurrentRequests: concurrency,
   });
   return { selection, source, concurrency };
+}
+
+/**
+ * A minimum version newer than the maximum, refused before the graph is fetched and named where the versions
+ * were given: the flags replace the spec's version keys but keep its channel, so the channel's origin says
+ * nothing about them.
+ */
+function refuseReversedRange(options: SelectionOptionValues, given: SelectionOptionValues): void {
+  const { minVersion, maxVersion } = options;
+  if (minVersion === undefined || maxVersion === undefined || compareVersions(minVersion, maxVersion) <= 0) return;
+  const min = optionSource(given, 'minVersion', 'min-version');
+  throw new UserError('USAGE', `${min} ${minVersion} is newer than ${optionSource(given, 'maxVersion', 'max-version')} ${maxVersion}`, { subject: { kind: 'option', name: '--min-version' } });
 }
 
 /**

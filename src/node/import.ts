@@ -171,7 +171,9 @@ async function importOpened(
   const bundlesDir = path.resolve(config.paths.bundles);
   const targetSeal = path.join(bundlesDir, files.name + SEAL_SUFFIX);
   const bundlePath = path.join(bundlesDir, files.name);
-  const layout = await readLayout(files, volumes);
+  const layout = await readLayout(files, volumes).catch((err: unknown) => {
+    throw importFailure(err, files.name, bundlesDir);
+  });
   await requireBases(source, files, layout.manifest, bundlesDir);
   if (path.resolve(files.dir) === bundlesDir) {
     // Already in place (copied by hand, or the second half of `preload BUNDLE`): verify and register only.

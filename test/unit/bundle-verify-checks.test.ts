@@ -7,8 +7,10 @@ import { open, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { createBundle } from '../../src/bundle/writer.js';
-import { locateBundle, type BundleFiles } from '../../src/bundle/reader.js';
-import { VolumeSet } from '../../src/bundle/volumes.js';
+import { BLOB_ENTRY_PREFIX, MANIFEST_ENTRY } from '../../src/bundle/format.js';
+import { locateBundle, scanTar, type BundleFiles, type TarEntry } from '../../src/bundle/reader.js';
+import { VolumeSet, type Volume } from '../../src/bundle/volumes.js';
+import { placeIoError, VolumeIoError } from '../../src/bundle/volume-io-error.js';
 import type { RangeHash } from '../../src/bundle/hash-pipeline.js';
 import type { Digest } from '../../src/oci/digest.js';
 import {
@@ -22,6 +24,7 @@ import {
   volumeChecksumProblems,
   volumeStatus,
   wantsVolumeChecksums,
+  verifyBundle,
   type VerifyProblem,
 } from '../../src/bundle/verify.js';
 import { withTempDir } from '../support/temp-dir.js';
@@ -171,4 +174,66 @@ test('a volume is ok unless a problem is about it or lies in it', () => {
   const problems: VerifyProblem[] = [{ kind: 'blob-digest', subject: 'sha256:x', volume: '/b/b.tar.002', message: 'damaged' }];
   assert.deepEqual(volumeStatus(onDisk, problems).map((v) => v.ok), [true, false]);
   assert.deepEqual(volumeStatus(onDisk, [{ kind: 'volume-size', subject: '/b/b.tar.001', message: 'short' }]).map((v) => v.ok), [false, true]);
+});
+
+/** Volumes whose byte `failAt` cannot be read: a read that covers it fails with EIO at that byte, as a bad sector's does. */
+class VolumesFailingAt extends VolumeSet {
+  constructor(volumes: readonly Volume[], private readonly failAt: number) {
+    super(volumes);
+  }
+
+  override async read(buffer: Buffer, offset: number, length = buffer.length, bufferOffset = 0): Promise<void> {
+    if (offset <= this.failAt && this.failAt < offset + length) {
+      const [piece] = this.pieces(this.failAt, 1);
+      throw placeIoError(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }), { io: 'read', path: this.volumes[piece!.volume]!.path, offset: piece!.localOffset });
+    }
+    return super.read(buffer, offset, length, bufferOffset);
+  }
+}
+
+/** What `work` over volumes failing at `failAt` rejects with: a VolumeIoError, whose `what` names what lies there. */
+async function readErrorAt(files: BundleFiles, failAt: number, work: (volumes: VolumeSet) => Promise<unknown>): Promise<string | undefined> {
+  const failing = new VolumesFailingAt(files.volumes, failAt);
+  try {
+    const err = await work(failing).then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof VolumeIoError, `a VolumeIoError, not ${String(err)}`);
+    assert.equal(err.offset, failAt, 'at the byte that failed (one volume)');
+    return err.what;
+  } finally {
+    await failing.close();
+  }
+}
+
+async function scanAll(files: BundleFiles, volumes: VolumeSet): Promise<TarEntry[]> {
+  const entries: TarEntry[] = [];
+  for await (const entry of scanTar(files, volumes)) entries.push(entry);
+  return entries;
+}
+
+test('a read error in the header scan names the header by the entry before it: the first, after pin-preload.json, after blobs/sha256/, after a blob', async () => {
+  await withBundle(async (files, volumes) => {
+    const entries = await scanAll(files, volumes);
+    const at = (name: string) => entries.findIndex((e) => e.name === name);
+    const firstBlob = entries.findIndex((e) => e.name.startsWith(BLOB_ENTRY_PREFIX) && e.name !== BLOB_ENTRY_PREFIX);
+    const cases: Array<[TarEntry, string]> = [
+      [entries[0]!, 'the first tar header'],
+      [entries[at(MANIFEST_ENTRY) + 1]!, `the tar header after ${MANIFEST_ENTRY}`],
+      [entries[at(BLOB_ENTRY_PREFIX) + 1]!, `the tar header after ${BLOB_ENTRY_PREFIX}`],
+      [entries[firstBlob + 1]!, `the tar header after blob sha256:${entries[firstBlob]!.name.slice(BLOB_ENTRY_PREFIX.length)}`],
+    ];
+    for (const [entry, what] of cases) assert.equal(await readErrorAt(files, entry.headerOffset + 100, (failing) => scanAll(files, failing)), what);
+    // pin-preload.json's data, read before the layout is known: a read error, named, not a damaged manifest.
+    assert.equal(await readErrorAt(files, entries[0]!.dataOffset + 10, (failing) => readLayout(files, failing)), MANIFEST_ENTRY);
+  });
+});
+
+test('a read error in a blob\'s tar header while the skeleton is compared names that header ("tar header of blob sha256:…"), not the padding read with it', async () => {
+  await withBundle(async (files, volumes) => {
+    const read = await readLayout(files, volumes);
+    const index = read.skeleton.findIndex((r) => r.part === 'header' && r.entry.startsWith(BLOB_ENTRY_PREFIX) && r.entry !== BLOB_ENTRY_PREFIX);
+    const [padding, header] = [read.skeleton[index - 1]!, read.skeleton[index]!];
+    assert.equal(padding.offset + padding.bytes.length, header.offset, 'read in one run with the padding before it');
+    const hex = header.entry.slice(BLOB_ENTRY_PREFIX.length);
+    assert.equal(await readErrorAt(files, header.offset + 100, (failing) => verifyBundle(files, {}, { volumes: failing, read })), `tar header of blob sha256:${hex}`);
+  });
 });

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { placeEntries, planLayout } from '../../src/bundle/layout.js';
 import { buildBundleManifest, serializeManifest } from '../../src/bundle/bundle-manifest.js';
-import { volumeRanges } from '../../src/bundle/volumes.js';
+import { volumeRanges, VolumeSet } from '../../src/bundle/volumes.js';
 import { BLOCK } from '../../src/bundle/tar-header.js';
 import { testImage, testPlan } from '../support/bundle-plans.js';
 
@@ -58,6 +58,17 @@ test('volumes cover the tar exactly, each at most the split size, named NAME.001
   const split = planLayout(plan, { name: 'b.tar', created: '2024-01-01T00:00:00Z', splitSize: 4096 });
   assert.deepEqual(split.layout.volumes.slice(0, 2).map((v) => v.name), ['b.tar.001', 'b.tar.002']);
   assert.deepEqual(planLayout(plan, { name: 'b.tar', created: '2024-01-01T00:00:00Z' }).layout.volumes.map((v) => v.name), ['b.tar']);
+});
+
+test('a byte of a volume maps to its bundle offset, the inverse of splitting a range into volume pieces', () => {
+  fc.assert(
+    fc.property(fc.array(fc.integer({ min: 1, max: 5000 }), { minLength: 1, maxLength: 6 }), fc.nat(), (sizes, pick) => {
+      const volumes = new VolumeSet(sizes.map((size, i) => ({ path: `b.tar.00${i + 1}`, size })));
+      const offset = pick % volumes.totalSize;
+      const [piece] = volumes.pieces(offset, 1);
+      assert.equal(volumes.bundleOffset(piece!.volume, piece!.localOffset), offset);
+    }),
+  );
 });
 
 test('the same plan gives the same layout, whatever the creation time', () => {

@@ -145,3 +145,20 @@ test('an update graph endpoint from the spec or UPDATE_URL_OVERRIDE is named the
   assert.equal(notUrl.message, 'UPDATE_URL_OVERRIDE (environment) "not a url" is not a URL');
   assert.match(notUrl.hint, /^fix or unset UPDATE_URL_OVERRIDE, or give --graph-url/);
 });
+
+test('--min-version newer than --max-version beside a spec that gives the channel is refused naming the flags, before the graph is fetched', async () => {
+  const { selectionFromOptions } = await import('../../src/cli/selection-options.js');
+  // The spec's channel (merged in), the versions from the flags. The graph is fetched later, while planning:
+  // a selection made means the range was not checked here.
+  const given = { spec: 'ocp.toml', minVersion: '4.16.4', maxVersion: '4.16.1' };
+  const merged = { ...given, channel: 'stable-4.16' };
+  const made = (context: { source: { close(): Promise<void> } }) => context.source.close();
+  const failure = await selectionFromOptions(merged, undefined, given).then(made, (e: unknown) => e);
+  assert.ok(isUserError(failure) && failure.code === 'USAGE', `got ${String(failure)}`);
+  assert.equal(failure.message, '--min-version 4.16.4 is newer than --max-version 4.16.1');
+  assert.deepEqual(failure.subject, { kind: 'option', name: '--min-version' });
+  // Both from the spec: named by its keys.
+  const fromKeys = await selectionFromOptions(merged, undefined, fromSpec).then(made, (e: unknown) => e);
+  assert.ok(isUserError(fromKeys) && fromKeys.code === 'USAGE', `got ${String(fromKeys)}`);
+  assert.equal(fromKeys.message, 'min-version (ocp.toml) 4.16.4 is newer than max-version (ocp.toml) 4.16.1');
+});
