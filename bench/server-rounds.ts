@@ -4,7 +4,7 @@
 import os from 'node:os';
 import { MANIFEST_ACCEPT } from '../src/oci/media-types.js';
 import type { ChildServer } from './servers.js';
-import { blobThroughput, manifestLatency, manifestLatencyWrk, wrkAvailable, WRK_MISSING, type BlobTarget, type Latency, type LatencyGenerator, type Throughput } from './http-load.js';
+import { blobThroughput, manifestLatency, readEveryBlobOnce, manifestLatencyWrk, wrkAvailable, WRK_MISSING, type BlobTarget, type Latency, type LatencyGenerator, type Throughput } from './http-load.js';
 
 export interface LoadTarget {
   /** "mirror", "docker-registry", "floor node:http", … */
@@ -76,6 +76,14 @@ const fmtLatency = (l: Latency) =>
 async function loadOnce(target: LoadTarget, plan: RoundPlan, round: number, useWrk: boolean, log: (line: string) => void): Promise<RoundSample> {
   const tag = `round ${round + 1}/${plan.rounds} ${target.name}`;
   const throughput: Throughput[] = [];
+  if (target.blobs) {
+    // Every turn, not once: other tenants' work evicts page-cache pages between turns (fincore showed half
+    // of a 1.1 GB bundle gone between runs), and the mirror reads a bundle tar while docker-registry and
+    // nginx share one set of blob files, so only a fresh read per turn gives every server the same state.
+    const t0 = process.hrtime.bigint();
+    const warmed = await readEveryBlobOnce(target.origin, target.blobs);
+    log(`${tag}: warm-up, every blob once, untimed: ${(warmed / 1e6).toFixed(0)} MB in ${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(1)} s`);
+  }
   for (const c of target.blobs ? plan.blobConcurrencies : []) {
     const t = await blobThroughput(target.origin, target.blobs!, c, plan.blobMinBytes, plan.blobMinSeconds, target.pid);
     const cpu = t.serverCpuMsPerGB === undefined ? '' : `, server CPU ${t.serverCpuMsPerGB.toFixed(0)} ms/GB`;
@@ -94,7 +102,7 @@ async function loadOnce(target: LoadTarget, plan: RoundPlan, round: number, useW
   return { round, target: target.name, throughput, ...(wrk ? { wrk } : {}), undici, loadAverage: os.loadavg()[0]! };
 }
 
-/** Every target, every round, in alternating order; per round: blob loads, then wrk, then undici manifest latency. */
+/** Every target, every round, in alternating order; per turn: an untimed read of every blob, the blob loads, then wrk, then undici manifest latency. */
 export async function loadInRounds(targets: readonly LoadTarget[], plan: RoundPlan, log: (line: string) => void): Promise<RoundsResult> {
   const useWrk = await wrkAvailable();
   if (!useWrk) log(`${WRK_MISSING}. Manifest latency falls back to the Node undici client, which bounds what it can show.`);
