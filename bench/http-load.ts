@@ -33,6 +33,27 @@ async function serverCpuDuring<T>(pid: number | undefined, measure: () => Promis
 }
 
 /**
+ * GETs every blob once, one at a time, bodies drained: untimed, so that each server's timed loads start in the
+ * same state. Without it the server whose files the page cache dropped (the mirror's bundle tar, or the blob
+ * files docker-registry and nginx share) reads them from disk in its first load while the other is warm, and
+ * a server that just started runs its first load unoptimized. Returns the bytes read.
+ */
+export async function readEveryBlobOnce(origin: string, blobs: readonly BlobTarget[]): Promise<number> {
+  const agent = new Agent({ connections: 1, pipelining: 1 });
+  let bytes = 0;
+  try {
+    for (const blob of blobs) {
+      const res = await request(origin + blob.path, { dispatcher: agent });
+      if (res.statusCode !== 200) throw new Error(`GET ${blob.path}: ${res.statusCode}`);
+      for await (const chunk of res.body) bytes += (chunk as Buffer).length;
+    }
+  } finally {
+    await agent.close();
+  }
+  return bytes;
+}
+
+/**
  * `concurrency` workers fetch blobs round-robin (bodies drained, not kept) until `minBytes` have been
  * read and at least `minSeconds` passed, then report MB/s (10^6 bytes per second).
  */

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { benchArgs } from './args.js';
 import { fixtureTarget, nginxTargets, prepareFixture, type Fixture } from './fixture.js';
 import { mustSucceed, peakRssOf, timed } from './proc.js';
-import { floorTarget, fmtSpread, loadInRounds, roundPlan, summarize, type LatencySummary, type LoadTarget, type TargetSummary } from './server-rounds.js';
+import { floorTarget, fmtSpread, loadInRounds, roundPlan, summarize, type LatencySummary, type LoadTarget, type RoundsResult, type TargetSummary } from './server-rounds.js';
 import { NGINX_NAME, startFloors, startServe, type ChildServer } from './servers.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -78,15 +78,26 @@ function describe(t: TargetSummary): string[] {
   ];
 }
 
-/** The mirror's targets against its peers, as ratios of the medians. */
-function targetLines(summary: readonly TargetSummary[]): string[] {
+/** The mirror's MB/s over the peer's in each round at one concurrency (the two loads ran seconds apart). */
+function roundRatios(result: RoundsResult, peer: string, concurrency: number): string {
+  const mbPerS = (target: string, round: number) =>
+    result.samples.find((s) => s.target === target && s.round === round)?.throughput.find((t) => t.concurrency === concurrency)?.mbPerS;
+  return Array.from({ length: result.plan.rounds }, (_, round) => {
+    const ours = mbPerS('mirror', round);
+    const theirs = mbPerS(peer, round);
+    return ours !== undefined && theirs !== undefined ? (ours / theirs).toFixed(2) : '?';
+  }).join(', ');
+}
+
+/** The mirror's targets against its peers, as ratios of the medians, and per round. */
+function targetLines(summary: readonly TargetSummary[], result: RoundsResult): string[] {
   const by = (name: string) => summary.find((t) => t.name === name);
   const mirror = by('mirror')!;
   const lines: string[] = [];
   for (const [peer, target] of [['docker-registry', 1], [NGINX_NAME, 0.8]] as const) {
     const p = by(peer);
     if (!p || p.blobMBps.length === 0) continue;
-    const ratios = mirror.blobMBps.map((m, i) => `c = ${m.concurrency}: ${(m.mbPerS.median / p.blobMBps[i]!.mbPerS.median).toFixed(2)}×`);
+    const ratios = mirror.blobMBps.map((m, i) => `c = ${m.concurrency}: ${(m.mbPerS.median / p.blobMBps[i]!.mbPerS.median).toFixed(2)}× (per round ${roundRatios(result, peer, m.concurrency)})`);
     lines.push(`target blob GET ≥ ${target}× ${peer}: ${ratios.join(', ')}`);
   }
   const registry = by('docker-registry');
@@ -128,7 +139,7 @@ try {
     log(`medians of ${rounds} round(s), alternating order, (min–max) over the rounds:`);
     const summary = summarize(result);
     for (const t of summary) for (const line of describe(t)) log(line);
-    for (const line of targetLines(summary)) log(line);
+    for (const line of targetLines(summary, result)) log(line);
     log(`serve peak RSS ${((await peakRssOf(serve.pid)) / 1e6).toFixed(0)} MB (target < 150 MB)`);
   } finally {
     for (const peer of peers) await peer.stop();

@@ -4,7 +4,7 @@
 import os from 'node:os';
 import { MANIFEST_ACCEPT } from '../src/oci/media-types.js';
 import type { ChildServer } from './servers.js';
-import { blobThroughput, manifestLatency, manifestLatencyWrk, wrkAvailable, WRK_MISSING, type BlobTarget, type Latency, type LatencyGenerator, type Throughput } from './http-load.js';
+import { blobThroughput, manifestLatency, readEveryBlobOnce, manifestLatencyWrk, wrkAvailable, WRK_MISSING, type BlobTarget, type Latency, type LatencyGenerator, type Throughput } from './http-load.js';
 
 export interface LoadTarget {
   /** "mirror", "docker-registry", "floor node:http", … */
@@ -73,15 +73,36 @@ const fmtLatency = (l: Latency) =>
   `p50 ${l.p50Ms.toFixed(2)} ms, p99 ${l.p99Ms.toFixed(2)} ms, max ${l.maxMs.toFixed(2)} ms, ${l.requests} requests, ${l.requestsPerSecond.toFixed(0)}/s` +
   (l.serverCpuMsPerRequest === undefined ? '' : `, server CPU ${l.serverCpuMsPerRequest.toFixed(3)} ms/request`);
 
-async function loadOnce(target: LoadTarget, plan: RoundPlan, round: number, useWrk: boolean, log: (line: string) => void): Promise<RoundSample> {
-  const tag = `round ${round + 1}/${plan.rounds} ${target.name}`;
-  const throughput: Throughput[] = [];
-  for (const c of target.blobs ? plan.blobConcurrencies : []) {
-    const t = await blobThroughput(target.origin, target.blobs!, c, plan.blobMinBytes, plan.blobMinSeconds, target.pid);
-    const cpu = t.serverCpuMsPerGB === undefined ? '' : `, server CPU ${t.serverCpuMsPerGB.toFixed(0)} ms/GB`;
-    log(`${tag}: blob GET, concurrency ${c}: ${t.mbPerS.toFixed(0)} MB/s (${t.requests} requests${cpu})`);
-    throughput.push(t);
+/**
+ * One round's blob loads: first an untimed read of every blob through each server, then each concurrency on
+ * every server back to back (order reversed at every other concurrency), so the two sides of a ratio run
+ * seconds apart, not a whole server's turn (blob loads and manifest loads, up to a minute here) apart.
+ *
+ * The warm-up is every round, not once: other tenants evict page-cache pages between rounds (fincore showed
+ * half of a 1.1 GB bundle gone between two runs), and the mirror reads its bundle tar while docker-registry
+ * and nginx share one set of blob files, so one side could start a load reading from disk and the other not.
+ */
+async function blobLoads(targets: readonly LoadTarget[], plan: RoundPlan, round: number, log: (line: string) => void): Promise<Map<string, Throughput[]>> {
+  const withBlobs = targets.filter((t) => t.blobs);
+  const measured = new Map<string, Throughput[]>(targets.map((t) => [t.name, []]));
+  for (const target of withBlobs) {
+    const t0 = process.hrtime.bigint();
+    const warmed = await readEveryBlobOnce(target.origin, target.blobs!);
+    log(`round ${round + 1}/${plan.rounds} ${target.name}: warm-up, every blob once, untimed: ${(warmed / 1e6).toFixed(0)} MB in ${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(1)} s`);
   }
+  for (const [i, c] of plan.blobConcurrencies.entries()) {
+    for (const target of roundOrder(withBlobs, i)) {
+      const t = await blobThroughput(target.origin, target.blobs!, c, plan.blobMinBytes, plan.blobMinSeconds, target.pid);
+      const cpu = t.serverCpuMsPerGB === undefined ? '' : `, server CPU ${t.serverCpuMsPerGB.toFixed(0)} ms/GB`;
+      log(`round ${round + 1}/${plan.rounds} ${target.name}: blob GET, concurrency ${c}: ${t.mbPerS.toFixed(0)} MB/s (${t.requests} requests${cpu})`);
+      measured.get(target.name)!.push(t);
+    }
+  }
+  return measured;
+}
+
+async function manifestLoads(target: LoadTarget, plan: RoundPlan, round: number, useWrk: boolean, throughput: readonly Throughput[], log: (line: string) => void): Promise<RoundSample> {
+  const tag = `round ${round + 1}/${plan.rounds} ${target.name}`;
   if (target.manifests.length === 0) return { round, target: target.name, throughput, loadAverage: os.loadavg()[0]! };
   const load = { clients: plan.clients, accept: plan.accept, ...(target.pid === undefined ? {} : { serverPid: target.pid }) };
   let wrk: Latency | undefined;
@@ -94,7 +115,10 @@ async function loadOnce(target: LoadTarget, plan: RoundPlan, round: number, useW
   return { round, target: target.name, throughput, ...(wrk ? { wrk } : {}), undici, loadAverage: os.loadavg()[0]! };
 }
 
-/** Every target, every round, in alternating order; per round: blob loads, then wrk, then undici manifest latency. */
+/**
+ * Every target, every round, in alternating order. Per round: an untimed read of every blob through each
+ * server, the blob loads interleaved per concurrency (blobLoads), then per target wrk and undici manifest latency.
+ */
 export async function loadInRounds(targets: readonly LoadTarget[], plan: RoundPlan, log: (line: string) => void): Promise<RoundsResult> {
   const useWrk = await wrkAvailable();
   if (!useWrk) log(`${WRK_MISSING}. Manifest latency falls back to the Node undici client, which bounds what it can show.`);
@@ -103,7 +127,8 @@ export async function loadInRounds(targets: readonly LoadTarget[], plan: RoundPl
   for (let round = 0; round < plan.rounds; round++) {
     const targetsNow = roundOrder(targets, round);
     order.push(targetsNow.map((t) => t.name));
-    for (const target of targetsNow) samples.push(await loadOnce(target, plan, round, useWrk, log));
+    const throughput = await blobLoads(targetsNow, plan, round, log);
+    for (const target of targetsNow) samples.push(await manifestLoads(target, plan, round, useWrk, throughput.get(target.name)!, log));
   }
   return { generator: useWrk ? 'wrk' : 'undici', plan, order, samples };
 }

@@ -4,6 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -432,6 +433,33 @@ test('too many blob downloads at once get 429 TOOMANYREQUESTS with Retry-After; 
   const again = await raw('GET', target, { range: 'bytes=0-1023' }, limited);
   assert.equal(again.status, 206, 'the slot is free again');
   assert.equal(again.body.length, 1024);
+});
+
+test('one client alone gets the exact bytes of a multi-MiB blob, whole and as a Range that starts and ends mid-chunk', async (t) => {
+  const size = 9 * 1024 * 1024 + 12_345; // ten 1 MiB reads, the last one short
+  const bytes = randomBytes(size);
+  const file = path.join(work, 'random-9m.blob');
+  await writeFile(file, bytes);
+  const digest = sha256Of(bytes);
+  const { store: big } = await bigBlobStore(1);
+  const single: MirrorStore = {
+    ...big,
+    statBlob: (_name, d) => (d === digest ? { digest, size } : { miss: 'BLOB_UNKNOWN', message: 'no' }),
+    openBlob: (_blob, range) => fileSegmentsBody([{ path: file, offset: range?.start ?? 0, length: range ? range.end - range.start + 1 : size }]),
+  };
+  const served = await startMirror({ store: single, listen: '127.0.0.1:0' });
+  t.after(() => served.close());
+  const target = `/v2/any/name/blobs/${digest}`;
+  const whole = await raw('GET', target, {}, served);
+  assert.equal(whole.status, 200);
+  assert.equal(whole.headers['content-length'], String(size));
+  assert.ok(whole.body.equals(bytes), 'the whole blob, byte for byte');
+  const start = 1000;
+  const end = 6 * 1024 * 1024 + 777; // starts inside the first read, ends inside the seventh
+  const part = await raw('GET', target, { range: `bytes=${start}-${end}` }, served);
+  assert.equal(part.status, 206);
+  assert.equal(part.headers['content-range'], `bytes ${start}-${end}/${size}`);
+  assert.ok(part.body.equals(bytes.subarray(start, end + 1)), 'the range, byte for byte');
 });
 
 test('a blob the store cannot open is a 500 UNKNOWN and frees its download slot', async (t) => {
