@@ -2,7 +2,6 @@
 // precomputed offset in the preallocated volume files, with the resume journal (src/bundle/journal.ts).
 
 import { createHash, type Hash } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import type { BlobRef, BlobReuse, ImageDestination, ManifestBytes, OpenBlob } from '../copy/destination.js';
 import { DigestMismatchError, sha256Digest, sha256Of, type Digest } from '../oci/digest.js';
 import type { UncompressedSize } from './bundle-manifest.js';
@@ -13,66 +12,10 @@ import type { LayoutEntry } from './layout.js';
 import type { ResumePoint } from './resume.js';
 import { hasGzipTrailer, sizeFromGzipTrailer } from './uncompressed.js';
 import type { VolumeSet } from './volumes.js';
+import { batchBufferPool, writeBatches } from './write-batches.js';
 
-/** A batch smaller than the minimum is written anyway once the stream has been silent this long. */
-const BATCH_IDLE_MS = 20;
-
-/**
- * Yields the stream's chunks in batches of at least `min` bytes and about `max` at most, or fewer when the
- * stream ends, fails or stalls for BATCH_IDLE_MS (`idle`: what arrived is put on disk and in the journal, not held
- * while waiting): the chunks as they came (one writev, never copied into one buffer) and their total length.
- * Network chunks are ~16–64 KiB: written one by one, each would cost a thread-pool round trip.
- */
-async function* batches(stream: Readable, min: number, max: number): AsyncGenerator<{ parts: Buffer[]; length: number; idle: boolean }> {
-  let error: Error | undefined;
-  let ended = false;
-  let wake: (() => void) | undefined;
-  const onReadable = () => wake?.();
-  const onEnd = () => {
-    ended = true;
-    wake?.();
-  };
-  const onError = (err: Error) => {
-    error = err;
-    wake?.();
-  };
-  stream.on('readable', onReadable).on('end', onEnd).on('error', onError);
-  try {
-    let parts: Buffer[] = [];
-    let n = 0;
-    for (;;) {
-      let chunk: Buffer | null;
-      while (n < max && (chunk = stream.read() as Buffer | null) !== null) {
-        parts.push(chunk);
-        n += chunk.length;
-      }
-      // What arrived before an error is written first (a re-run continues after it), then the error thrown.
-      if (error && n === 0) throw error;
-      if (n >= min || ((ended || error) && n > 0)) {
-        yield { parts, length: n, idle: ended || error !== undefined };
-        parts = [];
-        n = 0;
-        continue;
-      }
-      if (ended) return;
-      let timer: NodeJS.Timeout | undefined;
-      const woken = await new Promise<boolean>((resolve) => {
-        wake = () => resolve(true);
-        if (n > 0) timer = setTimeout(() => resolve(false), BATCH_IDLE_MS);
-      });
-      clearTimeout(timer);
-      wake = undefined;
-      if (!woken && n > 0) {
-        yield { parts, length: n, idle: true };
-        parts = [];
-        n = 0;
-      }
-    }
-  } finally {
-    stream.off('readable', onReadable).off('end', onEnd).off('error', onError);
-    if (!ended) stream.destroy();
-  }
-}
+/** Bytes of one write batch (one pwrite): a buffer per blob being fetched, reused from blob to blob. */
+const BATCH_BYTES = 1024 * 1024;
 
 /**
  * Bytes a blob may run ahead of its journal slot while streaming: progress is recorded every this many bytes,
@@ -164,6 +107,8 @@ export class BundleDestination implements ImageDestination {
   private readonly positions = new Map<number, number>();
   /** The position last written to each blob's journal slot. */
   private readonly recorded = new Map<number, number>();
+  /** One batch buffer per blob streaming at once (the copy's concurrency), kept for the next blobs. */
+  private readonly batchBuffers = batchBufferPool(BATCH_BYTES, 16);
 
   constructor(private readonly options: BundleDestinationOptions) {
     this.name = options.name;
@@ -287,18 +232,20 @@ export class BundleDestination implements ImageDestination {
   private async stream(task: BlobTask, open: OpenBlob, from: number, onFetched: (length: number) => void): Promise<void> {
     const { blob, entry } = task;
     const source = from > 0 ? open(from, await this.hashWritten(entry, from)) : open(0);
+    const buffer = this.batchBuffers.tryAcquire()!; // never refused: the pool bounds only what it keeps
     let position = from;
     try {
-      for await (const { parts, length, idle } of batches(source, 1024 * 1024, 4 * 1024 * 1024)) {
-        if (position + length > blob.size) throw new DigestMismatchError(blob.digest, `(more than ${blob.size} bytes)`, `blob ${blob.digest}`);
-        await this.volumes.writev(parts, entry.dataOffset + position);
-        position += length;
-        this.bytesFetched += length;
-        onFetched(length);
-        await this.setPosition(task.index, position, idle);
+      for await (const { bytes, short } of writeBatches(source, buffer)) {
+        if (position + bytes.length > blob.size) throw new DigestMismatchError(blob.digest, `(more than ${blob.size} bytes)`, `blob ${blob.digest}`);
+        await this.volumes.writev([bytes], entry.dataOffset + position);
+        position += bytes.length;
+        this.bytesFetched += bytes.length;
+        onFetched(bytes.length);
+        await this.setPosition(task.index, position, short);
         this.report();
       }
     } finally {
+      this.batchBuffers.release(buffer);
       // A failed or finished stream leaves its exact position: a re-run fetches only what is missing.
       if (this.recorded.get(task.index) !== position) await this.setPosition(task.index, position);
     }

@@ -15,6 +15,7 @@ import { addSelectionOptions, selectionFromOptions } from './selection-options.j
 import { addSignatureOptions, applySignatureOptions, checkSignatureOptions } from './signature-options.js';
 import { optionSource, withSpecOptions, type SpecOptionValues } from './spec-options.js';
 import { stopOnSignals } from './stop-signals.js';
+import { growHeapForStreaming } from '../util/streaming-heap.js';
 
 interface CreateOptionValues extends SpecOptionValues, ManifestOptionValues {
   readonly manifests?: string;
@@ -52,6 +53,7 @@ export function registerBundleCreate(bundle: Command): void {
     .addHelpText('after', `\n--concurrency N also bounds blob downloads (default ${DEFAULT_CREATE_CONCURRENCY}). An interrupted or failed run resumes when run again.\nRead an OCI-typed image out of a bundle: skopeo copy oci-archive:BUNDLE:<image reference by digest> …  (see docs/bundle-format.md)`);
   addSignatureOptions(addSelectionOptions(addManifestOptions(command))).action(
     action(async (given: CreateOptionValues) => {
+      growHeapForStreaming(); // before the plan's first collection: see src/util/streaming-heap.ts
       const { options, spec } = await withSpecOptions(given);
       const signatureOptions = await checkSignatureOptions(options, given);
       // PREV is read before the plan's registry round trips: a wrong --since fails at once.

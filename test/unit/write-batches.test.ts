@@ -1,0 +1,65 @@
+// bundle create's write batches alone: a blob stream cut into batches copied into one reused buffer, in
+// order, cut short when the stream ends, stalls or fails, and the buffer left alone while it is written.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { PassThrough, Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { writeBatches } from '../../src/bundle/write-batches.js';
+
+test('cuts a stream into full buffers and a short last batch, the bytes in order, a chunk larger than the buffer too', async () => {
+  const chunks = [randomBytes(700), randomBytes(100), randomBytes(2500), randomBytes(1), randomBytes(1200)];
+  const batches: Array<{ bytes: Buffer; short: boolean }> = [];
+  for await (const { bytes, short } of writeBatches(Readable.from(chunks, { objectMode: false }), Buffer.alloc(1024))) {
+    batches.push({ bytes: Buffer.from(bytes), short }); // a copy: the buffer is reused for the next batch
+  }
+  assert.ok(Buffer.concat(batches.map((b) => b.bytes)).equals(Buffer.concat(chunks)));
+  assert.deepEqual(batches.map((b) => b.bytes.length), [1024, 1024, 1024, 1024, 405]);
+  assert.deepEqual(batches.map((b) => b.short), [false, false, false, false, true]);
+});
+
+test('what arrived before a stall is a short batch after the idle time, not held until the buffer fills', async () => {
+  const stream = new PassThrough();
+  const batches = writeBatches(stream, Buffer.alloc(1 << 20), 20);
+  stream.write(Buffer.from('first bytes'));
+  const started = Date.now();
+  const first = await batches.next();
+  assert.equal(first.done, false);
+  assert.equal(first.value!.bytes.toString(), 'first bytes');
+  assert.equal(first.value!.short, true);
+  assert.ok(Date.now() - started >= 15, 'waited for the stream to stall');
+  stream.end(Buffer.from('the rest'));
+  const second = await batches.next();
+  assert.equal(second.value!.bytes.toString(), 'the rest');
+  assert.equal((await batches.next()).done, true);
+});
+
+test('bytes before a stream error are a batch of their own, then the error is thrown', async () => {
+  const stream = new PassThrough();
+  const seen: string[] = [];
+  stream.write(Buffer.from('kept'));
+  setTimeout(() => stream.destroy(new Error('connection reset')), 5);
+  await assert.rejects(
+    (async () => {
+      for await (const { bytes } of writeBatches(stream, Buffer.alloc(1024), 1000)) seen.push(bytes.toString());
+    })(),
+    /connection reset/,
+  );
+  assert.deepEqual(seen, ['kept']);
+});
+
+test('a batch being written is never overwritten: bytes arriving meanwhile wait for the next batch', async () => {
+  const stream = new PassThrough();
+  const batches = writeBatches(stream, Buffer.alloc(64), 10);
+  stream.write(Buffer.alloc(10, 'a'));
+  const first = await batches.next(); // short: the stream stalled
+  const view = first.value!.bytes;
+  stream.write(Buffer.alloc(30, 'b')); // arrives while the consumer is still writing the first batch
+  await sleep(30);
+  assert.equal(view.toString(), 'a'.repeat(10), 'the batch held by the consumer is unchanged');
+  stream.end();
+  const second = await batches.next();
+  assert.equal(second.value!.bytes.toString(), 'b'.repeat(30));
+  assert.equal((await batches.next()).done, true);
+});
