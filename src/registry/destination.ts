@@ -14,6 +14,9 @@ import { TargetKnowledge } from './target-knowledge.js';
 /** Blobs up to this size go in one PUT; larger ones in a PATCH that a later try resumes where it broke. */
 export const DEFAULT_MONOLITHIC_LIMIT = 32 * 1024 * 1024;
 
+/** Answers to a mount POST that say "not this way" rather than 202 (the spec's answer of a registry that does not mount). */
+const MOUNT_REFUSALS = [400, 404, 405, 501];
+
 export interface RegistryTarget {
   /** "HOST[:PORT]" */
   readonly host: string;
@@ -38,6 +41,8 @@ export class RegistryDestination implements ImageDestination {
    */
   private readonly uploads = new Map<string, { readonly location: string; readonly fresh: boolean }>();
   private readonly knowledge = new TargetKnowledge();
+  /** Off once the target refused a mount request (MOUNT_REFUSALS). */
+  private mounts = true;
 
   constructor(
     private readonly client: RegistryClient,
@@ -67,11 +72,17 @@ export class RegistryDestination implements ImageDestination {
     if (this.uploads.has(key)) return 'absent'; // an upload of it started already (a retried step): putBlob goes on with it
     // A blob this run put into another repository: the mount answers whether it is here too, one request
     // for two. 201 then cannot tell "was here" from "mounted"; either way no byte moves.
-    if (mountFrom !== undefined && this.knowledge.placedIn(mountFrom, blob.digest)) return this.mount(repository, blob, mountFrom, signal);
+    if (mountFrom !== undefined && this.knowledge.placedIn(mountFrom, blob.digest)) {
+      const reuse = await this.tryMount(repository, blob, mountFrom, signal);
+      if (reuse !== undefined) return reuse;
+    }
     // A target that has answered "absent" to everything so far: a mount from the repository itself answers
     // the same question and, when the blob is absent, starts its upload (distribution links a blob the
     // repository holds and answers 201, else 202 with the upload). A HEAD and a POST become one POST.
-    if (this.knowledge.looksEmpty(repository)) return this.mount(repository, blob, repository, signal);
+    if (this.knowledge.looksEmpty(repository)) {
+      const reuse = await this.tryMount(repository, blob, repository, signal);
+      if (reuse !== undefined) return reuse;
+    }
     try {
       await this.exchange(repository, { method: 'HEAD', path: `/v2/${repository}/blobs/${blob.digest}`, headers: {}, keepAlive: true, signal });
       this.knowledge.blobPresent(repository);
@@ -81,7 +92,19 @@ export class RegistryDestination implements ImageDestination {
     }
     this.knowledge.blobAbsent(repository);
     if (mountFrom === undefined) return 'absent';
-    return this.mount(repository, blob, mountFrom, signal);
+    return (await this.tryMount(repository, blob, mountFrom, signal)) ?? 'absent';
+  }
+
+  /** A mount, or undefined when this target refuses mount requests (then never asked one again: HEAD and a plain POST instead). */
+  private async tryMount(repository: string, blob: BlobRef, from: string, signal: AbortSignal | undefined): Promise<BlobReuse | undefined> {
+    if (!this.mounts) return undefined;
+    try {
+      return await this.mount(repository, blob, from, signal);
+    } catch (error) {
+      if (!MOUNT_REFUSALS.some((status) => isStatus(error, status))) throw error;
+      this.mounts = false;
+      return undefined;
+    }
   }
 
   /**

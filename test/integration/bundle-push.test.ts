@@ -141,6 +141,17 @@ test('into an empty registry a blob costs one question: a mount from its own rep
   assert.equal(proxy.requests.filter((r) => r.method === 'PUT' && r.path.includes('/manifests/')).length, result.manifestsPut + result.tagsPut + result.sparseIndexesRefused.length);
 });
 
+test('a target that refuses mount requests (HTTP 405) is pushed with a HEAD and a plain POST per blob, nothing mounted', async (t) => {
+  const { proxy } = await target(t);
+  proxy.setFault((req) => (req.method === 'POST' && req.path.includes('mount=') ? { kind: 'status', status: 405, body: '{"errors":[{"code":"UNSUPPORTED","message":"no mounts"}]}' } : undefined));
+  const result = await push(proxy.host);
+  assert.equal(result.images, manifest.images.length);
+  assert.equal(result.blobsMounted, 0);
+  const refused = proxy.requests.filter((r) => r.path.includes('mount=') && r.status === 405);
+  assert.ok(refused.length >= 1 && refused.length <= 4, `${refused.length} refused mounts: the first refusals end them`);
+  assert.ok(proxy.requests.filter((r) => r.method === 'HEAD' && r.path.includes('/blobs/')).length >= result.blobsSent);
+});
+
 test('pushes a bundle split into volumes straight from the volumes', async (t) => {
   const { registry } = await target(t);
   const result = await push(registry.host, { bundle: split });
