@@ -205,8 +205,6 @@ export class RegistryDestination implements ImageDestination {
   }
 
   async hasManifest(repository: string, digest: Digest, signal?: AbortSignal): Promise<boolean> {
-    // The copy asks once the manifest's blobs are in: if none was here before, neither is the manifest.
-    if (this.knowledge.heldNoBlob(repository)) return false;
     return (await this.manifestDigest(repository, digest, signal)) !== undefined;
   }
 
@@ -214,9 +212,7 @@ export class RegistryDestination implements ImageDestination {
     await this.putManifestAs(repository, manifest.digest, manifest, signal);
   }
 
-  /** Undefined also for a repository that held none of the push's blobs: the tag cannot name the push's manifest there. */
-  async tagDigest(repository: string, tag: string, signal?: AbortSignal): Promise<Digest | undefined> {
-    if (this.knowledge.heldNoBlob(repository)) return undefined;
+  tagDigest(repository: string, tag: string, signal?: AbortSignal): Promise<Digest | undefined> {
     return this.manifestDigest(repository, tag, signal);
   }
 

@@ -1,5 +1,5 @@
-// What a push has learnt about its target from the answers so far: which repositories held none of the
-// blobs asked for, and which blobs this run placed where. It lets the push skip questions already answered.
+// What a push has learnt about its target from the answers so far: which repositories answered only
+// "absent", and which blobs this run placed where. It lets the push skip questions already answered.
 
 import type { Digest } from '../oci/digest.js';
 
@@ -8,12 +8,7 @@ interface RepositoryAnswers {
   present: boolean;
 }
 
-/**
- * Answers about blobs, per repository. A repository where every blob asked for was absent holds none of
- * this push's manifests either: a registry takes a manifest only once its blobs are in the repository
- * (distribution checks each), and every manifest names a config blob. For a registry that does not check,
- * the cost of a wrong guess is a manifest PUT again, which is idempotent.
- */
+/** Answers about blobs, per repository, and which blobs this run put where (mount sources). */
 export class TargetKnowledge {
   private readonly repositories = new Map<string, RepositoryAnswers>();
   private readonly placed = new Set<string>();
@@ -58,11 +53,5 @@ export class TargetKnowledge {
     if (answers?.present === true) return false;
     if (answers?.absent === true) return true;
     return this.anyAbsent && !this.anyPresent;
-  }
-
-  /** No blob of this repository was present before this run: none of this push's manifests can be there. */
-  heldNoBlob(repository: string): boolean {
-    const answers = this.repositories.get(repository);
-    return answers !== undefined && answers.absent && !answers.present;
   }
 }

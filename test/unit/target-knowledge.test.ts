@@ -1,5 +1,5 @@
 // What a push learns about its target from answers (src/registry/target-knowledge.ts): when a repository
-// counts as empty of the push's blobs, and so of its manifests; a target that answers "present" once never does.
+// counts as empty of the push's blobs; a target that answers "present" first never does.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,16 +11,13 @@ const DIGEST = `sha256:${'a'.repeat(64)}` as Digest;
 test('before any answer no repository looks empty: the first blobs are asked with a HEAD', () => {
   const known = new TargetKnowledge();
   assert.equal(known.looksEmpty('ns/app'), false);
-  assert.equal(known.heldNoBlob('ns/app'), false);
 });
 
-test('after "absent" answers only, a repository not asked yet looks empty too, but held no blob only once asked', () => {
+test('after "absent" answers only, a repository not asked yet looks empty too', () => {
   const known = new TargetKnowledge();
   known.blobAbsent('ns/app');
   assert.equal(known.looksEmpty('ns/app'), true);
-  assert.equal(known.heldNoBlob('ns/app'), true);
   assert.equal(known.looksEmpty('ns/other'), true);
-  assert.equal(known.heldNoBlob('ns/other'), false);
 });
 
 test('one "present" answer ends it for that repository, and for repositories not asked yet', () => {
@@ -29,7 +26,6 @@ test('one "present" answer ends it for that repository, and for repositories not
   known.blobAbsent('ns/both');
   known.blobPresent('ns/both');
   assert.equal(known.looksEmpty('ns/both'), false);
-  assert.equal(known.heldNoBlob('ns/both'), false);
   assert.equal(known.looksEmpty('ns/app'), true, 'a repository that answered absent only stays empty');
   assert.equal(known.looksEmpty('ns/new'), false);
 });
