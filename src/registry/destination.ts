@@ -9,9 +9,13 @@ import { UserError } from '../util/errors.js';
 import type { RegistryClient, TargetRequest, TargetResponse } from './client.js';
 import type { Endpoint } from './registries-conf.js';
 import { StatusFailure } from './retry.js';
+import { TargetKnowledge } from './target-knowledge.js';
 
 /** Blobs up to this size go in one PUT; larger ones in a PATCH that a later try resumes where it broke. */
 export const DEFAULT_MONOLITHIC_LIMIT = 32 * 1024 * 1024;
+
+/** Answers to a mount POST that say "not this way" rather than 202 (the spec's answer of a registry that does not mount). */
+const MOUNT_REFUSALS = [400, 404, 405, 501];
 
 export interface RegistryTarget {
   /** "HOST[:PORT]" */
@@ -31,8 +35,14 @@ function isStatus(error: unknown, status: number): boolean {
 
 export class RegistryDestination implements ImageDestination {
   readonly name: string;
-  /** Uploads started and not finished, per repository and blob: a retry GETs its offset and goes on. */
-  private readonly uploads = new Map<string, string>();
+  /**
+   * Uploads started and not finished, per repository and blob: a retry GETs its offset and goes on; one
+   * `fresh` from a mount's 202 has had no byte sent yet.
+   */
+  private readonly uploads = new Map<string, { readonly location: string; readonly fresh: boolean }>();
+  private readonly knowledge = new TargetKnowledge();
+  /** Off once the target refused a mount request (MOUNT_REFUSALS). */
+  private mounts = true;
 
   constructor(
     private readonly client: RegistryClient,
@@ -58,41 +68,87 @@ export class RegistryDestination implements ImageDestination {
   }
 
   async reuseBlob(repository: string, blob: BlobRef, mountFrom: string | undefined, signal?: AbortSignal): Promise<BlobReuse> {
+    const key = `${repository}@${blob.digest}`;
+    if (this.uploads.has(key)) return 'absent'; // an upload of it started already (a retried step): putBlob goes on with it
+    // A blob this run put into another repository: the mount answers whether it is here too, one request
+    // for two. 201 then cannot tell "was here" from "mounted"; either way no byte moves.
+    if (mountFrom !== undefined && this.knowledge.placedIn(mountFrom, blob.digest)) {
+      const reuse = await this.tryMount(repository, blob, mountFrom, signal);
+      if (reuse !== undefined) return reuse;
+    }
+    // A target that has answered "absent" to everything so far: a mount from the repository itself answers
+    // the same question and, when the blob is absent, starts its upload (distribution links a blob the
+    // repository holds and answers 201, else 202 with the upload). A HEAD and a POST become one POST.
+    if (this.knowledge.looksEmpty(repository)) {
+      const reuse = await this.tryMount(repository, blob, repository, signal);
+      if (reuse !== undefined) return reuse;
+    }
     try {
       await this.exchange(repository, { method: 'HEAD', path: `/v2/${repository}/blobs/${blob.digest}`, headers: {}, keepAlive: true, signal });
+      this.knowledge.blobPresent(repository);
       return 'present';
     } catch (error) {
       if (!isStatus(error, 404)) throw error;
     }
-    if (mountFrom === undefined || this.uploads.has(`${repository}@${blob.digest}`)) return 'absent';
+    this.knowledge.blobAbsent(repository);
+    if (mountFrom === undefined) return 'absent';
+    return (await this.tryMount(repository, blob, mountFrom, signal)) ?? 'absent';
+  }
+
+  /** A mount, or undefined when this target refuses mount requests (then never asked one again: HEAD and a plain POST instead). */
+  private async tryMount(repository: string, blob: BlobRef, from: string, signal: AbortSignal | undefined): Promise<BlobReuse | undefined> {
+    if (!this.mounts) return undefined;
+    try {
+      return await this.mount(repository, blob, from, signal);
+    } catch (error) {
+      if (!MOUNT_REFUSALS.some((status) => isStatus(error, status))) throw error;
+      this.mounts = false;
+      return undefined;
+    }
+  }
+
+  /**
+   * POST …/uploads/?mount=&from=: 201 when the registry linked the blob (from another repository, or the
+   * repository already held it), 202 with a started upload otherwise (no mounting, or nothing to mount):
+   * putBlob then sends into that upload.
+   */
+  private async mount(repository: string, blob: BlobRef, from: string, signal: AbortSignal | undefined): Promise<BlobReuse> {
+    const self = from === repository;
     const res = await this.exchange(repository, {
       method: 'POST',
-      path: `/v2/${repository}/blobs/uploads/?mount=${encodeURIComponent(blob.digest)}&from=${encodeURIComponent(mountFrom)}`,
+      path: `/v2/${repository}/blobs/uploads/?mount=${encodeURIComponent(blob.digest)}&from=${encodeURIComponent(from)}`,
       headers: { 'content-length': '0' },
-      scope: `repository:${repository}:pull,push repository:${mountFrom}:pull`,
+      scope: self ? `repository:${repository}:pull,push` : `repository:${repository}:pull,push repository:${from}:pull`,
       signal,
     });
-    if (res.statusCode === 201) return 'mounted';
-    // 202: the registry would not mount (another policy, or the source gone) and started an upload instead.
+    if (res.statusCode === 201) {
+      if (self) this.knowledge.blobPresent(repository);
+      this.knowledge.blobPlaced(repository, blob.digest);
+      return self ? 'present' : 'mounted';
+    }
+    if (self) this.knowledge.blobAbsent(repository);
     const location = header(res, 'location');
-    if (location !== undefined) this.uploads.set(`${repository}@${blob.digest}`, location);
+    if (location !== undefined) this.uploads.set(`${repository}@${blob.digest}`, { location: this.locationOf(repository, res), fresh: true });
     return 'absent';
   }
 
   async putBlob(repository: string, blob: BlobRef, open: (offset: number) => Readable, signal?: AbortSignal): Promise<number> {
     const key = `${repository}@${blob.digest}`;
-    let location = this.uploads.get(key);
+    const started = this.uploads.get(key);
+    let location = started?.location;
     let offset = 0;
-    if (location !== undefined) {
-      const known = await this.uploadOffset(repository, location, signal);
+    // An upload that may hold bytes of an earlier try: ask where it stands. One just started holds none.
+    if (started !== undefined && !started.fresh) {
+      const known = await this.uploadOffset(repository, started.location, signal);
       if (known === undefined) location = undefined;
       else offset = known;
     }
     if (location === undefined) {
       const res = await this.exchange(repository, { method: 'POST', path: `/v2/${repository}/blobs/uploads/`, headers: { 'content-length': '0' }, signal });
       location = this.locationOf(repository, res);
-      this.uploads.set(key, location);
     }
+    // From here bytes may reach the upload: a retry asks for its offset first.
+    this.uploads.set(key, { location, fresh: false });
     const sent = blob.size - offset;
     if (blob.size <= this.monolithicLimit && offset === 0) {
       await this.exchange(repository, {
@@ -112,11 +168,12 @@ export class RegistryDestination implements ImageDestination {
           signal,
         });
         location = this.locationOf(repository, res);
-        this.uploads.set(key, location);
+        this.uploads.set(key, { location, fresh: false });
       }
       await this.exchange(repository, { method: 'PUT', path: withDigest(location, blob.digest), headers: { 'content-length': '0' }, signal });
     }
     this.uploads.delete(key);
+    this.knowledge.blobPlaced(repository, blob.digest);
     return sent;
   }
 

@@ -112,13 +112,42 @@ test('pushes every image so that skopeo pulls each back by digest, byte for byte
 
 test('keeps its connections across the HEADs of blobs and manifests: no more connections than the pool holds', async (t) => {
   const { proxy } = await target(t);
+  await push(proxy.host);
+  // A re-run asks a HEAD for every blob and manifest (an empty target is asked far fewer: see below).
+  proxy.requests.length = 0;
+  const before = proxy.connectionsAccepted();
   const result = await push(proxy.host);
   assert.equal(result.images, manifest.images.length);
   const heads = proxy.requests.filter((r) => r.method === 'HEAD').length;
   assert.ok(heads >= 20, `the fixture makes the push ask enough HEADs to tell (${heads})`);
   // undici closes a connection after every HEAD unless told otherwise: that was one connection per HEAD.
   // The pool holds 8; one more is the https probe of the plain-HTTP target.
-  assert.ok(proxy.connectionsAccepted() <= 9, `${proxy.connectionsAccepted()} connections for ${proxy.requests.length} requests (${heads} HEADs)`);
+  const connections = proxy.connectionsAccepted() - before;
+  assert.ok(connections <= 9, `${connections} connections for ${proxy.requests.length} requests (${heads} HEADs)`);
+});
+
+test('into an empty registry a blob costs one question: a mount from its own repository starts its upload', async (t) => {
+  const { proxy } = await target(t);
+  const result = await push(proxy.host);
+  assert.equal(result.blobsPresent, 0);
+  const blobHeads = proxy.requests.filter((r) => r.method === 'HEAD' && r.path.includes('/blobs/'));
+  // Only the uploads in flight before the first answer ask a HEAD (the push in `push` runs 4 at once).
+  assert.ok(blobHeads.length <= 4, `${blobHeads.length} blob HEADs`);
+  const posts = proxy.requests.filter((r) => r.method === 'POST');
+  assert.equal(posts.length, result.blobsSent + result.blobsMounted, 'one POST per blob and repository: a mount or an upload');
+  assert.equal(posts.filter((r) => r.path.includes('mount=')).length, result.blobsSent + result.blobsMounted - blobHeads.length);
+  assert.ok(!proxy.requests.some((r) => r.method === 'GET' && r.path.includes('/blobs/uploads/')), 'an upload a mount just started is not asked where it stands');
+});
+
+test('a target that refuses mount requests (HTTP 405) is pushed with a HEAD and a plain POST per blob, nothing mounted', async (t) => {
+  const { proxy } = await target(t);
+  proxy.setFault((req) => (req.method === 'POST' && req.path.includes('mount=') ? { kind: 'status', status: 405, body: '{"errors":[{"code":"UNSUPPORTED","message":"no mounts"}]}' } : undefined));
+  const result = await push(proxy.host);
+  assert.equal(result.images, manifest.images.length);
+  assert.equal(result.blobsMounted, 0);
+  const refused = proxy.requests.filter((r) => r.path.includes('mount=') && r.status === 405);
+  assert.ok(refused.length >= 1 && refused.length <= 4, `${refused.length} refused mounts: the first refusals end them`);
+  assert.ok(proxy.requests.filter((r) => r.method === 'HEAD' && r.path.includes('/blobs/')).length >= result.blobsSent);
 });
 
 test('pushes a bundle split into volumes straight from the volumes', async (t) => {

@@ -1,0 +1,57 @@
+// What a push has learnt about its target from the answers so far: which repositories answered only
+// "absent", and which blobs this run placed where. It lets the push skip questions already answered.
+
+import type { Digest } from '../oci/digest.js';
+
+interface RepositoryAnswers {
+  absent: boolean;
+  present: boolean;
+}
+
+/** Answers about blobs, per repository, and which blobs this run put where (mount sources). */
+export class TargetKnowledge {
+  private readonly repositories = new Map<string, RepositoryAnswers>();
+  private readonly placed = new Set<string>();
+  private anyAbsent = false;
+  private anyPresent = false;
+
+  private answers(repository: string): RepositoryAnswers {
+    let answers = this.repositories.get(repository);
+    if (answers === undefined) {
+      answers = { absent: false, present: false };
+      this.repositories.set(repository, answers);
+    }
+    return answers;
+  }
+
+  blobAbsent(repository: string): void {
+    this.answers(repository).absent = true;
+    this.anyAbsent = true;
+  }
+
+  blobPresent(repository: string): void {
+    this.answers(repository).present = true;
+    this.anyPresent = true;
+  }
+
+  /** This run put (or mounted) the blob into the repository. */
+  blobPlaced(repository: string, digest: Digest): void {
+    this.placed.add(`${repository}@${digest}`);
+  }
+
+  placedIn(repository: string, digest: Digest): boolean {
+    return this.placed.has(`${repository}@${digest}`);
+  }
+
+  /**
+   * Whether the repository looks empty of this push's blobs: it answered absent and never present, or it
+   * was not asked yet and the whole target answered so. A re-run of a finished push finds blobs present
+   * from its first answer on, so it never looks empty.
+   */
+  looksEmpty(repository: string): boolean {
+    const answers = this.repositories.get(repository);
+    if (answers?.present === true) return false;
+    if (answers?.absent === true) return true;
+    return this.anyAbsent && !this.anyPresent;
+  }
+}
