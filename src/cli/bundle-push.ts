@@ -9,6 +9,7 @@ import { loadCredentials, RegistryClient } from '../registry/index.js';
 import { errnoCode, isUserError, UserError } from '../util/errors.js';
 import { createProgress } from '../util/progress.js';
 import { formatBytes } from '../util/size.js';
+import { growHeapForStreaming } from '../util/streaming-heap.js';
 import { progressNotes } from './command-log.js';
 import { action, printJson } from './run-command.js';
 import { stopOnSignals } from './stop-signals.js';
@@ -108,6 +109,7 @@ export function registerBundlePush(bundle: Command): void {
     .option('--quiet', 'no progress output')
     .action(
       action(async (file: string, options: PushOptionValues) => {
+        growHeapForStreaming(); // the upload streams gigabytes through small buffers: see src/util/streaming-heap.ts
         const target = parsePushTarget(options.to);
         refuseRegistryOptions(target, options);
         const insecure = options.destTlsVerify !== undefined && !parseBoolean(options.destTlsVerify, '--dest-tls-verify');
