@@ -208,14 +208,16 @@ export async function hashRangesDirect(volumes: readonly VolumeOnDisk[], groups:
 }
 
 /**
- * As hashRangesDirect, but the ranges (which must not overlap) are one queue that `workers` threads take from,
- * the largest first: a worker that is done with its range takes the next, so all end within about the time of
- * the smallest ranges, whatever the mix of sizes (a static split by bytes leaves one idle while the other
- * finishes, when one started late or got less of the CPU).
+ * As hashRangesDirect, but the ranges (which must not overlap) are one queue that `workers` threads take from
+ * in tar order: a worker that is done with its range takes the next one in the tar, so the reads stay near the
+ * front of the tar together (near-sequential on a USB stick or a disk, where bundles are verified from), and the
+ * workers end within about one range of each other, whatever the mix of sizes (a static split by bytes leaves one
+ * idle while the other finishes, when one started late or got less of the CPU). A range is never split: one
+ * larger than all the others together still leaves the other workers idle while it is hashed.
  */
 export async function hashRangesQueued(volumes: readonly VolumeOnDisk[], ranges: readonly HashRange[], options: DirectHashOptions & { readonly workers?: number } = {}): Promise<Map<number, RangeHash>> {
   const workers = Math.min(options.workers ?? QUEUE_WORKERS, ranges.length);
-  const queues = workers > 0 ? [{ ranges: [...ranges].sort((a, b) => b.size - a.size || a.offset - b.offset), workers }] : [];
+  const queues = workers > 0 ? [{ ranges: [...ranges].sort((a, b) => a.offset - b.offset), workers }] : [];
   return readAndHashQueues(volumes, queues, options);
 }
 

@@ -526,8 +526,9 @@ export function wantsVolumeChecksums(files: BundleFiles, options: VerifyOptions,
 /**
  * The one pass over the bytes: hashes the volume and blob ranges, compares the skeleton at the same time, and
  * writes the copy when asked. Without volume checksums each byte is hashed once: two workers take the blobs
- * from one queue, the largest first, each reading and hashing its own (so both cores hash even while one works
- * through a large layer, and both end together), and when copying write them from the buffer they hashed;
+ * from one queue in tar order, each reading and hashing its own (so both cores hash even while one works
+ * through a large layer, the reads stay near-sequential on the media, and both end within about one blob of each
+ * other), and when copying write them from the buffer they hashed;
  * the main thread reads, compares and copies the rest
  * (pin-preload.json from the bytes checked against the seal). With them, the main thread reads every byte
  * once for two workers (volume hashes, blob hashes) and writes the copy from that shared buffer.

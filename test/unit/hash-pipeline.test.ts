@@ -130,13 +130,32 @@ test('prestarted workers take the next call\'s work; a missing volume fails only
   });
 });
 
+test('a shared queue hands out its ranges in tar order, whatever their sizes (reads stay near-sequential on a disk)', async () => {
+  await withDir(async (dir) => {
+    const { volume, bytes } = await randomVolume(dir, 200_000);
+    // Sizes that fall and rise along the tar, given out of order: a small range first, the largest in the middle.
+    const ranges = [
+      { id: 0, offset: 0, size: 1_000 },
+      { id: 1, offset: 1_000, size: 30_000 },
+      { id: 2, offset: 31_000, size: 90_000 },
+      { id: 3, offset: 121_000, size: 500 },
+      { id: 4, offset: 121_500, size: 60_000 },
+    ];
+    const given = [ranges[3]!, ranges[0]!, ranges[4]!, ranges[2]!, ranges[1]!];
+    // One worker replies in the order it takes the ranges.
+    const hashes = await hashRangesQueued([volume], given, { workers: 1, chunkSize: 4096 });
+    assert.deepEqual([...hashes.keys()], [0, 1, 2, 3, 4], 'taken by ascending offset');
+    for (const r of ranges) assert.deepEqual(hashes.get(r.id), { sha256: sha256(bytes.subarray(r.offset, r.offset + r.size)) });
+  });
+});
+
 test('a read error in a worker of a shared queue names the volume, the byte and the blob', async () => {
   await withDir(async (dir) => {
     const volume = await unreadableVolume(dir, 8192);
     const blob = 'blob sha256:' + 'cd'.repeat(32);
-    const hashing = hashRangesQueued([volume], [{ id: 3, offset: 0, size: 512 }, { id: 9, offset: 1024, size: 4096 }], { rangeName: (id) => (id === 9 ? blob : undefined), workers: 1 });
-    // The largest range is taken first.
-    await assert.rejects(hashing, isIoError('read', volume.path, 1024, 'EISDIR', blob));
+    const hashing = hashRangesQueued([volume], [{ id: 9, offset: 1024, size: 4096 }, { id: 3, offset: 0, size: 512 }], { rangeName: (id) => (id === 3 ? blob : undefined), workers: 1 });
+    // The first range in the tar is taken first.
+    await assert.rejects(hashing, isIoError('read', volume.path, 0, 'EISDIR', blob));
   });
 });
 
