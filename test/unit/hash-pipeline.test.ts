@@ -160,10 +160,21 @@ test('a read error in a worker of a shared queue names the volume, the byte and 
 });
 
 test('idle prestarted workers do not keep the process alive', async () => {
-  const module = new URL('../../src/bundle/hash-pipeline.js', import.meta.url).href;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', `(await import(${JSON.stringify(module)})).prestartHashWorkers(2)`], { stdio: 'inherit' });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
-  clearTimeout(timer);
-  assert.deepEqual({ code, signal }, { code: 0, signal: null });
+  await withDir(async (dir) => {
+    // A module file, not `-e`: workers inherit the parent's `--input-type=module -e` and would die at start.
+    const module = new URL('../../src/bundle/hash-pipeline.js', import.meta.url).href;
+    const script = path.join(dir, 'prestart.mjs');
+    // The timer holds the process for 300 ms, long enough for the workers to be up and idle; then nothing should.
+    await writeFile(script, `(await import(${JSON.stringify(module)})).prestartHashWorkers(2);\nsetTimeout(() => {}, 300);\n`);
+    const child = spawn(process.execPath, [script], { stdio: 'inherit' });
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      child.kill('SIGKILL');
+    }, 5_000);
+    const [code] = (await once(child, 'exit')) as [number | null, string | null];
+    clearTimeout(timer);
+    assert.equal(killed, false, 'the process exited by itself within 5 s');
+    assert.equal(code, 0);
+  });
 });
