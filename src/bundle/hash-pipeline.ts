@@ -249,6 +249,11 @@ export function prestartHashWorkers(count = QUEUE_WORKERS): void {
   }
 }
 
+/** How many prestarted workers wait for a call (a test's way to see that a call took them). */
+export function idleHashWorkers(): number {
+  return prestarted.length;
+}
+
 /** A reading worker: a prestarted one if there is one, else a new one. */
 function readingWorker(): Worker {
   const worker = prestarted.shift();

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { hashRanges, hashRangesDirect, hashRangesQueued, prestartHashWorkers, type VolumeOnDisk } from '../../src/bundle/hash-pipeline.js';
+import { hashRanges, hashRangesDirect, hashRangesQueued, idleHashWorkers, prestartHashWorkers, type VolumeOnDisk } from '../../src/bundle/hash-pipeline.js';
 import { VolumeIoError } from '../../src/bundle/volume-io-error.js';
 import { VolumeSet } from '../../src/bundle/volumes.js';
 
@@ -123,7 +123,9 @@ test('prestarted workers take the next call\'s work; a missing volume fails only
     const { volume, bytes } = await randomVolume(dir, 100_000);
     const missing: VolumeOnDisk = { path: path.join(dir, 'b.tar.002'), size: 50_000, offset: 100_000, actualSize: undefined };
     prestartHashWorkers();
+    assert.equal(idleHashWorkers(), 2);
     const hashes = await hashRangesQueued([volume, missing], [{ id: 1, offset: 10, size: 60_000 }, { id: 2, offset: 90_000, size: 20_000 }, { id: 3, offset: 60_010, size: 10 }]);
+    assert.equal(idleHashWorkers(), 0, 'the call took both prestarted workers');
     assert.deepEqual(hashes.get(1), { sha256: sha256(bytes.subarray(10, 60_010)) });
     assert.deepEqual(hashes.get(2), { error: `volume ${missing.path} is missing` });
     assert.deepEqual(hashes.get(3), { sha256: sha256(bytes.subarray(60_010, 60_020)) });
