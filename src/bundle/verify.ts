@@ -9,6 +9,7 @@ import { locateBundle, readBundleManifest, type BlobLocation, type BundleFiles, 
 import { pwriteAll, VolumeSet } from './volumes.js';
 import { bundleReadFailure, nameIoError, placeIoError, VolumeIoError } from './volume-io-error.js';
 import { copyCancelled, hashRanges, hashRangesQueued, type HashOptions, type HashRange, type RangeHash, type VolumeOnDisk } from './hash-pipeline.js';
+import { wantsVolumeChecksums } from './verify-hashing.js';
 import { bundleFiles, placeEntries, type BundleLayout, type LayoutEntry } from './layout.js';
 import { bundleSkeleton, type SkeletonPart, type SkeletonRegion } from './skeleton.js';
 import { INDEX_ENTRY, OCI_LAYOUT_ENTRY, REF_NAME_ANNOTATION } from './oci-layout.js';
@@ -516,11 +517,6 @@ export function blobRanges(layout: BundleLayout | undefined, firstId: number, vo
     entryOf.set(range.id, entry);
   }
   return { ranges, entryOf, problems };
-}
-
-/** Volume checksums when asked, or when without a readable layout they are all that can be checked; never without a seal. */
-export function wantsVolumeChecksums(files: BundleFiles, options: VerifyOptions, hasLayout: boolean): boolean {
-  return files.seal !== undefined && (options.volumeChecksums === true || !hasLayout);
 }
 
 /**
