@@ -9,6 +9,7 @@ import { placeIoError, VolumeIoError, type VolumeIo } from './volume-io-error.js
 import type { ReadTask } from './hash-worker.js';
 
 const pread = promisify(fs.read);
+const HASH_WORKER = new URL('./hash-worker.js', import.meta.url);
 
 export interface HashRange {
   readonly id: number;
@@ -71,7 +72,7 @@ export async function hashRanges(volumes: readonly VolumeOnDisk[], groups: reado
   const results = new Map<number, RangeHash>();
   const sorted = groups.map((g) => [...g].sort((a, b) => a.offset - b.offset)).filter((g) => g.length > 0);
   if (sorted.length === 0) return results;
-  const workers = sorted.map((ranges) => new Worker(new URL('./hash-worker.js', import.meta.url), { workerData: { mode: 'shared', shared, ranges } }));
+  const workers = sorted.map((ranges) => new Worker(HASH_WORKER, { workerData: { mode: 'shared', shared, ranges } }));
   const pending = new Array<number>(slotCount).fill(0);
   const freeSlots: number[] = Array.from({ length: slotCount }, (_, i) => i);
   let wakeReader: (() => void) | undefined;
@@ -221,7 +222,6 @@ export async function hashRangesQueued(volumes: readonly VolumeOnDisk[], ranges:
   return readAndHashQueues(volumes, queues, options);
 }
 
-const HASH_WORKER = new URL('./hash-worker.js', import.meta.url);
 /** Workers on one queue by default: one a core of the two this runs on. */
 const QUEUE_WORKERS = 2;
 
