@@ -9,6 +9,7 @@ import { placeIoError, VolumeIoError, type VolumeIo } from './volume-io-error.js
 import type { ReadTask } from './hash-worker.js';
 
 const pread = promisify(fs.read);
+const HASH_WORKER = new URL('./hash-worker.js', import.meta.url);
 
 export interface HashRange {
   readonly id: number;
@@ -71,7 +72,7 @@ export async function hashRanges(volumes: readonly VolumeOnDisk[], groups: reado
   const results = new Map<number, RangeHash>();
   const sorted = groups.map((g) => [...g].sort((a, b) => a.offset - b.offset)).filter((g) => g.length > 0);
   if (sorted.length === 0) return results;
-  const workers = sorted.map((ranges) => new Worker(new URL('./hash-worker.js', import.meta.url), { workerData: { mode: 'shared', shared, ranges } }));
+  const workers = sorted.map((ranges) => new Worker(HASH_WORKER, { workerData: { mode: 'shared', shared, ranges } }));
   const pending = new Array<number>(slotCount).fill(0);
   const freeSlots: number[] = Array.from({ length: slotCount }, (_, i) => i);
   let wakeReader: (() => void) | undefined;
@@ -208,18 +209,19 @@ export async function hashRangesDirect(volumes: readonly VolumeOnDisk[], groups:
 }
 
 /**
- * As hashRangesDirect, but the ranges (which must not overlap) are one queue that `workers` threads take from,
- * the largest first: a worker that is done with its range takes the next, so all end within about the time of
- * the smallest ranges, whatever the mix of sizes (a static split by bytes leaves one idle while the other
- * finishes, when one started late or got less of the CPU).
+ * As hashRangesDirect, but the ranges (which must not overlap) are one queue that `workers` threads take from
+ * in tar order: a worker that is done with its range takes the next one in the tar, so the reads stay near the
+ * front of the tar together (near-sequential on a USB stick or a disk, where bundles are verified from), and the
+ * workers end within about one range of each other, whatever the mix of sizes (a static split by bytes leaves one
+ * idle while the other finishes, when one started late or got less of the CPU). A range is never split: one
+ * larger than all the others together still leaves the other workers idle while it is hashed.
  */
 export async function hashRangesQueued(volumes: readonly VolumeOnDisk[], ranges: readonly HashRange[], options: DirectHashOptions & { readonly workers?: number } = {}): Promise<Map<number, RangeHash>> {
   const workers = Math.min(options.workers ?? QUEUE_WORKERS, ranges.length);
-  const queues = workers > 0 ? [{ ranges: [...ranges].sort((a, b) => b.size - a.size || a.offset - b.offset), workers }] : [];
+  const queues = workers > 0 ? [{ ranges: [...ranges].sort((a, b) => a.offset - b.offset), workers }] : [];
   return readAndHashQueues(volumes, queues, options);
 }
 
-const HASH_WORKER = new URL('./hash-worker.js', import.meta.url);
 /** Workers on one queue by default: one a core of the two this runs on. */
 const QUEUE_WORKERS = 2;
 
@@ -245,6 +247,11 @@ export function prestartHashWorkers(count = QUEUE_WORKERS): void {
     idleListeners.set(worker, drop);
     prestarted.push(worker);
   }
+}
+
+/** How many prestarted workers wait for a call (a test's way to see that a call took them). */
+export function idleHashWorkers(): number {
+  return prestarted.length;
 }
 
 /** A reading worker: a prestarted one if there is one, else a new one. */

@@ -26,7 +26,10 @@ export interface ReadTask {
   readonly copyPaths?: ReadonlyArray<string | null>;
 }
 
-/** Without workerData, a reading worker started ahead of its work: the task comes as its first message. */
+/**
+ * A shared-read worker is given its ranges and the shared memory as workerData; a reading worker is created
+ * without workerData (so that one can be started ahead of its work) and gets its task as its first message.
+ */
 type Init = { readonly mode: 'shared'; readonly shared: SharedArrayBuffer; readonly ranges: readonly HashRange[] } | undefined;
 
 const init = workerData as Init;

@@ -9,6 +9,7 @@ import { locateBundle, readBundleManifest, type BlobLocation, type BundleFiles, 
 import { pwriteAll, VolumeSet } from './volumes.js';
 import { bundleReadFailure, nameIoError, placeIoError, VolumeIoError } from './volume-io-error.js';
 import { copyCancelled, hashRanges, hashRangesQueued, type HashOptions, type HashRange, type RangeHash, type VolumeOnDisk } from './hash-pipeline.js';
+import { wantsVolumeChecksums } from './verify-hashing.js';
 import { bundleFiles, placeEntries, type BundleLayout, type LayoutEntry } from './layout.js';
 import { bundleSkeleton, type SkeletonPart, type SkeletonRegion } from './skeleton.js';
 import { INDEX_ENTRY, OCI_LAYOUT_ENTRY, REF_NAME_ANNOTATION } from './oci-layout.js';
@@ -518,16 +519,12 @@ export function blobRanges(layout: BundleLayout | undefined, firstId: number, vo
   return { ranges, entryOf, problems };
 }
 
-/** Volume checksums when asked, or when without a readable layout they are all that can be checked; never without a seal. */
-export function wantsVolumeChecksums(files: BundleFiles, options: VerifyOptions, hasLayout: boolean): boolean {
-  return files.seal !== undefined && (options.volumeChecksums === true || !hasLayout);
-}
-
 /**
  * The one pass over the bytes: hashes the volume and blob ranges, compares the skeleton at the same time, and
  * writes the copy when asked. Without volume checksums each byte is hashed once: two workers take the blobs
- * from one queue, the largest first, each reading and hashing its own (so both cores hash even while one works
- * through a large layer, and both end together), and when copying write them from the buffer they hashed;
+ * from one queue in tar order, each reading and hashing its own (so both cores hash even while one works
+ * through a large layer, the reads stay near-sequential on the media, and both end within about one blob of each
+ * other), and when copying write them from the buffer they hashed;
  * the main thread reads, compares and copies the rest
  * (pin-preload.json from the bytes checked against the seal). With them, the main thread reads every byte
  * once for two workers (volume hashes, blob hashes) and writes the copy from that shared buffer.

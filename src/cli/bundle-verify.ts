@@ -1,7 +1,7 @@
 // `pin-preload bundle verify`: check every byte of a bundle against its seal (and signature); exit 1 naming every problem.
 
 import type { Command } from 'commander';
-import { prestartHashWorkers } from '../bundle/hash-pipeline.js';
+import { prestartVerifyWorkers } from '../bundle/verify-hashing.js';
 import { createProgress } from '../util/progress.js';
 import { action, printJson } from './run-command.js';
 
@@ -20,9 +20,8 @@ export function registerBundleVerify(bundle: Command): void {
     .option('--quiet', 'no progress output')
     .action(
       action(async (file: string, options: { trustedKey?: string; releaseKeyring?: string; volumeChecksums?: boolean; json?: boolean; quiet?: boolean }) => {
-        // The workers start first: their start-up overlaps loading verify's modules and reading the seal and
-        // the manifest. (With --volume-checksums the shared-read workers are started instead; these stay idle.)
-        if (!options.volumeChecksums) prestartHashWorkers();
+        // First, so that the workers' start overlaps loading verify's modules (verify-hashing.ts loads none of them).
+        prestartVerifyWorkers(options);
         const { formatVerifyReport, verifyBundle } = await import('../bundle/verify.js');
         const progress = createProgress({ title: 'verifying', ...(options.quiet || options.json ? { quiet: true } : {}) });
         const report = await verifyBundle(file, {

@@ -11,7 +11,8 @@ import { BLOB_ENTRY_PREFIX, MANIFEST_ENTRY } from '../../src/bundle/format.js';
 import { locateBundle, scanTar, type BundleFiles, type TarEntry } from '../../src/bundle/reader.js';
 import { VolumeSet, type Volume } from '../../src/bundle/volumes.js';
 import { placeIoError, VolumeIoError } from '../../src/bundle/volume-io-error.js';
-import type { RangeHash } from '../../src/bundle/hash-pipeline.js';
+import { idleHashWorkers, type RangeHash } from '../../src/bundle/hash-pipeline.js';
+import { prestartVerifyWorkers, wantsVolumeChecksums } from '../../src/bundle/verify-hashing.js';
 import type { Digest } from '../../src/oci/digest.js';
 import {
   blobDigestProblems,
@@ -23,7 +24,6 @@ import {
   staleVolumeProblems,
   volumeChecksumProblems,
   volumeStatus,
-  wantsVolumeChecksums,
   verifyBundle,
   type VerifyProblem,
 } from '../../src/bundle/verify.js';
@@ -137,6 +137,14 @@ test('volume checksums are computed when asked or when no layout can be checked 
     assert.equal(wantsVolumeChecksums(sealed, {}, false), true);
     assert.equal(wantsVolumeChecksums(unsealed('/bundles'), { volumeChecksums: true }, false), false);
   });
+});
+
+test('verify\'s reading workers are started ahead only when volume checksums are not asked for', async () => {
+  const idle = idleHashWorkers();
+  prestartVerifyWorkers({ volumeChecksums: true });
+  assert.equal(idleHashWorkers(), idle, 'the shared read does not use them');
+  prestartVerifyWorkers({});
+  assert.equal(idleHashWorkers(), 2);
 });
 
 const onDisk = [

@@ -399,7 +399,7 @@ test('a bundle of one large blob and many small ones verifies; damaged blobs, wh
     assert.deepEqual(good.problems, []);
     assert.equal(good.blobsChecked, mixed.plan.blobs.length);
 
-    // The largest blob (taken first) and the three smallest that lie in one volume (taken last).
+    // The largest blob and the three smallest that lie in one volume.
     const bundle = await openBundle(`${output}.001`);
     const located = [...(await bundle.locateBlobs())].map(([digest, at]) => ({ digest, ...at }));
     await bundle.close();

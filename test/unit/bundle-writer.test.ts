@@ -58,14 +58,16 @@ test('writes a bundle the reader opens, every blob with its digest, and no work 
   });
 });
 
-test('split volumes are each at most the split size and concatenate to the unsplit tar', async () => {
+test('split volumes are each at most the split size, sealed with their own sha256, and concatenate to the unsplit tar', async () => {
   await withDir(async (dir) => {
     await createBundle({ plan, source: new MemorySource(contents), output: path.join(dir, 'one.tar'), created });
     const split = await createBundle({ plan, source: new MemorySource(contents), output: path.join(dir, 'split.tar'), created, splitSize: 50_000 });
     assert.ok(split.volumes.length > 3);
     for (const v of split.volumes) assert.ok(v.size <= 50_000);
     assert.deepEqual(split.volumes.map((v) => path.basename(v.path)).slice(0, 2), ['split.tar.001', 'split.tar.002']);
-    const joined = Buffer.concat(await Promise.all(split.volumes.map((v) => readFile(v.path))));
+    const volumeBytes = await Promise.all(split.volumes.map((v) => readFile(v.path)));
+    assert.deepEqual(split.volumes.map((v) => v.sha256), volumeBytes.map((b) => sha256Of(b).slice('sha256:'.length)));
+    const joined = Buffer.concat(volumeBytes);
     const whole = await readFile(path.join(dir, 'one.tar'));
     assert.ok(joined.equals(whole));
   });
