@@ -46,18 +46,24 @@ export async function* writeBatches(stream: Readable, buffer: Buffer, idleMs = B
     filled += fit;
     return fit < chunk.length ? chunk.subarray(fit) : undefined;
   };
+  /** Bytes held in a batch that is not full are written after `idleMs` of silence, counted from the last chunk. */
+  const armIdleTimer = (): void => {
+    if (timer !== undefined) {
+      timer.refresh();
+      return;
+    }
+    timer = setTimeout(() => {
+      stalled = true;
+      signal();
+    }, idleMs);
+  };
   const onData = (chunk: Buffer): void => {
     const tail = overflow.length > 0 ? chunk : place(chunk);
     if (tail) overflow.push(tail);
     if (filled === buffer.length) {
       stream.pause();
       signal();
-    } else if (timer === undefined) {
-      timer = setTimeout(() => {
-        stalled = true;
-        signal();
-      }, idleMs);
-    } else timer.refresh(); // silence is counted from the last chunk
+    } else armIdleTimer();
   };
   const onEnd = (): void => {
     ended = true;
@@ -84,7 +90,11 @@ export async function* writeBatches(stream: Readable, buffer: Buffer, idleMs = B
           const tail = place(overflow.shift()!);
           if (tail) overflow.unshift(tail);
         }
-        if (filled < buffer.length && !ended && error === undefined) stream.resume();
+        if (filled < buffer.length && !ended && error === undefined) {
+          // A chunk's tail carried over from the full batch waits like any chunk: the stream may now stall.
+          if (filled > 0) armIdleTimer();
+          stream.resume();
+        }
         continue;
       }
       if (ended) return;

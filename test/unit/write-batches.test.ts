@@ -63,3 +63,22 @@ test('a batch being written is never overwritten: bytes arriving meanwhile wait 
   assert.equal(second.value!.bytes.toString(), 'b'.repeat(30));
   assert.equal((await batches.next()).done, true);
 });
+
+test('the tail of a chunk larger than the buffer is written after the idle time when the stream stalls', { timeout: 5000 }, async () => {
+  const stream = new PassThrough();
+  const chunk = randomBytes(1500);
+  const batches = writeBatches(stream, Buffer.alloc(1024), 20);
+  stream.write(chunk); // then silence
+  const first = await batches.next();
+  assert.equal(first.value!.bytes.length, 1024);
+  const started = Date.now();
+  const second = await Promise.race([batches.next(), sleep(1000).then(() => 'still held' as const)]);
+  assert.notEqual(second, 'still held', 'the 476 bytes left over were not handed out within 1 s of silence');
+  if (second === 'still held') return;
+  const waited = Date.now() - started;
+  assert.ok(waited < 500, `the tail came after the idle time, not after ${waited} ms`);
+  assert.ok(second.value!.bytes.equals(chunk.subarray(1024)));
+  assert.equal(second.value!.short, true);
+  stream.end();
+  assert.equal((await batches.next()).done, true);
+});
