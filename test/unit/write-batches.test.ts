@@ -49,7 +49,7 @@ test('bytes before a stream error are a batch of their own, then the error is th
   assert.deepEqual(seen, ['kept']);
 });
 
-test('a batch being written is never overwritten: bytes arriving meanwhile wait for the next batch', async () => {
+test('while a batch is held the stream is paused, and bytes arriving meanwhile come whole in the next batch', { timeout: 5000 }, async () => {
   const stream = new PassThrough();
   const batches = writeBatches(stream, Buffer.alloc(64), 10);
   stream.write(Buffer.alloc(10, 'a'));
@@ -57,11 +57,28 @@ test('a batch being written is never overwritten: bytes arriving meanwhile wait 
   const view = first.value!.bytes;
   stream.write(Buffer.alloc(30, 'b')); // arrives while the consumer is still writing the first batch
   await sleep(30);
+  assert.equal(stream.readableFlowing, false, 'the stream is paused while the consumer holds a batch');
   assert.equal(view.toString(), 'a'.repeat(10), 'the batch held by the consumer is unchanged');
   stream.end();
   const second = await batches.next();
-  assert.equal(second.value!.bytes.toString(), 'b'.repeat(30));
+  assert.equal(second.done, false, 'the bytes that arrived while the first batch was held are a batch, not dropped');
+  assert.equal(second.value.bytes.toString(), 'b'.repeat(30), 'the next batch holds exactly the bytes that arrived meanwhile');
   assert.equal((await batches.next()).done, true);
+});
+
+test('the stream is paused as soon as the buffer fills: chunks beyond it stay in the stream, not in memory here', { timeout: 5000 }, async () => {
+  const stream = new PassThrough();
+  const chunks = Array.from({ length: 10 }, () => randomBytes(64));
+  for (const chunk of chunks) stream.write(chunk); // all waiting before the first batch is taken
+  stream.end();
+  const batches = writeBatches(stream, Buffer.alloc(64), 1000);
+  const first = await batches.next();
+  assert.equal(first.value!.bytes.length, 64);
+  assert.equal(stream.readableFlowing, false, 'the stream is paused while the consumer holds a full batch');
+  assert.ok(stream.readableLength >= 8 * 64, `the chunks after the full buffer wait in the stream (${stream.readableLength} bytes left in it)`);
+  const seen = [Buffer.from(first.value!.bytes)];
+  for await (const { bytes } of { [Symbol.asyncIterator]: () => batches }) seen.push(Buffer.from(bytes));
+  assert.ok(Buffer.concat(seen).equals(Buffer.concat(chunks)), 'every byte once, in order');
 });
 
 test('the tail of a chunk larger than the buffer is written after the idle time when the stream stalls', { timeout: 5000 }, async () => {
