@@ -7,6 +7,18 @@ import { BufferPool } from '../util/buffer-pool.js';
 /** A batch smaller than the buffer is written anyway once the stream has been silent this long. */
 export const BATCH_IDLE_MS = 20;
 
+/**
+ * The stream was destroyed without an error before its end (no 'end' event): the blob is short, and nothing
+ * more will come, so waiting for it would wait forever. Node's own code for this, as stream.finished gives it.
+ */
+export class StreamClosedEarlyError extends Error {
+  readonly code = 'ERR_STREAM_PREMATURE_CLOSE';
+  constructor() {
+    super('the stream closed before its end');
+    this.name = 'StreamClosedEarlyError';
+  }
+}
+
 /** One batch: a view of the lent buffer, valid until the consumer asks for the next batch. */
 export interface WriteBatch {
   readonly bytes: Buffer;
@@ -73,7 +85,11 @@ export async function* writeBatches(stream: Readable, buffer: Buffer, idleMs = B
     error = err;
     signal();
   };
-  stream.on('data', onData).on('end', onEnd).on('error', onError);
+  // 'close' after 'end' or 'error' changes nothing; alone, it means the stream was destroyed without an error.
+  const onClose = (): void => {
+    if (!ended && error === undefined) onError(new StreamClosedEarlyError());
+  };
+  stream.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
   try {
     for (;;) {
       // What arrived before an error is written first (a re-run continues after it), then the error thrown.
@@ -102,7 +118,7 @@ export async function* writeBatches(stream: Readable, buffer: Buffer, idleMs = B
     }
   } finally {
     clearTimeout(timer);
-    stream.off('data', onData).off('end', onEnd).off('error', onError);
+    stream.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
     if (!ended) stream.destroy();
   }
 }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { writeBatches } from '../../src/bundle/write-batches.js';
+import { StreamClosedEarlyError, writeBatches } from '../../src/bundle/write-batches.js';
 
 test('cuts a stream into full buffers and a short last batch, the bytes in order, a chunk larger than the buffer too', async () => {
   const chunks = [randomBytes(700), randomBytes(100), randomBytes(2500), randomBytes(1), randomBytes(1200)];
@@ -98,4 +98,18 @@ test('the tail of a chunk larger than the buffer is written after the idle time 
   assert.equal(second.value!.short, true);
   stream.end();
   assert.equal((await batches.next()).done, true);
+});
+
+test('a stream destroyed without an error (closed before its end) fails after the bytes that arrived, naming the early close', { timeout: 5000 }, async () => {
+  const stream = new PassThrough();
+  const seen: string[] = [];
+  stream.write(Buffer.from('kept'));
+  setTimeout(() => stream.destroy(), 5);
+  await assert.rejects(
+    (async () => {
+      for await (const { bytes } of writeBatches(stream, Buffer.alloc(1024), 1000)) seen.push(bytes.toString());
+    })(),
+    (err: Error) => err instanceof StreamClosedEarlyError && /closed before its end/.test(err.message),
+  );
+  assert.deepEqual(seen, ['kept']);
 });
