@@ -237,7 +237,7 @@ export class BundleDestination implements ImageDestination {
     try {
       for await (const { bytes, short } of writeBatches(source, buffer)) {
         if (position + bytes.length > blob.size) throw new DigestMismatchError(blob.digest, `(more than ${blob.size} bytes)`, `blob ${blob.digest}`);
-        await this.volumes.writev([bytes], entry.dataOffset + position);
+        await this.volumes.write(bytes, entry.dataOffset + position);
         position += bytes.length;
         this.bytesFetched += bytes.length;
         onFetched(bytes.length);

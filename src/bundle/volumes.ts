@@ -9,7 +9,6 @@ import { placeIoError } from './volume-io-error.js';
 
 const pread = promisify(fs.read);
 const pwrite = promisify(fs.write);
-const pwritev = promisify(fs.writev);
 const openFd = promisify(fs.open);
 const closeFd = promisify(fs.close);
 const fsyncFd = promisify(fs.fsync);
@@ -149,32 +148,6 @@ export class VolumeSet {
       const fd = await this.fd(piece.volume);
       await pwriteAll(fd, buffer.subarray(at, at + piece.length), piece.localOffset);
       at += piece.length;
-    }
-  }
-
-  /**
-   * Writes `buffers` back to back from global `offset`: one writev per volume they fall in (a batch of
-   * network chunks costs one system call and no copy into a single buffer).
-   */
-  async writev(buffers: readonly Buffer[], offset: number): Promise<void> {
-    const length = buffers.reduce((n, b) => n + b.length, 0);
-    const pieces = this.pieces(offset, length);
-    if (pieces.length !== 1) {
-      for (const b of buffers) {
-        await this.write(b, offset);
-        offset += b.length;
-      }
-      return;
-    }
-    const fd = await this.fd(pieces[0]!.volume);
-    let pending = [...buffers];
-    let at = pieces[0]!.localOffset;
-    while (pending.length > 0) {
-      let written = (await pwritev(fd, pending, at)).bytesWritten;
-      at += written;
-      // A short writev (rare: signals, full quota at the margin) continues with the rest.
-      while (pending.length > 0 && written >= pending[0]!.length) written -= pending.shift()!.length;
-      if (written > 0) pending[0] = pending[0]!.subarray(written);
     }
   }
 

@@ -7,6 +7,18 @@ import { BufferPool } from '../util/buffer-pool.js';
 /** A batch smaller than the buffer is written anyway once the stream has been silent this long. */
 export const BATCH_IDLE_MS = 20;
 
+/**
+ * The stream was destroyed without an error before its end (no 'end' event): the blob is short, and nothing
+ * more will come, so waiting for it would wait forever. Node's own code for this, as stream.finished gives it.
+ */
+export class StreamClosedEarlyError extends Error {
+  readonly code = 'ERR_STREAM_PREMATURE_CLOSE';
+  constructor() {
+    super('the stream closed before its end');
+    this.name = 'StreamClosedEarlyError';
+  }
+}
+
 /** One batch: a view of the lent buffer, valid until the consumer asks for the next batch. */
 export interface WriteBatch {
   readonly bytes: Buffer;
@@ -46,18 +58,24 @@ export async function* writeBatches(stream: Readable, buffer: Buffer, idleMs = B
     filled += fit;
     return fit < chunk.length ? chunk.subarray(fit) : undefined;
   };
+  /** Bytes held in a batch that is not full are written after `idleMs` of silence, counted from the last chunk. */
+  const armIdleTimer = (): void => {
+    if (timer !== undefined) {
+      timer.refresh();
+      return;
+    }
+    timer = setTimeout(() => {
+      stalled = true;
+      signal();
+    }, idleMs);
+  };
   const onData = (chunk: Buffer): void => {
     const tail = overflow.length > 0 ? chunk : place(chunk);
     if (tail) overflow.push(tail);
     if (filled === buffer.length) {
       stream.pause();
       signal();
-    } else if (timer === undefined) {
-      timer = setTimeout(() => {
-        stalled = true;
-        signal();
-      }, idleMs);
-    } else timer.refresh(); // silence is counted from the last chunk
+    } else armIdleTimer();
   };
   const onEnd = (): void => {
     ended = true;
@@ -67,7 +85,11 @@ export async function* writeBatches(stream: Readable, buffer: Buffer, idleMs = B
     error = err;
     signal();
   };
-  stream.on('data', onData).on('end', onEnd).on('error', onError);
+  // 'close' after 'end' or 'error' changes nothing; alone, it means the stream was destroyed without an error.
+  const onClose = (): void => {
+    if (!ended && error === undefined) onError(new StreamClosedEarlyError());
+  };
+  stream.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
   try {
     for (;;) {
       // What arrived before an error is written first (a re-run continues after it), then the error thrown.
@@ -84,7 +106,11 @@ export async function* writeBatches(stream: Readable, buffer: Buffer, idleMs = B
           const tail = place(overflow.shift()!);
           if (tail) overflow.unshift(tail);
         }
-        if (filled < buffer.length && !ended && error === undefined) stream.resume();
+        if (filled < buffer.length && !ended && error === undefined) {
+          // A chunk's tail carried over from the full batch waits like any chunk: the stream may now stall.
+          if (filled > 0) armIdleTimer();
+          stream.resume();
+        }
         continue;
       }
       if (ended) return;
@@ -92,7 +118,7 @@ export async function* writeBatches(stream: Readable, buffer: Buffer, idleMs = B
     }
   } finally {
     clearTimeout(timer);
-    stream.off('data', onData).off('end', onEnd).off('error', onError);
+    stream.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
     if (!ended) stream.destroy();
   }
 }

@@ -194,8 +194,8 @@ for (const [code, code_] of [['EIO', 'BUNDLE_DISK_FAILED'], ['EROFS', 'BUNDLE_DI
   test(`a ${code} from the bundle's own disk mid-download is ${code_} naming the directory (exit 1), not an internal error; the work dir is kept`, async () => {
     await withDir(async (dir) => {
       const output = path.join(dir, 'b.tar');
-      const original = VolumeSet.prototype.writev;
-      VolumeSet.prototype.writev = async function (): Promise<void> {
+      const original = VolumeSet.prototype.write;
+      VolumeSet.prototype.write = async function (): Promise<void> {
         throw Object.assign(new Error(`${code}: simulated, write`), { code });
       };
       try {
@@ -208,7 +208,7 @@ for (const [code, code_] of [['EIO', 'BUNDLE_DISK_FAILED'], ['EROFS', 'BUNDLE_DI
           return true;
         });
       } finally {
-        VolumeSet.prototype.writev = original;
+        VolumeSet.prototype.write = original;
       }
       await stat(`${output}.partial`);
       await assert.rejects(stat(output));
