@@ -1,5 +1,5 @@
-// V8's heap sizing for a process that streams gigabytes through small buffers (`bundle create`): the old
-// generation may grow further before a full collection, so the download's buffer churn stops paying for one.
+// V8's heap sizing for a process that streams gigabytes through small buffers (`bundle create`, `bundle
+// push`): the old generation may grow further before a full collection, so buffer churn stops paying for one.
 
 import { setFlagsFromString } from 'node:v8';
 
@@ -14,7 +14,8 @@ import { setFlagsFromString } from 'node:v8';
  * limit rises to 40–50 MB and those collections stop: 3–6 mark-compacts per 1.16 GB (docs/benchmarks.md,
  * "create's CPU, accounted"). Memory stays bounded by what is live (the old generation may reach 4× it between
  * collections; peak RSS +9 MiB at 1.16 GB). Read when V8 next computes the limit, so it takes effect from the
- * first collection after the call.
+ * first collection after the call. `bundle push` showed the same pattern (48–55 mark-compacts per 1.16 GB push,
+ * 16–19 with the setting: push CPU 0.80×, docs/benchmarks.md "Push").
  */
 export function growHeapForStreaming(): void {
   setFlagsFromString('--heap-growing-percent=300');
