@@ -76,10 +76,12 @@ export class RegistryDestination implements ImageDestination {
       const reuse = await this.tryMount(repository, blob, mountFrom, signal);
       if (reuse !== undefined) return reuse;
     }
-    // A target that has answered "absent" to everything so far: a mount from the repository itself answers
-    // the same question and, when the blob is absent, starts its upload (distribution links a blob the
-    // repository holds and answers 201, else 202 with the upload). A HEAD and a POST become one POST.
-    if (this.knowledge.looksEmpty(repository)) {
+    // A repository that has answered only "absent" so far (or, not asked yet, in a target that has), on a
+    // target that has answered some mount with 201: a mount from the repository itself answers the same
+    // question and, when the blob is absent, starts its upload (distribution links a blob the repository
+    // holds and answers 201, else 202 with the upload). A HEAD and a POST become one POST. Without that 201
+    // a 202 could be a registry that does not mount, holding the blob: HEAD first.
+    if (this.knowledge.asksByOwnMount(repository)) {
       const reuse = await this.tryMount(repository, blob, repository, signal);
       if (reuse !== undefined) return reuse;
     }
@@ -122,8 +124,10 @@ export class RegistryDestination implements ImageDestination {
       signal,
     });
     if (res.statusCode === 201) {
+      this.knowledge.mountLinked();
+      // Linked from the repository itself: it was there before this run, not placed by it.
       if (self) this.knowledge.blobPresent(repository);
-      this.knowledge.blobPlaced(repository, blob.digest);
+      else this.knowledge.blobPlaced(repository, blob.digest);
       return self ? 'present' : 'mounted';
     }
     if (self) this.knowledge.blobAbsent(repository);

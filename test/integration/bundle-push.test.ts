@@ -17,7 +17,7 @@ import { RegistryClient } from '../../src/registry/client.js';
 import { isUserError } from '../../src/util/errors.js';
 import { startDockerRegistry, type RunningRegistry } from '../support/docker-registry.js';
 import { buildSampleBundle, RELEASE_TAG, type SampleBundle } from '../support/mirror-fixture.js';
-import { startRegistryProxy, type RunningProxy } from '../support/registry-proxy.js';
+import { faultTimes, startRegistryProxy, type RecordedRequest, type RunningProxy } from '../support/registry-proxy.js';
 import { assertNoInternalError, runCli } from '../support/cli.js';
 import { flipByte } from '../support/damage.js';
 import { startContainerd, writeHostsToml } from '../support/containerd.js';
@@ -56,6 +56,13 @@ async function target(t: { after: (fn: () => Promise<void>) => void }): Promise<
     await registry.stop();
   });
   return { registry, proxy };
+}
+
+/** A mount request whose `from` is the repository it is sent to (a HEAD and a POST in one). */
+function mountsFromOwnRepository(request: RecordedRequest): boolean {
+  const url = new URL(request.path, 'http://target');
+  const from = url.searchParams.get('from');
+  return request.method === 'POST' && from !== null && url.pathname === `/v2/${from}/blobs/uploads/`;
 }
 
 async function push(host: string, options: { bundle?: string; retry?: object; monolithicLimit?: number } = {}) {
@@ -113,7 +120,10 @@ test('pushes every image so that skopeo pulls each back by digest, byte for byte
 test('keeps its connections across the HEADs of blobs and manifests: no more connections than the pool holds', async (t) => {
   const { proxy } = await target(t);
   await push(proxy.host);
-  // A re-run asks a HEAD for every blob and manifest (an empty target is asked far fewer: see below).
+  // The pool holds 8; one more is the https probe of the plain-HTTP target.
+  const first = proxy.connectionsAccepted();
+  assert.ok(first <= 9, `${first} connections for the first push's ${proxy.requests.length} requests`);
+  // A re-run asks a HEAD for every blob and manifest (an empty target is asked fewer: see below).
   proxy.requests.length = 0;
   const before = proxy.connectionsAccepted();
   const result = await push(proxy.host);
@@ -121,22 +131,49 @@ test('keeps its connections across the HEADs of blobs and manifests: no more con
   const heads = proxy.requests.filter((r) => r.method === 'HEAD').length;
   assert.ok(heads >= 20, `the fixture makes the push ask enough HEADs to tell (${heads})`);
   // undici closes a connection after every HEAD unless told otherwise: that was one connection per HEAD.
-  // The pool holds 8; one more is the https probe of the plain-HTTP target.
   const connections = proxy.connectionsAccepted() - before;
   assert.ok(connections <= 9, `${connections} connections for ${proxy.requests.length} requests (${heads} HEADs)`);
 });
 
-test('into an empty registry a blob costs one question: a mount from its own repository starts its upload', async (t) => {
+test('into an empty registry a blob is asked with a mount from its own repository only after the target has mounted a blob (201); one POST per blob either way', async (t) => {
   const { proxy } = await target(t);
   const result = await push(proxy.host);
   assert.equal(result.blobsPresent, 0);
-  const blobHeads = proxy.requests.filter((r) => r.method === 'HEAD' && r.path.includes('/blobs/'));
-  // Only the uploads in flight before the first answer ask a HEAD (the push in `push` runs 4 at once).
-  assert.ok(blobHeads.length <= 4, `${blobHeads.length} blob HEADs`);
+  assert.ok(result.blobsMounted > 0, 'the fixture shares layers between repositories');
+  const proof = proxy.requests.findIndex((r) => r.method === 'POST' && r.path.includes('mount=') && r.status === 201);
+  assert.ok(proof >= 0, 'a cross-repository mount answered 201');
+  assert.ok(!proxy.requests.slice(0, proof).some(mountsFromOwnRepository), 'no mount from its own repository before the first 201');
+  // After it only the uploads in flight when it came ask a HEAD (the push in `push` runs 4 at once).
+  const later = proxy.requests.slice(proof + 1).filter((r) => r.method === 'HEAD' && r.path.includes('/blobs/'));
+  assert.ok(later.length <= 4, `${later.length} blob HEADs after the target mounted a blob`);
   const posts = proxy.requests.filter((r) => r.method === 'POST');
   assert.equal(posts.length, result.blobsSent + result.blobsMounted, 'one POST per blob and repository: a mount or an upload');
-  assert.equal(posts.filter((r) => r.path.includes('mount=')).length, result.blobsSent + result.blobsMounted - blobHeads.length);
   assert.ok(!proxy.requests.some((r) => r.method === 'GET' && r.path.includes('/blobs/uploads/')), 'an upload a mount just started is not asked where it stands');
+});
+
+test('a target whose mounts answer a plain 202 (it ignores mount=) is asked HEAD per blob: a pre-filled target is sent only the blobs it lacks', async (t) => {
+  const { proxy } = await target(t);
+  await push(proxy.host);
+  proxy.requests.length = 0;
+  // The registry holds every blob now. Its first blob HEADs answer "absent" (as a new release's new layers
+  // would), and every mount reaches it without mount= and from=, so it answers 202 and starts an upload,
+  // as a registry that does not mount (or cannot mount that blob) does.
+  const absent = new Set<string>();
+  const missing = faultTimes((req) => req.method === 'HEAD' && req.path.includes('/blobs/sha256:'), { kind: 'status', status: 404 }, 4);
+  proxy.setFault((req) => {
+    if (req.method === 'POST' && req.path.includes('mount=')) return { kind: 'forward-as', path: req.path.slice(0, req.path.indexOf('?')) };
+    const fault = missing(req);
+    if (fault !== undefined) absent.add(req.path.slice(req.path.lastIndexOf('/') + 1));
+    return fault;
+  });
+  const result = await push(proxy.host);
+  assert.equal(result.images, manifest.images.length);
+  assert.equal(absent.size, 4);
+  const carried = proxy.requests.filter((r) => (r.method === 'PUT' || r.method === 'PATCH') && r.path.includes('/blobs/uploads/') && r.bytesReceived > 0);
+  const digests = carried.map((r) => decodeURIComponent(/[?&]digest=([^&]+)/.exec(r.path)?.[1] ?? ''));
+  assert.ok(digests.every((digest) => absent.has(digest)), `bytes sent again for blobs the registry holds: ${digests.filter((d) => !absent.has(d)).join(', ')}`);
+  assert.equal(result.blobsSent, carried.length);
+  assert.ok(result.blobsPresent > 20, `${result.blobsPresent} blobs found present`);
 });
 
 test('a target that refuses mount requests (HTTP 405) is pushed with a HEAD and a plain POST per blob, nothing mounted', async (t) => {
