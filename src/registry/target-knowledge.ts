@@ -45,6 +45,11 @@ export class TargetKnowledge {
     this.mounts = true;
   }
 
+  /** Whether some mount has answered 201. */
+  mountsProven(): boolean {
+    return this.mounts;
+  }
+
   /** This run uploaded the blob into the repository, or mounted it there from another repository. */
   blobPlaced(repository: string, digest: Digest): void {
     this.placed.add(`${repository}@${digest}`);

@@ -51,7 +51,9 @@ test('a repository that looks empty is asked by a mount from itself only once th
   known.blobAbsent('ns/app');
   assert.equal(known.looksEmpty('ns/app'), true);
   assert.equal(known.asksByOwnMount('ns/app'), false, 'a 202 could come from a registry that does not mount');
+  assert.equal(known.mountsProven(), false);
   known.mountLinked();
+  assert.equal(known.mountsProven(), true);
   assert.equal(known.asksByOwnMount('ns/app'), true);
   assert.equal(known.asksByOwnMount('ns/new'), true);
   known.blobPresent('ns/app');
