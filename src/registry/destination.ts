@@ -72,9 +72,11 @@ export class RegistryDestination implements ImageDestination {
   async reuseBlob(repository: string, blob: BlobRef, mountFrom: string | undefined, signal?: AbortSignal): Promise<BlobReuse> {
     const key = `${repository}@${blob.digest}`;
     if (this.uploads.has(key)) return 'absent'; // an upload of it started already (a retried step): putBlob goes on with it
-    // A blob this run put into another repository: the mount answers whether it is here too, one request
-    // for two. 201 then cannot tell "was here" from "mounted"; either way no byte moves.
-    if (mountFrom !== undefined && this.knowledge.placedIn(mountFrom, blob.digest)) {
+    // A blob this run put into another repository, on a target that has answered some mount with 201: the
+    // mount answers whether it is here too, one request for two. 201 then cannot tell "was here" from
+    // "mounted"; either way no byte moves. Without that 201 a 202 could come from a registry that does not
+    // mount and holds the blob here: HEAD first.
+    if (mountFrom !== undefined && this.knowledge.mountsProven() && this.knowledge.placedIn(mountFrom, blob.digest)) {
       const reuse = await this.tryMount(repository, blob, mountFrom, signal);
       if (reuse !== undefined) return reuse;
     }
