@@ -59,7 +59,7 @@ const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EH
 type Resource = { kind: 'manifest'; reference: string } | { kind: 'referrers'; reference: string } | { kind: 'blob'; digest: Digest; repository: string } | { kind: 'ping' };
 
 interface Request {
-  readonly method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH';
+  readonly method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   readonly path: string;
   readonly headers: Record<string, string>;
   readonly signal?: AbortSignal | undefined;

@@ -43,6 +43,8 @@ export class RegistryDestination implements ImageDestination {
   private readonly knowledge = new TargetKnowledge();
   /** Off once the target refused a mount request (MOUNT_REFUSALS). */
   private mounts = true;
+  /** Whether this push has asked the target once whether it mounts (probeMounts). */
+  private probed = false;
 
   constructor(
     private readonly client: RegistryClient,
@@ -70,16 +72,20 @@ export class RegistryDestination implements ImageDestination {
   async reuseBlob(repository: string, blob: BlobRef, mountFrom: string | undefined, signal?: AbortSignal): Promise<BlobReuse> {
     const key = `${repository}@${blob.digest}`;
     if (this.uploads.has(key)) return 'absent'; // an upload of it started already (a retried step): putBlob goes on with it
-    // A blob this run put into another repository: the mount answers whether it is here too, one request
-    // for two. 201 then cannot tell "was here" from "mounted"; either way no byte moves.
-    if (mountFrom !== undefined && this.knowledge.placedIn(mountFrom, blob.digest)) {
+    // A blob this run put into another repository, on a target that has answered some mount with 201: the
+    // mount answers whether it is here too, one request for two. 201 then cannot tell "was here" from
+    // "mounted"; either way no byte moves. Without that 201 a 202 could come from a registry that does not
+    // mount and holds the blob here: HEAD first.
+    if (mountFrom !== undefined && this.knowledge.mountsProven() && this.knowledge.placedIn(mountFrom, blob.digest)) {
       const reuse = await this.tryMount(repository, blob, mountFrom, signal);
       if (reuse !== undefined) return reuse;
     }
-    // A target that has answered "absent" to everything so far: a mount from the repository itself answers
-    // the same question and, when the blob is absent, starts its upload (distribution links a blob the
-    // repository holds and answers 201, else 202 with the upload). A HEAD and a POST become one POST.
-    if (this.knowledge.looksEmpty(repository)) {
+    // A repository that has answered only "absent" so far (or, not asked yet, in a target that has), on a
+    // target that has answered some mount with 201: a mount from the repository itself answers the same
+    // question and, when the blob is absent, starts its upload (distribution links a blob the repository
+    // holds and answers 201, else 202 with the upload). A HEAD and a POST become one POST. Without that 201
+    // a 202 could be a registry that does not mount, holding the blob: HEAD first.
+    if (this.knowledge.asksByOwnMount(repository)) {
       const reuse = await this.tryMount(repository, blob, repository, signal);
       if (reuse !== undefined) return reuse;
     }
@@ -116,14 +122,16 @@ export class RegistryDestination implements ImageDestination {
     const self = from === repository;
     const res = await this.exchange(repository, {
       method: 'POST',
-      path: `/v2/${repository}/blobs/uploads/?mount=${encodeURIComponent(blob.digest)}&from=${encodeURIComponent(from)}`,
+      path: mountPath(repository, blob.digest, from),
       headers: { 'content-length': '0' },
       scope: self ? `repository:${repository}:pull,push` : `repository:${repository}:pull,push repository:${from}:pull`,
       signal,
     });
     if (res.statusCode === 201) {
+      this.knowledge.mountLinked();
+      // Linked from the repository itself: it was there before this run, not placed by it.
       if (self) this.knowledge.blobPresent(repository);
-      this.knowledge.blobPlaced(repository, blob.digest);
+      else this.knowledge.blobPlaced(repository, blob.digest);
       return self ? 'present' : 'mounted';
     }
     if (self) this.knowledge.blobAbsent(repository);
@@ -174,7 +182,29 @@ export class RegistryDestination implements ImageDestination {
     }
     this.uploads.delete(key);
     this.knowledge.blobPlaced(repository, blob.digest);
+    await this.probeMounts(repository, blob.digest, signal);
     return sent;
+  }
+
+  /**
+   * Once per push, after its first upload, unless a mount answered already: a mount of that blob from its
+   * own repository. A registry that mounts links it (201), and from then on its 202 means "absent" (reuseBlob
+   * asks by mount). One that ignores `mount` or cannot mount the blob (ECR: no manifest references it yet)
+   * starts an upload (202), deleted at once; the push goes on with HEAD + POST. Without it the first 201 comes
+   * from a cross-repository mount, late in a push (docs/benchmarks.md, Push).
+   */
+  private async probeMounts(repository: string, digest: Digest, signal: AbortSignal | undefined): Promise<void> {
+    if (this.probed || !this.mounts || this.knowledge.mountsProven()) return;
+    this.probed = true;
+    try {
+      const res = await this.exchange(repository, { method: 'POST', path: mountPath(repository, digest, repository), headers: { 'content-length': '0' }, signal });
+      if (res.statusCode === 201) this.knowledge.mountLinked();
+      else if (header(res, 'location') !== undefined) await this.exchange(repository, { method: 'DELETE', path: this.locationOf(repository, res), headers: {}, signal });
+    } catch (error) {
+      if (MOUNT_REFUSALS.some((status) => isStatus(error, status))) this.mounts = false;
+      // Otherwise the answer only decides how later blobs are asked: HEAD + POST, as before a 201. The blob
+      // is in; the next request meets any real trouble of the target.
+    }
   }
 
   /** Where an interrupted upload stands (GET of its URL: `Range: 0-N`), or undefined to start a new one (forgotten, or nothing usable kept). */
@@ -249,6 +279,11 @@ export class RegistryDestination implements ImageDestination {
       signal,
     });
   }
+}
+
+/** POST …/uploads/?mount=&from=: link the blob from another repository (or find it in this one). */
+function mountPath(repository: string, digest: Digest, from: string): string {
+  return `/v2/${repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`;
 }
 
 function withDigest(location: string, digest: Digest): string {

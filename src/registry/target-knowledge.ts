@@ -1,5 +1,6 @@
 // What a push has learnt about its target from the answers so far: which repositories answered only
-// "absent", and which blobs this run placed where. It lets the push skip questions already answered.
+// "absent", whether the target mounts, and which blobs this run placed where. It lets the push skip
+// questions already answered.
 
 import type { Digest } from '../oci/digest.js';
 
@@ -14,6 +15,7 @@ export class TargetKnowledge {
   private readonly placed = new Set<string>();
   private anyAbsent = false;
   private anyPresent = false;
+  private mounts = false;
 
   private answers(repository: string): RepositoryAnswers {
     let answers = this.repositories.get(repository);
@@ -34,13 +36,35 @@ export class TargetKnowledge {
     this.anyPresent = true;
   }
 
-  /** This run put (or mounted) the blob into the repository. */
+  /**
+   * The target answered a mount with 201: it mounts, so its 202 to a mount says "absent". Before that a 202
+   * says nothing: a registry that ignores `mount`, or cannot mount this blob (ECR for a blob no manifest
+   * references yet), answers 202 for a blob it holds.
+   */
+  mountLinked(): void {
+    this.mounts = true;
+  }
+
+  /** Whether some mount has answered 201. */
+  mountsProven(): boolean {
+    return this.mounts;
+  }
+
+  /** This run uploaded the blob into the repository, or mounted it there from another repository. */
   blobPlaced(repository: string, digest: Digest): void {
     this.placed.add(`${repository}@${digest}`);
   }
 
   placedIn(repository: string, digest: Digest): boolean {
     return this.placed.has(`${repository}@${digest}`);
+  }
+
+  /**
+   * Whether a mount from the repository itself may stand for a HEAD: the target has proved that it mounts
+   * and the repository looks empty of this push's blobs.
+   */
+  asksByOwnMount(repository: string): boolean {
+    return this.mounts && this.looksEmpty(repository);
   }
 
   /**

@@ -17,7 +17,7 @@ import { RegistryClient } from '../../src/registry/client.js';
 import { isUserError } from '../../src/util/errors.js';
 import { startDockerRegistry, type RunningRegistry } from '../support/docker-registry.js';
 import { buildSampleBundle, RELEASE_TAG, type SampleBundle } from '../support/mirror-fixture.js';
-import { startRegistryProxy, type RunningProxy } from '../support/registry-proxy.js';
+import { faultTimes, startRegistryProxy, type RecordedRequest, type RunningProxy } from '../support/registry-proxy.js';
 import { assertNoInternalError, runCli } from '../support/cli.js';
 import { flipByte } from '../support/damage.js';
 import { startContainerd, writeHostsToml } from '../support/containerd.js';
@@ -56,6 +56,18 @@ async function target(t: { after: (fn: () => Promise<void>) => void }): Promise<
     await registry.stop();
   });
   return { registry, proxy };
+}
+
+/** A mount request whose `from` is the repository it is sent to (a HEAD and a POST in one). */
+function mountsFromOwnRepository(request: RecordedRequest): boolean {
+  const url = new URL(request.path, 'http://target');
+  const from = url.searchParams.get('from');
+  return request.method === 'POST' && from !== null && url.pathname === `/v2/${from}/blobs/uploads/`;
+}
+
+/** "REPOSITORY@DIGEST" for a request path under /v2/REPOSITORY/blobs/. */
+function blobInRepository(requestPath: string, digest: string): string {
+  return `${requestPath.slice('/v2/'.length, requestPath.indexOf('/blobs/'))}@${digest}`;
 }
 
 async function push(host: string, options: { bundle?: string; retry?: object; monolithicLimit?: number } = {}) {
@@ -113,7 +125,10 @@ test('pushes every image so that skopeo pulls each back by digest, byte for byte
 test('keeps its connections across the HEADs of blobs and manifests: no more connections than the pool holds', async (t) => {
   const { proxy } = await target(t);
   await push(proxy.host);
-  // A re-run asks a HEAD for every blob and manifest (an empty target is asked far fewer: see below).
+  // The pool holds 8; one more is the https probe of the plain-HTTP target.
+  const first = proxy.connectionsAccepted();
+  assert.ok(first <= 9, `${first} connections for the first push's ${proxy.requests.length} requests`);
+  // A re-run asks a HEAD for every blob and manifest (an empty target is asked fewer: see below).
   proxy.requests.length = 0;
   const before = proxy.connectionsAccepted();
   const result = await push(proxy.host);
@@ -121,22 +136,58 @@ test('keeps its connections across the HEADs of blobs and manifests: no more con
   const heads = proxy.requests.filter((r) => r.method === 'HEAD').length;
   assert.ok(heads >= 20, `the fixture makes the push ask enough HEADs to tell (${heads})`);
   // undici closes a connection after every HEAD unless told otherwise: that was one connection per HEAD.
-  // The pool holds 8; one more is the https probe of the plain-HTTP target.
   const connections = proxy.connectionsAccepted() - before;
   assert.ok(connections <= 9, `${connections} connections for ${proxy.requests.length} requests (${heads} HEADs)`);
 });
 
-test('into an empty registry a blob costs one question: a mount from its own repository starts its upload', async (t) => {
+test('into an empty registry a blob costs one question once the target has shown that it mounts: a mount from its own repository starts its upload', async (t) => {
   const { proxy } = await target(t);
   const result = await push(proxy.host);
   assert.equal(result.blobsPresent, 0);
   const blobHeads = proxy.requests.filter((r) => r.method === 'HEAD' && r.path.includes('/blobs/'));
-  // Only the uploads in flight before the first answer ask a HEAD (the push in `push` runs 4 at once).
-  assert.ok(blobHeads.length <= 4, `${blobHeads.length} blob HEADs`);
+  // The proof: after the first upload, its blob mounted from its own repository, answered 201.
+  const proof = proxy.requests.findIndex((r) => mountsFromOwnRepository(r) && r.status === 201);
+  assert.ok(proof >= 0, 'the target linked the first uploaded blob');
+  assert.ok(!proxy.requests.slice(0, proof).some(mountsFromOwnRepository), 'no blob is asked by a mount before the target has shown that it mounts');
+  // Only the uploads started before the proof came ask a HEAD (the push in `push` runs 4 at once).
+  const later = proxy.requests.slice(proof + 1).filter((r) => r.method === 'HEAD' && r.path.includes('/blobs/'));
+  assert.ok(later.length <= 4, `${later.length} blob HEADs after the proof`);
+  assert.ok(blobHeads.length <= 8, `${blobHeads.length} blob HEADs`);
   const posts = proxy.requests.filter((r) => r.method === 'POST');
-  assert.equal(posts.length, result.blobsSent + result.blobsMounted, 'one POST per blob and repository: a mount or an upload');
-  assert.equal(posts.filter((r) => r.path.includes('mount=')).length, result.blobsSent + result.blobsMounted - blobHeads.length);
+  assert.equal(posts.length, result.blobsSent + result.blobsMounted + 1, 'one POST per blob and repository (a mount or an upload), and the proof');
+  const ownMountUploads = posts.filter((r) => mountsFromOwnRepository(r) && r.status === 202).length;
+  const plainPosts = posts.filter((r) => !r.path.includes('mount=')).length;
+  assert.equal(ownMountUploads + plainPosts, result.blobsSent, 'each upload started by one POST: a mount from its own repository, or a plain one');
+  assert.ok(ownMountUploads > result.blobsSent / 2, `${ownMountUploads} of ${result.blobsSent} uploads started by a mount`);
   assert.ok(!proxy.requests.some((r) => r.method === 'GET' && r.path.includes('/blobs/uploads/')), 'an upload a mount just started is not asked where it stands');
+});
+
+test('a target whose mounts answer a plain 202 (it ignores mount=) is asked HEAD per blob: a pre-filled target is sent only the blobs it lacks', async (t) => {
+  const { proxy } = await target(t);
+  await push(proxy.host);
+  proxy.requests.length = 0;
+  // The registry holds every blob now. Its first blob HEADs answer "absent" (as a new release's new layers
+  // would), and every mount reaches it without mount= and from=, so it answers 202 and starts an upload,
+  // as a registry that does not mount (or cannot mount that blob) does.
+  const absent = new Set<string>();
+  const missing = faultTimes((req) => req.method === 'HEAD' && req.path.includes('/blobs/sha256:'), { kind: 'status', status: 404 }, 4);
+  proxy.setFault((req) => {
+    if (req.method === 'POST' && req.path.includes('mount=')) return { kind: 'forward-as', path: req.path.slice(0, req.path.indexOf('?')) };
+    const fault = missing(req);
+    if (fault !== undefined) absent.add(blobInRepository(req.path, req.path.slice(req.path.lastIndexOf('/') + 1)));
+    return fault;
+  });
+  const result = await push(proxy.host);
+  assert.equal(result.images, manifest.images.length);
+  assert.equal(absent.size, 4);
+  const carried = proxy.requests.filter((r) => (r.method === 'PUT' || r.method === 'PATCH') && r.path.includes('/blobs/uploads/') && r.bytesReceived > 0);
+  const blobs = carried.map((r) => blobInRepository(r.path, decodeURIComponent(/[?&]digest=([^&]+)/.exec(r.path)?.[1] ?? '')));
+  assert.ok(blobs.every((blob) => absent.has(blob)), `bytes sent again for blobs the registry holds: ${blobs.filter((b) => !absent.has(b)).join(', ')}`);
+  assert.equal(result.blobsSent, carried.length);
+  assert.ok(result.blobsPresent > 20, `${result.blobsPresent} blobs found present`);
+  // The one question whether it mounts started an upload; it is deleted, not left behind.
+  const deleted = proxy.requests.filter((r) => r.method === 'DELETE');
+  assert.deepEqual(deleted.map((r) => r.status), [204]);
 });
 
 test('a target that refuses mount requests (HTTP 405) is pushed with a HEAD and a plain POST per blob, nothing mounted', async (t) => {

@@ -18,7 +18,9 @@ export type Fault =
   /** Redirect (307 by default) to another URL, as registries do to their storage backends. */
   | { readonly kind: 'redirect'; readonly location: string; readonly status?: number }
   /** Forward this many body bytes, then send nothing more and keep the connection open (a hung download). */
-  | { readonly kind: 'stall-after-bytes'; readonly bytes: number };
+  | { readonly kind: 'stall-after-bytes'; readonly bytes: number }
+  /** Forward the request upstream with this path instead (e.g. a query a registry would ignore, left out). */
+  | { readonly kind: 'forward-as'; readonly path: string };
 
 export interface ProxiedRequest {
   readonly method: string;
@@ -85,7 +87,7 @@ export async function startRegistryProxy(upstreamUrl: string, options: ProxyOpti
   const forward = (req: IncomingMessage, res: ServerResponse, record: RecordedRequest, fault: Fault | undefined): void => {
     const headers = { ...req.headers, host: upstream.host };
     const outgoing = http.request(
-      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers },
+      { host: upstream.hostname, port: upstream.port, method: req.method, path: fault?.kind === 'forward-as' ? fault.path : req.url, headers },
       (up) => {
         record.status = up.statusCode ?? 0;
         const responseHeaders = { ...up.headers };

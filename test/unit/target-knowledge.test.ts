@@ -1,5 +1,6 @@
 // What a push learns about its target from answers (src/registry/target-knowledge.ts): when a repository
-// counts as empty of the push's blobs; a target that answers "present" first never does.
+// counts as empty of the push's blobs; a target that answers "present" first never does; a mount stands for
+// a HEAD only on a target that has answered a mount with 201.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -43,4 +44,18 @@ test('remembers which blobs this run placed where (a mount source)', () => {
   known.blobPlaced('ns/app', DIGEST);
   assert.equal(known.placedIn('ns/app', DIGEST), true);
   assert.equal(known.placedIn('ns/other', DIGEST), false);
+});
+
+test('a repository that looks empty is asked by a mount from itself only once the target has answered a mount with 201', () => {
+  const known = new TargetKnowledge();
+  known.blobAbsent('ns/app');
+  assert.equal(known.looksEmpty('ns/app'), true);
+  assert.equal(known.asksByOwnMount('ns/app'), false, 'a 202 could come from a registry that does not mount');
+  assert.equal(known.mountsProven(), false);
+  known.mountLinked();
+  assert.equal(known.mountsProven(), true);
+  assert.equal(known.asksByOwnMount('ns/app'), true);
+  assert.equal(known.asksByOwnMount('ns/new'), true);
+  known.blobPresent('ns/app');
+  assert.equal(known.asksByOwnMount('ns/app'), false);
 });
