@@ -196,15 +196,33 @@ export class RegistryDestination implements ImageDestination {
   private async probeMounts(repository: string, digest: Digest, signal: AbortSignal | undefined): Promise<void> {
     if (this.probed || !this.mounts || this.knowledge.mountsProven()) return;
     this.probed = true;
+    let res: TargetResponse;
     try {
-      const res = await this.exchange(repository, { method: 'POST', path: mountPath(repository, digest, repository), headers: { 'content-length': '0' }, signal });
-      if (res.statusCode === 201) this.knowledge.mountLinked();
-      else if (header(res, 'location') !== undefined) await this.exchange(repository, { method: 'DELETE', path: this.locationOf(repository, res), headers: {}, signal });
+      res = await this.exchange(repository, { method: 'POST', path: mountPath(repository, digest, repository), headers: { 'content-length': '0' }, signal });
     } catch (error) {
       if (MOUNT_REFUSALS.some((status) => isStatus(error, status))) this.mounts = false;
       // Otherwise the answer only decides how later blobs are asked: HEAD + POST, as before a 201. The blob
       // is in; the next request meets any real trouble of the target.
+      return;
     }
+    if (res.statusCode === 201) {
+      this.knowledge.mountLinked();
+      return;
+    }
+    // A 202 for a blob the repository holds: this target's own-repository mounts say nothing, whatever a
+    // later cross-repository 201 shows.
+    this.knowledge.ownMountsUninformative();
+    if (header(res, 'location') !== undefined) await this.cancelUpload(repository, this.locationOf(repository, res), signal);
+  }
+
+  /**
+   * Cancels an upload the probe started. distribution wants the `delete` action for it, which a token server
+   * may not grant: asked with its own scope, so a refusal leaves the push's pull,push token alone. A refusal
+   * or any failure is ignored: the upload is left to the registry's purge of stale uploads, and says nothing
+   * about mounting.
+   */
+  private async cancelUpload(repository: string, location: string, signal: AbortSignal | undefined): Promise<void> {
+    await this.exchange(repository, { method: 'DELETE', path: location, headers: {}, scope: `repository:${repository}:delete`, signal }).catch(() => undefined);
   }
 
   /** Where an interrupted upload stands (GET of its URL: `Range: 0-N`), or undefined to start a new one (forgotten, or nothing usable kept). */

@@ -16,6 +16,7 @@ export class TargetKnowledge {
   private anyAbsent = false;
   private anyPresent = false;
   private mounts = false;
+  private ownMountsSayNothing = false;
 
   private answers(repository: string): RepositoryAnswers {
     let answers = this.repositories.get(repository);
@@ -45,6 +46,14 @@ export class TargetKnowledge {
     this.mounts = true;
   }
 
+  /**
+   * A mount of a blob from the repository that holds it answered 202: this target does not link a blob to
+   * its own repository, so its 202 to such a mount is no "absent", even after a cross-repository 201.
+   */
+  ownMountsUninformative(): void {
+    this.ownMountsSayNothing = true;
+  }
+
   /** Whether some mount has answered 201. */
   mountsProven(): boolean {
     return this.mounts;
@@ -60,11 +69,11 @@ export class TargetKnowledge {
   }
 
   /**
-   * Whether a mount from the repository itself may stand for a HEAD: the target has proved that it mounts
-   * and the repository looks empty of this push's blobs.
+   * Whether a mount from the repository itself may stand for a HEAD: the target has proved that it mounts,
+   * has not answered such a mount of a blob it holds with 202, and the repository looks empty of this push's blobs.
    */
   asksByOwnMount(repository: string): boolean {
-    return this.mounts && this.looksEmpty(repository);
+    return this.mounts && !this.ownMountsSayNothing && this.looksEmpty(repository);
   }
 
   /**

@@ -17,7 +17,7 @@ import { RegistryClient } from '../../src/registry/client.js';
 import { isUserError } from '../../src/util/errors.js';
 import { startDockerRegistry, type RunningRegistry } from '../support/docker-registry.js';
 import { buildSampleBundle, RELEASE_TAG, type SampleBundle } from '../support/mirror-fixture.js';
-import { faultTimes, startRegistryProxy, type RecordedRequest, type RunningProxy } from '../support/registry-proxy.js';
+import { faultTimes, startRegistryProxy, type Fault, type ProxiedRequest, type RecordedRequest, type RunningProxy } from '../support/registry-proxy.js';
 import { assertNoInternalError, runCli } from '../support/cli.js';
 import { flipByte } from '../support/damage.js';
 import { startContainerd, writeHostsToml } from '../support/containerd.js';
@@ -59,7 +59,7 @@ async function target(t: { after: (fn: () => Promise<void>) => void }): Promise<
 }
 
 /** A mount request whose `from` is the repository it is sent to (a HEAD and a POST in one). */
-function mountsFromOwnRepository(request: RecordedRequest): boolean {
+function mountsFromOwnRepository(request: Pick<RecordedRequest, 'method' | 'path'>): boolean {
   const url = new URL(request.path, 'http://target');
   const from = url.searchParams.get('from');
   return request.method === 'POST' && from !== null && url.pathname === `/v2/${from}/blobs/uploads/`;
@@ -189,6 +189,26 @@ test('a target whose mounts answer a plain 202 (it ignores mount=) is asked HEAD
   const deleted = proxy.requests.filter((r) => r.method === 'DELETE');
   assert.deepEqual(deleted.map((r) => r.status), [204]);
 });
+
+test('a target that answers the own-repository mount question with 202 and refuses the upload\'s DELETE (405) still gets cross-repository mounts', async (t) => {
+  const { proxy } = await target(t);
+  // Only a mount from the blob's own repository reaches the registry without mount= (202, an upload
+  // started); cross-repository mounts go through. Cancelling the started upload is refused.
+  proxy.setFault(ownMountsIgnored({ kind: 'status', status: 405, body: '{"errors":[{"code":"UNSUPPORTED","message":"no cancel"}]}' }));
+  const result = await push(proxy.host);
+  assert.equal(result.images, manifest.images.length);
+  assert.deepEqual(proxy.requests.filter((r) => r.method === 'DELETE').map((r) => r.status), [405], 'the one cancel was tried, and refused');
+  assert.ok(result.blobsMounted > 0, 'a refused DELETE is no refusal of mounts: cross-repository mounts still happen');
+  assert.equal(proxy.requests.filter(mountsFromOwnRepository).length, 1, 'after a 202 to the question, no blob is asked by a mount from its own repository');
+});
+
+/** A fault hook: a mount from the blob's own repository reaches the registry as a plain POST (202); a DELETE gets `onDelete`. */
+function ownMountsIgnored(onDelete?: Fault) {
+  return (req: ProxiedRequest): Fault | undefined => {
+    if (mountsFromOwnRepository(req)) return { kind: 'forward-as', path: req.path.slice(0, req.path.indexOf('?')) };
+    return req.method === 'DELETE' ? onDelete : undefined;
+  };
+}
 
 test('a target that refuses mount requests (HTTP 405) is pushed with a HEAD and a plain POST per blob, nothing mounted', async (t) => {
   const { proxy } = await target(t);
@@ -436,6 +456,27 @@ describe('into a registry with token auth (docker-registry auth: token)', () => 
     assertNoInternalError(result, 'bundle push');
     assert.equal(result.code, 1);
     assert.match(result.stderr, /of image \S+ to repository \S+ at 127\.0\.0\.1:\d+: the registry refused it with HTTP 401/);
+  });
+
+  test('the upload the mount question started cannot be cancelled without the delete action (401): the push goes on and finishes', async (t) => {
+    const fresh = await startTokenRegistry({ grantPush: true });
+    const proxy = await startRegistryProxy(fresh.registry.url);
+    t.after(async () => {
+      await proxy.stop();
+      await fresh.stop();
+    });
+    proxy.setFault(ownMountsIgnored());
+    const proxyAuth = path.join(fresh.dir, 'proxy-auth.json');
+    await writeFile(proxyAuth, JSON.stringify({ auths: { [proxy.host]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64') } } }));
+    const result = await runCli(['bundle', 'push', bundle.sealPath, '--to', proxy.host, '--authfile', proxyAuth, '--dest-tls-verify=false', '--json']);
+    assertNoInternalError(result, 'bundle push');
+    assert.equal(result.code, 0, result.stderr);
+    // The token server grants pull and push only, so distribution refuses the DELETE (it wants `delete`):
+    // the upload is left to its purge, and no blob request of the push itself was refused meanwhile.
+    const deletes = proxy.requests.filter((r) => r.method === 'DELETE');
+    assert.ok(deletes.length >= 1 && deletes.every((r) => r.status === 401), `DELETEs: ${deletes.map((r) => r.status).join(', ')}`);
+    assert.deepEqual(proxy.requests.filter((r) => r.method !== 'DELETE' && r.path.includes('/blobs/') && r.status >= 400 && r.status !== 401 && r.status !== 404).map((r) => `${r.method} ${r.path} ${r.status}`), []);
+    assert.equal(JSON.parse(result.stdout).images, manifest.images.length);
   });
 
   test('with --authfile the push gets push tokens (mounts included) and skopeo pulls the release back by digest', async () => {

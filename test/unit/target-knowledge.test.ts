@@ -59,3 +59,12 @@ test('a repository that looks empty is asked by a mount from itself only once th
   known.blobPresent('ns/app');
   assert.equal(known.asksByOwnMount('ns/app'), false);
 });
+
+test('a 202 to a mount of a blob its own repository holds ends own-repository mounts, even after a later cross-repository 201', () => {
+  const known = new TargetKnowledge();
+  known.blobAbsent('ns/app');
+  known.ownMountsUninformative();
+  known.mountLinked();
+  assert.equal(known.mountsProven(), true, 'cross-repository mounts are proven by the 201');
+  assert.equal(known.asksByOwnMount('ns/app'), false, 'a 202 from its own repository still says nothing of absence');
+});
