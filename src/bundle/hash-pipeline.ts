@@ -196,21 +196,13 @@ export interface DirectHashOptions extends Pick<HashOptions, 'onBytes' | 'chunkS
 }
 
 /**
- * The sha256 of every range, each group read and hashed by its own worker thread with its own small
- * positional reads (no hand-off between threads, the buffer stays in the core's cache), the groups in
- * parallel; with `copyFds`, each worker also writes what it read to the copy. For groups that share no
- * bytes (blobs split across workers): a shared byte would be read twice. Bytes missing on disk make the
- * ranges over them fail with a reason, as in hashRanges; a read or write error fails the call with its code,
- * as a VolumeIoError naming the file, the byte and (with `rangeName`) the range.
- */
-export async function hashRangesDirect(volumes: readonly VolumeOnDisk[], groups: readonly (readonly HashRange[])[], options: DirectHashOptions = {}): Promise<Map<number, RangeHash>> {
-  const queues = groups.filter((g) => g.length > 0).map((g) => ({ ranges: [...g].sort((a, b) => a.offset - b.offset), workers: 1 }));
-  return readAndHashQueues(volumes, queues, options);
-}
-
-/**
- * As hashRangesDirect, but the ranges (which must not overlap) are one queue that `workers` threads take from
- * in tar order: a worker that is done with its range takes the next one in the tar, so the reads stay near the
+ * The sha256 of every range, read and hashed by worker threads with their own small positional reads (no
+ * hand-off between threads, the buffer stays in the core's cache); with `copyFds`, each worker also writes what
+ * it read to the copy. Bytes missing on disk make the ranges over them fail with a reason, as in hashRanges; a
+ * read or write error fails the call with its code, as a VolumeIoError naming the file, the byte and (with
+ * `rangeName`) the range.
+ *
+ * The ranges (which must not overlap) are one queue that `workers` threads take from in tar order: a worker that is done with its range takes the next one in the tar, so the reads stay near the
  * front of the tar together (near-sequential on a USB stick or a disk, where bundles are verified from), and the
  * workers end within about one range of each other, whatever the mix of sizes (a static split by bytes leaves one
  * idle while the other finishes, when one started late or got less of the CPU). A range is never split: one
@@ -218,8 +210,7 @@ export async function hashRangesDirect(volumes: readonly VolumeOnDisk[], groups:
  */
 export async function hashRangesQueued(volumes: readonly VolumeOnDisk[], ranges: readonly HashRange[], options: DirectHashOptions & { readonly workers?: number } = {}): Promise<Map<number, RangeHash>> {
   const workers = Math.min(options.workers ?? QUEUE_WORKERS, ranges.length);
-  const queues = workers > 0 ? [{ ranges: [...ranges].sort((a, b) => a.offset - b.offset), workers }] : [];
-  return readAndHashQueues(volumes, queues, options);
+  return readAndHashQueue(volumes, [...ranges].sort((a, b) => a.offset - b.offset), workers, options);
 }
 
 /** Workers on one queue by default: one a core of the two this runs on. */
@@ -230,7 +221,7 @@ const prestarted: Worker[] = [];
 const idleListeners = new WeakMap<Worker, () => void>();
 
 /**
- * Starts `count` reading hash workers now, for the next hashRangesDirect or hashRangesQueued call to take: a
+ * Starts `count` reading hash workers now, for the next hashRangesQueued call to take: a
  * worker's start (a new V8 isolate and Node environment: 40–80 ms here) then overlaps the caller's own start
  * (loading its modules, reading the seal and the manifest) instead of following it. An idle worker does not keep
  * the process alive; one that exits while idle is dropped.
@@ -264,8 +255,8 @@ function readingWorker(): Worker {
   return worker;
 }
 
-/** Runs `workers` reading workers on each queue of ranges (see hashRangesDirect). */
-async function readAndHashQueues(volumes: readonly VolumeOnDisk[], queues: ReadonlyArray<{ readonly ranges: readonly HashRange[]; readonly workers: number }>, options: DirectHashOptions): Promise<Map<number, RangeHash>> {
+/** Runs `count` reading workers on one queue of ranges, sorted by offset (see hashRangesQueued). */
+async function readAndHashQueue(volumes: readonly VolumeOnDisk[], ranges: readonly HashRange[], count: number, options: DirectHashOptions): Promise<Map<number, RangeHash>> {
   const chunkSize = options.chunkSize ?? 256 * 1024;
   const results = new Map<number, RangeHash>();
   let read = 0;
@@ -274,13 +265,11 @@ async function readAndHashQueues(volumes: readonly VolumeOnDisk[], queues: Reado
     ...(options.copyFds ? { copyFds: options.copyFds } : {}),
     ...(options.copyPaths ? { copyPaths: options.copyPaths } : {}),
   };
-  const workers = queues.flatMap(({ ranges, workers: count }) => {
-    const task: ReadTask = { volumes, ranges, taken: new SharedArrayBuffer(4), chunkSize, ...shared };
-    return Array.from({ length: count }, () => {
-      const worker = readingWorker();
-      worker.postMessage(task);
-      return worker;
-    });
+  const task: ReadTask = { volumes, ranges, taken: new SharedArrayBuffer(4), chunkSize, ...shared };
+  const workers = Array.from({ length: count }, () => {
+    const worker = readingWorker();
+    worker.postMessage(task);
+    return worker;
   });
   let abort: (() => void) | undefined;
   const aborted = new Promise<never>((_, reject) => {

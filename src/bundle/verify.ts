@@ -296,7 +296,6 @@ async function readSkeleton(volumes: VolumeSet, buffer: Buffer, offset: number, 
   });
 }
 
-
 /** A bundle whose volumes its caller has open and whose layout it has read already (`import`: for its base check). */
 export interface OpenedLayout {
   readonly volumes: VolumeSet;

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { hashRanges, hashRangesDirect, hashRangesQueued, idleHashWorkers, prestartHashWorkers, type VolumeOnDisk } from '../../src/bundle/hash-pipeline.js';
+import { hashRanges, hashRangesQueued, idleHashWorkers, prestartHashWorkers, type VolumeOnDisk } from '../../src/bundle/hash-pipeline.js';
 import { VolumeIoError } from '../../src/bundle/volume-io-error.js';
 import { VolumeSet } from '../../src/bundle/volumes.js';
 
@@ -45,7 +45,7 @@ test('a read error in a hash worker names the volume, the byte and the blob, and
   await withDir(async (dir) => {
     const volume = await unreadableVolume(dir, 4096);
     const blob = 'blob sha256:' + 'ab'.repeat(32);
-    const hashing = hashRangesDirect([volume], [[{ id: 7, offset: 1024, size: 2048 }]], { rangeName: (id) => (id === 7 ? blob : undefined) });
+    const hashing = hashRangesQueued([volume], [{ id: 7, offset: 1024, size: 2048 }], { rangeName: (id) => (id === 7 ? blob : undefined) });
     await assert.rejects(hashing, isIoError('read', volume.path, 1024, 'EISDIR', blob));
   });
 });
@@ -59,7 +59,7 @@ test('a copy descriptor a hash worker cannot write to is an error reply naming t
     const readOnly = await open(copyPath, 'r');
     try {
       const volume: VolumeOnDisk = { path: source, size: 8192, offset: 0, actualSize: 8192 };
-      const hashing = hashRangesDirect([volume], [[{ id: 0, offset: 512, size: 4096 }]], { copyFds: [readOnly.fd], copyPaths: [copyPath], rangeName: () => 'blob sha256:00' });
+      const hashing = hashRangesQueued([volume], [{ id: 0, offset: 512, size: 4096 }], { copyFds: [readOnly.fd], copyPaths: [copyPath], rangeName: () => 'blob sha256:00' });
       await assert.rejects(hashing, isIoError('write', copyPath, 512, 'EBADF', 'blob sha256:00'));
     } finally {
       await readOnly.close();
