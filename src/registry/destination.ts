@@ -17,6 +17,11 @@ export const DEFAULT_MONOLITHIC_LIMIT = 32 * 1024 * 1024;
 /** Answers to a mount POST that say "not this way" rather than 202 (the spec's answer of a registry that does not mount). */
 const MOUNT_REFUSALS = [400, 404, 405, 501];
 
+/** Whether a mount request failed because the target refuses mount requests (then none is asked again). */
+function refusesMounts(error: unknown): boolean {
+  return MOUNT_REFUSALS.some((status) => isStatus(error, status));
+}
+
 export interface RegistryTarget {
   /** "HOST[:PORT]" */
   readonly host: string;
@@ -107,7 +112,7 @@ export class RegistryDestination implements ImageDestination {
     try {
       return await this.mount(repository, blob, from, signal);
     } catch (error) {
-      if (!MOUNT_REFUSALS.some((status) => isStatus(error, status))) throw error;
+      if (!refusesMounts(error)) throw error;
       this.mounts = false;
       return undefined;
     }
@@ -200,7 +205,7 @@ export class RegistryDestination implements ImageDestination {
     try {
       res = await this.exchange(repository, { method: 'POST', path: mountPath(repository, digest, repository), headers: { 'content-length': '0' }, signal });
     } catch (error) {
-      if (MOUNT_REFUSALS.some((status) => isStatus(error, status))) this.mounts = false;
+      if (refusesMounts(error)) this.mounts = false;
       // Otherwise the answer only decides how later blobs are asked: HEAD + POST, as before a 201. The blob
       // is in; the next request meets any real trouble of the target.
       return;
