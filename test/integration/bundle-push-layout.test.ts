@@ -12,7 +12,6 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { BundleManifest } from '../../src/bundle/format.js';
 import { REF_NAME_ANNOTATION } from '../../src/bundle/oci-layout.js';
-import { openBundle } from '../../src/bundle/reader.js';
 import { copyImages } from '../../src/copy/copy.js';
 import { LAYOUT_WORK_DIR, LayoutDestination } from '../../src/copy/layout-destination.js';
 import { LayoutSource, layoutImages } from '../../src/copy/layout-source.js';
@@ -25,7 +24,7 @@ import { isUserError } from '../../src/util/errors.js';
 import { assertNoInternalError, runCli, startCli } from '../support/cli.js';
 import { flipByte } from '../support/damage.js';
 import { startDockerRegistry } from '../support/docker-registry.js';
-import { buildSampleBundle, buildTinyBundle, testImage, type SampleBundle } from '../support/mirror-fixture.js';
+import { buildSampleBundle, buildTinyBundle, bundleManifestOf, largestBlobOf, testImage, type SampleBundle } from '../support/mirror-fixture.js';
 
 const run = promisify(execFile);
 const OCI_TYPES: readonly string[] = [MediaType.ociManifest, MediaType.ociIndex];
@@ -38,9 +37,7 @@ let manifest: BundleManifest;
 before(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-push-layout-'));
   bundle = await buildSampleBundle(path.join(work, 'fixture'));
-  const opened = await openBundle(bundle.sealPath);
-  manifest = opened.manifest;
-  await opened.close();
+  manifest = await bundleManifestOf(bundle.sealPath);
 });
 
 after(async () => {
@@ -138,10 +135,8 @@ test('a damaged blob stops the push (BUNDLE_VERIFY_FAILED) and never reaches the
   const seal = path.join(copyDir, path.basename(bundle.sealPath));
   await copyFile(bundle.tarPath, tar);
   await copyFile(bundle.sealPath, seal);
-  const opened = await openBundle(tar);
-  const [digest, at] = [...(await opened.locateBlobs()).entries()].sort((a, b) => b[1].size - a[1].size)[0]!;
-  await opened.close();
-  await flipByte(tar, at.offset + at.size - 10);
+  const { digest, offset, size } = await largestBlobOf(tar);
+  await flipByte(tar, offset + size - 10);
 
   const dir = path.join(work, 'layout-damaged');
   const failed = await runCli(['bundle', 'push', seal, '--to', `oci:${dir}`]);

@@ -12,11 +12,10 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { pushBundle, parsePushTarget } from '../../src/bundle/push.js';
 import type { BundleManifest } from '../../src/bundle/format.js';
-import { openBundle } from '../../src/bundle/reader.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { isUserError } from '../../src/util/errors.js';
 import { startDockerRegistry, type RunningRegistry } from '../support/docker-registry.js';
-import { buildSampleBundle, RELEASE_TAG, type SampleBundle } from '../support/mirror-fixture.js';
+import { buildSampleBundle, bundleManifestOf, largestBlobOf, RELEASE_TAG, type SampleBundle } from '../support/mirror-fixture.js';
 import { faultTimes, startRegistryProxy, type Fault, type ProxiedRequest, type RecordedRequest, type RunningProxy } from '../support/registry-proxy.js';
 import { assertNoInternalError, runCli } from '../support/cli.js';
 import { flipByte } from '../support/damage.js';
@@ -36,9 +35,7 @@ let manifest: BundleManifest;
 before(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-push-'));
   bundle = await buildSampleBundle(path.join(work, 'fixture'));
-  const opened = await openBundle(bundle.sealPath);
-  manifest = opened.manifest;
-  await opened.close();
+  manifest = await bundleManifestOf(bundle.sealPath);
   // The same bundle split into volumes: pushed from the volumes as they lie on the media.
   split = (await buildSampleBundle(path.join(work, 'split'), { splitSize: 1024 * 1024 })).sealPath;
 });
@@ -296,10 +293,7 @@ async function bundleCopy(dir: string): Promise<{ tar: string; seal: string; lay
   const seal = path.join(dir, path.basename(bundle.sealPath));
   await copyFile(bundle.tarPath, tar);
   await copyFile(bundle.sealPath, seal);
-  const opened = await openBundle(tar);
-  const [digest, at] = [...(await opened.locateBlobs()).entries()].sort((a, b) => b[1].size - a[1].size)[0]!;
-  await opened.close();
-  return { tar, seal, layer: { digest, offset: at.offset, size: at.size } };
+  return { tar, seal, layer: await largestBlobOf(tar) };
 }
 
 async function blobStatus(registry: RunningRegistry, digest: string): Promise<number[]> {

@@ -3,6 +3,9 @@
 
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { openBundle } from '../../src/bundle/reader.js';
+import type { BundleManifest } from '../../src/bundle/format.js';
+import type { Digest } from '../../src/oci/digest.js';
 import { createBundle } from '../../src/bundle/writer.js';
 import { selectionFromOptions } from '../../src/cli/selection-options.js';
 import { planBundle } from '../../src/plan/resolve.js';
@@ -41,6 +44,27 @@ export async function buildSampleBundle(dir: string, options: { splitSize?: numb
     }
   } finally {
     await registry.stop();
+  }
+}
+
+/** The manifest (pin-preload.json) of the bundle at `file` (its tar, a volume or its seal). */
+export async function bundleManifestOf(file: string): Promise<BundleManifest> {
+  const opened = await openBundle(file);
+  try {
+    return opened.manifest;
+  } finally {
+    await opened.close();
+  }
+}
+
+/** The bundle's largest blob and where its bytes lie in the tar: the one a damaged-media test flips a byte of. */
+export async function largestBlobOf(file: string): Promise<{ readonly digest: Digest; readonly offset: number; readonly size: number }> {
+  const opened = await openBundle(file);
+  try {
+    const [digest, at] = [...(await opened.locateBlobs()).entries()].sort((a, b) => b[1].size - a[1].size)[0]!;
+    return { digest, offset: at.offset, size: at.size };
+  } finally {
+    await opened.close();
   }
 }
 
