@@ -1,6 +1,6 @@
 // Worker thread of the hash pipeline: the sha256 of every range assigned to it (volumes, blobs), off the main
 // thread on its own core — from chunks the main thread reads into shared memory, or read by itself from a
-// queue of ranges it shares with the other workers.
+// queue of ranges it shares with the other workers. A CommonJS file (.cts): see HASH_WORKER in hash-pipeline.ts.
 
 import fs from 'node:fs';
 import { createHash, type Hash } from 'node:crypto';
