@@ -276,11 +276,13 @@ function importFailure(err: unknown, name: string, bundlesDir: string): unknown 
     });
   }
   if (code === 'ABORT_ERR') return new UserError('IMPORT_CANCELLED', `the import of bundle ${name} was cancelled; nothing was imported`, { subject: { kind: 'bundle', name }, cause: err });
+  const failed = `importing bundle ${name} into ${bundlesDir} failed: ${(err as Error).message}; the import did not complete`;
+  // A volume on the media that cannot be read is the code every reader of a bundle gives (verify, push, inspect).
+  if (err instanceof VolumeIoError && err.io === 'read') return new UserError('BUNDLE_READ_FAILED', failed, { subject: { kind: 'path', name: err.path }, cause: err });
   if (code !== undefined && /^E[A-Z]+$/.test(code)) {
-    // A failed read or write names its file (the volume on the media, or its copy): that is what to check.
-    return new UserError('IMPORT_FAILED', `importing bundle ${name} into ${bundlesDir} failed: ${(err as Error).message}; the import did not complete`, {
+    // A failed write names its file (the volume's copy): that, or the bundle dir, is what to check.
+    return new UserError('IMPORT_FAILED', failed, {
       subject: err instanceof VolumeIoError ? { kind: 'path', name: err.path } : { kind: 'bundle', name },
-      hint: 'a read error (EIO) means damaged media or a bad copy; check the device and the bundle dir, then import again',
       cause: err,
     });
   }

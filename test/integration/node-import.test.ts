@@ -22,7 +22,7 @@ import { isUserError } from '../../src/util/errors.js';
 import { deltaPlan, readPrevious } from '../../src/plan/delta.js';
 import { blobContents, MemorySource, tarEntry, testImage, testPlan } from '../support/bundle-plans.js';
 import { assertNoInternalError, CLI, runCli } from '../support/cli.js';
-import { cliUnderEio, skippedWithoutStrace } from '../support/eio.js';
+import { cliUnderEio, cliUnderWriteEio, skippedWithoutStrace } from '../support/eio.js';
 import { flipByte } from '../support/damage.js';
 
 const REPO = { domain: 'quay.io', path: 'openshift-release-dev/ocp-v4.0-art-dev' };
@@ -210,14 +210,18 @@ test('import opens each volume of the media once, reads the seal and the signatu
   }
 });
 
-/** An import under EIO on volume `damaged`: a clear IMPORT_FAILED with that volume as subject, nothing left behind. Returns its message. */
+/**
+ * An import under EIO on volume `damaged`: BUNDLE_READ_FAILED, as every reader of a bundle reports a volume it
+ * cannot read, with that volume as subject, nothing left behind. Returns its message.
+ */
 async function failedImportMessage(seal: string, config: NodeConfig, damaged: string, firstOnly: boolean): Promise<string> {
   const result = cliUnderEio(damaged, ['import', seal, '--json', '--config', '/dev/null', '--bundles', config.paths.bundles, '--state', config.paths.state], firstOnly);
   assertNoInternalError(result, 'import with a read error on the media');
   assert.equal(result.code, 1, result.stderr);
   const { error } = JSON.parse(result.stdout) as { error: { code: string; message: string; subject?: { kind: string; name: string } } };
-  assert.equal(error.code, 'IMPORT_FAILED');
+  assert.equal(error.code, 'BUNDLE_READ_FAILED');
   assert.deepEqual(error.subject, { kind: 'path', name: damaged }, 'the subject is the damaged volume');
+  assert.match(error.message, /^importing bundle ocp\.tar into .* failed: reading volume .* failed: EIO.*; the import did not complete$/);
   // A failed read before the copy starts leaves even the bundle dir uncreated.
   const left = await readdir(config.paths.bundles).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return [];
@@ -259,7 +263,7 @@ test('a read error on the padding after a blob (the first skeleton read of a vol
   assert.deepEqual(failed.subject, { kind: 'path', name: damaged });
   assert.match(failed.message, entryNamed);
   // The first header of all, read before the layout is known (pin-preload.json's), is named as the first: a
-  // read error of the media (verify: BUNDLE_READ_FAILED, import: IMPORT_FAILED), not a damaged manifest.
+  // read error of the media (BUNDLE_READ_FAILED, for verify and import alike), not a damaged manifest.
   const firstNamed = `reading volume ${volumes[0]!} at byte 0 (the first tar header) failed: EIO`;
   const first = cliUnderEio(volumes[0]!, ['bundle', 'verify', seal, '--json'], true);
   assertNoInternalError(first, 'verify with a read error on the first tar header');
@@ -270,6 +274,21 @@ test('a read error on the padding after a blob (the first skeleton read of a vol
   assert.ok(firstFailed.message.includes(firstNamed), firstFailed.message);
   const firstImport = await failedImportMessage(seal, nodeConfig(path.join(dir, 'node-first')), volumes[0]!, true);
   assert.ok(firstImport.includes(firstNamed), firstImport);
+});
+
+test('a write error of the bundle dir (EIO injected into the copy\'s writes) fails the import with IMPORT_FAILED naming the copy and the byte, leaving nothing behind', async (t) => {
+  if (skippedWithoutStrace(t)) return;
+  const dir = await tempDir(t, 'import-write-eio');
+  const { seal } = await makeBundle(dir);
+  const config = nodeConfig(path.join(dir, 'node'));
+  const result = cliUnderWriteEio(['import', seal, '--json', '--config', '/dev/null', '--bundles', config.paths.bundles, '--state', config.paths.state]);
+  assertNoInternalError(result, 'import with a write error on the bundle dir');
+  assert.equal(result.code, 1, result.stderr);
+  const { error } = JSON.parse(result.stdout) as { error: { code: string; message: string; subject?: { kind: string; name: string } } };
+  assert.equal(error.code, 'IMPORT_FAILED', 'the bundle dir\'s disk, not the media');
+  assert.match(error.message, /failed: writing the copy .*ocp\.tar\.\d{3} at byte \d+ .*failed: EIO/);
+  assert.ok(error.subject?.kind === 'path' && error.subject.name.startsWith(config.paths.bundles), `the subject is the copy in the bundle dir: ${JSON.stringify(error.subject)}`);
+  assert.deepEqual((await readdir(config.paths.bundles)).filter((f) => !f.startsWith('.pin-preload')), [], 'nothing imported');
 });
 
 test('a bundle whose blob is damaged (sealed that way) is rejected by blob verification, leaving nothing behind', async (t) => {

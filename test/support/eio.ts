@@ -1,5 +1,6 @@
 // Read errors of a medium (EIO) injected into the CLI's reads of one file with strace, for the tests that
-// prove a damaged medium is named as such (volume, byte, entry) and never reported as a bug.
+// prove a damaged medium is named as such (volume, byte, entry) and never reported as a bug; and write errors
+// of the disk a command writes to.
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { CLI, type CliResult } from './cli.js';
@@ -23,5 +24,14 @@ export function skippedWithoutStrace(t: { skip(message: string): void }): boolea
 export function cliUnderEio(file: string, args: readonly string[], firstOnly = false): CliResult {
   const inject = `inject=pread64:error=EIO${firstOnly ? ':when=1' : ''}`;
   const run = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', '-P', file, '-e', 'trace=pread64', '-e', inject, process.execPath, CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { code: run.status, signal: run.signal, stdout: run.stdout, stderr: run.stderr, ms: 0 };
+}
+
+/**
+ * The CLI with every positional write (pwrite64) failing with EIO, as a failing disk does: for a command whose
+ * first such writes are its copy's (`import`: the bundle's volumes; SQLite writes the state only after them).
+ */
+export function cliUnderWriteEio(args: readonly string[]): CliResult {
+  const run = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=pwrite64', '-e', 'inject=pwrite64:error=EIO', process.execPath, CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
   return { code: run.status, signal: run.signal, stdout: run.stdout, stderr: run.stderr, ms: 0 };
 }
