@@ -11,8 +11,8 @@ import type { ReadTask } from './hash-worker.cjs';
 const pread = promisify(fs.read);
 /**
  * CommonJS, unlike the rest of the tool: a worker whose script is an ES module starts Node's ES module loader
- * first, which made each worker's start ~8–15 ms of CPU dearer here (two workers: 50 ms of CPU against 65–83 ms
- * as ES modules), paid again by every verify, import and create's seal.
+ * first, which made each worker's start ~3.5 ms of CPU dearer here (a whole process hashing one small range on
+ * two workers: 0.134 s of CPU against 0.141 s, docs/benchmarks.md), paid again by every verify, import and seal.
  */
 const HASH_WORKER = new URL('./hash-worker.cjs', import.meta.url);
 

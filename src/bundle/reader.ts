@@ -10,7 +10,7 @@ import { publishInterrupted, WORK_DIR_SUFFIX } from './publish.js';
 import { MAX_MANIFEST_SIZE, parseBundleManifest } from './bundle-manifest.js';
 import { BLOCK, decodeHeader, isZeroBlock, paddedSize, TarHeaderError, type TarEntryType } from './tar-header.js';
 import { VolumeSet, type Volume } from './volumes.js';
-import { bundleReadFailure, nameIoError } from './volume-io-error.js';
+import { bundleReadFailure, nameIoError, readBundleFile } from './volume-io-error.js';
 import { isDigest, sha256Of, type Digest } from '../oci/digest.js';
 import { errnoCode, UserError } from '../util/errors.js';
 
@@ -99,9 +99,10 @@ export async function locateBundle(file: string): Promise<BundleFiles> {
   const signature = (await exists(signaturePath)) ? { signaturePath } : {};
   let sealBytes: Buffer | undefined;
   try {
-    sealBytes = await fs.readFile(sealPath);
+    sealBytes = await readBundleFile(sealPath, 'the seal');
   } catch (err) {
-    if (errnoCode(err) !== 'ENOENT') throw err;
+    // No seal is an answer (an unsealed bundle); a seal that cannot be read is the media's error.
+    if (errnoCode(err) !== 'ENOENT') throw bundleReadFailure(err, path.join(dir, name));
   }
   if (sealBytes) {
     const seal = parseSeal(sealBytes, name, sealPath);

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { blobEntryName, describeEntry, MANIFEST_ENTRY, SIGNATURE_SUFFIX, type BundleBase, type BundleManifest } from './format.js';
 import { locateBundle, readBundleManifest, type BlobLocation, type BundleFiles, type TarEntry } from './reader.js';
 import { pwriteAll, VolumeSet } from './volumes.js';
-import { bundleReadFailure, nameIoError, placeIoError, VolumeIoError } from './volume-io-error.js';
+import { bundleReadFailure, nameIoError, placeIoError, readBundleFile, VolumeIoError } from './volume-io-error.js';
 import { copyCancelled, hashRanges, hashRangesQueued, type HashOptions, type HashRange, type RangeHash, type VolumeOnDisk } from './hash-pipeline.js';
 import { wantsVolumeChecksums } from './verify-hashing.js';
 import { bundleFiles, placeEntries, type BundleLayout, type LayoutEntry } from './layout.js';
@@ -190,7 +190,7 @@ async function checkSignatureState(files: BundleFiles & { readonly signatureByte
     problems.push({ kind: 'signature', subject: sigPath, message: 'the signature cannot be checked without the seal' });
     return 'invalid';
   }
-  const check = checkSignature(files.sealBytes, files.signatureBytes ?? (await fs.readFile(sigPath)), key);
+  const check = checkSignature(files.sealBytes, files.signatureBytes ?? (await readBundleFile(sigPath, 'the signature')), key);
   if (check.ok) return 'valid';
   problems.push({ kind: 'signature', subject: sigPath, message: `bad signature: ${check.reason}` });
   return 'invalid';
@@ -316,7 +316,9 @@ export async function verifyBundle(
   const files = typeof file === 'string' ? await locateBundle(file) : file;
   const bundlePath = path.join(files.dir, files.name);
   const problems: VerifyProblem[] = [...sealProblems(files)];
-  const signature = await checkSignatureState(files, options.trustedKey, problems);
+  const signature = await checkSignatureState(files, options.trustedKey, problems).catch((err: unknown) => {
+    throw bundleReadFailure(err, bundlePath);
+  });
   const { onDisk, problems: volumeProblems } = await checkVolumeFiles(files);
   problems.push(...volumeProblems);
   if (files.seal) problems.push(...staleVolumeProblems(files, await staleVolumes(files)));
@@ -471,7 +473,7 @@ export async function readLayout(files: BundleFiles, volumes: VolumeSet): Promis
     // Checked against the seal's manifestDigest: this pins the layout, so the skeleton can be regenerated.
     read = await readBundleManifest(files, volumes);
   } catch (err) {
-    // A read error is the media's, not the manifest's: its caller names it (BUNDLE_READ_FAILED, IMPORT_FAILED).
+    // A read error is the media's, not the manifest's: its caller names it (BUNDLE_READ_FAILED).
     if (err instanceof VolumeIoError) throw err;
     return { skeleton: [], problems: [{ kind: 'manifest', subject: `${bundlePath}:${MANIFEST_ENTRY}`, message: (err as Error).message }] };
   }

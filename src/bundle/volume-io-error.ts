@@ -1,6 +1,7 @@
 // A read or write of a bundle volume (or of its copy) that failed, named by file, byte and what lies there:
 // an EIO on the media says which volume, where, and which blob, not only "i/o error, read".
 
+import { promises as fs } from 'node:fs';
 import { errnoCode, UserError } from '../util/errors.js';
 
 export type VolumeIo = 'read' | 'write';
@@ -12,6 +13,8 @@ export interface VolumeIoPlace {
   readonly offset: number;
   /** What was being read or written ("blob sha256:…"), when known. */
   readonly what?: string | undefined;
+  /** What the file is, when not a volume (or its copy): "the seal", "the signature". */
+  readonly file?: string | undefined;
 }
 
 export class VolumeIoError extends Error implements VolumeIoPlace {
@@ -21,11 +24,12 @@ export class VolumeIoError extends Error implements VolumeIoPlace {
   readonly path: string;
   readonly offset: number;
   readonly what: string | undefined;
+  readonly file: string | undefined;
   /** The system's own words ("EIO: i/o error, read"). */
   readonly reason: string;
 
   constructor(place: VolumeIoPlace, reason: { readonly message: string; readonly code?: string | undefined }, cause?: unknown) {
-    const file = place.io === 'read' ? `volume ${place.path}` : `the copy ${place.path}`;
+    const file = `${place.file ?? (place.io === 'read' ? 'volume' : 'the copy')} ${place.path}`;
     super(`${place.io === 'read' ? 'reading' : 'writing'} ${file} at byte ${place.offset}${place.what ? ` (${place.what})` : ''} failed: ${reason.message}`, cause === undefined ? undefined : { cause });
     this.name = 'VolumeIoError';
     this.code = reason.code;
@@ -33,12 +37,13 @@ export class VolumeIoError extends Error implements VolumeIoPlace {
     this.path = place.path;
     this.offset = place.offset;
     this.what = place.what;
+    this.file = place.file;
     this.reason = reason.message;
   }
 
   /** The same error naming what lies at its byte, for a reader that knows what it read there (a tar entry). */
   naming(what: string): VolumeIoError {
-    return new VolumeIoError({ io: this.io, path: this.path, offset: this.offset, what }, { message: this.reason, code: this.code }, this.cause);
+    return new VolumeIoError({ io: this.io, path: this.path, offset: this.offset, what, file: this.file }, { message: this.reason, code: this.code }, this.cause);
   }
 }
 
@@ -55,11 +60,21 @@ export function nameIoError(err: unknown, what: string): unknown {
 }
 
 /**
- * A failed read of a bundle's volume as BUNDLE_READ_FAILED, naming the volume (its subject), the byte and what
- * lies there: the media's fault, not a bug. The one place every reader of a bundle (verify, push, inspect, the
- * node's opening of a bundle) turns it into the user's error; anything else as it is.
+ * A failed read of a bundle's file (a volume, its seal, its signature) as BUNDLE_READ_FAILED, naming the file (its
+ * subject), the byte and what lies there: the media's fault, not a bug. The one place every reader of a bundle
+ * (verify, push, inspect, import, locating a bundle, the node's opening of one) turns it into the user's error,
+ * its message "bundle B: …" unless `message` says it otherwise (import's); anything else as it is.
  */
-export function bundleReadFailure(err: unknown, bundle: string): unknown {
+export function bundleReadFailure(err: unknown, bundle: string, message?: (err: VolumeIoError) => string): unknown {
   if (!(err instanceof VolumeIoError) || err.io !== 'read') return err;
-  return new UserError('BUNDLE_READ_FAILED', `bundle ${bundle}: ${err.message}`, { subject: { kind: 'path', name: err.path }, cause: err });
+  return new UserError('BUNDLE_READ_FAILED', message ? message(err) : `bundle ${bundle}: ${err.message}`, { subject: { kind: 'path', name: err.path }, cause: err });
+}
+
+/** A bundle's small file read whole (its seal, its signature), a system error placed at it as a read of `file` ("the seal"). */
+export async function readBundleFile(path: string, file: string): Promise<Buffer> {
+  try {
+    return await fs.readFile(path);
+  } catch (err) {
+    throw placeIoError(err, { io: 'read', path, offset: 0, file });
+  }
 }

@@ -110,8 +110,9 @@ export class VolumeSet {
       const volumePath = this.volumes[index]!.path;
       // A reader that reads only part of a bundle (its manifest entry) has not checked the other volumes.
       fd = openFd(volumePath, this.writable ? 'r+' : 'r').catch((err: unknown) => {
-        if (this.writable || errnoCode(err) !== 'ENOENT') throw err;
-        throw new UserError('BUNDLE_VOLUME_MISSING', `bundle volume ${volumePath} is missing`, { subject: { kind: 'path', name: volumePath } });
+        if (this.writable) throw err;
+        if (errnoCode(err) === 'ENOENT') throw new UserError('BUNDLE_VOLUME_MISSING', `bundle volume ${volumePath} is missing`, { subject: { kind: 'path', name: volumePath } });
+        throw placeIoError(err, { io: 'read', path: volumePath, offset: 0 }); // EIO, EACCES: the media's, as a failed read
       });
       fd.catch(() => undefined);
       this.fds[index] = fd;

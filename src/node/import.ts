@@ -21,7 +21,7 @@ import type { NodeConfig } from './config.js';
 import { openNodeServices } from './node-services.js';
 import { freeBytes } from '../util/disk.js';
 import { describeBytes } from './storage-check.js';
-import { VolumeIoError } from '../bundle/volume-io-error.js';
+import { bundleReadFailure, readBundleFile } from '../bundle/volume-io-error.js';
 import { checkNodeBundleSignature, verifyFailure, verifyNodeBundle } from './verify.js';
 
 /** Room kept free beyond the bundle itself: filesystem metadata, the state database's growth. */
@@ -180,8 +180,12 @@ async function importOpened(
     await register(config, targetSeal, true);
     return { bundlePath, sealPath: targetSeal, bytesCopied: 0, alreadyImported: true };
   }
-  await mkdir(bundlesDir, { recursive: true });
-  await removeStaleTemps(bundlesDir);
+  // A bundle dir that cannot be written (EROFS: outside the units' ReadWritePaths=) fails here, named as such.
+  await mkdir(bundlesDir, { recursive: true })
+    .then(() => removeStaleTemps(bundlesDir))
+    .catch((err: unknown) => {
+      throw importFailure(err, files.name, bundlesDir);
+    });
 
   const existingSeal = await sameBytes(targetSeal, files.sealBytes);
   if (existingSeal === false) {
@@ -194,7 +198,11 @@ async function importOpened(
   }
 
   // Read once: checked against the trusted key (when there is one) and written to the copy from these bytes.
-  const signatureBytes = files.signaturePath ? await readFile(files.signaturePath) : undefined;
+  const signatureBytes = files.signaturePath
+    ? await readBundleFile(files.signaturePath, 'the signature').catch((err: unknown) => {
+        throw importFailure(err, files.name, bundlesDir);
+      })
+    : undefined;
   const needed = files.seal.totalSize + files.sealBytes.length + (signatureBytes?.length ?? 0) + IMPORT_MARGIN;
   const available = await freeBytes(bundlesDir).catch((err: unknown) => {
     throw new UserError('IMPORT_FAILED', `importing bundle ${files.name} into ${bundlesDir} failed: cannot read the free space there (${errnoCode(err) ?? (err as Error).message}); nothing was copied`, {
@@ -210,7 +218,9 @@ async function importOpened(
     );
   }
 
-  const temp = await mkdtemp(path.join(bundlesDir, `${TEMP_PREFIX}${process.pid}-`));
+  const temp = await mkdtemp(path.join(bundlesDir, `${TEMP_PREFIX}${process.pid}-`)).catch((err: unknown) => {
+    throw importFailure(err, files.name, bundlesDir);
+  });
   killPoint('import:copying');
   try {
     // One read of the media: each byte is written to the copy from the buffer it is checked in (a blob's
@@ -276,15 +286,14 @@ function importFailure(err: unknown, name: string, bundlesDir: string): unknown 
     });
   }
   if (code === 'ABORT_ERR') return new UserError('IMPORT_CANCELLED', `the import of bundle ${name} was cancelled; nothing was imported`, { subject: { kind: 'bundle', name }, cause: err });
-  const failed = `importing bundle ${name} into ${bundlesDir} failed: ${(err as Error).message}; the import did not complete`;
-  // A volume on the media that cannot be read is the code every reader of a bundle gives (verify, push, inspect).
-  if (err instanceof VolumeIoError && err.io === 'read') return new UserError('BUNDLE_READ_FAILED', failed, { subject: { kind: 'path', name: err.path }, cause: err });
+  const failed = (why: Error) => `importing bundle ${name} into ${bundlesDir} failed: ${why.message}; the import did not complete`;
+  // A file of the media that cannot be read gets the code every reader of a bundle gives it.
+  const unreadable = bundleReadFailure(err, name, failed);
+  if (unreadable !== err) return unreadable;
   if (code !== undefined && /^E[A-Z]+$/.test(code)) {
-    // A failed write names its file (the volume's copy): that, or the bundle dir, is what to check.
-    return new UserError('IMPORT_FAILED', failed, {
-      subject: err instanceof VolumeIoError ? { kind: 'path', name: err.path } : { kind: 'bundle', name },
-      cause: err,
-    });
+    // The bundle dir's own failure (a write of the copy, EROFS): the message names the file, the subject the
+    // dir (the copy's temp dir is gone by the time anyone reads this).
+    return new UserError('IMPORT_FAILED', failed(err as Error), { subject: { kind: 'path', name: bundlesDir }, cause: err });
   }
   return err; // not a system error: a bug, reported with its stack
 }

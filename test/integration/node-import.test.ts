@@ -21,8 +21,8 @@ import { BundleStore } from '../../src/mirror/bundle-store.js';
 import { isUserError } from '../../src/util/errors.js';
 import { deltaPlan, readPrevious } from '../../src/plan/delta.js';
 import { blobContents, MemorySource, tarEntry, testImage, testPlan } from '../support/bundle-plans.js';
-import { assertNoInternalError, CLI, runCli } from '../support/cli.js';
-import { cliUnderEio, cliUnderWriteEio, skippedWithoutStrace } from '../support/eio.js';
+import { assertNoInternalError, CLI, runCli, type CliResult } from '../support/cli.js';
+import { cliUnderEio, cliUnderFault, skippedWithoutStrace } from '../support/eio.js';
 import { flipByte } from '../support/damage.js';
 
 const REPO = { domain: 'quay.io', path: 'openshift-release-dev/ocp-v4.0-art-dev' };
@@ -210,15 +210,23 @@ test('import opens each volume of the media once, reads the seal and the signatu
   }
 });
 
+function importArgs(seal: string, config: NodeConfig): string[] {
+  return ['import', seal, '--json', '--config', '/dev/null', '--bundles', config.paths.bundles, '--state', config.paths.state];
+}
+
+/** The one JSON error a failed command printed (exit 1, never an internal error). */
+function jsonError(result: CliResult, what: string): { code: string; message: string; subject?: { kind: string; name: string } } {
+  assertNoInternalError(result, what);
+  assert.equal(result.code, 1, result.stderr);
+  return (JSON.parse(result.stdout) as { error: { code: string; message: string; subject?: { kind: string; name: string } } }).error;
+}
+
 /**
  * An import under EIO on volume `damaged`: BUNDLE_READ_FAILED, as every reader of a bundle reports a volume it
  * cannot read, with that volume as subject, nothing left behind. Returns its message.
  */
 async function failedImportMessage(seal: string, config: NodeConfig, damaged: string, firstOnly: boolean): Promise<string> {
-  const result = cliUnderEio(damaged, ['import', seal, '--json', '--config', '/dev/null', '--bundles', config.paths.bundles, '--state', config.paths.state], firstOnly);
-  assertNoInternalError(result, 'import with a read error on the media');
-  assert.equal(result.code, 1, result.stderr);
-  const { error } = JSON.parse(result.stdout) as { error: { code: string; message: string; subject?: { kind: string; name: string } } };
+  const error = jsonError(cliUnderEio(damaged, importArgs(seal, config), firstOnly), 'import with a read error on the media');
   assert.equal(error.code, 'BUNDLE_READ_FAILED');
   assert.deepEqual(error.subject, { kind: 'path', name: damaged }, 'the subject is the damaged volume');
   assert.match(error.message, /^importing bundle ocp\.tar into .* failed: reading volume .* failed: EIO.*; the import did not complete$/);
@@ -281,14 +289,51 @@ test('a write error of the bundle dir (EIO injected into the copy\'s writes) fai
   const dir = await tempDir(t, 'import-write-eio');
   const { seal } = await makeBundle(dir);
   const config = nodeConfig(path.join(dir, 'node'));
-  const result = cliUnderWriteEio(['import', seal, '--json', '--config', '/dev/null', '--bundles', config.paths.bundles, '--state', config.paths.state]);
-  assertNoInternalError(result, 'import with a write error on the bundle dir');
-  assert.equal(result.code, 1, result.stderr);
-  const { error } = JSON.parse(result.stdout) as { error: { code: string; message: string; subject?: { kind: string; name: string } } };
+  const result = cliUnderFault({ syscalls: 'pwrite64', errno: 'EIO' }, importArgs(seal, config));
+  const error = jsonError(result, 'import with a write error on the bundle dir');
   assert.equal(error.code, 'IMPORT_FAILED', 'the bundle dir\'s disk, not the media');
   assert.match(error.message, /failed: writing the copy .*ocp\.tar\.\d{3} at byte \d+ .*failed: EIO/);
-  assert.ok(error.subject?.kind === 'path' && error.subject.name.startsWith(config.paths.bundles), `the subject is the copy in the bundle dir: ${JSON.stringify(error.subject)}`);
+  // The copy's temp dir is gone by the time the error is read: the subject is the dir it was in.
+  assert.deepEqual(error.subject, { kind: 'path', name: config.paths.bundles });
   assert.deepEqual((await readdir(config.paths.bundles)).filter((f) => !f.startsWith('.pin-preload')), [], 'nothing imported');
+});
+
+test('a bundle dir that cannot be written (EROFS injected into mkdir, as outside the units\' ReadWritePaths=) fails the import with IMPORT_FAILED naming the dir, not an internal error', async (t) => {
+  if (skippedWithoutStrace(t)) return;
+  const dir = await tempDir(t, 'import-erofs');
+  const { seal } = await makeBundle(dir);
+  const config = nodeConfig(path.join(dir, 'node'));
+  await mkdir(config.paths.bundles, { recursive: true });
+  const error = jsonError(cliUnderFault({ syscalls: 'mkdir', errno: 'EROFS' }, importArgs(seal, config)), 'import into a read-only bundle dir');
+  assert.equal(error.code, 'IMPORT_FAILED');
+  assert.match(error.message, /^importing bundle ocp\.tar into .* failed: EROFS: read-only file system/);
+  assert.deepEqual(error.subject, { kind: 'path', name: config.paths.bundles });
+  assert.deepEqual(await readdir(config.paths.bundles), [], 'nothing written');
+});
+
+test('a seal, a signature or a volume of the media that cannot be read or opened (EIO) is BUNDLE_READ_FAILED naming that file, for import and bundle verify alike', async (t) => {
+  if (skippedWithoutStrace(t)) return;
+  const dir = await tempDir(t, 'import-files-eio');
+  const { seal, volumes } = await makeBundle(dir);
+  const signature = seal.replace(/\.seal\.json$/, '.sig');
+  const cases = [
+    { file: seal, syscalls: 'read,pread64', named: `reading the seal ${seal} at byte 0 failed: EIO` },
+    { file: signature, syscalls: 'read,pread64', named: `reading the signature ${signature} at byte 0 failed: EIO` },
+    { file: volumes[1]!, syscalls: 'openat', named: `reading volume ${volumes[1]!} at byte 0` },
+  ];
+  for (const [i, { file, syscalls, named }] of cases.entries()) {
+    const fault = { file, syscalls, errno: 'EIO' };
+    const config = nodeConfig(path.join(dir, `node-${i}`));
+    // verify reads the signature only to check it: with the key.
+    for (const [what, args] of [['import', importArgs(seal, config)], ['bundle verify', ['bundle', 'verify', seal, '--json', '--trusted-key', path.join(dir, 'key.pub')]]] as const) {
+      const error = jsonError(cliUnderFault(fault, args), `${what} with ${path.basename(file)} unreadable`);
+      assert.equal(error.code, 'BUNDLE_READ_FAILED', `${what}, ${path.basename(file)}: ${error.message}`);
+      assert.deepEqual(error.subject, { kind: 'path', name: file }, `${what}: the subject is the file`);
+      assert.ok(error.message.includes(named), `${what}: ${error.message}`);
+    }
+    const left = await readdir(config.paths.bundles).catch(() => []);
+    assert.deepEqual(left.filter((f) => !f.startsWith('.')), [], 'nothing imported');
+  }
 });
 
 test('a bundle whose blob is damaged (sealed that way) is rejected by blob verification, leaving nothing behind', async (t) => {

@@ -16,22 +16,28 @@ export function skippedWithoutStrace(t: { skip(message: string): void }): boolea
   }
 }
 
-/**
- * The CLI with the reads (pread64) of `file` failing with EIO: every one, as a bad medium does, or with `firstOnly`
- * the first of each thread (strace counts per thread: the main thread's and each libuv pool thread's first).
- * -P: only calls on that file are traced and tampered with.
- */
-export function cliUnderEio(file: string, args: readonly string[], firstOnly = false): CliResult {
-  const inject = `inject=pread64:error=EIO${firstOnly ? ':when=1' : ''}`;
-  const run = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', '-P', file, '-e', 'trace=pread64', '-e', inject, process.execPath, CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
+/** A system call failure to inject: `syscalls` (strace's list, "read,pread64") fail with `errno`, on `file` only when given. */
+export interface Fault {
+  readonly syscalls: string;
+  readonly errno: string;
+  /** Only calls on this file (strace -P); every such call of the process otherwise. */
+  readonly file?: string;
+  /** The first call of each thread only (strace counts per thread). */
+  readonly firstOnly?: boolean;
+}
+
+/** The CLI run under strace with `fault` injected. */
+export function cliUnderFault(fault: Fault, args: readonly string[]): CliResult {
+  const inject = `inject=${fault.syscalls}:error=${fault.errno}${fault.firstOnly ? ':when=1' : ''}`;
+  const only = fault.file !== undefined ? ['-P', fault.file] : [];
+  const run = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', ...only, '-e', `trace=${fault.syscalls}`, '-e', inject, process.execPath, CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
   return { code: run.status, signal: run.signal, stdout: run.stdout, stderr: run.stderr, ms: 0 };
 }
 
 /**
- * The CLI with every positional write (pwrite64) failing with EIO, as a failing disk does: for a command whose
- * first such writes are its copy's (`import`: the bundle's volumes; SQLite writes the state only after them).
+ * The CLI with the reads (pread64) of `file` failing with EIO: every one, as a bad medium does, or with `firstOnly`
+ * the first of each thread (strace counts per thread: the main thread's and each libuv pool thread's first).
  */
-export function cliUnderWriteEio(args: readonly string[]): CliResult {
-  const run = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=pwrite64', '-e', 'inject=pwrite64:error=EIO', process.execPath, CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
-  return { code: run.status, signal: run.signal, stdout: run.stdout, stderr: run.stderr, ms: 0 };
+export function cliUnderEio(file: string, args: readonly string[], firstOnly = false): CliResult {
+  return cliUnderFault({ syscalls: 'pread64', errno: 'EIO', file, firstOnly }, args);
 }
