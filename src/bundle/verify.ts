@@ -177,6 +177,13 @@ async function checkIndex(manifest: BundleManifest, entry: TarEntry | undefined,
   }
 }
 
+/** checkSignatureState, a signature that cannot be read failing as the media's error (BUNDLE_READ_FAILED). */
+async function signatureState(files: BundleFiles & { readonly signatureBytes?: Buffer | undefined }, trustedKey: string | undefined, problems: VerifyProblem[], bundlePath: string): Promise<SignatureState> {
+  return checkSignatureState(files, trustedKey, problems).catch((err: unknown) => {
+    throw bundleReadFailure(err, bundlePath);
+  });
+}
+
 async function checkSignatureState(files: BundleFiles & { readonly signatureBytes?: Buffer | undefined }, trustedKey: string | undefined, problems: VerifyProblem[]): Promise<SignatureState> {
   const present = files.signaturePath !== undefined;
   if (!trustedKey) return present ? 'present-not-checked' : 'unsigned';
@@ -316,9 +323,7 @@ export async function verifyBundle(
   const files = typeof file === 'string' ? await locateBundle(file) : file;
   const bundlePath = path.join(files.dir, files.name);
   const problems: VerifyProblem[] = [...sealProblems(files)];
-  const signature = await checkSignatureState(files, options.trustedKey, problems).catch((err: unknown) => {
-    throw bundleReadFailure(err, bundlePath);
-  });
+  const signature = await signatureState(files, options.trustedKey, problems, bundlePath);
   const { onDisk, problems: volumeProblems } = await checkVolumeFiles(files);
   problems.push(...volumeProblems);
   if (files.seal) problems.push(...staleVolumeProblems(files, await staleVolumes(files)));
@@ -374,7 +379,7 @@ export async function verifyBundle(
 export async function verifyBundleStructure(files: BundleFiles, options: Pick<VerifyOptions, 'trustedKey'> = {}): Promise<{ report: VerifyReport; checked?: CheckedStructure | undefined }> {
   const bundlePath = path.join(files.dir, files.name);
   const problems: VerifyProblem[] = [...sealProblems(files)];
-  const signature = await checkSignatureState(files, options.trustedKey, problems);
+  const signature = await signatureState(files, options.trustedKey, problems, bundlePath);
   const { onDisk, problems: volumeProblems } = await checkVolumeFiles(files);
   problems.push(...volumeProblems);
   const volumes = new VolumeSet(files.volumes);

@@ -94,9 +94,10 @@ async function removeStaleTemps(bundlesDir: string): Promise<void> {
   }
 }
 
+/** Whether the seal at `a` (one in the bundle dir) holds `b`; undefined when there is none. */
 async function sameBytes(a: string, b: Buffer): Promise<boolean | undefined> {
   try {
-    return (await readFile(a)).equals(b);
+    return (await readBundleFile(a, 'the seal')).equals(b);
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return undefined;
     throw err;
@@ -155,6 +156,9 @@ export async function importBundle(
   const volumes = new VolumeSet(files.volumes);
   try {
     return await importOpened(config, source, { ...files, seal: files.seal, sealBytes: files.sealBytes }, volumes, options);
+  } catch (err) {
+    // Every step's system error (the media's reads, the bundle dir's writes) as the user's, in one place.
+    throw importFailure(err, files.name, path.resolve(config.paths.bundles));
   } finally {
     await volumes.close();
   }
@@ -171,21 +175,16 @@ async function importOpened(
   const bundlesDir = path.resolve(config.paths.bundles);
   const targetSeal = path.join(bundlesDir, files.name + SEAL_SUFFIX);
   const bundlePath = path.join(bundlesDir, files.name);
-  const layout = await readLayout(files, volumes).catch((err: unknown) => {
-    throw importFailure(err, files.name, bundlesDir);
-  });
+  const layout = await readLayout(files, volumes);
   await requireBases(source, files, layout.manifest, bundlesDir);
   if (path.resolve(files.dir) === bundlesDir) {
     // Already in place (copied by hand, or the second half of `preload BUNDLE`): verify and register only.
     await register(config, targetSeal, true);
     return { bundlePath, sealPath: targetSeal, bytesCopied: 0, alreadyImported: true };
   }
-  // A bundle dir that cannot be written (EROFS: outside the units' ReadWritePaths=) fails here, named as such.
-  await mkdir(bundlesDir, { recursive: true })
-    .then(() => removeStaleTemps(bundlesDir))
-    .catch((err: unknown) => {
-      throw importFailure(err, files.name, bundlesDir);
-    });
+  // A bundle dir that cannot be written (EROFS: outside the units' ReadWritePaths=) fails here or at mkdtemp.
+  await mkdir(bundlesDir, { recursive: true });
+  await removeStaleTemps(bundlesDir);
 
   const existingSeal = await sameBytes(targetSeal, files.sealBytes);
   if (existingSeal === false) {
@@ -198,15 +197,11 @@ async function importOpened(
   }
 
   // Read once: checked against the trusted key (when there is one) and written to the copy from these bytes.
-  const signatureBytes = files.signaturePath
-    ? await readBundleFile(files.signaturePath, 'the signature').catch((err: unknown) => {
-        throw importFailure(err, files.name, bundlesDir);
-      })
-    : undefined;
+  const signatureBytes = files.signaturePath ? await readBundleFile(files.signaturePath, 'the signature') : undefined;
   const needed = files.seal.totalSize + files.sealBytes.length + (signatureBytes?.length ?? 0) + IMPORT_MARGIN;
   const available = await freeBytes(bundlesDir).catch((err: unknown) => {
     throw new UserError('IMPORT_FAILED', `importing bundle ${files.name} into ${bundlesDir} failed: cannot read the free space there (${errnoCode(err) ?? (err as Error).message}); nothing was copied`, {
-      subject: { kind: 'bundle', name: files.name },
+      subject: { kind: 'path', name: bundlesDir },
       hint: 'check [paths] bundles names a directory this service may write (ReadWritePaths= in both units)',
     });
   });
@@ -218,9 +213,7 @@ async function importOpened(
     );
   }
 
-  const temp = await mkdtemp(path.join(bundlesDir, `${TEMP_PREFIX}${process.pid}-`)).catch((err: unknown) => {
-    throw importFailure(err, files.name, bundlesDir);
-  });
+  const temp = await mkdtemp(path.join(bundlesDir, `${TEMP_PREFIX}${process.pid}-`));
   killPoint('import:copying');
   try {
     // One read of the media: each byte is written to the copy from the buffer it is checked in (a blob's
@@ -266,8 +259,6 @@ async function importOpened(
     log(`imported ${files.name} into ${bundlesDir} (${describeBytes(bytesCopied)})`);
     await register(config, targetSeal, false);
     return { bundlePath, sealPath: targetSeal, bytesCopied, alreadyImported: false };
-  } catch (err) {
-    throw err instanceof UserError ? err : importFailure(err, files.name, bundlesDir);
   } finally {
     await rm(temp, { recursive: true, force: true });
   }
@@ -278,6 +269,7 @@ async function importOpened(
  * disk meanwhile (another writer, a quota), the media could not be read, or the import was cancelled.
  */
 function importFailure(err: unknown, name: string, bundlesDir: string): unknown {
+  if (err instanceof UserError) return err;
   const code = errnoCode(err);
   if (code === 'ENOSPC' || code === 'EDQUOT') {
     return new UserError('IMPORT_NO_SPACE', `${bundlesDir} filled up while importing bundle ${name} (${code}); the import did not complete`, {

@@ -2,11 +2,11 @@
 // seal, every blob against its digest, the layout's structure, the signature when a trusted key is set),
 // turned into one UserError naming every problem.
 
-import { readFile } from 'node:fs/promises';
 import { verifyBundle, type VerifyReport } from '../bundle/verify.js';
 import { checkSignature, loadPublicKey } from '../bundle/signing.js';
 import { SEAL_SUFFIX, SIGNATURE_SUFFIX } from '../bundle/format.js';
 import type { BundleFiles } from '../bundle/reader.js';
+import { bundleReadFailure, readBundleFile } from '../bundle/volume-io-error.js';
 import { errnoCode, UserError } from '../util/errors.js';
 
 const PROBLEMS_SHOWN = 5;
@@ -43,12 +43,16 @@ export function verifyFailure(report: VerifyReport, sealPath: string, trustedKey
  */
 export async function checkNodeBundleSignature(sealPath: string, trustedKey: string, sealBytes?: Buffer): Promise<void> {
   const signaturePath = `${sealPath.slice(0, -SEAL_SUFFIX.length)}${SIGNATURE_SUFFIX}`;
-  const [seal, key] = await Promise.all([sealBytes ?? readFile(sealPath), loadPublicKey(trustedKey)]);
+  const readSeal = async () =>
+    readBundleFile(sealPath, 'the seal').catch((err: unknown) => {
+      throw bundleReadFailure(err, sealPath);
+    });
+  const [seal, key] = await Promise.all([sealBytes ?? readSeal(), loadPublicKey(trustedKey)]);
   let signatureBytes: Buffer;
   try {
-    signatureBytes = await readFile(signaturePath);
+    signatureBytes = await readBundleFile(signaturePath, 'the signature');
   } catch (err) {
-    if (errnoCode(err) !== 'ENOENT') throw err;
+    if (errnoCode(err) !== 'ENOENT') throw bundleReadFailure(err, sealPath);
     throw new UserError('BUNDLE_SIGNATURE_INVALID', `bundle ${sealPath} is not signed (no ${signaturePath}), but [paths] trusted_key requires a signature by ${trustedKey}`, {
       subject: { kind: 'bundle', name: sealPath },
       hint: 'sign the bundle on the bastion (bundle create --sign-key) and copy its .sig next to the seal, or unset trusted_key',

@@ -101,7 +101,7 @@ export const USER_ERRORS = {
   BUNDLE_SEAL_INVALID: { exit: 1, anchor: reading, hint: 'copy the .seal.json file again from the bastion, or re-create the bundle' },
   BUNDLE_MANIFEST_INVALID: { exit: 1, anchor: reading, hint: 'the bundle is damaged or was not made by pin-preload; run "pin-preload bundle verify" on it' },
   BUNDLE_FORMAT_UNSUPPORTED: { exit: 1, anchor: reading, hint: 'use the pin-preload version that created the bundle, or a newer one' },
-  BUNDLE_READ_FAILED: { exit: 1, anchor: reading, hint: 'a read error (EIO) means damaged media or a bad copy: check the device (the kernel log), copy that volume again, then verify again' },
+  BUNDLE_READ_FAILED: { exit: 1, anchor: reading, hint: 'EIO means damaged media or a bad copy, EACCES a file this user may not read: check the device (the kernel log) or the file\'s permissions, copy that file again, then verify again' },
   BUNDLE_DAMAGED: { exit: 1, anchor: reading, hint: 'run "pin-preload bundle verify" on it; copy damaged volumes again or re-create the bundle' },
   BUNDLE_BASE_MISSING: { exit: 1, anchor: reading, hint: 'import the base bundle again, or remove the delta (seal first) and import a full bundle of its release' },
   BUNDLE_VERIFY_FAILED: { exit: 1, anchor: reading, hint: 'run "pin-preload bundle verify" on it for the full report; copy damaged volumes again or re-create the bundle' },

@@ -298,20 +298,43 @@ test('a write error of the bundle dir (EIO injected into the copy\'s writes) fai
   assert.deepEqual((await readdir(config.paths.bundles)).filter((f) => !f.startsWith('.pin-preload')), [], 'nothing imported');
 });
 
-test('a bundle dir that cannot be written (EROFS injected into mkdir, as outside the units\' ReadWritePaths=) fails the import with IMPORT_FAILED naming the dir, not an internal error', async (t) => {
+test('a bundle dir that cannot be written (EROFS injected into mkdir, as outside the units\' ReadWritePaths=) fails the import with IMPORT_FAILED naming the dir, not an internal error, whether the dir is there or not', async (t) => {
   if (skippedWithoutStrace(t)) return;
   const dir = await tempDir(t, 'import-erofs');
   const { seal } = await makeBundle(dir);
-  const config = nodeConfig(path.join(dir, 'node'));
-  await mkdir(config.paths.bundles, { recursive: true });
-  const error = jsonError(cliUnderFault({ syscalls: 'mkdir', errno: 'EROFS' }, importArgs(seal, config)), 'import into a read-only bundle dir');
+  const erofs = { syscalls: 'mkdir', errno: 'EROFS' };
+  // The dir there: Node's recursive mkdir finds it, and the import's temp dir (mkdtemp, a mkdir) is refused.
+  const present = nodeConfig(path.join(dir, 'node'));
+  await mkdir(present.paths.bundles, { recursive: true });
+  const error = jsonError(cliUnderFault(erofs, importArgs(seal, present)), 'import into a read-only bundle dir');
   assert.equal(error.code, 'IMPORT_FAILED');
-  assert.match(error.message, /^importing bundle ocp\.tar into .* failed: EROFS: read-only file system/);
-  assert.deepEqual(error.subject, { kind: 'path', name: config.paths.bundles });
-  assert.deepEqual(await readdir(config.paths.bundles), [], 'nothing written');
+  assert.match(error.message, /^importing bundle ocp\.tar into .* failed: EROFS: read-only file system, mkdtemp /);
+  assert.deepEqual(error.subject, { kind: 'path', name: present.paths.bundles });
+  assert.deepEqual(await readdir(present.paths.bundles), [], 'nothing written');
+  // The dir not there: creating it fails (every mkdir refused: Node's recursive mkdir then reports the missing
+  // parent it could not make, ENOENT), still the bundle dir's failure.
+  const absent = nodeConfig(path.join(dir, 'node-absent'));
+  const failed = jsonError(cliUnderFault(erofs, importArgs(seal, absent)), 'import into a bundle dir that cannot be created');
+  assert.equal(failed.code, 'IMPORT_FAILED');
+  assert.match(failed.message, /^importing bundle ocp\.tar into .* failed: E[A-Z]+: .*, mkdir /);
+  assert.deepEqual(failed.subject, { kind: 'path', name: absent.paths.bundles });
 });
 
-test('a seal, a signature or a volume of the media that cannot be read or opened (EIO) is BUNDLE_READ_FAILED naming that file, for import and bundle verify alike', async (t) => {
+test('a seal in the bundle dir that cannot be read (EIO) when the same bundle is imported again is BUNDLE_READ_FAILED naming it, not an internal error', async (t) => {
+  if (skippedWithoutStrace(t)) return;
+  const dir = await tempDir(t, 'import-again-eio');
+  const { seal } = await makeBundle(dir);
+  const config = nodeConfig(path.join(dir, 'node'));
+  const first = await runCli(importArgs(seal, config));
+  assert.equal(first.code, 0, first.stderr);
+  const placed = path.join(config.paths.bundles, path.basename(seal));
+  const error = jsonError(cliUnderFault({ file: placed, syscalls: 'read,pread64', errno: 'EIO' }, importArgs(seal, config)), 'import again with the placed seal unreadable');
+  assert.equal(error.code, 'BUNDLE_READ_FAILED');
+  assert.deepEqual(error.subject, { kind: 'path', name: placed });
+  assert.ok(error.message.includes(`reading the seal ${placed} at byte 0 failed: EIO`), error.message);
+});
+
+test('a seal, a signature or a volume of the media that cannot be read or opened (EIO) is BUNDLE_READ_FAILED naming that file, for import, bundle verify and bundle push alike', async (t) => {
   if (skippedWithoutStrace(t)) return;
   const dir = await tempDir(t, 'import-files-eio');
   const { seal, volumes } = await makeBundle(dir);
@@ -324,8 +347,14 @@ test('a seal, a signature or a volume of the media that cannot be read or opened
   for (const [i, { file, syscalls, named }] of cases.entries()) {
     const fault = { file, syscalls, errno: 'EIO' };
     const config = nodeConfig(path.join(dir, `node-${i}`));
-    // verify reads the signature only to check it: with the key.
-    for (const [what, args] of [['import', importArgs(seal, config)], ['bundle verify', ['bundle', 'verify', seal, '--json', '--trusted-key', path.join(dir, 'key.pub')]]] as const) {
+    // verify and push read the signature only to check it: with the key.
+    const trusted = ['--trusted-key', path.join(dir, 'key.pub')];
+    const readers = [
+      ['import', importArgs(seal, config)],
+      ['bundle verify', ['bundle', 'verify', seal, '--json', ...trusted]],
+      ['bundle push', ['bundle', 'push', seal, '--to', `oci:${path.join(dir, `pushed-${i}`)}`, '--json', ...trusted]],
+    ] as const;
+    for (const [what, args] of readers) {
       const error = jsonError(cliUnderFault(fault, args), `${what} with ${path.basename(file)} unreadable`);
       assert.equal(error.code, 'BUNDLE_READ_FAILED', `${what}, ${path.basename(file)}: ${error.message}`);
       assert.deepEqual(error.subject, { kind: 'path', name: file }, `${what}: the subject is the file`);
