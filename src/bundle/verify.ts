@@ -177,13 +177,6 @@ async function checkIndex(manifest: BundleManifest, entry: TarEntry | undefined,
   }
 }
 
-/** checkSignatureState, a signature that cannot be read failing as the media's error (BUNDLE_READ_FAILED). */
-async function signatureState(files: BundleFiles & { readonly signatureBytes?: Buffer | undefined }, trustedKey: string | undefined, problems: VerifyProblem[], bundlePath: string): Promise<SignatureState> {
-  return checkSignatureState(files, trustedKey, problems).catch((err: unknown) => {
-    throw bundleReadFailure(err, bundlePath);
-  });
-}
-
 async function checkSignatureState(files: BundleFiles & { readonly signatureBytes?: Buffer | undefined }, trustedKey: string | undefined, problems: VerifyProblem[]): Promise<SignatureState> {
   const present = files.signaturePath !== undefined;
   if (!trustedKey) return present ? 'present-not-checked' : 'unsigned';
@@ -197,7 +190,13 @@ async function checkSignatureState(files: BundleFiles & { readonly signatureByte
     problems.push({ kind: 'signature', subject: sigPath, message: 'the signature cannot be checked without the seal' });
     return 'invalid';
   }
-  const check = checkSignature(files.sealBytes, files.signatureBytes ?? (await readBundleFile(sigPath, 'the signature')), key);
+  // A signature that cannot be read is the media's error (BUNDLE_READ_FAILED), not a bad signature.
+  const bytes =
+    files.signatureBytes ??
+    (await readBundleFile(sigPath, 'the signature').catch((err: unknown): never => {
+      throw bundleReadFailure(err, path.join(files.dir, files.name));
+    }));
+  const check = checkSignature(files.sealBytes, bytes, key);
   if (check.ok) return 'valid';
   problems.push({ kind: 'signature', subject: sigPath, message: `bad signature: ${check.reason}` });
   return 'invalid';
@@ -323,7 +322,7 @@ export async function verifyBundle(
   const files = typeof file === 'string' ? await locateBundle(file) : file;
   const bundlePath = path.join(files.dir, files.name);
   const problems: VerifyProblem[] = [...sealProblems(files)];
-  const signature = await signatureState(files, options.trustedKey, problems, bundlePath);
+  const signature = await checkSignatureState(files, options.trustedKey, problems);
   const { onDisk, problems: volumeProblems } = await checkVolumeFiles(files);
   problems.push(...volumeProblems);
   if (files.seal) problems.push(...staleVolumeProblems(files, await staleVolumes(files)));
@@ -379,7 +378,7 @@ export async function verifyBundle(
 export async function verifyBundleStructure(files: BundleFiles, options: Pick<VerifyOptions, 'trustedKey'> = {}): Promise<{ report: VerifyReport; checked?: CheckedStructure | undefined }> {
   const bundlePath = path.join(files.dir, files.name);
   const problems: VerifyProblem[] = [...sealProblems(files)];
-  const signature = await signatureState(files, options.trustedKey, problems, bundlePath);
+  const signature = await checkSignatureState(files, options.trustedKey, problems);
   const { onDisk, problems: volumeProblems } = await checkVolumeFiles(files);
   problems.push(...volumeProblems);
   const volumes = new VolumeSet(files.volumes);

@@ -300,8 +300,30 @@ async function writeSmall(file: string, bytes: Buffer): Promise<void> {
   }
 }
 
-/** Records the bundle as verified (with its in-place fingerprint) and indexes it for the mirror. */
+/**
+ * Records the bundle as verified (with its in-place fingerprint) and indexes it for the mirror. The bundle is in
+ * the bundle dir by then: a system error here (the state database's dir, its disk) says so, not that the import
+ * failed.
+ */
 async function register(config: NodeConfig, sealPath: string, verifyFirst: boolean): Promise<void> {
+  await recordBundle(config, sealPath, verifyFirst).catch((err: unknown) => {
+    throw registrationFailure(err, sealPath, config);
+  });
+}
+
+function registrationFailure(err: unknown, sealPath: string, config: NodeConfig): unknown {
+  const code = errnoCode(err);
+  if (err instanceof UserError || code === undefined || !/^E[A-Z]+$/.test(code)) return err;
+  const failing = (err as NodeJS.ErrnoException).path;
+  const bundle = sealPath.slice(0, -SEAL_SUFFIX.length);
+  return new UserError('IMPORT_FAILED', `bundle ${path.basename(bundle)} is in ${path.dirname(bundle)} but could not be registered: ${(err as Error).message}`, {
+    subject: { kind: 'path', name: typeof failing === 'string' ? failing : config.paths.state },
+    hint: 'fix what the message names (the state database\'s directory or disk), then import again: the bundle is not copied again',
+    cause: err,
+  });
+}
+
+async function recordBundle(config: NodeConfig, sealPath: string, verifyFirst: boolean): Promise<void> {
   const services = await openNodeServices(config);
   try {
     const bundle = await readNodeBundle(sealPath);

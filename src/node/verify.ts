@@ -43,16 +43,17 @@ export function verifyFailure(report: VerifyReport, sealPath: string, trustedKey
  */
 export async function checkNodeBundleSignature(sealPath: string, trustedKey: string, sealBytes?: Buffer): Promise<void> {
   const signaturePath = `${sealPath.slice(0, -SEAL_SUFFIX.length)}${SIGNATURE_SUFFIX}`;
+  const bundle = sealPath.slice(0, -SEAL_SUFFIX.length);
   const readSeal = async () =>
     readBundleFile(sealPath, 'the seal').catch((err: unknown) => {
-      throw bundleReadFailure(err, sealPath);
+      throw bundleReadFailure(err, bundle);
     });
   const [seal, key] = await Promise.all([sealBytes ?? readSeal(), loadPublicKey(trustedKey)]);
   let signatureBytes: Buffer;
   try {
     signatureBytes = await readBundleFile(signaturePath, 'the signature');
   } catch (err) {
-    if (errnoCode(err) !== 'ENOENT') throw bundleReadFailure(err, sealPath);
+    if (errnoCode(err) !== 'ENOENT') throw bundleReadFailure(err, bundle);
     throw new UserError('BUNDLE_SIGNATURE_INVALID', `bundle ${sealPath} is not signed (no ${signaturePath}), but [paths] trusted_key requires a signature by ${trustedKey}`, {
       subject: { kind: 'bundle', name: sealPath },
       hint: 'sign the bundle on the bastion (bundle create --sign-key) and copy its .sig next to the seal, or unset trusted_key',

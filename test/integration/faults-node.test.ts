@@ -170,6 +170,24 @@ describe('node faults', { concurrency: false }, () => {
     assert.deepEqual((await readdir(dir)).sort(), ['release.tar', 'release.tar.seal.json']);
   });
 
+  test('an import interrupted (SIGINT) while it copies ends with IMPORT_CANCELLED and leaves no bundle behind', async () => {
+    const dir = path.join(work, 'cancelled-bundles');
+    const importing = startCli(['import', '--config', configFile, '--bundles', dir, '--state', path.join(work, 'cancelled.db'), media.a, '--json'], { env: { [STOP_AT_ENV]: 'import:copying' } });
+    try {
+      await waitFor('the import to stop at its first copy', async () => (await readFile(`/proc/${importing.child.pid}/stat`, 'utf8').catch(() => '')).split(' ')[2] === 'T');
+      importing.child.kill('SIGINT'); // delivered when it continues
+    } finally {
+      importing.child.kill('SIGCONT');
+    }
+    const result = await importing.done;
+    assertNoInternalError(result, 'an interrupted import');
+    assert.notEqual(result.code, 0, result.stderr);
+    const { error } = JSON.parse(result.stdout) as { error: { code: string; message: string } };
+    assert.equal(error.code, 'IMPORT_CANCELLED');
+    assert.match(error.message, /the import of bundle release\.tar was cancelled; nothing was imported/);
+    await assertNoBundleLeft(dir, 'interrupted import');
+  });
+
   test('kill -9 of import at every step of putting the bundle in place: serve and preload see no partial bundle, and the next import removes the leftovers', async () => {
     const points = ['import:verified', 'import:claimed', 'import:after-volume-1', 'import:before-seal', 'import:after-seal', 'import:placed'];
     for (const point of points) {

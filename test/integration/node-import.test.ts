@@ -298,7 +298,7 @@ test('a write error of the bundle dir (EIO injected into the copy\'s writes) fai
   assert.deepEqual((await readdir(config.paths.bundles)).filter((f) => !f.startsWith('.pin-preload')), [], 'nothing imported');
 });
 
-test('a bundle dir that cannot be written (EROFS injected into mkdir, as outside the units\' ReadWritePaths=) fails the import with IMPORT_FAILED naming the dir, not an internal error, whether the dir is there or not', async (t) => {
+test('a bundle dir that cannot be written (every mkdir refused with EROFS, as outside the units\' ReadWritePaths=) fails the import with IMPORT_FAILED naming the dir, not an internal error, whether the dir is there or not', async (t) => {
   if (skippedWithoutStrace(t)) return;
   const dir = await tempDir(t, 'import-erofs');
   const { seal } = await makeBundle(dir);
@@ -316,8 +316,25 @@ test('a bundle dir that cannot be written (EROFS injected into mkdir, as outside
   const absent = nodeConfig(path.join(dir, 'node-absent'));
   const failed = jsonError(cliUnderFault(erofs, importArgs(seal, absent)), 'import into a bundle dir that cannot be created');
   assert.equal(failed.code, 'IMPORT_FAILED');
-  assert.match(failed.message, /^importing bundle ocp\.tar into .* failed: E[A-Z]+: .*, mkdir /);
+  assert.match(failed.message, /^importing bundle ocp\.tar into .* failed: ENOENT: .*, mkdir /);
   assert.deepEqual(failed.subject, { kind: 'path', name: absent.paths.bundles });
+});
+
+test('a state database that cannot be written once the bundle is in place says the bundle is there but not registered, naming the path, and importing again registers it without copying', async (t) => {
+  const dir = await tempDir(t, 'import-register');
+  const { seal } = await makeBundle(dir);
+  const good = nodeConfig(path.join(dir, 'node'));
+  const notADir = path.join(dir, 'not-a-dir');
+  await writeFile(notADir, '');
+  const bad = { ...good, paths: { ...good.paths, state: path.join(notADir, 'state.db') } };
+  const error = jsonError(await runCli(importArgs(seal, bad)), 'import with a state path under a file');
+  assert.equal(error.code, 'IMPORT_FAILED');
+  assert.match(error.message, new RegExp(`^bundle ocp\\.tar is in ${good.paths.bundles.replace(/[.]/g, '\\.')} but could not be registered: `));
+  assert.ok(error.subject?.name.startsWith(notADir), `the subject is the path that failed: ${JSON.stringify(error.subject)}`);
+  assert.ok((await readdir(good.paths.bundles)).includes('ocp.tar.seal.json'), 'the bundle is in place');
+  const again = await runCli(importArgs(seal, good));
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal((JSON.parse(again.stdout) as { bytesCopied: number }).bytesCopied, 0, 'not copied again');
 });
 
 test('a seal in the bundle dir that cannot be read (EIO) when the same bundle is imported again is BUNDLE_READ_FAILED naming it, not an internal error', async (t) => {
