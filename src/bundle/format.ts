@@ -35,6 +35,11 @@ export function isReadableFormatVersion(version: unknown): version is BundleForm
 }
 export const MANIFEST_ENTRY = 'pin-preload.json';
 export const SEAL_SUFFIX = '.seal.json';
+
+/** The bundle (its tar's path) that the seal at `sealPath` seals. */
+export function sealedBundlePath(sealPath: string): string {
+  return sealPath.endsWith(SEAL_SUFFIX) ? sealPath.slice(0, -SEAL_SUFFIX.length) : sealPath;
+}
 export const SIGNATURE_SUFFIX = '.sig';
 /**
  * In a node's bundle dir, `.NAME.importing` stands next to NAME's files while `import` renames them into place

@@ -4,7 +4,7 @@
 
 import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { importClaimName, SEAL_SUFFIX, SIGNATURE_SUFFIX } from '../bundle/format.js';
+import { importClaimName, sealedBundlePath, SEAL_SUFFIX, SIGNATURE_SUFFIX } from '../bundle/format.js';
 import { pinnableImages } from '../bundle/bundle-manifest.js';
 import { readLayout, verifyBundle, type VerifyReport } from '../bundle/verify.js';
 import { locateBundle, type BundleFiles } from '../bundle/reader.js';
@@ -14,7 +14,7 @@ import { isVolumeNameOf } from '../bundle/seal.js';
 import { fsyncDir, removeFileDurably, writeFileAtomic } from '../util/atomic-file.js';
 import { processExists } from '../util/child-process.js';
 import { killPoint } from '../util/kill-point.js';
-import { UserError, errnoCode } from '../util/errors.js';
+import { UserError, errnoCode, isSystemError } from '../util/errors.js';
 import { bundleFingerprint, listSealFiles, missingBases, readBundles, readNodeBundle } from './bundle-dir.js';
 import { desiredSet } from './retire.js';
 import type { NodeConfig } from './config.js';
@@ -282,7 +282,7 @@ function importFailure(err: unknown, name: string, bundlesDir: string): unknown 
   // A file of the media that cannot be read gets the code every reader of a bundle gives it.
   const unreadable = bundleReadFailure(err, name, failed);
   if (unreadable !== err) return unreadable;
-  if (code !== undefined && /^E[A-Z]+$/.test(code)) {
+  if (isSystemError(err)) {
     // The bundle dir's own failure (a write of the copy, EROFS): the message names the file, the subject the
     // dir (the copy's temp dir is gone by the time anyone reads this).
     return new UserError('IMPORT_FAILED', failed(err as Error), { subject: { kind: 'path', name: bundlesDir }, cause: err });
@@ -311,14 +311,23 @@ async function register(config: NodeConfig, sealPath: string, verifyFirst: boole
   });
 }
 
+/** SQLite's codes for a database file it cannot open or write (better-sqlite3's SqliteError.code). */
+const STATE_STORAGE_FAILURE = /^SQLITE_(IOERR|FULL|READONLY|CANTOPEN)/;
+
+/**
+ * An error of registering a bundle already in the bundle dir: a file of it that cannot be read is
+ * BUNDLE_READ_FAILED as anywhere; the state database's dir or file that cannot be made or written says the
+ * bundle is there but not registered. Anything else (ours, a bug) as it is.
+ */
 function registrationFailure(err: unknown, sealPath: string, config: NodeConfig): unknown {
-  const code = errnoCode(err);
-  if (err instanceof UserError || code === undefined || !/^E[A-Z]+$/.test(code)) return err;
+  const bundle = sealedBundlePath(sealPath);
+  const unreadable = bundleReadFailure(err, bundle);
+  if (unreadable !== err || err instanceof UserError) return unreadable;
+  if (!isSystemError(err) && !STATE_STORAGE_FAILURE.test(errnoCode(err) ?? '')) return err;
   const failing = (err as NodeJS.ErrnoException).path;
-  const bundle = sealPath.slice(0, -SEAL_SUFFIX.length);
   return new UserError('IMPORT_FAILED', `bundle ${path.basename(bundle)} is in ${path.dirname(bundle)} but could not be registered: ${(err as Error).message}`, {
     subject: { kind: 'path', name: typeof failing === 'string' ? failing : config.paths.state },
-    hint: 'fix what the message names (the state database\'s directory or disk), then import again: the bundle is not copied again',
+    hint: 'fix what the message names ([paths] state: its directory, its disk), then import again: the bundle is not copied again',
     cause: err,
   });
 }

@@ -4,7 +4,7 @@
 
 import { verifyBundle, type VerifyReport } from '../bundle/verify.js';
 import { checkSignature, loadPublicKey } from '../bundle/signing.js';
-import { SEAL_SUFFIX, SIGNATURE_SUFFIX } from '../bundle/format.js';
+import { sealedBundlePath, SIGNATURE_SUFFIX } from '../bundle/format.js';
 import type { BundleFiles } from '../bundle/reader.js';
 import { bundleReadFailure, readBundleFile } from '../bundle/volume-io-error.js';
 import { errnoCode, UserError } from '../util/errors.js';
@@ -42,8 +42,8 @@ export function verifyFailure(report: VerifyReport, sealPath: string, trustedKey
  * `sealBytes`, when given, are the seal as the sync read it (it is not read again).
  */
 export async function checkNodeBundleSignature(sealPath: string, trustedKey: string, sealBytes?: Buffer): Promise<void> {
-  const signaturePath = `${sealPath.slice(0, -SEAL_SUFFIX.length)}${SIGNATURE_SUFFIX}`;
-  const bundle = sealPath.slice(0, -SEAL_SUFFIX.length);
+  const bundle = sealedBundlePath(sealPath);
+  const signaturePath = `${bundle}${SIGNATURE_SUFFIX}`;
   const readSeal = async () =>
     readBundleFile(sealPath, 'the seal').catch((err: unknown) => {
       throw bundleReadFailure(err, bundle);

@@ -320,18 +320,33 @@ test('a bundle dir that cannot be written (every mkdir refused with EROFS, as ou
   assert.deepEqual(failed.subject, { kind: 'path', name: absent.paths.bundles });
 });
 
-test('a state database that cannot be written once the bundle is in place says the bundle is there but not registered, naming the path, and importing again registers it without copying', async (t) => {
+test('a state dir that cannot be made, or a state database file that cannot be written (EIO), once the bundle is in place: the bundle is there but not registered, naming the path; a file of it unreadable then is BUNDLE_READ_FAILED; importing again registers it without copying', async (t) => {
+  if (skippedWithoutStrace(t)) return;
   const dir = await tempDir(t, 'import-register');
   const { seal } = await makeBundle(dir);
   const good = nodeConfig(path.join(dir, 'node'));
+  const notRegistered = (error: { code: string; message: string }) => {
+    assert.equal(error.code, 'IMPORT_FAILED');
+    assert.match(error.message, new RegExp(`^bundle ocp\\.tar is in ${good.paths.bundles.replace(/[.]/g, '\\.')} but could not be registered: `));
+  };
+  // The state dir under a regular file: it cannot be made (the copy is done by then).
   const notADir = path.join(dir, 'not-a-dir');
   await writeFile(notADir, '');
-  const bad = { ...good, paths: { ...good.paths, state: path.join(notADir, 'state.db') } };
-  const error = jsonError(await runCli(importArgs(seal, bad)), 'import with a state path under a file');
-  assert.equal(error.code, 'IMPORT_FAILED');
-  assert.match(error.message, new RegExp(`^bundle ocp\\.tar is in ${good.paths.bundles.replace(/[.]/g, '\\.')} but could not be registered: `));
+  const underFile = { ...good, paths: { ...good.paths, state: path.join(notADir, 'state.db') } };
+  const error = jsonError(await runCli(importArgs(seal, underFile)), 'import with a state path under a file');
+  notRegistered(error);
   assert.ok(error.subject?.name.startsWith(notADir), `the subject is the path that failed: ${JSON.stringify(error.subject)}`);
   assert.ok((await readdir(good.paths.bundles)).includes('ocp.tar.seal.json'), 'the bundle is in place');
+  // The database file's writes failing (SQLite's disk I/O error), the bundle already in the dir.
+  const state = good.paths.state;
+  const failing = jsonError(cliUnderFault({ file: [state, `${state}-wal`, `${state}-journal`], syscalls: 'pwrite64,write', errno: 'EIO' }, importArgs(seal, good)), 'import with the state database unwritable');
+  notRegistered(failing);
+  assert.deepEqual(failing.subject, { kind: 'path', name: state });
+  // A volume of the placed bundle that cannot be read while it is checked in place.
+  const placed = path.join(good.paths.bundles, path.basename((await readdir(good.paths.bundles)).find((f) => /\.tar\.002$/.test(f))!));
+  const unreadable = jsonError(cliUnderFault({ file: placed, syscalls: 'read,pread64', errno: 'EIO' }, importArgs(seal, good)), 'import with a placed volume unreadable');
+  assert.equal(unreadable.code, 'BUNDLE_READ_FAILED', unreadable.message);
+  assert.deepEqual(unreadable.subject, { kind: 'path', name: placed });
   const again = await runCli(importArgs(seal, good));
   assert.equal(again.code, 0, again.stderr);
   assert.equal((JSON.parse(again.stdout) as { bytesCopied: number }).bytesCopied, 0, 'not copied again');

@@ -20,8 +20,8 @@ export function skippedWithoutStrace(t: { skip(message: string): void }): boolea
 export interface Fault {
   readonly syscalls: string;
   readonly errno: string;
-  /** Only calls on this file (strace -P); every such call of the process otherwise. */
-  readonly file?: string;
+  /** Only calls on this file or these files (strace -P); every such call of the process otherwise. */
+  readonly file?: string | readonly string[];
   /** The first call of each thread only (strace counts per thread). */
   readonly firstOnly?: boolean;
 }
@@ -29,7 +29,7 @@ export interface Fault {
 /** The CLI run under strace with `fault` injected. */
 export function cliUnderFault(fault: Fault, args: readonly string[]): CliResult {
   const inject = `inject=${fault.syscalls}:error=${fault.errno}${fault.firstOnly ? ':when=1' : ''}`;
-  const only = fault.file !== undefined ? ['-P', fault.file] : [];
+  const only = [fault.file ?? []].flat().flatMap((file) => ['-P', file]);
   const run = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', ...only, '-e', `trace=${fault.syscalls}`, '-e', inject, process.execPath, CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
   return { code: run.status, signal: run.signal, stdout: run.stdout, stderr: run.stderr, ms: 0 };
 }

@@ -23,7 +23,7 @@ test('a signature or a seal the node cannot read (a directory in its place: EISD
     assert.ok(isUserError(err), `a user error, not ${String(err)}`);
     assert.equal(err.code, 'BUNDLE_READ_FAILED');
     assert.deepEqual(err.subject, { kind: 'path', name: file });
-    assert.ok(err.message.includes(`reading ${what} ${file} at byte 0 failed: EISDIR`), err.message);
+    assert.ok(err.message.startsWith(`bundle ${path.join(dir, 'ocp.tar')}: reading ${what} ${file} at byte 0 failed: EISDIR`), err.message);
     return true;
   };
   await assert.rejects(checkNodeBundleSignature(seal, `${key}.pub`), unreadable(signature, 'the signature'));
