@@ -2,7 +2,7 @@
 // an EIO on the media says which volume, where, and which blob, not only "i/o error, read".
 
 import { promises as fs } from 'node:fs';
-import { errnoCode, UserError } from '../util/errors.js';
+import { errnoCode, isSystemError, UserError } from '../util/errors.js';
 
 export type VolumeIo = 'read' | 'write';
 
@@ -49,9 +49,9 @@ export class VolumeIoError extends Error implements VolumeIoPlace {
 
 /** A system error (one with a code) of an I/O at `place` as a VolumeIoError; anything else (a bug, an error already placed) as it is. */
 export function placeIoError(err: unknown, place: VolumeIoPlace): unknown {
-  const code = errnoCode(err);
-  if (err instanceof VolumeIoError || code === undefined || !(err instanceof Error)) return err;
-  return new VolumeIoError(place, { message: err.message, code }, err);
+  // Only the system's errors: a bug's (ERR_OUT_OF_RANGE) or a cancellation (ABORT_ERR) keeps what it is.
+  if (err instanceof VolumeIoError || !isSystemError(err) || !(err instanceof Error)) return err;
+  return new VolumeIoError(place, { message: err.message, code: errnoCode(err) }, err);
 }
 
 /** `err` naming what lies at its byte when it is a VolumeIoError that names nothing yet; anything else as it is. */

@@ -3,7 +3,7 @@
 // and a tag in several resolves to the newest bundle's (by created, then by registration).
 
 import path from 'node:path';
-import { SEAL_SUFFIX } from '../bundle/format.js';
+import { sealedBundlePath } from '../bundle/format.js';
 import { locateBundle, type OpenedBundle } from '../bundle/reader.js';
 import { VolumeSet } from '../bundle/volumes.js';
 import type { Digest } from '../oci/digest.js';
@@ -157,7 +157,7 @@ export class BundleStore implements MirrorStore, RepositoryDirectory {
     } catch {
       // The files may be gone already: name the bundle as it was registered.
       const absolute = path.resolve(file);
-      bundlePath = absolute.endsWith(SEAL_SUFFIX) ? absolute.slice(0, -SEAL_SUFFIX.length) : absolute;
+      bundlePath = sealedBundlePath(absolute);
     }
     const removed = removeIndexedBundle(this.db, bundlePath);
     checkBases(this.db);

@@ -17,21 +17,24 @@ export interface Migration {
 
 export function openStateDatabase(file: string): StateDatabase {
   if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  let db: StateDatabase;
+  let db: StateDatabase | undefined;
   try {
+    // SQLite opens lazily: a file that is not a database, or one that cannot be written, fails at the first
+    // statement, so every one of these is part of opening it.
     db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL'); // a recorded state must survive power loss, not only a crash
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000'); // `status` reads while the service writes
+    db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (module TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL, PRIMARY KEY (module, version))');
+    return db;
   } catch (err) {
+    db?.close();
     throw new UserError('STATE_OPEN_FAILED', `cannot open state database ${file}: ${(err as Error).message}`, {
       subject: { kind: 'path', name: file },
       cause: err,
     });
   }
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL'); // a recorded state must survive power loss, not only a crash
-  db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 5000'); // `status` reads while the service writes
-  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (module TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL, PRIMARY KEY (module, version))');
-  return db;
 }
 
 /** Applies the migrations not yet applied, each in its own transaction, in version order. */

@@ -39,13 +39,13 @@ export function isUserError(err: unknown): err is UserError {
   return err instanceof UserError;
 }
 
-/** Node's system errors carry a string `code` (ENOENT, ENOSPC, ECONNRESET, ...). */
 /** An error of the system (ENOENT, EIO, EROFS, …: its code an errno name), not of our code or a library's. */
 export function isSystemError(err: unknown): boolean {
   const code = errnoCode(err);
   return code !== undefined && /^E[A-Z]+$/.test(code);
 }
 
+/** Node's system errors carry a string `code` (ENOENT, ENOSPC, ECONNRESET, ...). */
 export function errnoCode(err: unknown): string | undefined {
   if (typeof err === 'object' && err !== null && 'code' in err) {
     const code = (err as { code: unknown }).code;

@@ -320,7 +320,7 @@ test('a bundle dir that cannot be written (every mkdir refused with EROFS, as ou
   assert.deepEqual(failed.subject, { kind: 'path', name: absent.paths.bundles });
 });
 
-test('a state dir that cannot be made, or a state database file that cannot be written (EIO), once the bundle is in place: the bundle is there but not registered, naming the path; a file of it unreadable then is BUNDLE_READ_FAILED; importing again registers it without copying', async (t) => {
+test('a state dir that cannot be made, a state database file that cannot be written (EIO) or is not SQLite, once the bundle is in place: the bundle is there but not registered, naming the path; a placed volume unreadable when indexed is BUNDLE_READ_FAILED; importing again registers it without copying', async (t) => {
   if (skippedWithoutStrace(t)) return;
   const dir = await tempDir(t, 'import-register');
   const { seal } = await makeBundle(dir);
@@ -342,11 +342,20 @@ test('a state dir that cannot be made, or a state database file that cannot be w
   const failing = jsonError(cliUnderFault({ file: [state, `${state}-wal`, `${state}-journal`], syscalls: 'pwrite64,write', errno: 'EIO' }, importArgs(seal, good)), 'import with the state database unwritable');
   notRegistered(failing);
   assert.deepEqual(failing.subject, { kind: 'path', name: state });
-  // A volume of the placed bundle that cannot be read while it is checked in place.
-  const placed = path.join(good.paths.bundles, path.basename((await readdir(good.paths.bundles)).find((f) => /\.tar\.002$/.test(f))!));
-  const unreadable = jsonError(cliUnderFault({ file: placed, syscalls: 'read,pread64', errno: 'EIO' }, importArgs(seal, good)), 'import with a placed volume unreadable');
+  // A state file that is not SQLite: SQLite finds out at its first statement, still part of opening it.
+  const garbage = path.join(dir, 'garbage.db');
+  await writeFile(garbage, 'not a database, '.repeat(64));
+  const notSqlite = jsonError(await runCli(importArgs(seal, { ...good, paths: { ...good.paths, state: garbage } })), 'import with a state file that is not SQLite');
+  notRegistered(notSqlite);
+  assert.match(notSqlite.message, /cannot open state database .*: file is not a database/);
+  assert.deepEqual(notSqlite.subject, { kind: 'path', name: garbage });
+  // A fresh import whose placed volume cannot be read when it is indexed: the bundle's read error.
+  const fresh = nodeConfig(path.join(dir, 'node-fresh'));
+  const placed = path.join(fresh.paths.bundles, 'ocp.tar.002');
+  const unreadable = jsonError(cliUnderFault({ file: placed, syscalls: 'read,pread64', errno: 'EIO' }, importArgs(seal, fresh)), 'import with a placed volume unreadable');
   assert.equal(unreadable.code, 'BUNDLE_READ_FAILED', unreadable.message);
   assert.deepEqual(unreadable.subject, { kind: 'path', name: placed });
+  assert.ok(unreadable.message.startsWith(`bundle ${path.join(fresh.paths.bundles, 'ocp.tar')}: reading volume ${placed}`), unreadable.message);
   const again = await runCli(importArgs(seal, good));
   assert.equal(again.code, 0, again.stderr);
   assert.equal((JSON.parse(again.stdout) as { bytesCopied: number }).bytesCopied, 0, 'not copied again');
