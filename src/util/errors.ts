@@ -39,10 +39,14 @@ export function isUserError(err: unknown): err is UserError {
   return err instanceof UserError;
 }
 
-/** An error of the system (ENOENT, EIO, EROFS, …: its code an errno name), not of our code or a library's. */
+/**
+ * An error of the system (ENOENT, EIO, EROFS, …), not of our code or a library's: its code an errno name, or
+ * libuv's "Unknown system error -N" for the errnos it has no name for (ENOMEDIUM when media is pulled, ESTALE,
+ * EUCLEAN), never a Node API's ERR_… or ABORT_ERR.
+ */
 export function isSystemError(err: unknown): boolean {
   const code = errnoCode(err);
-  return code !== undefined && /^E[A-Z]+$/.test(code);
+  return code !== undefined && (/^E[A-Z]+$/.test(code) || code.startsWith('Unknown system error'));
 }
 
 /** Node's system errors carry a string `code` (ENOENT, ENOSPC, ECONNRESET, ...). */

@@ -406,6 +406,20 @@ test('a seal, a signature or a volume of the media that cannot be read or opened
   }
 });
 
+test('media pulled out mid-read (ENOMEDIUM, an errno Node has no name for) is BUNDLE_READ_FAILED naming the volume, for import and bundle verify alike', async (t) => {
+  if (skippedWithoutStrace(t)) return;
+  const dir = await tempDir(t, 'import-enomedium');
+  const { seal, volumes } = await makeBundle(dir);
+  const fault = { file: volumes[1]!, syscalls: 'pread64', errno: 'ENOMEDIUM' };
+  const config = nodeConfig(path.join(dir, 'node'));
+  for (const [what, args] of [['import', importArgs(seal, config)], ['bundle verify', ['bundle', 'verify', seal, '--json']]] as const) {
+    const error = jsonError(cliUnderFault(fault, args), `${what} with the media gone`);
+    assert.equal(error.code, 'BUNDLE_READ_FAILED', `${what}: ${error.message}`);
+    assert.deepEqual(error.subject, { kind: 'path', name: volumes[1]! });
+    assert.match(error.message, /reading volume .* at byte \d+ .*failed: Unknown system error -123/);
+  }
+});
+
 test('a bundle whose blob is damaged (sealed that way) is rejected by blob verification, leaving nothing behind', async (t) => {
   const dir = await tempDir(t, 'import-blob');
   const { seal, volumes } = await makeBundle(dir);
