@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import { promisify } from 'node:util';
 import type { Volume } from './volumes.js';
 import { placeIoError, VolumeIoError, type VolumeIo } from './volume-io-error.js';
+import { isSystemError } from '../util/errors.js';
 import type { ReadTask } from './hash-worker.cjs';
 
 const pread = promisify(fs.read);
@@ -314,6 +315,7 @@ export function copyCancelled(): Error {
 /** A worker's error reply as an error of this thread: a failed read or write named by file, byte and range. */
 function workerError(reply: Extract<HashWorkerReply, { type: 'error' }>, rangeName: DirectHashOptions['rangeName']): Error {
   const { place } = reply;
-  if (!place) return Object.assign(new Error(reply.message), reply.code !== undefined ? { code: reply.code } : {});
+  // The worker sends the place of any error with a code; only the system's is the file's, as placeIoError decides.
+  if (!place || !isSystemError(reply)) return Object.assign(new Error(reply.message), reply.code !== undefined ? { code: reply.code } : {});
   return new VolumeIoError({ io: place.io, path: place.path, offset: place.offset, what: rangeName?.(place.id) }, reply);
 }

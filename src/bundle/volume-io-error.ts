@@ -47,7 +47,7 @@ export class VolumeIoError extends Error implements VolumeIoPlace {
   }
 }
 
-/** A system error (one with a code) of an I/O at `place` as a VolumeIoError; anything else (a bug, an error already placed) as it is. */
+/** A system error (isSystemError) of an I/O at `place` as a VolumeIoError; anything else (a bug, an error already placed) as it is. */
 export function placeIoError(err: unknown, place: VolumeIoPlace): unknown {
   // Only the system's errors: a bug's (ERR_OUT_OF_RANGE) or a cancellation (ABORT_ERR) keeps what it is.
   if (err instanceof VolumeIoError || !isSystemError(err) || !(err instanceof Error)) return err;

@@ -324,8 +324,9 @@ function registrationFailure(err: unknown, sealPath: string, config: NodeConfig)
   const unreadable = bundleReadFailure(err, bundle);
   if (unreadable !== err) return unreadable;
   const stateUnopened = err instanceof UserError && err.code === 'STATE_OPEN_FAILED';
-  if (!stateUnopened && (err instanceof UserError || (!isSystemError(err) && !STATE_STORAGE_FAILURE.test(errnoCode(err) ?? '')))) return err;
-  const failing = stateUnopened ? undefined : (err as NodeJS.ErrnoException).path;
+  const stateUnwritable = !(err instanceof UserError) && (isSystemError(err) || STATE_STORAGE_FAILURE.test(errnoCode(err) ?? ''));
+  if (!stateUnopened && !stateUnwritable) return err;
+  const failing = stateUnwritable ? (err as NodeJS.ErrnoException).path : undefined;
   return new UserError('IMPORT_FAILED', `bundle ${path.basename(bundle)} is in ${path.dirname(bundle)} but could not be registered: ${(err as Error).message}`, {
     subject: { kind: 'path', name: typeof failing === 'string' ? failing : config.paths.state },
     hint: 'fix what the message names ([paths] state: its directory, its disk), then import again: the bundle is not copied again',
