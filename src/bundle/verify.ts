@@ -293,7 +293,7 @@ async function checkSkeleton(regions: readonly SkeletonRegion[], volumes: Volume
 /** Reads skeleton `regions` (back to back from `offset`); a failed read names the region, so the tar entry, at its byte. */
 async function readSkeleton(volumes: VolumeSet, buffer: Buffer, offset: number, regions: readonly SkeletonRegion[]): Promise<void> {
   await volumes.read(buffer, offset).catch((err: unknown) => {
-    if (!(err instanceof VolumeIoError)) throw err;
+    if (!(err instanceof VolumeIoError) || err.offset === undefined) throw err;
     const index = volumes.volumes.findIndex((v) => v.path === err.path);
     if (index < 0) throw err;
     const at = volumes.bundleOffset(index, err.offset);

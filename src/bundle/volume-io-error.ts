@@ -10,7 +10,8 @@ export type VolumeIo = 'read' | 'write';
 export interface VolumeIoPlace {
   readonly io: VolumeIo;
   readonly path: string;
-  readonly offset: number;
+  /** The byte in the file; absent for a small file read whole (a seal, a signature), where no byte is known. */
+  readonly offset?: number | undefined;
   /** What was being read or written ("blob sha256:…"), when known. */
   readonly what?: string | undefined;
   /** What the file is, when not a volume (or its copy): "the seal", "the signature". */
@@ -22,7 +23,7 @@ export class VolumeIoError extends Error implements VolumeIoPlace {
   readonly code: string | undefined;
   readonly io: VolumeIo;
   readonly path: string;
-  readonly offset: number;
+  readonly offset: number | undefined;
   readonly what: string | undefined;
   readonly file: string | undefined;
   /** The system's own words ("EIO: i/o error, read"). */
@@ -30,7 +31,7 @@ export class VolumeIoError extends Error implements VolumeIoPlace {
 
   constructor(place: VolumeIoPlace, reason: { readonly message: string; readonly code?: string | undefined }, cause?: unknown) {
     const file = `${place.file ?? (place.io === 'read' ? 'volume' : 'the copy')} ${place.path}`;
-    super(`${place.io === 'read' ? 'reading' : 'writing'} ${file} at byte ${place.offset}${place.what ? ` (${place.what})` : ''} failed: ${reason.message}`, cause === undefined ? undefined : { cause });
+    super(`${place.io === 'read' ? 'reading' : 'writing'} ${file}${place.offset === undefined ? '' : ` at byte ${place.offset}`}${place.what ? ` (${place.what})` : ''} failed: ${reason.message}`, cause === undefined ? undefined : { cause });
     this.name = 'VolumeIoError';
     this.code = reason.code;
     this.io = place.io;
@@ -75,6 +76,6 @@ export async function readBundleFile(path: string, file: string): Promise<Buffer
   try {
     return await fs.readFile(path);
   } catch (err) {
-    throw placeIoError(err, { io: 'read', path, offset: 0, file });
+    throw placeIoError(err, { io: 'read', path, file });
   }
 }

@@ -54,14 +54,14 @@ export async function checkNodeBundleSignature(sealPath: string, trustedKey: str
     signatureBytes = await readBundleFile(signaturePath, 'the signature');
   } catch (err) {
     if (errnoCode(err) !== 'ENOENT') throw bundleReadFailure(err, bundle);
-    throw new UserError('BUNDLE_SIGNATURE_INVALID', `bundle ${sealPath} is not signed (no ${signaturePath}), but [paths] trusted_key requires a signature by ${trustedKey}`, {
+    throw new UserError('BUNDLE_SIGNATURE_INVALID', `bundle ${bundle} is not signed (no ${signaturePath}), but [paths] trusted_key requires a signature by ${trustedKey}`, {
       subject: { kind: 'bundle', name: sealPath },
       hint: 'sign the bundle on the bastion (bundle create --sign-key) and copy its .sig next to the seal, or unset trusted_key',
     });
   }
   const check = checkSignature(seal, signatureBytes, key);
   if (!check.ok) {
-    throw new UserError('BUNDLE_SIGNATURE_INVALID', `bundle ${sealPath}: bad signature: ${check.reason}`, {
+    throw new UserError('BUNDLE_SIGNATURE_INVALID', `bundle ${bundle}: bad signature: ${check.reason}`, {
       subject: { kind: 'bundle', name: sealPath },
       hint: `the bundle was not signed by the key ${trustedKey} trusts, or it was changed after signing: do not use it`,
     });
