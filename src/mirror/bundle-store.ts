@@ -58,6 +58,8 @@ export class BundleStore implements MirrorStore, RepositoryDirectory {
   /** Lookups already answered (manifest requests repeat a lot: every node pulls the same images). */
   private readonly lookups = new BoundedCache<string, StoredManifest | Digest | null>(8192);
   private readonly bytes = new BoundedCache<Digest, Buffer>(2048);
+  /** Where each blob lies (or that it is in no bundle): a GET looks it up twice (stat, then open), a pull of many images often. */
+  private readonly blobRows = new BoundedCache<Digest, BlobRow | null>(8192);
 
   private constructor(
     private readonly db: StateDatabase,
@@ -181,6 +183,7 @@ export class BundleStore implements MirrorStore, RepositoryDirectory {
     this.volumeFiles.retireAll();
     this.lookups.clear();
     this.bytes.clear();
+    this.blobRows.clear();
   }
 
   /**
@@ -265,10 +268,19 @@ export class BundleStore implements MirrorStore, RepositoryDirectory {
     return row.bytes;
   }
 
+  /** The blob's row, from the cache (current: resolving the name first checks data_version, which clears it) or the index. */
+  private blobRow(digest: Digest): BlobRow | undefined {
+    const cached = this.blobRows.get(digest);
+    if (cached !== undefined) return cached ?? undefined;
+    const row = this.statements.blob.get(digest) as BlobRow | undefined;
+    this.blobRows.set(digest, row ?? null);
+    return row;
+  }
+
   statBlob(name: RequestedName, digest: Digest): Lookup<StoredBlob> {
     const found = resolveByContent(this, name, () => true);
     if ('miss' in found) return found;
-    const row = this.statements.blob.get(digest) as BlobRow | undefined;
+    const row = this.blobRow(digest);
     if (!row) return { miss: 'BLOB_UNKNOWN', message: `blob ${digest} is not in any registered bundle` };
     return { digest, size: row.size };
   }
@@ -286,7 +298,7 @@ export class BundleStore implements MirrorStore, RepositoryDirectory {
   }
 
   openBlob(blob: StoredBlob, range?: ByteRange): BlobBody {
-    const row = this.statements.blob.get(blob.digest) as BlobRow | undefined;
+    const row = this.blobRow(blob.digest);
     if (!row) throw new Error(`blob ${blob.digest} vanished from the bundle index`);
     const start = range?.start ?? 0;
     const end = range?.end ?? row.size - 1;

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { pooledBuffersLent } from '../../src/mirror/blob-body.js';
 import { BundleStore } from '../../src/mirror/bundle-store.js';
 import { startMirror, type RunningMirror } from '../../src/mirror/server.js';
 import { sha256Of } from '../../src/oci/digest.js';
@@ -233,6 +234,62 @@ test('a bundle registered by another process in the same database is served on t
   await importer.registerBundle(seal);
   importer.close();
   assert.equal((await get(mirror, '/v2/team/tool/manifests/v1')).status, 200);
+});
+
+test("a blob another process's commit adds or removes is served, or not, on the next request: a lookup remembered before does not outlive the commit", async (t) => {
+  const dir = await withWork(t);
+  const first = testImage(tool, 'one', [randomBytes(3000)], { tag: 'v1' });
+  const second = testImage(tool, 'two', [randomBytes(5000)], { tag: 'v2' });
+  const sealFirst = await buildTinyBundle(path.join(dir, 'a.tar'), [first]);
+  const sealSecond = await buildTinyBundle(path.join(dir, 'b.tar'), [second]);
+  const db = path.join(dir, 'state.db');
+  const serving = await BundleStore.open(db);
+  t.after(() => serving.close());
+  await serving.registerBundle(sealFirst);
+  const mirror = await serve(t, serving);
+  const layer = second.blobs.at(-1)!;
+  const blob = `/v2/team/tool/blobs/${layer.digest}`;
+  // The repository is served, the blob is in no bundle yet: asked twice, so its absence is remembered.
+  for (let i = 0; i < 2; i++) assert.equal((await get(mirror, blob)).status, 404);
+  const other = await BundleStore.open(db);
+  await other.registerBundle(sealSecond);
+  const served = await get(mirror, blob);
+  assert.equal(served.status, 200);
+  assert.equal(sha256Of(served.body), layer.digest);
+  await other.unregisterBundle(sealSecond);
+  other.close();
+  const gone = await get(mirror, blob);
+  assert.equal(gone.status, 404);
+  assert.equal(JSON.parse(gone.body.toString()).errors[0].code, 'BLOB_UNKNOWN');
+});
+
+test('a client that goes away mid-blob ends the download: the file is no longer read, the download slot and every pooled buffer come back', async (t) => {
+  const dir = await withWork(t);
+  // Far more than the socket buffers on both sides hold, so the copy is still running when the client leaves.
+  const big = testImage(tool, 'big', [randomBytes(24 * 1024 * 1024)], { tag: 'v1' });
+  const store = await BundleStore.open(path.join(dir, 'state.db'));
+  t.after(() => store.close());
+  await store.registerBundle(await buildTinyBundle(path.join(dir, 'a.tar'), [big]));
+  const mirror = await serve(t, store);
+  const downloads = async () => Number(/^pin_preload_mirror_blob_streams (\d+)$/m.exec((await get(mirror, '/metrics')).body.toString())?.[1]);
+  const lentBefore = pooledBuffersLent();
+
+  await new Promise<void>((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port: mirror.port, path: `/v2/team/tool/blobs/${big.blobs.at(-1)!.digest}` }, (res) => {
+      res.once('data', () => {
+        req.destroy();
+        resolve();
+      });
+    });
+    req.on('error', (err) => (req.destroyed ? undefined : reject(err)));
+  });
+  let [active, lent] = [await downloads(), pooledBuffersLent()];
+  for (let i = 0; i < 50 && (active !== 0 || lent !== lentBefore); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    [active, lent] = [await downloads(), pooledBuffersLent()];
+  }
+  assert.equal(active, 0, 'the download ended with its client');
+  assert.equal(lent, lentBefore, 'every pooled buffer was given back');
 });
 
 for (const servedBefore of [false, true]) {
