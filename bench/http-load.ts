@@ -14,7 +14,15 @@ export interface BlobTarget {
   readonly size: number;
 }
 
+/**
+ * Which client downloaded blobs. undici runs in the bench's own process: one JS thread that costs about a core
+ * at 1 GB/s, on the same 2 cores as the server. wrk (C, one epoll thread here) reads 2.5 GB/s with less,
+ * so what it measures at low concurrency is the server's own limit more than the client's.
+ */
+export type BlobClient = 'undici' | 'wrk';
+
 export interface Throughput {
+  readonly client: BlobClient;
   readonly concurrency: number;
   readonly bytes: number;
   readonly seconds: number;
@@ -78,7 +86,7 @@ export async function blobThroughput(origin: string, blobs: readonly BlobTarget[
     return elapsed();
   });
   await agent.close();
-  return { concurrency, bytes, seconds, mbPerS: bytes / 1e6 / seconds, requests, ...(cpuMs === undefined ? {} : { serverCpuMsPerGB: cpuMs / (bytes / 1e9) }) };
+  return { client: 'undici', concurrency, bytes, seconds, mbPerS: bytes / 1e6 / seconds, requests, ...(cpuMs === undefined ? {} : { serverCpuMsPerGB: cpuMs / (bytes / 1e9) }) };
 }
 
 /**
@@ -162,12 +170,14 @@ const WRK_RESULT = 'pin-preload-wrk-result ';
 
 /**
  * The wrk script. Arguments after "--": the Accept header, then the request paths. Each thread rotates
- * through pre-built requests. response() runs in each thread's own Lua state, so non-200 answers are
- * counted there and summed in done() through the thread handles kept by setup() (summary.errors.status
- * alone would miss 2xx/3xx answers other than 200). done() prints one JSON line of exact percentiles
- * (wrk keeps a histogram of every microsecond value).
+ * through pre-built requests. With `everyStatus`, response() runs in each thread's own Lua state, so non-200
+ * answers are counted there and summed in done() through the thread handles kept by setup()
+ * (summary.errors.status alone would miss 2xx/3xx answers other than 200). Without it only statuses ≥ 400
+ * are seen (summary.errors.status): defining response() makes wrk keep every body for it, which for blobs
+ * of 50 MB would measure wrk's copying. done() prints one JSON line of exact percentiles (wrk keeps a
+ * histogram of every microsecond value).
  */
-const WRK_SCRIPT = String.raw`
+const wrkScript = (everyStatus: boolean): string => String.raw`
 local threads = {}
 non200 = 0
 first_non200 = 0
@@ -189,13 +199,7 @@ function request()
   return requests[next_request]
 end
 
-function response(status, headers, body)
-  if status ~= 200 then
-    non200 = non200 + 1
-    if first_non200 == 0 then first_non200 = status end
-  end
-end
-
+${everyStatus ? RESPONSE_HOOK : ''}
 function done(summary, latency, rates)
   local bad, first = 0, 0
   for _, thread in ipairs(threads) do
@@ -203,15 +207,26 @@ function done(summary, latency, rates)
     if first == 0 then first = thread:get("first_non200") end
   end
   local e = summary.errors
-  io.write(string.format('${WRK_RESULT}{"requests":%d,"durationUs":%d,"p50Us":%d,"p99Us":%d,"maxUs":%d,' ..
-    '"connectErrors":%d,"readErrors":%d,"writeErrors":%d,"timeouts":%d,"non200":%d,"firstNon200":%d}\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency.max,
-    e.connect, e.read, e.write, e.timeout, bad, first))
+  io.write(string.format('${WRK_RESULT}{"requests":%d,"bytes":%d,"durationUs":%d,"p50Us":%d,"p99Us":%d,"maxUs":%d,' ..
+    '"connectErrors":%d,"readErrors":%d,"writeErrors":%d,"timeouts":%d,"statusErrors":%d,"non200":%d,"firstNon200":%d}\n',
+    summary.requests, summary.bytes, summary.duration, latency:percentile(50), latency:percentile(99), latency.max,
+    e.connect, e.read, e.write, e.timeout, e.status, bad, first))
+end
+`;
+
+const RESPONSE_HOOK = String.raw`
+function response(status, headers, body)
+  if status ~= 200 then
+    non200 = non200 + 1
+    if first_non200 == 0 then first_non200 = status end
+  end
 end
 `;
 
 interface WrkResult {
   readonly requests: number;
+  /** Response bytes read, headers included. */
+  readonly bytes: number;
   readonly durationUs: number;
   readonly p50Us: number;
   readonly p99Us: number;
@@ -220,6 +235,8 @@ interface WrkResult {
   readonly readErrors: number;
   readonly writeErrors: number;
   readonly timeouts: number;
+  /** Answers with a status ≥ 400 (wrk's own count, kept also without the response hook). */
+  readonly statusErrors: number;
   readonly non200: number;
   readonly firstNon200: number;
 }
@@ -252,25 +269,47 @@ async function runWrk(script: string, origin: string, paths: readonly string[], 
   if (code !== 0 || !line) throw new Error(`wrk against ${origin} failed (exit ${code}):\n${stdout.slice(-2000)}\n${stderr}`);
   const result = JSON.parse(line.slice(WRK_RESULT.length)) as WrkResult;
   if (result.non200 > 0) throw new Error(`wrk: ${result.non200} of ${result.requests} answers from ${origin} were not 200 (the first: ${result.firstNon200})`);
+  if (result.statusErrors > 0) throw new Error(`wrk: ${result.statusErrors} of ${result.requests} answers from ${origin} had a status of 400 or more`);
   const failed = result.connectErrors + result.readErrors + result.writeErrors + result.timeouts;
   if (failed > 0) throw new Error(`wrk against ${origin}: ${result.connectErrors} connect, ${result.readErrors} read, ${result.writeErrors} write errors, ${result.timeouts} timeouts`);
   return result;
 }
 
+/** The wrk script (wrkScript) in a temp dir for the length of `use`. */
+async function withWrkScript<T>(everyStatus: boolean, use: (script: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-wrk-'));
+  const script = path.join(dir, 'rotate.lua');
+  try {
+    await writeFile(script, wrkScript(everyStatus));
+    return await use(script);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * wrk, one thread with `concurrency` connections, GETs the blobs round-robin (the same list as blobThroughput)
+ * for `seconds`; MB/s over the response bytes (headers are under 0.1 % of them here). An answer ≥ 400 fails it.
+ */
+export async function blobThroughputWrk(origin: string, blobs: readonly BlobTarget[], concurrency: number, seconds: number, serverPid?: number): Promise<Throughput> {
+  const load: WrkLoad = { clients: concurrency, accept: '*/*', threads: 1, seconds };
+  const paths = blobs.map((b) => b.path);
+  return withWrkScript(false, async (script) => {
+    const { result: r, cpuMs } = await serverCpuDuring(serverPid, () => runWrk(script, origin, paths, load, seconds));
+    const measured = r.durationUs / 1e6;
+    return { client: 'wrk', concurrency, bytes: r.bytes, seconds: measured, mbPerS: r.bytes / 1e6 / measured, requests: r.requests, ...(cpuMs === undefined ? {} : { serverCpuMsPerGB: cpuMs / (r.bytes / 1e9) }) };
+  });
+}
+
 /** wrk GETs the manifests round-robin from `clients` connections for `seconds` after a warm-up; exact percentiles. */
 export async function manifestLatencyWrk(origin: string, paths: readonly string[], load: WrkLoad): Promise<Latency> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'pin-preload-wrk-'));
-  const script = path.join(dir, 'manifests.lua');
-  try {
-    await writeFile(script, WRK_SCRIPT);
+  return withWrkScript(true, async (script) => {
     const warmUp = load.warmUpSeconds ?? 2;
     if (warmUp > 0) await runWrk(script, origin, paths, load, warmUp);
-    return await withServerCpu(load.serverPid, async () => {
+    return withServerCpu(load.serverPid, async () => {
       const r = await runWrk(script, origin, paths, load, load.seconds);
       const seconds = r.durationUs / 1e6;
       return { generator: 'wrk', clients: load.clients, requests: r.requests, seconds, requestsPerSecond: r.requests / seconds, p50Ms: r.p50Us / 1000, p99Ms: r.p99Us / 1000, maxMs: r.maxUs / 1000 };
     });
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 }

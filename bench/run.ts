@@ -239,7 +239,7 @@ function serveRows(summary: readonly TargetSummary[], rounds: number): string[] 
   for (let i = 0; i < mirror.blobMBps.length; i++) {
     const m = mirror.blobMBps[i]!;
     const r = registry.blobMBps[i]!;
-    lines.push(row(`blob GET MB/s, concurrency ${m.concurrency}`, fmtSpread(m.mbPerS, 0, 'MB/s'), fmtSpread(r.mbPerS, 0, 'MB/s'), ratioOf(m.mbPerS, r.mbPerS), '≥ 1× docker-registry'));
+    lines.push(row(`blob GET MB/s, concurrency ${m.concurrency} (${m.client})`, fmtSpread(m.mbPerS, 0, 'MB/s'), fmtSpread(r.mbPerS, 0, 'MB/s'), ratioOf(m.mbPerS, r.mbPerS), '≥ 1× docker-registry'));
     if (m.serverCpuMsPerGB && r.serverCpuMsPerGB) {
       lines.push(row('  server CPU per GB served', fmtSpread(m.serverCpuMsPerGB, 0, 'ms'), fmtSpread(r.serverCpuMsPerGB, 0, 'ms'), ratioOf(r.serverCpuMsPerGB, m.serverCpuMsPerGB), 'less is better'));
     }

@@ -14,6 +14,7 @@ import { fixtureTarget, nginxTargets, prepareFixture, type Fixture } from './fix
 import { mustSucceed, peakRssOf, timed } from './proc.js';
 import { floorTarget, fmtSpread, loadInRounds, roundPlan, summarize, type LatencySummary, type LoadTarget, type RoundsResult, type TargetSummary } from './server-rounds.js';
 import { NGINX_NAME, startFloors, startServe, type ChildServer } from './servers.js';
+import type { BlobClient } from './http-load.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const MiB = 1024 * 1024;
@@ -23,7 +24,7 @@ const USAGE = `usage: node dist/bench/serve-load.js [flags]
   --work DIR                 work dir (fixture and bundle kept and reused)
   --components N             components in the generated release (default 60)
   --base-layer-mib N         size of each of the 3 shared base layers (default 48)
-  --blobs                    also measure blob throughput (concurrency 1, 4, 16)
+  --blobs                    also measure blob throughput (concurrency 1, 4, 16; the undici client, then wrk when installed)
   --registry                 the same loads against docker-registry, alternating
   --nginx                    the same blob loads against Debian's nginx (sendfile) over docker-registry's blob files
   --floor                    the same manifest loads against the node:http and Express floor servers
@@ -72,16 +73,16 @@ function describeLatency(label: string, l: LatencySummary): string {
 function describe(t: TargetSummary): string[] {
   return [
     `${t.name}:`,
-    ...t.blobMBps.map((b) => `  blob GET, concurrency ${b.concurrency}: ${fmtSpread(b.mbPerS, 0, 'MB/s')}${b.serverCpuMsPerGB ? `, server CPU ${fmtSpread(b.serverCpuMsPerGB, 0, 'ms')}/GB` : ''}`),
+    ...t.blobMBps.map((b) => `  blob GET, concurrency ${b.concurrency} (${b.client}): ${fmtSpread(b.mbPerS, 0, 'MB/s')}${b.serverCpuMsPerGB ? `, server CPU ${fmtSpread(b.serverCpuMsPerGB, 0, 'ms')}/GB` : ''}`),
     ...(t.wrk ? [describeLatency('wrk', t.wrk)] : []),
     ...(t.undici ? [describeLatency('Node undici client, bounded by the client', t.undici)] : []),
   ];
 }
 
-/** The mirror's MB/s over the peer's in each round at one concurrency (the two loads ran seconds apart). */
-function roundRatios(result: RoundsResult, peer: string, concurrency: number): string {
+/** The mirror's MB/s over the peer's in each round at one load (the two ran seconds apart). */
+function roundRatios(result: RoundsResult, peer: string, load: { readonly client: BlobClient; readonly concurrency: number }): string {
   const mbPerS = (target: string, round: number) =>
-    result.samples.find((s) => s.target === target && s.round === round)?.throughput.find((t) => t.concurrency === concurrency)?.mbPerS;
+    result.samples.find((s) => s.target === target && s.round === round)?.throughput.find((t) => t.concurrency === load.concurrency && t.client === load.client)?.mbPerS;
   return Array.from({ length: result.plan.rounds }, (_, round) => {
     const ours = mbPerS('mirror', round);
     const theirs = mbPerS(peer, round);
@@ -97,8 +98,12 @@ function targetLines(summary: readonly TargetSummary[], result: RoundsResult): s
   for (const [peer, target] of [['docker-registry', 1], [NGINX_NAME, 0.8]] as const) {
     const p = by(peer);
     if (!p || p.blobMBps.length === 0) continue;
-    const ratios = mirror.blobMBps.map((m, i) => `c = ${m.concurrency}: ${(m.mbPerS.median / p.blobMBps[i]!.mbPerS.median).toFixed(2)}× (per round ${roundRatios(result, peer, m.concurrency)})`);
-    lines.push(`target blob GET ≥ ${target}× ${peer}: ${ratios.join(', ')}`);
+    for (const client of [...new Set(mirror.blobMBps.map((m) => m.client))]) {
+      const ratios = mirror.blobMBps.flatMap((m, i) =>
+        m.client === client ? [`c = ${m.concurrency}: ${(m.mbPerS.median / p.blobMBps[i]!.mbPerS.median).toFixed(2)}× (per round ${roundRatios(result, peer, m)})`] : [],
+      );
+      lines.push(`target blob GET ≥ ${target}× ${peer}, ${client} client: ${ratios.join(', ')}`);
+    }
   }
   const registry = by('docker-registry');
   const ours = mirror.calibrated?.serverCpuMsPerRequest;

@@ -4,7 +4,20 @@
 import os from 'node:os';
 import { MANIFEST_ACCEPT } from '../src/oci/media-types.js';
 import type { ChildServer } from './servers.js';
-import { blobThroughput, manifestLatency, readEveryBlobOnce, manifestLatencyWrk, wrkAvailable, WRK_MISSING, type BlobTarget, type Latency, type LatencyGenerator, type Throughput } from './http-load.js';
+import {
+  blobThroughput,
+  blobThroughputWrk,
+  manifestLatency,
+  readEveryBlobOnce,
+  manifestLatencyWrk,
+  wrkAvailable,
+  WRK_MISSING,
+  type BlobClient,
+  type BlobTarget,
+  type Latency,
+  type LatencyGenerator,
+  type Throughput,
+} from './http-load.js';
 
 export interface LoadTarget {
   /** "mirror", "docker-registry", "floor node:http", … */
@@ -74,15 +87,16 @@ const fmtLatency = (l: Latency) =>
   (l.serverCpuMsPerRequest === undefined ? '' : `, server CPU ${l.serverCpuMsPerRequest.toFixed(3)} ms/request`);
 
 /**
- * One round's blob loads: first an untimed read of every blob through each server, then each concurrency on
- * every server back to back (order reversed at every other concurrency), so the two sides of a ratio run
- * seconds apart, not a whole server's turn (blob loads and manifest loads, up to a minute here) apart.
+ * One round's blob loads: first an untimed read of every blob through each server, then each load (a
+ * concurrency with a client: undici, then wrk when it is installed) on every server back to back (order
+ * reversed at every other load), so the two sides of a ratio run seconds apart, not a whole server's turn
+ * (blob loads and manifest loads, up to a minute here) apart.
  *
  * The warm-up is every round, not once: other tenants evict page-cache pages between rounds (fincore showed
  * half of a 1.1 GB bundle gone between two runs), and the mirror reads its bundle tar while docker-registry
  * and nginx share one set of blob files, so one side could start a load reading from disk and the other not.
  */
-async function blobLoads(targets: readonly LoadTarget[], plan: RoundPlan, round: number, log: (line: string) => void): Promise<Map<string, Throughput[]>> {
+async function blobLoads(targets: readonly LoadTarget[], plan: RoundPlan, round: number, clients: readonly BlobClient[], log: (line: string) => void): Promise<Map<string, Throughput[]>> {
   const withBlobs = targets.filter((t) => t.blobs);
   const measured = new Map<string, Throughput[]>(targets.map((t) => [t.name, []]));
   for (const target of withBlobs) {
@@ -90,11 +104,15 @@ async function blobLoads(targets: readonly LoadTarget[], plan: RoundPlan, round:
     const warmed = await readEveryBlobOnce(target.origin, target.blobs!);
     log(`round ${round + 1}/${plan.rounds} ${target.name}: warm-up, every blob once, untimed: ${(warmed / 1e6).toFixed(0)} MB in ${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(1)} s`);
   }
-  for (const [i, c] of plan.blobConcurrencies.entries()) {
+  const loads = plan.blobConcurrencies.flatMap((concurrency) => clients.map((client) => ({ concurrency, client })));
+  for (const [i, { concurrency: c, client }] of loads.entries()) {
     for (const target of roundOrder(withBlobs, i)) {
-      const t = await blobThroughput(target.origin, target.blobs!, c, plan.blobMinBytes, plan.blobMinSeconds, target.pid);
+      const t =
+        client === 'wrk'
+          ? await blobThroughputWrk(target.origin, target.blobs!, c, plan.blobMinSeconds, target.pid)
+          : await blobThroughput(target.origin, target.blobs!, c, plan.blobMinBytes, plan.blobMinSeconds, target.pid);
       const cpu = t.serverCpuMsPerGB === undefined ? '' : `, server CPU ${t.serverCpuMsPerGB.toFixed(0)} ms/GB`;
-      log(`round ${round + 1}/${plan.rounds} ${target.name}: blob GET, concurrency ${c}: ${t.mbPerS.toFixed(0)} MB/s (${t.requests} requests${cpu})`);
+      log(`round ${round + 1}/${plan.rounds} ${target.name}: blob GET, concurrency ${c} (${client}): ${t.mbPerS.toFixed(0)} MB/s (${t.requests} requests${cpu})`);
       measured.get(target.name)!.push(t);
     }
   }
@@ -121,13 +139,13 @@ async function manifestLoads(target: LoadTarget, plan: RoundPlan, round: number,
  */
 export async function loadInRounds(targets: readonly LoadTarget[], plan: RoundPlan, log: (line: string) => void): Promise<RoundsResult> {
   const useWrk = await wrkAvailable();
-  if (!useWrk) log(`${WRK_MISSING}. Manifest latency falls back to the Node undici client, which bounds what it can show.`);
+  if (!useWrk) log(`${WRK_MISSING}. Manifest latency falls back to the Node undici client, which bounds what it can show, and blobs are loaded by undici alone.`);
   const order: string[][] = [];
   const samples: RoundSample[] = [];
   for (let round = 0; round < plan.rounds; round++) {
     const targetsNow = roundOrder(targets, round);
     order.push(targetsNow.map((t) => t.name));
-    const throughput = await blobLoads(targetsNow, plan, round, log);
+    const throughput = await blobLoads(targetsNow, plan, round, useWrk ? ['undici', 'wrk'] : ['undici'], log);
     for (const target of targetsNow) samples.push(await manifestLoads(target, plan, round, useWrk, throughput.get(target.name)!, log));
   }
   return { generator: useWrk ? 'wrk' : 'undici', plan, order, samples };
@@ -159,7 +177,8 @@ export interface LatencySummary {
 
 export interface TargetSummary {
   readonly name: string;
-  readonly blobMBps: ReadonlyArray<{ readonly concurrency: number; readonly mbPerS: Spread; readonly serverCpuMsPerGB?: Spread }>;
+  /** Per load (a concurrency with a client), in the order measured: the same loads for every target with blobs. */
+  readonly blobMBps: ReadonlyArray<{ readonly client: BlobClient; readonly concurrency: number; readonly mbPerS: Spread; readonly serverCpuMsPerGB?: Spread }>;
   readonly wrk?: LatencySummary;
   /** The latency summaries are absent for a blob-only target. */
   readonly undici?: LatencySummary;
@@ -184,11 +203,11 @@ export function summarize(result: RoundsResult): TargetSummary[] {
   const names = [...new Set(result.samples.map((s) => s.target))];
   return names.map((name) => {
     const mine = result.samples.filter((s) => s.target === name);
-    const concurrencies = mine[0]!.throughput.map((t) => t.concurrency);
-    const blobMBps = concurrencies.map((concurrency) => {
-      const runs = mine.map((s) => s.throughput.find((t) => t.concurrency === concurrency)!);
+    const loads = mine[0]!.throughput.map((t) => ({ client: t.client, concurrency: t.concurrency }));
+    const blobMBps = loads.map(({ client, concurrency }) => {
+      const runs = mine.map((s) => s.throughput.find((t) => t.concurrency === concurrency && t.client === client)!);
       const cpu = runs.flatMap((t) => (t.serverCpuMsPerGB === undefined ? [] : [t.serverCpuMsPerGB]));
-      return { concurrency, mbPerS: spread(runs.map((t) => t.mbPerS)), ...(cpu.length > 0 ? { serverCpuMsPerGB: spread(cpu) } : {}) };
+      return { client, concurrency, mbPerS: spread(runs.map((t) => t.mbPerS)), ...(cpu.length > 0 ? { serverCpuMsPerGB: spread(cpu) } : {}) };
     });
     const wrk = mine.every((s) => s.wrk) ? summarizeLatency(mine.map((s) => s.wrk!)) : undefined;
     const undici = mine.every((s) => s.undici) ? summarizeLatency(mine.map((s) => s.undici!)) : undefined;
