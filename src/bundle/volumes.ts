@@ -112,7 +112,7 @@ export class VolumeSet {
       fd = openFd(volumePath, this.writable ? 'r+' : 'r').catch((err: unknown) => {
         if (this.writable) throw err;
         if (errnoCode(err) === 'ENOENT') throw new UserError('BUNDLE_VOLUME_MISSING', `bundle volume ${volumePath} is missing`, { subject: { kind: 'path', name: volumePath } });
-        throw placeIoError(err, { io: 'read', path: volumePath, offset: 0 }); // EIO, EACCES: the media's, as a failed read
+        throw placeIoError(err, { io: 'read', path: volumePath }); // EIO, EACCES: the media's, as a failed read (of no byte yet)
       });
       fd.catch(() => undefined);
       this.fds[index] = fd;

@@ -263,7 +263,32 @@ test("a blob another process's commit adds or removes is served, or not, on the 
   assert.equal(JSON.parse(gone.body.toString()).errors[0].code, 'BLOB_UNKNOWN');
 });
 
-test('a client that goes away mid-blob ends the download: the file is no longer read, the download slot and every pooled buffer come back', async (t) => {
+/** The mirror's blob downloads in progress (its gauge), and the pooled buffers lent, once both are back to `lentBefore` and 0 (5 s at most). */
+async function downloadsSettled(mirror: RunningMirror, lentBefore: number): Promise<{ active: number; lent: number }> {
+  const active = async () => Number(/^pin_preload_mirror_blob_streams (\d+)$/m.exec((await get(mirror, '/metrics')).body.toString())?.[1]);
+  let now = { active: await active(), lent: pooledBuffersLent() };
+  for (let i = 0; i < 50 && (now.active !== 0 || now.lent !== lentBefore); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    now = { active: await active(), lent: pooledBuffersLent() };
+  }
+  return now;
+}
+
+/** GETs `target` and resolves once the connection is gone: after the first body bytes when `leaveEarly`, else whenever the server ends it. */
+function getUntilGone(mirror: RunningMirror, target: string, leaveEarly: boolean): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port: mirror.port, path: target }, (res) => {
+      res.on('data', () => {
+        if (leaveEarly) req.destroy();
+      });
+      res.on('error', () => undefined);
+    });
+    req.on('error', () => undefined);
+    req.on('close', () => resolve());
+  });
+}
+
+test('a client that goes away mid-blob ends the download: the download slot and every pooled buffer come back', async (t) => {
   const dir = await withWork(t);
   // Far more than the socket buffers on both sides hold, so the copy is still running when the client leaves.
   const big = testImage(tool, 'big', [randomBytes(24 * 1024 * 1024)], { tag: 'v1' });
@@ -271,25 +296,42 @@ test('a client that goes away mid-blob ends the download: the file is no longer 
   t.after(() => store.close());
   await store.registerBundle(await buildTinyBundle(path.join(dir, 'a.tar'), [big]));
   const mirror = await serve(t, store);
-  const downloads = async () => Number(/^pin_preload_mirror_blob_streams (\d+)$/m.exec((await get(mirror, '/metrics')).body.toString())?.[1]);
   const lentBefore = pooledBuffersLent();
+  await getUntilGone(mirror, `/v2/team/tool/blobs/${big.blobs.at(-1)!.digest}`, true);
+  assert.deepEqual(await downloadsSettled(mirror, lentBefore), { active: 0, lent: lentBefore });
+});
 
-  await new Promise<void>((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port: mirror.port, path: `/v2/team/tool/blobs/${big.blobs.at(-1)!.digest}` }, (res) => {
-      res.once('data', () => {
-        req.destroy();
-        resolve();
-      });
-    });
-    req.on('error', (err) => (req.destroyed ? undefined : reject(err)));
+test('a connection destroyed just before the last chunk is written (Node drops that write without calling back, yet the response finishes) still gives every pooled buffer back', async (t) => {
+  const dir = await withWork(t);
+  const blob = testImage(tool, 'blob', [randomBytes(3 * 1024 * 1024 + 5)], { tag: 'v1' });
+  const store = await BundleStore.open(path.join(dir, 'state.db'));
+  t.after(() => store.close());
+  await store.registerBundle(await buildTinyBundle(path.join(dir, 'a.tar'), [blob]));
+  const mirror = await serve(t, store);
+  const layer = blob.blobs.at(-1)!;
+  // The socket is destroyed right before the write that completes the body: the moment a client's reset can land.
+  const write = http.ServerResponse.prototype.write;
+  const sent = new WeakMap<http.ServerResponse, number>();
+  let destroyedBeforeLast = 0;
+  http.ServerResponse.prototype.write = function (this: http.ServerResponse, chunk: Uint8Array, ...rest: unknown[]) {
+    if (this.getHeader('docker-content-digest') === layer.digest) {
+      const total = (sent.get(this) ?? 0) + chunk.length;
+      sent.set(this, total);
+      if (total === layer.size) {
+        this.socket?.destroy();
+        destroyedBeforeLast++;
+      }
+    }
+    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as typeof write;
+  t.after(() => {
+    http.ServerResponse.prototype.write = write;
   });
-  let [active, lent] = [await downloads(), pooledBuffersLent()];
-  for (let i = 0; i < 50 && (active !== 0 || lent !== lentBefore); i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    [active, lent] = [await downloads(), pooledBuffersLent()];
-  }
-  assert.equal(active, 0, 'the download ended with its client');
-  assert.equal(lent, lentBefore, 'every pooled buffer was given back');
+  const lentBefore = pooledBuffersLent();
+  await getUntilGone(mirror, `/v2/team/tool/blobs/${layer.digest}`, false);
+  assert.equal(destroyedBeforeLast, 1, 'the last chunk met a destroyed socket');
+  http.ServerResponse.prototype.write = write;
+  assert.deepEqual(await downloadsSettled(mirror, lentBefore), { active: 0, lent: lentBefore });
 });
 
 for (const servedBefore of [false, true]) {

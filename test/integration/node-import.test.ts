@@ -383,7 +383,7 @@ test('a seal, a signature or a volume of the media that cannot be read or opened
   const cases = [
     { file: seal, syscalls: 'read,pread64', named: `reading the seal ${seal} failed: EIO` },
     { file: signature, syscalls: 'read,pread64', named: `reading the signature ${signature} failed: EIO` },
-    { file: volumes[1]!, syscalls: 'openat', named: `reading volume ${volumes[1]!} at byte 0` },
+    { file: volumes[1]!, syscalls: 'openat', named: `reading volume ${volumes[1]!} failed: EIO` },
   ];
   for (const [i, { file, syscalls, named }] of cases.entries()) {
     const fault = { file, syscalls, errno: 'EIO' };

@@ -8,7 +8,7 @@ import type { RequestedName } from '../names.js';
 import { parseRangeHeader } from '../range.js';
 import { found, type Exchange, type HandlerContext } from './base.js';
 
-const CLIENT_GONE = new Error('the client closed the connection before the blob was sent');
+const CLIENT_GONE = new Error('the response closed');
 
 export async function getBlob(ex: Exchange, ctx: HandlerContext, name: RequestedName, digest: Digest): Promise<void> {
   const blob = found(ctx.store.statBlob(name, digest));
@@ -40,12 +40,12 @@ export async function getBlob(ex: Exchange, ctx: HandlerContext, name: Requested
   }
   const release = ctx.admitBlobStream();
   if (!release) throw new RegistryError('TOOMANYREQUESTS', 'too many blob downloads at once; retry shortly', null, { 'Retry-After': '1' });
-  // The client went away: stop reading the file. 'close' follows every response, so only one that did not
-  // finish means that; the reason given spares abort() building a DOMException, stack and all.
+  // The client went away (or the response ended): stop reading the file, and abandon any chunk still held.
+  // Aborted on every 'close', finished or not: a write Node dropped (the socket destroyed just before the
+  // last chunk, before 'close') never calls back, yet the response still finishes. The reason given spares
+  // abort() building a DOMException, stack and all, per download.
   const gone = new AbortController();
-  res.once('close', () => {
-    if (!res.writableFinished) gone.abort(CLIENT_GONE);
-  });
+  res.once('close', () => gone.abort(CLIENT_GONE));
   const counted = {
     write: (chunk: Uint8Array, done: (err?: Error | null) => void) => {
       ex.bodyBytes += chunk.length;
