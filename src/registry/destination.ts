@@ -75,8 +75,7 @@ export class RegistryDestination implements ImageDestination {
   }
 
   async reuseBlob(repository: string, blob: BlobRef, mountFrom: string | undefined, signal?: AbortSignal): Promise<BlobReuse> {
-    const key = `${repository}@${blob.digest}`;
-    if (this.uploads.has(key)) return 'absent'; // an upload of it started already (a retried step): putBlob goes on with it
+    if (this.uploads.has(uploadKey(repository, blob.digest))) return 'absent'; // an upload of it started already (a retried step): putBlob goes on with it
     // A blob this run put into another repository, on a target that has answered some mount with 201: the
     // mount answers whether it is here too, one request for two. 201 then cannot tell "was here" from
     // "mounted"; either way no byte moves. Without that 201 a 202 could come from a registry that does not
@@ -141,12 +140,12 @@ export class RegistryDestination implements ImageDestination {
     }
     if (self) this.knowledge.blobAbsent(repository);
     const location = header(res, 'location');
-    if (location !== undefined) this.uploads.set(`${repository}@${blob.digest}`, { location: this.locationOf(repository, res), fresh: true });
+    if (location !== undefined) this.uploads.set(uploadKey(repository, blob.digest), { location: this.locationOf(repository, res), fresh: true });
     return 'absent';
   }
 
   async putBlob(repository: string, blob: BlobRef, open: (offset: number) => Readable, signal?: AbortSignal): Promise<number> {
-    const key = `${repository}@${blob.digest}`;
+    const key = uploadKey(repository, blob.digest);
     const started = this.uploads.get(key);
     let location = started?.location;
     let offset = 0;
@@ -302,6 +301,11 @@ export class RegistryDestination implements ImageDestination {
       signal,
     });
   }
+}
+
+/** The key of a blob's upload to one repository in `uploads`. */
+function uploadKey(repository: string, digest: Digest): string {
+  return `${repository}@${digest}`;
 }
 
 /** POST …/uploads/?mount=&from=: link the blob from another repository (or find it in this one). */
